@@ -1,0 +1,207 @@
+package schemas
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"strconv"
+	"time"
+)
+
+// Step is one step of a command's life in the audit trail.
+type Step string
+
+// Steps of a command's life.
+const (
+	StepReceived     Step = "received"
+	StepRejected     Step = "rejected"
+	StepHeld         Step = "held"
+	StepDryRun       Step = "dry_run"
+	StepRevoked      Step = "revoked"
+	StepFailed       Step = "failed"
+	StepDeadLettered Step = "dead_lettered"
+	StepVerified     Step = "verified"
+)
+
+// Steps lists every step in the order of a command's life.
+var Steps = []Step{StepReceived, StepRejected, StepHeld, StepDryRun, StepRevoked, StepFailed, StepDeadLettered, StepVerified}
+
+// Terminal reports whether a command whose trail holds this step needs no
+// further execution.
+func (s Step) Terminal() bool {
+	switch s {
+	case StepRejected, StepDryRun, StepRevoked, StepDeadLettered, StepHeld:
+		return true
+	}
+	return false
+}
+
+// AuditRow is one append-only row of the audit trail: one step of one
+// command's life. Token values never appear in it, only fingerprints.
+//
+// Rows are deterministic: RowID is derived from the command, the step and
+// the Kafka position the command came from, so a retried insert of the same
+// step is the same row and the store deduplicates it. Chain, Seq, PrevHash
+// and Hash link the rows of one writer into a hash chain that makes edits,
+// deletions, insertions and reorderings detectable.
+type AuditRow struct {
+	RowID string    `json:"row_id"`
+	Chain string    `json:"chain"`
+	Seq   uint64    `json:"seq"`
+	Time  time.Time `json:"time"`
+
+	CommandID string `json:"command_id"`
+	Step      Step   `json:"step"`
+	// Detail is why: the rejection reason, the error, the hold reason.
+	Detail string `json:"detail,omitempty"`
+
+	Issuer   string `json:"issuer"`
+	Actor    string `json:"actor"`
+	Approver string `json:"approver,omitempty"`
+
+	TargetKind        TargetKind `json:"target_kind"`
+	UserID            string     `json:"user_id,omitempty"`
+	TokenID           string     `json:"token_id,omitempty"`
+	SessionID         string     `json:"session_id,omitempty"`
+	ClientID          string     `json:"client_id,omitempty"`
+	IncludeDownscoped bool       `json:"include_downscoped"`
+	Action            Action     `json:"action"`
+	Mode              Mode       `json:"mode"`
+
+	RuleID         string    `json:"rule_id"`
+	RuleVersion    uint32    `json:"rule_version"`
+	Severity       Severity  `json:"severity"`
+	Summary        string    `json:"summary,omitempty"`
+	Evidence       []string  `json:"evidence,omitempty"`
+	FirstEventTime time.Time `json:"first_event_time,omitzero"`
+	DetectedAt     time.Time `json:"detected_at,omitzero"`
+	IssuedAt       time.Time `json:"issued_at,omitzero"`
+	ExpiresAt      time.Time `json:"expires_at,omitzero"`
+
+	// The token API's answer and the proof that the revocation took.
+	IdPStatus     uint16 `json:"idp_status,omitempty"`
+	IdPResponse   string `json:"idp_response,omitempty"`
+	TokensRevoked uint32 `json:"tokens_revoked,omitempty"`
+	Proof         string `json:"proof,omitempty"`
+	Attempts      uint32 `json:"attempts,omitempty"`
+
+	// Latencies in milliseconds: event → detection, event → this step.
+	DetectLatencyMs int64 `json:"detect_latency_ms,omitempty"`
+	RevokeLatencyMs int64 `json:"revoke_latency_ms,omitempty"`
+
+	SourceTopic     string `json:"source_topic,omitempty"`
+	SourcePartition int32  `json:"source_partition"`
+	SourceOffset    int64  `json:"source_offset"`
+
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+}
+
+// AuditRowID is the deterministic id of one step of a command received at
+// a Kafka position.
+func AuditRowID(commandID string, step Step, topic string, partition int32, offset int64) string {
+	h := sha256.New()
+	for _, p := range []string{commandID, string(step), topic, strconv.Itoa(int(partition)), strconv.FormatInt(offset, 10)} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// ComputeHash returns the chain hash of the row: SHA-256 over PrevHash and
+// a canonical, length-prefixed encoding of every other field except Hash.
+// Timestamps enter at second precision, the precision every supported
+// ClickHouse version stores (latencies keep milliseconds in their own
+// fields), so a row read back from any backend hashes the same.
+func (r *AuditRow) ComputeHash() string {
+	h := sha256.New()
+	var buf [8]byte
+	str := func(s string) {
+		binary.BigEndian.PutUint64(buf[:], uint64(len(s)))
+		h.Write(buf[:])
+		h.Write([]byte(s))
+	}
+	num := func(n int64) {
+		binary.BigEndian.PutUint64(buf[:], uint64(n))
+		h.Write(buf[:])
+	}
+	ts := func(t time.Time) {
+		if t.IsZero() {
+			num(0)
+			return
+		}
+		num(t.Unix())
+	}
+	str("audit-row/v1")
+	str(r.PrevHash)
+	str(r.RowID)
+	str(r.Chain)
+	num(int64(r.Seq))
+	ts(r.Time)
+	str(r.CommandID)
+	str(string(r.Step))
+	str(r.Detail)
+	str(r.Issuer)
+	str(r.Actor)
+	str(r.Approver)
+	str(string(r.TargetKind))
+	str(r.UserID)
+	str(r.TokenID)
+	str(r.SessionID)
+	str(r.ClientID)
+	if r.IncludeDownscoped {
+		num(1)
+	} else {
+		num(0)
+	}
+	str(string(r.Action))
+	str(string(r.Mode))
+	str(r.RuleID)
+	num(int64(r.RuleVersion))
+	str(string(r.Severity))
+	str(r.Summary)
+	num(int64(len(r.Evidence)))
+	for _, e := range r.Evidence {
+		str(e)
+	}
+	ts(r.FirstEventTime)
+	ts(r.DetectedAt)
+	ts(r.IssuedAt)
+	ts(r.ExpiresAt)
+	num(int64(r.IdPStatus))
+	str(r.IdPResponse)
+	num(int64(r.TokensRevoked))
+	str(r.Proof)
+	num(int64(r.Attempts))
+	num(r.DetectLatencyMs)
+	num(r.RevokeLatencyMs)
+	str(r.SourceTopic)
+	num(int64(r.SourcePartition))
+	num(r.SourceOffset)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// RowFromCommand fills the command's fields of an audit row.
+func RowFromCommand(c *RevokeCommand) AuditRow {
+	return AuditRow{
+		CommandID:         c.CommandID,
+		Issuer:            c.Issuer,
+		TargetKind:        c.Target.Kind,
+		UserID:            c.Target.UserID,
+		TokenID:           c.Target.TokenID,
+		SessionID:         c.Target.SessionID,
+		ClientID:          c.Target.ClientID,
+		IncludeDownscoped: c.Target.IncludeDownscoped,
+		Action:            c.Action,
+		Mode:              c.Mode,
+		RuleID:            c.Reason.RuleID,
+		RuleVersion:       uint32(max(c.Reason.RuleVersion, 0)),
+		Severity:          c.Reason.Severity,
+		Summary:           c.Reason.Summary,
+		Evidence:          c.Reason.Evidence,
+		FirstEventTime:    c.Reason.FirstEventTime,
+		DetectedAt:        c.Reason.DetectedAt,
+		IssuedAt:          c.IssuedAt,
+		ExpiresAt:         c.ExpiresAt,
+	}
+}

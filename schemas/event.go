@@ -1,0 +1,255 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// EventType is the kind of an AuditEvent.
+type EventType string
+
+// The event types of AuditEvent v1.
+const (
+	EventLoginSuccess      EventType = "login.success"
+	EventLoginFailure      EventType = "login.failure"
+	EventMFAFailure        EventType = "mfa.failure"
+	EventLogout            EventType = "logout"
+	EventTokenIssued       EventType = "token.issued"
+	EventTokenExchanged    EventType = "token.exchanged"
+	EventTokenRefreshed    EventType = "token.refreshed"
+	EventTokenUsed         EventType = "token.used"
+	EventTokenRevoked      EventType = "token.revoked"
+	EventFileDownload      EventType = "file.download"
+	EventFilePreview       EventType = "file.preview"
+	EventFileUpload        EventType = "file.upload"
+	EventShareCreated      EventType = "share.created"
+	EventPermissionChanged EventType = "permission.changed"
+	EventPasswordChanged   EventType = "password.changed"
+	EventPasswordReset     EventType = "password.reset"
+)
+
+// EventTypes lists every known event type, in a stable order.
+var EventTypes = []EventType{
+	EventLoginSuccess, EventLoginFailure, EventMFAFailure, EventLogout,
+	EventTokenIssued, EventTokenExchanged, EventTokenRefreshed, EventTokenUsed,
+	EventTokenRevoked, EventFileDownload, EventFilePreview, EventFileUpload,
+	EventShareCreated, EventPermissionChanged, EventPasswordChanged, EventPasswordReset,
+}
+
+// Known reports whether t is a type of AuditEvent v1.
+func (t EventType) Known() bool {
+	for _, k := range EventTypes {
+		if t == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Geo is where an event came from, as resolved by the source.
+type Geo struct {
+	Country string   `json:"country,omitempty"`
+	City    string   `json:"city,omitempty"`
+	Lat     *float64 `json:"lat,omitempty"`
+	Lon     *float64 `json:"lon,omitempty"`
+	ASN     uint32   `json:"asn,omitempty"`
+}
+
+// Resource is what an event acted on.
+type Resource struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+// AuditEvent is a normalised identity or activity event (AuditEvent v1).
+// TokenID and ParentTokenID are token fingerprints (see Fingerprint), never
+// raw tokens.
+type AuditEvent struct {
+	ID            string            `json:"id"`
+	Time          time.Time         `json:"time"`
+	Type          EventType         `json:"type"`
+	UserID        string            `json:"user_id"`
+	SessionID     string            `json:"session_id,omitempty"`
+	TokenID       string            `json:"token_id,omitempty"`
+	ParentTokenID string            `json:"parent_token_id,omitempty"`
+	ClientID      string            `json:"client_id,omitempty"`
+	Scopes        []string          `json:"scopes,omitempty"`
+	IP            string            `json:"ip,omitempty"`
+	UserAgent     string            `json:"user_agent,omitempty"`
+	DeviceID      string            `json:"device_id,omitempty"`
+	Geo           *Geo              `json:"geo,omitempty"`
+	Resource      *Resource         `json:"resource,omitempty"`
+	Bytes         int64             `json:"bytes,omitempty"`
+	Source        string            `json:"source,omitempty"`
+	Attrs         map[string]string `json:"attrs,omitempty"`
+}
+
+// Limits on event fields. They keep one event small and bound what a
+// malicious source can make a reader hold.
+const (
+	MaxIDLen       = 256
+	MaxEventBytes  = 64 << 10
+	MaxScopes      = 64
+	MaxAttrs       = 64
+	MaxAttrLen     = 1024
+	maxFreeTextLen = 1024
+)
+
+// DecodeEvent strictly decodes one AuditEvent v1 from JSON and validates it.
+// Unknown fields, unknown types, missing required fields, wrong types and
+// trailing data are rejected; the error wraps ErrInvalidEvent and one
+// *FieldError per problem naming the field.
+func DecodeEvent(data []byte) (AuditEvent, error) {
+	var ev AuditEvent
+	if len(data) > MaxEventBytes {
+		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, &FieldError{Reason: fmt.Sprintf("event is %d bytes, limit %d", len(data), MaxEventBytes)})
+	}
+	if err := strictUnmarshal(data, &ev); err != nil {
+		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, decodeError(err))
+	}
+	if err := ev.Validate(); err != nil {
+		return ev, err
+	}
+	return ev, nil
+}
+
+// strictUnmarshal decodes exactly one JSON value, rejecting unknown fields
+// and anything after the value.
+func strictUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return &FieldError{Reason: "trailing data after the JSON value"}
+	}
+	return nil
+}
+
+// Validate reports every problem of the event at once, wrapped in
+// ErrInvalidEvent.
+func (e *AuditEvent) Validate() error {
+	var errs fieldErrors
+	checkID(&errs, "id", e.ID, true)
+	if e.Time.IsZero() {
+		errs.add("time", "required (RFC 3339)")
+	}
+	switch {
+	case e.Type == "":
+		errs.add("type", "required")
+	case !e.Type.Known():
+		errs.add("type", "unknown event type %q", truncate(string(e.Type), 64))
+	}
+	checkID(&errs, "user_id", e.UserID, true)
+	checkID(&errs, "session_id", e.SessionID, false)
+	checkTokenID(&errs, "token_id", e.TokenID)
+	checkTokenID(&errs, "parent_token_id", e.ParentTokenID)
+	if e.ParentTokenID != "" && e.TokenID == "" {
+		errs.add("token_id", "required when parent_token_id is set")
+	}
+	if e.Type == EventTokenExchanged && (e.TokenID == "" || e.ParentTokenID == "") {
+		errs.add("parent_token_id", "token.exchanged needs token_id and parent_token_id")
+	}
+	checkID(&errs, "client_id", e.ClientID, false)
+	checkID(&errs, "device_id", e.DeviceID, false)
+	if len(e.Scopes) > MaxScopes {
+		errs.add("scopes", "%d scopes, limit %d", len(e.Scopes), MaxScopes)
+	}
+	for i, s := range e.Scopes {
+		if s == "" || len(s) > MaxIDLen || strings.ContainsAny(s, " \t\r\n") {
+			errs.add(fmt.Sprintf("scopes[%d]", i), "must be a non-empty scope token without spaces")
+		}
+	}
+	if e.IP != "" {
+		if _, err := netip.ParseAddr(e.IP); err != nil {
+			errs.add("ip", "not an IP address")
+		}
+	}
+	if len(e.UserAgent) > maxFreeTextLen {
+		errs.add("user_agent", "longer than %d bytes", maxFreeTextLen)
+	}
+	if g := e.Geo; g != nil {
+		if g.Country != "" && !isCountryCode(g.Country) {
+			errs.add("geo.country", "must be an ISO 3166-1 alpha-2 code")
+		}
+		if (g.Lat == nil) != (g.Lon == nil) {
+			errs.add("geo.lat", "lat and lon come together")
+		}
+		if g.Lat != nil && (math.IsNaN(*g.Lat) || *g.Lat < -90 || *g.Lat > 90) {
+			errs.add("geo.lat", "out of range [-90, 90]")
+		}
+		if g.Lon != nil && (math.IsNaN(*g.Lon) || *g.Lon < -180 || *g.Lon > 180) {
+			errs.add("geo.lon", "out of range [-180, 180]")
+		}
+		if len(g.City) > MaxIDLen {
+			errs.add("geo.city", "longer than %d bytes", MaxIDLen)
+		}
+	}
+	if r := e.Resource; r != nil {
+		checkID(&errs, "resource.type", r.Type, true)
+		checkID(&errs, "resource.id", r.ID, true)
+	}
+	if e.Bytes < 0 {
+		errs.add("bytes", "must not be negative")
+	}
+	checkID(&errs, "source", e.Source, false)
+	if len(e.Attrs) > MaxAttrs {
+		errs.add("attrs", "%d attributes, limit %d", len(e.Attrs), MaxAttrs)
+	}
+	for k, v := range e.Attrs {
+		if k == "" || len(k) > MaxIDLen || len(v) > MaxAttrLen {
+			errs.add("attrs."+truncate(k, 64), "key must be 1-%d bytes and value at most %d", MaxIDLen, MaxAttrLen)
+		}
+	}
+	return errs.join(ErrInvalidEvent)
+}
+
+func checkID(errs *fieldErrors, field, v string, required bool) {
+	switch {
+	case v == "" && required:
+		errs.add(field, "required")
+	case len(v) > MaxIDLen:
+		errs.add(field, "longer than %d bytes", MaxIDLen)
+	case strings.ContainsAny(v, "\x00\r\n"):
+		errs.add(field, "contains control characters")
+	}
+}
+
+// checkTokenID rejects values that look like raw tokens rather than ids or
+// fingerprints, so a misconfigured source cannot leak tokens downstream.
+func checkTokenID(errs *fieldErrors, field, v string) {
+	if v == "" {
+		return
+	}
+	checkID(errs, field, v, false)
+	if LooksLikeRawToken(v) {
+		errs.add(field, "looks like a raw token (a JWT); send its fingerprint instead")
+	}
+}
+
+// LooksLikeRawToken reports whether s has the shape of a JWT (three base64url
+// segments, the first starting with "eyJ"), which must never travel in an
+// event or command in the clear.
+func LooksLikeRawToken(s string) bool {
+	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
+}
+
+func isCountryCode(s string) bool {
+	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Key is the Kafka key of the event: its user id.
+func (e *AuditEvent) Key() []byte { return []byte(e.UserID) }
