@@ -102,8 +102,8 @@ type AuditRow struct {
 func AuditRowID(commandID string, step Step, topic string, partition int32, offset int64) string {
 	h := sha256.New()
 	for _, p := range []string{commandID, string(step), topic, strconv.Itoa(int(partition)), strconv.FormatInt(offset, 10)} {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(p))))
 		h.Write([]byte(p))
-		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -2,8 +2,10 @@ package schemas
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"time"
@@ -136,7 +138,7 @@ func DecodeCommand(data []byte) (RevokeCommand, error) {
 		return c, fmt.Errorf("%w: %w", ErrInvalidCommand, &FieldError{Reason: fmt.Sprintf("command is %d bytes, limit %d", len(data), MaxCommandBytes)})
 	}
 	if err := strictUnmarshal(data, &c); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrInvalidCommand, decodeError(err))
+		return c, fmt.Errorf("%w: %w", ErrInvalidCommand, decodeError(err, data, reflect.TypeFor[RevokeCommand]()))
 	}
 	if err := c.Validate(); err != nil {
 		return c, err
@@ -242,8 +244,8 @@ func DetectionCommandID(ruleID string, ruleVersion int, target Target, evidence 
 		string(target.Kind), target.UserID, target.TokenID, target.SessionID, target.ClientID,
 		strconv.FormatBool(target.IncludeDownscoped),
 	}, ev...) {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(part))))
 		h.Write([]byte(part))
-		h.Write([]byte{0})
 	}
 	return "cmd_" + hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
+	"time"
 )
 
 // Sentinels that decoding and validation errors wrap.
@@ -31,9 +33,20 @@ func (e *FieldError) Error() string {
 }
 
 // decodeError turns an encoding/json error into a FieldError that names the
-// field. encoding/json reports unknown fields as `json: unknown field "x"`
-// and type mismatches as *json.UnmarshalTypeError with the field path.
-func decodeError(err error) *FieldError {
+// field. encoding/json reports type mismatches as *json.UnmarshalTypeError
+// with the field path, but unknown fields and bad timestamps without one:
+// for those the document is walked against the target type to find the
+// full path (only on the error path, so valid input pays nothing).
+func decodeError(err error, data []byte, target reflect.Type) *FieldError {
+	var parseErr *time.ParseError
+	if errors.As(err, &parseErr) || strings.HasPrefix(err.Error(), "json: unknown field ") {
+		var doc any
+		if json.Unmarshal(data, &doc) == nil {
+			if fe := locate(target, doc, ""); fe != nil {
+				return fe
+			}
+		}
+	}
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
@@ -64,4 +77,56 @@ func (fe fieldErrors) join(sentinel error) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", sentinel, errors.Join(fe...))
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// locate walks a generic JSON document against the Go type it should decode
+// into and returns the first unknown key or unparseable timestamp, with its
+// dotted path.
+func locate(typ reflect.Type, doc any, path string) *FieldError {
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	join := func(name string) string {
+		if path == "" {
+			return name
+		}
+		return path + "." + name
+	}
+	switch {
+	case typ == timeType:
+		if s, ok := doc.(string); ok {
+			if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+				return &FieldError{Field: path, Reason: "not an RFC 3339 timestamp"}
+			}
+		}
+	case typ.Kind() == reflect.Struct:
+		obj, ok := doc.(map[string]any)
+		if !ok {
+			return nil
+		}
+		fields := map[string]reflect.Type{}
+		for f := range typ.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			fields[name] = f.Type
+		}
+		for key, v := range obj {
+			ft, known := fields[key]
+			if !known {
+				return &FieldError{Field: join(key), Reason: "unknown field"}
+			}
+			if fe := locate(ft, v, join(key)); fe != nil {
+				return fe
+			}
+		}
+	case typ.Kind() == reflect.Slice:
+		arr, _ := doc.([]any)
+		for i, v := range arr {
+			if fe := locate(typ.Elem(), v, fmt.Sprintf("%s[%d]", path, i)); fe != nil {
+				return fe
+			}
+		}
+	}
+	return nil
 }

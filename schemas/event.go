@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -110,7 +111,7 @@ func DecodeEvent(data []byte) (AuditEvent, error) {
 		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, &FieldError{Reason: fmt.Sprintf("event is %d bytes, limit %d", len(data), MaxEventBytes)})
 	}
 	if err := strictUnmarshal(data, &ev); err != nil {
-		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, decodeError(err))
+		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, decodeError(err, data, reflect.TypeFor[AuditEvent]()))
 	}
 	if err := ev.Validate(); err != nil {
 		return ev, err
