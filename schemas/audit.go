@@ -21,16 +21,18 @@ const (
 	StepFailed       Step = "failed"
 	StepDeadLettered Step = "dead_lettered"
 	StepVerified     Step = "verified"
+	// StepNotified ends a command whose action is notify: nothing revoked.
+	StepNotified Step = "notified"
 )
 
 // Steps lists every step in the order of a command's life.
-var Steps = []Step{StepReceived, StepRejected, StepHeld, StepDryRun, StepRevoked, StepFailed, StepDeadLettered, StepVerified}
+var Steps = []Step{StepReceived, StepRejected, StepHeld, StepDryRun, StepRevoked, StepFailed, StepDeadLettered, StepVerified, StepNotified}
 
 // Terminal reports whether a command whose trail holds this step needs no
 // further execution.
 func (s Step) Terminal() bool {
 	switch s {
-	case StepRejected, StepDryRun, StepRevoked, StepDeadLettered, StepHeld:
+	case StepRejected, StepDryRun, StepRevoked, StepDeadLettered, StepHeld, StepNotified:
 		return true
 	}
 	return false
@@ -74,6 +76,7 @@ type AuditRow struct {
 	Summary        string    `json:"summary,omitempty"`
 	Evidence       []string  `json:"evidence,omitempty"`
 	FirstEventTime time.Time `json:"first_event_time,omitzero"`
+	LastEventTime  time.Time `json:"last_event_time,omitzero"`
 	DetectedAt     time.Time `json:"detected_at,omitzero"`
 	IssuedAt       time.Time `json:"issued_at,omitzero"`
 	ExpiresAt      time.Time `json:"expires_at,omitzero"`
@@ -85,7 +88,8 @@ type AuditRow struct {
 	Proof         string `json:"proof,omitempty"`
 	Attempts      uint32 `json:"attempts,omitempty"`
 
-	// Latencies in milliseconds: event → detection, event → this step.
+	// Latencies in milliseconds from LastEventTime: to detection, and to
+	// this step.
 	DetectLatencyMs int64 `json:"detect_latency_ms,omitempty"`
 	RevokeLatencyMs int64 `json:"revoke_latency_ms,omitempty"`
 
@@ -165,6 +169,7 @@ func (r *AuditRow) ComputeHash() string {
 		str(e)
 	}
 	ts(r.FirstEventTime)
+	ts(r.LastEventTime)
 	ts(r.DetectedAt)
 	ts(r.IssuedAt)
 	ts(r.ExpiresAt)
@@ -200,6 +205,7 @@ func RowFromCommand(c *RevokeCommand) AuditRow {
 		Summary:           c.Reason.Summary,
 		Evidence:          c.Reason.Evidence,
 		FirstEventTime:    c.Reason.FirstEventTime,
+		LastEventTime:     c.Reason.LastEventTime,
 		DetectedAt:        c.Reason.DetectedAt,
 		IssuedAt:          c.IssuedAt,
 		ExpiresAt:         c.ExpiresAt,

@@ -106,7 +106,11 @@ type Reason struct {
 	Summary        string    `json:"summary"`
 	Evidence       []string  `json:"evidence,omitempty"`
 	FirstEventTime time.Time `json:"first_event_time,omitzero"`
-	DetectedAt     time.Time `json:"detected_at,omitzero"`
+	// LastEventTime is the time of the event that completed the detection;
+	// latencies (event → detection → revocation) are measured from it.
+	LastEventTime time.Time `json:"last_event_time,omitzero"`
+	// DetectedAt is the wall-clock time the detector issued the command.
+	DetectedAt time.Time `json:"detected_at,omitzero"`
 }
 
 // RevokeCommand is an instruction to revoke (RevokeCommand v1). It travels
