@@ -1,0 +1,228 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/internal/config"
+)
+
+// EventsPath is where the HTTP endpoint accepts events.
+const EventsPath = "/v1/events"
+
+// HTTPConfig configures the HTTP endpoint.
+type HTTPConfig struct {
+	// Addr is the listen address.
+	Addr string `flag:"listen" env:"LISTEN" yaml:"listen" usage:"listen address of the HTTP ingest endpoint (POST /v1/events)"`
+	// MaxBodyBytes bounds one request body; a larger one is refused whole
+	// with 413 and nothing of it is published.
+	MaxBodyBytes int64 `flag:"max-body-bytes" env:"MAX_BODY_BYTES" yaml:"max_body_bytes" usage:"largest accepted request body"`
+	// BearerToken, when set, is required as "Authorization: Bearer <token>".
+	BearerToken config.Secret `flag:"-" env:"BEARER_TOKEN" yaml:"-" usage:"bearer token required from clients"`
+	// ReadHeaderTimeout bounds how long a client may take to send headers.
+	ReadHeaderTimeout time.Duration `flag:"read-header-timeout" env:"READ_HEADER_TIMEOUT" yaml:"read_header_timeout" usage:"how long a client may take to send request headers"`
+	// ReadTimeout bounds how long a client may take to send a whole request.
+	ReadTimeout time.Duration `flag:"read-timeout" env:"READ_TIMEOUT" yaml:"read_timeout" usage:"how long a client may take to send a whole request"`
+	// ShutdownTimeout bounds how long in-flight requests may run on shutdown.
+	ShutdownTimeout time.Duration `flag:"shutdown-timeout" env:"SHUTDOWN_TIMEOUT" yaml:"shutdown_timeout" usage:"how long in-flight requests may run on shutdown"`
+}
+
+// DefaultHTTPConfig listens on :8088 and accepts bodies up to 8 MiB.
+func DefaultHTTPConfig() HTTPConfig {
+	return HTTPConfig{
+		Addr:              ":8088",
+		MaxBodyBytes:      8 << 20,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		ShutdownTimeout:   10 * time.Second,
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c HTTPConfig) Validate() error {
+	var p config.Problems
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		p.Addf("listen", "want host:port, got %q", c.Addr)
+	}
+	p.Check(c.MaxBodyBytes > 0, "max-body-bytes", "must be positive")
+	p.Check(c.ReadHeaderTimeout > 0, "read-header-timeout", "must be positive")
+	p.Check(c.ReadTimeout > 0, "read-timeout", "must be positive")
+	p.Check(c.ShutdownTimeout > 0, "shutdown-timeout", "must be positive")
+	return p.Err()
+}
+
+// Response is the JSON answer of POST /v1/events.
+type Response struct {
+	// Accepted is the number of events published to the events topic.
+	Accepted int64 `json:"accepted"`
+	// Rejected lists rejected lines (the first Config.MaxReportedRejections);
+	// every one of them was published to the dead-letter topic.
+	Rejected []Rejection `json:"rejected"`
+	// RejectedTotal counts all rejected lines, listed or not.
+	RejectedTotal int64 `json:"rejected_total"`
+}
+
+// Server is the HTTP ingest endpoint.
+//
+// POST /v1/events takes newline-delimited JSON AuditEvents and answers a
+// Response:
+//
+//   - 200 when every line was accepted;
+//   - 207 when some lines were accepted and some rejected;
+//   - 400 when no line was accepted (all rejected, or an empty body).
+//
+// In all three cases every non-blank line was published, valid ones to the
+// events topic and rejected ones to the dead-letter topic, so a client must
+// not resend the body: rejected lines need fixing, not retrying. Other
+// answers carry {"error": "..."}: 401 without the configured bearer token,
+// 405 for another method, 413 when the body exceeds MaxBodyBytes (nothing
+// was published), 415 for a compressed body, and 503 with Retry-After when
+// Kafka did not take a batch; then some lines may already be published and
+// resending the body repeats them (at-least-once; events carry unique ids).
+type Server struct {
+	cfg HTTPConfig
+	in  *Ingester
+	log zerolog.Logger
+}
+
+// NewServer returns the endpoint serving in.
+func NewServer(cfg HTTPConfig, in *Ingester, log zerolog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if in == nil {
+		return nil, errors.New("ingest: nil ingester")
+	}
+	return &Server{cfg: cfg, in: in, log: log.With().Str("component", "ingest-http").Logger()}, nil
+}
+
+// Handler is the endpoint's handler, for tests and for mounting elsewhere.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(EventsPath, s.handleEvents)
+	return mux
+}
+
+// Run listens on HTTPConfig.Addr and serves until ctx is cancelled, then
+// stops accepting, lets in-flight requests finish for up to
+// ShutdownTimeout and returns. It returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening for events: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened; it closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		// Publishing waits for Kafka's acknowledgements; give the answer
+		// time beyond reading the body.
+		WriteTimeout: s.cfg.ReadTimeout + 30*time.Second,
+		IdleTimeout:  2 * time.Minute,
+		BaseContext:  func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("ingest endpoint listening")
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving events: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutting down ingest endpoint: %w", err)
+	}
+	s.log.Info().Msg("ingest endpoint stopped")
+	return nil
+}
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	if !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="revoked-ingest"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		return
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		writeError(w, http.StatusUnsupportedMediaType, "compressed bodies are not accepted")
+		return
+	}
+	// Read the whole body first, so that an oversized one is refused
+	// before any of it is published.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds %d bytes", s.cfg.MaxBodyBytes))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return
+	}
+	source := "http:" + r.RemoteAddr
+	res, err := s.in.Ingest(r.Context(), bytes.NewReader(body), source, nil)
+	if err != nil {
+		s.log.Error().Err(err).Str("source", source).Int64("published_through", res.PublishedThrough).Msg("publishing events failed")
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("publishing failed after line %d; retry later", res.PublishedThrough))
+		return
+	}
+	s.log.Debug().Str("source", source).Int64("accepted", res.Accepted).Int64("rejected", res.RejectedTotal).Msg("events ingested")
+	status := http.StatusOK
+	switch {
+	case res.Accepted == 0:
+		status = http.StatusBadRequest
+	case res.RejectedTotal > 0:
+		status = http.StatusMultiStatus
+	}
+	rejected := res.Rejected
+	if rejected == nil {
+		rejected = []Rejection{}
+	}
+	writeJSON(w, status, Response{Accepted: res.Accepted, Rejected: rejected, RejectedTotal: res.RejectedTotal})
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if !s.cfg.BearerToken.IsSet() {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.cfg.BearerToken.Reveal())) == 1
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
