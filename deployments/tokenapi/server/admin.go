@@ -1,0 +1,234 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// requireAdmin lets a request through only with the admin bearer token.
+func (s *Server) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		authz := r.Header.Get("Authorization")
+		var got [sha256.Size]byte
+		ok := false
+		if len(authz) > 7 && strings.EqualFold(authz[:7], "bearer ") {
+			got = sha256.Sum256([]byte(strings.TrimSpace(authz[7:])))
+			ok = true
+		}
+		if !ok || subtle.ConstantTimeCompare(got[:], s.adminKey[:]) != 1 {
+			// RFC 6750 §3: a missing or wrong bearer token is a 401 with a
+			// Bearer challenge.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tokenapi-admin", error="invalid_token"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{
+				"error":             ErrCodeInvalidToken,
+				"error_description": "admin bearer token missing or wrong",
+			})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// IssueRequest is the body of POST /admin/tokens.
+type IssueRequest struct {
+	UserID    string   `json:"user_id"`
+	ClientID  string   `json:"client_id"`
+	SessionID string   `json:"session_id,omitempty"`
+	Scopes    []string `json:"scopes,omitempty"`
+	// Resource optionally binds the token to resources or audiences.
+	Resource []string `json:"resource,omitempty"`
+	// TTLSeconds is the lifetime; 0 means Config.TokenTTL. It may not
+	// exceed Config.MaxTokenTTL.
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+}
+
+// IssueResponse answers POST /admin/tokens.
+type IssueResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenID     string `json:"token_id"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// RevokeResponse answers the admin revoke calls: how many live tokens the
+// call revoked, descendants included. Zero is a success: the target had
+// nothing live left.
+type RevokeResponse struct {
+	Revoked int `json:"revoked"`
+}
+
+// TokenInfo describes a live token in GET /admin/subjects/{user_id}/tokens.
+// It never carries the raw token.
+type TokenInfo struct {
+	TokenID       string    `json:"token_id"`
+	ParentTokenID string    `json:"parent_token_id,omitempty"`
+	ClientID      string    `json:"client_id"`
+	SessionID     string    `json:"session_id,omitempty"`
+	Scopes        []string  `json:"scopes"`
+	Resource      []string  `json:"resource,omitempty"`
+	IssuedAt      time.Time `json:"issued_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+}
+
+func (s *Server) adminError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, map[string]string{
+		"error":             ErrCodeInvalidRequest,
+		"error_description": fmt.Sprintf(format, args...),
+	})
+}
+
+// handleAdminIssue issues a root token for a user.
+func (s *Server) handleAdminIssue(w http.ResponseWriter, r *http.Request) {
+	var req IssueRequest
+	if err := decodeStrict(r.Body, &req); err != nil {
+		s.adminError(w, http.StatusBadRequest, "malformed body: %v", err)
+		return
+	}
+	var problems []string
+	if req.UserID == "" {
+		problems = append(problems, "user_id is required")
+	}
+	if req.ClientID == "" {
+		problems = append(problems, "client_id is required")
+	}
+	for _, sc := range req.Scopes {
+		if !validScopeToken(sc) {
+			problems = append(problems, fmt.Sprintf("invalid scope %q", sc))
+		}
+	}
+	for _, res := range req.Resource {
+		if res == "" {
+			problems = append(problems, "empty resource")
+		}
+	}
+	ttl := s.cfg.TokenTTL
+	switch {
+	case req.TTLSeconds < 0:
+		problems = append(problems, "ttl_seconds must not be negative")
+	case req.TTLSeconds > 0:
+		ttl = time.Duration(req.TTLSeconds) * time.Second
+		if ttl > s.cfg.MaxTokenTTL {
+			problems = append(problems, fmt.Sprintf("ttl_seconds exceeds the maximum of %d", int64(s.cfg.MaxTokenTTL/time.Second)))
+		}
+	}
+	if len(problems) > 0 {
+		s.adminError(w, http.StatusBadRequest, "%s", strings.Join(problems, "; "))
+		return
+	}
+
+	now := s.now()
+	raw, t, err := s.issueRoot(func(id string) *token {
+		return &token{
+			id:        id,
+			subject:   req.UserID,
+			clientID:  req.ClientID,
+			sessionID: req.SessionID,
+			scopes:    normalizeScopes(req.Scopes),
+			audience:  normalizeScopes(req.Resource),
+			issuedAt:  now,
+			expiresAt: now.Add(ttl),
+		}
+	})
+	if err != nil {
+		s.writeInternal(w, err, "issuing token")
+		return
+	}
+	s.log.Debug().Str("token_id", t.id).Str("user_id", t.subject).Str("client_id", t.clientID).Msg("token issued (admin)")
+	writeJSON(w, http.StatusOK, IssueResponse{
+		AccessToken: raw,
+		TokenID:     t.id,
+		TokenType:   "Bearer",
+		ExpiresIn:   expiresIn(t.expiresAt, now),
+		Scope:       strings.Join(t.scopes, " "),
+	})
+}
+
+// handleAdminRevokeToken revokes a token by id (fingerprint) with its
+// descendants.
+func (s *Server) handleAdminRevokeToken(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("token_id")
+	if !validTokenID(id) {
+		// The value is not echoed: a raw token pasted here by mistake
+		// must not come back in the answer.
+		s.adminError(w, http.StatusBadRequest, "token_id must be a token fingerprint (%s...)", schemas.FingerprintPrefix)
+		return
+	}
+	n := s.store.revokeFamily(id, s.now())
+	s.revoked.Add(uint64(n))
+	s.log.Info().Str("token_id", id).Int("revoked", n).Msg("admin: token revoked")
+	writeJSON(w, http.StatusOK, RevokeResponse{Revoked: n})
+}
+
+// handleAdminRevokeIndexed revokes every token of a subject, session or
+// client, with descendants.
+func (s *Server) handleAdminRevokeIndexed(k indexKind, param string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue(param)
+		if key == "" {
+			s.adminError(w, http.StatusBadRequest, "%s is required", param)
+			return
+		}
+		n := s.store.revokeIndexed(k, key, s.now())
+		s.revoked.Add(uint64(n))
+		s.log.Info().Str(param, key).Int("revoked", n).Msg("admin: tokens revoked")
+		writeJSON(w, http.StatusOK, RevokeResponse{Revoked: n})
+	}
+}
+
+// handleAdminListSubject lists the subject's live tokens.
+func (s *Server) handleAdminListSubject(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("user_id")
+	views := s.store.listSubject(user, s.now())
+	out := make([]TokenInfo, 0, len(views))
+	for _, t := range views {
+		scopes := t.Scopes
+		if scopes == nil {
+			scopes = []string{}
+		}
+		out = append(out, TokenInfo{
+			TokenID:       t.ID,
+			ParentTokenID: t.Parent,
+			ClientID:      t.ClientID,
+			SessionID:     t.SessionID,
+			Scopes:        scopes,
+			Resource:      t.Audience,
+			IssuedAt:      t.IssuedAt.UTC(),
+			ExpiresAt:     t.ExpiresAt.UTC(),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// decodeStrict decodes exactly one JSON value and rejects unknown fields.
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// validTokenID reports whether id has the shape of schemas.Fingerprint.
+func validTokenID(id string) bool {
+	rest, ok := strings.CutPrefix(id, schemas.FingerprintPrefix)
+	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(16) {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(rest)
+	return err == nil
+}
