@@ -1,0 +1,75 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Defaults of Config.
+const (
+	DefaultIssuer            = "revoked-detector"
+	DefaultCommandTTL        = time.Hour
+	DefaultAllowance         = 2 * time.Minute
+	DefaultMaxEventsPerGroup = 1024
+
+	// MaxAllowance bounds the out-of-order allowance: the allowance is held
+	// in memory for every group of every rule.
+	MaxAllowance = time.Hour
+)
+
+// Config configures an Engine.
+type Config struct {
+	// Issuer is the issuer of the commands the engine builds.
+	Issuer string `yaml:"issuer"`
+	// CommandTTL is how long a command stays valid after its IssuedAt.
+	CommandTTL time.Duration `yaml:"command_ttl"`
+	// DryRun makes every command a dry_run command, whatever the rules say.
+	DryRun bool `yaml:"dry_run"`
+	// Allowance is how far, in event time, an event may arrive behind the
+	// newest event of its group and still count. Later events are dropped
+	// and counted in Stats.Late.
+	Allowance time.Duration `yaml:"allowance"`
+	// MaxEventsPerGroup bounds the records one group of one rule holds;
+	// beyond it the oldest are dropped (Stats.Truncated). It caps what a
+	// flood of events for one user or token can make the engine hold.
+	MaxEventsPerGroup int `yaml:"max_events_per_group"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Issuer:            DefaultIssuer,
+		CommandTTL:        DefaultCommandTTL,
+		Allowance:         DefaultAllowance,
+		MaxEventsPerGroup: DefaultMaxEventsPerGroup,
+	}
+}
+
+// Errors of Config.Validate.
+var (
+	ErrNoIssuer      = errors.New("engine: issuer is required")
+	ErrBadCommandTTL = fmt.Errorf("engine: command_ttl must be positive and at most %s", schemas.MaxCommandTTL)
+	ErrBadAllowance  = fmt.Errorf("engine: allowance must be between 0 and %s", MaxAllowance)
+	ErrBadGroupLimit = errors.New("engine: max_events_per_group must be at least 16")
+)
+
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Issuer == "" {
+		errs = append(errs, ErrNoIssuer)
+	}
+	if c.CommandTTL <= 0 || c.CommandTTL > schemas.MaxCommandTTL {
+		errs = append(errs, fmt.Errorf("%w (got %s)", ErrBadCommandTTL, c.CommandTTL))
+	}
+	if c.Allowance < 0 || c.Allowance > MaxAllowance {
+		errs = append(errs, fmt.Errorf("%w (got %s)", ErrBadAllowance, c.Allowance))
+	}
+	if c.MaxEventsPerGroup < 16 {
+		errs = append(errs, fmt.Errorf("%w (got %d)", ErrBadGroupLimit, c.MaxEventsPerGroup))
+	}
+	return errors.Join(errs...)
+}

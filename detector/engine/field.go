@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// accessor reads one field of an event as a string; "" means absent.
+type accessor func(*schemas.AuditEvent) string
+
+// FieldNames returns the names of the event fields rules can match, group
+// and count on, besides "attrs.<key>" for any attribute key.
+func FieldNames() []string {
+	return []string{
+		"id", "type", "user_id", "session_id", "token_id", "parent_token_id",
+		"client_id", "ip", "user_agent", "device_id", "source",
+		"geo.country", "geo.city", "geo.asn", "resource.type", "resource.id",
+	}
+}
+
+// lookupField returns the accessor of a field name.
+func lookupField(name string) (accessor, bool) {
+	switch name {
+	case "id":
+		return func(e *schemas.AuditEvent) string { return e.ID }, true
+	case "type":
+		return func(e *schemas.AuditEvent) string { return string(e.Type) }, true
+	case "user_id":
+		return func(e *schemas.AuditEvent) string { return e.UserID }, true
+	case "session_id":
+		return func(e *schemas.AuditEvent) string { return e.SessionID }, true
+	case "token_id":
+		return func(e *schemas.AuditEvent) string { return e.TokenID }, true
+	case "parent_token_id":
+		return func(e *schemas.AuditEvent) string { return e.ParentTokenID }, true
+	case "client_id":
+		return func(e *schemas.AuditEvent) string { return e.ClientID }, true
+	case "ip":
+		return func(e *schemas.AuditEvent) string { return e.IP }, true
+	case "user_agent":
+		return func(e *schemas.AuditEvent) string { return e.UserAgent }, true
+	case "device_id":
+		return func(e *schemas.AuditEvent) string { return e.DeviceID }, true
+	case "source":
+		return func(e *schemas.AuditEvent) string { return e.Source }, true
+	case "geo.country":
+		return func(e *schemas.AuditEvent) string {
+			if e.Geo == nil {
+				return ""
+			}
+			return e.Geo.Country
+		}, true
+	case "geo.city":
+		return func(e *schemas.AuditEvent) string {
+			if e.Geo == nil {
+				return ""
+			}
+			return e.Geo.City
+		}, true
+	case "geo.asn":
+		return func(e *schemas.AuditEvent) string {
+			if e.Geo == nil || e.Geo.ASN == 0 {
+				return ""
+			}
+			return strconv.FormatUint(uint64(e.Geo.ASN), 10)
+		}, true
+	case "resource.type":
+		return func(e *schemas.AuditEvent) string {
+			if e.Resource == nil {
+				return ""
+			}
+			return e.Resource.Type
+		}, true
+	case "resource.id":
+		return func(e *schemas.AuditEvent) string {
+			if e.Resource == nil {
+				return ""
+			}
+			return e.Resource.ID
+		}, true
+	}
+	if key, ok := strings.CutPrefix(name, "attrs."); ok && key != "" {
+		return func(e *schemas.AuditEvent) string { return e.Attrs[key] }, true
+	}
+	return nil, false
+}
+
+// Condition is one test on an event field: the field equals a value, or is
+// one of a list of values. An absent field reads as "".
+type Condition struct {
+	Field  string   `yaml:"field"`
+	Equals *string  `yaml:"equals,omitempty"`
+	In     []string `yaml:"in,omitempty"`
+}
+
+func (c Condition) validate(path string, errs *fieldErrors) {
+	if c.Field == "" {
+		errs.add(path+".field", "required")
+	} else if _, ok := lookupField(c.Field); !ok {
+		errs.add(path+".field", "unknown field %q (known: %s, attrs.<key>)", c.Field, strings.Join(FieldNames(), ", "))
+	}
+	switch {
+	case c.Equals == nil && c.In == nil:
+		errs.add(path, "needs equals or in")
+	case c.Equals != nil && c.In != nil:
+		errs.add(path, "has both equals and in; use one")
+	case c.Equals == nil && len(c.In) == 0:
+		errs.add(path+".in", "must list at least one value")
+	}
+	if c.Field == "type" {
+		vals := c.In
+		if c.Equals != nil {
+			vals = []string{*c.Equals}
+		}
+		for _, v := range vals {
+			if !schemas.EventType(v).Known() {
+				errs.add(path, "unknown event type %q", v)
+			}
+		}
+	}
+}
+
+// matcher is a compiled Condition.
+type matcher struct {
+	get    accessor
+	values []string
+}
+
+func (m matcher) match(e *schemas.AuditEvent) bool {
+	v := m.get(e)
+	for _, want := range m.values {
+		if v == want {
+			return true
+		}
+	}
+	return false
+}
+
+// matchers is a compiled list of conditions, all of which must hold.
+type matchers []matcher
+
+func compileConditions(cs []Condition) matchers {
+	ms := make(matchers, 0, len(cs))
+	for _, c := range cs {
+		get, _ := lookupField(c.Field)
+		vals := c.In
+		if c.Equals != nil {
+			vals = []string{*c.Equals}
+		}
+		ms = append(ms, matcher{get: get, values: slices.Clone(vals)})
+	}
+	return ms
+}
+
+func (ms matchers) match(e *schemas.AuditEvent) bool {
+	for _, m := range ms {
+		if !m.match(e) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,210 @@
+package engine_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/revoked-dev/revoked/detector/engine"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+const goodRule = `id: ok_rule
+version: 1
+kind: distinct
+group_by: [token_id]
+window: 15m
+severity: high
+action: revoke
+target: {kind: token}
+distinct:
+  fields: [geo.country]
+  min: 2
+`
+
+func TestLoadErrorsNameFileLineAndReason(t *testing.T) {
+	cases := []struct {
+		name string
+		file string
+		want []string // substrings, each of one reported problem
+	}{
+		{
+			name: "unknown key",
+			file: strings.Replace(goodRule, "window: 15m", "windw: 15m", 1),
+			want: []string{`bad.yaml:5: rule "ok_rule": unknown key "windw"`},
+		},
+		{
+			name: "bad duration",
+			file: strings.Replace(goodRule, "15m", "fifteen minutes", 1),
+			want: []string{`bad.yaml:5: rule "ok_rule": "fifteen minutes" is not a duration`},
+		},
+		{
+			name: "wrong type",
+			file: strings.Replace(goodRule, "min: 2", "min: [2]", 1),
+			want: []string{`bad.yaml:11: rule "ok_rule": wrong type: seq where an integer is expected`},
+		},
+		{
+			name: "unknown kind",
+			file: strings.Replace(goodRule, "kind: distinct", "kind: geo_velocity", 1),
+			want: []string{
+				`bad.yaml:3: rule "ok_rule": kind: unknown kind "geo_velocity"`,
+				`bad.yaml:9: rule "ok_rule": distinct: is the block of kind distinct`,
+			},
+		},
+		{
+			name: "missing block",
+			file: strings.Replace(goodRule, "kind: distinct", "kind: sequence_threshold", 1),
+			want: []string{
+				`bad.yaml:3: rule "ok_rule": kind: kind sequence_threshold needs a sequence_threshold block`,
+				`bad.yaml:9: rule "ok_rule": distinct: is the block of kind distinct, but the rule is of kind "sequence_threshold"`,
+			},
+		},
+		{
+			name: "several problems at once",
+			file: `id: Bad Rule
+version: 0
+kind: sequence_threshold
+match:
+  - field: geo.planet
+    equals: mars
+group_by: [user_id]
+window: -1m
+severity: urgent
+action: delete
+target: {kind: tenant}
+sequence_threshold:
+  count: 0
+  of:
+    - field: type
+      equals: login.failed
+  then:
+    - field: type
+`,
+			want: []string{
+				`bad.yaml:1: rule "Bad Rule": id: must be`,
+				`bad.yaml:2: rule "Bad Rule": version: must be at least 1`,
+				`bad.yaml:5: rule "Bad Rule": match[0].field: unknown field "geo.planet"`,
+				`bad.yaml:8: rule "Bad Rule": window: must be positive`,
+				`bad.yaml:9: rule "Bad Rule": severity: unknown severity "urgent"`,
+				`bad.yaml:10: rule "Bad Rule": action: unknown action "delete"`,
+				`bad.yaml:11: rule "Bad Rule": target.kind: unknown target kind "tenant"`,
+				`bad.yaml:13: rule "Bad Rule": sequence_threshold.count: must be at least 1`,
+				`bad.yaml:15: rule "Bad Rule": sequence_threshold.of[0]: unknown event type "login.failed"`,
+				`bad.yaml:18: rule "Bad Rule": sequence_threshold.then[0]: needs equals or in`,
+			},
+		},
+		{
+			name: "syntax error",
+			file: "id: x\n  version: 1\n",
+			want: []string{`bad.yaml:2: mapping values are not allowed`},
+		},
+		{
+			name: "not a mapping",
+			file: "- id: x\n",
+			want: []string{`bad.yaml:1: a rule must be a mapping`},
+		},
+		{
+			name: "second document",
+			file: goodRule + "---\n" + strings.Replace(strings.Replace(goodRule, "ok_rule", "second", 1), "min: 2", "min: 1", 1),
+			want: []string{`bad.yaml:23: rule "second": distinct.min: must be at least 2`},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := fstest.MapFS{
+				"rules/bad.yaml":  {Data: []byte(tc.file)},
+				"rules/good.yaml": {Data: []byte(strings.Replace(goodRule, "ok_rule", "other", 1))},
+			}
+			rules, err := engine.LoadFS(fsys, "rules")
+			if err == nil {
+				t.Fatalf("loaded %d rules, want an error", len(rules))
+			}
+			if !errors.Is(err, engine.ErrInvalidRule) {
+				t.Errorf("error does not wrap ErrInvalidRule: %v", err)
+			}
+			msg := err.Error()
+			for _, w := range tc.want {
+				if !strings.Contains(msg, "rules/"+w) {
+					t.Errorf("error lacks %q; got:\n%s", "rules/"+w, msg)
+				}
+			}
+			if got := strings.Count(msg, "\n") + 1; got != len(tc.want) {
+				t.Errorf("%d problems reported, want %d:\n%s", got, len(tc.want), msg)
+			}
+		})
+	}
+}
+
+func TestLoadDuplicateIDs(t *testing.T) {
+	fsys := fstest.MapFS{
+		"a.yaml":     {Data: []byte(goodRule)},
+		"b.yml":      {Data: []byte("# the same id again\n" + goodRule)},
+		"notes.txt":  {Data: []byte("not a rule")},
+		"sub/c.yaml": {Data: []byte("not: loaded")},
+		"empty.yaml": {Data: []byte("# nothing yet\n")},
+	}
+	_, err := engine.LoadFS(fsys, ".")
+	if err == nil || !strings.Contains(err.Error(), `b.yml:2: rule "ok_rule": id: rule id already defined at a.yaml:1`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDefaultRules(t *testing.T) {
+	rules, err := engine.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*engine.Rule{}
+	for _, r := range rules {
+		byID[r.ID] = r
+	}
+	bf, tr := byID["brute_force_success"], byID["token_replay"]
+	if bf == nil || tr == nil || len(rules) != 2 {
+		t.Fatalf("default pack has %d rules: %v", len(rules), byID)
+	}
+	if bf.Kind != engine.KindSequenceThreshold || bf.SequenceThreshold.Count != 5 || bf.Window.D() != 10*time.Minute ||
+		bf.Action != schemas.ActionRevokeAndReverify || bf.Target.Kind != schemas.TargetUser || !bf.Target.IncludeDownscoped ||
+		bf.Severity != schemas.SeverityHigh {
+		t.Errorf("brute_force_success: %+v", bf)
+	}
+	if tr.Kind != engine.KindDistinct || tr.Distinct.Min != 2 || tr.Window.D() != 15*time.Minute ||
+		tr.Action != schemas.ActionRevoke || tr.Target.Kind != schemas.TargetToken || !tr.Target.IncludeDownscoped ||
+		tr.Severity != schemas.SeverityHigh {
+		t.Errorf("token_replay: %+v", tr)
+	}
+	if !strings.HasPrefix(bf.Source, "rules/brute_force_success.yaml:") {
+		t.Errorf("source %q", bf.Source)
+	}
+}
+
+func TestMergeOverridesByID(t *testing.T) {
+	base, err := engine.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	override, err := engine.ParseRules("site.yaml", []byte(strings.Replace(goodRule, "ok_rule", "token_replay", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged := engine.Merge(base, override)
+	if len(merged) != 2 || merged[1].ID != "token_replay" || merged[1].Source != "site.yaml:1" {
+		t.Fatalf("merged: %v %v", merged[0], merged[1])
+	}
+}
+
+func TestConfigValidateReportsEverything(t *testing.T) {
+	err := engine.Config{CommandTTL: -time.Second, Allowance: 2 * time.Hour, MaxEventsPerGroup: 1}.Validate()
+	for _, want := range []error{engine.ErrNoIssuer, engine.ErrBadCommandTTL, engine.ErrBadAllowance, engine.ErrBadGroupLimit} {
+		if !errors.Is(err, want) {
+			t.Errorf("missing %v in %v", want, err)
+		}
+	}
+	if err := engine.DefaultConfig().Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+	if _, err := engine.New(engine.DefaultConfig(), nil); !errors.Is(err, engine.ErrNoRules) {
+		t.Errorf("New without rules: %v", err)
+	}
+}
