@@ -23,19 +23,19 @@ const (
 // Config configures an Engine.
 type Config struct {
 	// Issuer is the issuer of the commands the engine builds.
-	Issuer string `yaml:"issuer"`
+	Issuer string `flag:"issuer" env:"ISSUER" yaml:"issuer" usage:"issuer named in the commands"`
 	// CommandTTL is how long a command stays valid after its IssuedAt.
-	CommandTTL time.Duration `yaml:"command_ttl"`
+	CommandTTL time.Duration `flag:"command-ttl" env:"COMMAND_TTL" yaml:"command_ttl" usage:"how long a command stays valid after it is issued"`
 	// DryRun makes every command a dry_run command, whatever the rules say.
-	DryRun bool `yaml:"dry_run"`
+	DryRun bool `flag:"dry-run" env:"DRY_RUN" yaml:"dry_run" usage:"make every command a dry_run command, whatever the rules say"`
 	// Allowance is how far, in event time, an event may arrive behind the
 	// newest event of its group and still count. Later events are dropped
 	// and counted in Stats.Late.
-	Allowance time.Duration `yaml:"allowance"`
+	Allowance time.Duration `flag:"allowance" env:"ALLOWANCE" yaml:"allowance" usage:"how far behind its group's newest event an event may arrive and still count"`
 	// MaxEventsPerGroup bounds the records one group of one rule holds;
 	// beyond it the oldest are dropped (Stats.Truncated). It caps what a
 	// flood of events for one user or token can make the engine hold.
-	MaxEventsPerGroup int `yaml:"max_events_per_group"`
+	MaxEventsPerGroup int `flag:"max-events-per-group" env:"MAX_EVENTS_PER_GROUP" yaml:"max_events_per_group" usage:"most event records one group of one rule holds"`
 }
 
 // DefaultConfig returns the defaults.

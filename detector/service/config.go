@@ -1,0 +1,111 @@
+package service
+
+import (
+	"time"
+
+	"github.com/revoked-dev/revoked/detector/engine"
+	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Config configures the detector service.
+type Config struct {
+	// Reader reads audit events. Its Component names the detector in
+	// dead-letter headers.
+	Reader kafkax.ReaderConfig `flag:"kafka" env:"KAFKA" yaml:"kafka"`
+	// Writer publishes commands to Writer.Topic. Left without brokers, it
+	// uses the reader's brokers and security settings.
+	Writer kafkax.WriterConfig `flag:"publish" env:"PUBLISH" yaml:"publish"`
+	// Engine configures the rule engine; Engine.DryRun is the global
+	// dry-run switch.
+	Engine engine.Config `flag:"engine" env:"ENGINE" yaml:"engine"`
+	// RulesDir holds rule files (*.yaml, *.yml). Its rules replace the
+	// default rules of the same id and add to the others.
+	RulesDir string `flag:"rules-dir" env:"RULES_DIR" yaml:"rules_dir" usage:"directory of rule files (they override default rules of the same id)"`
+	// DefaultRules loads the embedded default rule pack.
+	DefaultRules bool `flag:"default-rules" env:"DEFAULT_RULES" yaml:"default_rules" usage:"load the embedded default rules"`
+	// MaxClockSkew is how far ahead of the detector's clock an event's time
+	// may be. A later event is dead-lettered: its time would move the
+	// engine's watermark into the future and evict everyone's state.
+	MaxClockSkew time.Duration `flag:"max-clock-skew" env:"MAX_CLOCK_SKEW" yaml:"max_clock_skew" usage:"how far ahead of the local clock an event's time may be before it is dead-lettered"`
+}
+
+// DefaultConfig reads schemas.TopicAuditEvents as group "revoked-detector",
+// publishes to schemas.TopicRevokeCommands with the default pack and
+// engine defaults, and allows five minutes of clock skew. Brokers must be
+// set.
+func DefaultConfig() Config {
+	r := kafkax.DefaultReaderConfig()
+	r.Topic = schemas.TopicAuditEvents
+	r.GroupID = "revoked-detector"
+	r.Component = "detector"
+	w := kafkax.DefaultWriterConfig()
+	w.Topic = schemas.TopicRevokeCommands
+	w.ClientID = "revoked-detector"
+	return Config{
+		Reader:       r,
+		Writer:       w,
+		Engine:       engine.DefaultConfig(),
+		DefaultRules: true,
+		MaxClockSkew: 5 * time.Minute,
+	}
+}
+
+// writer is the writer configuration with the reader's brokers and
+// security filled in when it names no brokers of its own.
+func (c Config) writer() kafkax.WriterConfig {
+	w := c.Writer
+	if len(w.Brokers) == 0 {
+		w.Brokers = c.Reader.Brokers
+		w.Security = c.Reader.Security
+	}
+	return w
+}
+
+// Validate reports every problem with c at once. It does not read the
+// rules directory; New does.
+func (c Config) Validate() error {
+	var p config.Problems
+	p.Nest("kafka", c.Reader.Validate())
+	w := c.writer()
+	p.Nest("publish", w.Validate())
+	p.Check(w.Topic != "", "publish.topic", "required: the topic commands are published to")
+	p.Check(w.Topic == "" || w.Topic != c.Reader.Topic, "publish.topic", "must differ from the topic read (%q)", c.Reader.Topic)
+	p.Check(w.Topic == "" || w.Topic != c.Reader.DLQTopic, "publish.topic", "must differ from the dead-letter topic (%q)", c.Reader.DLQTopic)
+	for _, err := range unwrapAll(c.Engine.Validate()) {
+		p.Addf("engine", "%v", err)
+	}
+	p.Check(c.DefaultRules || c.RulesDir != "", "rules-dir", "required when default-rules is off: the detector needs rules")
+	p.Check(c.MaxClockSkew > 0, "max-clock-skew", "must be positive")
+	return p.Err()
+}
+
+func unwrapAll(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// LoadRules returns the rules c names: the default pack (when
+// DefaultRules), overridden and extended by the rules of RulesDir.
+func (c Config) LoadRules() ([]*engine.Rule, error) {
+	var base, dir []*engine.Rule
+	if c.DefaultRules {
+		var err error
+		if base, err = engine.DefaultRules(); err != nil {
+			return nil, err
+		}
+	}
+	if c.RulesDir != "" {
+		var err error
+		if dir, err = engine.LoadDir(c.RulesDir); err != nil {
+			return nil, err
+		}
+	}
+	return engine.Merge(base, dir), nil
+}

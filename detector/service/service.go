@@ -1,0 +1,371 @@
+// Package service runs the rule engine over Kafka: it reads audit events,
+// feeds them to the engine, signs the commands the engine builds and
+// publishes them to the command topic, and only then lets the reader commit
+// the event. A malformed event is a poison message: it is dead-lettered
+// with the reason and the reader moves on.
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/revoked-dev/revoked/detector/engine"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Publisher writes messages to the command topic; *kafkax.Writer
+// satisfies it.
+//
+// WriteMessages blocks until every message is acknowledged or returns an
+// error; ctx cancels the wait, after which some messages may have been
+// written. A command counts as published only when it returned nil.
+// Messages carry no topic: the publisher knows its own.
+type Publisher interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+var _ Publisher = (*kafkax.Writer)(nil)
+
+// ErrNoSigner means New was given no signer: commands travel signed.
+var ErrNoSigner = errors.New("detector: a signing key is required")
+
+// Option adjusts New.
+type Option func(*options)
+
+type options struct {
+	reg         prometheus.Registerer
+	rules       []*engine.Rule
+	onDetection func(schemas.RevokeCommand)
+	publisher   Publisher
+	now         func() time.Time
+}
+
+// WithRegistry registers the service's and its reader's metrics on reg.
+// Without it they are not registered anywhere.
+func WithRegistry(reg prometheus.Registerer) Option {
+	return func(o *options) { o.reg = reg }
+}
+
+// WithRules runs rules instead of those Config.LoadRules names.
+func WithRules(rules []*engine.Rule) Option {
+	return func(o *options) { o.rules = rules }
+}
+
+// WithOnDetection calls fn with every command once Kafka acknowledged it,
+// from the handler's goroutine (one per partition, so possibly several at
+// once). fn must not block; it suits an embedding process that shows
+// detections as they happen. A command can be reported twice when its
+// event is redelivered after a restart.
+func WithOnDetection(fn func(schemas.RevokeCommand)) Option {
+	return func(o *options) { o.onDetection = fn }
+}
+
+// WithPublisher publishes commands through p instead of a writer built from
+// Config.Writer. The service does not close p.
+func WithPublisher(p Publisher) Option {
+	return func(o *options) { o.publisher = p }
+}
+
+// WithClock replaces time.Now, which stamps the commands' issued_at,
+// expires_at and detected_at and bounds the clock skew of events.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// Service is the detector: a Kafka reader feeding the rule engine and a
+// publisher of signed commands.
+type Service struct {
+	cfg         Config
+	log         zerolog.Logger
+	signer      *schemas.Signer
+	eng         *engineGuard
+	reader      *kafkax.Reader
+	pub         Publisher
+	ownWriter   *kafkax.Writer // nil when the publisher was given
+	metrics     *metrics
+	onDetection func(schemas.RevokeCommand)
+	now         func() time.Time
+
+	mu sync.Mutex
+	// pending holds, per partition, the signed commands of the event
+	// being handled until Kafka acknowledged them. The reader retries a
+	// message whose handler failed; the retry publishes the same
+	// commands instead of feeding the event to the engine again, which
+	// would count it as a duplicate and lose them.
+	pending map[partitionKey]pendingEvent
+}
+
+type partitionKey struct {
+	topic     string
+	partition int
+}
+
+type pendingEvent struct {
+	offset int64
+	msgs   []kafka.Message
+	cmds   []schemas.RevokeCommand
+	// detected holds, per command, the event time at which the engine
+	// detected it: the time of the event that completed the pattern.
+	detected []time.Time
+}
+
+// New builds the detector: it validates cfg, loads the rules, builds the
+// engine, the reader and (unless WithPublisher) the writer. It connects to
+// nothing until Run.
+func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option) (*Service, error) {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if signer == nil {
+		return nil, ErrNoSigner
+	}
+	rules := o.rules
+	if rules == nil {
+		var err error
+		if rules, err = cfg.LoadRules(); err != nil {
+			return nil, fmt.Errorf("loading rules: %w", err)
+		}
+	}
+	eng, err := engine.New(cfg.Engine, rules)
+	if err != nil {
+		return nil, fmt.Errorf("building rule engine: %w", err)
+	}
+	guard := &engineGuard{eng: eng}
+	m, err := newMetrics(o.reg, guard)
+	if err != nil {
+		return nil, err
+	}
+	readerMetrics, err := kafkax.NewReaderMetrics(o.reg)
+	if err != nil {
+		return nil, fmt.Errorf("detector reader metrics: %w", err)
+	}
+	reader, err := kafkax.NewReader(cfg.Reader, log, readerMetrics)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg:         cfg,
+		log:         log,
+		signer:      signer,
+		eng:         guard,
+		reader:      reader,
+		pub:         o.publisher,
+		metrics:     m,
+		onDetection: o.onDetection,
+		now:         o.now,
+		pending:     make(map[partitionKey]pendingEvent),
+	}
+	if s.pub == nil {
+		w, err := kafkax.NewWriter(cfg.writer(), log)
+		if err != nil {
+			return nil, err
+		}
+		s.pub, s.ownWriter = w, w
+	}
+	for _, r := range eng.Rules() {
+		log.Info().Str("rule", r.ID).Int("version", r.Version).Str("kind", string(r.Kind)).
+			Str("source", r.Source).Bool("dry_run", r.DryRun || cfg.Engine.DryRun).Msg("rule loaded")
+	}
+	return s, nil
+}
+
+// Rules returns the rules the detector runs.
+func (s *Service) Rules() []*engine.Rule { return s.eng.eng.Rules() }
+
+// Check reports whether the reader has joined its consumer group; it suits
+// ops.Server.AddCheck.
+func (s *Service) Check(ctx context.Context) error { return s.reader.Check(ctx) }
+
+// Run reads and handles events until ctx is cancelled or reading fails,
+// then shuts down in order: the reader stops fetching, finishes the events
+// in hand (publishing their commands), commits and leaves the group; then
+// the writer flushes and closes. It returns nil after a clean shutdown.
+// Run may be called once.
+func (s *Service) Run(ctx context.Context) error {
+	s.log.Info().Str("topic", s.cfg.Reader.Topic).Str("group", s.cfg.Reader.GroupID).
+		Str("command_topic", s.cfg.Writer.Topic).Bool("dry_run", s.cfg.Engine.DryRun).Msg("detector started")
+	err := s.reader.Run(ctx, s.handle)
+	if s.ownWriter != nil {
+		if cerr := s.ownWriter.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("detector: %w", err)
+	}
+	s.log.Info().Msg("detector stopped")
+	return nil
+}
+
+// handle is the reader's handler for one audit event. It returns nil once
+// every command the event produced is acknowledged by Kafka, a poison error
+// for an event that can never be handled, and any other error when
+// publishing failed (the reader retries the event).
+func (s *Service) handle(ctx context.Context, m kafka.Message) error {
+	p, err := s.detect(m)
+	if err != nil {
+		return err
+	}
+	if len(p.msgs) == 0 {
+		return nil
+	}
+	if err := s.pub.WriteMessages(ctx, p.msgs...); err != nil {
+		s.metrics.publishErrors.Inc()
+		return fmt.Errorf("publishing %d command(s): %w", len(p.msgs), err)
+	}
+	s.mu.Lock()
+	delete(s.pending, partitionKey{m.Topic, m.Partition})
+	s.mu.Unlock()
+	published := s.now()
+	for i, c := range p.cmds {
+		s.metrics.published.WithLabelValues(c.Reason.RuleID, string(c.Mode)).Inc()
+		s.metrics.latency.Observe(published.Sub(p.detected[i]).Seconds())
+		s.log.Info().Str("command_id", c.CommandID).Str("rule", c.Reason.RuleID).
+			Str("target_kind", string(c.Target.Kind)).Str("target", c.Target.ID()).
+			Str("action", string(c.Action)).Str("mode", string(c.Mode)).Str("severity", string(c.Reason.Severity)).
+			Strs("evidence", c.Reason.Evidence).Msg("command published")
+		if s.onDetection != nil {
+			s.onDetection(c)
+		}
+	}
+	return nil
+}
+
+// detect returns the signed commands of m: those already built for it when
+// this is a retry, else those the engine builds from it now.
+func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
+	key := partitionKey{m.Topic, m.Partition}
+	s.mu.Lock()
+	p, ok := s.pending[key]
+	if ok && p.offset != m.Offset {
+		// A different message of the partition: the reader gave up on
+		// the pending one (a rebalance or a restart of the session).
+		delete(s.pending, key)
+		ok = false
+	}
+	s.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+
+	if schema := header(m, schemas.HeaderSchema); schema != "" && schema != schemas.SchemaAuditEventV1 {
+		s.metrics.events.WithLabelValues(resultInvalid).Inc()
+		return pendingEvent{}, kafkax.Poison(fmt.Sprintf("unexpected schema %.64q, want %s", schema, schemas.SchemaAuditEventV1), nil)
+	}
+	ev, err := schemas.DecodeEvent(m.Value)
+	if err != nil {
+		s.metrics.events.WithLabelValues(resultInvalid).Inc()
+		return pendingEvent{}, kafkax.Poison("invalid audit event", decodeCause(err))
+	}
+	now := s.now()
+	if ahead := ev.Time.Sub(now); ahead > s.cfg.MaxClockSkew {
+		s.metrics.events.WithLabelValues(resultSkewed).Inc()
+		return pendingEvent{}, kafkax.Poison(fmt.Sprintf("event time is %s ahead of the detector's clock (max-clock-skew %s)", ahead.Round(time.Second), s.cfg.MaxClockSkew), nil)
+	}
+
+	s.eng.mu.Lock()
+	cmds := s.eng.eng.Process(&ev)
+	s.eng.mu.Unlock()
+	s.metrics.events.WithLabelValues(resultProcessed).Inc()
+	if e := s.log.Debug(); e.Enabled() {
+		e.Str("event_id", ev.ID).Str("type", string(ev.Type)).Int("partition", m.Partition).Int64("offset", m.Offset).
+			Int("commands", len(cmds)).Msg("event processed")
+	}
+	if len(cmds) == 0 {
+		return pendingEvent{}, nil
+	}
+
+	p = pendingEvent{offset: m.Offset, cmds: cmds}
+	for i := range p.cmds {
+		c := &p.cmds[i]
+		p.detected = append(p.detected, c.Reason.DetectedAt)
+		s.metrics.detections.WithLabelValues(c.Reason.RuleID, string(c.Mode)).Inc()
+		// The engine stamps commands with event time; on the wire they
+		// carry the detector's clock, so that a detector catching up on a
+		// backlog issues commands that are not born expired. The id does
+		// not depend on these fields.
+		c.IssuedAt = now.UTC()
+		c.ExpiresAt = c.IssuedAt.Add(s.cfg.Engine.CommandTTL)
+		c.Reason.DetectedAt = c.IssuedAt
+		msg, err := s.message(*c)
+		if err != nil {
+			// A command the engine built that does not encode or
+			// validate is a bug, not a property of the event: retrying
+			// cannot help, and dead-lettering the event keeps it for
+			// analysis.
+			return pendingEvent{}, kafkax.Poison("detector built an invalid command", err)
+		}
+		p.msgs = append(p.msgs, msg)
+	}
+	s.mu.Lock()
+	s.pending[key] = p
+	s.mu.Unlock()
+	return p, nil
+}
+
+// message encodes cmd as the signed message to publish: the JSON value,
+// the Ed25519 signature over exactly those bytes, the key id and the
+// schema in headers, keyed by the target key.
+func (s *Service) message(cmd schemas.RevokeCommand) (kafka.Message, error) {
+	if err := cmd.Validate(); err != nil {
+		return kafka.Message{}, err
+	}
+	value, err := json.Marshal(&cmd)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encoding command: %w", err)
+	}
+	return kafka.Message{
+		Key:   []byte(cmd.Target.Key()),
+		Value: value,
+		Headers: []kafka.Header{
+			{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
+			{Key: schemas.HeaderKeyID, Value: []byte(s.signer.KeyID())},
+			{Key: schemas.HeaderSignature, Value: []byte(s.signer.Sign(value))},
+		},
+	}, nil
+}
+
+// decodeCause is a DecodeEvent error without its ErrInvalidEvent prefix
+// (the dead-letter reason says that already), on one line, so that the
+// dlq-reason header reads "invalid audit event: field \"time\": required;
+// field \"type\": required".
+func decodeCause(err error) error {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, schemas.ErrInvalidEvent.Error()+": "); ok {
+		msg = rest
+	}
+	return &causeError{msg: strings.ReplaceAll(msg, "\n", "; "), err: err}
+}
+
+// causeError rewords an error and keeps it for errors.Is and errors.As.
+type causeError struct {
+	msg string
+	err error
+}
+
+func (e *causeError) Error() string { return e.msg }
+func (e *causeError) Unwrap() error { return e.err }
+
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(bytes.TrimSpace(h.Value))
+		}
+	}
+	return ""
+}
