@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/revoked-dev/revoked/internal/config"
 )
 
 // clientsFile is the on-disk form of the registered clients. A client's
@@ -88,7 +90,7 @@ func LoadClients(path string, getenv func(string) string) ([]ClientConfig, error
 		}
 		out = append(out, ClientConfig{
 			ID:            c.ID,
-			Secret:        Secret(secret),
+			Secret:        config.NewSecret(secret),
 			Grants:        c.Grants,
 			Scopes:        c.Scopes,
 			RevokeAny:     c.RevokeAny,

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/revoked-dev/revoked/internal/config"
 )
 
 // Grant types the token endpoint supports.
@@ -36,40 +38,13 @@ const (
 // MinAdminTokenLength is the shortest admin token Validate accepts.
 const MinAdminTokenLength = 16
 
-// ErrInvalidConfig is wrapped by every problem Config.Validate reports.
-var ErrInvalidConfig = errors.New("invalid token API config")
-
-// Secret is a credential. It prints, logs and marshals as "********" so that
-// a Config can be shown without leaking it; Reveal returns the value.
-type Secret string
-
-const masked = "********"
-
-// String returns "********", or "" when the secret is empty.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return masked
-}
-
-// GoString keeps %#v from printing the value.
-func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
-
-// MarshalText makes encoding/json, YAML and zerolog print the mask.
-// Decoding is unaffected: a Secret decodes from a plain string.
-func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// Reveal returns the secret's value.
-func (s Secret) Reveal() string { return string(s) }
-
 // ClientConfig is one registered OAuth client.
 type ClientConfig struct {
 	// ID is the client_id.
 	ID string `json:"id" yaml:"id"`
 	// Secret is the client secret for client_secret_basic and
 	// client_secret_post.
-	Secret Secret `json:"secret" yaml:"secret"`
+	Secret config.Secret `json:"secret" yaml:"-"`
 	// Grants lists the grant types the client may use at the token endpoint:
 	// GrantClientCredentials, GrantTokenExchange (also accepted as
 	// "token-exchange" or "token_exchange"). Revocation and introspection
@@ -100,7 +75,7 @@ type Config struct {
 	// MaxTokenTTL bounds the ttl_seconds an admin may ask for.
 	MaxTokenTTL time.Duration `json:"max_token_ttl" yaml:"max_token_ttl"`
 	// AdminToken protects /admin/*. Empty disables the admin API.
-	AdminToken Secret `json:"admin_token" yaml:"admin_token"`
+	AdminToken config.Secret `json:"admin_token" yaml:"-"`
 	// ShutdownTimeout bounds the graceful shutdown of Serve.
 	ShutdownTimeout time.Duration `json:"shutdown_timeout" yaml:"shutdown_timeout"`
 	// ReadHeaderTimeout and IdleTimeout configure the http.Server of Serve.
@@ -132,68 +107,48 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports every problem of the config at once, each wrapping
-// ErrInvalidConfig. Zero durations are valid: they take the defaults.
+// Validate reports every problem of the config at once; each is a
+// *config.FieldError matching config.ErrInvalid. Zero durations are valid:
+// they take the defaults.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
-	}
-
+	var p config.Problems
 	if _, err := parseIssuer(c.Issuer); err != nil {
-		bad("issuer: %v", err)
+		p.Addf("issuer", "%v", err)
 	}
-	if len(c.Clients) == 0 {
-		bad("clients: at least one client is required")
-	}
+	p.Check(len(c.Clients) > 0, "clients", "at least one client is required")
 	seen := make(map[string]bool, len(c.Clients))
 	for i, cl := range c.Clients {
+		field := fmt.Sprintf("clients[%d]", i)
 		switch {
 		case cl.ID == "":
-			bad("clients[%d]: id is required", i)
+			p.Addf(field+".id", "required")
 		case seen[cl.ID]:
-			bad("clients[%d]: duplicate id %q", i, cl.ID)
-		case strings.ContainsAny(cl.ID, ":") || !printable(cl.ID):
+			p.Addf(field+".id", "duplicate id %q", cl.ID)
+		case strings.Contains(cl.ID, ":") || !printable(cl.ID):
 			// RFC 6749 §2.3.1 form-encodes the id inside Basic credentials;
 			// a colon or control character would be ambiguous for clients
 			// that skip that step.
-			bad("clients[%d]: id %q must be printable and contain no ':'", i, cl.ID)
+			p.Addf(field+".id", "%q must be printable and contain no ':'", cl.ID)
 		}
 		seen[cl.ID] = true
-		if cl.Secret == "" {
-			bad("clients[%d] (%s): secret is required", i, cl.ID)
-		}
+		p.Check(cl.Secret.IsSet(), field+".secret", "required")
 		for _, g := range cl.Grants {
-			if _, ok := normalizeGrant(g); !ok {
-				bad("clients[%d] (%s): unknown grant %q (want %s or %s)", i, cl.ID, g, GrantClientCredentials, GrantTokenExchange)
-			}
+			_, ok := normalizeGrant(g)
+			p.Check(ok, field+".grants", "unknown grant %q (want %s or %s)", g, GrantClientCredentials, GrantTokenExchange)
 		}
 		for _, s := range cl.Scopes {
-			if !validScopeToken(s) {
-				bad("clients[%d] (%s): invalid scope %q", i, cl.ID, s)
-			}
+			p.Check(validScopeToken(s), field+".scopes", "invalid scope %q", s)
 		}
 	}
-	if c.TokenTTL < time.Second {
-		bad("token_ttl %s: must be at least 1s", c.TokenTTL)
-	}
-	if c.MaxTokenTTL < c.TokenTTL {
-		bad("max_token_ttl %s: must not be below token_ttl %s", c.MaxTokenTTL, c.TokenTTL)
-	}
-	if c.AdminToken != "" && len(c.AdminToken) < MinAdminTokenLength {
-		bad("admin_token: must be at least %d characters", MinAdminTokenLength)
-	}
-	if c.ShutdownTimeout < 0 {
-		bad("shutdown_timeout %s: must not be negative", c.ShutdownTimeout)
-	}
-	if c.ReadHeaderTimeout < 0 {
-		bad("read_header_timeout %s: must not be negative", c.ReadHeaderTimeout)
-	}
-	if c.IdleTimeout < 0 {
-		bad("idle_timeout %s: must not be negative", c.IdleTimeout)
-	}
-	return errors.Join(errs...)
+	p.Check(c.TokenTTL >= time.Second, "token_ttl", "%s: must be at least 1s", c.TokenTTL)
+	p.Check(c.MaxTokenTTL >= c.TokenTTL, "max_token_ttl", "%s: must not be below token_ttl %s", c.MaxTokenTTL, c.TokenTTL)
+	p.Check(!c.AdminToken.IsSet() || len(c.AdminToken.Reveal()) >= MinAdminTokenLength,
+		"admin_token", "must be at least %d characters", MinAdminTokenLength)
+	p.Check(c.ShutdownTimeout >= 0, "shutdown_timeout", "%s: must not be negative", c.ShutdownTimeout)
+	p.Check(c.ReadHeaderTimeout >= 0, "read_header_timeout", "%s: must not be negative", c.ReadHeaderTimeout)
+	p.Check(c.IdleTimeout >= 0, "idle_timeout", "%s: must not be negative", c.IdleTimeout)
+	return p.Err()
 }
 
 func parseIssuer(s string) (*url.URL, error) {

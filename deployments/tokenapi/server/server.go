@@ -71,12 +71,12 @@ type client struct {
 // not listen; use Handler to embed it or Serve / ListenAndServe to run it.
 func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("token API config: %w", err)
 	}
 	cfg = cfg.withDefaults()
 	iss, err := parseIssuer(cfg.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("%w: issuer: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("token API config: issuer: %w", err)
 	}
 	s := &Server{
 		cfg:     cfg,
@@ -90,7 +90,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	for _, cc := range cfg.Clients {
 		c := &client{
 			id:            cc.ID,
-			secretHash:    sha256.Sum256([]byte(cc.Secret)),
+			secretHash:    sha256.Sum256([]byte(cc.Secret.Reveal())),
 			grants:        make(map[string]bool, len(cc.Grants)),
 			scopes:        normalizeScopes(cc.Scopes),
 			revokeAny:     cc.RevokeAny,
@@ -102,8 +102,8 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		}
 		s.clients[c.id] = c
 	}
-	if cfg.AdminToken != "" {
-		s.adminKey = sha256.Sum256([]byte(cfg.AdminToken))
+	if cfg.AdminToken.IsSet() {
+		s.adminKey = sha256.Sum256([]byte(cfg.AdminToken.Reveal()))
 	}
 	if iss.Scheme == "http" && !isLoopbackHost(iss.Hostname()) {
 		s.log.Warn().Str("issuer", cfg.Issuer).Msg("issuer is plain http on a non-loopback host; tokens and secrets travel in clear text")
@@ -205,7 +205,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.HandleFunc("GET "+p+PathLivez, s.handleLivez)
 	mux.HandleFunc("GET "+p+PathReadyz, s.handleReadyz)
-	if s.cfg.AdminToken != "" {
+	if s.cfg.AdminToken.IsSet() {
 		admin := func(pattern string, h http.HandlerFunc) {
 			mux.Handle(pattern, s.requireAdmin(h))
 		}

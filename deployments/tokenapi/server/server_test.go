@@ -14,6 +14,7 @@ import (
 
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
+	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -730,7 +731,7 @@ func TestAdminAuthRequired(t *testing.T) {
 	}
 
 	// Without an admin token the admin API does not exist.
-	off := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.AdminToken = "" }))
+	off := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.AdminToken = config.Secret{} }))
 	if r := adminReq(t, off, http.MethodPost, "/admin/subjects/alice/revoke", "", nil); r.status != http.StatusNotFound {
 		t.Errorf("disabled admin API: status %d", r.status)
 	}

@@ -9,11 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
+	"github.com/revoked-dev/revoked/internal/config"
 )
 
 // Credentials of the clients every Env registers.
@@ -36,9 +39,11 @@ var AppScopes = []string{"files.read", "files.write", "profile"}
 
 // Env is a running reference token API.
 type Env struct {
-	// URL is the base URL, equal to the issuer.
-	URL        string
-	AdminToken server.Secret
+	// URL is the base URL of the server (scheme and host).
+	URL string
+	// Issuer is the configured issuer: URL unless WithConfig changed it.
+	Issuer     string
+	AdminToken config.Secret
 	Server     *server.Server
 	HTTP       *httptest.Server
 }
@@ -62,9 +67,9 @@ func WithLogger(l zerolog.Logger) Option { return func(o *options) { o.log = l }
 func Clients() []server.ClientConfig {
 	grants := []string{server.GrantClientCredentials, server.GrantTokenExchange}
 	return []server.ClientConfig{
-		{ID: RevokerID, Secret: RevokerSecret, RevokeAny: true, IntrospectAny: true, Grants: []string{server.GrantClientCredentials}},
-		{ID: AppID, Secret: AppSecret, Grants: grants, Scopes: AppScopes},
-		{ID: OtherID, Secret: OtherSecret, Grants: grants, Scopes: AppScopes},
+		{ID: RevokerID, Secret: config.NewSecret(RevokerSecret), RevokeAny: true, IntrospectAny: true, Grants: []string{server.GrantClientCredentials}},
+		{ID: AppID, Secret: config.NewSecret(AppSecret), Grants: grants, Scopes: AppScopes},
+		{ID: OtherID, Secret: config.NewSecret(OtherSecret), Grants: grants, Scopes: AppScopes},
 	}
 }
 
@@ -79,11 +84,11 @@ func Start(tb testing.TB, opts ...Option) *Env {
 	if err != nil {
 		tb.Fatalf("servertest: listening: %v", err)
 	}
-	url := "http://" + l.Addr().String()
+	base := "http://" + l.Addr().String()
 	cfg := server.Config{
-		Issuer:     url,
+		Issuer:     base,
 		Clients:    Clients(),
-		AdminToken: AdminToken,
+		AdminToken: config.NewSecret(AdminToken),
 	}
 	if o.cfg != nil {
 		o.cfg(&cfg)
@@ -98,7 +103,7 @@ func Start(tb testing.TB, opts ...Option) *Env {
 	ts.Listener = l
 	ts.Start()
 	tb.Cleanup(ts.Close)
-	return &Env{URL: url, AdminToken: cfg.AdminToken, Server: srv, HTTP: ts}
+	return &Env{URL: base, Issuer: cfg.Issuer, AdminToken: cfg.AdminToken, Server: srv, HTTP: ts}
 }
 
 // Issue issues a token through the admin API and returns the raw token and
@@ -114,11 +119,11 @@ func (e *Env) Issue(tb testing.TB, req server.IssueRequest) (raw, tokenID string
 	return out.AccessToken, out.TokenID
 }
 
-// Admin calls the admin API and decodes a 200 answer into out (if not nil).
+// Admin calls the admin API (path relative to the issuer) and decodes a 200 answer into out (if not nil).
 // Any other status fails the test.
 func (e *Env) Admin(tb testing.TB, method, path string, body []byte, out any) {
 	tb.Helper()
-	req, err := http.NewRequest(method, e.URL+path, bytes.NewReader(body))
+	req, err := http.NewRequest(method, e.Issuer+path, bytes.NewReader(body))
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}
@@ -137,4 +142,40 @@ func (e *Env) Admin(tb testing.TB, method, path string, body []byte, out any) {
 			tb.Fatalf("servertest: %s %s: decoding: %v", method, path, err)
 		}
 	}
+}
+
+// Exchange exchanges subjectToken for a downscoped token (RFC 8693) as the
+// client id/secret, with extra form parameters such as scope or resource,
+// and returns the new raw token. It fails the test on any error.
+func (e *Env) Exchange(tb testing.TB, clientID, secret, subjectToken string, extra url.Values) string {
+	tb.Helper()
+	form := url.Values{
+		"grant_type":         {server.GrantTokenExchange},
+		"subject_token":      {subjectToken},
+		"subject_token_type": {server.TokenTypeAccessToken},
+	}
+	for k, v := range extra {
+		form[k] = v
+	}
+	req, err := http.NewRequest(http.MethodPost, e.Issuer+server.PathToken, strings.NewReader(form.Encode()))
+	if err != nil {
+		tb.Fatalf("servertest: %v", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
+	resp, err := e.HTTP.Client().Do(req)
+	if err != nil {
+		tb.Fatalf("servertest: token exchange: %v", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		tb.Fatalf("servertest: token exchange: status %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.AccessToken == "" {
+		tb.Fatalf("servertest: token exchange: decoding: %v", err)
+	}
+	return out.AccessToken
 }

@@ -1,0 +1,191 @@
+package idp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// excerptBytes bounds Result.Body.
+const excerptBytes = 256
+
+// Result is the token API's answer to an admin call, for the audit trail.
+type Result struct {
+	// Status is the HTTP status.
+	Status int
+	// Revoked is the number of tokens revoked when CountKnown; providers
+	// that do not say leave CountKnown false.
+	Revoked    int
+	CountKnown bool
+	// Body is a short excerpt of the answer with control characters and
+	// credential members removed.
+	Body string
+}
+
+// TokenInfo describes a live token in ListSubjectTokens. It carries the
+// token's id, never the raw token.
+type TokenInfo struct {
+	TokenID       string    `json:"token_id"`
+	ParentTokenID string    `json:"parent_token_id,omitempty"`
+	ClientID      string    `json:"client_id"`
+	SessionID     string    `json:"session_id,omitempty"`
+	Scopes        []string  `json:"scopes"`
+	Resource      []string  `json:"resource,omitempty"`
+	IssuedAt      time.Time `json:"issued_at,omitzero"`
+	ExpiresAt     time.Time `json:"expires_at"`
+}
+
+// RevokeSubject revokes every token of the user (downscoped ones included
+// where the provider tracks them) with the configured subject call. It
+// blocks for one request bounded by Config.Timeout; ctx cancels it. An
+// answer outside AcceptStatus is *HTTPError; an unconfigured call is
+// ErrNotConfigured.
+func (c *Client) RevokeSubject(ctx context.Context, userID string) (Result, error) {
+	return c.adminRevoke(ctx, "revoke_subject", c.admin.Subject, "user_id", userID)
+}
+
+// RevokeTokenID revokes one token, and its descendants where the provider
+// tracks them, by id (for the reference token API: its fingerprint). It
+// blocks like RevokeSubject.
+func (c *Client) RevokeTokenID(ctx context.Context, tokenID string) (Result, error) {
+	return c.adminRevoke(ctx, "revoke_token_id", c.admin.TokenID, "token_id", tokenID)
+}
+
+// RevokeSession revokes every token of a session. It blocks like
+// RevokeSubject.
+func (c *Client) RevokeSession(ctx context.Context, sessionID string) (Result, error) {
+	return c.adminRevoke(ctx, "revoke_session", c.admin.Session, "session_id", sessionID)
+}
+
+// RevokeClient revokes every token issued to a client. It blocks like
+// RevokeSubject.
+func (c *Client) RevokeClient(ctx context.Context, clientID string) (Result, error) {
+	return c.adminRevoke(ctx, "revoke_client", c.admin.Client, "client_id", clientID)
+}
+
+// ListSubjectTokens lists the user's live tokens with the configured list
+// call, whose answer must be a JSON array of TokenInfo. It blocks for one
+// request bounded by Config.Timeout; ctx cancels it.
+func (c *Client) ListSubjectTokens(ctx context.Context, userID string) ([]TokenInfo, error) {
+	const op = "list_subject_tokens"
+	_, body, err := c.adminCall(ctx, op, c.admin.ListSubjectTokens, "user_id", userID, maxListBytes)
+	if err != nil {
+		return nil, err
+	}
+	out := []TokenInfo{}
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("idp: %s: %w: %w", op, ErrMalformedResponse, err)
+	}
+	return out, nil
+}
+
+func (c *Client) adminRevoke(ctx context.Context, op string, call AdminCall, param, value string) (Result, error) {
+	resp, body, err := c.adminCall(ctx, op, call, param, value, maxBodyBytes)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Status: resp.StatusCode, Body: sanitize(string(body), excerptBytes, nil)}
+	field := call.CountField
+	if field == "" {
+		field = "revoked"
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) == nil {
+		var n int
+		if raw, ok := obj[field]; ok && json.Unmarshal(raw, &n) == nil {
+			res.Revoked, res.CountKnown = n, true
+		}
+	}
+	c.log.Debug().Str("op", op).Str(param, value).Int("status", res.Status).Int("revoked", res.Revoked).
+		Bool("count_known", res.CountKnown).Msg("token API admin call")
+	return res, nil
+}
+
+// adminCall expands and sends one admin call and checks its status.
+func (c *Client) adminCall(ctx context.Context, op string, call AdminCall, param, value string, limit int64) (*http.Response, []byte, error) {
+	if call.URL == "" {
+		return nil, nil, fmt.Errorf("idp: %s: %w", op, ErrNotConfigured)
+	}
+	if value == "" {
+		return nil, nil, fmt.Errorf("idp: %s: empty %s: %w", op, param, ErrInvalidArgument)
+	}
+	u := expandURL(call.URL, c.admin.BaseURL, param, value)
+	var body io.Reader
+	contentType := call.ContentType
+	if call.Body != "" {
+		if contentType == "" {
+			contentType = "application/json"
+		}
+		body = strings.NewReader(expandBody(call.Body, contentType, c.admin.BaseURL, param, value))
+	}
+	req, err := http.NewRequest(call.Method, u, body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("idp: %s: %w", op, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	auth := call.Auth
+	if auth.Kind == "" {
+		auth = c.admin.Auth
+	}
+	switch auth.Kind {
+	case AdminAuthBearer:
+		scheme := auth.Scheme
+		if scheme == "" {
+			scheme = "Bearer"
+		}
+		req.Header.Set("Authorization", scheme+" "+auth.Token.Reveal())
+	case AdminAuthBasic:
+		req.SetBasicAuth(auth.Username, auth.Password.Reveal())
+	}
+
+	start := time.Now()
+	resp, respBody, err := c.do(ctx, op, req, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !call.accepts(resp.StatusCode) {
+		c.log.Debug().Str("op", op).Str(param, value).Int("status", resp.StatusCode).
+			Dur("took", time.Since(start)).Msg("token API admin call refused")
+		return nil, nil, newHTTPError(op, resp, respBody, c.now())
+	}
+	return resp, respBody, nil
+}
+
+// expandURL fills a URL template: {base} as is, the parameter escaped as a
+// path segment before '?' and as a query value after it.
+func expandURL(tmpl, base, param, value string) string {
+	ph := "{" + param + "}"
+	path, query, hasQuery := strings.Cut(tmpl, "?")
+	path = strings.ReplaceAll(path, ph, url.PathEscape(value))
+	path = strings.Replace(path, "{base}", strings.TrimSuffix(base, "/"), 1)
+	if !hasQuery {
+		return path
+	}
+	return path + "?" + strings.ReplaceAll(query, ph, url.QueryEscape(value))
+}
+
+// expandBody fills a body template with the parameter escaped for the
+// content type.
+func expandBody(tmpl, contentType, base, param, value string) string {
+	var esc string
+	if contentType == "application/x-www-form-urlencoded" {
+		esc = url.QueryEscape(value)
+	} else {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(value) // a string always encodes
+		esc = strings.TrimSuffix(strings.TrimSpace(b.String()), `"`)[1:]
+	}
+	out := strings.ReplaceAll(tmpl, "{"+param+"}", esc)
+	return strings.ReplaceAll(out, "{base}", strings.TrimSuffix(base, "/"))
+}

@@ -1,0 +1,356 @@
+package idp
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/revoked-dev/revoked/internal/config"
+)
+
+// AuthMethod names how the client authenticates to the OAuth endpoints
+// (RFC 7591 §2 names, as in RFC 8414 metadata).
+type AuthMethod string
+
+// Client authentication methods.
+const (
+	// AuthClientSecretBasic sends the credentials in the Authorization
+	// header (RFC 6749 §2.3.1). It is the default.
+	AuthClientSecretBasic AuthMethod = "client_secret_basic"
+	// AuthClientSecretPost sends them as client_id and client_secret form
+	// parameters (RFC 6749 §2.3.1).
+	AuthClientSecretPost AuthMethod = "client_secret_post"
+	// AuthPrivateKeyJWT (RFC 7523 §2.2) needs a signer: set
+	// Config.Authenticator to an implementation.
+	AuthPrivateKeyJWT AuthMethod = "private_key_jwt"
+)
+
+// DefaultTimeout bounds one HTTP request when Config.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// Admin authentication kinds.
+const (
+	AdminAuthNone   = "none"
+	AdminAuthBearer = "bearer"
+	AdminAuthBasic  = "basic"
+)
+
+// PresetReference selects ReferencePreset in AdminConfig.Preset.
+const PresetReference = "reference"
+
+// Config configures a Client. Tags let internal/config load it from flags,
+// the environment and YAML; secrets come only from the environment (or a
+// _FILE) and YAML, never from flags.
+type Config struct {
+	// Issuer is the authorization server's issuer identifier. When set,
+	// Discover (called lazily on first use) fills the endpoint URLs that are
+	// not given explicitly from its RFC 8414 metadata.
+	Issuer string `flag:"issuer" env:"ISSUER" yaml:"issuer" usage:"OAuth issuer URL, for RFC 8414 discovery"`
+	// TokenURL, RevocationURL and IntrospectionURL override discovery.
+	TokenURL         string `flag:"token-url" env:"TOKEN_URL" yaml:"token_url" usage:"token endpoint URL (overrides discovery)"`
+	RevocationURL    string `flag:"revocation-url" env:"REVOCATION_URL" yaml:"revocation_url" usage:"RFC 7009 revocation endpoint URL (overrides discovery)"`
+	IntrospectionURL string `flag:"introspection-url" env:"INTROSPECTION_URL" yaml:"introspection_url" usage:"RFC 7662 introspection endpoint URL (overrides discovery)"`
+	// ClientID and ClientSecret authenticate the client at the revocation
+	// and introspection endpoints.
+	ClientID     string        `flag:"client-id" env:"CLIENT_ID" yaml:"client_id" usage:"OAuth client id"`
+	ClientSecret config.Secret `env:"CLIENT_SECRET" yaml:"client_secret"`
+	// AuthMethod is client_secret_basic (default) or client_secret_post;
+	// private_key_jwt needs Authenticator.
+	AuthMethod AuthMethod `flag:"auth-method" env:"AUTH_METHOD" yaml:"auth_method" usage:"client authentication: client_secret_basic or client_secret_post"`
+	// Timeout bounds each HTTP request (default DefaultTimeout).
+	Timeout time.Duration `flag:"timeout" env:"TIMEOUT" yaml:"timeout" usage:"timeout of one request to the token API"`
+	// Admin configures the subject-, token-id-, session- and client-wide
+	// calls, which have no standard protocol.
+	Admin AdminConfig `flag:"admin" env:"ADMIN" yaml:"admin"`
+	// Authenticator, if set, replaces the built-in client authentication,
+	// whatever AuthMethod says. It is the seam for private_key_jwt.
+	Authenticator ClientAuthenticator `flag:"-" env:"-" yaml:"-"`
+}
+
+// AdminConfig describes the admin calls of an identity provider as data:
+// each call is an HTTP method, a URL template, an optional body template,
+// the statuses that mean success and how to authenticate. A call with an
+// empty URL is not configured; using it returns ErrNotConfigured.
+type AdminConfig struct {
+	// Preset, if set, fills every call whose URL is empty from a known
+	// provider: "reference" (ReferencePreset).
+	Preset string `flag:"preset" env:"PRESET" yaml:"preset" usage:"admin API preset: reference, or empty for explicit calls"`
+	// BaseURL replaces {base} in templates.
+	BaseURL string `flag:"base-url" env:"BASE_URL" yaml:"base_url" usage:"base URL of the admin API ({base} in templates)"`
+	// Auth authenticates every call that has no Auth of its own.
+	Auth AdminAuth `flag:"auth" env:"AUTH" yaml:"auth"`
+
+	// Subject revokes everything of a user ({user_id}).
+	Subject AdminCall `flag:"-" env:"-" yaml:"subject"`
+	// TokenID revokes one token by id or fingerprint ({token_id}).
+	TokenID AdminCall `flag:"-" env:"-" yaml:"token_id"`
+	// Session revokes a session's tokens ({session_id}).
+	Session AdminCall `flag:"-" env:"-" yaml:"session"`
+	// Client revokes every token of a client ({client_id}).
+	Client AdminCall `flag:"-" env:"-" yaml:"client"`
+	// ListSubjectTokens lists a user's live tokens ({user_id}); the answer
+	// must be a JSON array of TokenInfo.
+	ListSubjectTokens AdminCall `flag:"-" env:"-" yaml:"list_subject_tokens"`
+}
+
+// AdminCall is one admin call.
+//
+// URL and Body are templates. {base} is replaced by AdminConfig.BaseURL as
+// is; the call's own placeholder ({user_id}, {token_id}, {session_id} or
+// {client_id}) is replaced by the value escaped for where it stands: as a
+// path segment before '?', as a query value after it, as JSON string content
+// in a JSON body, as a form value in a form body. So a user id like
+// "a/b&c" cannot change the shape of the request.
+type AdminCall struct {
+	Method string `yaml:"method"`
+	URL    string `yaml:"url"`
+	Body   string `yaml:"body"`
+	// ContentType of Body: application/json (default) or
+	// application/x-www-form-urlencoded.
+	ContentType string `yaml:"content_type"`
+	// AcceptStatus lists the statuses that mean success: codes ("204") or
+	// classes ("2xx"). Default: 2xx.
+	AcceptStatus []string `yaml:"accept_status"`
+	// CountField names the number in a JSON object answer that says how
+	// many tokens were revoked (default "revoked").
+	CountField string `yaml:"count_field"`
+	// Auth overrides AdminConfig.Auth when its Kind is set.
+	Auth AdminAuth `yaml:"auth"`
+}
+
+// AdminAuth authenticates admin calls.
+type AdminAuth struct {
+	// Kind is "bearer", "basic" or "none".
+	Kind string `flag:"kind" env:"KIND" yaml:"kind" usage:"admin API authentication: bearer, basic or none"`
+	// Token is sent as "Authorization: <Scheme> <Token>" for bearer.
+	Token config.Secret `env:"TOKEN" yaml:"token"`
+	// Scheme of the Authorization header for bearer (default "Bearer";
+	// Okta's API tokens use "SSWS").
+	Scheme string `flag:"scheme" env:"SCHEME" yaml:"scheme" usage:"authorization scheme for bearer admin auth (default Bearer)"`
+	// Username and Password for basic.
+	Username string        `flag:"username" env:"USERNAME" yaml:"username" usage:"user for basic admin auth"`
+	Password config.Secret `env:"PASSWORD" yaml:"password"`
+}
+
+// ReferencePreset returns the admin calls of the reference token API
+// (deployments/tokenapi) at baseURL, authenticated with its admin token.
+func ReferencePreset(baseURL string, adminToken config.Secret) AdminConfig {
+	a := AdminConfig{
+		Preset:  PresetReference,
+		BaseURL: baseURL,
+		Auth:    AdminAuth{Kind: AdminAuthBearer, Token: adminToken},
+	}
+	return a.withPreset()
+}
+
+// withPreset fills the calls with an empty URL from the preset.
+func (a AdminConfig) withPreset() AdminConfig {
+	if a.Preset != PresetReference {
+		return a
+	}
+	post := func(path string) AdminCall {
+		return AdminCall{Method: http.MethodPost, URL: "{base}" + path, AcceptStatus: []string{"200"}, CountField: "revoked"}
+	}
+	fill := func(c *AdminCall, def AdminCall) {
+		if c.URL == "" {
+			auth := c.Auth
+			*c = def
+			c.Auth = auth
+		}
+	}
+	fill(&a.Subject, post("/admin/subjects/{user_id}/revoke"))
+	fill(&a.TokenID, post("/admin/tokens/{token_id}/revoke"))
+	fill(&a.Session, post("/admin/sessions/{session_id}/revoke"))
+	fill(&a.Client, post("/admin/clients/{client_id}/revoke"))
+	fill(&a.ListSubjectTokens, AdminCall{Method: http.MethodGet, URL: "{base}/admin/subjects/{user_id}/tokens", AcceptStatus: []string{"200"}})
+	return a
+}
+
+func (c Config) withDefaults() Config {
+	if c.AuthMethod == "" {
+		c.AuthMethod = AuthClientSecretBasic
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	c.Admin = c.Admin.withPreset()
+	return c
+}
+
+// Validate reports every problem of the config at once; each is a
+// *config.FieldError matching config.ErrInvalid.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var p config.Problems
+
+	if c.Issuer != "" {
+		if u, err := absURL(c.Issuer); err != nil {
+			p.Addf("issuer", "%v", err)
+		} else if u.RawQuery != "" || u.Fragment != "" {
+			// RFC 8414 §2: no query or fragment.
+			p.Addf("issuer", "%q must not have a query or fragment", c.Issuer)
+		}
+	}
+	for field, v := range map[string]string{"token_url": c.TokenURL, "revocation_url": c.RevocationURL, "introspection_url": c.IntrospectionURL} {
+		if v == "" {
+			continue
+		}
+		if _, err := absURL(v); err != nil {
+			p.Addf(field, "%v", err)
+		}
+	}
+	oauth := c.Issuer != "" || c.TokenURL != "" || c.RevocationURL != "" || c.IntrospectionURL != ""
+	if oauth {
+		p.Check(c.ClientID != "", "client_id", "required with an issuer or endpoint URL")
+		switch c.AuthMethod {
+		case AuthClientSecretBasic, AuthClientSecretPost:
+			p.Check(c.Authenticator != nil || c.ClientSecret.IsSet(), "client_secret", "required for %s", c.AuthMethod)
+		case AuthPrivateKeyJWT:
+			p.Check(c.Authenticator != nil, "auth_method", "private_key_jwt needs an Authenticator")
+		default:
+			p.Addf("auth_method", "unknown method %q (want client_secret_basic or client_secret_post)", c.AuthMethod)
+		}
+	}
+	p.Check(c.Timeout > 0, "timeout", "%s: must be positive", c.Timeout)
+	p.Nest("admin", c.Admin.validate())
+	p.Check(oauth || c.Admin.configured(), "", "nothing to call: set issuer, an endpoint URL or admin calls")
+	return p.Err()
+}
+
+func (a AdminConfig) configured() bool {
+	for _, c := range a.calls() {
+		if c.call.URL != "" {
+			return true
+		}
+	}
+	return false
+}
+
+type namedCall struct {
+	name, param string
+	call        AdminCall
+}
+
+func (a AdminConfig) calls() []namedCall {
+	return []namedCall{
+		{"subject", "user_id", a.Subject},
+		{"token_id", "token_id", a.TokenID},
+		{"session", "session_id", a.Session},
+		{"client", "client_id", a.Client},
+		{"list_subject_tokens", "user_id", a.ListSubjectTokens},
+	}
+}
+
+var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
+
+func (a AdminConfig) validate() error {
+	var p config.Problems
+	p.Check(a.Preset == "" || a.Preset == PresetReference, "preset", "unknown preset %q (want %q or empty)", a.Preset, PresetReference)
+	if a.BaseURL != "" {
+		if _, err := absURL(a.BaseURL); err != nil {
+			p.Addf("base_url", "%v", err)
+		}
+	}
+	p.Nest("auth", a.Auth.validate(false))
+	for _, nc := range a.calls() {
+		c := nc.call
+		if c.URL == "" {
+			continue
+		}
+		f := nc.name
+		switch c.Method {
+		case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		default:
+			p.Addf(f+".method", "%q is not GET, POST, PUT, PATCH or DELETE", c.Method)
+		}
+		want := "{" + nc.param + "}"
+		if !strings.Contains(c.URL, want) && !strings.Contains(c.Body, want) {
+			p.Addf(f+".url", "template uses neither in url nor in body the placeholder %s", want)
+		}
+		for _, tmpl := range []string{c.URL, c.Body} {
+			for _, ph := range placeholderRE.FindAllString(tmpl, -1) {
+				p.Check(ph == want || ph == "{base}", f, "unknown placeholder %s (want %s or {base})", ph, want)
+			}
+		}
+		if strings.Contains(c.URL, "{base}") {
+			p.Check(a.BaseURL != "", "base_url", "required by %s.url", f)
+			p.Check(strings.HasPrefix(c.URL, "{base}"), f+".url", "{base} must start the template")
+		} else if _, err := absURL(c.URL); err != nil {
+			p.Addf(f+".url", "%v", err)
+		}
+		switch c.ContentType {
+		case "", "application/json", "application/x-www-form-urlencoded":
+		default:
+			p.Addf(f+".content_type", "unsupported %q (want application/json or application/x-www-form-urlencoded)", c.ContentType)
+		}
+		for _, s := range c.AcceptStatus {
+			_, _, ok := parseStatusPattern(s)
+			p.Check(ok, f+".accept_status", "%q is neither a status code nor a class like 2xx", s)
+		}
+		auth := c.Auth
+		if auth.Kind == "" {
+			auth = a.Auth
+		}
+		p.Nest(f+".auth", auth.validate(true))
+	}
+	return p.Err()
+}
+
+func (a AdminAuth) validate(inUse bool) error {
+	var p config.Problems
+	switch a.Kind {
+	case "":
+		p.Check(!inUse, "kind", "required (bearer, basic or none)")
+	case AdminAuthNone:
+	case AdminAuthBearer:
+		p.Check(a.Token.IsSet(), "token", "required for bearer")
+		p.Check(!strings.ContainsAny(a.Scheme, " \t\r\n"), "scheme", "must be one word")
+	case AdminAuthBasic:
+		p.Check(a.Username != "", "username", "required for basic")
+		p.Check(a.Password.IsSet(), "password", "required for basic")
+	default:
+		p.Addf("kind", "unknown %q (want bearer, basic or none)", a.Kind)
+	}
+	return p.Err()
+}
+
+// parseStatusPattern parses "204" or "2xx" into an inclusive range.
+func parseStatusPattern(s string) (lo, hi int, ok bool) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if len(s) == 3 && s[1:] == "xx" && s[0] >= '1' && s[0] <= '5' {
+		lo = int(s[0]-'0') * 100
+		return lo, lo + 99, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 100 || n > 599 {
+		return 0, 0, false
+	}
+	return n, n, true
+}
+
+func (c AdminCall) accepts(status int) bool {
+	pats := c.AcceptStatus
+	if len(pats) == 0 {
+		pats = []string{"2xx"}
+	}
+	return slices.ContainsFunc(pats, func(s string) bool {
+		lo, hi, ok := parseStatusPattern(s)
+		return ok && status >= lo && status <= hi
+	})
+}
+
+func absURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %q: %w", s, err)
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	return u, nil
+}
