@@ -1,0 +1,605 @@
+// Package simulate generates realistic identity and activity traffic for N
+// users, with labelled attacks mixed in, and publishes it as AuditEvents.
+//
+// Each user has a home (country, city, network, address range), a device
+// and an OAuth client. A user logs in (now and then mistyping the password
+// once or twice, never often enough to look like brute force), receives a
+// token, uses it (API calls, file previews, downloads, uploads, shares),
+// sometimes exchanges it for a downscoped token and uses that, then logs
+// out and stays away for a while. Two kinds of attack are mixed in and
+// written to a ground-truth file:
+//
+//   - brute_force: 6-10 failed logins for a user from a foreign attacker
+//     address within minutes, then a successful login, a token and its use;
+//   - token_replay: a user's live token used from a foreign country and
+//     network within minutes of its issue.
+//
+// The traffic is a discrete-event simulation ordered by simulated time; the
+// sequence of events is determined by the seed and the configuration. With
+// the fast clock, event times are simulated too (starting at Config.Start),
+// so a run is reproducible byte for byte and goes as fast as the publisher
+// takes it. With the live clock, simulated time follows the wall clock and
+// each event is stamped with the moment it is emitted.
+//
+// Tokens come from a TokenIssuer when one is given (each is then a real
+// token, the events carry its fingerprint, and Sim.Tokens keeps the raw
+// values in memory for the caller), or are made up otherwise.
+package simulate
+
+import (
+	"container/heap"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Publisher writes messages to Kafka; *kafka.Writer satisfies it.
+//
+// WriteMessages blocks until every message is acknowledged (as the writer's
+// RequiredAcks say) or returns an error; ctx cancels the wait. Messages name
+// their Topic, so a *kafka.Writer used here must be created without one.
+type Publisher interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Clock says how simulated time relates to the wall clock.
+type Clock string
+
+// Clocks.
+const (
+	// ClockFast simulates event times from Config.Start on and emits as
+	// fast as the publisher takes them, for offline runs and backtests.
+	ClockFast Clock = "fast"
+	// ClockLive paces events on the wall clock and stamps each with the
+	// time it is emitted.
+	ClockLive Clock = "live"
+)
+
+// Attack labels in the ground truth.
+const (
+	AttackBruteForce  = "brute_force"
+	AttackTokenReplay = "token_replay"
+)
+
+// Source is the source field of every simulated event.
+const Source = "simulator"
+
+// Config configures a simulation.
+type Config struct {
+	// Users is the number of simulated users.
+	Users int `flag:"users" env:"USERS" yaml:"users" usage:"number of simulated users"`
+	// Seed determines the whole sequence of events.
+	Seed int64 `flag:"seed" env:"SEED" yaml:"seed" usage:"random seed; the same seed and settings give the same events"`
+	// Clock is live or fast.
+	Clock Clock `flag:"-" env:"-" yaml:"-"`
+	// Rate is the average number of events per second the users produce
+	// together: per wall-clock second with the live clock, per simulated
+	// second with the fast one.
+	Rate float64 `flag:"rate" env:"RATE" yaml:"rate" usage:"average events per second (simulated seconds with --clock fast)"`
+	// Duration ends the run after this much (simulated) time; zero means
+	// no limit, then Events must be set.
+	Duration time.Duration `flag:"duration" env:"DURATION" yaml:"duration" usage:"how long to simulate (0: until --events)"`
+	// Events ends the run after this many events; zero means no limit,
+	// then Duration must be set.
+	Events int64 `flag:"events" env:"EVENTS" yaml:"events" usage:"how many events to emit (0: until --duration)"`
+	// Start is the first simulated instant with the fast clock.
+	Start time.Time `flag:"-" env:"-" yaml:"-"`
+	// Topic receives the events.
+	Topic string `flag:"topic" env:"TOPIC" yaml:"topic" usage:"topic for simulated events"`
+	// BatchSize is the most events published per WriteMessages call.
+	BatchSize int `flag:"batch-size" env:"BATCH_SIZE" yaml:"batch_size" usage:"events published per batch"`
+	// FlushInterval bounds how long an event waits for its batch with the
+	// live clock.
+	FlushInterval time.Duration `flag:"flush-interval" env:"FLUSH_INTERVAL" yaml:"flush_interval" usage:"longest time an event waits for its batch (live clock)"`
+	// BruteForceProb is the chance, per user session, that a brute-force
+	// attack on that user starts.
+	BruteForceProb float64 `flag:"brute-force-prob" env:"BRUTE_FORCE_PROB" yaml:"brute_force_prob" usage:"chance per session of a brute-force attack on the user"`
+	// ReplayProb is the chance, per issued token, that it is replayed.
+	ReplayProb float64 `flag:"replay-prob" env:"REPLAY_PROB" yaml:"replay_prob" usage:"chance per issued token that an attacker replays it"`
+	// MistypeProb is the chance, per login, of one or two failures first.
+	MistypeProb float64 `flag:"mistype-prob" env:"MISTYPE_PROB" yaml:"mistype_prob" usage:"chance per login of one or two mistyped passwords first"`
+	// ExchangeProb is the chance, per session, of a downscoped exchange.
+	ExchangeProb float64 `flag:"exchange-prob" env:"EXCHANGE_PROB" yaml:"exchange_prob" usage:"chance per session of exchanging the token for a downscoped one"`
+	// ClientIDs are the OAuth clients users log in through; each user
+	// keeps one.
+	ClientIDs []string `flag:"client-ids" env:"CLIENT_IDS" yaml:"client_ids" usage:"OAuth clients users log in through"`
+	// Scopes are the scopes of a login token; DownscopedScopes those of an
+	// exchanged token, a subset.
+	Scopes           []string `flag:"scopes" env:"SCOPES" yaml:"scopes" usage:"scopes of login tokens"`
+	DownscopedScopes []string `flag:"downscoped-scopes" env:"DOWNSCOPED_SCOPES" yaml:"downscoped_scopes" usage:"scopes of exchanged (downscoped) tokens"`
+}
+
+// DefaultConfig simulates 100 users at 100 events per second with the fast
+// clock from 2026-01-01T00:00:00Z, with attacks in about 1% of sessions.
+func DefaultConfig() Config {
+	return Config{
+		Users:            100,
+		Seed:             1,
+		Clock:            ClockFast,
+		Rate:             100,
+		Start:            time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Topic:            schemas.TopicAuditEvents,
+		BatchSize:        500,
+		FlushInterval:    50 * time.Millisecond,
+		BruteForceProb:   0.01,
+		ReplayProb:       0.01,
+		MistypeProb:      0.05,
+		ExchangeProb:     0.15,
+		ClientIDs:        []string{"web-app", "desktop-sync", "mobile-app"},
+		Scopes:           []string{"files.read", "files.write", "profile"},
+		DownscopedScopes: []string{"files.read"},
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var p config.Problems
+	p.Check(c.Users > 0 && c.Users <= 10_000_000, "users", "must be between 1 and 10000000")
+	p.Check(c.Clock == ClockFast || c.Clock == ClockLive, "clock", "want fast or live, got %q", c.Clock)
+	p.Check(c.Rate > 0 && !math.IsInf(c.Rate, 0), "rate", "must be positive")
+	p.Check(c.Duration >= 0, "duration", "must not be negative")
+	p.Check(c.Events >= 0, "events", "must not be negative")
+	p.Check(c.Duration > 0 || c.Events > 0, "duration", "set a duration or a number of events (or both)")
+	p.Check(c.Clock != ClockFast || !c.Start.IsZero(), "start", "required with the fast clock")
+	p.Check(c.Topic != "", "topic", "required")
+	p.Check(c.BatchSize > 0, "batch-size", "must be positive")
+	p.Check(c.FlushInterval > 0, "flush-interval", "must be positive")
+	for name, v := range map[string]float64{
+		"brute-force-prob": c.BruteForceProb, "replay-prob": c.ReplayProb,
+		"mistype-prob": c.MistypeProb, "exchange-prob": c.ExchangeProb,
+	} {
+		p.Check(v >= 0 && v <= 1, name, "must be between 0 and 1")
+	}
+	p.Check(len(c.ClientIDs) > 0, "client-ids", "at least one")
+	p.Check(len(c.Scopes) > 0, "scopes", "at least one")
+	p.Check(len(c.DownscopedScopes) > 0, "downscoped-scopes", "at least one")
+	for _, s := range c.DownscopedScopes {
+		found := false
+		for _, t := range c.Scopes {
+			found = found || s == t
+		}
+		p.Check(found, "downscoped-scopes", "%q is not among scopes", s)
+	}
+	return p.Err()
+}
+
+// TokenIssuer issues real tokens for the simulated users. Issue blocks
+// until the token exists or fails; ctx cancels it. tokenID is the issuer's
+// id for the token; events always carry schemas.Fingerprint(raw).
+type TokenIssuer interface {
+	Issue(ctx context.Context, userID, clientID, sessionID string, scopes []string) (raw, tokenID string, err error)
+}
+
+// TokenExchanger is implemented by TokenIssuers that can also exchange a
+// token for a downscoped one (RFC 8693), so the token API knows the lineage.
+// CanExchange reports whether tokens of clientID can be exchanged; when it
+// does not, the simulator issues the downscoped token with Issue instead.
+type TokenExchanger interface {
+	CanExchange(clientID string) bool
+	Exchange(ctx context.Context, clientID, parentRaw string, scopes []string) (raw, tokenID string, err error)
+}
+
+// GroundTruth is one labelled attack, one line of the ground-truth file.
+type GroundTruth struct {
+	UserID string `json:"user_id"`
+	Attack string `json:"attack"`
+	// TokenID is the fingerprint of the token to revoke: the attacker's
+	// token for brute_force (empty if the run ended before the attacker
+	// got one), the replayed token for token_replay.
+	TokenID string    `json:"token_id"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	// Partial is set when the run ended before the attack did: the line
+	// covers the attack's events that were published. With a duration, no
+	// attack starts too late to finish, so only runs bounded by a number of
+	// events (or cancelled) have partial attacks.
+	Partial bool `json:"partial,omitempty"`
+}
+
+// Stats describes a run so far.
+type Stats struct {
+	// Events is the number of events published.
+	Events int64
+	// Attacks is the number of attacks written to the ground truth.
+	Attacks int
+	// SimTime is the simulated time reached.
+	SimTime time.Time
+	// Elapsed is the wall-clock time since Run started.
+	Elapsed time.Duration
+}
+
+// Options are the per-run outputs of Run.
+type Options struct {
+	// GroundTruth receives one JSON line per attack, written after the
+	// attack's last event was published. May be nil.
+	GroundTruth io.Writer
+	// Progress is called after each published batch. May be nil.
+	Progress func(Stats)
+}
+
+// Sim is one simulation. Create it with New and call Run once.
+type Sim struct {
+	cfg    Config
+	issuer TokenIssuer
+	exch   TokenExchanger
+	log    zerolog.Logger
+	wall   func() time.Time
+
+	rng     *rand.Rand // ids and attack parameters
+	users   []*user
+	queue   actorQueue
+	seq     uint64
+	tokenN  uint64
+	simNow  time.Time
+	end     time.Time // zero without a duration
+	batch   []kafka.Message
+	batchAt time.Time
+	stats   Stats
+	ran     bool
+
+	attacks []*attack
+	pending []*attack // finished, waiting for their events to be published
+	truth   []GroundTruth
+
+	mu     sync.Mutex
+	tokens map[string][]string
+}
+
+// New returns a simulation. issuer may be nil: tokens are then made up.
+func New(cfg Config, issuer TokenIssuer, log zerolog.Logger) (*Sim, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Sim{
+		cfg:    cfg,
+		issuer: issuer,
+		log:    log.With().Str("component", "simulate").Logger(),
+		wall:   time.Now,
+		rng:    rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed_a77ac)),
+		tokens: map[string][]string{},
+	}
+	if ex, ok := issuer.(TokenExchanger); ok {
+		s.exch = ex
+	}
+	return s, nil
+}
+
+// Tokens returns the raw tokens issued through the TokenIssuer during Run,
+// by user id (an attacker's token under its victim), in issue order. They
+// are kept in memory only, never logged or written, for a caller to check
+// afterwards (say, that the attacked ones were revoked). Empty without an
+// issuer.
+func (s *Sim) Tokens() map[string][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string][]string, len(s.tokens))
+	for u, ts := range s.tokens {
+		out[u] = append([]string(nil), ts...)
+	}
+	return out
+}
+
+// GroundTruth returns every attack written so far.
+func (s *Sim) GroundTruth() []GroundTruth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]GroundTruth(nil), s.truth...)
+}
+
+// meanGap is the mean pause between two actions of a user in a session,
+// chosen so that all users together average Config.Rate events per second.
+// A session has about sessionEvents events and lasts actionsMean gaps,
+// followed by an offline pause of offlineGaps gaps.
+func (s *Sim) meanGap() time.Duration {
+	const sessionEvents = 3 + actionsMean + 0.1 // login, token, logout, actions, extras
+	cycle := float64(actionsMean + offlineGaps)
+	perUser := s.cfg.Rate / float64(s.cfg.Users)
+	return time.Duration(sessionEvents / perUser / cycle * float64(time.Second))
+}
+
+// Run simulates until Config.Duration or Config.Events is reached, or ctx
+// is cancelled, publishing events in batches through pub and writing the
+// ground truth as attacks complete. On cancellation it publishes what is
+// pending (for a few seconds at most), writes the ground truth of attacks
+// whose events were published, and returns ctx's error. It returns the
+// first publishing, issuing or writing error otherwise.
+func (s *Sim) Run(ctx context.Context, pub Publisher, opts Options) (Stats, error) {
+	if s.ran {
+		return s.stats, errors.New("simulate: Run called twice")
+	}
+	s.ran = true
+	wallStart := s.wall()
+	start := s.cfg.Start
+	if s.cfg.Clock == ClockLive {
+		start = wallStart
+	}
+	s.simNow = start
+	if s.cfg.Duration > 0 {
+		s.end = start.Add(s.cfg.Duration)
+	}
+	end := s.end
+	s.setup(start)
+	log := s.log.With().Int64("seed", s.cfg.Seed).Str("clock", string(s.cfg.Clock)).Logger()
+	log.Info().Int("users", s.cfg.Users).Float64("rate", s.cfg.Rate).Dur("mean_gap", s.meanGap()).Msg("simulation started")
+
+	flush := func(ctx context.Context) error {
+		if len(s.batch) > 0 {
+			if err := pub.WriteMessages(ctx, s.batch...); err != nil {
+				return fmt.Errorf("publishing %d simulated events: %w", len(s.batch), err)
+			}
+			s.stats.Events += int64(len(s.batch))
+			clear(s.batch)
+			s.batch = s.batch[:0]
+		}
+		if err := s.writeTruth(opts.GroundTruth, s.pending); err != nil {
+			return err
+		}
+		s.pending = s.pending[:0]
+		s.attacks = slices.DeleteFunc(s.attacks, func(a *attack) bool { return a.done })
+		s.stats.SimTime = s.simNow
+		s.stats.Elapsed = s.wall().Sub(wallStart)
+		if opts.Progress != nil {
+			opts.Progress(s.stats)
+		}
+		return nil
+	}
+	// finish publishes what is pending and records the attacks still under
+	// way (cut short by the end of the run) with the events they had.
+	finish := func(ctx context.Context) error {
+		for _, a := range s.attacks {
+			if !a.done && a.events > 0 {
+				a.done, a.partial = true, true
+				s.pending = append(s.pending, a)
+			}
+		}
+		return flush(ctx)
+	}
+	shutdown := func(cause error) (Stats, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := finish(fctx); err != nil {
+			return s.stats, errors.Join(cause, err)
+		}
+		return s.stats, cause
+	}
+
+	emitted := int64(0)
+	for s.queue.Len() > 0 {
+		if err := ctx.Err(); err != nil {
+			return shutdown(fmt.Errorf("simulation stopped: %w", err))
+		}
+		if s.cfg.Events > 0 && emitted >= s.cfg.Events {
+			break
+		}
+		next := s.queue[0]
+		if !end.IsZero() && next.at.After(end) {
+			break
+		}
+		if s.cfg.Clock == ClockLive {
+			if err := s.waitUntil(ctx, next.at, flush); err != nil {
+				if ctx.Err() != nil {
+					return shutdown(fmt.Errorf("simulation stopped: %w", ctx.Err()))
+				}
+				return shutdown(err)
+			}
+		}
+		heap.Pop(&s.queue)
+		s.simNow = next.at
+		before := len(s.batch)
+		at, done, err := next.actor.step(ctx, s)
+		if err != nil {
+			return shutdown(err)
+		}
+		emitted += int64(len(s.batch) - before)
+		if !done {
+			s.schedule(next.actor, at)
+		}
+		if len(s.batch) >= s.cfg.BatchSize {
+			if err := flush(ctx); err != nil {
+				return shutdown(err)
+			}
+		}
+	}
+	if err := finish(ctx); err != nil {
+		return s.stats, err
+	}
+	log.Info().Int64("events", s.stats.Events).Int("attacks", s.stats.Attacks).Dur("elapsed", s.stats.Elapsed).Msg("simulation finished")
+	return s.stats, nil
+}
+
+// waitUntil sleeps until the wall clock reaches the simulated instant at,
+// publishing the pending batch first when the wait (or the batch's age)
+// exceeds FlushInterval.
+func (s *Sim) waitUntil(ctx context.Context, at time.Time, flush func(context.Context) error) error {
+	now := s.wall()
+	wait := at.Sub(now)
+	if len(s.batch) > 0 && (wait >= s.cfg.FlushInterval || now.Sub(s.batchAt) >= s.cfg.FlushInterval) {
+		if err := flush(ctx); err != nil {
+			return err
+		}
+		wait = at.Sub(s.wall())
+	}
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (s *Sim) writeTruth(w io.Writer, done []*attack) error {
+	for _, a := range done {
+		gt := GroundTruth{UserID: a.userID, Attack: a.kind, TokenID: a.tokenID, Start: a.start.UTC(), End: a.end.UTC(), Partial: a.partial}
+		if w != nil {
+			line, err := json.Marshal(gt)
+			if err != nil {
+				return fmt.Errorf("encoding ground truth: %w", err)
+			}
+			if _, err := w.Write(append(line, '\n')); err != nil {
+				return fmt.Errorf("writing ground truth: %w", err)
+			}
+		}
+		s.mu.Lock()
+		s.truth = append(s.truth, gt)
+		s.mu.Unlock()
+		s.stats.Attacks++
+	}
+	return nil
+}
+
+// emit stamps ev (id, time, source) and adds it to the batch. It returns
+// the event's time.
+func (s *Sim) emit(ev *schemas.AuditEvent) time.Time {
+	ev.ID = "evt_" + s.hexID()
+	if s.cfg.Clock == ClockLive {
+		ev.Time = s.wall().UTC()
+	} else {
+		ev.Time = s.simNow.UTC()
+	}
+	ev.Source = Source
+	value, err := json.Marshal(ev)
+	if err != nil {
+		// An AuditEvent always encodes: it has no channels, funcs or
+		// unsupported floats (coordinates come from fixed tables).
+		panic(fmt.Sprintf("encoding simulated event: %v", err))
+	}
+	if len(s.batch) == 0 {
+		s.batchAt = s.wall()
+	}
+	s.batch = append(s.batch, kafka.Message{
+		Topic:   s.cfg.Topic,
+		Key:     ev.Key(),
+		Value:   value,
+		Headers: []kafka.Header{{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaAuditEventV1)}},
+	})
+	return ev.Time
+}
+
+// hexID is 96 bits from the simulation's generator, in hex.
+func (s *Sim) hexID() string {
+	var b [12]byte
+	x, y := s.rng.Uint64(), s.rng.Uint32()
+	for i := range 8 {
+		b[i] = byte(x >> (8 * i))
+	}
+	for i := range 4 {
+		b[8+i] = byte(y >> (8 * i))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// token is one issued token. raw is empty for made-up tokens.
+type token struct {
+	id  string
+	raw string
+}
+
+// issue gets a token for userID: from the issuer when there is one, made
+// up (a fingerprint of a synthetic value) otherwise.
+func (s *Sim) issue(ctx context.Context, userID, clientID, sessionID string, scopes []string) (token, error) {
+	if s.issuer == nil {
+		s.tokenN++
+		return token{id: schemas.Fingerprint(fmt.Sprintf("simulated-token/%d/%d", s.cfg.Seed, s.tokenN))}, nil
+	}
+	raw, _, err := s.issuer.Issue(ctx, userID, clientID, sessionID, scopes)
+	if err != nil {
+		return token{}, fmt.Errorf("issuing a token for %s: %w", userID, err)
+	}
+	s.keep(userID, raw)
+	return token{id: schemas.Fingerprint(raw), raw: raw}, nil
+}
+
+// exchange gets a downscoped token for parent: through the issuer's token
+// exchange when it can, issued directly otherwise.
+func (s *Sim) exchange(ctx context.Context, userID, clientID, sessionID string, parent token, scopes []string) (token, error) {
+	if s.issuer == nil || parent.raw == "" || s.exch == nil || !s.exch.CanExchange(clientID) {
+		return s.issue(ctx, userID, clientID, sessionID, scopes)
+	}
+	raw, _, err := s.exch.Exchange(ctx, clientID, parent.raw, scopes)
+	if err != nil {
+		return token{}, fmt.Errorf("exchanging a token of %s: %w", userID, err)
+	}
+	s.keep(userID, raw)
+	return token{id: schemas.Fingerprint(raw), raw: raw}, nil
+}
+
+func (s *Sim) keep(userID, raw string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens[userID] = append(s.tokens[userID], raw)
+}
+
+// schedule queues a to step at the simulated instant at.
+func (s *Sim) schedule(a actor, at time.Time) {
+	s.seq++
+	heap.Push(&s.queue, &item{at: at, seq: s.seq, actor: a})
+}
+
+// after is d from now in simulated time, whole milliseconds.
+func (s *Sim) after(d time.Duration) time.Time {
+	return s.simNow.Add(d.Truncate(time.Millisecond))
+}
+
+// uniform draws a duration in [lo, hi).
+func uniform(rng *rand.Rand, lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(rng.Int64N(int64(hi-lo)))
+}
+
+// exponential draws a duration with the given mean, at least 1ms.
+func exponential(rng *rand.Rand, mean time.Duration) time.Duration {
+	d := time.Duration(rng.ExpFloat64() * float64(mean))
+	return max(d, time.Millisecond)
+}
+
+// actor is a participant of the simulation: a user or an attacker. step
+// emits exactly one event at the current simulated time and says when to
+// step next, or that the actor is done.
+type actor interface {
+	step(ctx context.Context, s *Sim) (next time.Time, done bool, err error)
+}
+
+type item struct {
+	at    time.Time
+	seq   uint64
+	actor actor
+}
+
+// actorQueue orders actors by their next step, ties broken by scheduling
+// order so that runs are deterministic.
+type actorQueue []*item
+
+func (q actorQueue) Len() int { return len(q) }
+func (q actorQueue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q actorQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *actorQueue) Push(x any)   { *q = append(*q, x.(*item)) }
+func (q *actorQueue) Pop() any {
+	old := *q
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return it
+}

@@ -1,0 +1,498 @@
+package simulate_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
+	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/producer/simulate"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+type memPublisher struct {
+	mu      sync.Mutex
+	msgs    []kafka.Message
+	batches int
+	max     int
+}
+
+func (p *memPublisher) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.msgs = append(p.msgs, msgs...)
+	p.batches++
+	p.max = max(p.max, len(msgs))
+	return nil
+}
+
+type discard struct{}
+
+func (discard) WriteMessages(context.Context, ...kafka.Message) error { return nil }
+
+func testConfig() simulate.Config {
+	cfg := simulate.DefaultConfig()
+	cfg.Users = 50
+	cfg.Events = 20_000
+	cfg.BruteForceProb = 0.03
+	cfg.ReplayProb = 0.03
+	cfg.BatchSize = 256
+	return cfg
+}
+
+type run struct {
+	msgs   []kafka.Message
+	events []schemas.AuditEvent
+	truth  []simulate.GroundTruth
+	raw    []byte // the ground-truth file
+	stats  simulate.Stats
+	sim    *simulate.Sim
+	pub    *memPublisher
+}
+
+func runSim(t testing.TB, cfg simulate.Config, issuer simulate.TokenIssuer) run {
+	t.Helper()
+	sim, err := simulate.New(cfg, issuer, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := &memPublisher{}
+	var gt bytes.Buffer
+	var progress int
+	stats, err := sim.Run(context.Background(), pub, simulate.Options{GroundTruth: &gt, Progress: func(simulate.Stats) { progress++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if progress == 0 {
+		t.Error("progress never reported")
+	}
+	r := run{msgs: pub.msgs, raw: gt.Bytes(), stats: stats, sim: sim, pub: pub}
+	for i, m := range pub.msgs {
+		ev, err := schemas.DecodeEvent(m.Value)
+		if err != nil {
+			t.Fatalf("event %d does not decode: %v\n%s", i, err, m.Value)
+		}
+		if m.Topic != cfg.Topic || string(m.Key) != ev.UserID {
+			t.Fatalf("event %d: topic %q key %q user %q", i, m.Topic, m.Key, ev.UserID)
+		}
+		r.events = append(r.events, ev)
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(gt.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var g simulate.GroundTruth
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&g); err != nil {
+			t.Fatalf("ground truth line %q: %v", line, err)
+		}
+		r.truth = append(r.truth, g)
+	}
+	return r
+}
+
+func TestDeterministicForASeed(t *testing.T) {
+	cfg := testConfig()
+	cfg.Events = 5000
+	a, b := runSim(t, cfg, nil), runSim(t, cfg, nil)
+	if len(a.msgs) != 5000 || len(b.msgs) != 5000 {
+		t.Fatalf("want exactly 5000 events, got %d and %d", len(a.msgs), len(b.msgs))
+	}
+	for i := range a.msgs {
+		if !bytes.Equal(a.msgs[i].Value, b.msgs[i].Value) || !bytes.Equal(a.msgs[i].Key, b.msgs[i].Key) {
+			t.Fatalf("runs differ at event %d:\n%s\n%s", i, a.msgs[i].Value, b.msgs[i].Value)
+		}
+	}
+	if !bytes.Equal(a.raw, b.raw) {
+		t.Fatal("ground truth differs between runs with the same seed")
+	}
+	cfg.Seed = 2
+	c := runSim(t, cfg, nil)
+	if bytes.Equal(a.msgs[100].Value, c.msgs[100].Value) {
+		t.Fatal("a different seed should give different events")
+	}
+}
+
+func TestEventsAreRealistic(t *testing.T) {
+	cfg := testConfig()
+	r := runSim(t, cfg, nil)
+	if r.stats.Events != cfg.Events || r.pub.max > cfg.BatchSize {
+		t.Fatalf("stats %+v, largest batch %d", r.stats, r.pub.max)
+	}
+	types := map[schemas.EventType]int{}
+	ids := map[string]bool{}
+	var last time.Time
+	for _, ev := range r.events {
+		types[ev.Type]++
+		if ids[ev.ID] {
+			t.Fatalf("duplicate event id %s", ev.ID)
+		}
+		ids[ev.ID] = true
+		if ev.Time.Before(last) {
+			t.Fatalf("event time went backwards: %s after %s", ev.Time, last)
+		}
+		last = ev.Time
+		if ev.Source != simulate.Source || ev.Geo == nil || ev.Geo.Country == "" || ev.Geo.ASN == 0 || ev.IP == "" {
+			t.Fatalf("event lacks context: %+v", ev)
+		}
+		if !strings.HasPrefix(ev.TokenID, schemas.FingerprintPrefix) && ev.TokenID != "" {
+			t.Fatalf("token id %q is not a fingerprint", ev.TokenID)
+		}
+	}
+	for _, typ := range []schemas.EventType{
+		schemas.EventLoginSuccess, schemas.EventLoginFailure, schemas.EventTokenIssued, schemas.EventTokenUsed,
+		schemas.EventFilePreview, schemas.EventFileDownload, schemas.EventTokenExchanged, schemas.EventLogout,
+	} {
+		if types[typ] == 0 {
+			t.Errorf("no %s events in %v", typ, types)
+		}
+	}
+	// The average rate is close to the configured one (in simulated time).
+	span := r.events[len(r.events)-1].Time.Sub(r.events[0].Time).Seconds()
+	if rate := float64(len(r.events)) / span; rate < cfg.Rate/2 || rate > cfg.Rate*2 {
+		t.Errorf("rate %.1f events/s, want about %.0f", rate, cfg.Rate)
+	}
+	// Every exchanged token names a parent issued to the same user.
+	issued := map[string]string{}
+	for _, ev := range r.events {
+		if ev.Type == schemas.EventTokenIssued {
+			issued[ev.TokenID] = ev.UserID
+		}
+		if ev.Type == schemas.EventTokenExchanged && issued[ev.ParentTokenID] != ev.UserID {
+			t.Errorf("exchange of unknown parent: %+v", ev)
+		}
+	}
+}
+
+// home is where most of a user's events come from.
+func homes(events []schemas.AuditEvent) map[string]string {
+	counts := map[string]map[string]int{}
+	for _, ev := range events {
+		if counts[ev.UserID] == nil {
+			counts[ev.UserID] = map[string]int{}
+		}
+		counts[ev.UserID][ev.Geo.Country]++
+	}
+	out := map[string]string{}
+	for u, c := range counts {
+		best := ""
+		for country, n := range c {
+			if n > c[best] {
+				best = country
+			}
+		}
+		out[u] = best
+	}
+	return out
+}
+
+func TestGroundTruthListsEveryAttack(t *testing.T) {
+	cfg := testConfig()
+	r := runSim(t, cfg, nil)
+	home := homes(r.events)
+	kinds := map[string]int{}
+	for _, g := range r.truth {
+		kinds[g.Attack]++
+		if g.End.Before(g.Start) || g.End.Sub(g.Start) > 10*time.Minute {
+			t.Errorf("attack window %s..%s is not within minutes", g.Start, g.End)
+		}
+	}
+	if kinds[simulate.AttackBruteForce] < 5 || kinds[simulate.AttackTokenReplay] < 5 || len(kinds) != 2 {
+		t.Fatalf("too few attacks to test: %v", kinds)
+	}
+	if r.stats.Attacks != len(r.truth) || len(r.sim.GroundTruth()) != len(r.truth) {
+		t.Errorf("stats count %d attacks, file has %d", r.stats.Attacks, len(r.truth))
+	}
+
+	// Every event from abroad falls in an attack on that user.
+	for _, ev := range r.events {
+		if ev.Geo.Country == home[ev.UserID] {
+			continue
+		}
+		covered := slices.ContainsFunc(r.truth, func(g simulate.GroundTruth) bool {
+			return g.UserID == ev.UserID && !ev.Time.Before(g.Start) && !ev.Time.After(g.End)
+		})
+		if !covered {
+			t.Fatalf("foreign event outside every labelled attack: %+v", ev)
+		}
+	}
+	// Every attack has its events, and they look like the attack.
+	for _, g := range r.truth {
+		var failures, uses int
+		ips := map[string]bool{}
+		for _, ev := range r.events {
+			if ev.UserID != g.UserID || ev.Time.Before(g.Start) || ev.Time.After(g.End) || ev.Geo.Country == home[g.UserID] {
+				continue
+			}
+			switch {
+			case ev.Type == schemas.EventLoginFailure:
+				failures++
+				ips[ev.IP] = true
+			case ev.TokenID == g.TokenID && g.TokenID != "":
+				uses++
+			}
+		}
+		if g.Partial {
+			// Cut short by the end of the run: its events are there, but
+			// maybe not all of them.
+			if failures+uses == 0 {
+				t.Errorf("partial attack %+v has no events", g)
+			}
+			continue
+		}
+		switch g.Attack {
+		case simulate.AttackBruteForce:
+			if failures < 6 || len(ips) != 1 {
+				t.Errorf("brute force %+v: %d failures from %d addresses", g, failures, len(ips))
+			}
+			if g.TokenID == "" || uses == 0 {
+				t.Errorf("brute force %+v: the attacker's token is never seen", g)
+			}
+		case simulate.AttackTokenReplay:
+			if uses == 0 {
+				t.Errorf("replay %+v: no foreign use of the token", g)
+			}
+			// The replayed token was issued to the victim at home before.
+			if !slices.ContainsFunc(r.events, func(ev schemas.AuditEvent) bool {
+				return ev.Type == schemas.EventTokenIssued && ev.TokenID == g.TokenID && ev.UserID == g.UserID &&
+					ev.Geo.Country == home[g.UserID] && ev.Time.Before(g.Start) && g.Start.Sub(ev.Time) <= 5*time.Minute
+			}) {
+				t.Errorf("replay %+v: token not issued to the victim at home within minutes before", g)
+			}
+		}
+	}
+}
+
+func TestUsersAloneStayBelowBruteForceThresholds(t *testing.T) {
+	cfg := testConfig()
+	cfg.MistypeProb = 0.5
+	cfg.BruteForceProb = 0
+	cfg.ReplayProb = 0
+	r := runSim(t, cfg, nil)
+	if len(r.truth) != 0 {
+		t.Fatalf("no attacks configured, got %d", len(r.truth))
+	}
+	failures := map[string][]time.Time{}
+	for _, ev := range r.events {
+		if ev.Type == schemas.EventLoginFailure {
+			failures[ev.UserID] = append(failures[ev.UserID], ev.Time)
+		}
+	}
+	if len(failures) == 0 {
+		t.Fatal("no mistyped passwords at all")
+	}
+	for u, ts := range failures {
+		for i := range ts {
+			n := 0
+			for _, t2 := range ts[i:] {
+				if t2.Sub(ts[i]) <= 30*time.Minute {
+					n++
+				}
+			}
+			if n > 2 {
+				t.Fatalf("user %s has %d failed logins within 30 minutes", u, n)
+			}
+		}
+	}
+}
+
+func TestDurationBoundsSimulatedTime(t *testing.T) {
+	cfg := testConfig()
+	cfg.Users = 20
+	cfg.Rate = 10
+	cfg.Events = 0
+	cfg.Duration = 30 * time.Minute
+	r := runSim(t, cfg, nil)
+	if len(r.truth) == 0 {
+		t.Fatal("no attacks in 30 simulated minutes")
+	}
+	for _, g := range r.truth {
+		if g.Partial || g.End.After(cfg.Start.Add(cfg.Duration)) {
+			t.Errorf("with a duration every attack finishes in time: %+v", g)
+		}
+	}
+	end := cfg.Start.Add(cfg.Duration)
+	for _, ev := range r.events {
+		if ev.Time.Before(cfg.Start) || ev.Time.After(end) {
+			t.Fatalf("event at %s outside %s..%s", ev.Time, cfg.Start, end)
+		}
+	}
+	if n, want := float64(len(r.events)), cfg.Rate*cfg.Duration.Seconds(); n < want/2 || n > want*2 {
+		t.Errorf("%d events in %s at %.0f/s", len(r.events), cfg.Duration, cfg.Rate)
+	}
+}
+
+func TestLiveClock(t *testing.T) {
+	cfg := testConfig()
+	cfg.Clock = simulate.ClockLive
+	cfg.Events = 0
+	cfg.Duration = 1500 * time.Millisecond
+	cfg.Rate = 200
+	before := time.Now()
+	r := runSim(t, cfg, nil)
+	after := time.Now()
+	if after.Sub(before) < cfg.Duration {
+		t.Errorf("live run took %s, less than its duration", after.Sub(before))
+	}
+	if n := len(r.events); n < 100 || n > 1200 {
+		t.Errorf("%d events in 1.5 s at 200/s", n)
+	}
+	for _, ev := range r.events {
+		if ev.Time.Before(before.Add(-time.Second)) || ev.Time.After(after) {
+			t.Fatalf("live event time %s outside the run %s..%s", ev.Time, before, after)
+		}
+	}
+	if r.pub.batches < 3 {
+		t.Errorf("live events should be published as they come, got %d batches", r.pub.batches)
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	cfg := testConfig()
+	cfg.Clock = simulate.ClockLive
+	cfg.Events = 0
+	cfg.Duration = time.Hour
+	sim, err := simulate.New(cfg, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	pub := &memPublisher{}
+	start := time.Now()
+	stats, err := sim.Run(ctx, pub, simulate.Options{})
+	if err == nil || !strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("want the context's error, got %v", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatal("cancellation took too long")
+	}
+	if stats.Events != int64(len(pub.msgs)) {
+		t.Errorf("stats count %d events, published %d", stats.Events, len(pub.msgs))
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cfg := simulate.Config{Clock: "slow", ReplayProb: 2, DownscopedScopes: []string{"x"}}
+	err := cfg.Validate()
+	for _, f := range []string{"users", "clock", "rate", "duration", "replay-prob", "client-ids", "downscoped-scopes"} {
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("error lacks %q: %v", f, err)
+		}
+	}
+}
+
+func TestRealTokensFromTokenAPI(t *testing.T) {
+	env := servertest.Start(t)
+	icfg := simulate.DefaultHTTPIssuerConfig()
+	icfg.URL = env.URL
+	icfg.AdminToken = config.NewSecret(servertest.AdminToken)
+	icfg.ExchangeClientID = servertest.AppID
+	icfg.ExchangeClientSecret = config.NewSecret(servertest.AppSecret)
+	issuer, err := simulate.NewHTTPIssuer(icfg, env.HTTP.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Users = 10
+	cfg.Events = 1500
+	cfg.ExchangeProb = 0.5
+	cfg.ClientIDs = []string{servertest.AppID, "web-app"}
+	cfg.Scopes = servertest.AppScopes
+	cfg.DownscopedScopes = []string{"files.read"}
+	r := runSim(t, cfg, issuer)
+
+	tokens := r.sim.Tokens()
+	if len(tokens) == 0 {
+		t.Fatal("no real tokens kept")
+	}
+	byID := map[string]string{}
+	for user, raws := range tokens {
+		for _, raw := range raws {
+			byID[schemas.Fingerprint(raw)] = user
+		}
+	}
+	var issued, exchanged int
+	for i, ev := range r.events {
+		if ev.Type == schemas.EventTokenIssued || ev.Type == schemas.EventTokenExchanged {
+			if byID[ev.TokenID] != ev.UserID {
+				t.Fatalf("event token %s is not a real token of %s", ev.TokenID, ev.UserID)
+			}
+			if ev.Type == schemas.EventTokenIssued {
+				issued++
+			} else {
+				exchanged++
+			}
+		}
+		for _, raws := range tokens {
+			for _, raw := range raws {
+				if bytes.Contains(r.msgs[i].Value, []byte(raw)) {
+					t.Fatal("a raw token was published")
+				}
+			}
+		}
+	}
+	if issued == 0 || exchanged == 0 {
+		t.Fatalf("issued %d, exchanged %d", issued, exchanged)
+	}
+	// An exchanged token of the exchange client is the token API's child of
+	// its parent: revoking the parent there revokes the child.
+	for _, ev := range r.events {
+		if ev.Type != schemas.EventTokenExchanged || ev.ClientID != servertest.AppID {
+			continue
+		}
+		var out struct {
+			Revoked int `json:"revoked"`
+		}
+		env.Admin(t, http.MethodPost, "/admin/tokens/"+ev.ParentTokenID+"/revoke", nil, &out)
+		if out.Revoked < 1 {
+			t.Fatalf("revoking parent %s revoked %d tokens", ev.ParentTokenID, out.Revoked)
+		}
+		return
+	}
+	t.Fatal("no exchange by the exchange client")
+}
+
+func TestHTTPIssuerErrors(t *testing.T) {
+	env := servertest.Start(t)
+	icfg := simulate.DefaultHTTPIssuerConfig()
+	icfg.URL = env.URL
+	icfg.AdminToken = config.NewSecret("wrong-admin-token")
+	issuer, err := simulate.NewHTTPIssuer(icfg, env.HTTP.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = issuer.Issue(t.Context(), "u1", "app", "s1", []string{"files.read"})
+	if err == nil || !strings.Contains(err.Error(), "401") || strings.Contains(err.Error(), "wrong-admin-token") {
+		t.Fatalf("want a 401 without the token, got %v", err)
+	}
+	if err := (simulate.HTTPIssuerConfig{URL: "ftp://x"}).Validate(); err == nil {
+		t.Fatal("bad issuer config validated")
+	}
+}
+
+func BenchmarkGenerate(b *testing.B) {
+	cfg := simulate.DefaultConfig()
+	cfg.Users = 1000
+	cfg.Events = int64(b.N)
+	sim, err := simulate.New(cfg, nil, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if _, err := sim.Run(context.Background(), discard{}, simulate.Options{}); err != nil {
+		b.Fatal(err)
+	}
+}
