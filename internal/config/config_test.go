@@ -262,6 +262,15 @@ func TestRegisterErrors(t *testing.T) {
 	if !errors.Is(err, config.ErrUnsupportedType) || !errors.Is(err, config.ErrDuplicate) {
 		t.Fatalf("err = %v", err)
 	}
+	type skipped struct {
+		Topics map[string]int `yaml:"-"`
+		Hooks  []func()       `flag:"-" env:"-" yaml:"-"`
+		Plain  map[string]int
+		Name   string `flag:"name"`
+	}
+	if _, err := config.Register(newFlagSet(), &skipped{}); err != nil {
+		t.Fatalf("fields excluded from every source: err = %v", err)
+	}
 	fs := newFlagSet()
 	var cfg testConfig
 	l, err := config.Register(fs, &cfg)

@@ -361,6 +361,9 @@ func (l *Loader) collect(v reflect.Value, p prefix, errs *[]error) {
 			continue
 		}
 		fl, en, ym := tagName(sf, "flag"), tagName(sf, "env"), tagName(sf, "yaml")
+		if fl == "-" && en == "-" && ym == "-" {
+			continue
+		}
 		fv := v.Field(i)
 		if k, ok := kindOf(sf.Type); ok {
 			f := &field{v: fv, kind: k, usage: sf.Tag.Get("usage")}
@@ -396,7 +399,7 @@ func (l *Loader) collect(v reflect.Value, p prefix, errs *[]error) {
 			l.collect(fv, np, errs)
 			continue
 		}
-		if fl != "" || en != "" || ym != "" {
+		if (fl != "" && fl != "-") || (en != "" && en != "-") || (ym != "" && ym != "-") {
 			*errs = append(*errs, fmt.Errorf("%w: field %s.%s has type %s", ErrUnsupportedType, t.Name(), sf.Name, sf.Type))
 		}
 	}

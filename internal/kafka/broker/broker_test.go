@@ -1,0 +1,130 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/kafka/broker"
+)
+
+func start(t *testing.T, cfg broker.Config) *broker.Broker {
+	t.Helper()
+	b, err := broker.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// TestClientsProduceAndConsumeOverTCP runs a plain kafka-go producer and a
+// consumer group against the broker's TCP port, as any external client would.
+func TestClientsProduceAndConsumeOverTCP(t *testing.T) {
+	b := start(t, broker.Config{Addr: "127.0.0.1:0", Topics: map[string]int{"events": 3}, DefaultPartitions: 1})
+	host, port, err := net.SplitHostPort(b.Addr())
+	if err != nil || host != "127.0.0.1" || port == "0" {
+		t.Fatalf("Addr() = %q", b.Addr())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions("events")
+	_ = conn.Close()
+	if err != nil || len(parts) != 3 {
+		t.Fatalf("partitions = %v, %v", parts, err)
+	}
+
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Topic: "events", RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	defer func() { _ = w.Close() }()
+	var msgs []kafka.Message
+	for i := range 10 {
+		msgs = append(msgs, kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte("v" + strconv.Itoa(i))})
+	}
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr()}, Topic: "events", GroupID: "g", MaxWait: 10 * time.Millisecond})
+	defer func() { _ = r.Close() }()
+	seen := map[string]bool{}
+	for len(seen) < 10 {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[string(m.Key)] = true
+		if err := r.CommitMessages(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestContextCancelClosesBroker(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := broker.Start(ctx, broker.Config{Addr: "127.0.0.1:0", DefaultPartitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
+		if err != nil {
+			return
+		}
+		_ = c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("broker still accepts connections after its context ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestDataDirKeepsTopicsAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	b, err := broker.Start(context.Background(), broker.Config{Addr: "127.0.0.1:0", Topics: map[string]int{"kept": 2}, DefaultPartitions: 1, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w := &kafka.Writer{Addr: kafka.TCP(b.Addr()), Topic: "kept", RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
+	if err := w.WriteMessages(ctx, kafka.Message{Value: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	b.Close()
+
+	b = start(t, broker.Config{Addr: "127.0.0.1:0", DefaultPartitions: 1, DataDir: dir})
+	conn, err := kafka.DialContext(ctx, "tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	parts, err := conn.ReadPartitions("kept")
+	if err != nil || len(parts) != 2 {
+		t.Fatalf("partitions after restart = %v, %v", parts, err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	_, err := broker.Start(context.Background(), broker.Config{Addr: "nowhere", DefaultPartitions: 0})
+	if !errors.Is(err, config.ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := broker.DefaultConfig().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+}

@@ -1,0 +1,381 @@
+// Package kafkatest starts the embedded Kafka-protocol broker for a test
+// and offers helpers to produce to it and inspect it: what a topic holds and
+// what a consumer group committed.
+//
+//	c := kafkatest.New(t, schemas.TopicRevokeCommands, schemas.TopicDLQ)
+//	cfg := c.ReaderConfig(schemas.TopicRevokeCommands, "consumer")
+//	r, err := kafkax.NewReader(cfg, zerolog.Nop(), nil)
+//
+// The broker listens on 127.0.0.1 on a free port and is closed by
+// t.Cleanup.
+package kafkatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/internal/kafka/broker"
+)
+
+// waitTimeout bounds the helpers that wait for the broker to reach a state.
+const waitTimeout = 20 * time.Second
+
+// Cluster is a running embedded broker.
+type Cluster struct {
+	// Brokers are the bootstrap addresses to give clients.
+	Brokers []string
+	b       *broker.Broker
+}
+
+// New starts a broker with topics, each with one partition, so that a
+// topic's messages have one total order. Use NewWithPartitions for more.
+func New(t testing.TB, topics ...string) *Cluster {
+	t.Helper()
+	m := make(map[string]int, len(topics))
+	for _, name := range topics {
+		m[name] = 1
+	}
+	return NewWithPartitions(t, m)
+}
+
+// NewWithPartitions starts a broker with topics, name to partition count.
+// Topics created later without a count get one partition.
+func NewWithPartitions(t testing.TB, topics map[string]int) *Cluster {
+	t.Helper()
+	b, err := broker.Start(context.Background(), broker.Config{
+		Addr:              "127.0.0.1:0",
+		Topics:            topics,
+		DefaultPartitions: 1,
+	})
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	t.Cleanup(b.Close)
+	return &Cluster{Brokers: []string{b.Addr()}, b: b}
+}
+
+// Addr is the broker's host:port.
+func (c *Cluster) Addr() string { return c.b.Addr() }
+
+// Fake returns the kfake cluster behind the broker, to inspect requests or
+// inject failures with its Control functions.
+func (c *Cluster) Fake() *kfake.Cluster { return c.b.Fake() }
+
+// ReaderConfig returns a reader configuration for topic and group that
+// suits tests: component "test", dead letters to schemas.TopicDLQ (create
+// it to use it), short
+// fetch waits, fast retries, commits every 10 ms and a 5 s shutdown.
+func (c *Cluster) ReaderConfig(topic, group string) kafkax.ReaderConfig {
+	cfg := kafkax.DefaultReaderConfig()
+	cfg.Brokers = c.Brokers
+	cfg.Topic = topic
+	cfg.GroupID = group
+	cfg.Component = "test"
+	cfg.MaxWait = 10 * time.Millisecond
+	cfg.CommitInterval = 10 * time.Millisecond
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.RetryMin = 5 * time.Millisecond
+	cfg.RetryMax = 50 * time.Millisecond
+	cfg.SessionTimeout = 6 * time.Second // the broker's minimum
+	cfg.HeartbeatInterval = 200 * time.Millisecond
+	cfg.RebalanceTimeout = 5 * time.Second
+	return cfg
+}
+
+// WriterConfig returns a writer configuration for topic (empty: messages
+// name their topic).
+func (c *Cluster) WriterConfig(topic string) kafkax.WriterConfig {
+	cfg := kafkax.DefaultWriterConfig()
+	cfg.Brokers = c.Brokers
+	cfg.Topic = topic
+	cfg.BatchTimeout = time.Millisecond
+	return cfg
+}
+
+// CreateTopic creates topic with partitions unless it exists.
+func (c *Cluster) CreateTopic(t testing.TB, topic string, partitions int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := kafkax.EnsureTopics(ctx, c.Brokers, kafkax.Security{}, map[string]int{topic: partitions}); err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+}
+
+// Produce writes msgs to topic through a kafkax.Writer, so keyed messages
+// land where production code would put them.
+func (c *Cluster) Produce(t testing.TB, topic string, msgs ...kafka.Message) {
+	t.Helper()
+	w, err := kafkax.NewWriter(c.WriterConfig(topic), zerolog.Nop())
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	defer func() { _ = w.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("kafkatest: producing to %s: %v", topic, err)
+	}
+}
+
+// ProduceTo writes msgs to one partition of topic, in order.
+func (c *Cluster) ProduceTo(t testing.TB, topic string, partition int, msgs ...kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(c.Brokers...),
+		Topic:        topic,
+		Balancer:     fixedPartition(partition),
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond,
+	}
+	defer func() { _ = w.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("kafkatest: producing to %s/%d: %v", topic, partition, err)
+	}
+}
+
+type fixedPartition int
+
+func (p fixedPartition) Balance(_ kafka.Message, partitions ...int) int {
+	if slices.Contains(partitions, int(p)) {
+		return int(p)
+	}
+	return partitions[0]
+}
+
+// Partitions returns the partition ids of topic.
+func (c *Cluster) Partitions(t testing.TB, topic string) []int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	ps, err := c.partitions(ctx, topic)
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	return ps
+}
+
+// withClient calls fn with a client of its own. kafka-go transports answer
+// metadata requests from a cache refreshed every six seconds, so a shared
+// one would not see topics created meanwhile.
+func (c *Cluster) withClient(fn func(*kafka.Client) error) error {
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	return fn(&kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: waitTimeout, Transport: tr})
+}
+
+func (c *Cluster) partitions(ctx context.Context, topic string) ([]int, error) {
+	var md *kafka.MetadataResponse
+	err := c.withClient(func(cl *kafka.Client) (err error) {
+		md, err = cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	for _, tm := range md.Topics {
+		if tm.Name != topic {
+			continue
+		}
+		if tm.Error != nil {
+			return nil, fmt.Errorf("metadata of %s: %w", topic, tm.Error)
+		}
+		var ps []int
+		for _, p := range tm.Partitions {
+			ps = append(ps, p.ID)
+		}
+		slices.Sort(ps)
+		return ps, nil
+	}
+	return nil, fmt.Errorf("metadata of %s: topic missing", topic)
+}
+
+// Records returns every message topic holds now, partition by partition in
+// offset order.
+func (c *Cluster) Records(t testing.TB, topic string) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	msgs, err := c.records(ctx, topic)
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	return msgs
+}
+
+func (c *Cluster) records(ctx context.Context, topic string) ([]kafka.Message, error) {
+	ps, err := c.partitions(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, p := range ps {
+		req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
+	}
+	var offs *kafka.ListOffsetsResponse
+	err = c.withClient(func(cl *kafka.Client) (err error) {
+		offs, err = cl.ListOffsets(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
+	}
+	po := offs.Topics[topic]
+	slices.SortFunc(po, func(a, b kafka.PartitionOffsets) int { return a.Partition - b.Partition })
+	var out []kafka.Message
+	for _, p := range po {
+		if p.Error != nil {
+			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, p.Partition, p.Error)
+		}
+		if p.LastOffset <= p.FirstOffset {
+			continue
+		}
+		msgs, err := c.readPartition(ctx, topic, p.Partition, p.FirstOffset, p.LastOffset)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, msgs...)
+	}
+	return out, nil
+}
+
+// readPartition reads offsets [first, end) of one partition.
+func (c *Cluster) readPartition(ctx context.Context, topic string, partition int, first, end int64) ([]kafka.Message, error) {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   c.Brokers,
+		Topic:     topic,
+		Partition: partition,
+		MinBytes:  1,
+		MaxBytes:  10 << 20,
+		MaxWait:   10 * time.Millisecond,
+	})
+	defer func() { _ = r.Close() }()
+	if err := r.SetOffset(first); err != nil {
+		return nil, fmt.Errorf("reading %s/%d: %w", topic, partition, err)
+	}
+	var out []kafka.Message
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s/%d at %d: %w", topic, partition, first+int64(len(out)), err)
+		}
+		out = append(out, m)
+		if m.Offset >= end-1 {
+			return out, nil
+		}
+	}
+}
+
+// WaitRecords waits until topic holds at least n messages and returns them
+// all, failing the test when that takes longer than 20 seconds.
+func (c *Cluster) WaitRecords(t testing.TB, topic string, n int) []kafka.Message {
+	t.Helper()
+	var last []kafka.Message
+	err := c.poll(func(ctx context.Context) (bool, error) {
+		msgs, err := c.records(ctx, topic)
+		last = msgs
+		return len(msgs) >= n, err
+	})
+	if err != nil {
+		t.Fatalf("kafkatest: waiting for %d messages in %s (have %d): %v", n, topic, len(last), err)
+	}
+	return last
+}
+
+// Committed returns the offsets group has committed for topic, by
+// partition; partitions without a commit are left out.
+func (c *Cluster) Committed(t testing.TB, group, topic string) map[int]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	got, err := c.committed(ctx, group, topic)
+	if err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+	return got
+}
+
+func (c *Cluster) committed(ctx context.Context, group, topic string) (map[int]int64, error) {
+	ps, err := c.partitions(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	var resp *kafka.OffsetFetchResponse
+	err = c.withClient(func(cl *kafka.Client) (err error) {
+		resp, err = cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ps}})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetching offsets of group %s: %w", group, err)
+	}
+	out := map[int]int64{}
+	if errors.Is(resp.Error, kafka.GroupIdNotFound) {
+		return out, nil // kfake's answer for a group that never committed
+	}
+	if resp.Error != nil {
+		return nil, fmt.Errorf("fetching offsets of group %s: %w", group, resp.Error)
+	}
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("fetching offsets of group %s, %s/%d: %w", group, topic, p.Partition, p.Error)
+		}
+		if p.CommittedOffset >= 0 {
+			out[p.Partition] = p.CommittedOffset
+		}
+	}
+	return out, nil
+}
+
+// WaitCommitted waits until group has committed want (partition to next
+// offset) for topic, failing the test after 20 seconds.
+func (c *Cluster) WaitCommitted(t testing.TB, group, topic string, want map[int]int64) {
+	t.Helper()
+	var last map[int]int64
+	err := c.poll(func(ctx context.Context) (bool, error) {
+		got, err := c.committed(ctx, group, topic)
+		last = got
+		for p, o := range want {
+			if got[p] != o {
+				return false, err
+			}
+		}
+		return true, err
+	})
+	if err != nil {
+		t.Fatalf("kafkatest: waiting for group %s to commit %v on %s (have %v): %v", group, want, topic, last, err)
+	}
+}
+
+// poll calls cond every 20 ms until it reports true, for up to
+// waitTimeout. Errors from cond are retried, the last one is returned on
+// timeout.
+func (c *Cluster) poll(cond func(ctx context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	var lastErr error
+	for {
+		ok, err := cond(ctx)
+		if err == nil && ok {
+			return nil
+		}
+		if err != nil {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), lastErr)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
