@@ -13,6 +13,44 @@
 // live in a block named after the kind, so a new kind is a new evaluator and
 // a new block, and the common parts stay the same.
 //
+// A rule file:
+//
+//	id: brute_force_success          # a-z, 0-9, '_', '.', '-'
+//	version: 1                       # bump when the logic changes
+//	description: Failed logins, then a successful one.
+//	kind: sequence_threshold         # or distinct
+//	match:                           # optional; all must hold
+//	  - field: source
+//	    in: [okta, keycloak]         # or equals: okta
+//	group_by: [user_id]              # state is kept per value
+//	window: 10m                      # event time
+//	cooldown: 1h                     # per target; defaults to the window
+//	severity: high                   # low, medium, high, critical
+//	action: revoke_and_reverify      # revoke, revoke_and_reverify, notify
+//	target:
+//	  kind: user                     # user, token, session, client
+//	  include_downscoped: true
+//	dry_run: false
+//	allowlist:
+//	  user_ids: [svc-monitor]
+//	sequence_threshold:              # the block named by kind
+//	  count: 5
+//	  of:   [{field: type, equals: login.failure}]
+//	  then: [{field: type, equals: login.success}]
+//	  reset: true                    # a then event restarts the count
+//
+// The distinct block names fields and a minimum:
+//
+//	distinct:
+//	  fields: [geo.country, geo.asn] # fires when any one reaches min
+//	  min: 2
+//
+// Fields are those of schemas.AuditEvent by their JSON names, nested ones
+// dotted (geo.country, geo.asn, resource.type), and attrs.<key>; see
+// FieldNames. A file may hold several rules as YAML documents separated by
+// "---". Unknown keys, unknown fields and unknown event types are errors,
+// reported with file and line.
+//
 // # State
 //
 // Each rule keeps, per group key, the records of its matching events in
@@ -23,6 +61,14 @@
 // An event older than its group's newest event by more than the allowance is
 // late: it is counted and ignored. Duplicate event ids (at-least-once
 // delivery upstream) are counted once.
+//
+// Lateness is judged per group, so one user's events are not late merely
+// because another partition is ahead; idle groups are evicted against the
+// engine-wide watermark, so a detector reading partitions that are far
+// apart in event time should have an allowance that covers the gap. The
+// watermark only moves forward: an event dated far in the future would
+// evict every group, which is why the service refuses events beyond its
+// clock skew before they reach the engine.
 //
 // # Commands
 //

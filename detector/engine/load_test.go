@@ -208,3 +208,38 @@ func TestConfigValidateReportsEverything(t *testing.T) {
 		t.Errorf("New without rules: %v", err)
 	}
 }
+
+// The example of the package documentation loads.
+func TestDocumentedExampleLoads(t *testing.T) {
+	const doc = `id: brute_force_success
+version: 1
+description: Failed logins, then a successful one.
+kind: sequence_threshold
+match:
+  - field: source
+    in: [okta, keycloak]
+group_by: [user_id]
+window: 10m
+cooldown: 1h
+severity: high
+action: revoke_and_reverify
+target:
+  kind: user
+  include_downscoped: true
+dry_run: false
+allowlist:
+  user_ids: [svc-monitor]
+sequence_threshold:
+  count: 5
+  of:   [{field: type, equals: login.failure}]
+  then: [{field: type, equals: login.success}]
+  reset: true
+`
+	rules, err := engine.ParseRules("doc.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.New(engine.DefaultConfig(), rules); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -69,12 +69,17 @@ func (c Config) Validate() error {
 	var p config.Problems
 	p.Nest("kafka", c.Reader.Validate())
 	w := c.writer()
+	if len(w.Brokers) == 0 {
+		// Missing brokers are reported once, under kafka.brokers; the
+		// writer's other settings are still checked.
+		w.Brokers = []string{"inherited:9092"}
+	}
 	p.Nest("publish", w.Validate())
 	p.Check(w.Topic != "", "publish.topic", "required: the topic commands are published to")
 	p.Check(w.Topic == "" || w.Topic != c.Reader.Topic, "publish.topic", "must differ from the topic read (%q)", c.Reader.Topic)
 	p.Check(w.Topic == "" || w.Topic != c.Reader.DLQTopic, "publish.topic", "must differ from the dead-letter topic (%q)", c.Reader.DLQTopic)
 	for _, err := range unwrapAll(c.Engine.Validate()) {
-		p.Addf("engine", "%v", err)
+		p.Add(err) // already "engine: ..."
 	}
 	p.Check(c.DefaultRules || c.RulesDir != "", "rules-dir", "required when default-rules is off: the detector needs rules")
 	p.Check(c.MaxClockSkew > 0, "max-clock-skew", "must be positive")

@@ -227,7 +227,7 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"kafka.brokers", "publish.topic: must differ from the topic read", "engine: engine: issuer is required", "rules-dir", "max-clock-skew"} {
+	for _, want := range []string{"kafka.brokers", "publish.topic: must differ from the topic read", "engine: issuer is required", "rules-dir", "max-clock-skew"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

@@ -1,0 +1,174 @@
+// Command detector runs the rule engine over the audit event stream and
+// publishes signed revoke commands.
+//
+//	detector [run] [flags]   read audit.events, publish revoke.commands (default)
+//	detector rules [flags]   load and check the rules, list them, and exit
+//
+// Settings come from flags, REVOKED_* environment variables and an
+// optional YAML file (-config or REVOKED_CONFIG), in that order of
+// precedence; run "detector run -h" for the list. The signing key is an
+// Ed25519 key, PKCS #8 PEM or the base64 of its 32-byte seed, read from the
+// file named by -signing-key-file or REVOKED_SIGNING_KEY_FILE, or from
+// REVOKED_SIGNING_KEY; it is never a flag value, which would show in the
+// process list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/revoked-dev/revoked/detector/service"
+	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/ops"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "detector:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runDetector(ctx, args, stderr)
+	case "rules":
+		return listRules(args, stdout, stderr)
+	}
+	return fmt.Errorf("unknown command %q (want run or rules)", cmd)
+}
+
+// runConfig is everything "detector run" reads.
+type runConfig struct {
+	// Detector's settings sit at the top level: -kafka.brokers,
+	// REVOKED_KAFKA_BROKERS, kafka.brokers in YAML.
+	Detector service.Config   `env:"REVOKED"`
+	Log      ops.LogConfig    `flag:"log" env:"REVOKED_LOG" yaml:"log"`
+	Ops      ops.ServerConfig `flag:"ops" env:"REVOKED_OPS" yaml:"ops"`
+	// SigningKey comes from REVOKED_SIGNING_KEY, or from the file named by
+	// REVOKED_SIGNING_KEY_FILE.
+	SigningKey     config.Secret `env:"REVOKED_SIGNING_KEY"`
+	SigningKeyFile string        `flag:"signing-key-file" yaml:"signing_key_file" usage:"file holding the Ed25519 signing key (PKCS #8 PEM or base64 seed); or set REVOKED_SIGNING_KEY_FILE or REVOKED_SIGNING_KEY"`
+}
+
+func defaultRunConfig() runConfig {
+	o := ops.DefaultServerConfig()
+	o.Addr = ":9091"
+	return runConfig{Detector: service.DefaultConfig(), Log: ops.DefaultLogConfig(), Ops: o}
+}
+
+// Validate reports every problem at once.
+func (c runConfig) Validate() error {
+	var p config.Problems
+	p.Nest("", c.Detector.Validate())
+	p.Nest("log", c.Log.Validate())
+	p.Nest("ops", c.Ops.Validate())
+	p.Check(c.SigningKey.IsSet() || c.SigningKeyFile != "", "signing-key-file",
+		"a signing key is required: set -signing-key-file, REVOKED_SIGNING_KEY_FILE or REVOKED_SIGNING_KEY")
+	p.Check(!(c.SigningKey.IsSet() && c.SigningKeyFile != ""), "signing-key-file",
+		"give the signing key one way: -signing-key-file or REVOKED_SIGNING_KEY(_FILE), not both")
+	return p.Err()
+}
+
+func (c runConfig) signer() (*schemas.Signer, error) {
+	if c.SigningKeyFile != "" {
+		priv, err := schemas.LoadPrivateKeyFile(c.SigningKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", c.SigningKeyFile, err)
+		}
+		return schemas.NewSigner(priv), nil
+	}
+	priv, err := schemas.ParsePrivateKey([]byte(c.SigningKey.Reveal()))
+	if err != nil {
+		return nil, fmt.Errorf("signing key from REVOKED_SIGNING_KEY(_FILE): %w", err)
+	}
+	return schemas.NewSigner(priv), nil
+}
+
+func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg := defaultRunConfig()
+	fs := flag.NewFlagSet("detector run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := config.Load(fs, args, &cfg, config.WithFileFlag("config", "REVOKED_CONFIG")); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log, err := ops.NewLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	signer, err := cfg.signer()
+	if err != nil {
+		return err
+	}
+	reg := ops.NewRegistry()
+	svc, err := service.New(cfg.Detector, signer, log, service.WithRegistry(reg))
+	if err != nil {
+		return err
+	}
+	srv, err := ops.NewServer(cfg.Ops, log, reg)
+	if err != nil {
+		return err
+	}
+	if err := srv.AddCheck("kafka-reader", svc.Check); err != nil {
+		return err
+	}
+	log.Info().Str("signing_key_id", signer.KeyID()).Strs("brokers", cfg.Detector.Reader.Brokers).Msg("detector configured")
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opsDone := make(chan error, 1)
+	go func() { opsDone <- srv.Run(ctx) }()
+	err = svc.Run(ctx)
+	// The detector may stop on its own (a fatal fetch error): take the
+	// ops server down with it.
+	stop()
+	return errors.Join(err, <-opsDone)
+}
+
+// listRules loads the rules the detector would run, reports every problem
+// with file and line, and lists them.
+func listRules(args []string, stdout, stderr io.Writer) error {
+	cfg := service.DefaultConfig()
+	fs := flag.NewFlagSet("detector rules", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.RulesDir, "rules-dir", os.Getenv("REVOKED_RULES_DIR"), "directory of rule files (env REVOKED_RULES_DIR)")
+	fs.BoolVar(&cfg.DefaultRules, "default-rules", cfg.DefaultRules, "include the embedded default rules")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rules, err := cfg.LoadRules()
+	if err != nil {
+		return err
+	}
+	if len(rules) == 0 {
+		return errors.New("no rules")
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tVERSION\tKIND\tWINDOW\tACTION\tTARGET\tDRY RUN\tSOURCE")
+	for _, r := range rules {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%t\t%s\n", r.ID, r.Version, r.Kind, r.Window, r.Action, r.Target.Kind, r.DryRun, r.Source)
+	}
+	return tw.Flush()
+}
