@@ -69,14 +69,14 @@ type RevokeResponse struct {
 }
 
 // TokenInfo describes a live token in GET /admin/subjects/{user_id}/tokens.
-// It never carries the raw token.
+// It never carries the raw token. Every member is always present.
 type TokenInfo struct {
 	TokenID       string    `json:"token_id"`
-	ParentTokenID string    `json:"parent_token_id,omitempty"`
+	ParentTokenID string    `json:"parent_token_id"` // "" for a root token
 	ClientID      string    `json:"client_id"`
-	SessionID     string    `json:"session_id,omitempty"`
+	SessionID     string    `json:"session_id"`
 	Scopes        []string  `json:"scopes"`
-	Resource      []string  `json:"resource,omitempty"`
+	Resource      []string  `json:"resource"`
 	IssuedAt      time.Time `json:"issued_at"`
 	ExpiresAt     time.Time `json:"expires_at"`
 }
@@ -192,9 +192,12 @@ func (s *Server) handleAdminListSubject(w http.ResponseWriter, r *http.Request) 
 	views := s.store.listSubject(user, s.now())
 	out := make([]TokenInfo, 0, len(views))
 	for _, t := range views {
-		scopes := t.Scopes
+		scopes, resource := t.Scopes, t.Audience
 		if scopes == nil {
 			scopes = []string{}
+		}
+		if resource == nil {
+			resource = []string{}
 		}
 		out = append(out, TokenInfo{
 			TokenID:       t.ID,
@@ -202,7 +205,7 @@ func (s *Server) handleAdminListSubject(w http.ResponseWriter, r *http.Request) 
 			ClientID:      t.ClientID,
 			SessionID:     t.SessionID,
 			Scopes:        scopes,
-			Resource:      t.Audience,
+			Resource:      resource,
 			IssuedAt:      t.IssuedAt.UTC(),
 			ExpiresAt:     t.ExpiresAt.UTC(),
 		})
