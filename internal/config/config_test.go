@@ -201,6 +201,15 @@ func TestSecretRedaction(t *testing.T) {
 	if !strings.Contains(string(js), `"Token":"********"`) {
 		t.Fatalf("json = %s", js)
 	}
+	var back struct {
+		Token config.Secret `json:"token" yaml:"token"`
+	}
+	if err := json.Unmarshal([]byte(`{"token":"from-json"}`), &back); err != nil || back.Token.Reveal() != "from-json" {
+		t.Fatalf("json decode: %v %q", err, back.Token.Reveal())
+	}
+	if err := yaml.Unmarshal([]byte("token: from-yaml\n"), &back); err != nil || back.Token.Reveal() != "from-yaml" {
+		t.Fatalf("yaml decode: %v %q", err, back.Token.Reveal())
+	}
 	if got := fmt.Sprint(config.Secret{}); got != "" {
 		t.Fatalf("unset secret prints %q", got)
 	}

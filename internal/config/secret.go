@@ -3,6 +3,8 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+
+	"gopkg.in/yaml.v3"
 )
 
 // redacted is what a set Secret prints as, whatever the verb or encoder.
@@ -65,6 +67,16 @@ func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) 
 func (s *Secret) UnmarshalJSON(b []byte) error {
 	var v string
 	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("decoding secret: %w", err)
+	}
+	s.value = v
+	return nil
+}
+
+// UnmarshalYAML reads the secret from a YAML string.
+func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
+	var v string
+	if err := n.Decode(&v); err != nil {
 		return fmt.Errorf("decoding secret: %w", err)
 	}
 	s.value = v

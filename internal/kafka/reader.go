@@ -32,6 +32,8 @@ const handlerCancelGrace = time.Second
 var (
 	// ErrReaderUsed means Run was called on a Reader that has run already.
 	ErrReaderUsed = errors.New("kafka reader: Run called more than once")
+	// ErrNilHandler means Run was called without a handler.
+	ErrNilHandler = errors.New("kafka reader: nil handler")
 	// ErrShutdownTimeout means a step of the shutdown did not finish in
 	// time: in-flight handlers, the final commit or closing the clients.
 	// Messages whose handling was cut off stay uncommitted and are
@@ -177,6 +179,13 @@ func (c ReaderConfig) Validate() error {
 //     generation after a rebalance, is logged and counted, never fatal;
 //     its offsets are retried with the next commit, and whatever stays
 //     uncommitted is delivered again, which idempotent handlers absorb.
+//   - kafka-go does not tell its caller which partitions a rebalance took
+//     away. Messages of a lost partition that were already fetched are
+//     still handled and committed here while the partition's new owner
+//     starts from the last commit, so for a moment both members handle it,
+//     and a late commit from here can move its committed offset back
+//     (the new owner's next commit moves it forward again). Nothing is
+//     lost; some messages are delivered twice.
 //
 // Routine per-message logs (received, handled) are at debug level and carry
 // the key; failures and dead-letterings are logged at warn or error with
@@ -296,7 +305,7 @@ func (r *Reader) Check(context.Context) error {
 // the same way and is returned.
 func (r *Reader) Run(ctx context.Context, h Handler) error {
 	if h == nil {
-		return errors.New("kafka reader: nil handler")
+		return ErrNilHandler
 	}
 	if !r.started.CompareAndSwap(false, true) {
 		return ErrReaderUsed
