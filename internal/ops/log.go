@@ -4,7 +4,6 @@
 package ops
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -23,9 +22,6 @@ const (
 	// FormatConsole writes coloured, human-readable lines, for terminals.
 	FormatConsole = "console"
 )
-
-// ErrLogFormat means LogConfig.Format names no known format.
-var ErrLogFormat = errors.New("unknown log format")
 
 // LogConfig selects how a process logs.
 type LogConfig struct {
