@@ -1,0 +1,354 @@
+// Package service is the consumer's command path: it verifies each signed
+// RevokeCommand read from Kafka, rejects what must not run, carries out the
+// rest against the token API and records every step in the audit trail
+// before the reader may commit the message.
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Outcome is what the token API answered for one command.
+type Outcome struct {
+	// Status is the HTTP status of the final answer.
+	Status int
+	// Revoked is how many tokens the answer says were revoked (0 when the
+	// API does not say).
+	Revoked int
+	// Response is a short, sanitised excerpt of the answer for the audit
+	// trail. It never holds a token.
+	Response string
+	// Attempts is how many calls it took.
+	Attempts int
+	// Proof says how the revocation was confirmed (introspection, the list
+	// of live tokens); empty when the API offers no way to confirm.
+	Proof string
+}
+
+// Revoker carries out one verified command against the token API. rawToken
+// is the unsealed token of a token target that carried one, else empty.
+// Revoke blocks until the command reached a final answer or ctx is done;
+// it retries transient failures itself. An error for which
+// errors.Is(err, ErrTerminal) holds means retrying cannot help (a 4xx
+// answer); any other error is transient.
+type Revoker interface {
+	Revoke(ctx context.Context, cmd *schemas.RevokeCommand, rawToken string) (Outcome, error)
+}
+
+// ErrTerminal marks revocation failures that retrying cannot fix.
+var ErrTerminal = errors.New("terminal failure")
+
+// AuditLog is the part of the audit trail the handler needs.
+type AuditLog interface {
+	// Write appends rows to the hash chain; it returns once they are durable.
+	Write(ctx context.Context, rows ...schemas.AuditRow) error
+	// CommandRows returns every row already recorded for a command.
+	CommandRows(ctx context.Context, commandID string) ([]schemas.AuditRow, error)
+}
+
+// Handler verifies and executes commands. It is safe for concurrent use by
+// the reader's partition workers.
+type Handler struct {
+	keyring  *schemas.Keyring
+	seal     *schemas.SealKey
+	revoker  Revoker
+	audit    AuditLog
+	actor    string
+	maxSkew  time.Duration
+	now      func() time.Time
+	log      zerolog.Logger
+	metrics  *Metrics
+	observer func(schemas.AuditRow)
+}
+
+// HandlerConfig holds the handler's dependencies.
+type HandlerConfig struct {
+	Keyring *schemas.Keyring
+	// Seal opens sealed tokens; nil rejects commands that carry one.
+	Seal    *schemas.SealKey
+	Revoker Revoker
+	Audit   AuditLog
+	// Actor names this consumer in the audit trail.
+	Actor string
+	// MaxClockSkew bounds how far in the future issued_at may be.
+	MaxClockSkew time.Duration
+	Now          func() time.Time
+	Metrics      *Metrics
+	// Observe, when set, sees every audit row after it was written.
+	Observe func(schemas.AuditRow)
+}
+
+// NewHandler checks the dependencies and returns a Handler.
+func NewHandler(cfg HandlerConfig, log zerolog.Logger) (*Handler, error) {
+	var errs []error
+	if cfg.Keyring == nil || cfg.Keyring.Len() == 0 {
+		errs = append(errs, errors.New("no trusted command signing keys"))
+	}
+	if cfg.Revoker == nil {
+		errs = append(errs, errors.New("no revoker"))
+	}
+	if cfg.Audit == nil {
+		errs = append(errs, errors.New("no audit log"))
+	}
+	if cfg.Actor == "" {
+		errs = append(errs, errors.New("actor is empty"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxClockSkew == 0 {
+		cfg.MaxClockSkew = time.Minute
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	return &Handler{
+		keyring: cfg.Keyring, seal: cfg.Seal, revoker: cfg.Revoker, audit: cfg.Audit,
+		actor: cfg.Actor, maxSkew: cfg.MaxClockSkew, now: cfg.Now, log: log,
+		metrics: cfg.Metrics, observer: cfg.Observe,
+	}, nil
+}
+
+func header(m *kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// Handle is the reader's handler for revoke.commands. It returns nil once
+// the command reached a terminal state and that state is in the audit
+// trail; a *kafkax.PoisonError (dead-letter, then commit) for messages that
+// must never run, after auditing the rejection; any other error is
+// transient and the reader retries the same message.
+func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
+	start := h.now()
+	pos := position{topic: m.Topic, partition: int32(m.Partition), offset: m.Offset}
+
+	// 1. Signature over the exact bytes, before anything trusts the value.
+	if err := h.keyring.Verify(header(&m, schemas.HeaderKeyID), header(&m, schemas.HeaderSignature), m.Value); err != nil {
+		return h.reject(ctx, pos, nil, m.Value, "signature: "+err.Error(), true)
+	}
+	// 2. Strict decoding and validation.
+	cmd, err := schemas.DecodeCommand(m.Value)
+	if err != nil {
+		return h.reject(ctx, pos, nil, m.Value, err.Error(), true)
+	}
+	// 3. Freshness.
+	switch {
+	case cmd.Expired(start):
+		return h.reject(ctx, pos, &cmd, nil, fmt.Sprintf("expired at %s", cmd.ExpiresAt.UTC().Format(time.RFC3339)), false)
+	case cmd.IssuedAt.After(start.Add(h.maxSkew)):
+		return h.reject(ctx, pos, &cmd, nil, fmt.Sprintf("issued_at %s is in the future", cmd.IssuedAt.UTC().Format(time.RFC3339)), false)
+	}
+	// 4. Replay: a command id runs at most once. A redelivery of the same
+	// Kafka message (after a crash before commit) resumes or skips; the
+	// same command at another position is a replay.
+	prior, err := h.audit.CommandRows(ctx, cmd.CommandID)
+	if err != nil {
+		return fmt.Errorf("reading the command's audit rows: %w", err)
+	}
+	for _, r := range prior {
+		if !r.Step.Terminal() {
+			continue
+		}
+		if pos.same(r) {
+			h.metrics.Redelivered.Inc()
+			h.log.Debug().Str("command_id", cmd.CommandID).Msg("redelivered command already done")
+			return nil
+		}
+		return h.reject(ctx, pos, &cmd, nil, fmt.Sprintf("replayed: already %s from %s[%d]@%d", r.Step, r.SourceTopic, r.SourcePartition, r.SourceOffset), false)
+	}
+
+	// 5. A raw token travels only sealed; unseal it now, fingerprint it
+	// for the trail, and never let it reach a log or a row.
+	var rawToken string
+	if cmd.Target.SealedToken != "" {
+		if h.seal == nil {
+			return h.reject(ctx, pos, &cmd, nil, "command carries a sealed token but this consumer has no sealing key", true)
+		}
+		rawToken, err = h.seal.Open(cmd.Target.SealedToken)
+		if err != nil {
+			return h.reject(ctx, pos, &cmd, nil, err.Error(), true)
+		}
+		fp := schemas.Fingerprint(rawToken)
+		if cmd.Target.TokenID != "" && cmd.Target.TokenID != fp {
+			return h.reject(ctx, pos, &cmd, nil, "sealed token does not match target.token_id", true)
+		}
+		cmd.Target.TokenID = fp
+	}
+
+	received := h.row(&cmd, pos, schemas.StepReceived, start)
+	switch {
+	case cmd.Mode == schemas.ModeDryRun:
+		done := h.row(&cmd, pos, schemas.StepDryRun, h.now())
+		done.Detail = "dry run: nothing revoked"
+		return h.write(ctx, received, done)
+	case cmd.Action == schemas.ActionNotify:
+		done := h.row(&cmd, pos, schemas.StepNotified, h.now())
+		done.Detail = "action notify: nothing revoked"
+		return h.write(ctx, received, done)
+	}
+
+	out, err := h.revoker.Revoke(ctx, &cmd, rawToken)
+	end := h.now()
+	switch {
+	case err == nil:
+		done := h.row(&cmd, pos, schemas.StepRevoked, end)
+		fillOutcome(&done, out)
+		rows := []schemas.AuditRow{received, done}
+		if out.Proof != "" {
+			v := h.row(&cmd, pos, schemas.StepVerified, end)
+			fillOutcome(&v, out)
+			v.Proof = out.Proof
+			rows = append(rows, v)
+		}
+		if err := h.write(ctx, rows...); err != nil {
+			return err
+		}
+		h.metrics.Revoked.WithLabelValues(string(cmd.Target.Kind)).Inc()
+		if !cmd.Reason.LastEventTime.IsZero() {
+			h.metrics.EventToRevoke.Observe(end.Sub(cmd.Reason.LastEventTime).Seconds())
+		}
+		return nil
+	case errors.Is(err, ErrTerminal):
+		done := h.row(&cmd, pos, schemas.StepDeadLettered, end)
+		fillOutcome(&done, out)
+		done.Detail = sanitise(err.Error(), rawToken)
+		if werr := h.write(ctx, received, done); werr != nil {
+			return werr
+		}
+		h.metrics.DeadLettered.Inc()
+		return kafkax.Poison("token API: "+done.Detail, errors.New(done.Detail))
+	case ctx.Err() != nil:
+		return ctx.Err()
+	default:
+		// Transient: record the failed attempt (deterministic row, so a
+		// later identical failure is the same row) and let the reader retry.
+		failed := h.row(&cmd, pos, schemas.StepFailed, end)
+		fillOutcome(&failed, out)
+		failed.Detail = sanitise(err.Error(), rawToken)
+		if werr := h.write(ctx, received, failed); werr != nil {
+			return werr
+		}
+		h.metrics.Failed.Inc()
+		return fmt.Errorf("revoking %s: %s", cmd.CommandID, failed.Detail)
+	}
+}
+
+type position struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+func (p position) same(r schemas.AuditRow) bool {
+	return r.SourceTopic == p.topic && r.SourcePartition == p.partition && r.SourceOffset == p.offset
+}
+
+func (h *Handler) row(cmd *schemas.RevokeCommand, pos position, step schemas.Step, at time.Time) schemas.AuditRow {
+	r := schemas.RowFromCommand(cmd)
+	r.RowID = schemas.AuditRowID(cmd.CommandID, step, pos.topic, pos.partition, pos.offset)
+	r.Step = step
+	r.Time = at.UTC()
+	r.Actor = h.actor
+	r.SourceTopic, r.SourcePartition, r.SourceOffset = pos.topic, pos.partition, pos.offset
+	if t := cmd.Reason.LastEventTime; !t.IsZero() {
+		if d := cmd.Reason.DetectedAt; !d.IsZero() {
+			r.DetectLatencyMs = d.Sub(t).Milliseconds()
+		}
+		if step != schemas.StepReceived {
+			r.RevokeLatencyMs = at.Sub(t).Milliseconds()
+		}
+	}
+	return r
+}
+
+func fillOutcome(r *schemas.AuditRow, out Outcome) {
+	r.IdPStatus = uint16(out.Status)
+	r.IdPResponse = out.Response
+	r.TokensRevoked = uint32(max(out.Revoked, 0))
+	r.Attempts = uint32(max(out.Attempts, 0))
+}
+
+// reject audits a command that must not run. Messages that are not a valid
+// signed command at all are also dead-lettered (poison); valid commands that
+// are stale or replayed are only audited.
+func (h *Handler) reject(ctx context.Context, pos position, cmd *schemas.RevokeCommand, value []byte, reason string, poison bool) error {
+	var r schemas.AuditRow
+	if cmd != nil {
+		r = schemas.RowFromCommand(cmd)
+		r.SessionID, r.TokenID = cmd.Target.SessionID, cmd.Target.TokenID
+	} else {
+		// Nothing in an unverified value can be trusted, so the row names
+		// the message by the hash of its bytes, not by its claimed id.
+		sum := sha256.Sum256(value)
+		r.CommandID = "unverified:" + hex.EncodeToString(sum[:16])
+	}
+	r.RowID = schemas.AuditRowID(r.CommandID, schemas.StepRejected, pos.topic, pos.partition, pos.offset)
+	r.Step = schemas.StepRejected
+	r.Time = h.now().UTC()
+	r.Actor = h.actor
+	r.Detail = reason
+	r.SourceTopic, r.SourcePartition, r.SourceOffset = pos.topic, pos.partition, pos.offset
+	if err := h.write(ctx, r); err != nil {
+		return err
+	}
+	h.metrics.Rejected.Inc()
+	h.log.Warn().Str("command_id", r.CommandID).Str("reason", reason).
+		Str("topic", pos.topic).Int32("partition", pos.partition).Int64("offset", pos.offset).
+		Msg("command rejected")
+	if poison {
+		return kafkax.Poison(reason, errors.New(reason))
+	}
+	return nil
+}
+
+func (h *Handler) write(ctx context.Context, rows ...schemas.AuditRow) error {
+	if err := h.audit.Write(ctx, rows...); err != nil {
+		h.metrics.AuditErrors.Inc()
+		return fmt.Errorf("writing audit rows: %w", err)
+	}
+	if h.observer != nil {
+		for _, r := range rows {
+			h.observer(r)
+		}
+	}
+	return nil
+}
+
+var _ AuditLog = (*auditLog)(nil)
+
+// auditLog joins the chain writer and the store's reads.
+type auditLog struct {
+	w *audit.Writer
+	s audit.Store
+}
+
+func (a *auditLog) Write(ctx context.Context, rows ...schemas.AuditRow) error {
+	return a.w.Write(ctx, rows...)
+}
+
+func (a *auditLog) CommandRows(ctx context.Context, id string) ([]schemas.AuditRow, error) {
+	return a.s.CommandRows(ctx, id)
+}
+
+// NewAuditLog combines an audit chain writer and the store behind it.
+func NewAuditLog(w *audit.Writer, s audit.Store) AuditLog { return &auditLog{w: w, s: s} }

@@ -1,0 +1,54 @@
+package service
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics of the command path.
+type Metrics struct {
+	Revoked       *prometheus.CounterVec
+	Rejected      prometheus.Counter
+	DeadLettered  prometheus.Counter
+	Failed        prometheus.Counter
+	Redelivered   prometheus.Counter
+	AuditErrors   prometheus.Counter
+	EventToRevoke prometheus.Histogram
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "consumer", Name: "revocations_total",
+			Help: "Commands carried out at the token API, by target kind.",
+		}, []string{"target_kind"}),
+		Rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "consumer", Name: "rejected_total",
+			Help: "Commands rejected: unsigned, forged, invalid, expired or replayed.",
+		}),
+		DeadLettered: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "consumer", Name: "dead_lettered_total",
+			Help: "Commands the token API refused terminally.",
+		}),
+		Failed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "consumer", Name: "transient_failures_total",
+			Help: "Executions that failed transiently and will be retried.",
+		}),
+		Redelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "consumer", Name: "redelivered_total",
+			Help: "Redelivered commands found already done in the audit trail.",
+		}),
+		AuditErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "consumer", Name: "audit_write_errors_total",
+			Help: "Failed writes to the audit trail.",
+		}),
+		EventToRevoke: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "revoked", Subsystem: "consumer", Name: "event_to_revocation_seconds",
+			Help:    "From the event that completed a detection to the token API's answer.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Revoked, m.Rejected, m.DeadLettered, m.Failed, m.Redelivered, m.AuditErrors, m.EventToRevoke)
+	}
+	return m
+}

@@ -1,0 +1,173 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/revoked-dev/revoked/consumer/idp"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// TokenAPI is the part of the IdP client the revoker uses.
+type TokenAPI interface {
+	RevokeToken(ctx context.Context, rawToken, hint string) error
+	Introspect(ctx context.Context, rawToken string) (idp.Introspection, error)
+	RevokeSubject(ctx context.Context, userID string) (idp.Result, error)
+	RevokeTokenID(ctx context.Context, tokenID string) (idp.Result, error)
+	RevokeSession(ctx context.Context, sessionID string) (idp.Result, error)
+	RevokeClient(ctx context.Context, clientID string) (idp.Result, error)
+	ListSubjectTokens(ctx context.Context, userID string) ([]idp.TokenInfo, error)
+}
+
+var (
+	_ TokenAPI = (*idp.Client)(nil)
+	_ Revoker  = (*IdPRevoker)(nil)
+)
+
+// RetryConfig bounds the revoker's retries of transient failures.
+type RetryConfig struct {
+	// MaxAttempts is how many calls one Revoke makes at most before it
+	// reports a transient failure (the reader then retries the message).
+	MaxAttempts int           `flag:"max-attempts" env:"MAX_ATTEMPTS" yaml:"max_attempts" usage:"calls to the token API per command before the reader retries it later"`
+	MinBackoff  time.Duration `flag:"min-backoff" env:"MIN_BACKOFF" yaml:"min_backoff" usage:"first backoff after a transient token API failure"`
+	MaxBackoff  time.Duration `flag:"max-backoff" env:"MAX_BACKOFF" yaml:"max_backoff" usage:"longest backoff after transient token API failures"`
+}
+
+// DefaultRetryConfig retries 5 times between 50 ms and 5 s.
+func DefaultRetryConfig() RetryConfig {
+	return RetryConfig{MaxAttempts: 5, MinBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second}
+}
+
+// IdPRevoker carries out commands through an IdP client: RFC 7009 for a
+// sealed raw token, the subject-wide, token-id, session and client admin
+// calls for the other targets, and then proves the revocation where the
+// token API offers a way (introspection, the subject's live tokens).
+type IdPRevoker struct {
+	api   TokenAPI
+	retry RetryConfig
+	sleep func(context.Context, time.Duration) error
+}
+
+// NewIdPRevoker returns a revoker over api.
+func NewIdPRevoker(api TokenAPI, retry RetryConfig) *IdPRevoker {
+	if retry.MaxAttempts <= 0 {
+		retry = DefaultRetryConfig()
+	}
+	return &IdPRevoker{api: api, retry: retry, sleep: sleepCtx}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Revoke implements Revoker.
+func (r *IdPRevoker) Revoke(ctx context.Context, cmd *schemas.RevokeCommand, rawToken string) (Outcome, error) {
+	var out Outcome
+	call := r.call(cmd, rawToken)
+	if call == nil {
+		return out, fmt.Errorf("%w: target %q cannot be revoked by this consumer", ErrTerminal, cmd.Target.Kind)
+	}
+	backoff := r.retry.MinBackoff
+	for {
+		out.Attempts++
+		res, err := call(ctx)
+		out.Status, out.Revoked, out.Response = res.Status, res.Revoked, res.Body
+		if err == nil {
+			out.Proof = r.prove(ctx, cmd, rawToken)
+			return out, nil
+		}
+		var he *idp.HTTPError
+		if errors.As(err, &he) {
+			out.Status = he.Status
+		}
+		retry, after := idp.Retryable(err)
+		if !retry {
+			return out, fmt.Errorf("%w: %w", ErrTerminal, err)
+		}
+		if out.Attempts >= r.retry.MaxAttempts {
+			return out, fmt.Errorf("after %d attempts: %w", out.Attempts, err)
+		}
+		// Honour the server's Retry-After; otherwise back off
+		// exponentially with full jitter.
+		wait := after
+		if wait <= 0 {
+			wait = time.Duration(rand.Int64N(int64(backoff)) + 1)
+			backoff = min(backoff*2, r.retry.MaxBackoff)
+		}
+		if !cmd.ExpiresAt.IsZero() && time.Now().Add(wait).After(cmd.ExpiresAt) {
+			return out, fmt.Errorf("%w: command expires before the token API can be retried: %w", ErrTerminal, err)
+		}
+		if err := r.sleep(ctx, wait); err != nil {
+			return out, err
+		}
+	}
+}
+
+type apiCall func(ctx context.Context) (idp.Result, error)
+
+func (r *IdPRevoker) call(cmd *schemas.RevokeCommand, rawToken string) apiCall {
+	t := cmd.Target
+	switch t.Kind {
+	case schemas.TargetUser:
+		return func(ctx context.Context) (idp.Result, error) { return r.api.RevokeSubject(ctx, t.UserID) }
+	case schemas.TargetToken:
+		if rawToken != "" {
+			return func(ctx context.Context) (idp.Result, error) {
+				if err := r.api.RevokeToken(ctx, rawToken, "access_token"); err != nil {
+					return idp.Result{}, err
+				}
+				return idp.Result{Status: 200}, nil
+			}
+		}
+		return func(ctx context.Context) (idp.Result, error) { return r.api.RevokeTokenID(ctx, t.TokenID) }
+	case schemas.TargetSession:
+		return func(ctx context.Context) (idp.Result, error) { return r.api.RevokeSession(ctx, t.SessionID) }
+	case schemas.TargetClient:
+		return func(ctx context.Context) (idp.Result, error) { return r.api.RevokeClient(ctx, t.ClientID) }
+	}
+	return nil
+}
+
+// prove asks the token API whether the revocation took. It returns a short
+// statement for the audit trail, or "" when it cannot tell. A failed proof
+// does not undo the revocation: the token API already answered success.
+func (r *IdPRevoker) prove(ctx context.Context, cmd *schemas.RevokeCommand, rawToken string) string {
+	t := cmd.Target
+	switch {
+	case rawToken != "":
+		in, err := r.api.Introspect(ctx, rawToken)
+		if err != nil || in.Active {
+			return ""
+		}
+		return "introspection: active=false"
+	case t.Kind == schemas.TargetUser:
+		live, err := r.api.ListSubjectTokens(ctx, t.UserID)
+		if err != nil || len(live) > 0 {
+			return ""
+		}
+		return "token API lists 0 live tokens for the subject"
+	case t.Kind == schemas.TargetToken && t.UserID != "":
+		live, err := r.api.ListSubjectTokens(ctx, t.UserID)
+		if err != nil {
+			return ""
+		}
+		if slices.ContainsFunc(live, func(ti idp.TokenInfo) bool {
+			return ti.TokenID == t.TokenID || ti.ParentTokenID == t.TokenID
+		}) {
+			return ""
+		}
+		return fmt.Sprintf("token API lists neither the token nor a child of it among the subject's %d live tokens", len(live))
+	}
+	return ""
+}

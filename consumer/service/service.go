@@ -1,0 +1,119 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Config configures the consumer's command path.
+type Config struct {
+	// Reader reads revoke commands. Its Component names the consumer in
+	// dead-letter headers.
+	Reader kafkax.ReaderConfig `flag:"kafka" env:"KAFKA" yaml:"kafka"`
+	// Actor names this consumer in the audit trail and is its hash
+	// chain's id.
+	Actor string `flag:"actor" env:"ACTOR" yaml:"actor" usage:"name of this consumer in the audit trail (and its hash chain id)"`
+	// MaxClockSkew bounds how far in the future a command's issued_at may be.
+	MaxClockSkew time.Duration `flag:"max-clock-skew" env:"MAX_CLOCK_SKEW" yaml:"max_clock_skew" usage:"how far in the future a command's issued_at may be"`
+	Retry        RetryConfig   `flag:"retry" env:"RETRY" yaml:"retry"`
+}
+
+// DefaultConfig reads revoke.commands as group revoked-consumer.
+func DefaultConfig() Config {
+	r := kafkax.DefaultReaderConfig()
+	r.Topic = schemas.TopicRevokeCommands
+	r.GroupID = "revoked-consumer"
+	r.Component = "consumer"
+	return Config{Reader: r, Actor: "consumer", MaxClockSkew: time.Minute, Retry: DefaultRetryConfig()}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var p config.Problems
+	p.Nest("kafka", c.Reader.Validate())
+	p.Check(c.Actor != "", "actor", "must not be empty")
+	p.Check(c.MaxClockSkew >= 0, "max-clock-skew", "must not be negative")
+	p.Check(c.Retry.MaxAttempts > 0, "retry.max-attempts", "must be positive")
+	p.Check(c.Retry.MinBackoff > 0 && c.Retry.MaxBackoff >= c.Retry.MinBackoff, "retry.min-backoff", "need 0 < min-backoff <= max-backoff")
+	return p.Err()
+}
+
+// Deps are the consumer's collaborators, opened by the caller.
+type Deps struct {
+	Store    audit.Store
+	TokenAPI TokenAPI
+	Keyring  *schemas.Keyring
+	// Seal opens sealed tokens; nil rejects commands that carry one.
+	Seal     *schemas.SealKey
+	Registry prometheus.Registerer
+	// Observe, when set, sees every audit row after it was written.
+	Observe func(schemas.AuditRow)
+}
+
+// Service reads commands and carries them out. Run it once.
+type Service struct {
+	reader  *kafkax.Reader
+	writer  *audit.Writer
+	handler *Handler
+	store   audit.Store
+	log     zerolog.Logger
+}
+
+// New wires the command path: chain writer over the store, revoker over the
+// token API, handler, reader.
+func New(ctx context.Context, cfg Config, deps Deps, log zerolog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil || deps.TokenAPI == nil {
+		return nil, errors.New("consumer: an audit store and a token API are required")
+	}
+	writer, err := audit.NewWriter(ctx, deps.Store, cfg.Actor, log)
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit chain: %w", err)
+	}
+	var rm *kafkax.ReaderMetrics
+	if deps.Registry != nil {
+		if rm, err = kafkax.NewReaderMetrics(deps.Registry); err != nil {
+			return nil, err
+		}
+	}
+	h, err := NewHandler(HandlerConfig{
+		Keyring:      deps.Keyring,
+		Seal:         deps.Seal,
+		Revoker:      NewIdPRevoker(deps.TokenAPI, cfg.Retry),
+		Audit:        NewAuditLog(writer, deps.Store),
+		Actor:        cfg.Actor,
+		MaxClockSkew: cfg.MaxClockSkew,
+		Metrics:      NewMetrics(deps.Registry),
+		Observe:      deps.Observe,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	reader, err := kafkax.NewReader(cfg.Reader, log, rm)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{reader: reader, writer: writer, handler: h, store: deps.Store, log: log}, nil
+}
+
+// Run reads and executes commands until ctx is cancelled; it then lets
+// in-flight commands finish, commits, and flushes the audit writer.
+func (s *Service) Run(ctx context.Context) error {
+	err := s.reader.Run(ctx, s.handler.Handle)
+	return errors.Join(err, s.writer.Close())
+}
+
+// Check is a readiness check: the audit store answers.
+func (s *Service) Check(ctx context.Context) error { return s.store.Ping(ctx) }

@@ -1,0 +1,372 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/memstore"
+	"github.com/revoked-dev/revoked/consumer/idp"
+	"github.com/revoked-dev/revoked/consumer/service"
+	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
+	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
+	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+type fixture struct {
+	kafka  *kafkatest.Cluster
+	api    *servertest.Env
+	client *idp.Client
+	signer *schemas.Signer
+	seal   *schemas.SealKey
+	store  audit.Store
+}
+
+func newFixture(t *testing.T, store audit.Store) *fixture {
+	t.Helper()
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal, err := schemas.GenerateSealKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := servertest.Start(t)
+	client, err := idp.New(idp.Config{
+		Issuer:       api.Issuer,
+		ClientID:     servertest.RevokerID,
+		ClientSecret: config.NewSecret(servertest.RevokerSecret),
+		AuthMethod:   idp.AuthClientSecretBasic,
+		Timeout:      5 * time.Second,
+		Admin:        idp.ReferencePreset(api.URL, api.AdminToken),
+	}, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{
+		kafka:  kafkatest.NewWithPartitions(t, map[string]int{schemas.TopicRevokeCommands: 4, schemas.TopicDLQ: 1}),
+		api:    api,
+		client: client,
+		signer: schemas.NewSigner(priv),
+		seal:   seal,
+		store:  store,
+	}
+}
+
+func (f *fixture) config(group string) service.Config {
+	cfg := service.DefaultConfig()
+	cfg.Reader = f.kafka.ReaderConfig(schemas.TopicRevokeCommands, group)
+	cfg.Reader.Component = "consumer"
+	cfg.Reader.DLQTopic = schemas.TopicDLQ
+	cfg.Actor = "consumer-test"
+	cfg.Retry.MinBackoff = time.Millisecond
+	cfg.Retry.MaxBackoff = 10 * time.Millisecond
+	return cfg
+}
+
+// start runs a consumer until the returned stop is called.
+func (f *fixture) start(t *testing.T, cfg service.Config, wrap func(service.Handler)) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := service.New(ctx, cfg, service.Deps{
+		Store: f.store, TokenAPI: f.client, Keyring: schemas.NewKeyring(f.signer.Public()), Seal: f.seal,
+	}, zerolog.Nop())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func command(target schemas.Target, now time.Time) schemas.RevokeCommand {
+	return schemas.RevokeCommand{
+		CommandID: "cmd_" + strconv.FormatInt(now.UnixNano(), 36) + "_" + target.Key(),
+		IssuedAt:  now, ExpiresAt: now.Add(time.Hour), Issuer: "test",
+		Target: target, Action: schemas.ActionRevoke, Mode: schemas.ModeEnforce,
+		Reason: schemas.Reason{RuleID: "manual", Severity: schemas.SeverityHigh, Summary: "test", LastEventTime: now},
+	}
+}
+
+func (f *fixture) message(t *testing.T, c schemas.RevokeCommand) kafka.Message {
+	t.Helper()
+	value, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kafka.Message{Key: c.Key(), Value: value, Headers: []kafka.Header{
+		{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
+		{Key: schemas.HeaderKeyID, Value: []byte(f.signer.KeyID())},
+		{Key: schemas.HeaderSignature, Value: []byte(f.signer.Sign(value))},
+	}}
+}
+
+func (f *fixture) introspect(t *testing.T, raw string) bool {
+	t.Helper()
+	in, err := f.client.Introspect(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.Active
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func steps(t *testing.T, s audit.Store, commandID string) map[schemas.Step]int {
+	t.Helper()
+	rows, err := s.CommandRows(context.Background(), commandID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[schemas.Step]int{}
+	for _, r := range rows {
+		out[r.Step]++
+	}
+	return out
+}
+
+func TestRevokesEveryTargetKind(t *testing.T) {
+	f := newFixture(t, memstore.New())
+	now := time.Now()
+	// A user with a token and a downscoped child; a token revoked by a
+	// sealed raw value; a token revoked by id; a session; a client.
+	userRaw, _ := f.api.Issue(t, server.IssueRequest{UserID: "u-user", ClientID: servertest.AppID, Scopes: servertest.AppScopes})
+	child := f.api.Exchange(t, servertest.AppID, servertest.AppSecret, userRaw, nil)
+	sealedRaw, sealedID := f.api.Issue(t, server.IssueRequest{UserID: "u-sealed", ClientID: servertest.AppID, Scopes: servertest.AppScopes})
+	byIDRaw, byID := f.api.Issue(t, server.IssueRequest{UserID: "u-byid", ClientID: servertest.AppID, Scopes: servertest.AppScopes})
+	sessRaw, _ := f.api.Issue(t, server.IssueRequest{UserID: "u-sess", ClientID: servertest.AppID, SessionID: "s-1", Scopes: servertest.AppScopes})
+	keepRaw, _ := f.api.Issue(t, server.IssueRequest{UserID: "u-keep", ClientID: servertest.AppID, Scopes: servertest.AppScopes})
+
+	sealed, err := schemas.SealToken(sealedRaw, f.seal.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := []schemas.RevokeCommand{
+		command(schemas.Target{Kind: schemas.TargetUser, UserID: "u-user", IncludeDownscoped: true}, now),
+		command(schemas.Target{Kind: schemas.TargetToken, UserID: "u-sealed", TokenID: sealedID, SealedToken: sealed}, now),
+		command(schemas.Target{Kind: schemas.TargetToken, UserID: "u-byid", TokenID: byID, IncludeDownscoped: true}, now),
+		command(schemas.Target{Kind: schemas.TargetSession, SessionID: "s-1"}, now),
+	}
+	for _, c := range cmds {
+		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
+	}
+	stop := f.start(t, f.config("g-kinds"), nil)
+	for _, c := range cmds {
+		waitFor(t, "revocation of "+c.CommandID, func() bool { return steps(t, f.store, c.CommandID)[schemas.StepRevoked] == 1 })
+	}
+	for name, raw := range map[string]string{"user token": userRaw, "downscoped child": child, "sealed": sealedRaw, "by id": byIDRaw, "session": sessRaw} {
+		if f.introspect(t, raw) {
+			t.Errorf("%s still active", name)
+		}
+	}
+	if !f.introspect(t, keepRaw) {
+		t.Error("an untargeted user's token was revoked")
+	}
+	// The user and token targets were proven through the token API.
+	for _, c := range cmds[:3] {
+		if got := steps(t, f.store, c.CommandID)[schemas.StepVerified]; got != 1 {
+			t.Errorf("%s: %d verified rows, want 1", c.Target.Kind, got)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRejectsUnsignedForgedExpiredReplayed(t *testing.T) {
+	f := newFixture(t, memstore.New())
+	now := time.Now()
+	raw, _ := f.api.Issue(t, server.IssueRequest{UserID: "u-victim", ClientID: servertest.AppID, Scopes: servertest.AppScopes})
+
+	good := command(schemas.Target{Kind: schemas.TargetUser, UserID: "u-victim"}, now)
+	unsigned := f.message(t, good)
+	unsigned.Headers = unsigned.Headers[:1]
+	forgedKey, _ := schemas.GenerateSigningKey()
+	forger := schemas.NewSigner(forgedKey)
+	forged := f.message(t, good)
+	forged.Headers[2].Value = []byte(forger.Sign(forged.Value))
+	tampered := f.message(t, good)
+	tampered.Value = []byte(string(tampered.Value[:len(tampered.Value)-1]) + " }")
+	expired := command(schemas.Target{Kind: schemas.TargetUser, UserID: "u-victim"}, now.Add(-3*time.Hour))
+	f.kafka.Produce(t, schemas.TopicRevokeCommands, unsigned, forged, tampered, f.message(t, expired))
+
+	stop := f.start(t, f.config("g-reject"), nil)
+	waitFor(t, "four rejections and two dead letters", func() bool {
+		rows, _ := f.store.History(context.Background(), audit.Query{Steps: []schemas.Step{schemas.StepRejected}, Limit: 100})
+		return len(rows) == 4 && len(f.kafka.Records(t, schemas.TopicDLQ)) == 3
+	})
+	if !f.introspect(t, raw) {
+		t.Fatal("a rejected command revoked the token")
+	}
+	for _, m := range f.kafka.Records(t, schemas.TopicDLQ) {
+		if headerValue(m, schemas.HeaderDLQReason) == "" {
+			t.Errorf("dead letter without a reason: %v", m.Headers)
+		}
+	}
+
+	// The good command runs once; the same command again is a replay.
+	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, good))
+	waitFor(t, "the good command", func() bool { return steps(t, f.store, good.CommandID)[schemas.StepRevoked] == 1 })
+	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, good))
+	waitFor(t, "the replay's rejection", func() bool { return steps(t, f.store, good.CommandID)[schemas.StepRejected] == 1 })
+	if got := steps(t, f.store, good.CommandID)[schemas.StepRevoked]; got != 1 {
+		t.Fatalf("replayed command executed %d times", got)
+	}
+	if f.introspect(t, raw) {
+		t.Fatal("token still active")
+	}
+	_ = stop()
+}
+
+func headerValue(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// crashingHandler audits the n-th message it sees, then fails it as if the
+// process died before the commit, and cancels the consumer.
+type crashAfter struct {
+	n      int32
+	seen   atomic.Int32
+	cancel context.CancelFunc
+}
+
+// TestRestartAfterCrashLosesNothingAndDuplicatesNothing stops a consumer
+// in the middle of a stream, right after a command was audited but before
+// its offset was committed, and starts another: every command runs, none
+// is audited twice, none is mistaken for a replay.
+func TestRestartAfterCrashLosesNothingAndDuplicatesNothing(t *testing.T) {
+	store := memstore.New()
+	f := newFixture(t, store)
+	now := time.Now()
+	const users = 40
+	var raws []string
+	var cmds []schemas.RevokeCommand
+	for i := range users {
+		u := fmt.Sprintf("u-%02d", i)
+		raw, _ := f.api.Issue(t, server.IssueRequest{UserID: u, ClientID: servertest.AppID, Scopes: servertest.AppScopes})
+		raws = append(raws, raw)
+		c := command(schemas.Target{Kind: schemas.TargetUser, UserID: u, IncludeDownscoped: true}, now)
+		cmds = append(cmds, c)
+		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
+	}
+
+	// First run: the handler sees the audit trail through a store wrapper
+	// that fails every write after the 5th append, as a crash would
+	// stop it; the rows already written stay, their offsets may not be
+	// committed.
+	crashing := &failAfter{Store: store, after: 5}
+	cfg := f.config("g-crash")
+	cfg.Reader.CommitInterval = time.Hour // no periodic commit: only the shutdown flush
+	stop := startWithStore(t, f, cfg, crashing)
+	waitFor(t, "the crash", func() bool { return crashing.failed.Load() > 0 })
+	_ = stop()
+
+	// Second run on the real store, same group.
+	stop = startWithStore(t, f, f.config("g-crash"), store)
+	for _, c := range cmds {
+		waitFor(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, store, c.CommandID)[schemas.StepRevoked] >= 1 })
+	}
+	_ = stop()
+	for i, c := range cmds {
+		s := steps(t, store, c.CommandID)
+		if s[schemas.StepRevoked] != 1 || s[schemas.StepReceived] != 1 || s[schemas.StepRejected] != 0 {
+			t.Errorf("%s: steps %v, want one received and one revoked, no rejection", c.Target.UserID, s)
+		}
+		if f.introspect(t, raws[i]) {
+			t.Errorf("%s: token still active", c.Target.UserID)
+		}
+	}
+	// The chain the two runs wrote verifies.
+	rows, err := store.ChainRows(context.Background(), "consumer-test", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.VerifyChain(rows); err != nil {
+		t.Fatalf("chain broken after restart: %v", err)
+	}
+}
+
+// failAfter is an audit store standing in for a process that dies right
+// after its audit rows became durable and before the reader committed
+// their offsets: append number after+1 is stored but reported as failed,
+// and every later append fails without storing anything.
+type failAfter struct {
+	audit.Store
+	after  int32
+	n      atomic.Int32
+	failed atomic.Int32
+}
+
+func (s *failAfter) Append(ctx context.Context, rows []schemas.AuditRow) error {
+	n := s.n.Add(1)
+	if n <= s.after {
+		return s.Store.Append(ctx, rows)
+	}
+	if n == s.after+1 {
+		if err := s.Store.Append(ctx, rows); err != nil {
+			return err
+		}
+	}
+	s.failed.Add(1)
+	return errors.New("simulated crash")
+}
+
+func startWithStore(t *testing.T, f *fixture, cfg service.Config, store audit.Store) func() error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := service.New(ctx, cfg, service.Deps{
+		Store: store, TokenAPI: f.client, Keyring: schemas.NewKeyring(f.signer.Public()), Seal: f.seal,
+	}, zerolog.Nop())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	stop := func() error {
+		var err error
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+var _ = http.StatusOK
