@@ -85,7 +85,7 @@ type Config struct {
 	// Seed determines the whole sequence of events.
 	Seed int64 `flag:"seed" env:"SEED" yaml:"seed" usage:"random seed; the same seed and settings give the same events"`
 	// Clock is live or fast.
-	Clock Clock `flag:"-" env:"-" yaml:"-"`
+	Clock Clock `flag:"clock" env:"CLOCK" yaml:"clock" usage:"live (paced, event time = now) or fast (simulated time, as fast as possible)"`
 	// Rate is the average number of events per second the users produce
 	// together: per wall-clock second with the live clock, per simulated
 	// second with the fast one.

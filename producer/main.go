@@ -1,0 +1,68 @@
+// Command producer puts things onto Kafka: audit events from files, standard
+// input or an HTTP endpoint, manual revoke commands, and simulated traffic.
+//
+//	producer ingest   --file F [--file G ...] | --stdin | --listen ADDR
+//	producer revoke   --operator NAME (--user U | --token-id T | --token-file F | --session S | --client C) [...]
+//	producer simulate [--users N] [--duration D | --events N] [--rate R] [--seed S] [--ground-truth FILE] [--tokenapi URL ...]
+//	producer keygen   --out DIR
+//
+// Settings come from flags, REVOKED_* environment variables and an optional
+// YAML file (--config or REVOKED_CONFIG), in that order of precedence; run
+// "producer <command> -h" for the list. Secrets never come from flag values,
+// which show in the process list: the signing key comes from the file named
+// by --signing-key-file or REVOKED_SIGNING_KEY_FILE, or from
+// REVOKED_SIGNING_KEY; tokens and passwords from *_FILE variables or files.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "producer:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: producer <command> [flags]
+
+commands:
+  ingest    validate JSONL audit events from files, stdin or HTTP and publish them
+  revoke    publish one signed manual revoke command
+  simulate  generate user traffic with labelled attacks
+  keygen    write a signing key pair and a sealing key pair
+
+Run "producer <command> -h" for a command's flags.
+`
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "ingest":
+		return runIngest(ctx, args, stdin, stdout, stderr)
+	case "revoke":
+		return runRevoke(ctx, args, stdin, stdout, stderr)
+	case "simulate":
+		return runSimulate(ctx, args, stdout, stderr)
+	case "keygen":
+		return runKeygen(args, stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
