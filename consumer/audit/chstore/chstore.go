@@ -1,0 +1,375 @@
+// Package chstore is the audit.Store on a ClickHouse server (or cluster),
+// over clickhouse-go's native protocol.
+//
+// It asks the server for its version when it opens and renders the DDL
+// for it (schemas.RenderDDL): ClickHouse 18.16, which Debian ships, gets
+// plain types; 20.3 and later get DateTime64, LowCardinality, codecs and
+// skipping indexes. The queries are the same on every version.
+package chstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/internal/chsql"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// DefaultTable is the audit table's name unless configured.
+const DefaultTable = "audit_trail"
+
+// ErrInvalidConfig wraps every problem Config.Validate finds.
+var ErrInvalidConfig = errors.New("invalid chstore config")
+
+var _ audit.Store = (*Store)(nil)
+
+// Config says where the audit trail lives.
+type Config struct {
+	// DSN is clickhouse://user:password@host:port/database?settings, as
+	// clickhouse-go parses it (several hosts: host1:9000,host2:9000;
+	// TLS: ?secure=true; ClickHouse settings as further parameters).
+	// Required.
+	DSN string
+	// Database holds the table; default: the DSN's database, else
+	// "default". Migrate creates it if missing.
+	Database string
+	// Table names the audit table (default "audit_trail"); with Cluster it
+	// names the Distributed table, and the rows live in <Table>_local.
+	Table string
+	// Cluster, when set, makes Migrate create the cluster variant (ON
+	// CLUSTER, ReplicatedReplacingMergeTree, Distributed) and inserts wait
+	// until every shard has the rows (insert_distributed_sync).
+	Cluster string
+	// TTL drops rows older than this (needs ClickHouse 20.3 or later).
+	TTL time.Duration
+}
+
+// String prints the config with the DSN's password masked, so the config
+// can be logged.
+func (c Config) String() string {
+	return fmt.Sprintf("{DSN:%s Database:%s Table:%s Cluster:%s TTL:%s}", RedactDSN(c.DSN), c.Database, c.Table, c.Cluster, c.TTL)
+}
+
+// GoString masks the password under %#v too.
+func (c Config) GoString() string { return "chstore.Config" + c.String() }
+
+// RedactDSN returns dsn with its password replaced by ********.
+func RedactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable DSN)"
+	}
+	return u.Redacted()
+}
+
+func (c *Config) setDefaults() {
+	if c.Table == "" {
+		c.Table = DefaultTable
+	}
+}
+
+// Validate reports every problem with the config at once (defaults
+// applied; the server's version is checked by Open).
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.DSN == "" {
+		errs = append(errs, fmt.Errorf("%w: dsn is required", ErrInvalidConfig))
+	} else if _, err := clickhouse.ParseDSN(c.DSN); err != nil {
+		errs = append(errs, fmt.Errorf("%w: dsn %s: %w", ErrInvalidConfig, RedactDSN(c.DSN), err))
+	}
+	// The DDL rules on names and TTL, checked with a stand-in modern
+	// version; the real version is checked again by Open.
+	ddl := schemas.DDLOptions{Database: c.Database, Table: c.Table, Cluster: c.Cluster, TTL: c.TTL, ServerVersion: schemas.ServerVersion{Major: 99}}
+	if ddl.Database == "" {
+		ddl.Database = "default"
+	}
+	if err := ddl.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidConfig, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the audit trail in a ClickHouse server.
+type Store struct {
+	conn    driver.Conn
+	table   string // qualified, quoted
+	ddl     []string
+	version schemas.ServerVersion
+	log     zerolog.Logger
+	closed  atomic.Bool
+}
+
+// Open connects to the server, reads its version and renders the DDL for
+// it. It does not create anything: call Migrate.
+func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts, err := clickhouse.ParseDSN(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dsn %s: %w", ErrInvalidConfig, RedactDSN(cfg.DSN), err)
+	}
+	database := cfg.Database
+	if database == "" {
+		database = opts.Auth.Database
+	}
+	if database == "" {
+		database = "default"
+	}
+	// Connect without selecting a database: it may not exist before
+	// Migrate. Every statement names the table in full.
+	opts.Auth.Database = ""
+	if cfg.Cluster != "" {
+		if opts.Settings == nil {
+			opts.Settings = clickhouse.Settings{}
+		}
+		opts.Settings["insert_distributed_sync"] = 1
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("chstore: connecting to %s: %w", RedactDSN(cfg.DSN), err)
+	}
+	var vs string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&vs); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("chstore: reading the server version at %s: %w", RedactDSN(cfg.DSN), err)
+	}
+	version, err := schemas.ParseServerVersion(vs)
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("chstore: %w", err)
+	}
+	ddl, err := schemas.RenderDDL(schemas.DDLOptions{
+		Database: database, Table: cfg.Table, ServerVersion: version, Cluster: cfg.Cluster, TTL: cfg.TTL,
+	})
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("chstore: %w", err)
+	}
+	s := &Store{
+		conn:    conn,
+		table:   chsql.Table(database, cfg.Table),
+		ddl:     ddl,
+		version: version,
+		log:     log.With().Str("component", "audit-chstore").Str("table", database+"."+cfg.Table).Logger(),
+	}
+	s.log.Info().Str("server_version", vs).Bool("modern_schema", version.Modern()).Msg("connected to ClickHouse")
+	return s, nil
+}
+
+// ServerVersion is the version the server reported.
+func (s *Store) ServerVersion() schemas.ServerVersion { return s.version }
+
+func (s *Store) check() error {
+	if s.closed.Load() {
+		return fmt.Errorf("chstore: %w", audit.ErrClosed)
+	}
+	return nil
+}
+
+// Migrate implements audit.Store.
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	for _, stmt := range s.ddl {
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("chstore: migrating: %w", err)
+		}
+	}
+	return nil
+}
+
+// Append implements audit.Store: one INSERT, committed by the server
+// before Append returns.
+func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := audit.ValidateRows(rows); err != nil {
+		return err
+	}
+	batch, err := s.conn.PrepareBatch(ctx, chsql.Insert(s.table))
+	if err != nil {
+		return fmt.Errorf("chstore: preparing insert: %w", err)
+	}
+	defer func() { _ = batch.Close() }()
+	for i := range rows {
+		r := &rows[i]
+		ev := r.Evidence
+		if ev == nil {
+			ev = []string{}
+		}
+		err := batch.Append(
+			r.RowID, r.Chain, r.Seq, dbTime(r.Time),
+			r.CommandID, string(r.Step), r.Detail,
+			r.Issuer, r.Actor, r.Approver,
+			string(r.TargetKind), r.UserID, r.TokenID, r.SessionID, r.ClientID, boolByte(r.IncludeDownscoped),
+			string(r.Action), string(r.Mode),
+			r.RuleID, r.RuleVersion, string(r.Severity), r.Summary, ev,
+			dbTime(r.FirstEventTime), dbTime(r.LastEventTime), dbTime(r.DetectedAt), dbTime(r.IssuedAt), dbTime(r.ExpiresAt),
+			r.IdPStatus, r.IdPResponse, r.TokensRevoked, r.Proof, r.Attempts,
+			r.DetectLatencyMs, r.RevokeLatencyMs,
+			r.SourceTopic, r.SourcePartition, r.SourceOffset,
+			r.PrevHash, r.Hash,
+		)
+		if err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("chstore: encoding row %d (%s): %w", i, r.RowID, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("chstore: inserting %d rows: %w", len(rows), err)
+	}
+	return nil
+}
+
+// dbTime maps the zero time to the epoch, the "no time" value of a
+// DateTime column.
+func dbTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Unix(0, 0).UTC()
+	}
+	return t.UTC()
+}
+
+func rowTime(t time.Time) time.Time {
+	if t.Unix() <= 0 {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *Store) query(ctx context.Context, what, sql string) ([]schemas.AuditRow, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	rows, err := s.conn.Query(ctx, sql)
+	if err != nil {
+		return nil, fmt.Errorf("chstore: %s: %w", what, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []schemas.AuditRow
+	for rows.Next() {
+		var (
+			r                                  schemas.AuditRow
+			step, kind, action, mode, severity string
+			incl                               uint8
+		)
+		err := rows.Scan(
+			&r.RowID, &r.Chain, &r.Seq, &r.Time,
+			&r.CommandID, &step, &r.Detail,
+			&r.Issuer, &r.Actor, &r.Approver,
+			&kind, &r.UserID, &r.TokenID, &r.SessionID, &r.ClientID, &incl,
+			&action, &mode,
+			&r.RuleID, &r.RuleVersion, &severity, &r.Summary, &r.Evidence,
+			&r.FirstEventTime, &r.LastEventTime, &r.DetectedAt, &r.IssuedAt, &r.ExpiresAt,
+			&r.IdPStatus, &r.IdPResponse, &r.TokensRevoked, &r.Proof, &r.Attempts,
+			&r.DetectLatencyMs, &r.RevokeLatencyMs,
+			&r.SourceTopic, &r.SourcePartition, &r.SourceOffset,
+			&r.PrevHash, &r.Hash,
+		)
+		if err != nil {
+			return nil, fmt.Errorf("chstore: %s: reading a row: %w", what, err)
+		}
+		r.Step, r.TargetKind, r.Action, r.Mode, r.Severity = schemas.Step(step), schemas.TargetKind(kind), schemas.Action(action), schemas.Mode(mode), schemas.Severity(severity)
+		r.IncludeDownscoped = incl != 0
+		for _, t := range []*time.Time{&r.Time, &r.FirstEventTime, &r.LastEventTime, &r.DetectedAt, &r.IssuedAt, &r.ExpiresAt} {
+			*t = rowTime(*t)
+		}
+		if len(r.Evidence) == 0 {
+			r.Evidence = nil
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chstore: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// CommandRows implements audit.Store.
+func (s *Store) CommandRows(ctx context.Context, commandID string) ([]schemas.AuditRow, error) {
+	return s.query(ctx, "reading a command's rows", chsql.CommandRows(s.table, commandID))
+}
+
+// ChainHead implements audit.Store.
+func (s *Store) ChainHead(ctx context.Context, chain string) (uint64, string, error) {
+	if err := s.check(); err != nil {
+		return 0, "", err
+	}
+	rows, err := s.conn.Query(ctx, chsql.ChainHead(s.table, chain))
+	if err != nil {
+		return 0, "", fmt.Errorf("chstore: reading the head of chain %q: %w", chain, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var (
+		seq  uint64
+		hash string
+	)
+	if rows.Next() {
+		if err := rows.Scan(&seq, &hash); err != nil {
+			return 0, "", fmt.Errorf("chstore: reading the head of chain %q: %w", chain, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, "", fmt.Errorf("chstore: reading the head of chain %q: %w", chain, err)
+	}
+	return seq, hash, nil
+}
+
+// ChainRows implements audit.Store.
+func (s *Store) ChainRows(ctx context.Context, chain string, afterSeq uint64, limit int) ([]schemas.AuditRow, error) {
+	return s.query(ctx, "reading a chain", chsql.ChainRows(s.table, chain, afterSeq, limit))
+}
+
+// History implements audit.Store.
+func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	return s.query(ctx, "reading history", chsql.History(s.table, q))
+}
+
+// Ping implements audit.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if err := s.conn.Ping(ctx); err != nil {
+		return fmt.Errorf("chstore: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements audit.Store.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if err := s.conn.Close(); err != nil {
+		return fmt.Errorf("chstore: closing: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package chstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/audittest"
+	"github.com/revoked-dev/revoked/consumer/audit/chstore"
+	"github.com/revoked-dev/revoked/internal/testenv"
+)
+
+// open returns a store over a database of its own on the test server and
+// drops the database when the test ends.
+func open(tb testing.TB) audit.Store {
+	tb.Helper()
+	dsn := testenv.ClickHouseDSN(tb)
+	db := testenv.UniqueName(tb, "revoked_test")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := chstore.Open(ctx, chstore.Config{DSN: dsn, Database: db, Table: "audit"}, zerolog.Nop())
+	if err != nil {
+		tb.Fatalf("chstore.Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		_ = s.Close()
+		drop(tb, dsn, db)
+	})
+	return s
+}
+
+func drop(tb testing.TB, dsn, db string) {
+	opts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		tb.Errorf("parsing dsn: %v", err)
+		return
+	}
+	opts.Auth.Database = ""
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		tb.Errorf("connecting to drop %s: %v", db, err)
+		return
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
+		tb.Errorf("dropping %s: %v", db, err)
+	}
+}
+
+func TestContract(t *testing.T) {
+	t.Parallel()
+	audittest.Run(t, open)
+}
+
+func BenchmarkAppend(b *testing.B) { audittest.Bench(b, open) }
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	err := chstore.Config{Database: "bad-name", Table: "x;y", TTL: -time.Hour}.Validate()
+	if !errors.Is(err, chstore.ErrInvalidConfig) {
+		t.Fatalf("Validate = %v, want ErrInvalidConfig", err)
+	}
+	for _, want := range []string{"dsn is required", "database", "table", "ttl"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error %q does not mention %q", err, want)
+		}
+	}
+	if err := (chstore.Config{DSN: "clickhouse://u:p@localhost:9000/db"}).Validate(); err != nil {
+		t.Errorf("Validate(minimal) = %v", err)
+	}
+}
+
+func TestConfigHidesPassword(t *testing.T) {
+	t.Parallel()
+	cfg := chstore.Config{DSN: "clickhouse://user:hunter2@localhost:9000/db"}
+	for _, s := range []string{cfg.String(), cfg.GoString()} {
+		if strings.Contains(s, "hunter2") {
+			t.Errorf("config prints its password: %s", s)
+		}
+	}
+}
+
+// TestTTLNeedsModernServer: a retention TTL on a server without TTL
+// support is refused rather than ignored.
+func TestTTLOnServer(t *testing.T) {
+	t.Parallel()
+	dsn := testenv.ClickHouseDSN(t)
+	db := testenv.UniqueName(t, "revoked_test")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := chstore.Open(ctx, chstore.Config{DSN: dsn, Database: db, TTL: 24 * time.Hour}, zerolog.Nop())
+	if err != nil {
+		if !strings.Contains(err.Error(), "ttl needs ClickHouse 20.3") {
+			t.Fatalf("Open with TTL: %v", err)
+		}
+		return
+	}
+	t.Cleanup(func() {
+		_ = s.Close()
+		drop(t, dsn, db)
+	})
+	if !s.ServerVersion().Modern() {
+		t.Fatalf("Open with TTL on %s succeeded", s.ServerVersion())
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate with TTL: %v", err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := chstore.Open(ctx, chstore.Config{DSN: "clickhouse://u:secret@127.0.0.1:1/db?dial_timeout=1s"}, zerolog.Nop())
+	if err == nil {
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("error leaks the password: %v", err)
+	}
+}

@@ -1,0 +1,136 @@
+// Package chsql builds the audit trail's SQL, shared by the ClickHouse
+// server and chDB backends so both run the same statements, on every
+// supported ClickHouse version (18.16 and later: no OFFSET keyword, no
+// query parameters, no FINAL needed).
+//
+// Values enter statements only through Quote, which escapes every byte
+// outside a small safe set, so no row or filter content can end a string
+// literal.
+package chsql
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Quote returns s as a ClickHouse string literal. Letters, digits and a
+// few punctuation characters pass as they are; every other byte (quotes,
+// backslashes, control characters, '?', braces, each byte of a multi-byte
+// UTF-8 character) becomes a \xHH escape, which every ClickHouse version
+// reads back as that byte.
+func Quote(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if safe(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteString(`\x`)
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&0xF])
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+func safe(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte(" _-.:/@+=,", c) >= 0
+}
+
+// Ident quotes an identifier that has passed schemas.DDLOptions.Validate.
+func Ident(s string) string { return "`" + s + "`" }
+
+// Table returns the qualified, quoted table name.
+func Table(database, table string) string { return Ident(database) + "." + Ident(table) }
+
+// Columns is the audit table's column list, in schemas.AuditColumns order.
+func Columns() string { return strings.Join(schemas.AuditColumnNames(), ", ") }
+
+// Insert is the head of an INSERT with the explicit column list that
+// ClickHouse 18.16 requires of clickhouse-go batches.
+func Insert(table string) string {
+	return "INSERT INTO " + table + " (" + Columns() + ")"
+}
+
+// CommandRows selects one command's rows, one per row_id, in chain and seq
+// order.
+func CommandRows(table, commandID string) string {
+	return fmt.Sprintf("SELECT %s FROM %s WHERE command_id = %s ORDER BY chain, seq, hash LIMIT 1 BY row_id",
+		Columns(), table, Quote(commandID))
+}
+
+// ChainHead selects the seq and hash of a chain's last row.
+func ChainHead(table, chain string) string {
+	return fmt.Sprintf("SELECT seq, hash FROM %s WHERE chain = %s ORDER BY seq DESC, hash LIMIT 1",
+		table, Quote(chain))
+}
+
+// ChainRows selects a chain's rows after a seq, identical copies once.
+func ChainRows(table, chain string, afterSeq uint64, limit int) string {
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE chain = %s AND seq > %d ORDER BY seq, hash LIMIT 1 BY seq, hash",
+		Columns(), table, Quote(chain), afterSeq)
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	return q
+}
+
+// History selects the rows matching q, one per row_id, newest first. The
+// tie-breakers after time make the order, and so the pages, deterministic.
+func History(table string, q audit.Query) string {
+	var where []string
+	eq := func(col, v string) {
+		if v != "" {
+			where = append(where, col+" = "+Quote(v))
+		}
+	}
+	eq("user_id", q.UserID)
+	eq("token_id", q.TokenID)
+	eq("command_id", q.CommandID)
+	eq("rule_id", q.RuleID)
+	eq("chain", q.Chain)
+	if len(q.Steps) > 0 {
+		steps := make([]string, len(q.Steps))
+		for i, s := range q.Steps {
+			steps[i] = Quote(string(s))
+		}
+		where = append(where, "step IN ("+strings.Join(steps, ", ")+")")
+	}
+	// Whole seconds, as a DateTime, compare the same way with DateTime and
+	// DateTime64 columns.
+	if !q.From.IsZero() {
+		where = append(where, fmt.Sprintf("time >= toDateTime(%d)", unixSeconds(q.From)))
+	}
+	if !q.To.IsZero() {
+		where = append(where, fmt.Sprintf("time < toDateTime(%d)", unixSeconds(q.To)))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "SELECT %s FROM %s", Columns(), table)
+	if len(where) > 0 {
+		b.WriteString(" WHERE " + strings.Join(where, " AND "))
+	}
+	b.WriteString(" ORDER BY time DESC, chain, seq DESC, row_id, hash LIMIT 1 BY row_id")
+	switch {
+	case q.Limit > 0:
+		// 18.16 knows LIMIT offset, count but not OFFSET.
+		fmt.Fprintf(&b, " LIMIT %d, %d", q.Offset, q.Limit)
+	case q.Offset > 0:
+		fmt.Fprintf(&b, " LIMIT %d, %d", q.Offset, uint64(1)<<62)
+	}
+	return b.String()
+}
+
+func unixSeconds(t time.Time) int64 { return t.Truncate(time.Second).Unix() }

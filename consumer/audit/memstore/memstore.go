@@ -1,0 +1,216 @@
+// Package memstore is an in-memory audit.Store: the reference for the
+// semantics every backend shares, and a fast store for tests. It keeps
+// nothing across restarts.
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+var _ audit.Store = (*Store)(nil)
+
+// Store keeps audit rows in memory at millisecond precision, like modern
+// ClickHouse.
+type Store struct {
+	mu     sync.RWMutex
+	rows   []schemas.AuditRow
+	seen   map[[2]string]struct{} // (row_id, hash) of stored rows
+	closed bool
+}
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{seen: make(map[[2]string]struct{})}
+}
+
+func (s *Store) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: %w", err)
+	}
+	if s.closed {
+		return fmt.Errorf("memstore: %w", audit.ErrClosed)
+	}
+	return nil
+}
+
+// Migrate implements audit.Store; there is nothing to create.
+func (s *Store) Migrate(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.check(ctx)
+}
+
+// Append implements audit.Store. Identical copies of a row (same RowID and
+// Hash) are kept once, as a ReplacingMergeTree merge would.
+func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
+	if err := audit.ValidateRows(rows); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		key := [2]string{r.RowID, r.Hash}
+		if _, ok := s.seen[key]; ok {
+			continue
+		}
+		s.seen[key] = struct{}{}
+		s.rows = append(s.rows, stored(r))
+	}
+	return nil
+}
+
+// stored returns the row as the store keeps it: times in UTC at
+// millisecond precision, the zero time for the epoch, Evidence copied.
+func stored(r schemas.AuditRow) schemas.AuditRow {
+	for _, t := range []*time.Time{&r.Time, &r.FirstEventTime, &r.LastEventTime, &r.DetectedAt, &r.IssuedAt, &r.ExpiresAt} {
+		if t.IsZero() || t.Unix() == 0 {
+			*t = time.Time{}
+			continue
+		}
+		*t = t.UTC().Truncate(time.Millisecond)
+	}
+	r.Evidence = slices.Clone(r.Evidence)
+	if len(r.Evidence) == 0 {
+		r.Evidence = nil
+	}
+	return r
+}
+
+// CommandRows implements audit.Store.
+func (s *Store) CommandRows(ctx context.Context, commandID string) ([]schemas.AuditRow, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var out []schemas.AuditRow
+	for _, r := range s.rows {
+		if r.CommandID == commandID {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b schemas.AuditRow) int {
+		return cmp.Or(cmp.Compare(a.Chain, b.Chain), cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Hash, b.Hash))
+	})
+	return firstByRowID(out), nil
+}
+
+// ChainHead implements audit.Store.
+func (s *Store) ChainHead(ctx context.Context, chain string) (uint64, string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return 0, "", err
+	}
+	var seq uint64
+	var hash string
+	for _, r := range s.rows {
+		if r.Chain == chain && (r.Seq > seq || (r.Seq == seq && r.Hash < hash)) {
+			seq, hash = r.Seq, r.Hash
+		}
+	}
+	return seq, hash, nil
+}
+
+// ChainRows implements audit.Store.
+func (s *Store) ChainRows(ctx context.Context, chain string, afterSeq uint64, limit int) ([]schemas.AuditRow, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var out []schemas.AuditRow
+	for _, r := range s.rows {
+		if r.Chain == chain && r.Seq > afterSeq {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b schemas.AuditRow) int {
+		return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Hash, b.Hash))
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// History implements audit.Store.
+func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	from, to := q.From.Truncate(time.Second), q.To.Truncate(time.Second)
+	var out []schemas.AuditRow
+	for _, r := range s.rows {
+		switch {
+		case q.UserID != "" && r.UserID != q.UserID,
+			q.TokenID != "" && r.TokenID != q.TokenID,
+			q.CommandID != "" && r.CommandID != q.CommandID,
+			q.RuleID != "" && r.RuleID != q.RuleID,
+			q.Chain != "" && r.Chain != q.Chain,
+			len(q.Steps) > 0 && !slices.Contains(q.Steps, r.Step),
+			!q.From.IsZero() && r.Time.Before(from),
+			!q.To.IsZero() && !r.Time.Before(to):
+			continue
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b schemas.AuditRow) int {
+		return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(a.Chain, b.Chain), cmp.Compare(b.Seq, a.Seq),
+			cmp.Compare(a.RowID, b.RowID), cmp.Compare(a.Hash, b.Hash))
+	})
+	out = firstByRowID(out)
+	if q.Offset >= len(out) {
+		return nil, nil
+	}
+	out = out[q.Offset:]
+	if q.Limit > 0 && len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	return out, nil
+}
+
+// firstByRowID keeps the first row of each RowID, like LIMIT 1 BY row_id.
+func firstByRowID(rows []schemas.AuditRow) []schemas.AuditRow {
+	seen := make(map[string]struct{}, len(rows))
+	out := rows[:0]
+	for _, r := range rows {
+		if _, ok := seen[r.RowID]; ok {
+			continue
+		}
+		seen[r.RowID] = struct{}{}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Ping implements audit.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.check(ctx)
+}
+
+// Close implements audit.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}

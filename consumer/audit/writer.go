@@ -1,0 +1,335 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// ErrInvalidWriterConfig wraps every problem WriterConfig.Validate finds.
+var ErrInvalidWriterConfig = errors.New("invalid audit writer config")
+
+// Writer defaults.
+const (
+	DefaultMaxBatchRows = 1000
+	DefaultMaxDelay     = 2 * time.Millisecond
+	DefaultFlushTimeout = 30 * time.Second
+)
+
+// WriterConfig configures a Writer.
+type WriterConfig struct {
+	// Chain names the hash chain the writer extends. Exactly one Writer may
+	// extend a chain at a time (two would fork it): name chains after the
+	// writing process, e.g. "consumer-<instance>".
+	Chain string
+	// MaxBatchRows caps the rows of one group commit (default 1000). A
+	// single Write with more rows still goes as one batch.
+	MaxBatchRows int
+	// MaxDelay is how long the first Write of a batch waits for others to
+	// join it (default 2ms; negative: no wait, though Writes that queue up
+	// while a batch is being stored still go together).
+	MaxDelay time.Duration
+	// FlushTimeout bounds one Append of a batch to the store (default 30s).
+	FlushTimeout time.Duration
+}
+
+func (c *WriterConfig) setDefaults() {
+	if c.MaxBatchRows == 0 {
+		c.MaxBatchRows = DefaultMaxBatchRows
+	}
+	if c.MaxDelay == 0 {
+		c.MaxDelay = DefaultMaxDelay
+	}
+	if c.MaxDelay < 0 {
+		c.MaxDelay = 0
+	}
+	if c.FlushTimeout == 0 {
+		c.FlushTimeout = DefaultFlushTimeout
+	}
+}
+
+// Validate reports every problem with the config at once (after defaults).
+func (c WriterConfig) Validate() error {
+	var errs []error
+	switch {
+	case c.Chain == "":
+		errs = append(errs, fmt.Errorf("%w: chain is required", ErrInvalidWriterConfig))
+	case len(c.Chain) > 256 || !utf8.ValidString(c.Chain):
+		errs = append(errs, fmt.Errorf("%w: chain must be valid UTF-8 of at most 256 bytes", ErrInvalidWriterConfig))
+	}
+	if c.MaxBatchRows < 0 {
+		errs = append(errs, fmt.Errorf("%w: max batch rows %d is negative", ErrInvalidWriterConfig, c.MaxBatchRows))
+	}
+	if c.FlushTimeout < 0 {
+		errs = append(errs, fmt.Errorf("%w: flush timeout %s is negative", ErrInvalidWriterConfig, c.FlushTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Writer links rows into one hash chain and appends them to a Store.
+//
+// Write is safe for concurrent use. Concurrent Writes are grouped: the
+// first waits up to MaxDelay (or until MaxBatchRows rows are queued) for
+// others, then all of them go to the store in one Append. Rows get their
+// Seq, PrevHash and Hash in the order the Writes were queued, the rows of
+// one Write consecutively and in order. A batch that fails does not advance
+// the chain, and the next batch first re-reads the chain head from the
+// store, in case the failed insert was in fact stored (an error can arrive
+// after the server committed); so the chain never forks.
+type Writer struct {
+	store Store
+	cfg   WriterConfig
+	log   zerolog.Logger
+
+	mu     sync.Mutex
+	queue  []*writeRequest
+	queued int // rows in queue
+	closed bool
+	wake   chan struct{} // capacity 1: something changed for the loop
+	done   chan struct{} // closed when the loop has exited
+
+	// Owned by the loop goroutine; read by Head under headMu.
+	headMu sync.Mutex
+	seq    uint64
+	hash   string
+	resync bool
+}
+
+type writeRequest struct {
+	rows []schemas.AuditRow
+	at   time.Time
+	res  chan error // capacity 1
+}
+
+// NewWriter loads the head of chain from store and returns a Writer that
+// extends it with default batching. Close it when done.
+func NewWriter(ctx context.Context, store Store, chain string, log zerolog.Logger) (*Writer, error) {
+	return NewWriterWithConfig(ctx, store, WriterConfig{Chain: chain}, log)
+}
+
+// NewWriterWithConfig is NewWriter with explicit batching settings.
+func NewWriterWithConfig(ctx context.Context, store Store, cfg WriterConfig, log zerolog.Logger) (*Writer, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	seq, hash, err := store.ChainHead(ctx, cfg.Chain)
+	if err != nil {
+		return nil, fmt.Errorf("loading the head of audit chain %q: %w", cfg.Chain, err)
+	}
+	w := &Writer{
+		store: store,
+		cfg:   cfg,
+		log:   log.With().Str("component", "audit-writer").Str("chain", cfg.Chain).Logger(),
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+		seq:   seq,
+		hash:  hash,
+	}
+	w.log.Debug().Uint64("seq", seq).Msg("audit chain head loaded")
+	go w.loop()
+	return w, nil
+}
+
+// Head returns the Seq and Hash of the last row the writer has stored.
+func (w *Writer) Head() (seq uint64, hash string) {
+	w.headMu.Lock()
+	defer w.headMu.Unlock()
+	return w.seq, w.hash
+}
+
+// Write normalizes rows (see Normalize), assigns them their place in the
+// chain and appends them. It returns nil once the store has acknowledged
+// them, or the error that stopped them; an invalid row (ErrInvalidRow)
+// fails only its own Write, before anything is queued.
+//
+// When ctx ends first, Write returns ctx's error: rows still queued are
+// withdrawn, but rows already handed to the store may yet be stored, so
+// the caller must treat them as possibly written (writing the same rows
+// again is harmless to readers, which deduplicate by RowID).
+func (w *Writer) Write(ctx context.Context, rows ...schemas.AuditRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	own := make([]schemas.AuditRow, len(rows))
+	for i := range rows {
+		own[i] = rows[i]
+		Normalize(&own[i])
+		if err := validateContent(i, &own[i]); err != nil {
+			return err
+		}
+	}
+	req := &writeRequest{rows: own, at: time.Now(), res: make(chan error, 1)}
+
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return fmt.Errorf("audit writer for chain %q: %w", w.cfg.Chain, ErrClosed)
+	}
+	w.queue = append(w.queue, req)
+	w.queued += len(own)
+	w.mu.Unlock()
+	w.signal()
+
+	select {
+	case err := <-req.res:
+		return err
+	case <-ctx.Done():
+		w.mu.Lock()
+		if i := slices.Index(w.queue, req); i >= 0 {
+			w.queue = slices.Delete(w.queue, i, i+1)
+			w.queued -= len(req.rows)
+		}
+		w.mu.Unlock()
+		return fmt.Errorf("writing audit rows: %w", ctx.Err())
+	}
+}
+
+// Close stores the rows already queued, waits for the batch in flight and
+// stops the writer. Writes after Close fail with ErrClosed. It does not
+// close the store.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.signal()
+	<-w.done
+	return nil
+}
+
+func (w *Writer) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop is the single goroutine that assigns chain positions and appends,
+// so the chain head needs no lock on the write path.
+func (w *Writer) loop() {
+	defer close(w.done)
+	for {
+		<-w.wake
+		for {
+			w.mu.Lock()
+			empty, closed := len(w.queue) == 0, w.closed
+			w.mu.Unlock()
+			if empty {
+				if closed {
+					return
+				}
+				break
+			}
+			w.waitForBatch()
+			w.flush(w.take())
+		}
+	}
+}
+
+// waitForBatch waits until the oldest queued Write is MaxDelay old, enough
+// rows are queued, or the writer is closing.
+func (w *Writer) waitForBatch() {
+	w.mu.Lock()
+	deadline := w.queue[0].at.Add(w.cfg.MaxDelay)
+	w.mu.Unlock()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		w.mu.Lock()
+		ready := w.queued >= w.cfg.MaxBatchRows || w.closed || len(w.queue) == 0
+		w.mu.Unlock()
+		if ready || !time.Now().Before(deadline) {
+			return
+		}
+		select {
+		case <-timer.C:
+			return
+		case <-w.wake:
+		}
+	}
+}
+
+// take removes the next batch from the queue: whole Writes, at least one,
+// up to MaxBatchRows rows.
+func (w *Writer) take() []*writeRequest {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, rows := 0, 0
+	for n < len(w.queue) && (n == 0 || rows+len(w.queue[n].rows) <= w.cfg.MaxBatchRows) {
+		rows += len(w.queue[n].rows)
+		n++
+	}
+	batch := slices.Clone(w.queue[:n])
+	w.queue = slices.Delete(w.queue, 0, n)
+	w.queued -= rows
+	if len(w.queue) > 0 {
+		// More is waiting: make sure the loop comes round again.
+		w.signal()
+	}
+	return batch
+}
+
+func (w *Writer) flush(batch []*writeRequest) {
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.FlushTimeout)
+	defer cancel()
+	err := w.commit(ctx, batch)
+	for _, req := range batch {
+		req.res <- err
+	}
+}
+
+func (w *Writer) commit(ctx context.Context, batch []*writeRequest) error {
+	if w.resync {
+		seq, hash, err := w.store.ChainHead(ctx, w.cfg.Chain)
+		if err != nil {
+			return fmt.Errorf("re-reading the head of audit chain %q after a failed append: %w", w.cfg.Chain, err)
+		}
+		w.headMu.Lock()
+		if seq > w.seq {
+			w.log.Warn().Uint64("seq", w.seq).Uint64("stored_seq", seq).
+				Msg("a failed audit append was stored after all; continuing the chain after it")
+			w.seq, w.hash = seq, hash
+		}
+		w.headMu.Unlock()
+		w.resync = false
+	}
+
+	total := 0
+	for _, req := range batch {
+		total += len(req.rows)
+	}
+	rows := make([]schemas.AuditRow, 0, total)
+	seq, prev := w.seq, w.hash
+	for _, req := range batch {
+		for _, r := range req.rows {
+			seq++
+			r.Chain, r.Seq, r.PrevHash = w.cfg.Chain, seq, prev
+			r.Hash = r.ComputeHash()
+			prev = r.Hash
+			rows = append(rows, r)
+		}
+	}
+	start := time.Now()
+	if err := w.store.Append(ctx, rows); err != nil {
+		w.resync = true
+		w.log.Error().Err(err).Int("rows", len(rows)).Uint64("first_seq", w.seq+1).Msg("audit append failed; chain not advanced")
+		return fmt.Errorf("appending %d audit rows to chain %q: %w", len(rows), w.cfg.Chain, err)
+	}
+	w.headMu.Lock()
+	w.seq, w.hash = seq, prev
+	w.headMu.Unlock()
+	w.log.Debug().Int("rows", len(rows)).Int("writes", len(batch)).Uint64("seq", seq).
+		Dur("took", time.Since(start)).Msg("audit batch stored")
+	return nil
+}
