@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -10,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/ops"
@@ -31,6 +34,7 @@ type simulateConfig struct {
 	AdminTokenFile   string                    `flag:"tokenapi-admin-token-file" yaml:"tokenapi_admin_token_file" usage:"file holding the token API's admin token"`
 	ClientSecretFile string                    `flag:"tokenapi-client-secret-file" yaml:"tokenapi_client_secret_file" usage:"file holding the exchange client's secret"`
 	Start            string                    `flag:"start" env:"REVOKED_SIM_START" yaml:"start" usage:"first simulated instant with --clock fast: RFC 3339 or now"`
+	Out              string                    `flag:"out" env:"REVOKED_SIM_OUT" yaml:"out" usage:"write the events to this JSONL file (- for stdout) instead of Kafka, e.g. for backtests"`
 	GroundTruth      string                    `flag:"ground-truth" env:"REVOKED_SIM_GROUND_TRUTH" yaml:"ground_truth" usage:"file to write the labelled attacks to, one JSON line each"`
 	Progress         bool                      `flag:"progress" usage:"draw a progress bar on stderr even when it is not a terminal"`
 }
@@ -115,11 +119,30 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	w, err := cfg.Common.writer(ctx, log, cfg.Sim.Topic)
-	if err != nil {
-		return err
+	var pub simulate.Publisher
+	var sink *jsonlSink
+	switch cfg.Out {
+	case "":
+		w, err := cfg.Common.writer(ctx, log, cfg.Sim.Topic)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = w.Close() }()
+		pub = w
+	case "-":
+		sink = newJSONLSink(stdout)
+		pub = sink
+		// The summary goes to stderr so stdout holds only events.
+		stdout = stderr
+	default:
+		f, err := os.OpenFile(cfg.Out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return fmt.Errorf("opening events file: %w", err)
+		}
+		defer func() { _ = f.Close() }()
+		sink = newJSONLSink(f)
+		pub = sink
 	}
-	defer func() { _ = w.Close() }()
 
 	opts := simulate.Options{}
 	if truth != nil {
@@ -141,8 +164,13 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			}
 		}
 	}
-	stats, err := sim.Run(ctx, w, opts)
+	stats, err := sim.Run(ctx, pub, opts)
 	bar.Finish()
+	if sink != nil {
+		if ferr := sink.flush(); ferr != nil && err == nil {
+			err = ferr
+		}
+	}
 	if truth != nil {
 		if cerr := truth.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("closing ground truth file: %w", cerr)
@@ -154,6 +182,36 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if err != nil {
 		return errors.Join(err, fmt.Errorf("stopped after %d events", stats.Events))
+	}
+	return nil
+}
+
+// jsonlSink writes event values as lines instead of publishing them.
+type jsonlSink struct {
+	w *bufio.Writer
+}
+
+var _ simulate.Publisher = (*jsonlSink)(nil)
+
+func newJSONLSink(w io.Writer) *jsonlSink { return &jsonlSink{w: bufio.NewWriterSize(w, 1<<20)} }
+
+// WriteMessages writes each message's value and a newline. The values go
+// out buffered: a message counts as written once flush returned nil.
+func (s *jsonlSink) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	for _, m := range msgs {
+		if _, err := s.w.Write(m.Value); err != nil {
+			return fmt.Errorf("writing events: %w", err)
+		}
+		if err := s.w.WriteByte('\n'); err != nil {
+			return fmt.Errorf("writing events: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *jsonlSink) flush() error {
+	if err := s.w.Flush(); err != nil {
+		return fmt.Errorf("writing events: %w", err)
 	}
 	return nil
 }
