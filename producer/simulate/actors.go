@@ -44,7 +44,16 @@ func (s *Sim) mayAttack(u *user) bool {
 	if u.attacked || s.simNow.Before(u.calmUntil) {
 		return false
 	}
-	return s.end.IsZero() || s.simNow.Add(attackSpan).Before(s.end)
+	return s.end.IsZero() || s.simNow.Add(s.attackTime(attackSpan)).Before(s.end)
+}
+
+// attackTime scales an attacker's timing by Config.AttackTimeScale, so a
+// short live run can hold whole attacks.
+func (s *Sim) attackTime(d time.Duration) time.Duration {
+	if s.cfg.AttackTimeScale <= 0 || s.cfg.AttackTimeScale == 1 {
+		return d
+	}
+	return time.Duration(float64(d) * s.cfg.AttackTimeScale)
 }
 
 // attackEnded lets u be attacked again after attackCalm.
@@ -52,7 +61,7 @@ func (s *Sim) attackEnded(u *user, rec *attack) {
 	rec.done = true
 	s.pending = append(s.pending, rec)
 	u.attacked = false
-	u.calmUntil = s.simNow.Add(attackCalm)
+	u.calmUntil = s.simNow.Add(s.attackTime(attackCalm))
 }
 
 func (s *Sim) setup(start time.Time) {
@@ -336,7 +345,7 @@ func (s *Sim) startBruteForce(victim *user) {
 	b.uses = 1 + b.rng.IntN(3)
 	victim.attacked = true
 	s.attacks = append(s.attacks, b.rec)
-	s.schedule(b, s.after(uniform(b.rng, time.Second, bruteStartMax)))
+	s.schedule(b, s.after(s.attackTime(uniform(b.rng, time.Second, bruteStartMax))))
 }
 
 func (b *bruteForce) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
@@ -346,7 +355,7 @@ func (b *bruteForce) step(ctx context.Context, s *Sim) (time.Time, bool, error) 
 		ev := b.event(schemas.EventLoginFailure, b.victim, "")
 		ev.Attrs = map[string]string{"reason": "invalid_password"}
 		b.rec.saw(s.emit(ev))
-		return s.after(uniform(b.rng, guessMin, guessMax)), false, nil
+		return s.after(s.attackTime(uniform(b.rng, guessMin, guessMax))), false, nil
 	case b.phase == 0:
 		b.session = "ses_" + s.hexID()
 		b.rec.saw(s.emit(b.event(schemas.EventLoginSuccess, b.victim, b.session)))
@@ -362,7 +371,7 @@ func (b *bruteForce) step(ctx context.Context, s *Sim) (time.Time, bool, error) 
 		ev.TokenID, ev.Scopes = t.id, s.cfg.Scopes
 		b.rec.saw(s.emit(ev))
 		b.phase = 2
-		return s.after(uniform(b.rng, attackUseMin, attackUseMax)), false, nil
+		return s.after(s.attackTime(uniform(b.rng, attackUseMin, attackUseMax))), false, nil
 	default:
 		ev := b.event(schemas.EventFileDownload, b.victim, b.session)
 		ev.TokenID = b.tok.id
@@ -371,7 +380,7 @@ func (b *bruteForce) step(ctx context.Context, s *Sim) (time.Time, bool, error) 
 		b.rec.saw(s.emit(ev))
 		b.uses--
 		if b.uses > 0 {
-			return s.after(uniform(b.rng, attackUseMin, attackUseMax)), false, nil
+			return s.after(s.attackTime(uniform(b.rng, attackUseMin, attackUseMax))), false, nil
 		}
 		s.attackEnded(b.victim, b.rec)
 		return time.Time{}, true, nil
@@ -394,7 +403,7 @@ func (s *Sim) startReplay(victim *user) {
 	r.uses = 1 + r.rng.IntN(3)
 	victim.attacked = true
 	s.attacks = append(s.attacks, r.rec)
-	s.schedule(r, s.after(uniform(r.rng, replayDelayMin, replayDelayMax)))
+	s.schedule(r, s.after(s.attackTime(uniform(r.rng, replayDelayMin, replayDelayMax))))
 }
 
 func (r *replay) step(_ context.Context, s *Sim) (time.Time, bool, error) {
@@ -411,7 +420,7 @@ func (r *replay) step(_ context.Context, s *Sim) (time.Time, bool, error) {
 	r.rec.saw(s.emit(ev))
 	r.uses--
 	if r.uses > 0 {
-		return s.after(uniform(r.rng, attackUseMin, attackUseMax)), false, nil
+		return s.after(s.attackTime(uniform(r.rng, attackUseMin, attackUseMax))), false, nil
 	}
 	s.attackEnded(r.victim, r.rec)
 	return time.Time{}, true, nil

@@ -119,7 +119,11 @@ type Config struct {
 	ClientIDs []string `flag:"client-ids" env:"CLIENT_IDS" yaml:"client_ids" usage:"OAuth clients users log in through"`
 	// Scopes are the scopes of a login token; DownscopedScopes those of an
 	// exchanged token, a subset.
-	Scopes           []string `flag:"scopes" env:"SCOPES" yaml:"scopes" usage:"scopes of login tokens"`
+	Scopes []string `flag:"scopes" env:"SCOPES" yaml:"scopes" usage:"scopes of login tokens"`
+	// AttackTimeScale multiplies attackers' timing (pauses between
+	// guesses, delays before a replay, the span and calm around an attack):
+	// 1 is realistic; a short demo run uses less so that whole attacks fit.
+	AttackTimeScale  float64  `flag:"attack-time-scale" env:"ATTACK_TIME_SCALE" yaml:"attack_time_scale" usage:"multiplies attackers' timing (1: realistic; less fits whole attacks into a short run)"`
 	DownscopedScopes []string `flag:"downscoped-scopes" env:"DOWNSCOPED_SCOPES" yaml:"downscoped_scopes" usage:"scopes of exchanged (downscoped) tokens"`
 }
 
@@ -131,6 +135,7 @@ func DefaultConfig() Config {
 		Seed:             1,
 		Clock:            ClockFast,
 		Rate:             100,
+		AttackTimeScale:  1,
 		Start:            time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		Topic:            schemas.TopicAuditEvents,
 		BatchSize:        500,
@@ -157,6 +162,7 @@ func (c Config) Validate() error {
 	p.Check(c.Clock != ClockFast || !c.Start.IsZero(), "start", "required with the fast clock")
 	p.Check(c.Topic != "", "topic", "required")
 	p.Check(c.BatchSize > 0, "batch-size", "must be positive")
+	p.Check(c.AttackTimeScale > 0 && c.AttackTimeScale <= 1, "attack-time-scale", "must be in (0, 1]")
 	p.Check(c.FlushInterval > 0, "flush-interval", "must be positive")
 	for name, v := range map[string]float64{
 		"brute-force-prob": c.BruteForceProb, "replay-prob": c.ReplayProb,
