@@ -37,7 +37,8 @@
 //	  count: 5
 //	  of:   [{field: type, equals: login.failure}]
 //	  then: [{field: type, equals: login.success}]
-//	  reset: true                    # a then event restarts the count
+//	  reset: true                    # a then event clears the of events before it
+//	  reset_by: [ip]                 # ... only those from its own ip
 //
 // The distinct block names fields and a minimum:
 //

@@ -17,10 +17,14 @@ const (
 
 // sequenceEval evaluates KindSequenceThreshold.
 type sequenceEval struct {
-	count int
-	of    matchers
-	then  matchers
-	reset bool
+	count   int
+	of      matchers
+	then    matchers
+	reset   bool
+	resetBy []accessor
+	// cleared is scratch space: the reset_by values of the Then records
+	// met while scanning back.
+	cleared [][maxDistinct]string
 }
 
 var _ evaluator = (*sequenceEval)(nil)
@@ -30,7 +34,12 @@ func newSequenceEval(p *SequenceThreshold) *sequenceEval {
 	if p.Reset != nil {
 		reset = *p.Reset
 	}
-	return &sequenceEval{count: p.Count, of: compileConditions(p.Of), then: compileConditions(p.Then), reset: reset}
+	s := &sequenceEval{count: p.Count, of: compileConditions(p.Of), then: compileConditions(p.Then), reset: reset}
+	for _, f := range p.ResetBy {
+		get, _ := lookupField(f)
+		s.resetBy = append(s.resetBy, get)
+	}
+	return s
 }
 
 func (s *sequenceEval) record(ev *schemas.AuditEvent, rec *record) bool {
@@ -42,6 +51,9 @@ func (s *sequenceEval) record(ev *schemas.AuditEvent, rec *record) bool {
 	default:
 		return false
 	}
+	for i, get := range s.resetBy {
+		rec.vals[i] = get(ev)
+	}
 	return true
 }
 
@@ -52,33 +64,22 @@ func (s *sequenceEval) evaluate(recs []record, end int, window time.Duration) (f
 	}
 	from := last.t.Add(-window)
 	n := 0
-	for j := end - 1; j >= 0 && !recs[j].t.Before(from); j-- {
-		if recs[j].step == stepThen {
-			if s.reset {
-				break
-			}
-			continue
-		}
-		n++
-	}
+	s.scan(recs, end, from, func(int) { n++ })
 	if n < s.count {
 		return finding{}, false
 	}
 	// The evidence is the newest of the counted events, then the last.
 	ev := make([]int, 0, min(n, MaxEvidenceRecords-1)+1)
 	var types []string
-	for j := end - 1; j >= 0 && len(ev) < MaxEvidenceRecords-1 && !recs[j].t.Before(from); j-- {
-		if recs[j].step == stepThen {
-			if s.reset {
-				break
-			}
-			continue
+	s.scan(recs, end, from, func(j int) {
+		if len(ev) == MaxEvidenceRecords-1 {
+			return
 		}
 		ev = append(ev, j)
 		if t := string(recs[j].typ); !slices.Contains(types, t) {
 			types = append(types, t)
 		}
-	}
+	})
 	slices.Reverse(ev)
 	ev = append(ev, end)
 	slices.Sort(types)
@@ -86,4 +87,27 @@ func (s *sequenceEval) evaluate(recs []record, end int, window time.Duration) (f
 		evidence: ev,
 		summary:  fmt.Sprintf("%d %s then %s within %s", n, strings.Join(types, "/"), last.typ, window),
 	}, true
+}
+
+// scan calls count, newest first, for every Of record before end and not
+// before from that no Then record in between cleared.
+func (s *sequenceEval) scan(recs []record, end int, from time.Time, count func(int)) {
+	s.cleared = s.cleared[:0]
+	for j := end - 1; j >= 0 && !recs[j].t.Before(from); j-- {
+		r := &recs[j]
+		if r.step == stepThen {
+			switch {
+			case !s.reset:
+			case len(s.resetBy) == 0:
+				return
+			case !slices.Contains(s.cleared, r.vals):
+				s.cleared = append(s.cleared, r.vals)
+			}
+			continue
+		}
+		if len(s.resetBy) > 0 && slices.Contains(s.cleared, r.vals) {
+			continue
+		}
+		count(j)
+	}
 }

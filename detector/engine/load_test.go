@@ -96,6 +96,28 @@ sequence_threshold:
 			},
 		},
 		{
+			name: "reset_by without reset",
+			file: `id: bf
+version: 1
+kind: sequence_threshold
+group_by: [user_id]
+window: 10m
+severity: high
+action: notify
+target: {kind: user}
+sequence_threshold:
+  count: 3
+  of: [{field: type, equals: login.failure}]
+  then: [{field: type, equals: login.success}]
+  reset: false
+  reset_by: [ip, geo.galaxy]
+`,
+			want: []string{
+				`bad.yaml:14: rule "bf": sequence_threshold.reset_by: needs reset, which is false`,
+				`bad.yaml:14: rule "bf": sequence_threshold.reset_by[1]: unknown field "geo.galaxy"`,
+			},
+		},
+		{
 			name: "syntax error",
 			file: "id: x\n  version: 1\n",
 			want: []string{`bad.yaml:2: mapping values are not allowed`},
@@ -234,6 +256,7 @@ sequence_threshold:
   of:   [{field: type, equals: login.failure}]
   then: [{field: type, equals: login.success}]
   reset: true
+  reset_by: [ip]
 `
 	rules, err := engine.ParseRules("doc.yaml", []byte(doc))
 	if err != nil {

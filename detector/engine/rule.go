@@ -88,15 +88,21 @@ type Allowlist struct {
 
 // SequenceThreshold is the parameter block of KindSequenceThreshold: at
 // least Count events matching Of, then an event matching Then, all within
-// the window. With Reset (the default), an earlier Then event starts the
-// count again, so a user who mistypes a password now and then and logs in
-// each time is not taken for a brute force. An event matching both Of and
-// Then counts as Then.
+// the window. An event matching both Of and Then counts as Then.
+//
+// With Reset (the default), an earlier Then event clears the Of events
+// before it, so a user who mistypes a password now and then and logs in
+// each time is not taken for a brute force. ResetBy narrows that: a Then
+// event clears only the Of events that share its values of these fields.
+// With reset_by [ip], the victim's own logins from home clear the victim's
+// typos but not an attacker's failures from elsewhere, so interleaving
+// with the victim does not hide a brute force.
 type SequenceThreshold struct {
-	Count int         `yaml:"count"`
-	Of    []Condition `yaml:"of"`
-	Then  []Condition `yaml:"then"`
-	Reset *bool       `yaml:"reset,omitempty"`
+	Count   int         `yaml:"count"`
+	Of      []Condition `yaml:"of"`
+	Then    []Condition `yaml:"then"`
+	Reset   *bool       `yaml:"reset,omitempty"`
+	ResetBy []string    `yaml:"reset_by,omitempty"`
 }
 
 // Distinct is the parameter block of KindDistinct: the group's events
@@ -298,6 +304,17 @@ func (s *SequenceThreshold) validate(errs *fieldErrors) {
 	}
 	for i, c := range s.Then {
 		c.validate(fmt.Sprintf("%s.then[%d]", p, i), errs)
+	}
+	if len(s.ResetBy) > maxDistinct {
+		errs.add(p+".reset_by", "%d fields, limit %d", len(s.ResetBy), maxDistinct)
+	}
+	if len(s.ResetBy) > 0 && s.Reset != nil && !*s.Reset {
+		errs.add(p+".reset_by", "needs reset, which is false")
+	}
+	for i, f := range s.ResetBy {
+		if _, ok := lookupField(f); !ok {
+			errs.add(fmt.Sprintf("%s.reset_by[%d]", p, i), "unknown field %q", f)
+		}
 	}
 }
 
