@@ -349,7 +349,7 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	return s.query(ctx, "reading history", chsql.History(s.table, q))
+	return s.query(ctx, "reading history", chsql.History(s.table, s.version.Modern(), q))
 }
 
 // Ping implements audit.Store.

@@ -90,7 +90,9 @@ func ChainRows(table, chain string, afterSeq uint64, limit int) string {
 
 // History selects the rows matching q, one per row_id, newest first. The
 // tie-breakers after time make the order, and so the pages, deterministic.
-func History(table string, q audit.Query) string {
+// modern is schemas.ServerVersion.Modern of the server: it selects how the
+// time bounds are written (see timeBound).
+func History(table string, modern bool, q audit.Query) string {
 	var where []string
 	eq := func(col, v string) {
 		if v != "" {
@@ -109,13 +111,11 @@ func History(table string, q audit.Query) string {
 		}
 		where = append(where, "step IN ("+strings.Join(steps, ", ")+")")
 	}
-	// Whole seconds, as a DateTime, compare the same way with DateTime and
-	// DateTime64 columns.
 	if !q.From.IsZero() {
-		where = append(where, fmt.Sprintf("time >= toDateTime(%d)", unixSeconds(q.From)))
+		where = append(where, "time >= "+timeBound(modern, q.From))
 	}
 	if !q.To.IsZero() {
-		where = append(where, fmt.Sprintf("time < toDateTime(%d)", unixSeconds(q.To)))
+		where = append(where, "time < "+timeBound(modern, q.To))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "SELECT %s FROM %s", Columns(), table)
@@ -133,4 +133,17 @@ func History(table string, q audit.Query) string {
 	return b.String()
 }
 
-func unixSeconds(t time.Time) int64 { return t.Truncate(time.Second).Unix() }
+// timeBound writes a time bound, truncated to whole seconds, as a constant
+// of the time column's own type. Not a DateTime constant for every
+// version: ClickHouse 26.7 compares a DateTime64 column with a DateTime
+// constant wrongly when it prunes parts by their time range (with rows
+// at 23.5s in a part of their own, "time < toDateTime(24s)" skips that
+// part and the rows go missing), and not a string literal: 18.16 parses
+// one in the server's time zone, not the column's.
+func timeBound(modern bool, t time.Time) string {
+	secs := t.Truncate(time.Second).Unix()
+	if modern {
+		return fmt.Sprintf("toDateTime64(%d, 3, 'UTC')", secs)
+	}
+	return fmt.Sprintf("toDateTime(%d, 'UTC')", secs)
+}

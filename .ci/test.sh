@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need when it is
+# missing (libchdb.so, a ClickHouse server), starts a throwaway ClickHouse
+# server, and runs go vet and the race-enabled, shuffled tests of every
+# package with both audit backends required, so a missing service fails
+# the run instead of skipping tests. The server is stopped on exit.
+#
+# Environment (all optional):
+#   CHDB_LIB_PATH                 libchdb.so to use or install
+#   REVOKED_TEST_CLICKHOUSE_DSN   an existing server to use instead of
+#                                 starting one
+#   GO_TEST_FLAGS                 extra flags for go test
+#   TEST_PACKAGES                 packages to vet and test (default ./...)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="/usr/local/go/bin:$PATH"
+
+log() { echo "test.sh: $*" >&2; }
+
+command -v go >/dev/null || {
+	log "go is not on PATH (looked in /usr/local/go/bin too)"
+	exit 1
+}
+log "$(go version)"
+
+CHDB_LIB_PATH="$(bash deployments/local/install-libchdb.sh)"
+export CHDB_LIB_PATH
+log "libchdb: $CHDB_LIB_PATH"
+
+stop_clickhouse() {
+	local pid="${REVOKED_CLICKHOUSE_PID:-}" dir="${REVOKED_CLICKHOUSE_DIR:-}"
+	if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+		kill "$pid" 2>/dev/null || true
+		for _ in $(seq 1 60); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.5
+		done
+		kill -9 "$pid" 2>/dev/null || true
+	fi
+	if [[ -n "$dir" && -d "$dir" ]]; then
+		rm -rf "$dir"
+	fi
+}
+trap stop_clickhouse EXIT
+
+# An assignment, not eval "$(...)", so a failure to start stops the run.
+ch_env="$(bash .ci/clickhouse.sh)"
+eval "$ch_env"
+export REVOKED_TEST_CLICKHOUSE_DSN
+log "ClickHouse: $REVOKED_TEST_CLICKHOUSE_DSN"
+
+export REVOKED_TEST_REQUIRE="clickhouse,chdb"
+
+# shellcheck disable=SC2206 # a list of package patterns
+packages=(${TEST_PACKAGES:-./...})
+
+log "go vet ${packages[*]}"
+go vet "${packages[@]}"
+
+log "go test -race -shuffle=on -count=1 ${packages[*]}"
+# shellcheck disable=SC2086 # GO_TEST_FLAGS is a list of flags
+go test -race -shuffle=on -count=1 -timeout 15m ${GO_TEST_FLAGS:-} "${packages[@]}"
+log "all tests passed"

@@ -1,0 +1,128 @@
+// Package backends opens the audit.Store a configuration names: a
+// ClickHouse server (chstore) or embedded chDB (chdbstore).
+package backends
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/chdbstore"
+	"github.com/revoked-dev/revoked/consumer/audit/chstore"
+)
+
+// Backend names.
+const (
+	// ChDB is the ClickHouse engine in-process, data in ChDBPath: the
+	// embedded default of a local run.
+	ChDB = "chdb"
+	// ClickHouse is a ClickHouse server or cluster at DSN.
+	ClickHouse = "clickhouse"
+)
+
+// ErrInvalidConfig wraps every problem Config.Validate finds.
+var ErrInvalidConfig = errors.New("invalid audit backend config")
+
+// Config selects and configures the audit store.
+type Config struct {
+	// Backend is "chdb" or "clickhouse". Required.
+	Backend string
+	// DSN of the ClickHouse server (clickhouse backend):
+	// clickhouse://user:password@host:9000/database.
+	DSN string
+	// ChDBPath is chDB's data directory (chdb backend).
+	ChDBPath string
+	// ChDBLibPath is libchdb.so (chdb backend; default $CHDB_LIB_PATH).
+	ChDBLibPath string
+	// Database and Table name the audit table (defaults: the DSN's
+	// database or "default", and "audit_trail").
+	Database string
+	Table    string
+	// Cluster renders the cluster variant of the table (clickhouse
+	// backend only).
+	Cluster string
+	// TTL drops rows older than this (ClickHouse 20.3 or later, or chDB).
+	TTL time.Duration
+	// SkipMigrate leaves the database objects alone at Open, for
+	// deployments where they are created by an administrator.
+	SkipMigrate bool
+}
+
+// String prints the config with the DSN's password masked.
+func (c Config) String() string {
+	return fmt.Sprintf("{Backend:%s DSN:%s ChDBPath:%s ChDBLibPath:%s Database:%s Table:%s Cluster:%s TTL:%s SkipMigrate:%t}",
+		c.Backend, chstore.RedactDSN(c.DSN), c.ChDBPath, c.ChDBLibPath, c.Database, c.Table, c.Cluster, c.TTL, c.SkipMigrate)
+}
+
+// GoString masks the password under %#v too.
+func (c Config) GoString() string { return "backends.Config" + c.String() }
+
+func (c Config) clickhouse() chstore.Config {
+	return chstore.Config{DSN: c.DSN, Database: c.Database, Table: c.Table, Cluster: c.Cluster, TTL: c.TTL}
+}
+
+func (c Config) chdb() chdbstore.Config {
+	return chdbstore.Config{Path: c.ChDBPath, Database: c.Database, Table: c.Table, LibPath: c.ChDBLibPath, TTL: c.TTL}
+}
+
+// Validate reports every problem with the config at once, including the
+// chosen backend's.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Backend {
+	case ClickHouse:
+		if c.ChDBPath != "" {
+			errs = append(errs, fmt.Errorf("%w: chdb path is set but the backend is %q", ErrInvalidConfig, c.Backend))
+		}
+		if err := c.clickhouse().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidConfig, err))
+		}
+	case ChDB:
+		if c.DSN != "" {
+			errs = append(errs, fmt.Errorf("%w: dsn is set but the backend is %q", ErrInvalidConfig, c.Backend))
+		}
+		if c.Cluster != "" {
+			errs = append(errs, fmt.Errorf("%w: cluster needs the %q backend", ErrInvalidConfig, ClickHouse))
+		}
+		if err := c.chdb().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidConfig, err))
+		}
+	case "":
+		errs = append(errs, fmt.Errorf("%w: backend is required (%q or %q)", ErrInvalidConfig, ChDB, ClickHouse))
+	default:
+		errs = append(errs, fmt.Errorf("%w: unknown backend %q (want %q or %q)", ErrInvalidConfig, c.Backend, ChDB, ClickHouse))
+	}
+	return errors.Join(errs...)
+}
+
+// Open opens the configured store and, unless SkipMigrate, creates its
+// database objects if missing. The caller closes the store.
+func Open(ctx context.Context, cfg Config, log zerolog.Logger) (audit.Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var (
+		s   audit.Store
+		err error
+	)
+	switch cfg.Backend {
+	case ClickHouse:
+		s, err = chstore.Open(ctx, cfg.clickhouse(), log)
+	case ChDB:
+		s, err = chdbstore.Open(ctx, cfg.chdb(), log)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the %s audit store: %w", cfg.Backend, err)
+	}
+	if !cfg.SkipMigrate {
+		if err := s.Migrate(ctx); err != nil {
+			_ = s.Close()
+			return nil, fmt.Errorf("migrating the %s audit store: %w", cfg.Backend, err)
+		}
+	}
+	return s, nil
+}

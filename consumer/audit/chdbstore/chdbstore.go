@@ -1,0 +1,414 @@
+// Package chdbstore is the audit.Store on chDB: the ClickHouse engine
+// (26.7) running inside the process, its data in a directory on disk. It
+// is the embedded default of the local deployment; it needs libchdb.so
+// (deployments/local/install-libchdb.sh) at run time and no cgo.
+//
+// chDB runs one data directory per process: Stores opened on the same
+// directory share one engine connection, Open on a second directory fails
+// with ErrBusy until every Store on the first is closed, and a directory
+// held by another process fails with ErrLocked. Statements run one at a
+// time; a statement cannot be interrupted, so ctx is checked before each.
+//
+// Rows go in as one INSERT ... FORMAT JSONEachRow statement per Append,
+// the rows encoded by encoding/json after the FORMAT clause, where the
+// engine reads them as data, never as SQL; filters in queries are quoted
+// by chsql.Quote. Results come back as JSONEachRow.
+package chdbstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/internal/chsql"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Defaults.
+const (
+	DefaultDatabase = "default"
+	DefaultTable    = "audit_trail"
+	// DefaultLibPath is used when neither Config.LibPath nor CHDB_LIB_PATH
+	// names the library: the dynamic linker's search path.
+	DefaultLibPath = "libchdb.so"
+	// EnvLibPath names the library, as chdb-go reads it too.
+	EnvLibPath = "CHDB_LIB_PATH"
+)
+
+// ErrInvalidConfig wraps every problem Config.Validate finds.
+var ErrInvalidConfig = errors.New("invalid chdbstore config")
+
+var _ audit.Store = (*Store)(nil)
+
+// Config says where the embedded audit trail lives.
+type Config struct {
+	// Path is the data directory; created if missing. Required.
+	Path string
+	// Database and Table name the audit table (default "default" and
+	// "audit_trail").
+	Database string
+	Table    string
+	// LibPath is libchdb.so (default: $CHDB_LIB_PATH, else the dynamic
+	// linker's search path). The first Open in a process loads it; later
+	// ones must name the same file.
+	LibPath string
+	// TTL drops rows older than this.
+	TTL time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Database == "" {
+		c.Database = DefaultDatabase
+	}
+	if c.Table == "" {
+		c.Table = DefaultTable
+	}
+	if c.LibPath == "" {
+		c.LibPath = os.Getenv(EnvLibPath)
+	}
+	if c.LibPath == "" {
+		c.LibPath = DefaultLibPath
+	}
+}
+
+// Validate reports every problem with the config at once (defaults
+// applied).
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.Path == "" {
+		errs = append(errs, fmt.Errorf("%w: path is required", ErrInvalidConfig))
+	} else if strings.ContainsAny(c.Path, "\x00?") {
+		// The engine takes the path as a command-line argument; keep it
+		// plain.
+		errs = append(errs, fmt.Errorf("%w: path %q contains NUL or '?'", ErrInvalidConfig, c.Path))
+	}
+	ddl := schemas.DDLOptions{Database: c.Database, Table: c.Table, TTL: c.TTL, ServerVersion: schemas.ServerVersion{Major: 99}}
+	if err := ddl.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidConfig, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the audit trail in an embedded chDB data directory.
+type Store struct {
+	conn    *sharedConn
+	table   string
+	ddl     []string
+	version schemas.ServerVersion
+	log     zerolog.Logger
+	closed  atomic.Bool
+}
+
+// Open loads libchdb if needed, opens the data directory and renders the
+// DDL for the engine's version. It does not create the table: call
+// Migrate.
+func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("chdbstore: opening: %w", err)
+	}
+	start := time.Now()
+	conn, err := acquire(cfg.LibPath, cfg.Path)
+	if err != nil {
+		return nil, err
+	}
+	out, err := conn.exec("SELECT version()", "TabSeparated")
+	if err != nil {
+		conn.release()
+		return nil, fmt.Errorf("chdbstore: reading the engine version: %w", err)
+	}
+	vs := strings.TrimSpace(string(out))
+	version, err := schemas.ParseServerVersion(vs)
+	if err != nil {
+		conn.release()
+		return nil, fmt.Errorf("chdbstore: %w", err)
+	}
+	ddl, err := schemas.RenderDDL(schemas.DDLOptions{Database: cfg.Database, Table: cfg.Table, ServerVersion: version, TTL: cfg.TTL})
+	if err != nil {
+		conn.release()
+		return nil, fmt.Errorf("chdbstore: %w", err)
+	}
+	s := &Store{
+		conn:    conn,
+		table:   chsql.Table(cfg.Database, cfg.Table),
+		ddl:     ddl,
+		version: version,
+		log:     log.With().Str("component", "audit-chdbstore").Str("table", cfg.Database+"."+cfg.Table).Logger(),
+	}
+	s.log.Info().Str("engine_version", vs).Str("path", conn.path).Dur("took", time.Since(start)).Msg("chDB opened")
+	return s, nil
+}
+
+// EngineVersion is the version of the embedded engine.
+func (s *Store) EngineVersion() schemas.ServerVersion { return s.version }
+
+func (s *Store) exec(ctx context.Context, sql, format string) ([]byte, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("chdbstore: %w", audit.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.conn.exec(sql, format)
+}
+
+// Migrate implements audit.Store.
+func (s *Store) Migrate(ctx context.Context) error {
+	for _, stmt := range s.ddl {
+		if _, err := s.exec(ctx, stmt, "TabSeparated"); err != nil {
+			return fmt.Errorf("chdbstore: migrating: %w", err)
+		}
+	}
+	return nil
+}
+
+// wireRow is a row as JSONEachRow carries it, in column order. 64-bit
+// integers are read both bare and quoted (ClickHouse quotes them in JSON
+// output by default).
+type wireRow struct {
+	RowID             string   `json:"row_id"`
+	Chain             string   `json:"chain"`
+	Seq               jsonU64  `json:"seq"`
+	Time              jsonTime `json:"time"`
+	CommandID         string   `json:"command_id"`
+	Step              string   `json:"step"`
+	Detail            string   `json:"detail"`
+	Issuer            string   `json:"issuer"`
+	Actor             string   `json:"actor"`
+	Approver          string   `json:"approver"`
+	TargetKind        string   `json:"target_kind"`
+	UserID            string   `json:"user_id"`
+	TokenID           string   `json:"token_id"`
+	SessionID         string   `json:"session_id"`
+	ClientID          string   `json:"client_id"`
+	IncludeDownscoped uint8    `json:"include_downscoped"`
+	Action            string   `json:"action"`
+	Mode              string   `json:"mode"`
+	RuleID            string   `json:"rule_id"`
+	RuleVersion       uint32   `json:"rule_version"`
+	Severity          string   `json:"severity"`
+	Summary           string   `json:"summary"`
+	Evidence          []string `json:"evidence"`
+	FirstEventTime    jsonTime `json:"first_event_time"`
+	LastEventTime     jsonTime `json:"last_event_time"`
+	DetectedAt        jsonTime `json:"detected_at"`
+	IssuedAt          jsonTime `json:"issued_at"`
+	ExpiresAt         jsonTime `json:"expires_at"`
+	IdPStatus         uint16   `json:"idp_status"`
+	IdPResponse       string   `json:"idp_response"`
+	TokensRevoked     uint32   `json:"tokens_revoked"`
+	Proof             string   `json:"proof"`
+	Attempts          uint32   `json:"attempts"`
+	DetectLatencyMs   jsonI64  `json:"detect_latency_ms"`
+	RevokeLatencyMs   jsonI64  `json:"revoke_latency_ms"`
+	SourceTopic       string   `json:"source_topic"`
+	SourcePartition   int32    `json:"source_partition"`
+	SourceOffset      jsonI64  `json:"source_offset"`
+	PrevHash          string   `json:"prev_hash"`
+	Hash              string   `json:"hash"`
+}
+
+func toWire(r *schemas.AuditRow) wireRow {
+	ev := r.Evidence
+	if ev == nil {
+		ev = []string{}
+	}
+	return wireRow{
+		RowID: r.RowID, Chain: r.Chain, Seq: jsonU64(r.Seq), Time: jsonTime(r.Time),
+		CommandID: r.CommandID, Step: string(r.Step), Detail: r.Detail,
+		Issuer: r.Issuer, Actor: r.Actor, Approver: r.Approver,
+		TargetKind: string(r.TargetKind), UserID: r.UserID, TokenID: r.TokenID, SessionID: r.SessionID, ClientID: r.ClientID,
+		IncludeDownscoped: boolByte(r.IncludeDownscoped), Action: string(r.Action), Mode: string(r.Mode),
+		RuleID: r.RuleID, RuleVersion: r.RuleVersion, Severity: string(r.Severity), Summary: r.Summary, Evidence: ev,
+		FirstEventTime: jsonTime(r.FirstEventTime), LastEventTime: jsonTime(r.LastEventTime), DetectedAt: jsonTime(r.DetectedAt),
+		IssuedAt: jsonTime(r.IssuedAt), ExpiresAt: jsonTime(r.ExpiresAt),
+		IdPStatus: r.IdPStatus, IdPResponse: r.IdPResponse, TokensRevoked: r.TokensRevoked, Proof: r.Proof, Attempts: r.Attempts,
+		DetectLatencyMs: jsonI64(r.DetectLatencyMs), RevokeLatencyMs: jsonI64(r.RevokeLatencyMs),
+		SourceTopic: r.SourceTopic, SourcePartition: r.SourcePartition, SourceOffset: jsonI64(r.SourceOffset),
+		PrevHash: r.PrevHash, Hash: r.Hash,
+	}
+}
+
+func (w *wireRow) row() schemas.AuditRow {
+	r := schemas.AuditRow{
+		RowID: w.RowID, Chain: w.Chain, Seq: uint64(w.Seq), Time: time.Time(w.Time),
+		CommandID: w.CommandID, Step: schemas.Step(w.Step), Detail: w.Detail,
+		Issuer: w.Issuer, Actor: w.Actor, Approver: w.Approver,
+		TargetKind: schemas.TargetKind(w.TargetKind), UserID: w.UserID, TokenID: w.TokenID, SessionID: w.SessionID, ClientID: w.ClientID,
+		IncludeDownscoped: w.IncludeDownscoped != 0, Action: schemas.Action(w.Action), Mode: schemas.Mode(w.Mode),
+		RuleID: w.RuleID, RuleVersion: w.RuleVersion, Severity: schemas.Severity(w.Severity), Summary: w.Summary, Evidence: w.Evidence,
+		FirstEventTime: time.Time(w.FirstEventTime), LastEventTime: time.Time(w.LastEventTime), DetectedAt: time.Time(w.DetectedAt),
+		IssuedAt: time.Time(w.IssuedAt), ExpiresAt: time.Time(w.ExpiresAt),
+		IdPStatus: w.IdPStatus, IdPResponse: w.IdPResponse, TokensRevoked: w.TokensRevoked, Proof: w.Proof, Attempts: w.Attempts,
+		DetectLatencyMs: int64(w.DetectLatencyMs), RevokeLatencyMs: int64(w.RevokeLatencyMs),
+		SourceTopic: w.SourceTopic, SourcePartition: w.SourcePartition, SourceOffset: int64(w.SourceOffset),
+		PrevHash: w.PrevHash, Hash: w.Hash,
+	}
+	if len(r.Evidence) == 0 {
+		r.Evidence = nil
+	}
+	return r
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// jsonTime is a DateTime64(3, 'UTC') value in JSON: "2006-01-02
+// 15:04:05.000" in UTC, the epoch for the zero time.
+type jsonTime time.Time
+
+const timeLayout = "2006-01-02 15:04:05.999999999"
+
+func (t jsonTime) MarshalJSON() ([]byte, error) {
+	tt := time.Time(t)
+	if tt.IsZero() {
+		return []byte(`"1970-01-01 00:00:00.000"`), nil
+	}
+	return []byte(`"` + tt.UTC().Format("2006-01-02 15:04:05.000") + `"`), nil
+}
+
+func (t *jsonTime) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	tt, err := time.ParseInLocation(timeLayout, s, time.UTC)
+	if err != nil {
+		return err
+	}
+	if tt.Unix() <= 0 {
+		tt = time.Time{}
+	}
+	*t = jsonTime(tt)
+	return nil
+}
+
+type jsonU64 uint64
+
+func (n *jsonU64) UnmarshalJSON(b []byte) error {
+	return json.Unmarshal(bytes.Trim(b, `"`), (*uint64)(n))
+}
+
+type jsonI64 int64
+
+func (n *jsonI64) UnmarshalJSON(b []byte) error {
+	return json.Unmarshal(bytes.Trim(b, `"`), (*int64)(n))
+}
+
+// Append implements audit.Store: one INSERT statement, committed when it
+// returns.
+func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
+	if len(rows) == 0 {
+		if s.closed.Load() {
+			return fmt.Errorf("chdbstore: %w", audit.ErrClosed)
+		}
+		return nil
+	}
+	if err := audit.ValidateRows(rows); err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	b.Grow(len(rows) * 1024)
+	b.WriteString(chsql.Insert(s.table))
+	b.WriteString(" FORMAT JSONEachRow\n")
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	for i := range rows {
+		if err := enc.Encode(toWire(&rows[i])); err != nil {
+			return fmt.Errorf("chdbstore: encoding row %d (%s): %w", i, rows[i].RowID, err)
+		}
+	}
+	if _, err := s.exec(ctx, b.String(), "TabSeparated"); err != nil {
+		return fmt.Errorf("chdbstore: inserting %d rows: %w", len(rows), err)
+	}
+	return nil
+}
+
+func (s *Store) query(ctx context.Context, what, sql string) ([]schemas.AuditRow, error) {
+	out, err := s.exec(ctx, sql, "JSONEachRow")
+	if err != nil {
+		return nil, fmt.Errorf("chdbstore: %s: %w", what, err)
+	}
+	var rows []schemas.AuditRow
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var w wireRow
+		if err := dec.Decode(&w); err != nil {
+			return nil, fmt.Errorf("chdbstore: %s: decoding a row: %w", what, err)
+		}
+		rows = append(rows, w.row())
+	}
+	return rows, nil
+}
+
+// CommandRows implements audit.Store.
+func (s *Store) CommandRows(ctx context.Context, commandID string) ([]schemas.AuditRow, error) {
+	return s.query(ctx, "reading a command's rows", chsql.CommandRows(s.table, commandID))
+}
+
+// ChainHead implements audit.Store.
+func (s *Store) ChainHead(ctx context.Context, chain string) (uint64, string, error) {
+	out, err := s.exec(ctx, chsql.ChainHead(s.table, chain), "JSONEachRow")
+	if err != nil {
+		return 0, "", fmt.Errorf("chdbstore: reading the head of chain %q: %w", chain, err)
+	}
+	if len(bytes.TrimSpace(out)) == 0 {
+		return 0, "", nil
+	}
+	var head struct {
+		Seq  jsonU64 `json:"seq"`
+		Hash string  `json:"hash"`
+	}
+	if err := json.Unmarshal(out, &head); err != nil {
+		return 0, "", fmt.Errorf("chdbstore: reading the head of chain %q: %w", chain, err)
+	}
+	return uint64(head.Seq), head.Hash, nil
+}
+
+// ChainRows implements audit.Store.
+func (s *Store) ChainRows(ctx context.Context, chain string, afterSeq uint64, limit int) ([]schemas.AuditRow, error) {
+	return s.query(ctx, "reading a chain", chsql.ChainRows(s.table, chain, afterSeq, limit))
+}
+
+// History implements audit.Store.
+func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	return s.query(ctx, "reading history", chsql.History(s.table, s.version.Modern(), q))
+}
+
+// Ping implements audit.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.exec(ctx, "SELECT 1", "TabSeparated"); err != nil {
+		return fmt.Errorf("chdbstore: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements audit.Store. The engine closes the data directory with
+// the last Store open on it.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.conn.release()
+	return nil
+}

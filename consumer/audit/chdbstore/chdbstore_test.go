@@ -1,0 +1,156 @@
+package chdbstore_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/audittest"
+	"github.com/revoked-dev/revoked/consumer/audit/chdbstore"
+	"github.com/revoked-dev/revoked/internal/testenv"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// chDB runs one data directory per process, so the tests here do not run
+// in parallel: each opens a directory of its own and closes it when done.
+
+func openAt(tb testing.TB, dir string) *chdbstore.Store {
+	tb.Helper()
+	lib := testenv.ChDBLibPath(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := chdbstore.Open(ctx, chdbstore.Config{Path: dir, Table: "audit", LibPath: lib}, zerolog.Nop())
+	if err != nil {
+		tb.Fatalf("chdbstore.Open: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func open(tb testing.TB) audit.Store { return openAt(tb, tb.TempDir()) }
+
+func TestContract(t *testing.T) { audittest.Run(t, open) }
+
+func BenchmarkAppend(b *testing.B) { audittest.Bench(b, open) }
+
+func TestEngineVersionIsModern(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	if v := s.EngineVersion(); !v.Modern() {
+		t.Errorf("engine version %s is not modern", v)
+	}
+}
+
+func TestSharedDirectoryAndBusy(t *testing.T) {
+	dir := t.TempDir()
+	a := openAt(t, dir)
+	b := openAt(t, dir) // the same directory: shares the engine
+	ctx := context.Background()
+	if err := a.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows := audittest.Link("shared", 0, "", []schemas.AuditRow{audittest.Row(1)})
+	if err := a.Append(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.ChainRows(ctx, "shared", 0, 0); err != nil || len(got) != 1 {
+		t.Fatalf("second store on the directory: %d rows, %v", len(got), err)
+	}
+
+	_, err := chdbstore.Open(ctx, chdbstore.Config{Path: t.TempDir(), LibPath: testenv.ChDBLibPath(t)}, zerolog.Nop())
+	if !errors.Is(err, chdbstore.ErrBusy) {
+		t.Errorf("Open of a second directory: %v, want ErrBusy", err)
+	}
+
+	// Closing one store leaves the other working.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ping(ctx); err != nil {
+		t.Errorf("Ping after the other store closed: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// With both closed, the directory can be reopened and keeps its rows.
+	c := openAt(t, dir)
+	if got, err := c.ChainRows(ctx, "shared", 0, 0); err != nil || len(got) != 1 {
+		t.Fatalf("after reopening: %d rows, %v", len(got), err)
+	}
+}
+
+// TestLockedByAnotherProcess runs this test binary again as a child that
+// holds a data directory, and expects ErrLocked here.
+func TestLockedByAnotherProcess(t *testing.T) {
+	if dir := os.Getenv("CHDBSTORE_TEST_HOLD"); dir != "" {
+		s := openAt(t, dir)
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		os.Stdout.WriteString("HOLDING\n")
+		time.Sleep(20 * time.Second)
+		return
+	}
+	lib := testenv.ChDBLibPath(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLockedByAnotherProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), "CHDBSTORE_TEST_HOLD="+dir, "CHDB_LIB_PATH="+lib)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		_ = cmd.Wait()
+	}()
+	buf := make([]byte, 4096)
+	var seen strings.Builder
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(seen.String(), "HOLDING") {
+		if time.Now().After(deadline) {
+			t.Fatalf("child never opened the directory: %s", seen.String())
+		}
+		n, err := out.Read(buf)
+		seen.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("child: %v: %s", err, seen.String())
+		}
+	}
+	_, err = chdbstore.Open(context.Background(), chdbstore.Config{Path: dir, LibPath: lib}, zerolog.Nop())
+	if !errors.Is(err, chdbstore.ErrLocked) {
+		t.Errorf("Open of a directory held by another process: %v, want ErrLocked", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	err := chdbstore.Config{Database: "x-y", TTL: -1}.Validate()
+	if !errors.Is(err, chdbstore.ErrInvalidConfig) {
+		t.Fatalf("Validate = %v, want ErrInvalidConfig", err)
+	}
+	for _, want := range []string{"path is required", "database", "ttl"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error %q does not mention %q", err, want)
+		}
+	}
+}
+
+func TestMissingLibrary(t *testing.T) {
+	if os.Getenv(testenv.EnvChDBLibPath) != "" {
+		t.Skip("the library is loaded (or about to be) in this process; a missing one is tested without CHDB_LIB_PATH")
+	}
+	_, err := chdbstore.Open(context.Background(), chdbstore.Config{Path: t.TempDir(), LibPath: "/nonexistent/libchdb.so"}, zerolog.Nop())
+	if !errors.Is(err, chdbstore.ErrLibrary) {
+		t.Errorf("Open with a missing library: %v, want ErrLibrary", err)
+	}
+}

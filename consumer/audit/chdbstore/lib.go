@@ -1,0 +1,228 @@
+package chdbstore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// Errors of the embedded engine.
+var (
+	// ErrLibrary: libchdb.so could not be loaded (missing, wrong platform,
+	// or a build without the functions this package calls).
+	ErrLibrary = errors.New("loading libchdb")
+	// ErrBusy: this process already has another chDB data directory open;
+	// chDB runs one per process.
+	ErrBusy = errors.New("chDB already has another data directory open in this process")
+	// ErrLocked: another process holds the data directory.
+	ErrLocked = errors.New("chDB data directory is held by another process")
+)
+
+// The engine is process-wide state by nature: libchdb is loaded once and
+// can be unloaded never, and it keeps one data directory ("connection")
+// per process. chdb-go models this with package-level state too, and it
+// loads the library in an init function that panics when the library is
+// missing, which would stop every binary that links this package (the
+// consumer configured for a ClickHouse server included) and keep tests
+// from skipping. This file therefore binds the same C functions chdb-go
+// v1.11 binds (chdb_connect, chdb_query, chdb_result_*, ...), with
+// purego as chdb-go does, but loads the library on first Open and reports
+// failures as errors.
+var engine struct {
+	mu      sync.Mutex
+	lib     *library
+	libPath string
+	conns   map[string]*sharedConn // by absolute data directory
+}
+
+// library holds the bound C functions of libchdb.
+type library struct {
+	connect     func(argc int32, argv **byte) unsafe.Pointer // chdb_connection *
+	closeConn   func(conn unsafe.Pointer)                    // chdb_connection *
+	query       func(conn unsafe.Pointer, query, format string) unsafe.Pointer
+	destroy     func(res unsafe.Pointer)
+	buffer      func(res unsafe.Pointer) *byte
+	length      func(res unsafe.Pointer) uintptr
+	errorString func(res unsafe.Pointer) string
+}
+
+// loadLibrary loads libchdb once per process. Callers hold engine.mu.
+func loadLibrary(path string) (*library, error) {
+	if engine.lib != nil {
+		if path != engine.libPath {
+			return nil, fmt.Errorf("%w: %s is loaded already, cannot also load %s", ErrLibrary, engine.libPath, path)
+		}
+		return engine.lib, nil
+	}
+	handle, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if err != nil {
+		return nil, fmt.Errorf("%w from %s: %w", ErrLibrary, path, err)
+	}
+	lib := &library{}
+	for _, f := range []struct {
+		name string
+		fptr any
+	}{
+		{"chdb_connect", &lib.connect},
+		{"chdb_close_conn", &lib.closeConn},
+		{"chdb_query", &lib.query},
+		{"chdb_destroy_query_result", &lib.destroy},
+		{"chdb_result_buffer", &lib.buffer},
+		{"chdb_result_length", &lib.length},
+		{"chdb_result_error", &lib.errorString},
+	} {
+		sym, err := purego.Dlsym(handle, f.name)
+		if err != nil {
+			return nil, fmt.Errorf("%w from %s: %w", ErrLibrary, path, err)
+		}
+		purego.RegisterFunc(f.fptr, sym)
+	}
+	engine.lib, engine.libPath = lib, path
+	return lib, nil
+}
+
+// sharedConn is the process's connection to one data directory, shared
+// by every Store open on it and closed with the last of them.
+type sharedConn struct {
+	lib    *library
+	path   string
+	handle unsafe.Pointer // chdb_connection *, for chdb_close_conn
+	conn   unsafe.Pointer // chdb_connection, for chdb_query
+	refs   int            // guarded by engine.mu
+
+	// mu serializes statements: the engine runs one at a time anyway, and
+	// waiting here keeps goroutines, not OS threads, waiting.
+	mu     sync.Mutex
+	closed bool
+}
+
+// acquire returns the connection to dir, connecting if this process has
+// none yet.
+func acquire(libPath, dir string) (*sharedConn, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("chdbstore: data directory %s: %w", dir, err)
+	}
+	engine.mu.Lock()
+	defer engine.mu.Unlock()
+	if c, ok := engine.conns[abs]; ok {
+		c.refs++
+		return c, nil
+	}
+	if len(engine.conns) > 0 {
+		var open []string
+		for other := range engine.conns {
+			open = append(open, other)
+		}
+		return nil, fmt.Errorf("%w (%s; asked for %s)", ErrBusy, strings.Join(open, ", "), abs)
+	}
+	lib, err := loadLibrary(libPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o750); err != nil {
+		return nil, fmt.Errorf("chdbstore: creating data directory: %w", err)
+	}
+	if err := checkUnlocked(abs); err != nil {
+		return nil, err
+	}
+	args := []string{"clickhouse", "--path=" + abs}
+	argv := make([]*byte, len(args)+1) // NULL-terminated, as main's argv
+	for i, a := range args {
+		b := append([]byte(a), 0)
+		argv[i] = &b[0]
+	}
+	handle := lib.connect(int32(len(args)), &argv[0])
+	runtime.KeepAlive(argv)
+	if handle == nil {
+		return nil, fmt.Errorf("chdbstore: chDB could not open %s (its reason is on stderr)", abs)
+	}
+	conn := *(*unsafe.Pointer)(handle)
+	if conn == nil {
+		lib.closeConn(handle)
+		return nil, fmt.Errorf("chdbstore: chDB could not open %s (its reason is on stderr)", abs)
+	}
+	c := &sharedConn{lib: lib, path: abs, handle: handle, conn: conn, refs: 1}
+	if engine.conns == nil {
+		engine.conns = make(map[string]*sharedConn)
+	}
+	engine.conns[abs] = c
+	return c, nil
+}
+
+// checkUnlocked reports ErrLocked when another process runs chDB (or a
+// ClickHouse server) on dir. The engine takes an exclusive flock on its
+// status file for as long as it has the directory open; chDB only prints
+// its complaint to stderr, so look first to return a useful error.
+func checkUnlocked(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, "status"), os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("chdbstore: checking %s: %w", dir, err)
+	}
+	defer func() { _ = f.Close() }()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return fmt.Errorf("chdbstore: checking the lock on %s: %w", dir, err)
+	}
+	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return nil
+}
+
+// release drops one reference and closes the connection with the last.
+func (c *sharedConn) release() {
+	engine.mu.Lock()
+	defer engine.mu.Unlock()
+	c.refs--
+	if c.refs > 0 {
+		return
+	}
+	delete(engine.conns, c.path)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.lib.closeConn(c.handle)
+}
+
+// QueryError is an error the engine reported for a statement.
+type QueryError struct {
+	Message string
+}
+
+func (e *QueryError) Error() string { return "chDB: " + e.Message }
+
+// exec runs one statement (or several separated by semicolons) and returns
+// its output in the given format.
+func (c *sharedConn) exec(sql, format string) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("chdbstore: connection closed")
+	}
+	res := c.lib.query(c.conn, sql, format)
+	if res == nil {
+		return nil, nil
+	}
+	defer c.lib.destroy(res)
+	if msg := c.lib.errorString(res); msg != "" {
+		return nil, &QueryError{Message: msg}
+	}
+	n := c.lib.length(res)
+	p := c.lib.buffer(res)
+	if n == 0 || p == nil {
+		return nil, nil
+	}
+	return append([]byte(nil), unsafe.Slice(p, n)...), nil
+}

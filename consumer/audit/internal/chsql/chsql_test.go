@@ -1,0 +1,91 @@
+package chsql
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"":              `''`,
+		"user-1@x.com":  `'user-1@x.com'`,
+		"it's":          `'it\x27s'`,
+		`a\b`:           `'a\x5Cb'`,
+		"?{p:String}":   `'\x3F\x7Bp:String\x7D'`,
+		"é":             `'\xC3\xA9'`,
+		"\x00\n":        `'\x00\x0A'`,
+		"'; DROP x; --": `'\x27\x3B DROP x\x3B --'`,
+	} {
+		if got := Quote(in); got != want {
+			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// FuzzQuote: the literal holds only safe bytes and \xHH escapes, and
+// decodes back to the input.
+func FuzzQuote(f *testing.F) {
+	for _, s := range []string{"", "it's a \\ test ? {x:String}", "\x00\xff", "é🚀"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q := Quote(s)
+		if len(q) < 2 || q[0] != '\'' || q[len(q)-1] != '\'' {
+			t.Fatalf("not a literal: %s", q)
+		}
+		inner := q[1 : len(q)-1]
+		var back []byte
+		for i := 0; i < len(inner); i++ {
+			c := inner[i]
+			if safe(c) {
+				back = append(back, c)
+				continue
+			}
+			if c != '\\' || i+3 >= len(inner) || inner[i+1] != 'x' {
+				t.Fatalf("byte %q at %d is neither safe nor an escape: %s", c, i, q)
+			}
+			n, err := strconv.ParseUint(inner[i+2:i+4], 16, 8)
+			if err != nil {
+				t.Fatalf("bad escape at %d: %s", i, q)
+			}
+			back = append(back, byte(n))
+			i += 3
+		}
+		if string(back) != s {
+			t.Fatalf("Quote(%q) = %s decodes to %q", s, q, back)
+		}
+	})
+}
+
+func TestHistorySQL(t *testing.T) {
+	q := audit.Query{
+		UserID: "u'1", Steps: []schemas.Step{schemas.StepRevoked, schemas.StepFailed},
+		From: time.Unix(1700000000, 500_000_000), To: time.Unix(1700000100, 0), Limit: 10, Offset: 20,
+	}
+	legacy := History("`d`.`t`", false, q)
+	for _, want := range []string{
+		`user_id = 'u\x271'`,
+		`step IN ('revoked', 'failed')`,
+		`time >= toDateTime(1700000000, 'UTC') AND time < toDateTime(1700000100, 'UTC')`,
+		`LIMIT 1 BY row_id LIMIT 20, 10`,
+	} {
+		if !strings.Contains(legacy, want) {
+			t.Errorf("legacy query lacks %q:\n%s", want, legacy)
+		}
+	}
+	modern := History("`d`.`t`", true, q)
+	if !strings.Contains(modern, `time >= toDateTime64(1700000000, 3, 'UTC')`) {
+		t.Errorf("modern query:\n%s", modern)
+	}
+	if strings.ReplaceAll(modern, "toDateTime64(", "") == modern {
+		t.Error("modern bounds are not DateTime64")
+	}
+	if all := History("t", true, audit.Query{Offset: 5}); !strings.HasSuffix(all, "LIMIT 5, 4611686018427387904") {
+		t.Errorf("offset without limit: %s", all)
+	}
+}
