@@ -76,8 +76,8 @@
 // A firing rule yields a schemas.RevokeCommand whose id is
 // schemas.DetectionCommandID over the rule id and version, the target and
 // the evidence event ids, so the same events always make the same command.
-// Its times are event times: Reason.DetectedAt is the time of the event that
-// completed the pattern, IssuedAt equals it and ExpiresAt is IssuedAt plus
+// Its times are event times: Reason.LastEventTime and Reason.DetectedAt are
+// the time of the event that completed the pattern, IssuedAt equals it and ExpiresAt is IssuedAt plus
 // Config.CommandTTL; a service may restamp IssuedAt, ExpiresAt and
 // DetectedAt with wall-clock times without changing the id. A rule fires at
 // most once per target per cooldown.

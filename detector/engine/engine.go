@@ -213,6 +213,7 @@ func (e *Engine) command(rs *ruleState, target schemas.Target, g *group, end int
 			Summary:        summary,
 			Evidence:       ids,
 			FirstEventTime: first.UTC(),
+			LastEventTime:  detected,
 			DetectedAt:     detected,
 		},
 	}
