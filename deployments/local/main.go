@@ -1,0 +1,174 @@
+// Command local runs the whole revocation pipeline in one process on
+// embedded defaults: an in-process Kafka broker on 127.0.0.1:9092, the
+// reference token API on 127.0.0.1:8090, the detector, the consumer with a
+// chDB audit store, and the analyst API on 127.0.0.1:8080.
+//
+//	go run ./deployments/local                  run until interrupted
+//	go run ./deployments/local --simulate 60s   feed simulated traffic, print a summary, exit
+//
+// Any Kafka client can produce AuditEvents to audit.events and read
+// revoke.commands on the broker's port. chDB needs libchdb.so: see
+// deployments/local/run.sh, which installs it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/revoked-dev/revoked/deployments/local/stack"
+	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/ops"
+	"github.com/revoked-dev/revoked/internal/progress"
+	"github.com/revoked-dev/revoked/producer/simulate"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "local:", err)
+		os.Exit(1)
+	}
+}
+
+type localConfig struct {
+	Stack    stack.Config
+	Log      ops.LogConfig `flag:"log" env:"REVOKED_LOG"`
+	DataDir  string        `flag:"data-dir" env:"REVOKED_LOCAL_DATA_DIR" usage:"directory of the chDB audit store (default: a new temporary directory, removed at exit)"`
+	Simulate time.Duration `flag:"simulate" usage:"feed this long of simulated traffic, print a summary and exit (0: run until interrupted)"`
+	Users    int           `flag:"users" usage:"simulated users"`
+	Rate     float64       `flag:"rate" usage:"simulated events per second"`
+	Seed     int64         `flag:"seed" usage:"simulation seed (0: from the clock)"`
+	Truth    string        `flag:"ground-truth" usage:"write the simulation's ground truth (JSON lines) to this file"`
+	Drain    time.Duration `flag:"drain" usage:"how long to wait after the simulation for the last revocations"`
+	// AttackScale compresses attackers' timing so a one-minute run holds
+	// whole attacks (a realistic brute force takes minutes).
+	AttackScale float64 `flag:"attack-time-scale" usage:"multiplies attackers' timing in the simulation (1: realistic)"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := localConfig{Stack: stack.DefaultConfig(), Log: ops.DefaultLogConfig(), Users: 500, Rate: 300, Drain: 30 * time.Second, AttackScale: 0.05}
+	cfg.Log.Level = "warn"
+	fs := flag.NewFlagSet("local", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := config.Load(fs, args, &cfg); err != nil {
+		return err
+	}
+	var p config.Problems
+	p.Nest("", cfg.Stack.Validate())
+	p.Check(cfg.Simulate >= 0, "simulate", "must not be negative")
+	p.Check(cfg.Users > 0, "users", "must be positive")
+	p.Check(cfg.Rate > 0, "rate", "must be positive")
+	if err := p.Err(); err != nil {
+		return err
+	}
+	log, err := ops.NewLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.Stack.Audit.Backend == "chdb" && cfg.Stack.Audit.ChDBPath == "" {
+		dir := cfg.DataDir
+		if dir == "" {
+			if dir, err = os.MkdirTemp("", "revoked-local-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+		}
+		cfg.Stack.Audit.ChDBPath = dir
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := stack.Start(ctx, cfg.Stack, stack.Observer{}, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprintf(stderr, "pipeline up: kafka %s, token API %s, analyst API %s/api/v1/revocations, metrics %s/metrics\n",
+		s.Brokers[0], s.TokenAPIURL, s.HTTPURL, s.HTTPURL)
+
+	if cfg.Simulate == 0 {
+		fmt.Fprintln(stderr, "running until interrupted (Ctrl-C); produce AuditEvents to audit.events")
+		<-ctx.Done()
+		return s.Close()
+	}
+
+	scfg := simulate.DefaultConfig()
+	scfg.Clock = simulate.ClockLive
+	scfg.Users = cfg.Users
+	scfg.Rate = cfg.Rate
+	scfg.Duration = cfg.Simulate
+	scfg.Start = time.Time{}
+	scfg.Seed = cfg.Seed
+	scfg.AttackTimeScale = cfg.AttackScale
+	scfg.BruteForceProb, scfg.ReplayProb = 0.05, 0.05
+	if scfg.Seed == 0 {
+		scfg.Seed = time.Now().UnixNano()
+	}
+	var truth io.Writer
+	if cfg.Truth != "" {
+		f, err := os.Create(cfg.Truth)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		truth = f
+	}
+	bar := progress.New(stderr, progress.Config{Label: "simulating", Total: int64(cfg.Simulate / time.Second), Unit: "s"})
+	report, err := s.Simulate(ctx, scfg, cfg.Drain, truth, func(st simulate.Stats) { bar.Set(int64(st.Elapsed / time.Second)) })
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	printReport(stdout, report)
+	if err := s.Close(); err != nil {
+		return err
+	}
+	if report.TokensStillActive > 0 || report.Unfinished > 0 {
+		return fmt.Errorf("%d attacked tokens still active, %d commands unfinished", report.TokensStillActive, report.Unfinished)
+	}
+	return nil
+}
+
+func printReport(w io.Writer, r stack.Report) {
+	fmt.Fprintf(w, "\nsimulated traffic\n")
+	fmt.Fprintf(w, "  events             %d in %s (%.0f events/s)\n", r.Events, r.Elapsed.Round(time.Millisecond), r.EventsPerSec)
+	fmt.Fprintf(w, "detections per rule\n")
+	rules := make([]string, 0, len(r.Detections))
+	for k := range r.Detections {
+		rules = append(rules, k)
+	}
+	sort.Strings(rules)
+	for _, k := range rules {
+		fmt.Fprintf(w, "  %-18s %d\n", k, r.Detections[k])
+	}
+	fmt.Fprintf(w, "audit trail\n")
+	steps := make([]string, 0, len(r.Steps))
+	for k := range r.Steps {
+		steps = append(steps, string(k))
+	}
+	sort.Strings(steps)
+	for _, k := range steps {
+		fmt.Fprintf(w, "  %-18s %d\n", k, r.Steps[schemas.Step(k)])
+	}
+	fmt.Fprintf(w, "latency (from the event that completed a detection)\n")
+	fmt.Fprintf(w, "  to detection       p50 %s  p99 %s  (n=%d)\n", r.EventToDetect.P50, r.EventToDetect.P99, r.EventToDetect.N)
+	fmt.Fprintf(w, "  to token revoked   p50 %s  p99 %s  max %s  (n=%d)\n", r.EventToRevoke.P50, r.EventToRevoke.P99, r.EventToRevoke.Max, r.EventToRevoke.N)
+	fmt.Fprintf(w, "against the ground truth\n")
+	fmt.Fprintf(w, "  attacks detected   %d of %d\n", r.AttacksDetected, r.Attacks)
+	for _, m := range r.Missed {
+		fmt.Fprintf(w, "    missed %s on %s (%s .. %s)\n", m.Attack, m.UserID, m.Start.Format(time.TimeOnly), m.End.Format(time.TimeOnly))
+	}
+	fmt.Fprintf(w, "  benign users revoked %d %v\n", len(r.FalsePositives), r.FalsePositives)
+	fmt.Fprintf(w, "  attacked tokens    %d introspected, %d still active\n", r.TokensChecked, r.TokensStillActive)
+	if r.Unfinished > 0 {
+		fmt.Fprintf(w, "  unfinished commands %d\n", r.Unfinished)
+	}
+}

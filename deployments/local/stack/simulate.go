@@ -1,0 +1,259 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/revoked-dev/revoked/producer/simulate"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// tally counts what the pipeline did, from the detector's and the
+// consumer's observers.
+type tally struct {
+	mu         sync.Mutex
+	detections map[string]int            // by rule
+	pending    map[string]bool           // command ids detected, not yet terminal
+	steps      map[schemas.Step]int      // audit rows by step
+	revokedBy  map[string]map[string]int // rule → user → revocations
+	revokedAt  map[string]time.Time      // user → first revocation
+	latencies  []time.Duration           // last event → revoked
+	detectLat  []time.Duration           // last event → detected
+}
+
+func newTally() *tally {
+	return &tally{
+		detections: map[string]int{}, pending: map[string]bool{},
+		steps: map[schemas.Step]int{}, revokedBy: map[string]map[string]int{},
+		revokedAt: map[string]time.Time{},
+	}
+}
+
+func (t *tally) wrap(obs Observer) Observer {
+	return Observer{
+		Detection: func(c schemas.RevokeCommand) {
+			t.mu.Lock()
+			if _, seen := t.pending[c.CommandID]; !seen {
+				t.detections[c.Reason.RuleID]++
+				t.pending[c.CommandID] = true
+			}
+			t.mu.Unlock()
+			if obs.Detection != nil {
+				obs.Detection(c)
+			}
+		},
+		AuditRow: func(r schemas.AuditRow) {
+			t.mu.Lock()
+			t.steps[r.Step]++
+			if r.Step.Terminal() {
+				t.pending[r.CommandID] = false
+			}
+			if r.Step == schemas.StepRevoked {
+				if t.revokedBy[r.RuleID] == nil {
+					t.revokedBy[r.RuleID] = map[string]int{}
+				}
+				t.revokedBy[r.RuleID][r.UserID]++
+				if at, ok := t.revokedAt[r.UserID]; !ok || r.Time.Before(at) {
+					t.revokedAt[r.UserID] = r.Time
+				}
+				if r.RevokeLatencyMs > 0 {
+					t.latencies = append(t.latencies, time.Duration(r.RevokeLatencyMs)*time.Millisecond)
+				}
+				if r.DetectLatencyMs > 0 {
+					t.detectLat = append(t.detectLat, time.Duration(r.DetectLatencyMs)*time.Millisecond)
+				}
+			}
+			t.mu.Unlock()
+			if obs.AuditRow != nil {
+				obs.AuditRow(r)
+			}
+		},
+	}
+}
+
+func (t *tally) inFlight() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, p := range t.pending {
+		if p {
+			n++
+		}
+	}
+	return n
+}
+
+// Report summarises a simulated run.
+type Report struct {
+	Events       int64
+	Elapsed      time.Duration
+	EventsPerSec float64
+	// Detections counts commands published, by rule.
+	Detections map[string]int
+	// Steps counts audit rows by step.
+	Steps map[schemas.Step]int
+	// EventToRevoke and EventToDetect are percentiles of the latency from
+	// the event that completed a detection to the token API's answer, and
+	// to the detector's command.
+	EventToRevoke, EventToDetect Percentiles
+	// Ground truth against what was revoked.
+	Attacks, AttacksDetected int
+	Missed                   []simulate.GroundTruth
+	// FalsePositives are users revoked that no attack targeted.
+	FalsePositives []string
+	// TokensChecked attacked tokens were introspected afterwards;
+	// TokensStillActive of them were still active.
+	TokensChecked, TokensStillActive int
+	// Unfinished commands had not reached a terminal state at the end.
+	Unfinished int
+}
+
+// Percentiles of a latency sample.
+type Percentiles struct {
+	N             int
+	P50, P99, Max time.Duration
+}
+
+func percentiles(d []time.Duration) Percentiles {
+	if len(d) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	return Percentiles{N: len(s), P50: at(0.50), P99: at(0.99), Max: s[len(s)-1]}
+}
+
+// Simulate feeds simulated traffic (cfg, normally on the live clock) into
+// the pipeline, waits until every detection reached a terminal state (or
+// drain passed), and reports. Every simulated user's tokens are real tokens
+// of the reference token API; afterwards each attacked token is
+// introspected to prove it is dead.
+func (s *Stack) Simulate(ctx context.Context, cfg simulate.Config, drain time.Duration, groundTruth io.Writer, progress func(simulate.Stats)) (Report, error) {
+	icfg := simulate.DefaultHTTPIssuerConfig()
+	icfg.URL = s.TokenAPIURL
+	icfg.AdminToken = s.AdminToken
+	icfg.ExchangeClientID = "web-app"
+	icfg.ExchangeClientSecret = s.appSecret
+	issuer, err := simulate.NewHTTPIssuer(icfg, nil)
+	if err != nil {
+		return Report{}, err
+	}
+	sim, err := simulate.New(cfg, issuer, s.log.With().Str("component", "simulate").Logger())
+	if err != nil {
+		return Report{}, err
+	}
+	wcfg := kafkax.DefaultWriterConfig()
+	wcfg.Brokers = s.Brokers
+	wcfg.ClientID = "revoked-simulator"
+	w, err := kafkax.NewWriter(wcfg, s.log.With().Str("component", "simulate-writer").Logger())
+	if err != nil {
+		return Report{}, err
+	}
+	defer w.Close()
+
+	stats, err := sim.Run(ctx, w, simulate.Options{GroundTruth: groundTruth, Progress: progress})
+	if err != nil {
+		return Report{}, fmt.Errorf("simulating: %w", err)
+	}
+	// Let the last detections run through the consumer.
+	deadline := time.Now().Add(drain)
+	quiet := 0
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if s.tally.inFlight() == 0 {
+			quiet++
+			if quiet >= 10 { // no command in flight for a second
+				break
+			}
+		} else {
+			quiet = 0
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return s.report(ctx, stats, sim), nil
+}
+
+func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.Sim) Report {
+	t := s.tally
+	t.mu.Lock()
+	r := Report{
+		Events:        stats.Events,
+		Elapsed:       stats.Elapsed,
+		Detections:    map[string]int{},
+		Steps:         map[schemas.Step]int{},
+		EventToRevoke: percentiles(t.latencies),
+		EventToDetect: percentiles(t.detectLat),
+	}
+	if stats.Elapsed > 0 {
+		r.EventsPerSec = float64(stats.Events) / stats.Elapsed.Seconds()
+	}
+	for k, v := range t.detections {
+		r.Detections[k] = v
+	}
+	for k, v := range t.steps {
+		r.Steps[k] = v
+	}
+	revokedUsers := map[string]bool{}
+	for _, users := range t.revokedBy {
+		for u := range users {
+			revokedUsers[u] = true
+		}
+	}
+	revokedAt := maps.Clone(t.revokedAt)
+	for _, p := range t.pending {
+		if p {
+			r.Unfinished++
+		}
+	}
+	t.mu.Unlock()
+
+	attacked := map[string]bool{}
+	tokens := sim.Tokens()
+	for _, g := range sim.GroundTruth() {
+		attacked[g.UserID] = true
+		if g.Partial {
+			continue
+		}
+		r.Attacks++
+		if revokedUsers[g.UserID] {
+			r.AttacksDetected++
+		} else {
+			r.Missed = append(r.Missed, g)
+		}
+		// Introspect the attacked tokens: the user's tokens for an
+		// account takeover, the replayed token for a replay.
+		for _, raw := range tokens[g.UserID] {
+			if g.Attack == simulate.AttackTokenReplay && schemas.Fingerprint(raw) != g.TokenID {
+				continue
+			}
+			in, err := s.IdP.Introspect(ctx, raw)
+			if err != nil {
+				continue
+			}
+			// A token issued after the revocation (the user logged in
+			// again) is rightly alive; introspection's iat has second
+			// precision.
+			if in.Active && !in.IssuedAt.Before(revokedAt[g.UserID].Add(-time.Second)) {
+				continue
+			}
+			r.TokensChecked++
+			if in.Active {
+				r.TokensStillActive++
+			}
+		}
+	}
+	for u := range revokedUsers {
+		if !attacked[u] {
+			r.FalsePositives = append(r.FalsePositives, u)
+		}
+	}
+	sort.Strings(r.FalsePositives)
+	return r
+}

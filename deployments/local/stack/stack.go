@@ -1,0 +1,307 @@
+// Package stack runs the whole pipeline in one process on embedded
+// defaults: the in-process Kafka broker on a real TCP port, the reference
+// token API, the detector, the consumer with its audit store (chDB by
+// default, or a ClickHouse server), and the analyst API. It is what
+// `go run ./deployments/local` starts and what the end-to-end tests drive.
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/consumer/api"
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/backends"
+	"github.com/revoked-dev/revoked/consumer/idp"
+	consumer "github.com/revoked-dev/revoked/consumer/service"
+	tokenapi "github.com/revoked-dev/revoked/deployments/tokenapi/server"
+	detector "github.com/revoked-dev/revoked/detector/service"
+	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/internal/kafka/broker"
+	"github.com/revoked-dev/revoked/internal/ops"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Config configures the local stack.
+type Config struct {
+	KafkaAddr    string `flag:"kafka-addr" env:"REVOKED_LOCAL_KAFKA_ADDR" usage:"listen address of the embedded Kafka broker"`
+	TokenAPIAddr string `flag:"tokenapi-addr" env:"REVOKED_LOCAL_TOKENAPI_ADDR" usage:"listen address of the reference token API"`
+	HTTPAddr     string `flag:"http-addr" env:"REVOKED_LOCAL_HTTP_ADDR" usage:"listen address of the analyst API, /metrics, /livez and /readyz"`
+	Partitions   int    `flag:"partitions" env:"REVOKED_LOCAL_PARTITIONS" usage:"partitions of audit.events and revoke.commands"`
+	// Audit selects the audit store: chDB in DataDir by default.
+	Audit backends.Config `flag:"audit" env:"REVOKED_AUDIT"`
+	// DryRun makes the detector issue only dry-run commands.
+	DryRun bool `flag:"dry-run" env:"REVOKED_LOCAL_DRY_RUN" usage:"detect but do not revoke (every command is dry_run)"`
+}
+
+// DefaultConfig listens on the documented local ports.
+func DefaultConfig() Config {
+	return Config{
+		KafkaAddr:    "127.0.0.1:9092",
+		TokenAPIAddr: "127.0.0.1:8090",
+		HTTPAddr:     "127.0.0.1:8080",
+		Partitions:   4,
+		Audit:        backends.Config{Backend: backends.ChDB},
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var p config.Problems
+	for name, addr := range map[string]string{"kafka-addr": c.KafkaAddr, "tokenapi-addr": c.TokenAPIAddr, "http-addr": c.HTTPAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			p.Addf(name, "not host:port: %v", err)
+		}
+	}
+	p.Check(c.Partitions > 0 && c.Partitions <= 256, "partitions", "must be in [1, 256]")
+	p.Nest("audit", c.Audit.Validate())
+	return p.Err()
+}
+
+// Observer sees what happens in the stack; its callbacks must not block.
+type Observer struct {
+	// Detection is called for every command the detector published.
+	Detection func(schemas.RevokeCommand)
+	// AuditRow is called for every audit row the consumer wrote.
+	AuditRow func(schemas.AuditRow)
+}
+
+// Stack is a running pipeline.
+type Stack struct {
+	// Brokers is the embedded broker's address.
+	Brokers []string
+	// TokenAPIURL is the reference token API's base URL (its issuer).
+	TokenAPIURL string
+	// HTTPURL is the analyst API's base URL.
+	HTTPURL string
+	// AdminToken protects the token API's admin calls.
+	AdminToken config.Secret
+	// Signer signs commands; producers of manual commands use it too.
+	Signer *schemas.Signer
+	// Seal is the consumer's sealing key pair.
+	Seal *schemas.SealKey
+	// Store is the audit store.
+	Store audit.Store
+	// IdP is a privileged client of the token API.
+	IdP *idp.Client
+	// Registry holds every component's metrics.
+	Registry *prometheus.Registry
+
+	appSecret config.Secret
+	tally     *tally
+
+	log zerolog.Logger
+	// Components (detector, consumer, HTTP) stop first, under cancel and
+	// wg; the infrastructure they use (broker, token API) after them.
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	infraCancel context.CancelFunc
+	infraWG     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+	closed bool
+	broker *broker.Broker
+}
+
+// Start brings the pipeline up and returns once every component runs. Stop
+// it with Close; cancelling ctx stops it too.
+func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (s *Stack, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	infraCtx, infraCancel := context.WithCancel(context.WithoutCancel(ctx))
+	ctx, cancel := context.WithCancel(ctx)
+	s = &Stack{log: log, cancel: cancel, infraCancel: infraCancel, Registry: ops.NewRegistry()}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+
+	// Keys live only in memory for the life of the stack.
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	s.Signer = schemas.NewSigner(priv)
+	if s.Seal, err = schemas.GenerateSealKey(); err != nil {
+		return nil, err
+	}
+	s.AdminToken = config.NewSecret(randomSecret())
+	revokerSecret := config.NewSecret(randomSecret())
+	appSecret := config.NewSecret(randomSecret())
+	s.appSecret = appSecret
+	s.tally = newTally()
+	obs = s.tally.wrap(obs)
+
+	// Kafka.
+	bcfg := broker.DefaultConfig()
+	bcfg.Addr = cfg.KafkaAddr
+	bcfg.Topics = map[string]int{schemas.TopicAuditEvents: cfg.Partitions, schemas.TopicRevokeCommands: cfg.Partitions, schemas.TopicDLQ: 1}
+	bcfg.Logger = log.With().Str("component", "kafka").Logger()
+	if s.broker, err = broker.Start(infraCtx, bcfg); err != nil {
+		return nil, fmt.Errorf("starting the embedded broker: %w", err)
+	}
+	s.Brokers = []string{s.broker.Addr()}
+
+	// The reference token API.
+	ln, err := net.Listen("tcp", cfg.TokenAPIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("token API: %w", err)
+	}
+	s.TokenAPIURL = "http://" + ln.Addr().String()
+	api, err := tokenapi.New(tokenapi.Config{
+		Issuer: s.TokenAPIURL,
+		Clients: []tokenapi.ClientConfig{
+			{ID: "revoker", Secret: revokerSecret, Grants: []string{tokenapi.GrantClientCredentials}, RevokeAny: true, IntrospectAny: true},
+			{ID: "web-app", Secret: appSecret, Grants: []string{tokenapi.GrantClientCredentials, tokenapi.GrantTokenExchange}, Scopes: []string{"files.read", "files.write", "profile"}},
+			{ID: "desktop-sync", Secret: appSecret, Grants: []string{tokenapi.GrantClientCredentials}, Scopes: []string{"files.read", "files.write", "profile"}},
+			{ID: "mobile-app", Secret: appSecret, Grants: []string{tokenapi.GrantClientCredentials}, Scopes: []string{"files.read", "files.write", "profile"}},
+		},
+		AdminToken: s.AdminToken,
+	}, log.With().Str("component", "tokenapi").Logger())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.goRunInfra("tokenapi", func() error { return api.Serve(infraCtx, ln) })
+
+	s.IdP, err = idp.New(idp.Config{
+		Issuer: s.TokenAPIURL, ClientID: "revoker", ClientSecret: revokerSecret,
+		AuthMethod: idp.AuthClientSecretBasic, Timeout: 10 * time.Second,
+		Admin: idp.ReferencePreset(s.TokenAPIURL, s.AdminToken),
+	}, nil, log.With().Str("component", "idp").Logger())
+	if err != nil {
+		return nil, err
+	}
+
+	// The audit store.
+	if s.Store, err = backends.Open(ctx, cfg.Audit, log.With().Str("component", "audit").Logger()); err != nil {
+		return nil, fmt.Errorf("opening the audit store: %w", err)
+	}
+	if err := s.Store.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrating the audit store: %w", err)
+	}
+
+	// The detector.
+	dcfg := detector.DefaultConfig()
+	dcfg.Reader.Brokers = s.Brokers
+	dcfg.Reader.StartOffset = kafkax.StartFirst
+	dcfg.Writer.Brokers = s.Brokers
+	dcfg.Engine.Issuer = "detector"
+	dcfg.Engine.DryRun = cfg.DryRun
+	dopts := []detector.Option{detector.WithRegistry(s.Registry)}
+	if obs.Detection != nil {
+		dopts = append(dopts, detector.WithOnDetection(obs.Detection))
+	}
+	det, err := detector.New(dcfg, s.Signer, log.With().Str("component", "detector").Logger(), dopts...)
+	if err != nil {
+		return nil, err
+	}
+	s.goRun("detector", func() error { return det.Run(ctx) })
+
+	// The consumer.
+	ccfg := consumer.DefaultConfig()
+	ccfg.Reader.Brokers = s.Brokers
+	ccfg.Reader.StartOffset = kafkax.StartFirst
+	ccfg.Actor = "consumer-local"
+	con, err := consumer.New(ctx, ccfg, consumer.Deps{
+		Store: s.Store, TokenAPI: s.IdP, Keyring: schemas.NewKeyring(s.Signer.Public()), Seal: s.Seal,
+		Registry: s.Registry, Observe: obs.AuditRow,
+	}, log.With().Str("component", "consumer").Logger())
+	if err != nil {
+		return nil, err
+	}
+	s.goRun("consumer", func() error { return con.Run(ctx) })
+
+	// The analyst API and operations endpoints.
+	ocfg := ops.DefaultServerConfig()
+	ocfg.Addr = cfg.HTTPAddr
+	srv, err := ops.NewServer(ocfg, log.With().Str("component", "http").Logger(), s.Registry)
+	if err != nil {
+		return nil, err
+	}
+	for name, check := range map[string]ops.Check{"detector": det.Check, "consumer": con.Check} {
+		if err := srv.AddCheck(name, check); err != nil {
+			return nil, err
+		}
+	}
+	srv.Handle("GET /api/", apiHandler(s.Store, log))
+	addr, err := srv.Listen()
+	if err != nil {
+		return nil, fmt.Errorf("analyst API: %w", err)
+	}
+	s.HTTPURL = "http://" + addr.String()
+	s.goRun("http", func() error { return srv.Run(ctx) })
+	return s, nil
+}
+
+func apiHandler(store audit.Store, log zerolog.Logger) http.Handler {
+	return api.New(store, log.With().Str("component", "api").Logger()).Handler()
+}
+
+func (s *Stack) goRun(name string, fn func() error) { s.run(&s.wg, name, fn) }
+
+func (s *Stack) goRunInfra(name string, fn func() error) { s.run(&s.infraWG, name, fn) }
+
+func (s *Stack) run(wg *sync.WaitGroup, name string, fn func() error) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
+			s.mu.Lock()
+			s.errs = append(s.errs, fmt.Errorf("%s: %w", name, err))
+			s.mu.Unlock()
+			s.log.Error().Err(err).Str("component", name).Msg("component stopped")
+		}
+	}()
+}
+
+// Err returns the errors of components that stopped on their own.
+func (s *Stack) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.errs...)
+}
+
+// Close stops every component in order (intake first: each component's
+// Run drains its in-flight work) and releases the store and the broker.
+func (s *Stack) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	var errs []error
+	if s.Store != nil {
+		errs = append(errs, s.Store.Close())
+	}
+	s.infraCancel()
+	s.infraWG.Wait()
+	if s.broker != nil {
+		s.broker.Close()
+	}
+	errs = append(errs, s.Err())
+	return errors.Join(errs...)
+}
+
+func randomSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,258 @@
+package stack_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/revoked-dev/revoked/consumer/api"
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/deployments/local/stack"
+	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/testenv"
+	"github.com/revoked-dev/revoked/producer/simulate"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// syncBuffer collects every log line of the stack.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startStack(t *testing.T, backend string) (*stack.Stack, *syncBuffer) {
+	t.Helper()
+	cfg := stack.DefaultConfig()
+	cfg.KafkaAddr, cfg.TokenAPIAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Partitions = 2
+	cfg.Audit.Backend = backend
+	switch backend {
+	case "chdb":
+		testenv.ChDBLibPath(t)
+		cfg.Audit.ChDBPath = t.TempDir()
+	case "clickhouse":
+		cfg.Audit.DSN = testenv.ClickHouseDSN(t)
+		cfg.Audit.Table = fmt.Sprintf("e2e_%d", time.Now().UnixNano())
+	}
+	logs := &syncBuffer{}
+	log := zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	s, err := stack.Start(context.Background(), cfg, stack.Observer{}, log)
+	if err != nil {
+		t.Fatalf("starting the stack: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("closing the stack: %v", err)
+		}
+	})
+	return s, logs
+}
+
+func issue(t *testing.T, s *stack.Stack, user string) (raw, id string) {
+	t.Helper()
+	icfg := simulate.DefaultHTTPIssuerConfig()
+	icfg.URL = s.TokenAPIURL
+	icfg.AdminToken = s.AdminToken
+	iss, err := simulate.NewHTTPIssuer(icfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, id, err = iss.Issue(context.Background(), user, "web-app", "s-"+user, []string{"files.read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, id
+}
+
+func event(id, typ, user string, at time.Time, extra string) kafka.Message {
+	v := fmt.Sprintf(`{"id":%q,"time":%q,"type":%q,"user_id":%q,"ip":"198.51.100.9","geo":{"country":"NL","asn":1136}%s}`,
+		id, at.UTC().Format(time.RFC3339Nano), typ, user, extra)
+	return kafka.Message{Key: []byte(user), Value: []byte(v)}
+}
+
+// TestEndToEnd drives the whole pipeline on each audit backend: a brute
+// force against a user whose real token lives at the token API, and a
+// malformed event in the same partition before it. The token ends
+// inactive (introspection), the audit rows are in the store and behind the
+// analyst API, the malformed event is in revoke.dlq with a reason, and the
+// raw token appears in no log line, no Kafka record and no audit row.
+func TestEndToEnd(t *testing.T) {
+	for _, backend := range []string{"chdb", "clickhouse"} {
+		t.Run(backend, func(t *testing.T) {
+			s, logs := startStack(t, backend)
+			k := &kafkatest.Cluster{Brokers: s.Brokers}
+			user := "u-victim-" + backend
+			raw, tokenID := issue(t, s, user)
+			bystander, _ := issue(t, s, "u-bystander-"+backend)
+
+			now := time.Now()
+			msgs := []kafka.Message{
+				{Key: []byte(user), Value: []byte(`{"id":"bad-1","type":"login.failure","user_id":"` + user + `","colour":"red"}`)},
+			}
+			for i := range 6 {
+				msgs = append(msgs, event(fmt.Sprintf("%s-f%d", user, i), "login.failure", user, now.Add(time.Duration(i-10)*time.Second), ""))
+			}
+			msgs = append(msgs, event(user+"-ok", "login.success", user, now, fmt.Sprintf(`,"token_id":%q`, tokenID)))
+			k.Produce(t, schemas.TopicAuditEvents, msgs...)
+
+			waitFor(t, "the victim's token to be revoked", func() bool {
+				in, err := s.IdP.Introspect(context.Background(), raw)
+				return err == nil && !in.Active
+			})
+			in, err := s.IdP.Introspect(context.Background(), bystander)
+			if err != nil || !in.Active {
+				t.Fatalf("the bystander's token was revoked (%v)", err)
+			}
+			var rows []schemas.AuditRow
+			waitFor(t, "the audit rows", func() bool {
+				rows, err = s.Store.History(context.Background(), audit.Query{UserID: user, Limit: 100})
+				return err == nil && hasStep(rows, schemas.StepRevoked) && hasStep(rows, schemas.StepVerified)
+			})
+			for _, r := range rows {
+				if r.RuleID != "brute_force_success" || r.Mode != schemas.ModeEnforce {
+					t.Errorf("unexpected row %+v", r)
+				}
+			}
+
+			// The analyst API serves the same rows.
+			resp, err := http.Get(s.HTTPURL + "/api/v1/revocations?user_id=" + user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var page api.Page
+			if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !hasStep(page.Rows, schemas.StepRevoked) {
+				t.Fatalf("GET /api/v1/revocations: %d %+v", resp.StatusCode, page)
+			}
+
+			// The malformed event was dead-lettered with its reason.
+			dlq := k.WaitRecords(t, schemas.TopicDLQ, 1)
+			if got := header(dlq[0], schemas.HeaderDLQReason); !strings.Contains(got, "colour") {
+				t.Errorf("dead letter reason %q does not name the bad field", got)
+			}
+
+			// No raw token anywhere.
+			var haystack strings.Builder
+			haystack.WriteString(logs.String())
+			for _, topic := range []string{schemas.TopicAuditEvents, schemas.TopicRevokeCommands, schemas.TopicDLQ} {
+				for _, m := range k.Records(t, topic) {
+					haystack.Write(m.Key)
+					haystack.Write(m.Value)
+					for _, h := range m.Headers {
+						haystack.Write(h.Value)
+					}
+				}
+			}
+			all, err := s.Store.History(context.Background(), audit.Query{Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = json.NewEncoder(&haystack).Encode(all)
+			for name, secret := range map[string]string{"victim token": raw, "bystander token": bystander} {
+				if strings.Contains(haystack.String(), secret) {
+					t.Errorf("the %s appears in logs, Kafka or the audit trail", name)
+				}
+			}
+			if !strings.Contains(haystack.String(), tokenID) {
+				t.Error("the token's fingerprint is nowhere: the scan looked at nothing")
+			}
+		})
+	}
+}
+
+// TestSimulatedRun runs a short simulation through the stack on chDB and
+// checks the summary against the ground truth.
+func TestSimulatedRun(t *testing.T) {
+	s, _ := startStack(t, "chdb")
+	cfg := simulate.DefaultConfig()
+	cfg.Clock = simulate.ClockLive
+	cfg.Users = 60
+	cfg.Rate = 400
+	cfg.Duration = 10 * time.Second
+	cfg.AttackTimeScale = 0.01
+	cfg.BruteForceProb = 0.2
+	cfg.ReplayProb = 0.2
+	cfg.Seed = 7
+	var truth bytes.Buffer
+	r, err := s.Simulate(context.Background(), cfg, 30*time.Second, &truth, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report: %+v", r)
+	if r.Events == 0 || r.Attacks == 0 {
+		t.Fatalf("the simulation produced %d events and %d attacks", r.Events, r.Attacks)
+	}
+	if r.AttacksDetected != r.Attacks {
+		t.Errorf("detected %d of %d attacks: missed %+v", r.AttacksDetected, r.Attacks, r.Missed)
+	}
+	if len(r.FalsePositives) > 0 {
+		t.Errorf("benign users revoked: %v", r.FalsePositives)
+	}
+	if r.TokensChecked == 0 || r.TokensStillActive > 0 {
+		t.Errorf("%d of %d attacked tokens still active", r.TokensStillActive, r.TokensChecked)
+	}
+	if r.Unfinished > 0 {
+		t.Errorf("%d commands unfinished", r.Unfinished)
+	}
+	if r.EventToRevoke.N == 0 {
+		t.Error("no latency measured")
+	}
+	if n := strings.Count(truth.String(), "\n"); n == 0 {
+		t.Error("empty ground truth")
+	}
+	_ = io.Discard
+}
+
+func hasStep(rows []schemas.AuditRow, step schemas.Step) bool {
+	for _, r := range rows {
+		if r.Step == step {
+			return true
+		}
+	}
+	return false
+}
+
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
