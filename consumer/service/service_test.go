@@ -5,17 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/service"
@@ -23,6 +24,7 @@ import (
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -271,7 +273,36 @@ type crashAfter struct {
 // its offset was committed, and starts another: every command runs, none
 // is audited twice, none is mistaken for a replay.
 func TestRestartAfterCrashLosesNothingAndDuplicatesNothing(t *testing.T) {
-	store := memstore.New()
+	for _, backend := range []string{"memory", backends.ChDB, backends.ClickHouse} {
+		t.Run(backend, func(t *testing.T) { testRestartAfterCrash(t, openStore(t, backend)) })
+	}
+}
+
+// openStore opens an audit store of the named backend for one test.
+func openStore(t *testing.T, backend string) audit.Store {
+	t.Helper()
+	cfg := backends.Config{Backend: backend, Table: fmt.Sprintf("svc_%d", time.Now().UnixNano())}
+	switch backend {
+	case "memory":
+		return memstore.New()
+	case backends.ChDB:
+		cfg.ChDBLibPath = testenv.ChDBLibPath(t)
+		cfg.ChDBPath = t.TempDir()
+	case backends.ClickHouse:
+		cfg.DSN = testenv.ClickHouseDSN(t)
+	}
+	s, err := backends.Open(context.Background(), cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func testRestartAfterCrash(t *testing.T, store audit.Store) {
 	f := newFixture(t, store)
 	now := time.Now()
 	const users = 40
@@ -293,12 +324,14 @@ func TestRestartAfterCrashLosesNothingAndDuplicatesNothing(t *testing.T) {
 	crashing := &failAfter{Store: store, after: 5}
 	cfg := f.config("g-crash")
 	cfg.Reader.CommitInterval = time.Hour // no periodic commit: only the shutdown flush
-	stop := startWithStore(t, f, cfg, crashing)
+	reg1 := prometheus.NewRegistry()
+	stop := startWithStore(t, f, cfg, crashing, reg1)
 	waitFor(t, "the crash", func() bool { return crashing.failed.Load() > 0 })
 	_ = stop()
 
 	// Second run on the real store, same group.
-	stop = startWithStore(t, f, f.config("g-crash"), store)
+	reg := prometheus.NewRegistry()
+	stop = startWithStore(t, f, f.config("g-crash"), store, reg)
 	for _, c := range cmds {
 		waitFor(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, store, c.CommandID)[schemas.StepRevoked] >= 1 })
 	}
@@ -311,6 +344,12 @@ func TestRestartAfterCrashLosesNothingAndDuplicatesNothing(t *testing.T) {
 		if f.introspect(t, raws[i]) {
 			t.Errorf("%s: token still active", c.Target.UserID)
 		}
+	}
+	// The crash left audited but uncommitted messages, and the retry of
+	// the first run or the second run recognised them as done instead of
+	// running them again.
+	if n := counter(t, reg1, "revoked_consumer_redelivered_total") + counter(t, reg, "revoked_consumer_redelivered_total"); n < 1 {
+		t.Errorf("redelivered commands found done: %v, want at least 1", n)
 	}
 	// The chain the two runs wrote verifies.
 	rows, err := store.ChainRows(context.Background(), "consumer-test", 0, 0)
@@ -347,11 +386,29 @@ func (s *failAfter) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	return errors.New("simulated crash")
 }
 
-func startWithStore(t *testing.T, f *fixture, cfg service.Config, store audit.Store) func() error {
+func counter(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var sum float64
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	return 0
+}
+
+func startWithStore(t *testing.T, f *fixture, cfg service.Config, store audit.Store, reg prometheus.Registerer) func() error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := service.New(ctx, cfg, service.Deps{
-		Store: store, TokenAPI: f.client, Keyring: schemas.NewKeyring(f.signer.Public()), Seal: f.seal,
+		Store: store, TokenAPI: f.client, Keyring: schemas.NewKeyring(f.signer.Public()), Seal: f.seal, Registry: reg,
 	}, zerolog.Nop())
 	if err != nil {
 		cancel()
@@ -369,4 +426,3 @@ func startWithStore(t *testing.T, f *fixture, cfg service.Config, store audit.St
 	return stop
 }
 
-var _ = http.StatusOK
