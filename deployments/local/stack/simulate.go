@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/revoked-dev/revoked/producer/simulate"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/producer/simulate"
 	"github.com/revoked-dev/revoked/schemas"
 )
 

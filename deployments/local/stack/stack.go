@@ -108,10 +108,10 @@ type Stack struct {
 	wg          sync.WaitGroup
 	infraCancel context.CancelFunc
 	infraWG     sync.WaitGroup
-	mu     sync.Mutex
-	errs   []error
-	closed bool
-	broker *broker.Broker
+	mu          sync.Mutex
+	errs        []error
+	closed      bool
+	broker      *broker.Broker
 }
 
 // Start brings the pipeline up and returns once every component runs. Stop
