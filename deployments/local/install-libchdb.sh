@@ -44,7 +44,8 @@ if [[ -z "$tarball" ]]; then
 		exit 1
 	fi
 	echo "install-libchdb: fetching $pkg@$version with npm pack" >&2
-	name="$(cd "$work" && npm pack --silent "$pkg@$version" 2>/dev/null | tail -n 1)"
+	# stdout is the tarball's name; npm's complaints stay on stderr.
+	name="$(cd "$work" && npm pack --silent "$pkg@$version" | tail -n 1)"
 	tarball="$work/$name"
 	if [[ -z "$name" || ! -s "$tarball" ]]; then
 		echo "install-libchdb: npm pack $pkg@$version produced no tarball" >&2
@@ -54,8 +55,7 @@ fi
 
 echo "install-libchdb: unpacking libchdb.so from $tarball" >&2
 tar -xzf "$tarball" -C "$work" package/libchdb.so
-# Rename into place atomically so a concurrent or interrupted run never
-# leaves a truncated library at the target path.
-mv -f "$work/package/libchdb.so" "$target.tmp.$$"
-mv -f "$target.tmp.$$" "$target"
+# $work is beside the target, so this rename is atomic: a concurrent or
+# interrupted run never leaves a truncated library at the target path.
+mv -f "$work/package/libchdb.so" "$target"
 printf '%s\n' "$target"

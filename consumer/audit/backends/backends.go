@@ -27,29 +27,32 @@ const (
 // ErrInvalidConfig wraps every problem Config.Validate finds.
 var ErrInvalidConfig = errors.New("invalid audit backend config")
 
-// Config selects and configures the audit store.
+// Config selects and configures the audit store. Its tags name it for
+// internal/config: nested under a prefix such as -audit / REVOKED_AUDIT,
+// Backend is -audit.backend and REVOKED_AUDIT_BACKEND.
 type Config struct {
 	// Backend is "chdb" or "clickhouse". Required.
-	Backend string
+	Backend string `flag:"backend" env:"BACKEND" yaml:"backend" usage:"audit store: chdb (embedded, data in chdb-path) or clickhouse (a server at dsn)"`
 	// DSN of the ClickHouse server (clickhouse backend):
-	// clickhouse://user:password@host:9000/database.
-	DSN string
+	// clickhouse://user:password@host:9000/database. It holds a password:
+	// Config prints it masked.
+	DSN string `flag:"dsn" env:"DSN" yaml:"dsn" usage:"ClickHouse DSN, clickhouse://user:password@host:9000/database (clickhouse backend)"`
 	// ChDBPath is chDB's data directory (chdb backend).
-	ChDBPath string
+	ChDBPath string `flag:"chdb-path" env:"CHDB_PATH" yaml:"chdb_path" usage:"chDB data directory, one process at a time (chdb backend)"`
 	// ChDBLibPath is libchdb.so (chdb backend; default $CHDB_LIB_PATH).
-	ChDBLibPath string
+	ChDBLibPath string `flag:"chdb-lib-path" env:"CHDB_LIB_PATH" yaml:"chdb_lib_path" usage:"libchdb.so (chdb backend; default $CHDB_LIB_PATH)"`
 	// Database and Table name the audit table (defaults: the DSN's
 	// database or "default", and "audit_trail").
-	Database string
-	Table    string
+	Database string `flag:"database" env:"DATABASE" yaml:"database" usage:"database of the audit table (default: the DSN's, else default)"`
+	Table    string `flag:"table" env:"TABLE" yaml:"table" usage:"audit table (default audit_trail)"`
 	// Cluster renders the cluster variant of the table (clickhouse
 	// backend only).
-	Cluster string
+	Cluster string `flag:"cluster" env:"CLUSTER" yaml:"cluster" usage:"ClickHouse cluster: replicated local tables under a Distributed table (clickhouse backend)"`
 	// TTL drops rows older than this (ClickHouse 20.3 or later, or chDB).
-	TTL time.Duration
+	TTL time.Duration `flag:"ttl" env:"TTL" yaml:"ttl" usage:"drop audit rows older than this, whole months at a time (0: keep forever; ClickHouse 20.3+ or chdb)"`
 	// SkipMigrate leaves the database objects alone at Open, for
 	// deployments where they are created by an administrator.
-	SkipMigrate bool
+	SkipMigrate bool `flag:"skip-migrate" env:"SKIP_MIGRATE" yaml:"skip_migrate" usage:"do not create the audit database and table at start"`
 }
 
 // String prints the config with the DSN's password masked.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -68,7 +69,8 @@ func RedactDSN(dsn string) string {
 	if err != nil {
 		return "(unparsable DSN)"
 	}
-	return u.Redacted()
+	// url.URL.Redacted writes "xxxxx"; keep the project's ********.
+	return strings.Replace(u.Redacted(), ":xxxxx@", ":********@", 1)
 }
 
 func (c *Config) setDefaults() {

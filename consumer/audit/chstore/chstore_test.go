@@ -127,3 +127,16 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Errorf("error leaks the password: %v", err)
 	}
 }
+
+func TestRedactDSN(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"clickhouse://user:hunter2@h:9000/db?secure=true": "clickhouse://user:********@h:9000/db?secure=true",
+		"clickhouse://user@h:9000/db":                     "clickhouse://user@h:9000/db",
+		"clickhouse://h:9000":                             "clickhouse://h:9000",
+	} {
+		if got := chstore.RedactDSN(in); got != want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
