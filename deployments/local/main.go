@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/deployments/local/stack"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/ops"
@@ -61,6 +62,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := config.Load(fs, args, &cfg); err != nil {
 		return err
 	}
+	if cfg.Stack.Audit.Backend == backends.ChDB && cfg.Stack.Audit.ChDBPath == "" {
+		dir := cfg.DataDir
+		if dir == "" {
+			var err error
+			if dir, err = os.MkdirTemp("", "revoked-local-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+		}
+		cfg.Stack.Audit.ChDBPath = dir
+	}
 	var p config.Problems
 	p.Nest("", cfg.Stack.Validate())
 	p.Check(cfg.Simulate >= 0, "simulate", "must not be negative")
@@ -72,16 +84,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log, err := ops.NewLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
-	}
-	if cfg.Stack.Audit.Backend == "chdb" && cfg.Stack.Audit.ChDBPath == "" {
-		dir := cfg.DataDir
-		if dir == "" {
-			if dir, err = os.MkdirTemp("", "revoked-local-"); err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-		}
-		cfg.Stack.Audit.ChDBPath = dir
 	}
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
