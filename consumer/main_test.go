@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/backends"
+	"github.com/revoked-dev/revoked/internal/testenv"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// TestHistory seeds a chDB audit trail and reads it back through
+// `consumer history`, as a table and as JSON lines.
+func TestHistory(t *testing.T) {
+	lib := testenv.ChDBLibPath(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	store, err := backends.Open(ctx, backends.Config{Backend: backends.ChDB, ChDBPath: dir, ChDBLibPath: lib}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err := audit.NewWriter(ctx, store, "consumer-test", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	cmd := schemas.RevokeCommand{
+		CommandID: "cmd_history", IssuedAt: now, ExpiresAt: now.Add(time.Hour), Issuer: "detector",
+		Target: schemas.Target{Kind: schemas.TargetUser, UserID: "alice", IncludeDownscoped: true},
+		Action: schemas.ActionRevokeAndReverify, Mode: schemas.ModeEnforce,
+		Reason: schemas.Reason{RuleID: "brute_force_success", RuleVersion: 1, Severity: schemas.SeverityHigh, Summary: "5 failures then a success"},
+	}
+	var rows []schemas.AuditRow
+	for i, step := range []schemas.Step{schemas.StepReceived, schemas.StepRevoked} {
+		r := schemas.RowFromCommand(&cmd)
+		r.Step, r.Time, r.Actor = step, now.Add(time.Duration(i)*time.Second), "consumer-test"
+		r.RowID = schemas.AuditRowID(cmd.CommandID, step, schemas.TopicRevokeCommands, 0, 1)
+		r.SourceTopic, r.SourceOffset = schemas.TopicRevokeCommands, 1
+		if step == schemas.StepRevoked {
+			r.TokensRevoked, r.RevokeLatencyMs = 3, 42
+		}
+		rows = append(rows, r)
+	}
+	other := rows[1]
+	other.UserID, other.CommandID = "bob", "cmd_other"
+	other.RowID = schemas.AuditRowID(other.CommandID, other.Step, schemas.TopicRevokeCommands, 0, 2)
+	if err := w.Write(ctx, append(rows, other)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	args := []string{"history", "-audit.backend=chdb", "-audit.chdb-path=" + dir, "-audit.chdb-lib-path=" + lib, "-user", "alice"}
+	var out, errb bytes.Buffer
+	if err := run(ctx, args, &out, &errb); err != nil {
+		t.Fatalf("history: %v\n%s", err, errb.String())
+	}
+	table := out.String()
+	for _, want := range []string{"STEP", "revoked", "received", "user:alice+downscoped", "brute_force_success", "42ms", "cmd_history"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "bob") {
+		t.Errorf("table shows another user's rows:\n%s", table)
+	}
+
+	out.Reset()
+	if err := run(ctx, append(args, "-json"), &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d JSON lines, want 2:\n%s", len(lines), out.String())
+	}
+	var first schemas.AuditRow
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if first.Step != schemas.StepRevoked {
+		t.Errorf("newest first: got %s first", first.Step)
+	}
+}
+
+func TestRunConfigReportsEveryProblem(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"run", "-audit.backend=nope", "-kafka.brokers="}, &out, &errb)
+	if err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+	for _, want := range []string{"audit", "verify-key-files", "idp"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q: %v", want, err)
+		}
+	}
+}
