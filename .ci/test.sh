@@ -43,6 +43,7 @@ stop_clickhouse() {
 	fi
 }
 trap stop_clickhouse EXIT
+trap 'exit 130' INT TERM
 
 # An assignment, not eval "$(...)", so a failure to start stops the run.
 ch_env="$(bash .ci/clickhouse.sh)"

@@ -238,6 +238,11 @@ func (w *Writer) loop() {
 // rows are queued, or the writer is closing.
 func (w *Writer) waitForBatch() {
 	w.mu.Lock()
+	if len(w.queue) == 0 {
+		// A Write whose ctx ended withdrew itself.
+		w.mu.Unlock()
+		return
+	}
 	deadline := w.queue[0].at.Add(w.cfg.MaxDelay)
 	w.mu.Unlock()
 	timer := time.NewTimer(time.Until(deadline))

@@ -263,3 +263,51 @@ func TestNewWriterStoreDown(t *testing.T) {
 		t.Errorf("NewWriter on a closed store: %v", err)
 	}
 }
+
+// TestWriterCancellationStress: Writes whose contexts end at random
+// moments never break the chain, and every Write that returned nil is in
+// it.
+func TestWriterCancellationStress(t *testing.T) {
+	t.Parallel()
+	s := memstore.New()
+	w := newWriter(t, s, audit.WriterConfig{MaxDelay: time.Millisecond, MaxBatchRows: 8})
+	var (
+		wg sync.WaitGroup
+		ok sync.Map
+	)
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 40 {
+				id := g*1000 + i
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(id%4)*500*time.Microsecond)
+				if err := w.Write(ctx, row(id)); err == nil {
+					ok.Store(fmt.Sprintf("row-%d", id), true)
+				} else if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Write: %v", err)
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.ChainRows(context.Background(), "test", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.VerifyChain(rows); err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]bool{}
+	for _, r := range rows {
+		stored[r.RowID] = true
+	}
+	ok.Range(func(k, _ any) bool {
+		if !stored[k.(string)] {
+			t.Errorf("%s: Write returned nil but the row is not stored", k)
+		}
+		return true
+	})
+}

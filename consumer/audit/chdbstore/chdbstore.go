@@ -312,8 +312,13 @@ func (n *jsonI64) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(bytes.Trim(b, `"`), (*int64)(n))
 }
 
-// Append implements audit.Store: one INSERT statement, committed when it
-// returns.
+// maxStatementBytes caps one INSERT statement; larger Appends are split.
+// The engine reads the rows after FORMAT as data (max_query_size does not
+// apply to them), but the whole statement is copied into the engine first.
+const maxStatementBytes = 8 << 20
+
+// Append implements audit.Store: one INSERT statement (one per 8 MiB of
+// rows), committed when it returns.
 func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	if len(rows) == 0 {
 		if s.closed.Load() {
@@ -324,21 +329,39 @@ func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	if err := audit.ValidateRows(rows); err != nil {
 		return err
 	}
+	head := chsql.Insert(s.table) + " FORMAT JSONEachRow\n"
 	var b bytes.Buffer
-	b.Grow(len(rows) * 1024)
-	b.WriteString(chsql.Insert(s.table))
-	b.WriteString(" FORMAT JSONEachRow\n")
+	b.Grow(min(len(rows)*1024, maxStatementBytes) + len(head))
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
+	pending, done := 0, 0
+	flush := func() error {
+		if pending == 0 {
+			return nil
+		}
+		if _, err := s.exec(ctx, b.String(), "TabSeparated"); err != nil {
+			return fmt.Errorf("chdbstore: inserting %d rows (%d of %d stored before): %w", pending, done, len(rows), err)
+		}
+		done += pending
+		pending = 0
+		b.Reset()
+		return nil
+	}
 	for i := range rows {
+		if b.Len() == 0 {
+			b.WriteString(head)
+		}
 		if err := enc.Encode(toWire(&rows[i])); err != nil {
 			return fmt.Errorf("chdbstore: encoding row %d (%s): %w", i, rows[i].RowID, err)
 		}
+		pending++
+		if b.Len() >= maxStatementBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
-	if _, err := s.exec(ctx, b.String(), "TabSeparated"); err != nil {
-		return fmt.Errorf("chdbstore: inserting %d rows: %w", len(rows), err)
-	}
-	return nil
+	return flush()
 }
 
 func (s *Store) query(ctx context.Context, what, sql string) ([]schemas.AuditRow, error) {

@@ -3,6 +3,7 @@ package chdbstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -145,12 +146,50 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// TestMissingLibrary runs in a child process, where no library is loaded
+// yet: Open reports ErrLibrary instead of the process dying.
 func TestMissingLibrary(t *testing.T) {
-	if os.Getenv(testenv.EnvChDBLibPath) != "" {
-		t.Skip("the library is loaded (or about to be) in this process; a missing one is tested without CHDB_LIB_PATH")
+	if os.Getenv("CHDBSTORE_TEST_MISSING_LIB") != "" {
+		_, err := chdbstore.Open(context.Background(), chdbstore.Config{Path: t.TempDir(), LibPath: "/nonexistent/libchdb.so"}, zerolog.Nop())
+		if !errors.Is(err, chdbstore.ErrLibrary) {
+			t.Fatalf("Open with a missing library: %v, want ErrLibrary", err)
+		}
+		return
 	}
-	_, err := chdbstore.Open(context.Background(), chdbstore.Config{Path: t.TempDir(), LibPath: "/nonexistent/libchdb.so"}, zerolog.Nop())
-	if !errors.Is(err, chdbstore.ErrLibrary) {
-		t.Errorf("Open with a missing library: %v, want ErrLibrary", err)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMissingLibrary$")
+	cmd.Env = append(os.Environ(), "CHDBSTORE_TEST_MISSING_LIB=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+// TestLargeAppend stores an Append bigger than one statement holds.
+func TestLargeAppend(t *testing.T) {
+	s := openAt(t, t.TempDir())
+	ctx := context.Background()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	rows := make([]schemas.AuditRow, n)
+	for i := range rows {
+		rows[i] = audittest.Row(i)
+		rows[i].RowID = fmt.Sprintf("large-%d", i)
+		rows[i].Detail = strings.Repeat("d", 4096)
+	}
+	rows = audittest.Link("large", 0, "", rows)
+	if err := s.Append(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	seq, hash, err := s.ChainHead(ctx, "large")
+	if err != nil || seq != n || hash != rows[n-1].Hash {
+		t.Fatalf("ChainHead = %d %s %v, want %d", seq, hash, err, n)
+	}
+	got, err := s.ChainRows(ctx, "large", n-10, 0)
+	if err != nil || len(got) != 10 {
+		t.Fatalf("ChainRows: %d rows, %v", len(got), err)
+	}
+	if err := audit.VerifyChain(got); err != nil {
+		t.Error(err)
 	}
 }
