@@ -2,6 +2,9 @@
 //
 //	go run ./deployments/tokenapi --addr 127.0.0.1:8090
 //
+// Besides the OAuth endpoints it serves /livez, /readyz and Prometheus
+// metrics at /metrics on the same address, under the issuer's path.
+//
 // Without --clients it registers two built-in clients: "revoker", which may
 // revoke and introspect every token (the consumer's client), and "app", an
 // ordinary client with the client_credentials and token-exchange grants.
@@ -96,6 +99,13 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	srv, err := server.New(cfg, log)
 	if err != nil {
+		return err
+	}
+	reg := ops.NewRegistry()
+	if err := srv.RegisterMetrics(reg); err != nil {
+		return err
+	}
+	if err := srv.ServeMetrics(reg); err != nil {
 		return err
 	}
 	return srv.ListenAndServe(ctx, cc.Addr)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,8 +50,13 @@ type Server struct {
 	clients  map[string]*client
 	store    *store
 	metadata map[string]any
+	mux      *http.ServeMux
 	handler  http.Handler
 	adminKey [sha256.Size]byte
+
+	metricsMu     sync.Mutex
+	metricsServed bool
+	httpMetrics   atomic.Pointer[httpMetrics]
 
 	notReady  atomic.Bool
 	issued    atomic.Uint64
@@ -193,6 +199,7 @@ func (s *Server) Stats() Stats {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	s.mux = mux
 	p := s.prefix
 	mux.HandleFunc("POST "+p+PathToken, s.handleToken)
 	mux.HandleFunc("POST "+p+PathRevoke, s.handleRevoke)
@@ -219,17 +226,22 @@ func (s *Server) routes() http.Handler {
 	return s.middleware(mux)
 }
 
-// middleware bounds request bodies and logs each request at debug level.
-// It logs the route pattern, never the query or body.
+// middleware bounds request bodies, logs each request at debug level and
+// records it in the metrics once they are registered. It logs the route
+// pattern, never the query or body.
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
+		took := time.Since(start)
+		if m := s.httpMetrics.Load(); m != nil {
+			m.observe(r.Pattern, sw.status, took)
+		}
 		if e := s.log.Debug(); e.Enabled() {
 			e.Str("method", r.Method).Str("route", r.Pattern).Int("status", sw.status).
-				Dur("took", time.Since(start)).Msg("request")
+				Dur("took", took).Msg("request")
 		}
 	})
 }
