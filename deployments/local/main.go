@@ -142,6 +142,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func printReport(w io.Writer, r stack.Report) {
 	fmt.Fprintf(w, "\nsimulated traffic\n")
 	fmt.Fprintf(w, "  events             %d in %s (%.0f events/s)\n", r.Events, r.Elapsed.Round(time.Millisecond), r.EventsPerSec)
+	if r.DetectorCaughtUp > 0 {
+		fmt.Fprintf(w, "  detector           read all %d by %s after the start (%.0f events/s sustained)\n",
+			r.DetectorEvents, r.DetectorCaughtUp.Round(time.Millisecond), float64(r.DetectorEvents)/r.DetectorCaughtUp.Seconds())
+	} else {
+		fmt.Fprintf(w, "  detector           read %d, had not caught up by the end\n", r.DetectorEvents)
+	}
 	fmt.Fprintf(w, "detections per rule\n")
 	rules := make([]string, 0, len(r.Detections))
 	for k := range r.Detections {

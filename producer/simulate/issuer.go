@@ -142,6 +142,10 @@ func (h *HTTPIssuer) Exchange(ctx context.Context, clientID, parentRaw string, s
 	return h.do(req, "exchanging token")
 }
 
+// ErrRefused means the token API refused the request with a 4xx answer,
+// e.g. an exchange of a token that was revoked meanwhile.
+var ErrRefused = errors.New("token API refused the request")
+
 // do sends req and reads a token answer. Errors name the status and the
 // API's error fields, never the token or the credentials.
 func (h *HTTPIssuer) do(req *http.Request, what string) (string, string, error) {
@@ -160,7 +164,11 @@ func (h *HTTPIssuer) do(req *http.Request, what string) (string, string, error) 
 			Description string `json:"error_description"`
 		}
 		_ = json.Unmarshal(data, &e)
-		return "", "", fmt.Errorf("%s: token API answered %s: %s %s", what, resp.Status, e.Error, e.Description)
+		err := fmt.Errorf("%s: token API answered %s: %s %s", what, resp.Status, e.Error, e.Description)
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+			err = fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+		return "", "", err
 	}
 	var tr tokenResponse
 	if err := json.Unmarshal(data, &tr); err != nil {

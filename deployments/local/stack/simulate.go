@@ -113,6 +113,30 @@ type Report struct {
 	TokensChecked, TokensStillActive int
 	// Unfinished commands had not reached a terminal state at the end.
 	Unfinished int
+	// DetectorEvents is how many events the detector read, and
+	// DetectorCaughtUp how long after the start of the simulation it had
+	// read every published event (zero if it had not by the end): the
+	// pipeline's sustained rate is DetectorEvents / DetectorCaughtUp.
+	DetectorEvents   int64
+	DetectorCaughtUp time.Duration
+}
+
+// counterSum adds up every series of a counter in the stack's registry.
+func (s *Stack) counterSum(name string) float64 {
+	mfs, err := s.Registry.Gather()
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }
 
 // Percentiles of a latency sample.
@@ -159,15 +183,23 @@ func (s *Stack) Simulate(ctx context.Context, cfg simulate.Config, drain time.Du
 	}
 	defer w.Close()
 
+	start := time.Now()
+	before := int64(s.counterSum("revoked_detector_events_total"))
 	stats, err := sim.Run(ctx, w, simulate.Options{GroundTruth: groundTruth, Progress: progress})
 	if err != nil {
 		return Report{}, fmt.Errorf("simulating: %w", err)
 	}
-	// Let the last detections run through the consumer.
+	// Let the detector read the last events and the last detections run
+	// through the consumer.
 	deadline := time.Now().Add(drain)
+	var caughtUp time.Duration
 	quiet := 0
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if s.tally.inFlight() == 0 {
+		read := int64(s.counterSum("revoked_detector_events_total")) - before
+		if caughtUp == 0 && read >= stats.Events {
+			caughtUp = time.Since(start)
+		}
+		if caughtUp > 0 && s.tally.inFlight() == 0 {
 			quiet++
 			if quiet >= 10 { // no command in flight for a second
 				break
@@ -177,7 +209,10 @@ func (s *Stack) Simulate(ctx context.Context, cfg simulate.Config, drain time.Du
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return s.report(ctx, stats, sim), nil
+	r := s.report(ctx, stats, sim)
+	r.DetectorEvents = int64(s.counterSum("revoked_detector_events_total")) - before
+	r.DetectorCaughtUp = caughtUp
+	return r, nil
 }
 
 func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.Sim) Report {
