@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/producer/ingest"
@@ -90,7 +91,12 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if !cfg.HTTP.BearerToken.IsSet() {
 			log.Warn().Msg("ingest endpoint accepts events without authentication: set REVOKED_INGEST_BEARER_TOKEN_FILE")
 		}
-		srv, err := ingest.NewServer(cfg.HTTP, in, log)
+		check, err := brokersCheck(cfg.Common.Kafka)
+		if err != nil {
+			return err
+		}
+		srv, err := ingest.NewServer(cfg.HTTP, in, log,
+			ingest.WithRegistry(ops.NewRegistry()), ingest.WithReadyCheck("kafka", check))
 		if err != nil {
 			return err
 		}
@@ -122,6 +128,28 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stdout, "total: %d lines, %d accepted, %d rejected\n", total.Lines, total.Accepted, total.RejectedTotal)
 	}
 	return nil
+}
+
+// brokersCheck is the ingest endpoint's readiness check: ready when one of
+// the bootstrap brokers accepts a connection made the way the writer makes
+// it (TLS and SASL included). It does not check the topics.
+func brokersCheck(c kafkax.WriterConfig) (ops.Check, error) {
+	d, err := c.Security.NewDialer(c.ClientID)
+	if err != nil {
+		return nil, fmt.Errorf("kafka readiness check: %w", err)
+	}
+	return func(ctx context.Context) error {
+		var errs []error
+		for _, b := range c.Brokers {
+			conn, err := d.DialContext(ctx, "tcp", b)
+			if err == nil {
+				_ = conn.Close()
+				return nil
+			}
+			errs = append(errs, err)
+		}
+		return fmt.Errorf("no Kafka broker reachable: %w", errors.Join(errs...))
+	}, nil
 }
 
 // report prints what an ingestion did, with the rejected lines.

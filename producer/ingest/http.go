@@ -13,9 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/ops"
 )
 
 // EventsPath is where the HTTP endpoint accepts events.
@@ -24,7 +27,7 @@ const EventsPath = "/v1/events"
 // HTTPConfig configures the HTTP endpoint.
 type HTTPConfig struct {
 	// Addr is the listen address.
-	Addr string `flag:"listen" env:"LISTEN" yaml:"listen" usage:"listen address of the HTTP ingest endpoint (POST /v1/events)"`
+	Addr string `flag:"listen" env:"LISTEN" yaml:"listen" usage:"listen address of the HTTP ingest endpoint (POST /v1/events, with /livez, /readyz and /metrics)"`
 	// MaxBodyBytes bounds one request body; a larger one is refused whole
 	// with 413 and nothing of it is published.
 	MaxBodyBytes int64 `flag:"max-body-bytes" env:"MAX_BODY_BYTES" yaml:"max_body_bytes" usage:"largest accepted request body"`
@@ -90,29 +93,100 @@ type Response struct {
 // was published), 415 for a compressed body, and 503 with Retry-After when
 // Kafka did not take a batch; then some lines may already be published and
 // resending the body repeats them (at-least-once; events carry unique ids).
+//
+// The same listener serves the operational endpoints of internal/ops:
+// GET /livez, GET /readyz (200 while serving and every check added with
+// WithReadyCheck passes, 503 once shutdown began) and GET /metrics.
 type Server struct {
-	cfg HTTPConfig
-	in  *Ingester
-	log zerolog.Logger
+	cfg     HTTPConfig
+	in      *Ingester
+	log     zerolog.Logger
+	ops     *ops.Server
+	metrics *httpMetrics
+	handler http.Handler
+}
+
+// ServerOption adjusts a Server.
+type ServerOption func(*serverOptions)
+
+type serverOptions struct {
+	reg    *prometheus.Registry
+	checks []namedCheck
+}
+
+type namedCheck struct {
+	name  string
+	check ops.Check
+}
+
+// WithRegistry registers the endpoint's metrics on reg and serves reg at
+// /metrics. Without it the server uses a registry of its own made by
+// ops.NewRegistry.
+func WithRegistry(reg *prometheus.Registry) ServerOption {
+	return func(o *serverOptions) { o.reg = reg }
+}
+
+// WithReadyCheck adds a readiness check that /readyz runs under name.
+func WithReadyCheck(name string, c ops.Check) ServerOption {
+	return func(o *serverOptions) { o.checks = append(o.checks, namedCheck{name, c}) }
 }
 
 // NewServer returns the endpoint serving in.
-func NewServer(cfg HTTPConfig, in *Ingester, log zerolog.Logger) (*Server, error) {
+func NewServer(cfg HTTPConfig, in *Ingester, log zerolog.Logger, opts ...ServerOption) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if in == nil {
 		return nil, errors.New("ingest: nil ingester")
 	}
-	return &Server{cfg: cfg, in: in, log: log.With().Str("component", "ingest-http").Logger()}, nil
+	var o serverOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.reg == nil {
+		o.reg = ops.NewRegistry()
+	}
+	log = log.With().Str("component", "ingest-http").Logger()
+	m, err := newHTTPMetrics(o.reg)
+	if err != nil {
+		return nil, err
+	}
+	// The ops server never listens itself: its routes are mounted on the
+	// ingest listener.
+	ocfg := ops.DefaultServerConfig()
+	ocfg.Addr = cfg.Addr
+	ocfg.ShutdownTimeout = cfg.ShutdownTimeout
+	ocfg.ReadHeaderTimeout = cfg.ReadHeaderTimeout
+	osrv, err := ops.NewServer(ocfg, log, o.reg)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range o.checks {
+		if c.check == nil {
+			return nil, fmt.Errorf("ingest: nil readiness check %q", c.name)
+		}
+		if err := osrv.AddCheck(c.name, c.check); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{cfg: cfg, in: in, log: log, ops: osrv, metrics: m}
+	mux := http.NewServeMux()
+	mux.Handle(EventsPath, m.instrument(http.HandlerFunc(s.handleEvents)))
+	opsRoutes := osrv.Handler()
+	for _, p := range []string{"/livez", "/readyz", "/metrics"} {
+		mux.Handle(p, opsRoutes)
+	}
+	s.handler = mux
+	return s, nil
 }
 
-// Handler is the endpoint's handler, for tests and for mounting elsewhere.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc(EventsPath, s.handleEvents)
-	return mux
-}
+// Handler is the endpoint's handler, with the operational endpoints, for
+// tests and for mounting elsewhere.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Drain makes /readyz answer 503 from now on; Serve calls it when shutting
+// down.
+func (s *Server) Drain() { s.ops.Drain() }
 
 // Run listens on HTTPConfig.Addr and serves until ctx is cancelled, then
 // stops accepting, lets in-flight requests finish for up to
@@ -128,7 +202,7 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve is Run on a listener the caller opened; it closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		// Publishing waits for Kafka's acknowledgements; give the answer
@@ -145,6 +219,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serving events: %w", err)
 	case <-ctx.Done():
 	}
+	s.Drain()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
@@ -185,6 +260,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	source := "http:" + r.RemoteAddr
 	res, err := s.in.Ingest(r.Context(), bytes.NewReader(body), source, nil)
+	s.metrics.record(res, err)
 	if err != nil {
 		s.log.Error().Err(err).Str("source", source).Int64("published_through", res.PublishedThrough).Msg("publishing events failed")
 		w.Header().Set("Retry-After", "5")
@@ -225,4 +301,80 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// httpMetrics are the Prometheus metrics of the HTTP endpoint.
+type httpMetrics struct {
+	accepted, rejected, deadLettered, publishFailures prometheus.Counter
+	requests                                          *prometheus.CounterVec
+	duration                                          *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "ingest", Name: name, Help: help,
+		})
+	}
+	m := &httpMetrics{
+		accepted: counter("lines_accepted_total",
+			"Valid events published to the events topic by requests that completed."),
+		rejected: counter("lines_rejected_total",
+			"Lines that failed validation, including those of requests whose publishing then failed (which a client may resend)."),
+		deadLettered: counter("lines_dead_lettered_total",
+			"Rejected lines published to the dead-letter topic by requests that completed."),
+		publishFailures: counter("publish_failures_total",
+			"Requests answered 503 because publishing did not complete; some of their lines may be published."),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "ingest", Name: "http_requests_total",
+			Help: "Requests to the events endpoint, by status code.",
+		}, []string{"code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "revoked", Subsystem: "ingest", Name: "http_request_duration_seconds",
+			Help:    "Time taken to answer a request to the events endpoint, publishing included, by status code.",
+			Buckets: prometheus.ExponentialBucketsRange(0.001, 60, 12),
+		}, []string{"code"}),
+	}
+	var errs []error
+	m.accepted = register(reg, m.accepted, &errs)
+	m.rejected = register(reg, m.rejected, &errs)
+	m.deadLettered = register(reg, m.deadLettered, &errs)
+	m.publishFailures = register(reg, m.publishFailures, &errs)
+	m.requests = register(reg, m.requests, &errs)
+	m.duration = register(reg, m.duration, &errs)
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("registering ingest metrics: %w", err)
+	}
+	return m, nil
+}
+
+// register registers c on reg, or returns the collector already registered
+// under its name (a second Server on the same registry shares the metrics).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, errs *[]error) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	*errs = append(*errs, err)
+	return c
+}
+
+func (m *httpMetrics) instrument(h http.Handler) http.Handler {
+	return promhttp.InstrumentHandlerDuration(m.duration, promhttp.InstrumentHandlerCounter(m.requests, h))
+}
+
+// record counts the lines of one ingestion.
+func (m *httpMetrics) record(res Result, err error) {
+	m.rejected.Add(float64(res.RejectedTotal))
+	if err != nil {
+		m.publishFailures.Inc()
+		return
+	}
+	m.accepted.Add(float64(res.Accepted))
+	m.deadLettered.Add(float64(res.RejectedTotal))
 }
