@@ -51,7 +51,7 @@ func DefaultConfig() Config {
 		KafkaAddr:    "127.0.0.1:9092",
 		TokenAPIAddr: "127.0.0.1:8090",
 		HTTPAddr:     "127.0.0.1:8080",
-		Partitions:   4,
+		Partitions:   8,
 		Audit:        backends.Config{Backend: backends.ChDB},
 	}
 }
@@ -171,6 +171,9 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (s
 		},
 		AdminToken: s.AdminToken,
 	}, log.With().Str("component", "tokenapi").Logger())
+	if err == nil {
+		err = api.RegisterMetrics(s.Registry)
+	}
 	if err != nil {
 		ln.Close()
 		return nil, err
