@@ -80,12 +80,25 @@ type runConfig struct {
 	SealKey config.Secret `env:"REVOKED_SEAL_KEY" yaml:"-"`
 }
 
+func defaultStoreConfig() storeConfig {
+	return storeConfig{Audit: backends.Config{Backend: backends.ChDB}, Log: ops.DefaultLogConfig()}
+}
+
+// open opens the audit store; the caller closes it.
+func (c storeConfig) open(ctx context.Context, log zerolog.Logger) (audit.Store, error) {
+	store, err := backends.Open(ctx, c.Audit, log)
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit store: %w", err)
+	}
+	return store, nil
+}
+
 func defaultRunConfig() runConfig {
 	o := ops.DefaultServerConfig()
 	o.Addr = "127.0.0.1:8080"
 	return runConfig{
 		Consumer: service.DefaultConfig(),
-		Store:    storeConfig{Audit: backends.Config{Backend: backends.ChDB}, Log: ops.DefaultLogConfig()},
+		Store:    defaultStoreConfig(),
 		IdP:      idp.Config{AuthMethod: idp.AuthClientSecretBasic},
 		Ops:      o,
 	}
@@ -137,9 +150,9 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	store, err := backends.Open(ctx, cfg.Store.Audit, log)
+	store, err := cfg.Store.open(ctx, log)
 	if err != nil {
-		return fmt.Errorf("opening the audit store: %w", err)
+		return err
 	}
 	defer store.Close()
 	if err := store.Migrate(ctx); err != nil {
@@ -187,7 +200,7 @@ type historyConfig struct {
 }
 
 func history(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := historyConfig{Store: storeConfig{Audit: backends.Config{Backend: backends.ChDB}, Log: ops.DefaultLogConfig()}, Limit: 100}
+	cfg := historyConfig{Store: defaultStoreConfig(), Limit: 100}
 	fs := flag.NewFlagSet("consumer history", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	if err := config.Load(fs, args, &cfg, config.WithFileFlag("config", "REVOKED_CONFIG")); err != nil {
@@ -206,9 +219,9 @@ func history(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	store, err := backends.Open(ctx, cfg.Store.Audit, log)
+	store, err := cfg.Store.open(ctx, log)
 	if err != nil {
-		return fmt.Errorf("opening the audit store: %w", err)
+		return err
 	}
 	defer store.Close()
 	rows, err := store.History(ctx, audit.Query{UserID: cfg.User, TokenID: cfg.Token, RuleID: cfg.Rule, Limit: cfg.Limit})
