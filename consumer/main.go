@@ -17,8 +17,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -32,26 +30,18 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/service"
+	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	default:
-		fmt.Fprintln(os.Stderr, "consumer:", err)
-		os.Exit(1)
-	}
+	cli.Exit("consumer", run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
+	cmd, args := cli.Subcommand(args, "run")
 	switch cmd {
 	case "run":
 		return runConsumer(ctx, args, stderr)
@@ -118,18 +108,7 @@ func (c runConfig) Validate() error {
 
 func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg := defaultRunConfig()
-	fs := flag.NewFlagSet("consumer run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := config.Load(fs, args, &cfg, config.WithFileFlag("config", "REVOKED_CONFIG")); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	log, err := ops.NewLogger(cfg.Store.Log, stderr)
+	log, err := cli.Configure(cli.NewFlagSet("consumer run", stderr), args, &cfg, &cfg.Store.Log, stderr)
 	if err != nil {
 		return err
 	}
@@ -177,11 +156,7 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info().Int("trusted_keys", keyring.Len()).Bool("sealing_key", seal != nil).
 		Str("audit_backend", cfg.Store.Audit.Backend).Str("http", cfg.Ops.Addr).Msg("consumer configured")
 
-	opsDone := make(chan error, 1)
-	go func() { opsDone <- srv.Run(ctx) }()
-	err = svc.Run(ctx)
-	stop()
-	return errors.Join(err, <-opsDone)
+	return cli.RunWithOps(ctx, stop, srv, svc.Run)
 }
 
 // mountAPI serves the analysts' API beside /livez, /readyz and /metrics.
@@ -201,8 +176,7 @@ type historyConfig struct {
 
 func history(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := historyConfig{Store: defaultStoreConfig(), Limit: 100}
-	fs := flag.NewFlagSet("consumer history", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("consumer history", stderr)
 	if err := config.Load(fs, args, &cfg, config.WithFileFlag("config", "REVOKED_CONFIG")); err != nil {
 		return err
 	}

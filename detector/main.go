@@ -16,7 +16,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,26 +24,18 @@ import (
 	"text/tabwriter"
 
 	"github.com/revoked-dev/revoked/detector/service"
+	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	default:
-		fmt.Fprintln(os.Stderr, "detector:", err)
-		os.Exit(1)
-	}
+	cli.Exit("detector", run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
+	cmd, args := cli.Subcommand(args, "run")
 	switch cmd {
 	case "run":
 		return runDetector(ctx, args, stderr)
@@ -103,18 +94,7 @@ func (c runConfig) signer() (*schemas.Signer, error) {
 
 func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg := defaultRunConfig()
-	fs := flag.NewFlagSet("detector run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := config.Load(fs, args, &cfg, config.WithFileFlag("config", "REVOKED_CONFIG")); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	log, err := ops.NewLogger(cfg.Log, stderr)
+	log, err := cli.Configure(cli.NewFlagSet("detector run", stderr), args, &cfg, &cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
@@ -138,21 +118,16 @@ func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opsDone := make(chan error, 1)
-	go func() { opsDone <- srv.Run(ctx) }()
-	err = svc.Run(ctx)
-	// The detector may stop on its own (a fatal fetch error): take the
-	// ops server down with it.
-	stop()
-	return errors.Join(err, <-opsDone)
+	// The detector may stop on its own (a fatal fetch error): RunWithOps
+	// takes the ops server down with it.
+	return cli.RunWithOps(ctx, stop, srv, svc.Run)
 }
 
 // listRules loads the rules the detector would run, reports every problem
 // with file and line, and lists them.
 func listRules(args []string, stdout, stderr io.Writer) error {
 	cfg := service.DefaultConfig()
-	fs := flag.NewFlagSet("detector rules", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("detector rules", stderr)
 	fs.StringVar(&cfg.RulesDir, "rules-dir", os.Getenv("REVOKED_RULES_DIR"), "directory of rule files (env REVOKED_RULES_DIR)")
 	fs.BoolVar(&cfg.DefaultRules, "default-rules", cfg.DefaultRules, "include the embedded default rules")
 	if err := fs.Parse(args); err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
@@ -46,11 +46,10 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	// Batches of the ingester go to Kafka whole.
 	cfg.Common.Kafka.BatchSize = cfg.Ingest.BatchSize
 
-	fs := flag.NewFlagSet("producer ingest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("producer ingest", stderr)
 	var files stringsFlag
 	fs.Var(&files, "file", "JSONL file of audit events (repeatable)")
-	if err := load(fs, args, &cfg); err != nil {
+	if err := cli.Load(fs, args, &cfg); err != nil {
 		return err
 	}
 

@@ -2,13 +2,13 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -24,8 +24,7 @@ const (
 // commands and a sealing key pair (X25519, base64) for the consumer.
 // Private files are 0600; existing files are never overwritten.
 func runKeygen(args []string, stdout, stderr io.Writer) error {
-	fset := flag.NewFlagSet("producer keygen", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+	fset := cli.NewFlagSet("producer keygen", stderr)
 	out := fset.String("out", "", "directory to write signing.key, signing.pub, seal.key and seal.pub to (created 0700 if missing)")
 	if err := fset.Parse(args); err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/producer/revoke"
@@ -96,9 +96,7 @@ func signerFrom(secret config.Secret, file string) (*schemas.Signer, error) {
 
 func runRevoke(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg := defaultRevokeConfig()
-	fs := flag.NewFlagSet("producer revoke", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := load(fs, args, &cfg); err != nil {
+	if err := cli.Load(cli.NewFlagSet("producer revoke", stderr), args, &cfg); err != nil {
 		return err
 	}
 	if cfg.SealPublicKeyFile != "" {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
@@ -54,9 +54,7 @@ func defaultSimulateConfig() simulateConfig {
 
 func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := defaultSimulateConfig()
-	fs := flag.NewFlagSet("producer simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := load(fs, args, &cfg); err != nil {
+	if err := cli.Load(cli.NewFlagSet("producer simulate", stderr), args, &cfg); err != nil {
 		return err
 	}
 	var p config.Problems

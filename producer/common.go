@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -57,18 +55,6 @@ func (c kafkaConfig) writer(ctx context.Context, log zerolog.Logger, topics ...s
 		}
 	}
 	return kafkax.NewWriter(c.Kafka, log)
-}
-
-// load registers cfg's flags (after the caller's own on fs), parses args
-// and fills cfg from the YAML file, the environment and the flags.
-func load(fs *flag.FlagSet, args []string, cfg any) error {
-	if err := config.Load(fs, args, cfg, config.WithFileFlag("config", "REVOKED_CONFIG")); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	return nil
 }
 
 // readSecretFile reads a secret from path ("-" for stdin), trimmed of

@@ -17,20 +17,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/revoked-dev/revoked/internal/cli"
 )
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	default:
-		fmt.Fprintln(os.Stderr, "producer:", err)
-		os.Exit(1)
-	}
+	cli.Exit("producer", run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 const usage = `usage: producer <command> [flags]

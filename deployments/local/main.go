@@ -13,8 +13,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/deployments/local/stack"
+	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
@@ -33,10 +32,7 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "local:", err)
-		os.Exit(1)
-	}
+	cli.Exit("local", run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 type localConfig struct {
@@ -57,9 +53,7 @@ type localConfig struct {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := localConfig{Stack: stack.DefaultConfig(), Log: ops.DefaultLogConfig(), Users: 500, Rate: 300, Drain: 30 * time.Second, AttackScale: 0.05}
 	cfg.Log.Level = "warn"
-	fs := flag.NewFlagSet("local", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := config.Load(fs, args, &cfg); err != nil {
+	if err := config.Load(cli.NewFlagSet("local", stderr), args, &cfg); err != nil {
 		return err
 	}
 	if cfg.Stack.Audit.Backend == backends.ChDB && cfg.Stack.Audit.ChDBPath == "" {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
+	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/ops"
 )
@@ -69,21 +70,16 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stderr)
 	stop()
-	switch {
-	case errors.Is(err, flag.ErrHelp):
+	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(2)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "tokenapi:", err)
-		os.Exit(1)
 	}
+	cli.Exit("tokenapi", err)
 }
 
 // run loads the configuration and serves until ctx is cancelled.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stderr io.Writer) error {
 	cc := defaultCmdConfig()
-	fs := flag.NewFlagSet("tokenapi", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := config.Load(fs, args, &cc, config.WithLookupEnv(lookupEnv)); err != nil {
+	if err := config.Load(cli.NewFlagSet("tokenapi", stderr), args, &cc, config.WithLookupEnv(lookupEnv)); err != nil {
 		return err
 	}
 	log, err := ops.NewLogger(cc.Log, stderr)
