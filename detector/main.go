@@ -27,7 +27,6 @@ import (
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/ops"
-	"github.com/revoked-dev/revoked/schemas"
 )
 
 func main() {
@@ -52,10 +51,7 @@ type runConfig struct {
 	Detector service.Config   `env:"REVOKED"`
 	Log      ops.LogConfig    `flag:"log" env:"REVOKED_LOG" yaml:"log"`
 	Ops      ops.ServerConfig `flag:"ops" env:"REVOKED_OPS" yaml:"ops"`
-	// SigningKey comes from REVOKED_SIGNING_KEY, or from the file named by
-	// REVOKED_SIGNING_KEY_FILE.
-	SigningKey     config.Secret `env:"REVOKED_SIGNING_KEY"`
-	SigningKeyFile string        `flag:"signing-key-file" yaml:"signing_key_file" usage:"file holding the Ed25519 signing key (PKCS #8 PEM or base64 seed); or set REVOKED_SIGNING_KEY_FILE or REVOKED_SIGNING_KEY"`
+	Signing  cli.SigningKey
 }
 
 func defaultRunConfig() runConfig {
@@ -70,26 +66,8 @@ func (c runConfig) Validate() error {
 	p.Nest("", c.Detector.Validate())
 	p.Nest("log", c.Log.Validate())
 	p.Nest("ops", c.Ops.Validate())
-	p.Check(c.SigningKey.IsSet() || c.SigningKeyFile != "", "signing-key-file",
-		"a signing key is required: set -signing-key-file, REVOKED_SIGNING_KEY_FILE or REVOKED_SIGNING_KEY")
-	p.Check(!(c.SigningKey.IsSet() && c.SigningKeyFile != ""), "signing-key-file",
-		"give the signing key one way: -signing-key-file or REVOKED_SIGNING_KEY(_FILE), not both")
+	p.Nest("", c.Signing.Validate())
 	return p.Err()
-}
-
-func (c runConfig) signer() (*schemas.Signer, error) {
-	if c.SigningKeyFile != "" {
-		priv, err := schemas.LoadPrivateKeyFile(c.SigningKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("signing key %s: %w", c.SigningKeyFile, err)
-		}
-		return schemas.NewSigner(priv), nil
-	}
-	priv, err := schemas.ParsePrivateKey([]byte(c.SigningKey.Reveal()))
-	if err != nil {
-		return nil, fmt.Errorf("signing key from REVOKED_SIGNING_KEY(_FILE): %w", err)
-	}
-	return schemas.NewSigner(priv), nil
 }
 
 func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
@@ -98,7 +76,7 @@ func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	signer, err := cfg.signer()
+	signer, err := cfg.Signing.Signer()
 	if err != nil {
 		return err
 	}

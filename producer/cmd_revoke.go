@@ -24,10 +24,7 @@ type revokeConfig struct {
 	// -seal-public-key; REVOKED_REVOKE_OPERATOR and so on.
 	Revoke            revoke.Config `env:"REVOKED_REVOKE" yaml:"revoke"`
 	SealPublicKeyFile string        `flag:"seal-public-key-file" env:"REVOKED_SEAL_PUBLIC_KEY_FILE" yaml:"seal_public_key_file" usage:"file holding the consumer's base64 sealing public key (seal.pub)"`
-	// SigningKey comes from REVOKED_SIGNING_KEY, or from the file named by
-	// REVOKED_SIGNING_KEY_FILE.
-	SigningKey     config.Secret `env:"REVOKED_SIGNING_KEY"`
-	SigningKeyFile string        `flag:"signing-key-file" yaml:"signing_key_file" usage:"file holding the Ed25519 signing key (PKCS #8 PEM or base64 seed); or set REVOKED_SIGNING_KEY_FILE or REVOKED_SIGNING_KEY"`
+	Signing           cli.SigningKey
 
 	// The request itself: flags only.
 	Kind              string        `flag:"kind" usage:"what to revoke: user, token, session or client (default: inferred from the ids given)"`
@@ -53,10 +50,7 @@ func (c revokeConfig) validate() error {
 	var p config.Problems
 	c.Common.validate(&p)
 	p.Nest("", c.Revoke.Validate())
-	p.Check(c.SigningKey.IsSet() || c.SigningKeyFile != "", "signing-key-file",
-		"a signing key is required: set -signing-key-file, REVOKED_SIGNING_KEY_FILE or REVOKED_SIGNING_KEY")
-	p.Check(!(c.SigningKey.IsSet() && c.SigningKeyFile != ""), "signing-key-file",
-		"give the signing key one way: -signing-key-file or REVOKED_SIGNING_KEY(_FILE), not both")
+	p.Nest("", c.Signing.Validate())
 	p.Check(c.Revoke.SealPublicKey == "" || c.SealPublicKeyFile == "", "seal-public-key-file", "give the sealing key one way")
 	p.Check(c.TokenID == "" || c.TokenFile == "", "token-id", "give --token-id or --token-file, not both")
 	p.Check(c.User != "" || c.TokenID != "" || c.TokenFile != "" || c.Session != "" || c.Client != "", "user",
@@ -77,21 +71,6 @@ func (c revokeConfig) kind() schemas.TargetKind {
 		return schemas.TargetClient
 	}
 	return schemas.TargetUser
-}
-
-func signerFrom(secret config.Secret, file string) (*schemas.Signer, error) {
-	if file != "" {
-		priv, err := schemas.LoadPrivateKeyFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("signing key %s: %w", file, err)
-		}
-		return schemas.NewSigner(priv), nil
-	}
-	priv, err := schemas.ParsePrivateKey([]byte(secret.Reveal()))
-	if err != nil {
-		return nil, fmt.Errorf("signing key from REVOKED_SIGNING_KEY(_FILE): %w", err)
-	}
-	return schemas.NewSigner(priv), nil
 }
 
 func runRevoke(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -130,7 +109,7 @@ func runRevoke(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		req.RawToken = config.NewSecret(raw)
 	}
-	signer, err := signerFrom(cfg.SigningKey, cfg.SigningKeyFile)
+	signer, err := cfg.Signing.Signer()
 	if err != nil {
 		return err
 	}

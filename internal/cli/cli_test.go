@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/ops"
+	"github.com/revoked-dev/revoked/schemas"
 )
 
 func TestReport(t *testing.T) {
@@ -188,5 +190,56 @@ func TestRunWithOpsJoinsTheServerError(t *testing.T) {
 	err = RunWithOps(ctx, stop, srv, func(context.Context) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "listening on "+cfg.Addr) {
 		t.Fatalf("RunWithOps = %v", err)
+	}
+}
+
+func TestSigningKey(t *testing.T) {
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := schemas.NewSigner(priv).KeyID()
+	seed := base64.StdEncoding.EncodeToString(priv.Seed())
+	pemBytes, err := schemas.MarshalPrivateKeyPEM(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "signing.key")
+	if err := os.WriteFile(file, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, k := range []SigningKey{{Key: config.NewSecret(seed)}, {File: file}} {
+		if err := k.Validate(); err != nil {
+			t.Errorf("%+v: %v", k, err)
+		}
+		s, err := k.Signer()
+		if err != nil || s.KeyID() != want {
+			t.Errorf("%+v: signer %v, %v", k, s, err)
+		}
+	}
+	if err := (SigningKey{}).Validate(); err == nil || !strings.Contains(err.Error(), "signing-key-file: a signing key is required") {
+		t.Errorf("no key: %v", err)
+	}
+	if err := (SigningKey{Key: config.NewSecret(seed), File: file}).Validate(); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("two keys: %v", err)
+	}
+	if _, err := (SigningKey{File: file + ".missing"}).Signer(); err == nil || !strings.Contains(err.Error(), "signing key "+file+".missing") {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := (SigningKey{Key: config.NewSecret("not a key")}).Signer(); err == nil || !strings.Contains(err.Error(), "REVOKED_SIGNING_KEY(_FILE)") {
+		t.Errorf("bad key: %v", err)
+	}
+}
+
+// The settings sit at the top level of the struct that holds the key.
+func TestSigningKeySettingNames(t *testing.T) {
+	var cfg struct{ Signing SigningKey }
+	t.Setenv("REVOKED_SIGNING_KEY", "from-env")
+	if err := Load(NewFlagSet("t", &bytes.Buffer{}), []string{"-signing-key-file", "k.pem"}, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Signing.Key.Reveal() != "from-env" || cfg.Signing.File != "k.pem" {
+		t.Errorf("loaded %q %q", cfg.Signing.Key.Reveal(), cfg.Signing.File)
 	}
 }
