@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/revoked-dev/revoked/internal/testenv"
 )
 
 // The standalone command serves /livez, /readyz and /metrics on its own
@@ -24,7 +26,7 @@ func TestCommandServesMetrics(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr testenv.LogBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"--addr", addr}, lookup(nil), &stderr) }()
 

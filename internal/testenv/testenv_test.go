@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"regexp"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -60,5 +62,24 @@ func TestMissingServiceSkips(t *testing.T) {
 		if !ok {
 			t.Errorf("%s: the subtest failed instead of skipping", name)
 		}
+	}
+}
+
+func TestLogBufferConcurrentWriters(t *testing.T) {
+	var logs LogBuffer
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				_, _ = logs.Write([]byte("line\n"))
+				_ = logs.String()
+			}
+		}()
+	}
+	wg.Wait()
+	if got := strings.Count(logs.String(), "line\n"); got != 400 {
+		t.Errorf("%d lines, want 400", got)
 	}
 }

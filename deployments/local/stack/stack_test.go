@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,25 +23,7 @@ import (
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// syncBuffer collects every log line of the stack.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startStack(t *testing.T, backend string) (*stack.Stack, *syncBuffer) {
+func startStack(t *testing.T, backend string) (*stack.Stack, *testenv.LogBuffer) {
 	t.Helper()
 	cfg := stack.DefaultConfig()
 	cfg.KafkaAddr, cfg.TokenAPIAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
@@ -56,7 +37,7 @@ func startStack(t *testing.T, backend string) (*stack.Stack, *syncBuffer) {
 		cfg.Audit.DSN = testenv.ClickHouseDSN(t)
 		cfg.Audit.Table = fmt.Sprintf("e2e_%d", time.Now().UnixNano())
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	s, err := stack.Start(context.Background(), cfg, stack.Observer{}, log)
 	if err != nil {

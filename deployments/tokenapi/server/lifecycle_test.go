@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/testenv"
 )
 
 func TestConfigValidateReportsEverything(t *testing.T) {
@@ -73,7 +73,7 @@ func TestSecretsDoNotPrint(t *testing.T) {
 
 // No log line, at any level, carries a raw token or a client secret.
 func TestLogsCarryNoSecrets(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	env := servertest.Start(t, servertest.WithLogger(zerolog.New(&logs).Level(zerolog.TraceLevel)))
 	raw, id := issue(t, env, "u1", servertest.AppID, "s1", "files.read")
 	child := mustExchange(t, env, asApp, raw, nil)
@@ -93,23 +93,6 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	if !strings.Contains(out, id) {
 		t.Error("log does not name tokens by fingerprint")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Serve stops on ctx cancellation, within the shutdown timeout, and
