@@ -221,18 +221,15 @@ type wireRow struct {
 	Hash              string   `json:"hash"`
 }
 
-func toWire(r *schemas.AuditRow) wireRow {
-	ev := r.Evidence
-	if ev == nil {
-		ev = []string{}
-	}
+func toWire(row *schemas.AuditRow) wireRow {
+	r := chsql.StoredRow(*row)
 	return wireRow{
 		RowID: r.RowID, Chain: r.Chain, Seq: jsonU64(r.Seq), Time: jsonTime(r.Time),
 		CommandID: r.CommandID, Step: string(r.Step), Detail: r.Detail,
 		Issuer: r.Issuer, Actor: r.Actor, Approver: r.Approver,
 		TargetKind: string(r.TargetKind), UserID: r.UserID, TokenID: r.TokenID, SessionID: r.SessionID, ClientID: r.ClientID,
-		IncludeDownscoped: boolByte(r.IncludeDownscoped), Action: string(r.Action), Mode: string(r.Mode),
-		RuleID: r.RuleID, RuleVersion: r.RuleVersion, Severity: string(r.Severity), Summary: r.Summary, Evidence: ev,
+		IncludeDownscoped: chsql.Bool(r.IncludeDownscoped), Action: string(r.Action), Mode: string(r.Mode),
+		RuleID: r.RuleID, RuleVersion: r.RuleVersion, Severity: string(r.Severity), Summary: r.Summary, Evidence: r.Evidence,
 		FirstEventTime: jsonTime(r.FirstEventTime), LastEventTime: jsonTime(r.LastEventTime), DetectedAt: jsonTime(r.DetectedAt),
 		IssuedAt: jsonTime(r.IssuedAt), ExpiresAt: jsonTime(r.ExpiresAt),
 		IdPStatus: r.IdPStatus, IdPResponse: r.IdPResponse, TokensRevoked: r.TokensRevoked, Proof: r.Proof, Attempts: r.Attempts,
@@ -257,31 +254,19 @@ func (w *wireRow) row() schemas.AuditRow {
 		SourceTopic: w.SourceTopic, SourcePartition: w.SourcePartition, SourceOffset: int64(w.SourceOffset),
 		PrevHash: w.PrevHash, Hash: w.Hash,
 	}
-	if len(r.Evidence) == 0 {
-		r.Evidence = nil
-	}
+	chsql.LoadRow(&r)
 	return r
 }
 
-func boolByte(b bool) uint8 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // jsonTime is a DateTime64(3, 'UTC') value in JSON: "2006-01-02
-// 15:04:05.000" in UTC, the epoch for the zero time.
+// 15:04:05.000" in UTC. The mapping of the zero time to the epoch and back
+// is chsql.StoredRow's and chsql.LoadRow's.
 type jsonTime time.Time
 
 const timeLayout = "2006-01-02 15:04:05.999999999"
 
 func (t jsonTime) MarshalJSON() ([]byte, error) {
-	tt := time.Time(t)
-	if tt.IsZero() {
-		return []byte(`"1970-01-01 00:00:00.000"`), nil
-	}
-	return []byte(`"` + tt.UTC().Format("2006-01-02 15:04:05.000") + `"`), nil
+	return []byte(`"` + time.Time(t).UTC().Format("2006-01-02 15:04:05.000") + `"`), nil
 }
 
 func (t *jsonTime) UnmarshalJSON(b []byte) error {
@@ -292,9 +277,6 @@ func (t *jsonTime) UnmarshalJSON(b []byte) error {
 	tt, err := time.ParseInLocation(timeLayout, s, time.UTC)
 	if err != nil {
 		return err
-	}
-	if tt.Unix() <= 0 {
-		tt = time.Time{}
 	}
 	*t = jsonTime(tt)
 	return nil

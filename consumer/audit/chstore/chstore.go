@@ -211,19 +211,15 @@ func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	}
 	defer func() { _ = batch.Close() }()
 	for i := range rows {
-		r := &rows[i]
-		ev := r.Evidence
-		if ev == nil {
-			ev = []string{}
-		}
+		r := chsql.StoredRow(rows[i])
 		err := batch.Append(
-			r.RowID, r.Chain, r.Seq, dbTime(r.Time),
+			r.RowID, r.Chain, r.Seq, r.Time,
 			r.CommandID, string(r.Step), r.Detail,
 			r.Issuer, r.Actor, r.Approver,
-			string(r.TargetKind), r.UserID, r.TokenID, r.SessionID, r.ClientID, boolByte(r.IncludeDownscoped),
+			string(r.TargetKind), r.UserID, r.TokenID, r.SessionID, r.ClientID, chsql.Bool(r.IncludeDownscoped),
 			string(r.Action), string(r.Mode),
-			r.RuleID, r.RuleVersion, string(r.Severity), r.Summary, ev,
-			dbTime(r.FirstEventTime), dbTime(r.LastEventTime), dbTime(r.DetectedAt), dbTime(r.IssuedAt), dbTime(r.ExpiresAt),
+			r.RuleID, r.RuleVersion, string(r.Severity), r.Summary, r.Evidence,
+			r.FirstEventTime, r.LastEventTime, r.DetectedAt, r.IssuedAt, r.ExpiresAt,
 			r.IdPStatus, r.IdPResponse, r.TokensRevoked, r.Proof, r.Attempts,
 			r.DetectLatencyMs, r.RevokeLatencyMs,
 			r.SourceTopic, r.SourcePartition, r.SourceOffset,
@@ -238,29 +234,6 @@ func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 		return fmt.Errorf("chstore: inserting %d rows: %w", len(rows), err)
 	}
 	return nil
-}
-
-// dbTime maps the zero time to the epoch, the "no time" value of a
-// DateTime column.
-func dbTime(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Unix(0, 0).UTC()
-	}
-	return t.UTC()
-}
-
-func rowTime(t time.Time) time.Time {
-	if t.Unix() <= 0 {
-		return time.Time{}
-	}
-	return t.UTC()
-}
-
-func boolByte(b bool) uint8 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func (s *Store) query(ctx context.Context, what, sql string) ([]schemas.AuditRow, error) {
@@ -297,12 +270,7 @@ func (s *Store) query(ctx context.Context, what, sql string) ([]schemas.AuditRow
 		}
 		r.Step, r.TargetKind, r.Action, r.Mode, r.Severity = schemas.Step(step), schemas.TargetKind(kind), schemas.Action(action), schemas.Mode(mode), schemas.Severity(severity)
 		r.IncludeDownscoped = incl != 0
-		for _, t := range []*time.Time{&r.Time, &r.FirstEventTime, &r.LastEventTime, &r.DetectedAt, &r.IssuedAt, &r.ExpiresAt} {
-			*t = rowTime(*t)
-		}
-		if len(r.Evidence) == 0 {
-			r.Evidence = nil
-		}
+		chsql.LoadRow(&r)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
