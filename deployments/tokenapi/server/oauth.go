@@ -123,16 +123,43 @@ func expiresIn(exp, now time.Time) int64 {
 	return int64(exp.Sub(now).Round(time.Second) / time.Second)
 }
 
-// handleToken is the token endpoint: client_credentials and token exchange.
-func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+// clientRequest reads an OAuth request's form and authenticates its
+// client. When either fails, it has written the error response and returns
+// false.
+func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (*client, url.Values, bool) {
 	form, oe := parseForm(r)
 	if oe != nil {
 		s.writeError(w, oe)
-		return
+		return nil, nil, false
 	}
 	c, oe := s.authenticateClient(r, form)
 	if oe != nil {
 		s.writeError(w, oe)
+		return nil, nil, false
+	}
+	return c, form, true
+}
+
+// tokenRequest is clientRequest for the endpoints about one token,
+// revocation (RFC 7009 §2.1) and introspection (RFC 7662 §2.1), which also
+// require the token parameter. It returns the raw token.
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request) (*client, string, bool) {
+	c, form, ok := s.clientRequest(w, r)
+	if !ok {
+		return nil, "", false
+	}
+	raw := form.Get("token")
+	if raw == "" {
+		s.writeError(w, errInvalidRequest("token is required"))
+		return nil, "", false
+	}
+	return c, raw, true
+}
+
+// handleToken is the token endpoint: client_credentials and token exchange.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	c, form, ok := s.clientRequest(w, r)
+	if !ok {
 		return
 	}
 	switch gt := form.Get("grant_type"); gt {
@@ -315,19 +342,8 @@ func (s *Server) tokenExchange(w http.ResponseWriter, c *client, form url.Values
 
 // handleRevoke is the RFC 7009 revocation endpoint.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	form, oe := parseForm(r)
-	if oe != nil {
-		s.writeError(w, oe)
-		return
-	}
-	c, oe := s.authenticateClient(r, form)
-	if oe != nil {
-		s.writeError(w, oe)
-		return
-	}
-	raw := form.Get("token")
-	if raw == "" {
-		s.writeError(w, errInvalidRequest("token is required"))
+	c, raw, ok := s.tokenRequest(w, r)
+	if !ok {
 		return
 	}
 	// token_type_hint is only a hint (RFC 7009 §2.1): every token this
@@ -373,19 +389,8 @@ type introspection struct {
 
 // handleIntrospect is the RFC 7662 introspection endpoint.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	form, oe := parseForm(r)
-	if oe != nil {
-		s.writeError(w, oe)
-		return
-	}
-	c, oe := s.authenticateClient(r, form)
-	if oe != nil {
-		s.writeError(w, oe)
-		return
-	}
-	raw := form.Get("token")
-	if raw == "" {
-		s.writeError(w, errInvalidRequest("token is required"))
+	c, raw, ok := s.tokenRequest(w, r)
+	if !ok {
 		return
 	}
 	now := s.now()
