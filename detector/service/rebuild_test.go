@@ -1,0 +1,219 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/revoked-dev/revoked/detector/service"
+	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// detector is one running detector instance of a test.
+type detector struct {
+	name   string
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	errc   chan error
+	done   bool
+}
+
+func startDetector(t *testing.T, c *kafkatest.Cluster, name, group string, signer *schemas.Signer) *detector {
+	t.Helper()
+	cfg := service.DefaultConfig()
+	cfg.Reader = c.ReaderConfig(schemas.TopicAuditEvents, group)
+	cfg.Reader.Component = "detector"
+	cfg.Writer = c.WriterConfig(schemas.TopicRevokeCommands)
+	reg := prometheus.NewRegistry()
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Str("instance", name).Logger()
+	svc, err := service.New(cfg, signer, log, service.WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &detector{name: name, reg: reg, cancel: cancel, errc: make(chan error, 1)}
+	go func() { d.errc <- svc.Run(ctx) }()
+	t.Cleanup(func() { d.stop(t) })
+	return d
+}
+
+// stop cancels the detector and waits for its clean shutdown: it finishes
+// what it holds, commits and leaves the group.
+func (d *detector) stop(t *testing.T) {
+	t.Helper()
+	if d.done {
+		return
+	}
+	d.done = true
+	d.cancel()
+	if err := <-d.errc; err != nil {
+		t.Errorf("detector %s: Run: %v", d.name, err)
+	}
+}
+
+func (d *detector) metric(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	return metricValue(t, d.reg, name, labels)
+}
+
+// attack is a brute force on user: five failed logins then a success,
+// from one address, a minute apart, the success at end.
+func attack(prefix, user string, end time.Time) []kafka.Message {
+	t0 := end.Add(-5 * time.Minute)
+	var out []kafka.Message
+	for i := range 5 {
+		out = append(out, event(fmt.Sprintf("%s-f%d", prefix, i), t0.Add(time.Duration(i)*time.Minute), schemas.EventLoginFailure, user, nil))
+	}
+	return append(out, event(prefix+"-s", t0.Add(5*time.Minute), schemas.EventLoginSuccess, user, nil))
+}
+
+// bruteForceCommands returns the brute-force commands against user in the
+// command topic.
+func bruteForceCommands(t *testing.T, c *kafkatest.Cluster, user string) []schemas.RevokeCommand {
+	t.Helper()
+	var out []schemas.RevokeCommand
+	for _, m := range c.Records(t, schemas.TopicRevokeCommands) {
+		cmd, err := schemas.DecodeCommand(m.Value)
+		if err != nil {
+			t.Fatalf("command: %v", err)
+		}
+		if cmd.Reason.RuleID == "brute_force_success" && cmd.Target.UserID == user {
+			out = append(out, cmd)
+		}
+	}
+	return out
+}
+
+func newSigner(t *testing.T) *schemas.Signer {
+	t.Helper()
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return schemas.NewSigner(priv)
+}
+
+// A detector stopped after it handled and committed half of a brute force
+// leaves the attack's start in Kafka only. The next instance of the group
+// rebuilds it from the event topic before handling the rest, without
+// emitting anything for it, and emits the detection exactly once. A
+// further instance rebuilds the cooldown too: a second attack within the
+// hour is not detected again.
+func TestRestartMidAttackDetectsOnce(t *testing.T) {
+	c := kafkatest.New(t, schemas.TopicAuditEvents, schemas.TopicRevokeCommands, schemas.TopicDLQ)
+	signer := newSigner(t)
+	const group = "detector-restart"
+	msgs := attack("a1", "alice", time.Now().Add(-15*time.Minute))
+
+	first := startDetector(t, c, "first", group, signer)
+	c.Produce(t, schemas.TopicAuditEvents, msgs[:3]...)
+	c.WaitCommitted(t, group, schemas.TopicAuditEvents, map[int]int64{0: 3})
+	first.stop(t)
+
+	second := startDetector(t, c, "second", group, signer)
+	c.Produce(t, schemas.TopicAuditEvents, msgs[3:]...)
+	c.WaitCommitted(t, group, schemas.TopicAuditEvents, map[int]int64{0: 6})
+	cmds := bruteForceCommands(t, c, "alice")
+	if len(cmds) != 1 {
+		t.Fatalf("%d brute-force commands for alice, want 1: %+v", len(cmds), cmds)
+	}
+	if got := strings.Join(cmds[0].Reason.Evidence, ","); got != "a1-f0,a1-f1,a1-f2,a1-f3,a1-f4,a1-s" {
+		t.Errorf("evidence %s", got)
+	}
+	if got := second.metric(t, "revoked_detector_state_replayed_events_total", nil); got != 3 {
+		t.Errorf("second instance replayed %v events, want 3", got)
+	}
+	if got := second.metric(t, "revoked_detector_events_total", map[string]string{"result": "processed"}); got != 3 {
+		t.Errorf("second instance processed %v events, want 3", got)
+	}
+	second.stop(t)
+
+	third := startDetector(t, c, "third", group, signer)
+	c.Produce(t, schemas.TopicAuditEvents, attack("a2", "alice", time.Now().Add(-time.Minute))...)
+	c.WaitCommitted(t, group, schemas.TopicAuditEvents, map[int]int64{0: 12})
+	if cmds := bruteForceCommands(t, c, "alice"); len(cmds) != 1 {
+		t.Errorf("%d brute-force commands for alice after a second attack within the cooldown, want 1: %+v", len(cmds), cmds)
+	}
+	if got := third.metric(t, "revoked_detector_state_replayed_events_total", nil); got != 6 {
+		t.Errorf("third instance replayed %v events, want 6", got)
+	}
+	if got := third.metric(t, "revoked_detector_rule_suppressed_total", map[string]string{"rule": "brute_force_success"}); got != 1 {
+		t.Errorf("third instance suppressed %v detections, want 1 (the cooldown rebuilt)", got)
+	}
+	if got := len(c.Records(t, "detector.baselines")); got != 0 {
+		t.Errorf("%d baseline records from rules without baselines", got)
+	}
+}
+
+// Two detectors share the group; the one that handled the start of an
+// attack stops, its partition moves to the other, which rebuilds the
+// partition's state and emits the detection exactly once.
+func TestPartitionMoveMidAttackDetectsOnce(t *testing.T) {
+	c := kafkatest.NewWithPartitions(t, map[string]int{schemas.TopicAuditEvents: 2, schemas.TopicRevokeCommands: 1, schemas.TopicDLQ: 1})
+	signer := newSigner(t)
+	const group = "detector-move"
+	dets := []*detector{startDetector(t, c, "a", group, signer), startDetector(t, c, "b", group, signer)}
+	waitMembers(t, c, group, 2)
+
+	msgs := attack("m1", "mallory", time.Now().Add(-time.Minute))
+	c.ProduceTo(t, schemas.TopicAuditEvents, 0, msgs[:3]...)
+	c.WaitCommitted(t, group, schemas.TopicAuditEvents, map[int]int64{0: 3})
+	processed := "revoked_detector_events_total"
+	owner, other := dets[0], dets[1]
+	if owner.metric(t, processed, map[string]string{"result": "processed"}) != 3 {
+		owner, other = other, owner
+	}
+	if got := owner.metric(t, processed, map[string]string{"result": "processed"}); got != 3 {
+		t.Fatalf("neither detector handled the attack's start alone (%s: %v)", owner.name, got)
+	}
+	owner.stop(t)
+	waitMembers(t, c, group, 1)
+
+	c.ProduceTo(t, schemas.TopicAuditEvents, 0, msgs[3:]...)
+	c.WaitCommitted(t, group, schemas.TopicAuditEvents, map[int]int64{0: 6})
+	cmds := bruteForceCommands(t, c, "mallory")
+	if len(cmds) != 1 {
+		t.Fatalf("%d brute-force commands for mallory, want 1: %+v", len(cmds), cmds)
+	}
+	if got := len(cmds[0].Reason.Evidence); got != 6 {
+		t.Errorf("evidence %v", cmds[0].Reason.Evidence)
+	}
+	if got := other.metric(t, "revoked_detector_state_replayed_events_total", nil); got != 3 {
+		t.Errorf("%s replayed %v events, want 3", other.name, got)
+	}
+	if got := other.metric(t, "revoked_detector_commands_published_total", map[string]string{"rule": "brute_force_success", "mode": "enforce"}); got != 1 {
+		t.Errorf("%s published %v commands, want 1", other.name, got)
+	}
+}
+
+// waitMembers waits until group is stable with n members.
+func waitMembers(t *testing.T, c *kafkatest.Cluster, group string, n int) {
+	t.Helper()
+	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 5 * time.Second, Transport: &kafka.Transport{}}
+	deadline := time.Now().Add(20 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := cl.DescribeGroups(context.Background(), &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case len(resp.Groups) != 1:
+			last = fmt.Sprintf("%d groups", len(resp.Groups))
+		default:
+			g := resp.Groups[0]
+			last = fmt.Sprintf("state %s, %d members", g.GroupState, len(g.Members))
+			if g.GroupState == "Stable" && len(g.Members) == n {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("group %s: want stable with %d members, have %s", group, n, last)
+}
