@@ -51,6 +51,11 @@ type recovery struct {
 	log     zerolog.Logger
 	metrics *stateMetrics
 
+	// topicMu serialises making sure of the baseline topic; topicReady
+	// says it is done.
+	topicMu    sync.Mutex
+	topicReady bool
+
 	mu sync.Mutex
 	// next holds, per partition, the offset after the last message
 	// handled.
@@ -89,11 +94,25 @@ func newRecovery(cfg Config, eng *engineGuard, now func() time.Time, log zerolog
 }
 
 // start makes sure the baseline topic can hold every partition's
-// baselines.
-func (r *recovery) start(ctx context.Context) error {
+// baselines. A failure (the event topic may not exist yet, the brokers may
+// be down) is not fatal: the first rebuild tries again, and fails, to be
+// retried, until it succeeds.
+func (r *recovery) start(ctx context.Context) {
+	if err := r.ensureTopic(ctx); err != nil {
+		r.log.Warn().Err(err).Msg("baseline topic not ready; trying again before the first event")
+	}
+}
+
+func (r *recovery) ensureTopic(ctx context.Context) error {
+	r.topicMu.Lock()
+	defer r.topicMu.Unlock()
+	if r.topicReady {
+		return nil
+	}
 	if err := r.store.Ensure(ctx, r.topic, r.cfg.CreateTopic); err != nil {
 		return fmt.Errorf("baseline topic: %w", err)
 	}
+	r.topicReady = true
 	return nil
 }
 
@@ -196,6 +215,9 @@ func (r *recovery) ensure(ctx context.Context, m kafka.Message) error {
 // rebuild restores m's partition's baselines, then replays the messages of
 // the partition before m that the engine's horizon reaches.
 func (r *recovery) rebuild(ctx context.Context, m kafka.Message) (restored, replayed int, err error) {
+	if err := r.ensureTopic(ctx); err != nil {
+		return 0, 0, err
+	}
 	entries, skipped, err := r.store.Load(ctx, m.Partition)
 	if err != nil {
 		return 0, 0, fmt.Errorf("loading baselines: %w", err)

@@ -205,9 +205,7 @@ func (s *Service) Check(ctx context.Context) error { return s.reader.Check(ctx) 
 func (s *Service) Run(ctx context.Context) error {
 	s.log.Info().Str("topic", s.cfg.Reader.Topic).Str("group", s.cfg.Reader.GroupID).
 		Str("command_topic", s.cfg.Writer.Topic).Bool("dry_run", s.cfg.Engine.DryRun).Msg("detector started")
-	if err := s.rec.start(ctx); err != nil {
-		return fmt.Errorf("detector: %w", err)
-	}
+	s.rec.start(ctx)
 	err := s.reader.Run(ctx, s.rec.wrap(s.handle))
 	if cerr := s.rec.close(); cerr != nil {
 		err = errors.Join(err, cerr)
