@@ -199,9 +199,12 @@ func (s *Service) Check(ctx context.Context) error { return s.reader.Check(ctx) 
 
 // Run reads and handles events until ctx is cancelled or reading fails,
 // then shuts down in order: the reader stops fetching, finishes the events
-// in hand (publishing their commands), commits and leaves the group; then
-// the writer flushes and closes. It returns nil after a clean shutdown.
-// Run may be called once.
+// in hand (publishing their commands and saving the baselines they
+// taught the engine), commits and leaves the group; then the writers flush
+// and close. Before the first event of every partition it takes on, it
+// rebuilds the engine's state for that partition from Kafka (see
+// Config.State). It returns nil after a clean shutdown. Run may be called
+// once.
 func (s *Service) Run(ctx context.Context) error {
 	s.log.Info().Str("topic", s.cfg.Reader.Topic).Str("group", s.cfg.Reader.GroupID).
 		Str("command_topic", s.cfg.Writer.Topic).Bool("dry_run", s.cfg.Engine.DryRun).Msg("detector started")
