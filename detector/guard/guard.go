@@ -1,0 +1,319 @@
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Verdict is what the service does with a command.
+type Verdict int
+
+// Verdicts.
+const (
+	// Publish: publish the command to the command topic, in the mode the
+	// Decision carries.
+	Publish Verdict = iota
+	// Hold: publish the command to the held topic for approval.
+	Hold
+	// Suppress: publish nothing.
+	Suppress
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Publish:
+		return "publish"
+	case Hold:
+		return "hold"
+	case Suppress:
+		return "suppress"
+	}
+	return fmt.Sprintf("Verdict(%d)", int(v))
+}
+
+// Why a command was changed, held or suppressed: the decision label of
+// revoked_detector_guard_decisions_total and the Reason of a Decision.
+const (
+	ReasonEnforce      = "enforce"       // published as enforce
+	ReasonDryRun       = "dry_run"       // was dry_run already
+	ReasonKillSwitch   = "kill_switch"   // demoted to dry_run
+	ReasonAllowlist    = "allowlist"     // demoted to dry_run
+	ReasonNotify       = "notify"        // enforce, outside the budget: it revokes nothing
+	ReasonCooldown     = "cooldown"      // suppressed
+	ReasonBudgetGlobal = "budget_global" // held
+	ReasonBudgetRule   = "budget_rule"   // held
+)
+
+// Decision is the Guard's answer for one command.
+type Decision struct {
+	Verdict Verdict
+	// Reason is one of the Reason* constants.
+	Reason string
+	// Mode is the mode to publish (or hold) the command in; it is never
+	// enforce when the command was dry_run.
+	Mode schemas.Mode
+}
+
+// Guard applies the safety checks to commands (see the package
+// documentation). It is safe for concurrent use.
+type Guard struct {
+	now       func() time.Time
+	allow     *Allowlist
+	kill      *KillSwitch
+	cooldown  time.Duration
+	heldTopic string
+	metrics   *metrics
+
+	mu          sync.Mutex
+	global      window
+	ruleDefault int
+	ruleLimits  map[string]int
+	rules       map[string]*window
+	// enforced maps a target (kind and id) to when an enforce command last
+	// named it.
+	enforced  map[string]time.Time
+	nextSweep time.Time
+}
+
+// Option adjusts New.
+type Option func(*Guard)
+
+// WithClock replaces time.Now, which times the budget and the cooldown.
+func WithClock(now func() time.Time) Option { return func(g *Guard) { g.now = now } }
+
+// WithAllowlist uses a instead of the file Config.AllowlistFile names.
+func WithAllowlist(a *Allowlist) Option { return func(g *Guard) { g.allow = a } }
+
+// WithRegistry registers the guard's metrics on reg.
+func WithRegistry(reg prometheus.Registerer) Option {
+	return func(g *Guard) { g.metrics.reg = reg }
+}
+
+// New validates cfg, reads its allowlist file and returns a Guard.
+func New(cfg Config, opts ...Option) (*Guard, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	limits, _ := cfg.ruleBudgets() // validated
+	g := &Guard{
+		now:         time.Now,
+		kill:        NewKillSwitch(cfg.KillSwitchFile),
+		cooldown:    cfg.Cooldown,
+		heldTopic:   cfg.HeldTopic,
+		metrics:     &metrics{},
+		global:      window{limit: cfg.Budget},
+		ruleDefault: cfg.RuleBudget,
+		ruleLimits:  limits,
+		rules:       make(map[string]*window),
+		enforced:    make(map[string]time.Time),
+	}
+	for _, o := range opts {
+		o(g)
+	}
+	if g.allow == nil && cfg.AllowlistFile != "" {
+		a, err := LoadAllowlist(cfg.AllowlistFile)
+		if err != nil {
+			return nil, err
+		}
+		g.allow = a
+	}
+	if err := g.metrics.register(g); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// KillSwitch is the guard's kill switch.
+func (g *Guard) KillSwitch() *KillSwitch { return g.kill }
+
+// Allowlist is the allowlist in use (nil when none).
+func (g *Guard) Allowlist() *Allowlist { return g.allow }
+
+// HeldTopic is the topic held commands go to.
+func (g *Guard) HeldTopic() string { return g.heldTopic }
+
+// Check decides what becomes of cmd, built from the triggering event ev
+// (nil when unknown), and records the decision: an enforce command that
+// passes starts the cooldown of its target and takes from the budget.
+// Call it once per command.
+func (g *Guard) Check(cmd *schemas.RevokeCommand, ev *schemas.AuditEvent) Decision {
+	d := g.decide(cmd, ev)
+	g.metrics.decided(cmd.Reason.RuleID, d)
+	return d
+}
+
+func (g *Guard) decide(cmd *schemas.RevokeCommand, ev *schemas.AuditEvent) Decision {
+	if cmd.Mode != schemas.ModeEnforce {
+		return Decision{Verdict: Publish, Reason: ReasonDryRun, Mode: schemas.ModeDryRun}
+	}
+	if g.kill.On() {
+		return Decision{Verdict: Publish, Reason: ReasonKillSwitch, Mode: schemas.ModeDryRun}
+	}
+	if g.allow.Allows(cmd, ev) {
+		return Decision{Verdict: Publish, Reason: ReasonAllowlist, Mode: schemas.ModeDryRun}
+	}
+	now := g.now()
+	target := string(cmd.Target.Kind) + "\x00" + cmd.Target.ID()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sweep(now)
+	if last, ok := g.enforced[target]; ok && g.cooldown > 0 && now.Sub(last) < g.cooldown {
+		return Decision{Verdict: Suppress, Reason: ReasonCooldown, Mode: schemas.ModeEnforce}
+	}
+	if cmd.Action == schemas.ActionNotify {
+		g.markEnforced(target, now)
+		return Decision{Verdict: Publish, Reason: ReasonNotify, Mode: schemas.ModeEnforce}
+	}
+	rw := g.ruleWindow(cmd.Reason.RuleID)
+	if g.global.full(now) {
+		return Decision{Verdict: Hold, Reason: ReasonBudgetGlobal, Mode: schemas.ModeEnforce}
+	}
+	if rw.full(now) {
+		return Decision{Verdict: Hold, Reason: ReasonBudgetRule, Mode: schemas.ModeEnforce}
+	}
+	g.global.add(now)
+	rw.add(now)
+	g.markEnforced(target, now)
+	return Decision{Verdict: Publish, Reason: ReasonEnforce, Mode: schemas.ModeEnforce}
+}
+
+func (g *Guard) markEnforced(target string, now time.Time) {
+	if g.cooldown > 0 {
+		g.enforced[target] = now
+	}
+}
+
+func (g *Guard) ruleWindow(rule string) *window {
+	w, ok := g.rules[rule]
+	if !ok {
+		limit, named := g.ruleLimits[rule]
+		if !named {
+			limit = g.ruleDefault
+		}
+		w = &window{limit: limit}
+		g.rules[rule] = w
+	}
+	return w
+}
+
+// sweep forgets cooldowns that ended, at most once a minute.
+func (g *Guard) sweep(now time.Time) {
+	if now.Before(g.nextSweep) {
+		return
+	}
+	g.nextSweep = now.Add(time.Minute)
+	for t, last := range g.enforced {
+		if now.Sub(last) >= g.cooldown {
+			delete(g.enforced, t)
+		}
+	}
+}
+
+// Usage is how much of the budget the minute ending now used.
+type Usage struct {
+	Global int
+	Rules  map[string]int
+}
+
+// Usage returns the budget used in the last minute.
+func (g *Guard) Usage() Usage {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	u := Usage{Global: g.global.used(now), Rules: make(map[string]int, len(g.rules))}
+	for id, w := range g.rules {
+		u.Rules[id] = w.used(now)
+	}
+	return u
+}
+
+// metrics are the guard's Prometheus metrics.
+type metrics struct {
+	reg       prometheus.Registerer
+	decisions *prometheus.CounterVec
+	held      *prometheus.CounterVec
+}
+
+func (m *metrics) register(g *Guard) error {
+	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "revoked", Subsystem: "detector_guard", Name: "decisions_total",
+		Help: "Commands the guard decided on, by rule and decision: enforce, notify, dry_run (was already), kill_switch and allowlist (demoted to dry_run), cooldown (suppressed), budget_global and budget_rule (held for approval).",
+	}, []string{"rule", "decision"})
+	m.held = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "revoked", Subsystem: "detector_guard", Name: "held_total",
+		Help: "Commands held for approval because a revocation budget was spent, by rule and budget (global, rule). Alert on any increase.",
+	}, []string{"rule", "budget"})
+	if m.reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{m.decisions, m.held, &guardCollector{g: g,
+		kill: prometheus.NewDesc("revoked_detector_guard_kill_switch", "1 while the kill switch is on (every command dry_run), by source: runtime (HTTP) or file.", []string{"source"}, nil),
+		used: prometheus.NewDesc("revoked_detector_guard_budget_used", "Revocations in the last minute, by rule (empty: the global budget), against revoked_detector_guard_budget_limit.", []string{"rule"}, nil),
+		lim:  prometheus.NewDesc("revoked_detector_guard_budget_limit", "Revocations allowed per minute, by rule (empty: the global budget; 0: unlimited).", []string{"rule"}, nil),
+		allw: prometheus.NewDesc("revoked_detector_guard_allowlist_entries", "Entries of the allowlist in use.", nil, nil),
+	}} {
+		if err := m.reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return fmt.Errorf("guard metrics: already registered (one guard per registry): %w", err)
+			}
+			return fmt.Errorf("guard metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+func (m *metrics) decided(rule string, d Decision) {
+	if m.decisions == nil {
+		return
+	}
+	m.decisions.WithLabelValues(rule, d.Reason).Inc()
+	switch d.Reason {
+	case ReasonBudgetGlobal:
+		m.held.WithLabelValues(rule, "global").Inc()
+	case ReasonBudgetRule:
+		m.held.WithLabelValues(rule, "rule").Inc()
+	}
+}
+
+// guardCollector exports the kill switch and the budget when scraped.
+type guardCollector struct {
+	g                     *Guard
+	kill, used, lim, allw *prometheus.Desc
+}
+
+func (c *guardCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.kill
+	ch <- c.used
+	ch <- c.lim
+	ch <- c.allw
+}
+
+func (c *guardCollector) Collect(ch chan<- prometheus.Metric) {
+	runtime, file := c.g.kill.State()
+	ch <- prometheus.MustNewConstMetric(c.kill, prometheus.GaugeValue, b2f(runtime), "runtime")
+	ch <- prometheus.MustNewConstMetric(c.kill, prometheus.GaugeValue, b2f(file), "file")
+	ch <- prometheus.MustNewConstMetric(c.allw, prometheus.GaugeValue, float64(c.g.allow.Len()))
+	now := c.g.now()
+	c.g.mu.Lock()
+	defer c.g.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(c.g.global.used(now)), "")
+	ch <- prometheus.MustNewConstMetric(c.lim, prometheus.GaugeValue, float64(c.g.global.limit), "")
+	for id, w := range c.g.rules {
+		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(w.used(now)), id)
+		ch <- prometheus.MustNewConstMetric(c.lim, prometheus.GaugeValue, float64(w.limit), id)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,272 @@
+package guard
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+func cmdFor(rule, user string, action schemas.Action) *schemas.RevokeCommand {
+	return &schemas.RevokeCommand{CommandID: "cmd_" + rule + "_" + user, Action: action, Mode: schemas.ModeEnforce,
+		Target: schemas.Target{Kind: schemas.TargetUser, UserID: user}, Reason: schemas.Reason{RuleID: rule}}
+}
+
+func TestParseAllowlist(t *testing.T) {
+	a, err := ParseAllowlist([]byte(`
+entries:
+  - user_ids: [svc-monitor]
+    reason: monitoring
+  - ips: [192.0.2.0/24, 198.51.100.7]
+    rules: [brute_force_success]
+  - client_ids: [ci-runner]
+    actions: [revoke]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Len() != 3 {
+		t.Fatalf("%d entries", a.Len())
+	}
+	ev := func(user, ip, client string) *schemas.AuditEvent {
+		return &schemas.AuditEvent{UserID: user, IP: ip, ClientID: client}
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  *schemas.RevokeCommand
+		ev   *schemas.AuditEvent
+		want bool
+	}{
+		{"user", cmdFor("any", "svc-monitor", schemas.ActionRevoke), ev("svc-monitor", "", ""), true},
+		{"token of the user", &schemas.RevokeCommand{Target: schemas.Target{Kind: schemas.TargetToken, TokenID: "t"}, Reason: schemas.Reason{RuleID: "x"}}, ev("svc-monitor", "", ""), true},
+		{"other user", cmdFor("any", "u1", schemas.ActionRevoke), ev("u1", "203.0.113.1", ""), false},
+		{"cidr in scope", cmdFor("brute_force_success", "u1", schemas.ActionRevoke), ev("u1", "192.0.2.44", ""), true},
+		{"bare ip", cmdFor("brute_force_success", "u1", schemas.ActionRevoke), ev("u1", "198.51.100.7", ""), true},
+		{"cidr, other rule", cmdFor("token_replay", "u1", schemas.ActionRevoke), ev("u1", "192.0.2.44", ""), false},
+		{"client, action in scope", cmdFor("any", "u1", schemas.ActionRevoke), ev("u1", "", "ci-runner"), true},
+		{"client, other action", cmdFor("any", "u1", schemas.ActionRevokeAndReverify), ev("u1", "", "ci-runner"), false},
+		{"no event", cmdFor("any", "u1", schemas.ActionRevoke), nil, false},
+	} {
+		if got := a.Allows(tc.cmd, tc.ev); got != tc.want {
+			t.Errorf("%s: Allows = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+	var none *Allowlist
+	if none.Allows(cmdFor("r", "u", schemas.ActionRevoke), nil) || none.Len() != 0 {
+		t.Error("a nil allowlist allows")
+	}
+}
+
+func TestParseAllowlistReportsEveryProblem(t *testing.T) {
+	_, err := ParseAllowlist([]byte(`
+entries:
+  - rules: [r]
+  - ips: [not-an-ip]
+    actions: [delete]
+`))
+	if !errors.Is(err, ErrInvalidAllowlist) {
+		t.Fatalf("err %v", err)
+	}
+	for _, want := range []string{"entries[0]: names no user_ids", `entries[1]: ips: "not-an-ip"`, `entries[1]: actions: unknown action "delete"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\nlacks %q", err, want)
+		}
+	}
+	if _, err := ParseAllowlist([]byte("entries:\n  - user_id: [x]\n")); err == nil || !strings.Contains(err.Error(), "user_id") {
+		t.Errorf("unknown key: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	c := Config{Cooldown: -1, Budget: -1, RuleBudget: -1, RuleBudgets: []string{"r1=2", "bad", "r1=3"}}
+	err := c.Validate()
+	for _, want := range []string{"cooldown", "budget:", "rule-budget:", "rule-budgets", "held-topic"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, lacks %q", err, want)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+// A budget holds what exceeds it and frees up as the minute slides; the
+// per-rule budget holds one rule while others pass.
+func TestBudgetHoldsAndRecovers(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	cfg := DefaultConfig()
+	cfg.Budget, cfg.RuleBudget, cfg.RuleBudgets, cfg.Cooldown = 3, 2, []string{"wide=5"}, 0
+	reg := prometheus.NewRegistry()
+	g, err := New(cfg, WithClock(func() time.Time { return now }), WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(rule, user string, want string) {
+		t.Helper()
+		if d := g.Check(cmdFor(rule, user, schemas.ActionRevoke), nil); d.Reason != want {
+			t.Errorf("%s/%s at %s: %+v, want %s", rule, user, now.Format("15:04:05"), d, want)
+		}
+	}
+	check("a", "u1", ReasonEnforce)
+	check("a", "u2", ReasonEnforce)
+	check("a", "u3", ReasonBudgetRule)
+	check("wide", "u4", ReasonEnforce)
+	check("wide", "u5", ReasonBudgetGlobal)
+	if d := g.Check(cmdFor("wide", "u6", schemas.ActionNotify), nil); d.Verdict != Publish || d.Mode != schemas.ModeEnforce {
+		t.Errorf("notify is outside the budget: %+v", d)
+	}
+	if u := g.Usage(); u.Global != 3 || u.Rules["a"] != 2 || u.Rules["wide"] != 1 {
+		t.Errorf("usage %+v", u)
+	}
+	now = now.Add(time.Minute)
+	check("a", "u3", ReasonEnforce)
+	if got := gauge(t, reg, "revoked_detector_guard_held_total", "a"); got != 1 {
+		t.Errorf("held{a} = %v", got)
+	}
+	if got := gauge(t, reg, "revoked_detector_guard_budget_used", ""); got != 1 {
+		t.Errorf("budget_used{global} = %v a minute later", got)
+	}
+	if got := gauge(t, reg, "revoked_detector_guard_budget_limit", "wide"); got != 5 {
+		t.Errorf("budget_limit{wide} = %v", got)
+	}
+}
+
+func TestCooldownAcrossRules(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	cfg := DefaultConfig()
+	cfg.Cooldown = 10 * time.Minute
+	g, err := New(cfg, WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := g.Check(cmdFor("a", "u1", schemas.ActionRevoke), nil); d.Reason != ReasonEnforce {
+		t.Fatal(d)
+	}
+	dry := cmdFor("b", "u1", schemas.ActionRevoke)
+	dry.Mode = schemas.ModeDryRun
+	if d := g.Check(dry, nil); d.Verdict != Publish || d.Mode != schemas.ModeDryRun {
+		t.Errorf("dry run in cooldown: %+v", d)
+	}
+	now = now.Add(9 * time.Minute)
+	if d := g.Check(cmdFor("b", "u1", schemas.ActionRevoke), nil); d.Verdict != Suppress || d.Reason != ReasonCooldown {
+		t.Errorf("second rule within the cooldown: %+v", d)
+	}
+	if d := g.Check(cmdFor("b", "u2", schemas.ActionRevoke), nil); d.Reason != ReasonEnforce {
+		t.Errorf("other target: %+v", d)
+	}
+	now = now.Add(time.Minute)
+	if d := g.Check(cmdFor("b", "u1", schemas.ActionRevoke), nil); d.Reason != ReasonEnforce {
+		t.Errorf("after the cooldown: %+v", d)
+	}
+}
+
+func TestKillSwitchFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "stop")
+	cfg := DefaultConfig()
+	cfg.KillSwitchFile = file
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := g.Check(cmdFor("a", "u1", schemas.ActionRevoke), nil); d.Mode != schemas.ModeEnforce {
+		t.Fatalf("%+v", d)
+	}
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if d := g.Check(cmdFor("a", "u2", schemas.ActionRevoke), nil); d.Mode != schemas.ModeDryRun || d.Reason != ReasonKillSwitch {
+		t.Errorf("with the file: %+v", d)
+	}
+	g.KillSwitch().Set(false)
+	if !g.KillSwitch().On() {
+		t.Error("Set(false) overrode the file")
+	}
+}
+
+func TestAdminHandler(t *testing.T) {
+	k := NewKillSwitch("")
+	h := AdminHandler(k, "s3cret", zerolog.Nop())
+	do := func(method, target, token string) (*httptest.ResponseRecorder, map[string]bool) {
+		req := httptest.NewRequest(method, target, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var body map[string]bool
+		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		return rec, body
+	}
+	if rec, _ := do("POST", KillSwitchPath+"?state=on", ""); rec.Code != http.StatusUnauthorized || k.On() {
+		t.Errorf("no token: %d, on %t", rec.Code, k.On())
+	}
+	if rec, _ := do("POST", KillSwitchPath+"?state=on", "wrong"); rec.Code != http.StatusUnauthorized || k.On() {
+		t.Errorf("wrong token: %d", rec.Code)
+	}
+	if rec, _ := do("POST", KillSwitchPath+"?state=maybe", "s3cret"); rec.Code != http.StatusBadRequest {
+		t.Errorf("bad state: %d", rec.Code)
+	}
+	if rec, body := do("POST", KillSwitchPath+"?state=on", "s3cret"); rec.Code != http.StatusOK || !k.On() || !body["on"] || !body["runtime"] {
+		t.Errorf("on: %d %v", rec.Code, body)
+	}
+	if rec, body := do("GET", KillSwitchPath, "s3cret"); rec.Code != http.StatusOK || !body["on"] {
+		t.Errorf("get: %d %v", rec.Code, body)
+	}
+	if rec, _ := do("POST", KillSwitchPath+"?state=off", "s3cret"); rec.Code != http.StatusOK || k.On() {
+		t.Errorf("off: %d", rec.Code)
+	}
+	if rec, _ := do("DELETE", KillSwitchPath, "s3cret"); rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("delete: %d", rec.Code)
+	}
+	if rec, _ := do("GET", KillSwitchPath, ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("an empty configured token must refuse everyone: %d", rec.Code)
+	}
+	if rec := httptest.NewRecorder(); true {
+		AdminHandler(k, "", zerolog.Nop()).ServeHTTP(rec, httptest.NewRequest("GET", KillSwitchPath, nil))
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("no configured token: %d", rec.Code)
+		}
+	}
+}
+
+// gauge returns the value of the first series of name whose rule label is
+// label.
+func gauge(t *testing.T, g prometheus.Gatherer, name, label string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			rule := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "rule" {
+					rule = l.GetValue()
+				}
+			}
+			if rule != label {
+				continue
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no series %s{%q}", name, label)
+	return 0
+}

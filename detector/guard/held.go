@@ -1,0 +1,241 @@
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Headers of held commands and of approved ones. They annotate the signed
+// value; the signature covers the value alone, as on every command.
+const (
+	// HeaderHeldReason says why a command was held: budget_global or
+	// budget_rule.
+	HeaderHeldReason = "held-reason"
+	// HeaderHeldAt is when the detector held it (RFC 3339).
+	HeaderHeldAt = "held-at"
+	// HeaderApprovedBy names who approved a held command; it travels on
+	// the approved command in the command topic.
+	HeaderApprovedBy = "approved-by"
+	// HeaderApprovedAt is when (RFC 3339).
+	HeaderApprovedAt = "approved-at"
+)
+
+// Outcomes of a Resolution.
+const (
+	Approved = "approved"
+	Rejected = "rejected"
+)
+
+// Errors of HeldStore.
+var (
+	ErrHeldNotFound   = errors.New("no held command with this id")
+	ErrAlreadyDecided = errors.New("held command already decided")
+	ErrHeldExpired    = errors.New("held command has expired")
+)
+
+// Resolution is an operator's decision on a held command, the value of a
+// message in the decisions topic (keyed by command id).
+type Resolution struct {
+	CommandID string    `json:"command_id"`
+	Outcome   string    `json:"outcome"`
+	By        string    `json:"by"`
+	At        time.Time `json:"at"`
+	Note      string    `json:"note,omitempty"`
+}
+
+// Held is a command held for approval, with the decision taken on it if
+// any.
+type Held struct {
+	Command    schemas.RevokeCommand
+	Message    kafka.Message // as held: value, key and signature headers
+	Reason     string
+	HeldAt     time.Time
+	Resolution *Resolution
+}
+
+// HeldMessage turns the signed message of a command into its held form:
+// the same key, value and signature headers, plus why and when it was
+// held.
+func HeldMessage(signed kafka.Message, reason string, at time.Time) kafka.Message {
+	m := kafka.Message{Key: signed.Key, Value: signed.Value, Headers: slices.Clone(signed.Headers)}
+	m.Headers = append(m.Headers,
+		kafka.Header{Key: HeaderHeldReason, Value: []byte(reason)},
+		kafka.Header{Key: HeaderHeldAt, Value: []byte(at.UTC().Format(time.RFC3339Nano))},
+	)
+	return m
+}
+
+// Publisher writes messages, each naming its topic; *kafkax.Writer built
+// without a topic satisfies it. See the detector service's Publisher for
+// the contract.
+type Publisher interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+var _ Publisher = (*kafkax.Writer)(nil)
+
+// HeldStore lists held commands and records decisions on them. Approving
+// publishes the held message, value and signature unchanged, to the command
+// topic with HeaderApprovedBy and HeaderApprovedAt added, then records a
+// Resolution; rejecting records a Resolution only. Decisions are final: a
+// command decided once cannot be decided again. An approval that published
+// but failed to record can be repeated: the consumer executes a command id
+// once.
+type HeldStore struct {
+	Topics    Topics
+	Reader    TopicReader
+	Publisher Publisher
+	// Now stamps decisions and judges expiry. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Topics names the topics a HeldStore uses.
+type Topics struct {
+	Held      string
+	Decisions string
+	Commands  string
+}
+
+// TopicReader returns every message a topic holds now; a topic that does
+// not exist holds none.
+type TopicReader interface {
+	ReadTopic(ctx context.Context, topic string) ([]kafka.Message, error)
+}
+
+func (s *HeldStore) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// List returns the held commands, oldest first, with their resolutions.
+// A message of the held topic that is not a valid command is skipped and
+// reported in the returned error, after the others.
+func (s *HeldStore) List(ctx context.Context) ([]Held, error) {
+	msgs, err := s.Reader.ReadTopic(ctx, s.Topics.Held)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", s.Topics.Held, err)
+	}
+	decs, err := s.Reader.ReadTopic(ctx, s.Topics.Decisions)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", s.Topics.Decisions, err)
+	}
+	resolved := make(map[string]*Resolution)
+	for _, m := range decs {
+		var r Resolution
+		if json.Unmarshal(m.Value, &r) != nil || r.CommandID == "" {
+			continue
+		}
+		if _, seen := resolved[r.CommandID]; !seen {
+			resolved[r.CommandID] = &r // the first decision stands
+		}
+	}
+	var out []Held
+	var errs []error
+	seen := make(map[string]bool)
+	for _, m := range msgs {
+		cmd, err := schemas.DecodeCommand(m.Value)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err))
+			continue
+		}
+		if seen[cmd.CommandID] {
+			continue // held again after a redelivery
+		}
+		seen[cmd.CommandID] = true
+		h := Held{Command: cmd, Message: m, Reason: headerValue(m, HeaderHeldReason), Resolution: resolved[cmd.CommandID]}
+		h.HeldAt, _ = time.Parse(time.RFC3339Nano, headerValue(m, HeaderHeldAt))
+		out = append(out, h)
+	}
+	slices.SortStableFunc(out, func(a, b Held) int { return a.HeldAt.Compare(b.HeldAt) })
+	return out, errors.Join(errs...)
+}
+
+// Approve publishes the held command id to the command topic on behalf of
+// approver and records the approval. It refuses a command that is
+// unknown, decided already or expired (a stale command must not be
+// executed; the consumer would reject it anyway).
+func (s *HeldStore) Approve(ctx context.Context, id, approver, note string) (Held, error) {
+	h, err := s.pending(ctx, id)
+	if err != nil {
+		return h, err
+	}
+	now := s.now().UTC()
+	if h.Command.Expired(now) {
+		return h, fmt.Errorf("%w: %s expired at %s", ErrHeldExpired, id, h.Command.ExpiresAt.Format(time.RFC3339))
+	}
+	m := kafka.Message{Topic: s.Topics.Commands, Key: h.Message.Key, Value: h.Message.Value}
+	for _, hd := range h.Message.Headers {
+		switch hd.Key {
+		case schemas.HeaderSchema, schemas.HeaderKeyID, schemas.HeaderSignature, HeaderHeldReason, HeaderHeldAt:
+			m.Headers = append(m.Headers, hd)
+		}
+	}
+	m.Headers = append(m.Headers,
+		kafka.Header{Key: HeaderApprovedBy, Value: []byte(approver)},
+		kafka.Header{Key: HeaderApprovedAt, Value: []byte(now.Format(time.RFC3339Nano))},
+	)
+	if err := s.Publisher.WriteMessages(ctx, m); err != nil {
+		return h, fmt.Errorf("publishing approved command %s to %s: %w", id, s.Topics.Commands, err)
+	}
+	return s.record(ctx, h, Approved, approver, note, now)
+}
+
+// Reject records that approver rejected the held command id. It is never
+// published.
+func (s *HeldStore) Reject(ctx context.Context, id, approver, note string) (Held, error) {
+	h, err := s.pending(ctx, id)
+	if err != nil {
+		return h, err
+	}
+	return s.record(ctx, h, Rejected, approver, note, s.now().UTC())
+}
+
+func (s *HeldStore) pending(ctx context.Context, id string) (Held, error) {
+	list, err := s.List(ctx)
+	if list == nil && err != nil {
+		return Held{}, err
+	}
+	for _, h := range list {
+		if h.Command.CommandID != id {
+			continue
+		}
+		if h.Resolution != nil {
+			return h, fmt.Errorf("%w: %s was %s by %s at %s", ErrAlreadyDecided, id, h.Resolution.Outcome, h.Resolution.By, h.Resolution.At.Format(time.RFC3339))
+		}
+		return h, nil
+	}
+	return Held{}, fmt.Errorf("%w: %q in %s", ErrHeldNotFound, id, s.Topics.Held)
+}
+
+func (s *HeldStore) record(ctx context.Context, h Held, outcome, by, note string, at time.Time) (Held, error) {
+	r := Resolution{CommandID: h.Command.CommandID, Outcome: outcome, By: by, At: at, Note: note}
+	v, err := json.Marshal(r)
+	if err != nil {
+		return h, err
+	}
+	if err := s.Publisher.WriteMessages(ctx, kafka.Message{Topic: s.Topics.Decisions, Key: []byte(r.CommandID), Value: v}); err != nil {
+		return h, fmt.Errorf("recording the %s decision on %s in %s: %w", outcome, r.CommandID, s.Topics.Decisions, err)
+	}
+	h.Resolution = &r
+	return h, nil
+}
+
+func headerValue(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
