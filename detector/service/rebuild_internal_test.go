@@ -1,0 +1,96 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// A partition is rebuilt before its first message, not again for the
+// messages that follow or for one redelivered, and again when its messages
+// skip ahead (others handled the ones between while it was away). The
+// replay covers the horizon before the first message's time: older
+// messages are not read.
+func TestRebuildOnTakeOverAndAfterAGap(t *testing.T) {
+	c := kafkatest.NewWithPartitions(t, map[string]int{schemas.TopicAuditEvents: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cfg := DefaultConfig()
+	cfg.Reader = c.ReaderConfig(schemas.TopicAuditEvents, "detector-gap")
+	cfg.Reader.Component = "detector"
+	cfg.Writer = c.WriterConfig(schemas.TopicRevokeCommands)
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, schemas.NewSigner(priv), zerolog.Nop(), WithPublisher(&flakyPublisher{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.rec.start(ctx)
+	t.Cleanup(func() { _ = s.rec.close() })
+
+	// Offsets 0 and 1 are older than the horizon of offset 2's event; the
+	// rest are a minute apart.
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	times := []time.Time{now.Add(-3 * time.Hour), now.Add(-3 * time.Hour)}
+	for i := range 8 {
+		times = append(times, now.Add(time.Duration(i-8)*time.Minute))
+	}
+	var msgs []kafka.Message
+	for i, at := range times {
+		v, _ := json.Marshal(schemas.AuditEvent{ID: fmt.Sprintf("e%d", i), Time: at, Type: schemas.EventLoginFailure, UserID: "u1"})
+		msgs = append(msgs, kafka.Message{Key: []byte("u1"), Value: v, Time: at})
+	}
+	c.ProduceTo(t, schemas.TopicAuditEvents, 1, msgs...)
+	stored := c.Records(t, schemas.TopicAuditEvents)
+
+	var handled []int64
+	h := s.rec.wrap(func(_ context.Context, m kafka.Message) error {
+		handled = append(handled, m.Offset)
+		return nil
+	})
+	rebuilds := func() uint64 {
+		var m dto.Metric
+		if err := s.rec.metrics.duration.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
+	for _, step := range []struct {
+		offset   int64
+		rebuilds uint64
+		replayed float64
+	}{
+		{4, 1, 2},  // taken on at 4: replays 2 and 3, not the old 0 and 1
+		{5, 1, 2},  // the next one
+		{4, 1, 2},  // redelivered
+		{6, 1, 2},  // the next one
+		{9, 2, 9},  // 7 and 8 handled elsewhere: replays 2 to 8
+	} {
+		if err := h(ctx, stored[step.offset]); err != nil {
+			t.Fatalf("offset %d: %v", step.offset, err)
+		}
+		if got := rebuilds(); got != step.rebuilds {
+			t.Errorf("after offset %d: %d rebuilds, want %d", step.offset, got, step.rebuilds)
+		}
+		if got := counterValue(t, s.rec.metrics.replayed); got != step.replayed {
+			t.Errorf("after offset %d: %v replayed, want %v", step.offset, got, step.replayed)
+		}
+	}
+	if fmt.Sprint(handled) != "[4 5 4 6 9]" {
+		t.Errorf("handled %v", handled)
+	}
+	if got := s.eng.eng.Stats().Events; got != 9 {
+		t.Errorf("the engine was given %d events, want 9: 2 and 3, then 2 to 8 (the handler here feeds it nothing)", got)
+	}
+}
