@@ -71,11 +71,11 @@ func TestRebuildOnTakeOverAndAfterAGap(t *testing.T) {
 		rebuilds uint64
 		replayed float64
 	}{
-		{4, 1, 2},  // taken on at 4: replays 2 and 3, not the old 0 and 1
-		{5, 1, 2},  // the next one
-		{4, 1, 2},  // redelivered
-		{6, 1, 2},  // the next one
-		{9, 2, 9},  // 7 and 8 handled elsewhere: replays 2 to 8
+		{4, 1, 2}, // taken on at 4: replays 2 and 3, not the old 0 and 1
+		{5, 1, 2}, // the next one
+		{4, 1, 2}, // redelivered
+		{6, 1, 2}, // the next one
+		{9, 2, 9}, // 7 and 8 handled elsewhere: replays 2 to 8
 	} {
 		if err := h(ctx, stored[step.offset]); err != nil {
 			t.Fatalf("offset %d: %v", step.offset, err)
