@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +30,15 @@ type Engine struct {
 	events    uint64
 	watermark time.Time
 	nextSweep time.Time
+
+	// act binds the event being processed for the rules' conditions.
+	act eventActivation
+	// silent is set while ProcessSilently runs.
+	silent bool
+	// ip is the event's address, parsed once per event when an allowlist
+	// needs it.
+	ip       netip.Addr
+	ipParsed bool
 }
 
 // New builds an engine running rules. It validates the configuration and
@@ -59,7 +69,7 @@ func New(cfg Config, rules []*Rule) (*Engine, error) {
 	SortRules(sorted)
 	e := &Engine{cfg: cfg}
 	for _, r := range sorted {
-		e.rules = append(e.rules, newRuleState(r, cfg))
+		e.rules = append(e.rules, newRuleState(r, cfg, &e.act))
 	}
 	return e, nil
 }
@@ -99,13 +109,46 @@ func (e *Engine) Horizon() time.Duration {
 func (e *Engine) Process(ev *schemas.AuditEvent) []schemas.RevokeCommand {
 	e.events++
 	e.advance(ev.Time)
+	e.act.ev, e.ipParsed = ev, false
 	var out []schemas.RevokeCommand
 	for _, rs := range e.rules {
 		if cmd, ok := rs.process(ev, e); ok {
 			out = append(out, cmd)
 		}
 	}
+	e.act.ev = nil
 	return out
+}
+
+// ProcessSilently feeds one event to every rule like Process but emits
+// nothing: the rules learn, count and start their cooldowns as if they had
+// fired. A detector rebuilding its state after a restart replays, this
+// way, the Horizon of input before the first event it has not yet handled,
+// then processes the rest with Process.
+//
+// The guarantee: an engine given events e1..en silently and en+1.. with
+// Process emits exactly the commands that one engine given every event
+// with Process emits for en+1.. (the same ids included), provided the
+// silent part covers Horizon() of event time before en+1. A detection
+// completed in the silent part starts its target's cooldown, so the live
+// part does not repeat it; events of the silent part met again live are
+// duplicates and count once; and a detection completed live has the id a
+// live engine would have given it, so a command published twice around a
+// restart is deduplicated downstream by its id.
+func (e *Engine) ProcessSilently(ev *schemas.AuditEvent) {
+	e.silent = true
+	e.Process(ev)
+	e.silent = false
+}
+
+// addr is the current event's address, parsed once.
+func (e *Engine) addr(ev *schemas.AuditEvent) (netip.Addr, bool) {
+	if !e.ipParsed {
+		e.ip, _ = netip.ParseAddr(ev.IP)
+		e.ip = e.ip.Unmap()
+		e.ipParsed = true
+	}
+	return e.ip, e.ip.IsValid()
 }
 
 // advance moves the watermark and sweeps idle state when it has moved far
@@ -147,6 +190,9 @@ type RuleStats struct {
 	Truncated uint64
 	// Detections counts commands the rule produced.
 	Detections uint64
+	// Silenced counts detections made by ProcessSilently, which emits
+	// none.
+	Silenced uint64
 	// Suppressed counts detections dropped by the cooldown.
 	Suppressed uint64
 	// NoTarget counts detections dropped because the event lacked the
@@ -157,6 +203,9 @@ type RuleStats struct {
 	Cooldowns int
 	// Records is the number of event records held across groups.
 	Records int
+	// Baselines is the number of groups with a learned baseline
+	// (first_seen).
+	Baselines int
 }
 
 // Stats returns the engine's counters.
@@ -170,6 +219,9 @@ func (e *Engine) Stats() Stats {
 		for _, g := range rs.groups {
 			rst.Records += len(g.recs)
 		}
+		if sw, ok := rs.eval.(stateSweeper); ok {
+			rst.Baselines = sw.stateSize()
+		}
 		s.Rules[i] = rst
 	}
 	return s
@@ -180,6 +232,9 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) command(rs *ruleState, target schemas.Target, g *group, end int, f finding) schemas.RevokeCommand {
 	r := rs.rule
 	trig := &g.recs[end]
+	if n := len(f.evidence); n > MaxEvidenceRecords {
+		f.evidence = f.evidence[n-MaxEvidenceRecords:]
+	}
 	ids := make([]string, len(f.evidence))
 	first := trig.t
 	for i, idx := range f.evidence {

@@ -1,12 +1,35 @@
 package engine
 
 import (
-	"slices"
+	"net/netip"
 	"strconv"
 	"strings"
 
 	"github.com/revoked-dev/revoked/schemas"
 )
+
+// ipPrefix reads the network of the event's address: its /24 for IPv4,
+// its /48 for IPv6. Addresses of one network change often (DHCP, carrier
+// NAT, IPv6 privacy addresses); networks change less.
+func ipPrefix(e *schemas.AuditEvent) string {
+	if e.IP == "" {
+		return ""
+	}
+	a, err := netip.ParseAddr(e.IP)
+	if err != nil {
+		return ""
+	}
+	a = a.Unmap()
+	bits := 48
+	if a.Is4() {
+		bits = 24
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return ""
+	}
+	return p.String()
+}
 
 // accessor reads one field of an event as a string; "" means absent.
 type accessor func(*schemas.AuditEvent) string
@@ -18,6 +41,7 @@ func FieldNames() []string {
 		"id", "type", "user_id", "session_id", "token_id", "parent_token_id",
 		"client_id", "ip", "user_agent", "device_id", "source",
 		"geo.country", "geo.city", "geo.asn", "resource.type", "resource.id",
+		"ip.prefix",
 	}
 }
 
@@ -81,6 +105,8 @@ func lookupField(name string) (accessor, bool) {
 			}
 			return e.Resource.ID
 		}, true
+	case "ip.prefix":
+		return ipPrefix, true
 	}
 	if key, ok := strings.CutPrefix(name, "attrs."); ok && key != "" {
 		return func(e *schemas.AuditEvent) string { return e.Attrs[key] }, true
@@ -99,7 +125,7 @@ type Condition struct {
 func (c Condition) validate(path string, errs *fieldErrors) {
 	if c.Field == "" {
 		errs.add(path+".field", "required")
-	} else if _, ok := lookupField(c.Field); !ok {
+	} else if _, ok := lookupField(c.Field); !ok || c.Field == "ip.prefix" {
 		errs.add(path+".field", "unknown field %q (known: %s, attrs.<key>)", c.Field, strings.Join(FieldNames(), ", "))
 	}
 	switch {
@@ -123,43 +149,3 @@ func (c Condition) validate(path string, errs *fieldErrors) {
 	}
 }
 
-// matcher is a compiled Condition.
-type matcher struct {
-	get    accessor
-	values []string
-}
-
-func (m matcher) match(e *schemas.AuditEvent) bool {
-	v := m.get(e)
-	for _, want := range m.values {
-		if v == want {
-			return true
-		}
-	}
-	return false
-}
-
-// matchers is a compiled list of conditions, all of which must hold.
-type matchers []matcher
-
-func compileConditions(cs []Condition) matchers {
-	ms := make(matchers, 0, len(cs))
-	for _, c := range cs {
-		get, _ := lookupField(c.Field)
-		vals := c.In
-		if c.Equals != nil {
-			vals = []string{*c.Equals}
-		}
-		ms = append(ms, matcher{get: get, values: slices.Clone(vals)})
-	}
-	return ms
-}
-
-func (ms matchers) match(e *schemas.AuditEvent) bool {
-	for _, m := range ms {
-		if !m.match(e) {
-			return false
-		}
-	}
-	return true
-}

@@ -13,7 +13,8 @@ import (
 type distinctEval struct {
 	fields []string
 	get    []accessor
-	min    int
+	mins   [maxDistinct]int
+	maxPer int
 	// seen is scratch space: per field, the distinct values found so far
 	// and the index of their newest record.
 	seen [maxDistinct][]seenValue
@@ -22,22 +23,27 @@ type distinctEval struct {
 type seenValue struct {
 	v   string
 	idx int
+	n   int
 }
 
 var _ evaluator = (*distinctEval)(nil)
 
 func newDistinctEval(p *Distinct) *distinctEval {
-	d := &distinctEval{fields: slices.Clone(p.Fields), min: p.Min}
-	for _, f := range p.Fields {
+	d := &distinctEval{fields: slices.Clone(p.Fields), maxPer: p.MaxPerValue}
+	for i, f := range p.Fields {
 		get, _ := lookupField(f)
 		d.get = append(d.get, get)
+		d.mins[i] = p.Min
+		if m, ok := p.MinPerField[f]; ok {
+			d.mins[i] = m
+		}
 	}
 	return d
 }
 
 // record keeps the event's values of the fields; an event with none of
 // them cannot add a distinct value and is not kept.
-func (d *distinctEval) record(ev *schemas.AuditEvent, rec *record) bool {
+func (d *distinctEval) record(ev *schemas.AuditEvent, _ string, rec *record) bool {
 	some := false
 	for i, get := range d.get {
 		rec.vals[i] = get(ev)
@@ -58,13 +64,34 @@ func (d *distinctEval) evaluate(recs []record, end int, window time.Duration) (f
 	for j := end; j >= 0 && !recs[j].t.Before(from); j-- {
 		for f := range d.get {
 			v := recs[j].vals[f]
-			if v == "" || last.vals[f] == "" || containsValue(d.seen[f], v) {
+			if v == "" || last.vals[f] == "" {
 				continue
 			}
-			d.seen[f] = append(d.seen[f], seenValue{v: v, idx: j})
-			if len(d.seen[f]) >= d.min {
+			if k := indexValue(d.seen[f], v); k >= 0 {
+				d.seen[f][k].n++
+				continue
+			}
+			d.seen[f] = append(d.seen[f], seenValue{v: v, idx: j, n: 1})
+			if d.maxPer == 0 && len(d.seen[f]) >= d.mins[f] {
 				return d.finding(f, window), true
 			}
+		}
+	}
+	if d.maxPer == 0 {
+		return finding{}, false
+	}
+	// With max_per_value, every value's count is needed: drop the values
+	// seen too often, then count.
+	for f := range d.get {
+		kept := d.seen[f][:0]
+		for _, sv := range d.seen[f] {
+			if sv.n <= d.maxPer {
+				kept = append(kept, sv)
+			}
+		}
+		d.seen[f] = kept
+		if len(kept) >= d.mins[f] {
+			return d.finding(f, window), true
 		}
 	}
 	return finding{}, false
@@ -85,11 +112,11 @@ func (d *distinctEval) finding(f int, window time.Duration) finding {
 	}
 }
 
-func containsValue(s []seenValue, v string) bool {
-	for _, x := range s {
+func indexValue(s []seenValue, v string) int {
+	for i, x := range s {
 		if x.v == v {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }

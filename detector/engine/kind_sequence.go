@@ -18,8 +18,8 @@ const (
 // sequenceEval evaluates KindSequenceThreshold.
 type sequenceEval struct {
 	count   int
-	of      matchers
-	then    matchers
+	of      cond
+	then    cond
 	reset   bool
 	resetBy []accessor
 	// cleared is scratch space: the reset_by values of the Then records
@@ -29,12 +29,12 @@ type sequenceEval struct {
 
 var _ evaluator = (*sequenceEval)(nil)
 
-func newSequenceEval(p *SequenceThreshold) *sequenceEval {
+func newSequenceEval(p *SequenceThreshold, act *eventActivation) *sequenceEval {
 	reset := true
 	if p.Reset != nil {
 		reset = *p.Reset
 	}
-	s := &sequenceEval{count: p.Count, of: compileConditions(p.Of), then: compileConditions(p.Then), reset: reset}
+	s := &sequenceEval{count: p.Count, of: newCond(p.Of.expr(), act), then: newCond(p.Then.expr(), act), reset: reset}
 	for _, f := range p.ResetBy {
 		get, _ := lookupField(f)
 		s.resetBy = append(s.resetBy, get)
@@ -42,11 +42,11 @@ func newSequenceEval(p *SequenceThreshold) *sequenceEval {
 	return s
 }
 
-func (s *sequenceEval) record(ev *schemas.AuditEvent, rec *record) bool {
+func (s *sequenceEval) record(ev *schemas.AuditEvent, _ string, rec *record) bool {
 	switch {
-	case s.then.match(ev):
+	case s.then.match():
 		rec.step = stepThen
-	case s.of.match(ev):
+	case s.of.match():
 		rec.step = stepOf
 	default:
 		return false

@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,16 +18,38 @@ type Kind string
 
 // Rule kinds. Each has a parameter block of the same name in the rule.
 const (
-	// KindSequenceThreshold fires when at least Count events matching Of
-	// are followed by an event matching Then within the window.
-	KindSequenceThreshold Kind = "sequence_threshold"
+	// KindThreshold fires when a group has at least Count matching events
+	// within the window.
+	KindThreshold Kind = "threshold"
 	// KindDistinct fires when the events of a group within the window carry
 	// at least Min distinct values of one of Fields.
 	KindDistinct Kind = "distinct"
+	// KindSequence fires when events matching Steps happen in order within
+	// the window.
+	KindSequence Kind = "sequence"
+	// KindSequenceThreshold fires when at least Count events matching Of
+	// are followed by an event matching Then within the window.
+	KindSequenceThreshold Kind = "sequence_threshold"
+	// KindGeoVelocity fires when two consecutive located events of a group
+	// imply a travel speed above MaxKmh.
+	KindGeoVelocity Kind = "geo_velocity"
+	// KindFirstSeen fires when an event carries a value of one of Fields
+	// the group's learned baseline does not hold, optionally followed by an
+	// event matching Then within the window.
+	KindFirstSeen Kind = "first_seen"
+	// KindVolume fires when the sum of a numeric field over a group's
+	// events within the window reaches Min (or their count MinCount).
+	KindVolume Kind = "volume"
+	// KindTokenLineage fires when a downscoped token is used beyond its
+	// grant or after a token it descends from was revoked.
+	KindTokenLineage Kind = "token_lineage"
 )
 
 // Kinds lists the rule kinds this engine evaluates.
-func Kinds() []Kind { return []Kind{KindSequenceThreshold, KindDistinct} }
+func Kinds() []Kind {
+	return []Kind{KindThreshold, KindDistinct, KindSequence, KindSequenceThreshold,
+		KindGeoVelocity, KindFirstSeen, KindVolume, KindTokenLineage}
+}
 
 // Limits on rules. They bound the state a rule can make the engine hold.
 const (
@@ -36,6 +60,7 @@ const (
 	maxDistinct   = 4
 	maxConditions = 32
 	maxAllowlist  = 10000
+	maxSteps      = 8
 )
 
 // Rule is one detection rule, as written in a rule file.
@@ -47,7 +72,10 @@ type Rule struct {
 	Version     int    `yaml:"version"`
 	Description string `yaml:"description"`
 	Kind        Kind   `yaml:"kind"`
-	// Match holds conditions every event the rule looks at must meet.
+	// When is a CEL condition every event the rule looks at must meet.
+	When string `yaml:"when,omitempty"`
+	// Match is the older form of When: field conditions, all of which must
+	// hold. When both are given, both must hold.
 	Match []Condition `yaml:"match,omitempty"`
 	// GroupBy names the event fields whose values split the rule's state.
 	// Events missing any of them are ignored by the rule.
@@ -55,17 +83,28 @@ type Rule struct {
 	// Window is the span of event time a detection's events must fit in.
 	Window Duration `yaml:"window"`
 	// Cooldown is the least event time between two commands of the rule for
-	// the same target. It defaults to the window.
-	Cooldown Duration         `yaml:"cooldown,omitempty"`
-	Severity schemas.Severity `yaml:"severity"`
-	Action   schemas.Action   `yaml:"action"`
-	Target   TargetSpec       `yaml:"target"`
+	// the same target (or group, see CooldownScope). It defaults to the
+	// window.
+	Cooldown Duration `yaml:"cooldown,omitempty"`
+	// CooldownScope is what the cooldown is kept per: "target" (the
+	// default) or "group", for rules whose detections about one group
+	// (one attacking address) would otherwise name a new target each time.
+	CooldownScope string           `yaml:"cooldown_scope,omitempty"`
+	Severity      schemas.Severity `yaml:"severity"`
+	Action        schemas.Action   `yaml:"action"`
+	Target        TargetSpec       `yaml:"target"`
 	// DryRun makes the rule's commands dry_run commands.
 	DryRun    bool      `yaml:"dry_run,omitempty"`
 	Allowlist Allowlist `yaml:"allowlist,omitempty"`
 
-	SequenceThreshold *SequenceThreshold `yaml:"sequence_threshold,omitempty"`
+	Threshold         *Threshold         `yaml:"threshold,omitempty"`
 	Distinct          *Distinct          `yaml:"distinct,omitempty"`
+	Sequence          *Sequence          `yaml:"sequence,omitempty"`
+	SequenceThreshold *SequenceThreshold `yaml:"sequence_threshold,omitempty"`
+	GeoVelocity       *GeoVelocity       `yaml:"geo_velocity,omitempty"`
+	FirstSeen         *FirstSeen         `yaml:"first_seen,omitempty"`
+	Volume            *Volume            `yaml:"volume,omitempty"`
+	TokenLineage      *TokenLineage      `yaml:"token_lineage,omitempty"`
 
 	// Source is where the rule was loaded from ("file:line"); empty for
 	// rules built in code.
@@ -81,9 +120,117 @@ type TargetSpec struct {
 	IncludeDownscoped bool               `yaml:"include_downscoped"`
 }
 
-// Allowlist exempts users from a rule: their events are not tracked by it.
+// Allowlist exempts events from a rule: events of these users, from these
+// addresses (IPs or CIDR prefixes) or of these clients are not tracked by
+// it.
 type Allowlist struct {
-	UserIDs []string `yaml:"user_ids,omitempty"`
+	UserIDs   []string `yaml:"user_ids,omitempty"`
+	IPs       []string `yaml:"ips,omitempty"`
+	ClientIDs []string `yaml:"client_ids,omitempty"`
+}
+
+// Expr is a condition in a kind's block: a CEL expression over event, or
+// (the older form) a list of field conditions that must all hold.
+type Expr struct {
+	CEL        string
+	Conditions []Condition
+}
+
+// UnmarshalYAML reads a CEL string or a list of conditions.
+func (x *Expr) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		return n.Decode(&x.CEL)
+	}
+	if n.Kind != yaml.SequenceNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a CEL condition", n.Line)}}
+	}
+	return n.Decode(&x.Conditions)
+}
+
+// MarshalYAML writes the condition as it was read.
+func (x Expr) MarshalYAML() (any, error) {
+	if x.Conditions != nil {
+		return x.Conditions, nil
+	}
+	return x.CEL, nil
+}
+
+// expr is the condition as CEL.
+func (x Expr) expr() string {
+	if x.Conditions != nil {
+		return conditionsCEL(x.Conditions)
+	}
+	return x.CEL
+}
+
+func (x Expr) empty() bool { return x.CEL == "" && len(x.Conditions) == 0 }
+
+func (x Expr) validate(path string, errs *fieldErrors) {
+	if x.Conditions != nil {
+		if len(x.Conditions) > maxConditions {
+			errs.add(path, "%d conditions, limit %d", len(x.Conditions), maxConditions)
+		}
+		before := len(*errs)
+		for i, c := range x.Conditions {
+			c.validate(fmt.Sprintf("%s[%d]", path, i), errs)
+		}
+		if len(*errs) > before {
+			return
+		}
+	}
+	validateCEL(path, x.expr(), errs)
+}
+
+// validateCEL compiles a condition and checks the event types it names.
+func validateCEL(path, src string, errs *fieldErrors) {
+	if _, err := compileExpr(src); err != nil {
+		errs.add(path, "%v", err)
+		return
+	}
+	for _, t := range namedEventTypes(src) {
+		if !schemas.EventType(t).Known() {
+			errs.add(path, "unknown event type %q", t)
+		}
+	}
+}
+
+// Threshold is the parameter block of KindThreshold: at least Count
+// events of the group within the window.
+type Threshold struct {
+	Count int `yaml:"count"`
+}
+
+// Distinct is the parameter block of KindDistinct: the group's events
+// within the window carry at least Min distinct non-empty values of any one
+// of Fields (say geo.country or geo.asn). MinPerField sets another minimum
+// for some fields (ip.prefix: 4). With MaxPerValue, a value counts only
+// while it appears in at most that many events of the window: one address
+// failing a few times against each of many users is a spray, one failing
+// hundreds of times against each is something else.
+type Distinct struct {
+	Fields      []string       `yaml:"fields"`
+	Min         int            `yaml:"min"`
+	MinPerField map[string]int `yaml:"min_per_field,omitempty"`
+	MaxPerValue int            `yaml:"max_per_value,omitempty"`
+}
+
+// Sequence is the parameter block of KindSequence: events matching each
+// step, in order, all within the window. A step may need Count events, or
+// Count distinct values of Distinct. With Join, the steps' events share the
+// value of that field with the last step's event; a step's own Join says
+// otherwise: "differ" (its events must carry another value, or none) or
+// "any".
+type Sequence struct {
+	Join  string `yaml:"join,omitempty"`
+	Steps []Step `yaml:"steps"`
+}
+
+// Step is one step of a Sequence.
+type Step struct {
+	When     string `yaml:"when"`
+	Count    int    `yaml:"count,omitempty"`
+	Distinct string `yaml:"distinct,omitempty"`
+	Join     string `yaml:"join,omitempty"`
 }
 
 // SequenceThreshold is the parameter block of KindSequenceThreshold: at
@@ -98,19 +245,63 @@ type Allowlist struct {
 // typos but not an attacker's failures from elsewhere, so interleaving
 // with the victim does not hide a brute force.
 type SequenceThreshold struct {
-	Count   int         `yaml:"count"`
-	Of      []Condition `yaml:"of"`
-	Then    []Condition `yaml:"then"`
-	Reset   *bool       `yaml:"reset,omitempty"`
-	ResetBy []string    `yaml:"reset_by,omitempty"`
+	Count   int      `yaml:"count"`
+	Of      Expr     `yaml:"of"`
+	Then    Expr     `yaml:"then"`
+	Reset   *bool    `yaml:"reset,omitempty"`
+	ResetBy []string `yaml:"reset_by,omitempty"`
 }
 
-// Distinct is the parameter block of KindDistinct: the group's events
-// within the window carry at least Min distinct non-empty values of any one
-// of Fields (say geo.country or geo.asn).
-type Distinct struct {
-	Fields []string `yaml:"fields"`
-	Min    int      `yaml:"min"`
+// GeoVelocity is the parameter block of KindGeoVelocity: two consecutive
+// located events (geo.lat and geo.lon set) of a group, at most a window
+// apart, farther apart than MinDistanceKm and implying a speed above
+// MaxKmh (great-circle distance over the time between them). Pairs on the
+// same network (ASN) are ignored unless IgnoreSameASN is false: geolocation
+// of one network's addresses jumps about.
+type GeoVelocity struct {
+	MaxKmh        float64 `yaml:"max_kmh"`
+	MinDistanceKm float64 `yaml:"min_distance_km"`
+	IgnoreSameASN *bool   `yaml:"ignore_same_asn,omitempty"`
+}
+
+// FirstSeen is the parameter block of KindFirstSeen. Per group (per user),
+// the rule learns the values of Fields its events carry. An event with a
+// value the group has not shown before is new, once the group's history is
+// at least Learning old. Without Then, a new value fires; with Then, an
+// event matching Then within the window after a new value fires.
+//
+// The baseline keeps the MaxValues most recently seen values per field and
+// forgets values unseen for Retention; see Engine.BaselineChanges.
+type FirstSeen struct {
+	Fields    []string `yaml:"fields"`
+	Learning  Duration `yaml:"learning"`
+	MaxValues int      `yaml:"max_values,omitempty"`
+	Retention Duration `yaml:"retention,omitempty"`
+	Then      string   `yaml:"then,omitempty"`
+}
+
+// Volume is the parameter block of KindVolume: the sum of Field (bytes, or
+// a numeric attrs.<key>) over the group's events within the window reaches
+// Min, or their number reaches MinCount. Either may be left out.
+type Volume struct {
+	Field    string `yaml:"field"`
+	Min      int64  `yaml:"min,omitempty"`
+	MinCount int    `yaml:"min_count,omitempty"`
+}
+
+// TokenLineage is the parameter block of KindTokenLineage. Within the
+// window, it learns downscoped tokens from token.exchanged events (the
+// child token_id, its parent_token_id, its scopes and resource) and
+// revocations from token.revoked events. An event using a token (any
+// other event with a token_id) fires when the token is a known child and
+// uses a scope it was not granted, acts on another resource of the type it
+// was granted (types in HierarchicalTypes excepted: a folder grant covers
+// what is inside), or when the token or an ancestor was revoked before.
+type TokenLineage struct {
+	Scopes            *bool    `yaml:"scopes,omitempty"`
+	Resource          *bool    `yaml:"resource,omitempty"`
+	Revoked           *bool    `yaml:"revoked,omitempty"`
+	HierarchicalTypes []string `yaml:"hierarchical_types,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("10m").
@@ -180,8 +371,17 @@ func (r *Rule) Validate() error {
 	if len(r.Match) > maxConditions {
 		errs.add("match", "%d conditions, limit %d", len(r.Match), maxConditions)
 	}
+	matchOK := true
 	for i, c := range r.Match {
+		before := len(errs)
 		c.validate(fmt.Sprintf("match[%d]", i), &errs)
+		matchOK = matchOK && len(errs) == before
+	}
+	if r.When != "" {
+		validateCEL("when", r.When, &errs)
+	}
+	if matchOK && len(r.Match) > 0 {
+		validateCEL("match", conditionsCEL(r.Match), &errs)
 	}
 	switch {
 	case len(r.GroupBy) == 0:
@@ -227,14 +427,12 @@ func (r *Rule) Validate() error {
 	default:
 		errs.add("target.kind", "unknown target kind %q (user, token, session, client)", r.Target.Kind)
 	}
-	if len(r.Allowlist.UserIDs) > maxAllowlist {
-		errs.add("allowlist.user_ids", "%d ids, limit %d", len(r.Allowlist.UserIDs), maxAllowlist)
+	switch r.CooldownScope {
+	case "", "target", "group":
+	default:
+		errs.add("cooldown_scope", "unknown scope %q (target, group)", r.CooldownScope)
 	}
-	for i, u := range r.Allowlist.UserIDs {
-		if u == "" {
-			errs.add(fmt.Sprintf("allowlist.user_ids[%d]", i), "must not be empty")
-		}
-	}
+	r.Allowlist.validate(&errs)
 	r.validateKind(&errs)
 	if len(errs) == 0 {
 		return nil
@@ -242,35 +440,101 @@ func (r *Rule) Validate() error {
 	return errors.Join(errs...)
 }
 
+func (a *Allowlist) validate(errs *fieldErrors) {
+	lists := []struct {
+		name string
+		ids  []string
+	}{{"user_ids", a.UserIDs}, {"ips", a.IPs}, {"client_ids", a.ClientIDs}}
+	for _, l := range lists {
+		if len(l.ids) > maxAllowlist {
+			errs.add("allowlist."+l.name, "%d entries, limit %d", len(l.ids), maxAllowlist)
+		}
+		for i, v := range l.ids {
+			if v == "" {
+				errs.add(fmt.Sprintf("allowlist.%s[%d]", l.name, i), "must not be empty")
+			}
+		}
+	}
+	for i, v := range a.IPs {
+		if _, err := parsePrefix(v); v != "" && err != nil {
+			errs.add(fmt.Sprintf("allowlist.ips[%d]", i), "%q is neither an IP address nor a CIDR prefix", v)
+		}
+	}
+}
+
+// parsePrefix reads an address ("10.0.0.1") or a prefix ("10.0.0.0/8").
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// block returns whether the rule has the parameter block of kind k.
+func (r *Rule) block(k Kind) bool {
+	switch k {
+	case KindThreshold:
+		return r.Threshold != nil
+	case KindDistinct:
+		return r.Distinct != nil
+	case KindSequence:
+		return r.Sequence != nil
+	case KindSequenceThreshold:
+		return r.SequenceThreshold != nil
+	case KindGeoVelocity:
+		return r.GeoVelocity != nil
+	case KindFirstSeen:
+		return r.FirstSeen != nil
+	case KindVolume:
+		return r.Volume != nil
+	case KindTokenLineage:
+		return r.TokenLineage != nil
+	}
+	return false
+}
+
 // validateKind checks that exactly the block of the rule's kind is present
 // and valid.
 func (r *Rule) validateKind(errs *fieldErrors) {
-	blocks := map[Kind]bool{
-		KindSequenceThreshold: r.SequenceThreshold != nil,
-		KindDistinct:          r.Distinct != nil,
-	}
 	for _, k := range Kinds() {
-		if k != r.Kind && blocks[k] {
+		if k != r.Kind && r.block(k) {
 			errs.add(string(k), "is the block of kind %s, but the rule is of kind %q", k, r.Kind)
 		}
 	}
-	switch r.Kind {
-	case KindSequenceThreshold:
-		if r.SequenceThreshold == nil {
-			errs.add("kind", "kind %s needs a %s block", r.Kind, r.Kind)
-			return
-		}
-		r.SequenceThreshold.validate(errs)
-	case KindDistinct:
-		if r.Distinct == nil {
-			errs.add("kind", "kind %s needs a %s block", r.Kind, r.Kind)
-			return
-		}
-		r.Distinct.validate(errs)
-	case "":
+	if r.Kind == "" {
 		errs.add("kind", "required (%s)", kindList())
-	default:
+		return
+	}
+	if !slices.Contains(Kinds(), r.Kind) {
 		errs.add("kind", "unknown kind %q (%s)", r.Kind, kindList())
+		return
+	}
+	if !r.block(r.Kind) {
+		errs.add("kind", "kind %s needs a %s block", r.Kind, r.Kind)
+		return
+	}
+	switch r.Kind {
+	case KindThreshold:
+		r.Threshold.validate(errs)
+	case KindDistinct:
+		r.Distinct.validate(errs)
+	case KindSequence:
+		r.Sequence.validate(errs)
+	case KindSequenceThreshold:
+		r.SequenceThreshold.validate(errs)
+	case KindGeoVelocity:
+		r.GeoVelocity.validate(errs)
+	case KindFirstSeen:
+		r.FirstSeen.validate(errs)
+	case KindVolume:
+		r.Volume.validate(errs)
+	case KindTokenLineage:
+		r.TokenLineage.validate(errs)
 	}
 }
 
@@ -285,6 +549,23 @@ func kindList() string {
 	return b.String()
 }
 
+func validateFields(path string, fields []string, errs *fieldErrors) {
+	for i, f := range fields {
+		if _, ok := lookupField(f); !ok {
+			errs.add(fmt.Sprintf("%s[%d]", path, i), "unknown field %q", f)
+		}
+	}
+}
+
+func (t *Threshold) validate(errs *fieldErrors) {
+	if t.Count < 1 {
+		errs.add("threshold.count", "must be at least 1")
+	}
+	if t.Count > MaxEvidenceRecords*10 {
+		errs.add("threshold.count", "at most %d", MaxEvidenceRecords*10)
+	}
+}
+
 func (s *SequenceThreshold) validate(errs *fieldErrors) {
 	const p = "sequence_threshold"
 	if s.Count < 1 {
@@ -293,17 +574,15 @@ func (s *SequenceThreshold) validate(errs *fieldErrors) {
 	if s.Count > MaxEvidenceRecords {
 		errs.add(p+".count", "at most %d", MaxEvidenceRecords)
 	}
-	if len(s.Of) == 0 {
+	if s.Of.empty() {
 		errs.add(p+".of", "name at least one condition")
+	} else {
+		s.Of.validate(p+".of", errs)
 	}
-	if len(s.Then) == 0 {
+	if s.Then.empty() {
 		errs.add(p+".then", "name at least one condition")
-	}
-	for i, c := range s.Of {
-		c.validate(fmt.Sprintf("%s.of[%d]", p, i), errs)
-	}
-	for i, c := range s.Then {
-		c.validate(fmt.Sprintf("%s.then[%d]", p, i), errs)
+	} else {
+		s.Then.validate(p+".then", errs)
 	}
 	if len(s.ResetBy) > maxDistinct {
 		errs.add(p+".reset_by", "%d fields, limit %d", len(s.ResetBy), maxDistinct)
@@ -311,11 +590,7 @@ func (s *SequenceThreshold) validate(errs *fieldErrors) {
 	if len(s.ResetBy) > 0 && s.Reset != nil && !*s.Reset {
 		errs.add(p+".reset_by", "needs reset, which is false")
 	}
-	for i, f := range s.ResetBy {
-		if _, ok := lookupField(f); !ok {
-			errs.add(fmt.Sprintf("%s.reset_by[%d]", p, i), "unknown field %q", f)
-		}
-	}
+	validateFields(p+".reset_by", s.ResetBy, errs)
 }
 
 func (d *Distinct) validate(errs *fieldErrors) {
@@ -326,16 +601,128 @@ func (d *Distinct) validate(errs *fieldErrors) {
 	case len(d.Fields) > maxDistinct:
 		errs.add(p+".fields", "%d fields, limit %d", len(d.Fields), maxDistinct)
 	}
-	for i, f := range d.Fields {
-		if _, ok := lookupField(f); !ok {
-			errs.add(fmt.Sprintf("%s.fields[%d]", p, i), "unknown field %q", f)
+	validateFields(p+".fields", d.Fields, errs)
+	checkMin := func(path string, m int) {
+		if m < 2 {
+			errs.add(path, "must be at least 2")
+		}
+		if m > MaxEvidenceRecords {
+			errs.add(path, "at most %d", MaxEvidenceRecords)
 		}
 	}
-	if d.Min < 2 {
-		errs.add(p+".min", "must be at least 2")
+	checkMin(p+".min", d.Min)
+	for f, m := range d.MinPerField {
+		if !slices.Contains(d.Fields, f) {
+			errs.add(p+".min_per_field", "%q is not one of the fields", f)
+		}
+		checkMin(p+".min_per_field."+f, m)
 	}
-	if d.Min > MaxEvidenceRecords {
-		errs.add(p+".min", "at most %d", MaxEvidenceRecords)
+	if d.MaxPerValue < 0 {
+		errs.add(p+".max_per_value", "must not be negative")
+	}
+}
+
+func (s *Sequence) validate(errs *fieldErrors) {
+	const p = "sequence"
+	switch {
+	case len(s.Steps) < 2:
+		errs.add(p+".steps", "name at least two steps")
+	case len(s.Steps) > maxSteps:
+		errs.add(p+".steps", "%d steps, limit %d", len(s.Steps), maxSteps)
+	}
+	if s.Join != "" {
+		if _, ok := lookupField(s.Join); !ok {
+			errs.add(p+".join", "unknown field %q", s.Join)
+		}
+	}
+	var slots []string
+	for _, st := range s.Steps {
+		if st.Distinct != "" && !slices.Contains(slots, st.Distinct) {
+			slots = append(slots, st.Distinct)
+		}
+	}
+	if len(slots) > maxDistinct-1 {
+		errs.add(p+".steps", "%d different distinct fields, limit %d", len(slots), maxDistinct-1)
+	}
+	for i, st := range s.Steps {
+		sp := fmt.Sprintf("%s.steps[%d]", p, i)
+		if st.When == "" {
+			errs.add(sp+".when", "required")
+		} else {
+			validateCEL(sp+".when", st.When, errs)
+		}
+		if st.Count < 0 || st.Count > MaxEvidenceRecords {
+			errs.add(sp+".count", "must be between 1 and %d", MaxEvidenceRecords)
+		}
+		if st.Distinct != "" {
+			if _, ok := lookupField(st.Distinct); !ok {
+				errs.add(sp+".distinct", "unknown field %q", st.Distinct)
+			}
+		}
+		switch st.Join {
+		case "", "same", "differ", "any":
+		default:
+			errs.add(sp+".join", "unknown join %q (same, differ, any)", st.Join)
+		}
+		if st.Join != "" && s.Join == "" {
+			errs.add(sp+".join", "the sequence has no join field")
+		}
+		if i == len(s.Steps)-1 && st.Join != "" && st.Join != "same" {
+			errs.add(sp+".join", "the last step's event gives the joined value, so its join must be same")
+		}
+	}
+}
+
+func (g *GeoVelocity) validate(errs *fieldErrors) {
+	const p = "geo_velocity"
+	if g.MaxKmh <= 0 {
+		errs.add(p+".max_kmh", "must be positive")
+	}
+	if g.MinDistanceKm < 0 {
+		errs.add(p+".min_distance_km", "must not be negative")
+	}
+}
+
+func (f *FirstSeen) validate(errs *fieldErrors) {
+	const p = "first_seen"
+	switch {
+	case len(f.Fields) == 0:
+		errs.add(p+".fields", "name at least one field")
+	case len(f.Fields) > maxDistinct:
+		errs.add(p+".fields", "%d fields, limit %d", len(f.Fields), maxDistinct)
+	}
+	validateFields(p+".fields", f.Fields, errs)
+	if f.Learning < 0 || f.Learning.D() > maxRetention {
+		errs.add(p+".learning", "must be between 0 and %s", maxRetention)
+	}
+	if f.MaxValues < 0 || f.MaxValues > maxBaselineValues {
+		errs.add(p+".max_values", "must be between 1 and %d", maxBaselineValues)
+	}
+	if f.Retention < 0 || f.Retention.D() > maxRetention {
+		errs.add(p+".retention", "must be between 0 and %s", maxRetention)
+	}
+	if f.Then != "" {
+		validateCEL(p+".then", f.Then, errs)
+	}
+}
+
+func (v *Volume) validate(errs *fieldErrors) {
+	const p = "volume"
+	if v.Field != "bytes" && !strings.HasPrefix(v.Field, "attrs.") {
+		errs.add(p+".field", "must be bytes or attrs.<key>")
+	}
+	if v.Min < 0 || v.MinCount < 0 {
+		errs.add(p, "min and min_count must not be negative")
+	}
+	if v.Min == 0 && v.MinCount == 0 {
+		errs.add(p, "needs min or min_count")
+	}
+}
+
+func (t *TokenLineage) validate(errs *fieldErrors) {
+	off := func(b *bool) bool { return b != nil && !*b }
+	if off(t.Scopes) && off(t.Resource) && off(t.Revoked) {
+		errs.add("token_lineage", "checks nothing: scopes, resource and revoked are all false")
 	}
 }
 

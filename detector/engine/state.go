@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 
@@ -8,9 +9,10 @@ import (
 )
 
 // record is what a rule keeps of one event: the fields every kind needs and
-// room for what the kinds evaluate (vals for distinct). A new kind that
-// needs other fields (coordinates for geo-velocity, bytes for volume) adds
-// them here and fills them in its evaluator's record method.
+// room for what the kinds evaluate (vals for distinct values, joins and
+// reset_by; num for volume; the location for geo_velocity; ext for the
+// rarer token lineage data). Each kind fills in its part in its
+// evaluator's record method.
 type record struct {
 	t    time.Time
 	id   string
@@ -18,9 +20,30 @@ type record struct {
 	user string
 	// tid is the id of the rule's target besides the user: the token,
 	// session or client id.
-	tid  string
-	step uint8
-	vals [maxDistinct]string
+	tid      string
+	vals     [maxDistinct]string
+	num      int64
+	lat, lon float32
+	asn      uint32
+	step     uint8
+	flags    uint8
+	ext      *recordExt
+}
+
+// Record flags.
+const (
+	// recTransient marks a record that can only ever complete a detection
+	// (never start one): once older than the allowance behind its group's
+	// newest event, no event can arrive before it, and it is dropped.
+	recTransient uint8 = 1 << iota
+)
+
+// recordExt holds what few records need.
+type recordExt struct {
+	parent  string
+	scopes  []string
+	resType string
+	resID   string
 }
 
 // finding is an evaluator's answer: the records that make the detection
@@ -32,12 +55,13 @@ type finding struct {
 }
 
 // evaluator is the logic of one rule kind. It holds the kind's parameters
-// and scratch space but no per-group state: the engine keeps each group's
-// records in event-time order and asks the evaluator about them.
+// and scratch space but no per-group records: the engine keeps each
+// group's records in event-time order and asks the evaluator about them.
 type evaluator interface {
 	// record fills in the kind's part of rec from an event the rule
-	// matched, or reports false when the kind has no use for the event.
-	record(ev *schemas.AuditEvent, rec *record) bool
+	// matched, for the group key, or reports false when the kind has no use
+	// for the event.
+	record(ev *schemas.AuditEvent, key string, rec *record) bool
 	// evaluate reports whether the window of event time ending at
 	// recs[end] (records with times in [recs[end].t-window, recs[end].t]
 	// and indexes up to end) makes a detection, with recs[end] as the
@@ -45,12 +69,38 @@ type evaluator interface {
 	evaluate(recs []record, end int, window time.Duration) (finding, bool)
 }
 
-func newEvaluator(r *Rule) evaluator {
+// compactor is an evaluator that can drop records older than before that
+// it will never need again (all but the newest, for geo_velocity). It
+// returns the records kept.
+type compactor interface {
+	compact(recs []record, before time.Time) []record
+}
+
+// stateSweeper is an evaluator that holds state of its own beyond the
+// records (first_seen's baselines) and evicts it on event time.
+type stateSweeper interface {
+	sweepState(watermark time.Time)
+	stateSize() int
+}
+
+func newEvaluator(r *Rule, act *eventActivation) evaluator {
 	switch r.Kind {
-	case KindSequenceThreshold:
-		return newSequenceEval(r.SequenceThreshold)
+	case KindThreshold:
+		return &thresholdEval{count: r.Threshold.Count}
 	case KindDistinct:
 		return newDistinctEval(r.Distinct)
+	case KindSequence:
+		return newStepsEval(r.Sequence, act)
+	case KindSequenceThreshold:
+		return newSequenceEval(r.SequenceThreshold, act)
+	case KindGeoVelocity:
+		return newGeoEval(r.GeoVelocity)
+	case KindFirstSeen:
+		return newFirstSeenEval(r, act)
+	case KindVolume:
+		return newVolumeEval(r.Volume)
+	case KindTokenLineage:
+		return newLineageEval(r.TokenLineage)
 	}
 	// Unreachable: New validates every rule first.
 	panic("engine: no evaluator for kind " + string(r.Kind))
@@ -58,13 +108,17 @@ func newEvaluator(r *Rule) evaluator {
 
 // ruleState is one rule, compiled, with its state.
 type ruleState struct {
-	rule     *Rule
-	match    matchers
-	groupBy  []accessor
-	allow    map[string]struct{}
-	eval     evaluator
-	window   time.Duration
-	cooldown time.Duration
+	rule        *Rule
+	when        cond
+	groupBy     []accessor
+	allowUsers  map[string]struct{}
+	allowClient map[string]struct{}
+	allowIPs    []netip.Prefix
+	eval        evaluator
+	compact     compactor
+	window      time.Duration
+	cooldown    time.Duration
+	byGroup     bool
 	// keep is how far behind its group's newest event a record is kept:
 	// the window plus the out-of-order allowance.
 	keep      time.Duration
@@ -72,7 +126,7 @@ type ruleState struct {
 	maxRecs   int
 
 	groups map[string]*group
-	// fired holds, per target, the detection time of the target's last
+	// fired holds, per target (or group), the detection time of the last
 	// command.
 	fired map[string]time.Time
 	stats RuleStats
@@ -81,35 +135,69 @@ type ruleState struct {
 // group is the state of one group key of one rule: its records in
 // event-time order (ties in arrival order) and its newest event time.
 type group struct {
-	key    string
-	recs   []record
-	newest time.Time
+	key       string
+	recs      []record
+	newest    time.Time
+	transient int
 }
 
-func newRuleState(r *Rule, cfg Config) *ruleState {
+func newRuleState(r *Rule, cfg Config, act *eventActivation) *ruleState {
 	rs := &ruleState{
 		rule:      r,
-		match:     compileConditions(r.Match),
-		eval:      newEvaluator(r),
+		when:      newCond(andCEL(r.When, conditionsCEL(r.Match)), act),
+		eval:      newEvaluator(r, act),
 		window:    r.Window.D(),
 		cooldown:  r.cooldown(),
+		byGroup:   r.CooldownScope == "group",
 		keep:      r.Window.D() + cfg.Allowance,
 		allowance: cfg.Allowance,
 		maxRecs:   cfg.MaxEventsPerGroup,
 		groups:    make(map[string]*group),
 		fired:     make(map[string]time.Time),
 	}
+	rs.compact, _ = rs.eval.(compactor)
 	for _, f := range r.GroupBy {
 		get, _ := lookupField(f)
 		rs.groupBy = append(rs.groupBy, get)
 	}
-	if len(r.Allowlist.UserIDs) > 0 {
-		rs.allow = make(map[string]struct{}, len(r.Allowlist.UserIDs))
-		for _, u := range r.Allowlist.UserIDs {
-			rs.allow[u] = struct{}{}
-		}
+	rs.allowUsers = setOf(r.Allowlist.UserIDs)
+	rs.allowClient = setOf(r.Allowlist.ClientIDs)
+	for _, ip := range r.Allowlist.IPs {
+		p, _ := parsePrefix(ip)
+		rs.allowIPs = append(rs.allowIPs, p)
 	}
 	return rs
+}
+
+func setOf(ids []string) map[string]struct{} {
+	if len(ids) == 0 {
+		return nil
+	}
+	m := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		m[id] = struct{}{}
+	}
+	return m
+}
+
+// allowlisted reports whether the rule's allowlist exempts the event.
+func (rs *ruleState) allowlisted(ev *schemas.AuditEvent, e *Engine) bool {
+	if _, ok := rs.allowUsers[ev.UserID]; ok {
+		return true
+	}
+	if _, ok := rs.allowClient[ev.ClientID]; ok && ev.ClientID != "" {
+		return true
+	}
+	if len(rs.allowIPs) > 0 {
+		if a, ok := e.addr(ev); ok {
+			for _, p := range rs.allowIPs {
+				if p.Contains(a) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // groupKey is the event's values of the group_by fields, joined by NUL, or
@@ -147,18 +235,15 @@ func (rs *ruleState) targetID(ev *schemas.AuditEvent) string {
 }
 
 func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine) (schemas.RevokeCommand, bool) {
-	if !rs.match.match(ev) {
-		return schemas.RevokeCommand{}, false
-	}
-	if _, ok := rs.allow[ev.UserID]; ok {
-		return schemas.RevokeCommand{}, false
-	}
-	rec := record{t: ev.Time, id: ev.ID, typ: ev.Type, user: ev.UserID, tid: rs.targetID(ev)}
-	if !rs.eval.record(ev, &rec) {
+	if !rs.when.match() || rs.allowlisted(ev, e) {
 		return schemas.RevokeCommand{}, false
 	}
 	key, ok := rs.groupKey(ev)
 	if !ok {
+		return schemas.RevokeCommand{}, false
+	}
+	rec := record{t: ev.Time, id: ev.ID, typ: ev.Type, user: ev.UserID, tid: rs.targetID(ev)}
+	if !rs.eval.record(ev, key, &rec) {
 		return schemas.RevokeCommand{}, false
 	}
 	rs.stats.Matched++
@@ -179,30 +264,63 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine) (schemas.RevokeC
 	g.recs = append(g.recs, record{})
 	copy(g.recs[i+1:], g.recs[i:])
 	g.recs[i] = rec
+	if rec.flags&recTransient != 0 {
+		g.transient++
+	}
 	if ev.Time.After(g.newest) {
 		g.newest = ev.Time
 	}
 	byTime, byCap := g.prune(g.newest.Add(-rs.keep), rs.maxRecs)
 	rs.stats.Truncated += uint64(byCap)
-	if i -= byTime + byCap; i < 0 {
-		return schemas.RevokeCommand{}, false
-	}
-	// In order, the new record is the last and only the window ending at
-	// it is new. Out of order, it also joins the windows ending at the
-	// later records within one window of it.
-	limit := ev.Time.Add(rs.window)
-	for end := i; end < len(g.recs) && !g.recs[end].t.After(limit); end++ {
-		f, ok := rs.eval.evaluate(g.recs, end, rs.window)
-		if !ok {
-			continue
+	var (
+		cmd   schemas.RevokeCommand
+		fired bool
+	)
+	if i -= byTime + byCap; i >= 0 {
+		// In order, the new record is the last and only the window ending
+		// at it is new. Out of order, it also joins the windows ending at
+		// the later records within one window of it.
+		limit := ev.Time.Add(rs.window)
+		for end := i; end < len(g.recs) && !g.recs[end].t.After(limit); end++ {
+			f, ok := rs.eval.evaluate(g.recs, end, rs.window)
+			if !ok {
+				continue
+			}
+			cmd, fired = rs.fire(e, g, end, f)
+			break
 		}
-		return rs.fire(e, g, end, f)
 	}
-	return schemas.RevokeCommand{}, false
+	rs.compactGroup(g)
+	return cmd, fired
+}
+
+// compactGroup drops the records no later event can need: transient
+// records beyond the allowance, and what the evaluator's compactor lets go.
+func (rs *ruleState) compactGroup(g *group) {
+	before := g.newest.Add(-rs.allowance)
+	if g.transient > 0 && len(g.recs) > 0 && g.recs[0].t.Before(before) {
+		n := 0
+		for j := range g.recs {
+			r := &g.recs[j]
+			if r.flags&recTransient != 0 && r.t.Before(before) {
+				g.transient--
+				continue
+			}
+			g.recs[n] = *r
+			n++
+		}
+		clear(g.recs[n:])
+		g.recs = g.recs[:n]
+	}
+	if rs.compact != nil {
+		g.recs = rs.compact.compact(g.recs, before)
+	}
 }
 
 // fire turns a finding into a command unless the target lacks its id or is
-// within the cooldown of the rule's last command for it.
+// within the cooldown of the rule's last command for it. When the engine
+// is silent (rebuilding its state), the cooldown is kept but no command is
+// built.
 func (rs *ruleState) fire(e *Engine, g *group, end int, f finding) (schemas.RevokeCommand, bool) {
 	trig := &g.recs[end]
 	target := schemas.Target{Kind: rs.rule.Target.Kind, IncludeDownscoped: rs.rule.Target.IncludeDownscoped}
@@ -221,6 +339,9 @@ func (rs *ruleState) fire(e *Engine, g *group, end int, f finding) (schemas.Revo
 		return schemas.RevokeCommand{}, false
 	}
 	tkey := string(target.Kind) + "\x00" + target.ID()
+	if rs.byGroup {
+		tkey = "group\x00" + g.key
+	}
 	last, seen := rs.fired[tkey]
 	if seen {
 		d := trig.t.Sub(last)
@@ -234,6 +355,10 @@ func (rs *ruleState) fire(e *Engine, g *group, end int, f finding) (schemas.Revo
 	}
 	if !seen || trig.t.After(last) {
 		rs.fired[tkey] = trig.t
+	}
+	if e.silent {
+		rs.stats.Silenced++
+		return schemas.RevokeCommand{}, false
 	}
 	rs.stats.Detections++
 	return e.command(rs, target, g, end, f), true
@@ -253,6 +378,9 @@ func (rs *ruleState) sweep(watermark time.Time, allowance time.Duration) {
 		if t.Before(firedBefore) {
 			delete(rs.fired, k)
 		}
+	}
+	if sw, ok := rs.eval.(stateSweeper); ok {
+		sw.sweepState(watermark)
 	}
 }
 
@@ -292,6 +420,13 @@ func (g *group) prune(before time.Time, maxRecs int) (byTime, byCap int) {
 		byCap = rest - maxRecs
 	}
 	if n := byTime + byCap; n > 0 {
+		if g.transient > 0 {
+			for j := range n {
+				if g.recs[j].flags&recTransient != 0 {
+					g.transient--
+				}
+			}
+		}
 		m := copy(g.recs, g.recs[n:])
 		clear(g.recs[m:])
 		g.recs = g.recs[:m]

@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// thresholdEval evaluates KindThreshold.
+type thresholdEval struct {
+	count int
+}
+
+var _ evaluator = (*thresholdEval)(nil)
+
+func (t *thresholdEval) record(*schemas.AuditEvent, string, *record) bool { return true }
+
+func (t *thresholdEval) evaluate(recs []record, end int, window time.Duration) (finding, bool) {
+	from := recs[end].t.Add(-window)
+	start := end
+	for start > 0 && !recs[start-1].t.Before(from) {
+		start--
+	}
+	n := end - start + 1
+	if n < t.count {
+		return finding{}, false
+	}
+	return finding{
+		evidence: newestEvidence(start, end),
+		summary:  fmt.Sprintf("%d %s within %s", n, typesOf(recs[start:end+1]), window),
+	}, true
+}
+
+// newestEvidence is the indexes start..end, at most MaxEvidenceRecords of
+// the newest.
+func newestEvidence(start, end int) []int {
+	start = max(start, end-MaxEvidenceRecords+1)
+	ev := make([]int, 0, end-start+1)
+	for j := start; j <= end; j++ {
+		ev = append(ev, j)
+	}
+	return ev
+}
+
+// typesOf names the event types of records, "a/b".
+func typesOf(recs []record) string {
+	var types []string
+	for i := range recs {
+		if t := string(recs[i].typ); !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
+	slices.Sort(types)
+	return strings.Join(types, "/")
+}
+
+// volumeEval evaluates KindVolume.
+type volumeEval struct {
+	field    string
+	get      accessor
+	min      int64
+	minCount int
+}
+
+var _ evaluator = (*volumeEval)(nil)
+
+func newVolumeEval(p *Volume) *volumeEval {
+	v := &volumeEval{field: p.Field, min: p.Min, minCount: p.MinCount}
+	if p.Field != "bytes" {
+		v.get, _ = lookupField(p.Field)
+	}
+	return v
+}
+
+func (v *volumeEval) record(ev *schemas.AuditEvent, _ string, rec *record) bool {
+	if v.get == nil {
+		rec.num = ev.Bytes
+	} else if n, err := strconv.ParseInt(v.get(ev), 10, 64); err == nil && n > 0 {
+		rec.num = n
+	}
+	// Without a count threshold, an event adding nothing is not kept.
+	return rec.num > 0 || v.minCount > 0
+}
+
+func (v *volumeEval) evaluate(recs []record, end int, window time.Duration) (finding, bool) {
+	from := recs[end].t.Add(-window)
+	var sum int64
+	start := end
+	for j := end; j >= 0 && !recs[j].t.Before(from); j-- {
+		sum += recs[j].num
+		start = j
+	}
+	n := end - start + 1
+	if !(v.min > 0 && sum >= v.min) && !(v.minCount > 0 && n >= v.minCount) {
+		return finding{}, false
+	}
+	return finding{
+		evidence: newestEvidence(start, end),
+		summary:  fmt.Sprintf("%d %s totalling %d %s within %s", n, typesOf(recs[start:end+1]), sum, v.field, window),
+	}, true
+}
