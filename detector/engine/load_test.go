@@ -49,7 +49,7 @@ func TestLoadErrorsNameFileLineAndReason(t *testing.T) {
 			name: "unknown kind",
 			file: strings.Replace(goodRule, "kind: distinct", "kind: geo_speed", 1),
 			want: []string{
-				`bad.yaml:3: rule "ok_rule": kind: unknown kind "geo_velocity"`,
+				`bad.yaml:3: rule "ok_rule": kind: unknown kind "geo_speed"`,
 				`bad.yaml:9: rule "ok_rule": distinct: is the block of kind distinct`,
 			},
 		},
