@@ -1,0 +1,201 @@
+// Package guard is the consumer's own safety net, independent of the
+// detector: a revocation budget per minute (global and per rule),
+// allowlists of users and clients scoped per rule and action, and a kill
+// switch that stops enforcement. The handler asks Check before it carries
+// out an enforcing command; a command over budget or under the kill switch
+// is held for approval, an allowlisted one is refused.
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Verdict is what Check decides for one command.
+type Verdict int
+
+// Verdicts.
+const (
+	// Allow: carry the command out.
+	Allow Verdict = iota
+	// Hold: do not carry it out now; keep it for a human to approve or
+	// reject (over budget, kill switch engaged).
+	Hold
+	// Refuse: never carry it out (the target is allowlisted).
+	Refuse
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Allow:
+		return "allow"
+	case Hold:
+		return "hold"
+	case Refuse:
+		return "refuse"
+	}
+	return fmt.Sprintf("verdict(%d)", int(v))
+}
+
+// Decision is Check's answer: the verdict and, unless Allow, why.
+type Decision struct {
+	Verdict Verdict
+	Reason  string
+}
+
+// Config configures the guards. The zero value guards nothing.
+type Config struct {
+	// PerMinute caps the commands carried out in any 60 s window across all
+	// rules (0: no global cap).
+	PerMinute int `flag:"budget-per-minute" env:"BUDGET_PER_MINUTE" yaml:"budget_per_minute" usage:"revocations per minute beyond which commands are held for approval (0: no cap)"`
+	// PerRule caps rules of their own, as rule=count pairs, e.g.
+	// "impossible-travel=20".
+	PerRule []string `flag:"budget-per-rule" env:"BUDGET_PER_RULE" yaml:"budget_per_rule" usage:"revocations per minute per rule, as rule=count pairs, comma-separated"`
+	// AllowlistFile names the YAML allowlist (see Allowlist).
+	AllowlistFile string `flag:"allowlist-file" env:"ALLOWLIST_FILE" yaml:"allowlist_file" usage:"YAML file of users and clients never revoked automatically, scoped per rule and action"`
+	// KillSwitchFile: while a file exists at this path, enforcement stops.
+	KillSwitchFile string `flag:"kill-switch-file" env:"KILL_SWITCH_FILE" yaml:"kill_switch_file" usage:"while this file exists, no command is enforced (they are held)"`
+	// KillSwitch engaged from the start (environment or configuration).
+	KillSwitch bool `flag:"kill-switch" env:"KILL_SWITCH" yaml:"kill_switch" usage:"hold every enforcing command from the start"`
+	// AdminToken authenticates the kill-switch HTTP endpoint (bearer);
+	// unset disables the endpoint.
+	AdminToken config.Secret `env:"ADMIN_TOKEN" yaml:"admin_token"`
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var p config.Problems
+	p.Check(c.PerMinute >= 0, "budget-per-minute", "must not be negative")
+	if _, err := ParsePerRule(c.PerRule); err != nil {
+		p.Check(false, "budget-per-rule", "%v", err)
+	}
+	return p.Err()
+}
+
+// Guard applies the guards. It is safe for concurrent use.
+type Guard struct {
+	budget *Budget
+	allow  *Allowlist
+	kill   *KillSwitch
+	now    func() time.Time
+}
+
+// New builds a Guard from cfg, reading the allowlist file. now is the
+// clock of the budget (nil: time.Now).
+func New(cfg Config, now func() time.Time) (*Guard, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	perRule, _ := ParsePerRule(cfg.PerRule)
+	g := &Guard{
+		budget: NewBudget(cfg.PerMinute, perRule),
+		kill:   NewKillSwitch(cfg.KillSwitchFile, cfg.KillSwitch),
+		now:    now,
+	}
+	if cfg.AllowlistFile != "" {
+		a, err := LoadAllowlist(cfg.AllowlistFile)
+		if err != nil {
+			return nil, err
+		}
+		g.allow = a
+	}
+	return g, nil
+}
+
+// WithAllowlist replaces the allowlist (for tests and embedding).
+func (g *Guard) WithAllowlist(a *Allowlist) *Guard { g.allow = a; return g }
+
+// KillSwitch returns the guard's kill switch.
+func (g *Guard) KillSwitch() *KillSwitch { return g.kill }
+
+// Check decides whether cmd may be carried out now and, when it may,
+// charges it to the budget. Checking the same command id again within the
+// window (a retried message) does not charge it twice. Only enforcing
+// commands that revoke should be checked: dry runs and notifications touch
+// nothing.
+func (g *Guard) Check(cmd *schemas.RevokeCommand) Decision {
+	if g == nil {
+		return Decision{Verdict: Allow}
+	}
+	if g.allow != nil {
+		if e, ok := g.allow.Match(cmd); ok {
+			return Decision{Verdict: Refuse, Reason: "allowlisted: " + e}
+		}
+	}
+	if on, why := g.kill.Engaged(); on {
+		return Decision{Verdict: Hold, Reason: "kill switch engaged: " + why}
+	}
+	if err := g.budget.Take(g.now(), cmd.CommandID, cmd.Reason.RuleID); err != nil {
+		return Decision{Verdict: Hold, Reason: err.Error()}
+	}
+	return Decision{Verdict: Allow}
+}
+
+// Enforcing reports an error when the kill switch is engaged: approvals
+// are refused while it is.
+func (g *Guard) Enforcing() error {
+	if g == nil {
+		return nil
+	}
+	if on, why := g.kill.Engaged(); on {
+		return fmt.Errorf("%w: %s", ErrKillSwitch, why)
+	}
+	return nil
+}
+
+// ErrKillSwitch means enforcement is stopped.
+var ErrKillSwitch = errors.New("kill switch engaged")
+
+// KillSwitch stops enforcement while it is engaged: by a file that exists,
+// by configuration at start, or by Set (the HTTP endpoint).
+type KillSwitch struct {
+	file string
+	mu   sync.Mutex
+	on   bool
+	why  string
+}
+
+// NewKillSwitch watches file (empty: none) and starts engaged when on.
+func NewKillSwitch(file string, on bool) *KillSwitch {
+	k := &KillSwitch{file: file, on: on}
+	if on {
+		k.why = "configured"
+	}
+	return k
+}
+
+// Set engages or releases the switch; by names who did, for the record.
+// A kill-switch file still engages it while it exists.
+func (k *KillSwitch) Set(on bool, by string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.on, k.why = on, "set by "+by
+}
+
+// Engaged reports whether enforcement is stopped, and why.
+func (k *KillSwitch) Engaged() (bool, string) {
+	if k == nil {
+		return false, ""
+	}
+	k.mu.Lock()
+	on, why := k.on, k.why
+	k.mu.Unlock()
+	if on {
+		return true, why
+	}
+	if k.file != "" {
+		if _, err := os.Stat(k.file); err == nil {
+			return true, "file " + k.file + " exists"
+		}
+	}
+	return false, ""
+}
