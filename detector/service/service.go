@@ -20,6 +20,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/detector/engine"
+	"github.com/revoked-dev/revoked/detector/guard"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -49,6 +50,7 @@ type options struct {
 	onDetection func(schemas.RevokeCommand)
 	publisher   Publisher
 	now         func() time.Time
+	guard       *guardSink
 }
 
 // WithRegistry registers the service's and its reader's metrics on reg.
@@ -97,6 +99,7 @@ type Service struct {
 	metrics     *metrics
 	onDetection func(schemas.RevokeCommand)
 	now         func() time.Time
+	guard       *guardSink // nil: no guard
 
 	mu sync.Mutex
 	// pending holds, per partition, the signed commands of the event
@@ -119,6 +122,8 @@ type pendingEvent struct {
 	// detected holds, per command, the event time at which the engine
 	// detected it: the time of the event that completed the pattern.
 	detected []time.Time
+	// held are the commands the guard held, for the held topic.
+	held []heldCommand
 }
 
 // New builds the detector: it validates cfg, loads the rules, builds the
@@ -173,6 +178,7 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 		metrics:     m,
 		onDetection: o.onDetection,
 		now:         o.now,
+		guard:       o.guard,
 		pending:     make(map[partitionKey]pendingEvent),
 		rec:         rec,
 	}
@@ -234,12 +240,17 @@ func (s *Service) handle(ctx context.Context, m kafka.Message) error {
 	if err != nil {
 		return err
 	}
-	if len(p.msgs) == 0 {
+	if len(p.msgs) == 0 && len(p.held) == 0 {
 		return nil
 	}
-	if err := s.pub.WriteMessages(ctx, p.msgs...); err != nil {
-		s.metrics.publishErrors.Inc()
-		return fmt.Errorf("publishing %d command(s): %w", len(p.msgs), err)
+	if len(p.msgs) > 0 {
+		if err := s.pub.WriteMessages(ctx, p.msgs...); err != nil {
+			s.metrics.publishErrors.Inc()
+			return fmt.Errorf("publishing %d command(s): %w", len(p.msgs), err)
+		}
+	}
+	if err := s.publishHeld(ctx, p.held); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	delete(s.pending, partitionKey{m.Topic, m.Partition})
@@ -301,10 +312,10 @@ func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
 		return pendingEvent{}, nil
 	}
 
-	p = pendingEvent{offset: m.Offset, cmds: cmds}
-	for i := range p.cmds {
-		c := &p.cmds[i]
-		p.detected = append(p.detected, c.Reason.DetectedAt)
+	p = pendingEvent{offset: m.Offset}
+	for i := range cmds {
+		c := &cmds[i]
+		detected := c.Reason.DetectedAt
 		s.metrics.detections.WithLabelValues(c.Reason.RuleID, string(c.Mode)).Inc()
 		// The engine stamps commands with event time; on the wire they
 		// carry the detector's clock, so that a detector catching up on a
@@ -313,6 +324,12 @@ func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
 		c.IssuedAt = now.UTC()
 		c.ExpiresAt = c.IssuedAt.Add(s.cfg.Engine.CommandTTL)
 		c.Reason.DetectedAt = c.IssuedAt
+		// The guard decides once per command; a retry of the event
+		// publishes the pending decisions.
+		d := s.guardCommand(c, &ev)
+		if d.Verdict == guard.Suppress {
+			continue
+		}
 		msg, err := s.message(*c)
 		if err != nil {
 			// A command the engine built that does not encode or
@@ -321,6 +338,12 @@ func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
 			// analysis.
 			return pendingEvent{}, kafkax.Poison("detector built an invalid command", err)
 		}
+		if d.Verdict == guard.Hold {
+			p.held = append(p.held, heldCommand{cmd: *c, msg: guard.HeldMessage(msg, d.Reason, now), reason: d.Reason})
+			continue
+		}
+		p.cmds = append(p.cmds, *c)
+		p.detected = append(p.detected, detected)
 		p.msgs = append(p.msgs, msg)
 	}
 	s.mu.Lock()
