@@ -63,6 +63,10 @@ type recovery struct {
 	// learnt holds, per partition, the baselines learnt from messages
 	// not yet done.
 	learnt map[int][]state.Baseline
+	// where holds, per baseline record key, the partition its record is
+	// in. The engine reports values it forgets while sweeping, whoever's
+	// event it is handling; their deletions go where the records are.
+	where map[string]int
 }
 
 func newRecovery(cfg Config, eng *engineGuard, now func() time.Time, log zerolog.Logger, reg prometheus.Registerer) (*recovery, error) {
@@ -90,6 +94,7 @@ func newRecovery(cfg Config, eng *engineGuard, now func() time.Time, log zerolog
 		metrics: m,
 		next:    map[int]int64{},
 		learnt:  map[int][]state.Baseline{},
+		where:   map[string]int{},
 	}, nil
 }
 
@@ -159,23 +164,41 @@ func (r *recovery) learn(partition int, learnt []state.Baseline) {
 	r.mu.Unlock()
 }
 
-// save writes the baselines learnt on partition. On failure they stay for
-// the next attempt.
+// save writes the baselines learnt on partition: to that partition, but
+// deletions of values forgotten to the partition holding them. On failure
+// they stay for the next attempt.
 func (r *recovery) save(ctx context.Context, partition int) error {
 	r.mu.Lock()
 	learnt := r.learnt[partition]
+	byPartition := map[int][]state.Baseline{}
+	for _, b := range learnt {
+		p := partition
+		if q, ok := r.where[b.RecordKey()]; ok && b.LastSeen.IsZero() {
+			p = q
+		}
+		byPartition[p] = append(byPartition[p], b)
+	}
 	r.mu.Unlock()
 	if len(learnt) == 0 {
 		return nil
 	}
-	if err := r.store.Save(ctx, partition, learnt); err != nil {
-		r.metrics.errors.WithLabelValues("persist").Inc()
-		return fmt.Errorf("saving baselines: %w", err)
+	for p, bs := range byPartition {
+		if err := r.store.Save(ctx, p, bs); err != nil {
+			r.metrics.errors.WithLabelValues("persist").Inc()
+			return fmt.Errorf("saving baselines: %w", err)
+		}
 	}
 	r.mu.Lock()
 	// Only this partition's handler appends to its list, and it is busy
 	// here, so nothing was added meanwhile.
 	delete(r.learnt, partition)
+	for _, b := range learnt {
+		if b.LastSeen.IsZero() {
+			delete(r.where, b.RecordKey())
+		} else {
+			r.where[b.RecordKey()] = partition
+		}
+	}
 	r.mu.Unlock()
 	r.metrics.persisted.Add(float64(len(learnt)))
 	return nil
@@ -229,6 +252,11 @@ func (r *recovery) rebuild(ctx context.Context, m kafka.Message) (restored, repl
 		r.eng.mu.Lock()
 		restoreBaselines(r.eng.eng, entries)
 		r.eng.mu.Unlock()
+		r.mu.Lock()
+		for _, b := range entries {
+			r.where[b.RecordKey()] = m.Partition
+		}
+		r.mu.Unlock()
 		r.metrics.restored.Add(float64(len(entries)))
 	}
 	if !r.cfg.Rebuild {

@@ -17,7 +17,8 @@ const SchemaBaselineV1 = "detector-baseline/v1"
 
 // Baseline is one entry of a long-lived per-group baseline: rule Rule has
 // seen Field take Value for group Key (a user id, for rules grouped by
-// user) first at FirstSeen and last at LastSeen.
+// user) first at FirstSeen and last at LastSeen. An entry with a zero
+// LastSeen reports a value forgotten: Save deletes it.
 type Baseline struct {
 	Rule      string    `json:"rule"`
 	Key       string    `json:"key"`
@@ -152,10 +153,11 @@ func partitionCount(ctx context.Context, admin *kafka.Client, topic string) (int
 }
 
 // Save writes entries to partition and returns once every record is
-// acknowledged by all in-sync replicas. Entries with the same record key
-// are written once, the last one winning. ctx cancels the wait, after
-// which some records may have been written; writing them again is
-// harmless.
+// acknowledged by all in-sync replicas. An entry with a zero LastSeen is
+// written as a tombstone (a record without a value), which deletes its
+// key. Entries with the same record key are written once, the last one
+// winning. ctx cancels the wait, after which some records may have been
+// written; writing them again is harmless.
 func (s *Store) Save(ctx context.Context, partition int, entries []Baseline) error {
 	if len(entries) == 0 {
 		return nil
@@ -172,6 +174,9 @@ func (s *Store) Save(ctx context.Context, partition int, entries []Baseline) err
 			Key:       []byte(b.RecordKey()),
 			Value:     value,
 			Headers:   []kafka.Header{{Key: "schema", Value: []byte(SchemaBaselineV1)}},
+		}
+		if b.LastSeen.IsZero() {
+			m.Value, m.Headers = nil, nil
 		}
 		if i, ok := index[string(m.Key)]; ok {
 			msgs[i] = m

@@ -106,7 +106,11 @@ func TestStoreKeepsNewestBaselinePerPartition(t *testing.T) {
 		t.Errorf("partition 1: %+v", got)
 	}
 
-	c.ProduceTo(t, state.DefaultBaselineTopic, 2, kafka.Message{Key: []byte(country.RecordKey())})
+	forgotten := country
+	forgotten.LastSeen = time.Time{}
+	if err := s.Save(ctx, 2, []state.Baseline{forgotten}); err != nil {
+		t.Fatal(err)
+	}
 	c.ProduceTo(t, state.DefaultBaselineTopic, 1, kafka.Message{Key: []byte("x"), Value: []byte("not json")})
 	if got, _ := load(2); !reflect.DeepEqual(got, []state.Baseline{moved}) {
 		t.Errorf("partition 2 after a tombstone: %+v", got)
