@@ -215,6 +215,12 @@ func (r *recovery) ensure(ctx context.Context, m kafka.Message) error {
 		// this detector has handled already.
 		return nil
 	}
+	// Baselines learnt from a message that was never done here are
+	// stale: the message went to the partition's other owner, or comes
+	// back in the replay.
+	r.mu.Lock()
+	delete(r.learnt, m.Partition)
+	r.mu.Unlock()
 	start := time.Now()
 	restored, replayed, err := r.rebuild(ctx, m)
 	r.metrics.duration.Observe(time.Since(start).Seconds())
