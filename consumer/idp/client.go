@@ -116,13 +116,43 @@ func New(cfg Config, httpClient *http.Client, log zerolog.Logger) (*Client, erro
 	}
 	if c.auth == nil {
 		secret := cfg.ClientSecret.Reveal()
-		if cfg.AuthMethod == AuthClientSecretPost {
+		switch cfg.AuthMethod {
+		case AuthClientSecretPost:
 			c.auth = secretPost{cfg.ClientID, secret}
-		} else {
+		case AuthPrivateKeyJWT:
+			a, err := c.privateKeyJWT()
+			if err != nil {
+				return nil, fmt.Errorf("idp config: %w", err)
+			}
+			c.auth = a
+		default:
 			c.auth = secretBasic{cfg.ClientID, secret}
 		}
 	}
 	return c, nil
+}
+
+// privateKeyJWT builds the private_key_jwt authenticator from the config.
+func (c *Client) privateKeyJWT() (*PrivateKeyJWT, error) {
+	key, err := LoadPrivateKeyFile(c.cfg.PrivateKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	opts := JWTOptions{Algorithm: c.cfg.SigningAlg, KeyID: c.cfg.KeyID, Lifetime: c.cfg.AssertionLifetime}
+	switch aud := c.cfg.AssertionAudience; aud {
+	case "", AudienceEndpoint:
+	case AudienceIssuer:
+		opts.Audience = func(string) string { return c.cfg.Issuer }
+	case AudienceTokenEndpoint:
+		opts.Audience = func(string) string {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.eps.token
+		}
+	default:
+		opts.Audience = func(string) string { return aud }
+	}
+	return NewPrivateKeyJWT(c.cfg.ClientID, key, opts)
 }
 
 // metadata is the part of RFC 8414 §2 metadata the client uses.
@@ -224,8 +254,16 @@ func wellKnownURL(issuer string) string {
 // needed.
 func (c *Client) endpoint(ctx context.Context, op string, pick func(endpoints) string) (string, error) {
 	c.mu.Lock()
-	u, discovered := pick(c.eps), c.discovered
+	u, discovered, token := pick(c.eps), c.discovered, c.eps.token
 	c.mu.Unlock()
+	if u != "" && token == "" && !discovered && c.cfg.Issuer != "" && c.cfg.Authenticator == nil &&
+		c.cfg.AuthMethod == AuthPrivateKeyJWT && c.cfg.AssertionAudience == AudienceTokenEndpoint {
+		// The assertion's audience is the token endpoint, known only from
+		// the metadata.
+		if err := c.Discover(ctx); err != nil {
+			return "", err
+		}
+	}
 	if u != "" {
 		return u, nil
 	}

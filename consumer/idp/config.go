@@ -25,8 +25,9 @@ const (
 	// AuthClientSecretPost sends them as client_id and client_secret form
 	// parameters (RFC 6749 §2.3.1).
 	AuthClientSecretPost AuthMethod = "client_secret_post"
-	// AuthPrivateKeyJWT (RFC 7523 §2.2) needs a signer: set
-	// Config.Authenticator to an implementation.
+	// AuthPrivateKeyJWT (RFC 7523 §2.2, OIDC Core §9) signs a client
+	// assertion with the key of Config.PrivateKeyFile (PrivateKeyJWT), or
+	// uses Config.Authenticator.
 	AuthPrivateKeyJWT AuthMethod = "private_key_jwt"
 )
 
@@ -59,16 +60,33 @@ type Config struct {
 	// and introspection endpoints.
 	ClientID     string        `flag:"client-id" env:"CLIENT_ID" yaml:"client_id" usage:"OAuth client id"`
 	ClientSecret config.Secret `env:"CLIENT_SECRET" yaml:"client_secret"`
-	// AuthMethod is client_secret_basic (default) or client_secret_post;
-	// private_key_jwt needs Authenticator.
-	AuthMethod AuthMethod `flag:"auth-method" env:"AUTH_METHOD" yaml:"auth_method" usage:"client authentication: client_secret_basic or client_secret_post"`
+	// AuthMethod is client_secret_basic (default), client_secret_post or
+	// private_key_jwt.
+	AuthMethod AuthMethod `flag:"auth-method" env:"AUTH_METHOD" yaml:"auth_method" usage:"client authentication: client_secret_basic, client_secret_post or private_key_jwt"`
+	// PrivateKeyFile is the PEM private key (PKCS #8, PKCS #1 or SEC 1;
+	// RSA, P-256, P-384 or Ed25519) that signs private_key_jwt assertions.
+	// It is read once, by New.
+	PrivateKeyFile string `flag:"private-key-file" env:"PRIVATE_KEY_FILE" yaml:"private_key_file" usage:"PEM private key for private_key_jwt client authentication"`
+	// KeyID is the "kid" header of the assertions: the key's id in the
+	// client's registered JWK set (Okta and Keycloak pick the key by it
+	// when the client has several).
+	KeyID string `flag:"key-id" env:"KEY_ID" yaml:"key_id" usage:"kid header of private_key_jwt assertions"`
+	// SigningAlg is the JWS alg of the assertions (RS256, PS256, ES256,
+	// ES384, EdDSA); empty picks it from the key (RS256 for RSA).
+	SigningAlg string `flag:"signing-alg" env:"SIGNING_ALG" yaml:"signing_alg" usage:"JWS alg of private_key_jwt assertions (default from the key)"`
+	// AssertionAudience is the "aud" of the assertions: "endpoint" (the URL
+	// called, default), "token_endpoint", "issuer", or a literal value.
+	AssertionAudience string `flag:"assertion-audience" env:"ASSERTION_AUDIENCE" yaml:"assertion_audience" usage:"aud of private_key_jwt assertions: endpoint, token_endpoint, issuer or a literal"`
+	// AssertionLifetime bounds each assertion (default
+	// DefaultAssertionLifetime).
+	AssertionLifetime time.Duration `flag:"assertion-lifetime" env:"ASSERTION_LIFETIME" yaml:"assertion_lifetime" usage:"lifetime of a private_key_jwt assertion"`
 	// Timeout bounds each HTTP request (default DefaultTimeout).
 	Timeout time.Duration `flag:"timeout" env:"TIMEOUT" yaml:"timeout" usage:"timeout of one request to the token API"`
 	// Admin configures the subject-, token-id-, session- and client-wide
 	// calls, which have no standard protocol.
 	Admin AdminConfig `flag:"admin" env:"ADMIN" yaml:"admin"`
 	// Authenticator, if set, replaces the built-in client authentication,
-	// whatever AuthMethod says. It is the seam for private_key_jwt.
+	// whatever AuthMethod says (for a key held in an HSM or KMS, say).
 	Authenticator ClientAuthenticator `flag:"-" env:"-" yaml:"-"`
 }
 
@@ -211,9 +229,22 @@ func (c Config) Validate() error {
 		case AuthClientSecretBasic, AuthClientSecretPost:
 			p.Check(c.Authenticator != nil || c.ClientSecret.IsSet(), "client_secret", "required for %s", c.AuthMethod)
 		case AuthPrivateKeyJWT:
-			p.Check(c.Authenticator != nil, "auth_method", "private_key_jwt needs an Authenticator")
+			p.Check(c.Authenticator != nil || c.PrivateKeyFile != "", "private_key_file", "private_key_jwt needs a private key file or an Authenticator")
+			switch c.AssertionAudience {
+			case "", AudienceEndpoint:
+			case AudienceTokenEndpoint:
+				p.Check(c.TokenURL != "" || c.Issuer != "", "assertion_audience", "token_endpoint needs token_url or an issuer to discover it from")
+			case AudienceIssuer:
+				p.Check(c.Issuer != "", "assertion_audience", "issuer needs issuer")
+			}
+			switch c.SigningAlg {
+			case "", AlgRS256, AlgPS256, AlgES256, AlgES384, AlgEdDSA:
+			default:
+				p.Addf("signing_alg", "unsupported %q (want RS256, PS256, ES256, ES384 or EdDSA)", c.SigningAlg)
+			}
+			p.Check(c.AssertionLifetime >= 0, "assertion_lifetime", "%s: must not be negative", c.AssertionLifetime)
 		default:
-			p.Addf("auth_method", "unknown method %q (want client_secret_basic or client_secret_post)", c.AuthMethod)
+			p.Addf("auth_method", "unknown method %q (want client_secret_basic, client_secret_post or private_key_jwt)", c.AuthMethod)
 		}
 	}
 	p.Check(c.Timeout > 0, "timeout", "%s: must be positive", c.Timeout)
