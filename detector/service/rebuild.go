@@ -16,6 +16,10 @@ import (
 	"github.com/revoked-dev/revoked/schemas"
 )
 
+// startTimeout bounds the attempt at making the baseline topic ready when
+// the detector starts.
+const startTimeout = 10 * time.Second
+
 // recovery keeps the engine's state across restarts and partition moves.
 //
 // kafka-go does not say which partitions a rebalance assigned, so recovery
@@ -103,6 +107,8 @@ func newRecovery(cfg Config, eng *engineGuard, now func() time.Time, log zerolog
 // be down) is not fatal: the first rebuild tries again, and fails, to be
 // retried, until it succeeds.
 func (r *recovery) start(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
 	if err := r.ensureTopic(ctx); err != nil {
 		r.log.Warn().Err(err).Msg("baseline topic not ready; trying again before the first event")
 	}
