@@ -182,9 +182,25 @@ func TestDefaultRules(t *testing.T) {
 	for _, r := range rules {
 		byID[r.ID] = r
 	}
+	want := []string{"brute_force", "brute_force_success", "credential_stuffing", "downscoped_misuse",
+		"impossible_travel", "logout", "mass_download", "new_location_sensitive_action", "password_spraying",
+		"privilege_escalation", "token_after_password_change", "token_replay"}
+	for _, id := range want {
+		r := byID[id]
+		if r == nil {
+			t.Errorf("default pack lacks %s", id)
+			continue
+		}
+		if len(r.Description) < 80 {
+			t.Errorf("%s: the description should explain the reasoning and thresholds", id)
+		}
+	}
+	if len(rules) != len(want) {
+		t.Errorf("default pack has %d rules, want %d", len(rules), len(want))
+	}
 	bf, tr := byID["brute_force_success"], byID["token_replay"]
-	if bf == nil || tr == nil || len(rules) != 2 {
-		t.Fatalf("default pack has %d rules: %v", len(rules), byID)
+	if bf == nil || tr == nil {
+		t.Fatalf("default pack: %v", byID)
 	}
 	if bf.Kind != engine.KindSequenceThreshold || bf.SequenceThreshold.Count != 5 || bf.Window.D() != 10*time.Minute ||
 		bf.Action != schemas.ActionRevokeAndReverify || bf.Target.Kind != schemas.TargetUser || !bf.Target.IncludeDownscoped ||
@@ -211,8 +227,9 @@ func TestMergeOverridesByID(t *testing.T) {
 		t.Fatal(err)
 	}
 	merged := engine.Merge(base, override)
-	if len(merged) != 2 || merged[1].ID != "token_replay" || merged[1].Source != "site.yaml:1" {
-		t.Fatalf("merged: %v %v", merged[0], merged[1])
+	last := merged[len(merged)-1]
+	if len(merged) != len(base) || last.ID != "token_replay" || last.Source != "site.yaml:1" {
+		t.Fatalf("merged %d rules, last %v", len(merged), last)
 	}
 }
 

@@ -51,8 +51,8 @@ func TestStateIsEvictedOnEventTime(t *testing.T) {
 	if g := ruleStats(t, eng, "brute_force_success").Groups; g != 1000 {
 		t.Fatalf("brute_force_success holds %d groups, want 1000", g)
 	}
-	// One user, later: everything else is idle.
-	for m := 1; m <= 20; m++ {
+	// One user, later: everything else is idle, past the longest window.
+	for m := 1; m <= 14*60; m += 10 {
 		eng.Process(&schemas.AuditEvent{ID: fmt.Sprintf("late-%d", m), Time: t0.Add(time.Duration(m) * time.Minute),
 			Type: schemas.EventLoginFailure, UserID: "other"})
 	}
@@ -94,7 +94,7 @@ func TestLateAndDuplicateEventsAreCounted(t *testing.T) {
 	if rs.Duplicates != 1 || rs.Late != 1 || rs.Matched != 4 || rs.Records != 2 {
 		t.Errorf("stats %+v", rs)
 	}
-	if h := eng.Horizon(); h != time.Hour {
-		t.Errorf("horizon %s, want the 1h cooldown", h)
+	if h := eng.Horizon(); h != 12*time.Hour+engine.DefaultAllowance {
+		t.Errorf("horizon %s, want the 12h windows plus the allowance", h)
 	}
 }
