@@ -1,0 +1,140 @@
+package backtest
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/revoked-dev/revoked/detector/engine"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of testdata")
+
+func loadRules(t *testing.T) []*engine.Rule {
+	t.Helper()
+	rules, err := engine.LoadDir("testdata/rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules
+}
+
+// golden compares got with the file testdata/name, or rewrites it with
+// -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+// The fixture replays to exactly the golden commands; malformed lines are
+// reported by number and counted, never fatal.
+func TestGolden(t *testing.T) {
+	f, err := os.Open("testdata/events.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out, diag bytes.Buffer
+	sum, err := Run(f, &out, &diag, Options{Rules: loadRules(t), Engine: engine.DefaultConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sum.WriteSummary(&diag); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "commands.golden.jsonl", out.Bytes())
+	golden(t, "stderr.golden.txt", diag.Bytes())
+
+	if sum.Malformed != 3 || sum.Events != 20 || sum.Lines != 24 {
+		t.Errorf("summary %+v", sum)
+	}
+	var lines []int
+	for _, p := range sum.Problems {
+		lines = append(lines, p.Line)
+	}
+	if len(lines) != 3 || lines[0] != 4 || lines[1] != 8 || lines[2] != 18 {
+		t.Errorf("malformed lines %v, want 4, 8, 18", lines)
+	}
+	for _, line := range bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n")) {
+		if _, err := schemas.DecodeCommand(line); err != nil {
+			t.Errorf("output line is not a valid command: %v\n%s", err, line)
+		}
+	}
+}
+
+// Same input, same bytes, with the default rule pack too.
+func TestDeterministic(t *testing.T) {
+	rules, err := engine.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("testdata/events.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first []byte
+	for i := range 3 {
+		var out bytes.Buffer
+		if _, err := Run(bytes.NewReader(data), &out, &bytes.Buffer{}, Options{Rules: engine.Merge(rules, nil), Engine: engine.DefaultConfig()}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = out.Bytes()
+			if len(first) == 0 {
+				t.Fatal("the default rules issued nothing on the fixture")
+			}
+		} else if !bytes.Equal(out.Bytes(), first) {
+			t.Fatalf("run %d differs", i)
+		}
+	}
+}
+
+// The global dry-run switch makes every command dry_run.
+func TestEngineDryRun(t *testing.T) {
+	data, err := os.ReadFile("testdata/events.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := engine.DefaultConfig()
+	cfg.DryRun = true
+	sum, err := Run(bytes.NewReader(data), &bytes.Buffer{}, &bytes.Buffer{}, Options{Rules: loadRules(t), Engine: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Total.Commands == 0 || sum.Total.Enforce != 0 || sum.Total.DryRun != sum.Total.Commands {
+		t.Errorf("total %+v", sum.Total)
+	}
+}
+
+func TestLongLinesAndLineEndings(t *testing.T) {
+	long := strings.Repeat("x", MaxLineBytes+10)
+	in := "\r\n" + long + "\n" + `{"id":"a","time":"2025-03-01T10:00:00Z","type":"login.failure","user_id":"u"}` + "\r\n" + "{" // no final newline
+	var diag bytes.Buffer
+	sum, err := Run(strings.NewReader(in), &bytes.Buffer{}, &diag, Options{Rules: loadRules(t), Engine: engine.DefaultConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Lines != 4 || sum.Events != 1 || sum.Malformed != 2 {
+		t.Errorf("summary %+v\n%s", sum, diag.String())
+	}
+	if !strings.Contains(diag.String(), "line 2: longer than") || !strings.Contains(diag.String(), "line 4: ") {
+		t.Errorf("diag %q", diag.String())
+	}
+}
