@@ -74,6 +74,9 @@ type Client struct {
 	admin AdminConfig
 	now   func() time.Time
 
+	limiter  *tokenBucket // nil: unlimited
+	breakers *breakers
+
 	mu         sync.Mutex // guards eps and discovered
 	eps        endpoints
 	discovered bool
@@ -88,11 +91,24 @@ type endpoints struct {
 // httpClient nil means a client of its own that does not follow redirects
 // (a redirected POST would arrive as a GET without its body); Config.Timeout
 // bounds each request either way.
-func New(cfg Config, httpClient *http.Client, log zerolog.Logger) (*Client, error) {
+//
+// Every request first passes the circuit breaker of its endpoint (an open
+// circuit fails fast with *CircuitOpenError) and then the client's rate
+// limit (waiting for it honours ctx). opts add what is not configuration,
+// such as WithRegisterer.
+func New(cfg Config, httpClient *http.Client, log zerolog.Logger, opts ...Option) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("idp config: %w", err)
 	}
 	cfg = cfg.withDefaults()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	gauge, err := newCircuitGauge(o.reg)
+	if err != nil {
+		return nil, fmt.Errorf("idp: %w", err)
+	}
 	if httpClient == nil {
 		httpClient = &http.Client{
 			Transport: http.DefaultTransport.(*http.Transport).Clone(),
@@ -108,6 +124,9 @@ func New(cfg Config, httpClient *http.Client, log zerolog.Logger) (*Client, erro
 		auth:  cfg.Authenticator,
 		admin: cfg.Admin,
 		now:   time.Now,
+
+		limiter:  newTokenBucket(cfg.RateLimit),
+		breakers: &breakers{cfg: cfg.Breaker, gauge: gauge, m: map[string]*breaker{}},
 		eps: endpoints{
 			token:         cfg.TokenURL,
 			revocation:    cfg.RevocationURL,
@@ -464,7 +483,34 @@ func (c *Client) postForm(ctx context.Context, op, endpoint string, form url.Val
 // of the answer. Transport failures come back wrapped: ErrTimeout when the
 // request's own timeout ran out, ctx's error when ctx ended, else the
 // transport's error.
+//
+// Before the request, the endpoint's circuit breaker must allow it (else
+// *CircuitOpenError, no request) and the rate limit must grant it (waiting
+// ends with ctx's error if ctx ends first). The outcome is recorded with
+// the breaker: 5xx, 408, timeouts and transport failures count against the
+// endpoint, any other answer resets it.
 func (c *Client) do(ctx context.Context, op string, req *http.Request, limit int64) (*http.Response, []byte, error) {
+	br := c.breakers.get(op)
+	if err := br.allow(); err != nil {
+		return nil, nil, err
+	}
+	if err := c.limiter.wait(ctx); err != nil {
+		br.record(outcomeAbandoned)
+		return nil, nil, fmt.Errorf("idp: %s: waiting for the rate limit: %w", op, err)
+	}
+	resp, body, err := c.send(ctx, op, req, limit)
+	switch {
+	case err == nil:
+		br.record(statusOutcome(resp.StatusCode))
+	case ctx.Err() != nil:
+		br.record(outcomeAbandoned)
+	default:
+		br.record(outcomeTransient)
+	}
+	return resp, body, err
+}
+
+func (c *Client) send(ctx context.Context, op string, req *http.Request, limit int64) (*http.Response, []byte, error) {
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	req = req.WithContext(rctx)

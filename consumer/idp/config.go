@@ -2,6 +2,7 @@ package idp
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -82,6 +83,10 @@ type Config struct {
 	AssertionLifetime time.Duration `flag:"assertion-lifetime" env:"ASSERTION_LIFETIME" yaml:"assertion_lifetime" usage:"lifetime of a private_key_jwt assertion"`
 	// Timeout bounds each HTTP request (default DefaultTimeout).
 	Timeout time.Duration `flag:"timeout" env:"TIMEOUT" yaml:"timeout" usage:"timeout of one request to the token API"`
+	// RateLimit bounds the request rate of all calls of the client.
+	RateLimit RateLimitConfig `flag:"rate-limit" env:"RATE_LIMIT" yaml:"rate_limit"`
+	// Breaker configures the circuit breaker of each endpoint.
+	Breaker BreakerConfig `flag:"breaker" env:"BREAKER" yaml:"breaker"`
 	// Admin configures the subject-, token-id-, session- and client-wide
 	// calls, which have no standard protocol.
 	Admin AdminConfig `flag:"admin" env:"ADMIN" yaml:"admin"`
@@ -196,6 +201,12 @@ func (c Config) withDefaults() Config {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if c.Breaker.Failures == 0 {
+		c.Breaker.Failures = DefaultBreakerFailures
+	}
+	if c.Breaker.Cooldown == 0 {
+		c.Breaker.Cooldown = DefaultBreakerCooldown
+	}
 	c.Admin = c.Admin.withPreset()
 	return c
 }
@@ -248,6 +259,10 @@ func (c Config) Validate() error {
 		}
 	}
 	p.Check(c.Timeout > 0, "timeout", "%s: must be positive", c.Timeout)
+	p.Check(c.RateLimit.PerSecond >= 0 && !math.IsInf(c.RateLimit.PerSecond, 0) && !math.IsNaN(c.RateLimit.PerSecond),
+		"rate_limit.per_second", "%v: must be a non-negative number", c.RateLimit.PerSecond)
+	p.Check(c.RateLimit.Burst >= 0, "rate_limit.burst", "%d: must not be negative", c.RateLimit.Burst)
+	p.Check(c.Breaker.Cooldown > 0, "breaker.cooldown", "%s: must be positive", c.Breaker.Cooldown)
 	p.Nest("admin", c.Admin.validate())
 	p.Check(oauth || c.Admin.configured(), "", "nothing to call: set issuer, an endpoint URL or admin calls")
 	return p.Err()

@@ -142,6 +142,12 @@ func Retryable(err error) (retry bool, after time.Duration) {
 	if errors.As(err, &he) {
 		return he.retryable()
 	}
+	var ce *CircuitOpenError
+	if errors.As(err, &ce) {
+		// The endpoint failed repeatedly and is being left alone for a
+		// cool-down; after it, a probe may find it healed.
+		return true, ce.Remaining
+	}
 	switch {
 	case errors.Is(err, ErrTimeout):
 		// One attempt ran out of time: the server may be slow or the
