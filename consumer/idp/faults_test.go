@@ -276,4 +276,3 @@ func TestFaultConfigValidate(t *testing.T) {
 		}
 	}
 }
-
