@@ -85,6 +85,23 @@ type Store interface {
 	// History returns the rows matching q, one per RowID, newest first.
 	History(ctx context.Context, q Query) ([]schemas.AuditRow, error)
 
+	// AppendCheckpoints stores signed checkpoints of chains, with Append's
+	// guarantees: durable when it returns nil, identical copies read back
+	// once, nothing stored and an error wrapping ErrInvalidRow when one is
+	// invalid (ValidateCheckpoint). It does not check signatures: that is
+	// the verifier's job, with keys the store never sees.
+	AppendCheckpoints(ctx context.Context, cps []schemas.Checkpoint) error
+
+	// Checkpoints returns the checkpoints of one chain with Seq > afterSeq
+	// in Seq order, at most limit of them (all when limit <= 0). Identical
+	// copies appear once; checkpoints that differ are all returned, also
+	// when they share a Seq.
+	Checkpoints(ctx context.Context, chain string, afterSeq uint64, limit int) ([]schemas.Checkpoint, error)
+
+	// Chains returns the names of every chain that has rows or checkpoints,
+	// sorted, so a verifier also finds a chain whose rows are all gone.
+	Chains(ctx context.Context) ([]string, error)
+
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 
@@ -223,6 +240,42 @@ func validateContent(index int, r *schemas.AuditRow) error {
 	for _, f := range timeFields(r) {
 		if t := *f.v; !t.IsZero() && (t.Before(MinTime) || t.After(MaxTime)) {
 			return fail(f.name, fmt.Sprintf("%s is outside [%s, %s]", t.UTC().Format(time.RFC3339), MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339)))
+		}
+	}
+	return nil
+}
+
+// ValidateCheckpoint checks what every backend relies on for a
+// checkpoint: every field is set, strings are valid UTF-8 and the time is
+// within [MinTime, MaxTime]. It does not check the signature. index goes
+// into the *RowError (whose RowID is then the chain).
+func ValidateCheckpoint(index int, c *schemas.Checkpoint) error {
+	fail := func(field, reason string) error {
+		return &RowError{Index: index, RowID: c.Chain, Field: field, Reason: reason}
+	}
+	for _, f := range []stringField{{"chain", &c.Chain}, {"hash", &c.Hash}, {"key_id", &c.KeyID}, {"signature", &c.Signature}} {
+		if *f.v == "" {
+			return fail(f.name, "is empty")
+		}
+		if !utf8.ValidString(*f.v) {
+			return fail(f.name, "is not valid UTF-8")
+		}
+	}
+	switch {
+	case c.Seq == 0:
+		return fail("seq", "is zero (chains start at 1)")
+	case c.Time.Before(MinTime) || c.Time.After(MaxTime):
+		return fail("time", fmt.Sprintf("%s is outside [%s, %s]", c.Time.UTC().Format(time.RFC3339), MinTime.Format(time.RFC3339), MaxTime.Format(time.RFC3339)))
+	}
+	return nil
+}
+
+// ValidateCheckpoints runs ValidateCheckpoint over cps and returns the
+// first problem.
+func ValidateCheckpoints(cps []schemas.Checkpoint) error {
+	for i := range cps {
+		if err := ValidateCheckpoint(i, &cps[i]); err != nil {
+			return err
 		}
 	}
 	return nil

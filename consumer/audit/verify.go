@@ -25,6 +25,22 @@ const (
 	FaultGenesis ChainFault = "genesis"
 	// FaultChain: a row of another chain is in the slice.
 	FaultChain ChainFault = "chain"
+
+	// The faults below are found against a chain's signed checkpoints
+	// (see package trail), not by VerifyChain.
+
+	// FaultSignature: a checkpoint's signature does not verify, or its key
+	// is not trusted: it was forged or altered.
+	FaultSignature ChainFault = "signature"
+	// FaultCheckpoint: the row at a checkpoint's Seq does not have the
+	// checkpointed hash: the chain was rewritten after it was signed.
+	FaultCheckpoint ChainFault = "checkpoint"
+	// FaultTruncated: a checkpoint names a Seq the chain no longer
+	// reaches: rows were removed from the chain's tail.
+	FaultTruncated ChainFault = "truncated"
+	// FaultUnsigned: rows that no valid checkpoint covers, where the
+	// verifier was told to require one.
+	FaultUnsigned ChainFault = "unsigned"
 )
 
 // ChainError names the first broken link VerifyChain found.

@@ -22,6 +22,11 @@ const (
 	DefaultMaxBatchRows = 1000
 	DefaultMaxDelay     = 2 * time.Millisecond
 	DefaultFlushTimeout = 30 * time.Second
+	// DefaultCheckpointRows and DefaultCheckpointInterval bound the rows a
+	// signing Writer leaves unsigned: it checkpoints after that many rows
+	// or that long after the first unsigned row, whichever comes first.
+	DefaultCheckpointRows     = 1000
+	DefaultCheckpointInterval = time.Minute
 )
 
 // WriterConfig configures a Writer.
@@ -39,6 +44,19 @@ type WriterConfig struct {
 	MaxDelay time.Duration
 	// FlushTimeout bounds one Append of a batch to the store (default 30s).
 	FlushTimeout time.Duration
+
+	// Signer, when set, makes the Writer sign checkpoints of the chain's
+	// head (see schemas.Checkpoint) and store them with
+	// Store.AppendCheckpoints: every CheckpointRows rows, CheckpointInterval
+	// after the first row not yet covered by one, and on Close. Nil: no
+	// checkpoints.
+	Signer *schemas.Signer
+	// CheckpointRows is the most rows written before a checkpoint
+	// (default 1000).
+	CheckpointRows int
+	// CheckpointInterval is the longest a written row waits for a
+	// checkpoint (default 1m).
+	CheckpointInterval time.Duration
 }
 
 func (c *WriterConfig) setDefaults() {
@@ -53,6 +71,12 @@ func (c *WriterConfig) setDefaults() {
 	}
 	if c.FlushTimeout == 0 {
 		c.FlushTimeout = DefaultFlushTimeout
+	}
+	if c.CheckpointRows == 0 {
+		c.CheckpointRows = DefaultCheckpointRows
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = DefaultCheckpointInterval
 	}
 }
 
@@ -71,6 +95,12 @@ func (c WriterConfig) Validate() error {
 	if c.FlushTimeout < 0 {
 		errs = append(errs, fmt.Errorf("%w: flush timeout %s is negative", ErrInvalidWriterConfig, c.FlushTimeout))
 	}
+	if c.CheckpointRows < 0 {
+		errs = append(errs, fmt.Errorf("%w: checkpoint rows %d is negative", ErrInvalidWriterConfig, c.CheckpointRows))
+	}
+	if c.CheckpointInterval < 0 {
+		errs = append(errs, fmt.Errorf("%w: checkpoint interval %s is negative", ErrInvalidWriterConfig, c.CheckpointInterval))
+	}
 	return errors.Join(errs...)
 }
 
@@ -84,6 +114,12 @@ func (c WriterConfig) Validate() error {
 // the chain, and the next batch first re-reads the chain head from the
 // store, in case the failed insert was in fact stored (an error can arrive
 // after the server committed); so the chain never forks.
+//
+// With a Signer, the Writer also signs checkpoints of its head (see
+// WriterConfig.Signer). A checkpoint vouches for the whole chain up to
+// its Seq, including rows the Writer found in the store when it started;
+// a failed checkpoint is logged and retried at the next occasion, and the
+// rows it would have covered stay written.
 type Writer struct {
 	store Store
 	cfg   WriterConfig
@@ -101,6 +137,11 @@ type Writer struct {
 	seq    uint64
 	hash   string
 	resync bool
+
+	// Checkpoint state, owned by the loop goroutine.
+	signedSeq    uint64    // Seq of the last checkpoint stored
+	unsignedFrom time.Time // when the first row after signedSeq was stored
+	closeErr     error     // the last checkpoint's, returned by Close
 }
 
 type writeRequest struct {
@@ -134,7 +175,23 @@ func NewWriterWithConfig(ctx context.Context, store Store, cfg WriterConfig, log
 		seq:   seq,
 		hash:  hash,
 	}
-	w.log.Debug().Uint64("seq", seq).Msg("audit chain head loaded")
+	if cfg.Signer != nil && seq > 0 {
+		// Already signed if a checkpoint of exactly this head is stored;
+		// otherwise (a crash before the last checkpoint) the head is
+		// signed at the first occasion.
+		cps, err := store.Checkpoints(ctx, cfg.Chain, seq-1, 0)
+		if err != nil {
+			return nil, fmt.Errorf("loading the checkpoints of audit chain %q: %w", cfg.Chain, err)
+		}
+		w.unsignedFrom = time.Now()
+		for _, c := range cps {
+			if c.Seq == seq && c.Hash == hash {
+				w.signedSeq, w.unsignedFrom = seq, time.Time{}
+				break
+			}
+		}
+	}
+	w.log.Debug().Uint64("seq", seq).Uint64("signed_seq", w.signedSeq).Msg("audit chain head loaded")
 	go w.loop()
 	return w, nil
 }
@@ -193,16 +250,26 @@ func (w *Writer) Write(ctx context.Context, rows ...schemas.AuditRow) error {
 	}
 }
 
-// Close stores the rows already queued, waits for the batch in flight and
-// stops the writer. Writes after Close fail with ErrClosed. It does not
-// close the store.
+// Close stores the rows already queued, waits for the batch in flight,
+// signs a checkpoint of the head if the Writer has a Signer and the head
+// is not signed yet, and stops the writer. Writes after Close fail with
+// ErrClosed. It returns the error of that last checkpoint, if any. It does
+// not close the store.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
 	w.signal()
 	<-w.done
-	return nil
+	return w.closeErr
+}
+
+// SignedSeq returns the Seq of the last checkpoint the Writer stored (or
+// found stored for the head it started from); 0 if none.
+func (w *Writer) SignedSeq() uint64 {
+	w.headMu.Lock()
+	defer w.headMu.Unlock()
+	return w.signedSeq
 }
 
 func (w *Writer) signal() {
@@ -216,22 +283,63 @@ func (w *Writer) signal() {
 // so the chain head needs no lock on the write path.
 func (w *Writer) loop() {
 	defer close(w.done)
+	var tick <-chan time.Time
+	if w.cfg.Signer != nil {
+		// Checking a few times per interval keeps a row's wait for its
+		// checkpoint close to CheckpointInterval.
+		t := time.NewTicker(max(w.cfg.CheckpointInterval/4, time.Millisecond))
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
-		<-w.wake
+		select {
+		case <-w.wake:
+		case <-tick:
+			w.maybeCheckpoint(false)
+			continue
+		}
 		for {
 			w.mu.Lock()
 			empty, closed := len(w.queue) == 0, w.closed
 			w.mu.Unlock()
 			if empty {
 				if closed {
+					w.closeErr = w.maybeCheckpoint(true)
 					return
 				}
 				break
 			}
 			w.waitForBatch()
 			w.flush(w.take())
+			w.maybeCheckpoint(false)
 		}
 	}
+}
+
+// maybeCheckpoint signs and stores a checkpoint of the head when the
+// unsigned rows are due (or, with force, whenever there are any).
+func (w *Writer) maybeCheckpoint(force bool) error {
+	if w.cfg.Signer == nil || w.seq == w.signedSeq {
+		return nil
+	}
+	due := force || w.seq-w.signedSeq >= uint64(w.cfg.CheckpointRows) ||
+		(!w.unsignedFrom.IsZero() && time.Since(w.unsignedFrom) >= w.cfg.CheckpointInterval)
+	if !due {
+		return nil
+	}
+	cp := schemas.NewCheckpoint(w.cfg.Signer, w.cfg.Chain, w.seq, w.hash, time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.FlushTimeout)
+	defer cancel()
+	if err := w.store.AppendCheckpoints(ctx, []schemas.Checkpoint{cp}); err != nil {
+		w.log.Error().Err(err).Uint64("seq", cp.Seq).Msg("storing an audit checkpoint failed; retrying at the next occasion")
+		return fmt.Errorf("storing the checkpoint of audit chain %q at seq %d: %w", w.cfg.Chain, cp.Seq, err)
+	}
+	w.headMu.Lock()
+	w.signedSeq = cp.Seq
+	w.headMu.Unlock()
+	w.unsignedFrom = time.Time{}
+	w.log.Debug().Uint64("seq", cp.Seq).Str("key_id", cp.KeyID).Msg("audit checkpoint stored")
+	return nil
 }
 
 // waitForBatch waits until the oldest queued Write is MaxDelay old, enough
@@ -334,6 +442,9 @@ func (w *Writer) commit(ctx context.Context, batch []*writeRequest) error {
 	w.headMu.Lock()
 	w.seq, w.hash = seq, prev
 	w.headMu.Unlock()
+	if w.unsignedFrom.IsZero() {
+		w.unsignedFrom = time.Now()
+	}
 	w.log.Debug().Int("rows", len(rows)).Int("writes", len(batch)).Uint64("seq", seq).
 		Dur("took", time.Since(start)).Msg("audit batch stored")
 	return nil

@@ -4,6 +4,7 @@ package audittest
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"reflect"
@@ -44,6 +45,9 @@ func Run(t *testing.T, open Open) {
 		{"WriterFailedBatchDoesNotAdvance", testWriterFailedBatch},
 		{"WriterRestartContinuesChain", testWriterRestart},
 		{"VerifyDetectsTampering", testVerifyDetectsTampering},
+		{"Checkpoints", testCheckpoints},
+		{"Chains", testChains},
+		{"WriterCheckpoints", testWriterCheckpoints},
 		{"CanceledContext", testCanceledContext},
 		{"Closed", testClosed},
 	}
@@ -894,6 +898,211 @@ func testClosed(t *testing.T, s audit.Store) {
 	}
 	if err := s.Ping(c); !errors.Is(err, audit.ErrClosed) {
 		t.Errorf("Ping after Close: %v, want ErrClosed", err)
+	}
+	if err := s.AppendCheckpoints(c, []schemas.Checkpoint{schemas.NewCheckpoint(Signer(), "closed", 1, "h", base)}); !errors.Is(err, audit.ErrClosed) {
+		t.Errorf("AppendCheckpoints after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.Checkpoints(c, "closed", 0, 0); !errors.Is(err, audit.ErrClosed) {
+		t.Errorf("Checkpoints after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.Chains(c); !errors.Is(err, audit.ErrClosed) {
+		t.Errorf("Chains after Close: %v, want ErrClosed", err)
+	}
+}
+
+// Signer returns a fixed test signing key's Signer.
+func Signer() *schemas.Signer {
+	return schemas.NewSigner(ed25519.NewKeyFromSeed([]byte("audittest-checkpoint-signing-key")))
+}
+
+func testCheckpoints(t *testing.T, s audit.Store) {
+	c := ctx(t)
+	sg := Signer()
+	const chain = "cp-chain"
+	var cps []schemas.Checkpoint
+	for i := range 5 {
+		seq := uint64(i*10 + 10)
+		cps = append(cps, schemas.NewCheckpoint(sg, chain, seq, fmt.Sprintf("hash-%d", seq), base.Add(time.Duration(i)*time.Minute)))
+	}
+	other := schemas.NewCheckpoint(sg, "cp-other", 7, "h7", base)
+	if err := s.AppendCheckpoints(c, append(slices.Clone(cps), other)); err != nil {
+		t.Fatalf("AppendCheckpoints: %v", err)
+	}
+	// A retried insert is deduplicated; a different checkpoint of an
+	// existing Seq (say, a forgery) is kept beside the original.
+	forged := cps[2]
+	forged.Hash = "forged"
+	if err := s.AppendCheckpoints(c, []schemas.Checkpoint{cps[1], cps[2], forged}); err != nil {
+		t.Fatalf("AppendCheckpoints again: %v", err)
+	}
+	got, err := s.Checkpoints(c, chain, 0, 0)
+	if err != nil {
+		t.Fatalf("Checkpoints: %v", err)
+	}
+	if len(got) != 6 {
+		t.Fatalf("Checkpoints: %d, want 6 (5 and the forgery): %+v", len(got), got)
+	}
+	keyring := schemas.NewKeyring(sg.Public())
+	n := 0
+	for i, g := range got {
+		if i > 0 && g.Seq < got[i-1].Seq {
+			t.Errorf("Checkpoints out of Seq order: %d after %d", g.Seq, got[i-1].Seq)
+		}
+		if g.Time.Location() != time.UTC {
+			t.Errorf("checkpoint time %v is not in UTC", g.Time)
+		}
+		if g.Hash == "forged" {
+			if err := g.Verify(keyring); !errors.Is(err, schemas.ErrBadSignature) {
+				t.Errorf("forged checkpoint verifies: %v", err)
+			}
+			continue
+		}
+		if want := cps[n]; g != want {
+			t.Errorf("checkpoint %d: got %+v, want %+v", n, g, want)
+		}
+		if err := g.Verify(keyring); err != nil {
+			t.Errorf("checkpoint at seq %d read back does not verify: %v", g.Seq, err)
+		}
+		n++
+	}
+	page, err := s.Checkpoints(c, chain, 20, 2)
+	if err != nil || len(page) != 2 || page[0].Seq != 30 || page[1].Seq != 30 {
+		t.Errorf("Checkpoints after 20, limit 2: %+v, %v; want both of seq 30", page, err)
+	}
+	if none, err := s.Checkpoints(c, "no-such-chain", 0, 0); err != nil || len(none) != 0 {
+		t.Errorf("Checkpoints of an unknown chain: %d, %v", len(none), err)
+	}
+
+	bad := []schemas.Checkpoint{schemas.NewCheckpoint(sg, "cp-bad", 1, "h", base), {Chain: "cp-bad", Seq: 2, Hash: "h", Time: base, KeyID: sg.KeyID()}}
+	if err := s.AppendCheckpoints(c, bad); !errors.Is(err, audit.ErrInvalidRow) {
+		t.Errorf("AppendCheckpoints of an unsigned checkpoint: %v, want ErrInvalidRow", err)
+	}
+	if got, _ := s.Checkpoints(c, "cp-bad", 0, 0); len(got) != 0 {
+		t.Errorf("an invalid batch stored %d checkpoints", len(got))
+	}
+}
+
+func testChains(t *testing.T, s audit.Store) {
+	c := ctx(t)
+	if got, err := s.Chains(c); err != nil || len(got) != 0 {
+		t.Fatalf("Chains of an empty store: %q, %v", got, err)
+	}
+	for _, chain := range []string{"b-chain", "a-chain", "b-chain"} {
+		if err := s.Append(c, Link(chain, 0, "", rowsN(0, 2))); err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+	}
+	// A chain known only from its checkpoints (its rows are gone) is
+	// listed too.
+	if err := s.AppendCheckpoints(c, []schemas.Checkpoint{schemas.NewCheckpoint(Signer(), "c-only-checkpoints", 3, "h", base)}); err != nil {
+		t.Fatalf("AppendCheckpoints: %v", err)
+	}
+	got, err := s.Chains(c)
+	if want := []string{"a-chain", "b-chain", "c-only-checkpoints"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("Chains = %q, %v; want %q", got, err, want)
+	}
+}
+
+func testWriterCheckpoints(t *testing.T, s audit.Store) {
+	c := ctx(t)
+	const chain = "writer-checkpoints"
+	sg := Signer()
+	keyring := schemas.NewKeyring(sg.Public())
+	cfg := audit.WriterConfig{Chain: chain, MaxDelay: -1, Signer: sg, CheckpointRows: 5, CheckpointInterval: time.Hour}
+	w, err := audit.NewWriterWithConfig(c, s, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("NewWriter: %v", err)
+	}
+	for i := range 12 {
+		if err := w.Write(c, Row(i)); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	}
+	if got := w.SignedSeq(); got != 10 {
+		t.Errorf("SignedSeq before Close = %d, want 10", got)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := w.SignedSeq(); got != 12 {
+		t.Errorf("SignedSeq after Close = %d, want 12", got)
+	}
+	rows, err := s.ChainRows(c, chain, 0, 0)
+	if err != nil || len(rows) != 12 {
+		t.Fatalf("ChainRows: %d, %v", len(rows), err)
+	}
+	check := func(want ...uint64) {
+		t.Helper()
+		cps, err := s.Checkpoints(c, chain, 0, 0)
+		if err != nil {
+			t.Fatalf("Checkpoints: %v", err)
+		}
+		var seqs []uint64
+		for _, cp := range cps {
+			seqs = append(seqs, cp.Seq)
+			if err := cp.Verify(keyring); err != nil {
+				t.Errorf("checkpoint at seq %d: %v", cp.Seq, err)
+			}
+			if cp.KeyID != sg.KeyID() || cp.Chain != chain || cp.Hash != rows[cp.Seq-1].Hash {
+				t.Errorf("checkpoint %+v does not name row %d's hash %s", cp, cp.Seq, rows[cp.Seq-1].Hash)
+			}
+		}
+		if !slices.Equal(seqs, want) {
+			t.Errorf("checkpoints at seqs %v, want %v", seqs, want)
+		}
+	}
+	check(5, 10, 12)
+
+	// A restarted writer finds its head signed and signs nothing new
+	// until it writes.
+	w, err = audit.NewWriterWithConfig(c, s, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("NewWriter: %v", err)
+	}
+	if got := w.SignedSeq(); got != 12 {
+		t.Errorf("restarted SignedSeq = %d, want 12", got)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	check(5, 10, 12)
+
+	// After a crash (rows written, no checkpoint), the next writer signs
+	// the head it finds when it closes.
+	if err := s.Append(c, Link(chain, 12, rows[11].Hash, rowsN(12, 2))); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	if rows, err = s.ChainRows(c, chain, 0, 0); err != nil || len(rows) != 14 {
+		t.Fatalf("ChainRows: %d, %v", len(rows), err)
+	}
+	w, err = audit.NewWriterWithConfig(c, s, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("NewWriter: %v", err)
+	}
+	if got := w.SignedSeq(); got != 0 {
+		t.Errorf("SignedSeq over an unsigned head = %d, want 0", got)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	check(5, 10, 12, 14)
+
+	// The interval alone triggers a checkpoint.
+	cfg.CheckpointRows, cfg.CheckpointInterval = 1000, 20*time.Millisecond
+	w, err = audit.NewWriterWithConfig(c, s, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("NewWriter: %v", err)
+	}
+	defer func() { _ = w.Close() }()
+	if err := w.Write(c, Row(14)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w.SignedSeq() != 15 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint within 10s of a 20ms interval (signed seq %d)", w.SignedSeq())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -103,6 +103,7 @@ func (c Config) Validate() error {
 type Store struct {
 	conn    *sharedConn
 	table   string
+	cpTable string
 	ddl     []string
 	version schemas.ServerVersion
 	log     zerolog.Logger
@@ -136,14 +137,22 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 		conn.release()
 		return nil, fmt.Errorf("chdbstore: %w", err)
 	}
-	ddl, err := schemas.RenderDDL(schemas.DDLOptions{Database: cfg.Database, Table: cfg.Table, ServerVersion: version, TTL: cfg.TTL})
+	ddlOpts := schemas.DDLOptions{Database: cfg.Database, Table: cfg.Table, ServerVersion: version, TTL: cfg.TTL}
+	ddl, err := schemas.RenderDDL(ddlOpts)
 	if err != nil {
 		conn.release()
 		return nil, fmt.Errorf("chdbstore: %w", err)
 	}
+	cpDDL, err := schemas.RenderCheckpointDDL(ddlOpts)
+	if err != nil {
+		conn.release()
+		return nil, fmt.Errorf("chdbstore: %w", err)
+	}
+	ddl = append(ddl, cpDDL...)
 	s := &Store{
 		conn:    conn,
 		table:   chsql.Table(cfg.Database, cfg.Table),
+		cpTable: chsql.Table(cfg.Database, schemas.CheckpointTable(cfg.Table)),
 		ddl:     ddl,
 		version: version,
 		log:     log.With().Str("component", "audit-chdbstore").Str("table", cfg.Database+"."+cfg.Table).Logger(),
@@ -398,6 +407,81 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 		return nil, err
 	}
 	return s.query(ctx, "reading history", chsql.History(s.table, s.version.Modern(), q))
+}
+
+// wireCheckpoint is a checkpoint as JSONEachRow carries it.
+type wireCheckpoint struct {
+	Chain     string   `json:"chain"`
+	Seq       jsonU64  `json:"seq"`
+	Hash      string   `json:"hash"`
+	Time      jsonTime `json:"time"`
+	KeyID     string   `json:"key_id"`
+	Signature string   `json:"signature"`
+}
+
+// AppendCheckpoints implements audit.Store: one INSERT statement.
+func (s *Store) AppendCheckpoints(ctx context.Context, cps []schemas.Checkpoint) error {
+	if len(cps) == 0 {
+		if s.closed.Load() {
+			return fmt.Errorf("chdbstore: %w", audit.ErrClosed)
+		}
+		return nil
+	}
+	if err := audit.ValidateCheckpoints(cps); err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	b.WriteString(chsql.CheckpointInsert(s.cpTable) + " FORMAT JSONEachRow\n")
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	for i, c := range cps {
+		w := wireCheckpoint{Chain: c.Chain, Seq: jsonU64(c.Seq), Hash: c.Hash, Time: jsonTime(c.Time), KeyID: c.KeyID, Signature: c.Signature}
+		if err := enc.Encode(w); err != nil {
+			return fmt.Errorf("chdbstore: encoding checkpoint %d (chain %q seq %d): %w", i, c.Chain, c.Seq, err)
+		}
+	}
+	if _, err := s.exec(ctx, b.String(), "TabSeparated"); err != nil {
+		return fmt.Errorf("chdbstore: inserting %d checkpoints: %w", len(cps), err)
+	}
+	return nil
+}
+
+// Checkpoints implements audit.Store.
+func (s *Store) Checkpoints(ctx context.Context, chain string, afterSeq uint64, limit int) ([]schemas.Checkpoint, error) {
+	out, err := s.exec(ctx, chsql.Checkpoints(s.cpTable, chain, afterSeq, limit), "JSONEachRow")
+	if err != nil {
+		return nil, fmt.Errorf("chdbstore: reading the checkpoints of chain %q: %w", chain, err)
+	}
+	var cps []schemas.Checkpoint
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var w wireCheckpoint
+		if err := dec.Decode(&w); err != nil {
+			return nil, fmt.Errorf("chdbstore: reading the checkpoints of chain %q: %w", chain, err)
+		}
+		cps = append(cps, schemas.Checkpoint{Chain: w.Chain, Seq: uint64(w.Seq), Hash: w.Hash, Time: time.Time(w.Time).UTC(), KeyID: w.KeyID, Signature: w.Signature})
+	}
+	return cps, nil
+}
+
+// Chains implements audit.Store.
+func (s *Store) Chains(ctx context.Context) ([]string, error) {
+	out, err := s.exec(ctx, chsql.Chains(s.table, s.cpTable), "JSONEachRow")
+	if err != nil {
+		return nil, fmt.Errorf("chdbstore: listing chains: %w", err)
+	}
+	var chains []string
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var r struct {
+			Chain string `json:"chain"`
+		}
+		if err := dec.Decode(&r); err != nil {
+			return nil, fmt.Errorf("chdbstore: listing chains: %w", err)
+		}
+		chains = append(chains, r.Chain)
+	}
+	return chains, nil
 }
 
 // Ping implements audit.Store.

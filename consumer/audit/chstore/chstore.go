@@ -105,6 +105,7 @@ func (c Config) Validate() error {
 type Store struct {
 	conn    driver.Conn
 	table   string // qualified, quoted
+	cpTable string // the checkpoint table, qualified, quoted
 	ddl     []string
 	version schemas.ServerVersion
 	log     zerolog.Logger
@@ -152,16 +153,24 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 		_ = conn.Close()
 		return nil, fmt.Errorf("chstore: %w", err)
 	}
-	ddl, err := schemas.RenderDDL(schemas.DDLOptions{
+	ddlOpts := schemas.DDLOptions{
 		Database: database, Table: cfg.Table, ServerVersion: version, Cluster: cfg.Cluster, TTL: cfg.TTL,
-	})
+	}
+	ddl, err := schemas.RenderDDL(ddlOpts)
 	if err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("chstore: %w", err)
 	}
+	cpDDL, err := schemas.RenderCheckpointDDL(ddlOpts)
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("chstore: %w", err)
+	}
+	ddl = append(ddl, cpDDL...)
 	s := &Store{
 		conn:    conn,
 		table:   chsql.Table(database, cfg.Table),
+		cpTable: chsql.Table(database, schemas.CheckpointTable(cfg.Table)),
 		ddl:     ddl,
 		version: version,
 		log:     log.With().Str("component", "audit-chstore").Str("table", database+"."+cfg.Table).Logger(),
@@ -320,6 +329,84 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 		return nil, err
 	}
 	return s.query(ctx, "reading history", chsql.History(s.table, s.version.Modern(), q))
+}
+
+// AppendCheckpoints implements audit.Store: one INSERT into the
+// checkpoint table.
+func (s *Store) AppendCheckpoints(ctx context.Context, cps []schemas.Checkpoint) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if len(cps) == 0 {
+		return nil
+	}
+	if err := audit.ValidateCheckpoints(cps); err != nil {
+		return err
+	}
+	batch, err := s.conn.PrepareBatch(ctx, chsql.CheckpointInsert(s.cpTable))
+	if err != nil {
+		return fmt.Errorf("chstore: preparing checkpoint insert: %w", err)
+	}
+	defer func() { _ = batch.Close() }()
+	for i, c := range cps {
+		if err := batch.Append(c.Chain, c.Seq, c.Hash, c.Time.UTC(), c.KeyID, c.Signature); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("chstore: encoding checkpoint %d (chain %q seq %d): %w", i, c.Chain, c.Seq, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("chstore: inserting %d checkpoints: %w", len(cps), err)
+	}
+	return nil
+}
+
+// Checkpoints implements audit.Store.
+func (s *Store) Checkpoints(ctx context.Context, chain string, afterSeq uint64, limit int) ([]schemas.Checkpoint, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	rows, err := s.conn.Query(ctx, chsql.Checkpoints(s.cpTable, chain, afterSeq, limit))
+	if err != nil {
+		return nil, fmt.Errorf("chstore: reading the checkpoints of chain %q: %w", chain, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []schemas.Checkpoint
+	for rows.Next() {
+		var c schemas.Checkpoint
+		if err := rows.Scan(&c.Chain, &c.Seq, &c.Hash, &c.Time, &c.KeyID, &c.Signature); err != nil {
+			return nil, fmt.Errorf("chstore: reading the checkpoints of chain %q: %w", chain, err)
+		}
+		c.Time = c.Time.UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chstore: reading the checkpoints of chain %q: %w", chain, err)
+	}
+	return out, nil
+}
+
+// Chains implements audit.Store.
+func (s *Store) Chains(ctx context.Context) ([]string, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	rows, err := s.conn.Query(ctx, chsql.Chains(s.table, s.cpTable))
+	if err != nil {
+		return nil, fmt.Errorf("chstore: listing chains: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("chstore: listing chains: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chstore: listing chains: %w", err)
+	}
+	return out, nil
 }
 
 // Ping implements audit.Store.

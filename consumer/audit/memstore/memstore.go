@@ -23,12 +23,14 @@ type Store struct {
 	mu     sync.RWMutex
 	rows   []schemas.AuditRow
 	seen   map[[2]string]struct{} // (row_id, hash) of stored rows
+	cps    []schemas.Checkpoint
+	cpSeen map[schemas.Checkpoint]struct{}
 	closed bool
 }
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{seen: make(map[[2]string]struct{})}
+	return &Store{seen: make(map[[2]string]struct{}), cpSeen: make(map[schemas.Checkpoint]struct{})}
 }
 
 func (s *Store) check(ctx context.Context) error {
@@ -184,6 +186,107 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 		out = out[:q.Limit]
 	}
 	return out, nil
+}
+
+// AppendCheckpoints implements audit.Store. Identical copies are kept
+// once.
+func (s *Store) AppendCheckpoints(ctx context.Context, cps []schemas.Checkpoint) error {
+	if err := audit.ValidateCheckpoints(cps); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	for _, c := range cps {
+		c.Time = c.Time.UTC().Truncate(time.Millisecond)
+		if _, ok := s.cpSeen[c]; ok {
+			continue
+		}
+		s.cpSeen[c] = struct{}{}
+		s.cps = append(s.cps, c)
+	}
+	return nil
+}
+
+// Checkpoints implements audit.Store.
+func (s *Store) Checkpoints(ctx context.Context, chain string, afterSeq uint64, limit int) ([]schemas.Checkpoint, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var out []schemas.Checkpoint
+	for _, c := range s.cps {
+		if c.Chain == chain && c.Seq > afterSeq {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b schemas.Checkpoint) int {
+		return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.KeyID, b.KeyID), cmp.Compare(a.Signature, b.Signature))
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Chains implements audit.Store.
+func (s *Store) Chains(ctx context.Context) ([]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, r := range s.rows {
+		out = append(out, r.Chain)
+	}
+	for _, c := range s.cps {
+		out = append(out, c.Chain)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Clone returns an independent copy of the store's rows and checkpoints,
+// for tests that tamper with a trail without touching the original.
+func (s *Store) Clone() *Store {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := New()
+	c.rows = make([]schemas.AuditRow, len(s.rows))
+	for i, r := range s.rows {
+		r.Evidence = slices.Clone(r.Evidence)
+		c.rows[i] = r
+	}
+	for k := range s.seen {
+		c.seen[k] = struct{}{}
+	}
+	c.cps = slices.Clone(s.cps)
+	for k := range s.cpSeen {
+		c.cpSeen[k] = struct{}{}
+	}
+	return c
+}
+
+// Tamper lets tests change the stored trail behind the store's rules, as
+// someone with write access to the tables could: fn gets the rows and the
+// checkpoints (in the order they were appended) and returns what the store
+// holds from then on. Nothing is validated or deduplicated.
+func (s *Store) Tamper(fn func(rows []schemas.AuditRow, cps []schemas.Checkpoint) ([]schemas.AuditRow, []schemas.Checkpoint)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rows, s.cps = fn(s.rows, s.cps)
+	clear(s.seen)
+	for _, r := range s.rows {
+		s.seen[[2]string{r.RowID, r.Hash}] = struct{}{}
+	}
+	clear(s.cpSeen)
+	for _, c := range s.cps {
+		s.cpSeen[c] = struct{}{}
+	}
 }
 
 // firstByRowID keeps the first row of each RowID, like LIMIT 1 BY row_id.

@@ -88,6 +88,33 @@ func ChainRows(table, chain string, afterSeq uint64, limit int) string {
 	return q
 }
 
+// CheckpointColumns is the checkpoint table's column list, in
+// schemas.CheckpointColumns order.
+func CheckpointColumns() string { return strings.Join(schemas.CheckpointColumnNames(), ", ") }
+
+// CheckpointInsert is the head of an INSERT into the checkpoint table.
+func CheckpointInsert(table string) string {
+	return "INSERT INTO " + table + " (" + CheckpointColumns() + ")"
+}
+
+// Checkpoints selects a chain's checkpoints after a seq, identical copies
+// once.
+func Checkpoints(table, chain string, afterSeq uint64, limit int) string {
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE chain = %s AND seq > %d ORDER BY seq, key_id, signature, hash, time LIMIT 1 BY seq, hash, time, key_id, signature",
+		CheckpointColumns(), table, Quote(chain), afterSeq)
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	return q
+}
+
+// Chains selects the names of the chains with rows in the audit table or
+// checkpoints in the checkpoint table, sorted.
+func Chains(auditTable, checkpointTable string) string {
+	return fmt.Sprintf("SELECT chain FROM (SELECT DISTINCT chain FROM %s UNION ALL SELECT DISTINCT chain FROM %s) GROUP BY chain ORDER BY chain",
+		auditTable, checkpointTable)
+}
+
 // History selects the rows matching q, one per row_id, newest first. The
 // tie-breakers after time make the order, and so the pages, deterministic.
 // modern is schemas.ServerVersion.Modern of the server: it selects how the
