@@ -6,24 +6,37 @@ import (
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// The engine calls that state recovery rests on, one function each, so
-// that recovery reads the same whatever the engine's API for them.
+// The engine calls that state recovery rests on.
 
 // replaySilently feeds ev to e to rebuild state: its effects on windows,
 // cooldowns and baselines are kept, the commands it would emit are not
 // (they were emitted when the event was first handled).
 func replaySilently(e *engine.Engine, ev *schemas.AuditEvent) {
-	_ = e.Process(ev)
+	e.ProcessSilently(ev)
 }
 
-// baselineChanges returns the baseline entries e created or moved since the
-// previous call.
-func baselineChanges(*engine.Engine) []state.Baseline {
-	return nil
+// baselineChanges drains the baseline entries e learnt, moved or forgot
+// since the previous call.
+func baselineChanges(e *engine.Engine) []state.Baseline {
+	changes := e.BaselineChanges()
+	if len(changes) == 0 {
+		return nil
+	}
+	out := make([]state.Baseline, len(changes))
+	for i, c := range changes {
+		out[i] = state.Baseline(c)
+	}
+	return out
 }
 
 // restoreBaselines gives e baseline entries kept from an earlier run.
-func restoreBaselines(*engine.Engine, []state.Baseline) {}
+func restoreBaselines(e *engine.Engine, entries []state.Baseline) {
+	in := make([]engine.BaselineEntry, len(entries))
+	for i, b := range entries {
+		in[i] = engine.BaselineEntry(b)
+	}
+	e.RestoreBaselines(in)
+}
 
 // process feeds ev, read from partition, to the engine and keeps the
 // baselines it learnt from it until they are saved, which happens before
