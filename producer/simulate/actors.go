@@ -11,7 +11,7 @@ import (
 
 // Shape of a session: a user performs between actionsMin and actionsMax
 // actions (actionsMean on average) a mean gap apart, then stays offline for
-// about offlineGaps mean gaps.
+// about offlineGaps mean gaps (longer at night, shorter by day).
 const (
 	actionsMin  = 4
 	actionsMax  = 20
@@ -19,72 +19,44 @@ const (
 	offlineGaps = 20
 )
 
-// Human and attacker timing, independent of the configured rate so that
-// attacks look the same at any volume.
+// Human timing, independent of the configured rate.
 const (
 	retypeMin, retypeMax         = 3 * time.Second, 15 * time.Second
 	mistypeQuiet                 = time.Hour
 	tokenDelayMin, tokenDelayMax = 50 * time.Millisecond, 400 * time.Millisecond
-	// A brute force tries every 2-20 s, so 6-10 tries take 12-200 s.
-	guessMin, guessMax = 2 * time.Second, 20 * time.Second
-	// An attack starts within minutes of what triggers it.
-	bruteStartMax              = 2 * time.Minute
-	replayDelayMin             = 30 * time.Second
-	replayDelayMax             = 4 * time.Minute
-	attackUseMin, attackUseMax = 5 * time.Second, 60 * time.Second
-	// attackSpan is more than any attack lasts; attackCalm separates two
-	// attacks on one user, so that each stands alone in the ground truth.
-	attackSpan = 10 * time.Minute
-	attackCalm = 15 * time.Minute
+	// officeMistypeQuiet spaces mistyped passwords behind one office
+	// address: at any realistic rate they are further apart anyway, and a
+	// compressed demo run must not make an office look like credential
+	// stuffing.
+	officeMistypeQuiet = 5 * time.Minute
 )
-
-// mayAttack reports whether an attack on u may start now: none is under
-// way or recently ended, and (with a duration) it can finish in time.
-func (s *Sim) mayAttack(u *user) bool {
-	if u.attacked || s.simNow.Before(u.calmUntil) {
-		return false
-	}
-	return s.end.IsZero() || s.simNow.Add(s.attackTime(attackSpan)).Before(s.end)
-}
-
-// attackTime scales an attacker's timing by Config.AttackTimeScale, so a
-// short live run can hold whole attacks.
-func (s *Sim) attackTime(d time.Duration) time.Duration {
-	if s.cfg.AttackTimeScale <= 0 || s.cfg.AttackTimeScale == 1 {
-		return d
-	}
-	return time.Duration(float64(d) * s.cfg.AttackTimeScale)
-}
-
-// attackEnded lets u be attacked again after attackCalm.
-func (s *Sim) attackEnded(u *user, rec *attack) {
-	rec.done = true
-	s.pending = append(s.pending, rec)
-	u.attacked = false
-	u.calmUntil = s.simNow.Add(s.attackTime(attackCalm))
-}
 
 func (s *Sim) setup(start time.Time) {
 	gap := s.meanGap()
 	s.users = make([]*user, s.cfg.Users)
+	s.officeMistype = map[string]time.Time{}
 	for i := range s.users {
 		rng := rand.New(rand.NewPCG(uint64(s.cfg.Seed), uint64(i)+1))
 		home := pickHome(rng)
-		net := home.asns[rng.IntN(len(home.asns))]
+		carriers := mobile[home.country]
 		u := &user{
-			id:     fmt.Sprintf("user-%06d", i+1),
-			rng:    rng,
-			home:   home,
-			net:    net,
-			subnet: rng.IntN(256),
-			device: fmt.Sprintf("dev_%012x", rng.Uint64()&0xffffffffffff),
-			agent:  userAgents[rng.IntN(len(userAgents))],
-			client: s.cfg.ClientIDs[rng.IntN(len(s.cfg.ClientIDs))],
-			gap:    gap,
+			id:      fmt.Sprintf("user-%06d", i+1),
+			rng:     rng,
+			home:    home,
+			loc:     home,
+			isp:     home.asns[rng.IntN(len(home.asns))],
+			carrier: carriers[rng.IntN(len(carriers))],
+			office:  rng.Float64() < s.cfg.OfficeShare,
+			subnet:  rng.IntN(256),
+			device:  fmt.Sprintf("dev_%012x", rng.Uint64()&0xffffffffffff),
+			agent:   userAgents[rng.IntN(len(userAgents))],
+			client:  s.cfg.ClientIDs[rng.IntN(len(s.cfg.ClientIDs))],
+			gap:     gap,
 		}
+		u.net, u.ip = u.isp, u.isp.ip(rng, u.subnet)
 		s.users[i] = u
-		// Spread first logins over one offline pause.
-		s.schedule(u, start.Add(exponential(rng, offlineGaps*gap/2).Truncate(time.Millisecond)))
+		// Spread first logins over half an offline pause, by time of day.
+		s.schedule(u, u.nextLogin(start, offlineGaps*gap/2))
 	}
 }
 
@@ -96,32 +68,48 @@ const (
 	issuing
 	active
 	loggingOut
+	revoking
 )
 
 // user is one simulated person with a fixed home, device and client.
 type user struct {
-	id     string
-	rng    *rand.Rand
-	home   place
-	net    network
-	subnet int
-	device string
-	agent  string
-	client string
-	gap    time.Duration
+	id      string
+	rng     *rand.Rand
+	home    place
+	loc     place   // where the user is: home, or a trip's destination
+	isp     network // the home's residential network
+	carrier network
+	office  bool // works from the city office on weekdays
+	subnet  int
+	device  string
+	agent   string
+	client  string
+	gap     time.Duration
 
 	state      userState
 	failures   int // mistyped passwords still to come
 	session    string
-	ip         string
+	net        network // the session's network
+	ip         string  // the session's address
 	tok        token
-	child      token // downscoped token, if exchanged
-	actions    int   // actions left in the session
-	exchangeAt int   // actions value at which to exchange; -1 never
+	child      token  // downscoped token, if exchanged
+	childFile  string // the file the child is bound to
+	actions    int    // actions left in the session
+	exchangeAt int    // actions value at which to exchange; -1 never
+	passwordAt int    // actions value at which to change the password; -1 never
+	grantAt    int    // actions value at which access is granted; -1 never
+	reissue    bool   // the password changed: the session gets a new token
+	revoked    token  // the logged-out session's token, to revoke
+
+	away        bool      // on a trip
+	returnAfter time.Time // when a trip's stay is over
 
 	lastMistype time.Time
 	attacked    bool      // an attack on the user is under way
 	calmUntil   time.Time // no new attack on the user before
+	// misuseAtLogout starts a downscoped-token misuse once the session's
+	// parent token is revoked at logout.
+	misuseAtLogout bool
 }
 
 func (u *user) event(typ schemas.EventType) *schemas.AuditEvent {
@@ -133,7 +121,7 @@ func (u *user) event(typ schemas.EventType) *schemas.AuditEvent {
 		IP:        u.ip,
 		UserAgent: u.agent,
 		DeviceID:  u.device,
-		Geo:       u.home.geo(u.net.asn),
+		Geo:       u.loc.geo(u.net.asn),
 	}
 }
 
@@ -142,70 +130,202 @@ func (p place) geo(asn uint32) *schemas.Geo {
 	return &schemas.Geo{Country: p.country, City: p.city, Lat: &lat, Lon: &lon, ASN: asn}
 }
 
+// localTime is t in the time zone of where the user is.
+func (u *user) localTime(t time.Time) time.Time {
+	return t.UTC().Add(time.Duration(u.loc.tz) * time.Hour)
+}
+
+// nextLogin draws when the user comes back after from, for a mean pause
+// of mean at an average hour: a Poisson process whose intensity follows
+// the local time of day (drawn by thinning), so users are busy by day and
+// quiet at night, and the long-run rate stays that of mean.
+func (u *user) nextLogin(from time.Time, mean time.Duration) time.Time {
+	t := from
+	for range 10_000 {
+		t = t.Add(exponential(u.rng, time.Duration(float64(mean)/activityMax)))
+		if u.rng.Float64()*activityMax < activity(u.localTime(t).Hour()) {
+			break
+		}
+	}
+	return t.Truncate(time.Millisecond)
+}
+
+// pickNetwork chooses the session's network: the office on weekdays during
+// working hours for office workers; otherwise home, the phone or the
+// corporate VPN; a hotel's network when away.
+func (u *user) pickNetwork(now time.Time) {
+	local := u.localTime(now)
+	workday := local.Weekday() != time.Saturday && local.Weekday() != time.Sunday
+	r := u.rng.Float64()
+	switch {
+	case u.away:
+		u.net = u.loc.asns[u.rng.IntN(len(u.loc.asns))]
+		u.ip = u.net.ip(u.rng, -1)
+	case u.office && workday && local.Hour() >= 8 && local.Hour() < 18 && r < 0.85:
+		u.net, u.ip = officeNet, officeIP(u.home.city)
+	case r < 0.55 || (u.office && r < 0.9):
+		u.net, u.ip = u.isp, u.isp.ip(u.rng, u.subnet)
+	case r < 0.85:
+		u.net, u.ip = u.carrier, u.carrier.ip(u.rng, -1)
+	default:
+		u.net, u.ip = corporateVPN, corporateVPN.ip(u.rng, -1)
+	}
+}
+
+func (u *user) atOffice() bool { return u.net == officeNet }
+
 func (u *user) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 	switch u.state {
 	case offline:
 		u.session = "ses_" + s.hexID()
-		u.ip = u.net.ip(u.rng, u.subnet)
+		u.pickNetwork(s.simNow)
 		if u.rng.Float64() < s.cfg.BruteForceProb && s.mayAttack(u) {
-			s.startBruteForce(u)
+			s.startBruteForce(u, u.rng.IntN(2) == 0)
 		}
 		// At most one or two mistyped passwords per mistypeQuiet, so a
 		// user alone never comes near a brute-force threshold, however
 		// often the configured rate makes them log in.
 		if u.rng.Float64() < s.cfg.MistypeProb && (u.lastMistype.IsZero() || s.simNow.Sub(u.lastMistype) >= mistypeQuiet) {
-			u.failures = 1 + u.rng.IntN(2)
-			u.lastMistype = s.simNow
+			office := u.atOffice()
+			if last, ok := s.officeMistype[u.ip]; !office || !ok || s.simNow.Sub(last) >= officeMistypeQuiet {
+				u.failures = 1 + u.rng.IntN(2)
+				u.lastMistype = s.simNow
+				if office {
+					s.officeMistype[u.ip] = s.simNow
+				}
+			}
 		}
 		return u.login(s)
 	case retrying:
 		return u.login(s)
 	case issuing:
-		t, err := s.issue(ctx, u.id, u.client, u.session, s.cfg.Scopes)
-		if err != nil {
+		if err := u.newToken(ctx, s); err != nil {
 			return time.Time{}, false, err
 		}
-		u.tok, u.child = t, token{}
-		ev := u.event(schemas.EventTokenIssued)
-		ev.TokenID, ev.Scopes = t.id, s.cfg.Scopes
-		s.emit(ev)
-		if u.rng.Float64() < s.cfg.ReplayProb && s.mayAttack(u) {
-			s.startReplay(u)
-		}
 		u.actions = actionsMin + u.rng.IntN(actionsMax-actionsMin+1)
-		u.exchangeAt = -1
+		u.exchangeAt, u.passwordAt, u.grantAt = -1, -1, -1
 		if u.rng.Float64() < s.cfg.ExchangeProb {
 			u.exchangeAt = 1 + u.rng.IntN(u.actions-1)
 		}
+		if u.rng.Float64() < s.cfg.PasswordChangeProb {
+			u.passwordAt = 1 + u.rng.IntN(u.actions-1)
+		}
+		if u.rng.Float64() < s.cfg.PermissionChangeProb {
+			u.grantAt = 1 + u.rng.IntN(u.actions-1)
+		}
 		u.state = active
+		if u.rng.Float64() < s.cfg.ReplayProb && s.mayAttack(u) {
+			s.startReplay(u)
+		} else if u.rng.Float64() < s.cfg.AttackProb && s.mayAttack(u) {
+			s.startOther(ctx, u)
+		}
 		return s.after(exponential(u.rng, u.gap)), false, nil
 	case active:
-		if u.actions == u.exchangeAt {
-			child, err := s.exchange(ctx, u.id, u.client, u.session, u.tok, s.cfg.DownscopedScopes)
-			if err != nil {
+		switch {
+		case u.reissue:
+			// The password changed: the application signs the session in
+			// again and drops the old token and its downscoped child.
+			u.reissue = false
+			if err := u.newToken(ctx, s); err != nil {
 				return time.Time{}, false, err
 			}
-			u.child = child
-			ev := u.event(schemas.EventTokenExchanged)
-			ev.TokenID, ev.ParentTokenID, ev.Scopes = child.id, u.tok.id, s.cfg.DownscopedScopes
-			ev.Resource = &schemas.Resource{Type: "file", ID: u.file(u.rng)}
+			return s.after(uniform(u.rng, tokenDelayMin, tokenDelayMax)), false, nil
+		case u.actions == u.exchangeAt && u.child.id == "":
+			if err := u.exchange(ctx, s); err != nil {
+				return time.Time{}, false, err
+			}
+		case u.actions == u.passwordAt:
+			ev := u.event(schemas.EventPasswordChanged)
+			ev.Attrs = map[string]string{"method": "self_service"}
 			s.emit(ev)
-		} else {
+			u.reissue = true
+			u.actions--
+			return s.after(uniform(u.rng, tokenDelayMin, tokenDelayMax)), false, nil
+		case u.actions == u.grantAt:
+			ev := u.event(schemas.EventPermissionChanged)
+			ev.Resource = &schemas.Resource{Type: "folder", ID: fmt.Sprintf("folder_%03d", u.rng.IntN(200))}
+			ev.Attrs = map[string]string{"change": "collaborator_added", "role": "editor"}
+			s.emit(ev)
+		default:
 			s.emit(u.activity())
 		}
 		u.actions--
-		if u.actions == 0 {
+		if u.actions <= 0 {
 			u.state = loggingOut
 		}
 		return s.after(exponential(u.rng, u.gap)), false, nil
 	case loggingOut:
 		ev := u.event(schemas.EventLogout)
 		ev.TokenID = u.tok.id
+		at := s.emit(ev)
+		rec := &attack{kind: RuleLogout, label: LabelUserAction, userID: u.id, tokenID: u.tok.id, sessionID: u.session}
+		rec.saw(at)
+		rec.done = true
+		s.pending = append(s.pending, rec)
+		u.revoked = u.tok
+		u.state = revoking
+		return s.after(uniform(u.rng, tokenDelayMin, tokenDelayMax)), false, nil
+	case revoking:
+		// The identity provider logs the revocation of the session's
+		// token that the logout made.
+		ev := u.event(schemas.EventTokenRevoked)
+		ev.TokenID = u.revoked.id
+		ev.Attrs = map[string]string{"reason": "logout"}
 		s.emit(ev)
-		u.state, u.session, u.tok, u.child = offline, "", token{}, token{}
-		return s.after(exponential(u.rng, offlineGaps*u.gap)), false, nil
+		if u.misuseAtLogout {
+			u.misuseAtLogout = false
+			if u.child.id != "" {
+				s.startMisuseAfterRevoke(u, u.child)
+			} else {
+				s.attackAbandoned(u)
+			}
+		}
+		u.state, u.session, u.tok, u.child, u.revoked = offline, "", token{}, token{}, token{}
+		from := s.simNow
+		switch {
+		case !u.away && u.rng.Float64() < s.cfg.TravelProb:
+			dest := u.home
+			for dest.city == u.home.city {
+				dest = pickHome(u.rng)
+			}
+			from = from.Add(travelTime(u.loc, dest))
+			u.loc, u.away = dest, true
+			u.returnAfter = from.Add(uniform(u.rng, tripStayMin, tripStayMax))
+		case u.away && !s.simNow.Before(u.returnAfter):
+			from = from.Add(travelTime(u.loc, u.home))
+			u.loc, u.away = u.home, false
+		}
+		return u.nextLogin(from, offlineGaps*u.gap), false, nil
 	}
 	return time.Time{}, false, fmt.Errorf("simulate: user %s in unknown state %d", u.id, u.state)
+}
+
+// newToken issues the session's token and emits token.issued.
+func (u *user) newToken(ctx context.Context, s *Sim) error {
+	t, err := s.issue(ctx, u.id, u.client, u.session, s.cfg.Scopes)
+	if err != nil {
+		return err
+	}
+	u.tok, u.child, u.childFile = t, token{}, ""
+	ev := u.event(schemas.EventTokenIssued)
+	ev.TokenID, ev.Scopes = t.id, s.cfg.Scopes
+	s.emit(ev)
+	return nil
+}
+
+// exchange gets the session a downscoped, read-only token bound to one of
+// the user's files, and emits token.exchanged.
+func (u *user) exchange(ctx context.Context, s *Sim) error {
+	child, err := s.exchange(ctx, u.id, u.client, u.session, u.tok, s.cfg.DownscopedScopes)
+	if err != nil {
+		return err
+	}
+	u.child, u.childFile = child, u.file(u.rng)
+	ev := u.event(schemas.EventTokenExchanged)
+	ev.TokenID, ev.ParentTokenID, ev.Scopes = child.id, u.tok.id, s.cfg.DownscopedScopes
+	ev.Resource = &schemas.Resource{Type: "file", ID: u.childFile}
+	s.emit(ev)
+	return nil
 }
 
 // login emits a mistyped attempt while any are due, then the success.
@@ -223,28 +343,35 @@ func (u *user) login(s *Sim) (time.Time, bool, error) {
 	return s.after(uniform(u.rng, tokenDelayMin, tokenDelayMax)), false, nil
 }
 
-// activity is one use of the session's token (or its downscoped child).
+// activity is one use of the session's token, or of its downscoped child:
+// a preview or download of the one file the child is bound to, which is
+// all its read-only scope and resource allow.
 func (u *user) activity() *schemas.AuditEvent {
 	tok := u.tok
 	r := u.rng.IntN(100)
 	var ev *schemas.AuditEvent
 	switch {
+	case u.child.id != "" && r < 20:
+		typ := schemas.EventFilePreview
+		if r < 8 {
+			typ = schemas.EventFileDownload
+		}
+		ev = u.event(typ)
+		ev.Resource = &schemas.Resource{Type: "file", ID: u.childFile}
+		if typ == schemas.EventFileDownload {
+			ev.Bytes = fileSize(u.rng)
+		}
+		tok = u.child
 	case r < 40:
 		ev = u.event(schemas.EventTokenUsed)
 		ev.Attrs = map[string]string{"endpoint": endpoints[u.rng.IntN(len(endpoints))]}
 	case r < 65:
 		ev = u.event(schemas.EventFilePreview)
 		ev.Resource = &schemas.Resource{Type: "file", ID: u.file(u.rng)}
-		if u.child.id != "" && u.rng.IntN(2) == 0 {
-			tok = u.child
-		}
 	case r < 85:
 		ev = u.event(schemas.EventFileDownload)
 		ev.Resource = &schemas.Resource{Type: "file", ID: u.file(u.rng)}
 		ev.Bytes = fileSize(u.rng)
-		if u.child.id != "" && u.rng.IntN(2) == 0 {
-			tok = u.child
-		}
 	case r < 95:
 		ev = u.event(schemas.EventFileUpload)
 		ev.Resource = &schemas.Resource{Type: "file", ID: u.file(u.rng)}
@@ -252,6 +379,7 @@ func (u *user) activity() *schemas.AuditEvent {
 	default:
 		ev = u.event(schemas.EventShareCreated)
 		ev.Resource = &schemas.Resource{Type: "file", ID: u.file(u.rng)}
+		ev.Attrs = map[string]string{"access": "collaborators"}
 	}
 	ev.TokenID = tok.id
 	return ev
@@ -267,161 +395,4 @@ func (u *user) file(rng *rand.Rand) string {
 // fileSize is roughly log-uniform between 1 KiB and 64 MiB.
 func fileSize(rng *rand.Rand) int64 {
 	return int64(1024+rng.IntN(1024)) << rng.IntN(16)
-}
-
-// attack is a labelled attack under way; its ground truth is written once
-// it is done and its events are published.
-type attack struct {
-	kind       string
-	userID     string
-	tokenID    string
-	start, end time.Time
-	events     int
-	done       bool
-	partial    bool
-}
-
-func (a *attack) saw(t time.Time) {
-	if a.events == 0 {
-		a.start = t
-	}
-	a.end = t
-	a.events++
-}
-
-// attacker is where an attack comes from: a foreign hosting network.
-type attacker struct {
-	rng    *rand.Rand
-	origin place
-	net    network
-	ip     string
-	agent  string
-	device string
-}
-
-func (s *Sim) newAttacker() attacker {
-	rng := rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
-	origin := attackerOrigins[rng.IntN(len(attackerOrigins))]
-	net := origin.asns[rng.IntN(len(origin.asns))]
-	return attacker{
-		rng:    rng,
-		origin: origin,
-		net:    net,
-		ip:     net.ip(rng, -1),
-		agent:  attackerAgents[rng.IntN(len(attackerAgents))],
-		device: fmt.Sprintf("dev_%012x", rng.Uint64()&0xffffffffffff),
-	}
-}
-
-func (a *attacker) event(typ schemas.EventType, victim *user, session string) *schemas.AuditEvent {
-	return &schemas.AuditEvent{
-		Type:      typ,
-		UserID:    victim.id,
-		SessionID: session,
-		ClientID:  victim.client,
-		IP:        a.ip,
-		UserAgent: a.agent,
-		DeviceID:  a.device,
-		Geo:       a.origin.geo(a.net.asn),
-	}
-}
-
-// bruteForce guesses a user's password 6-10 times, gets in, takes a token
-// and uses it.
-type bruteForce struct {
-	attacker
-	victim  *user
-	rec     *attack
-	guesses int
-	session string
-	tok     token
-	uses    int
-	phase   int
-}
-
-func (s *Sim) startBruteForce(victim *user) {
-	b := &bruteForce{attacker: s.newAttacker(), victim: victim, rec: &attack{kind: AttackBruteForce, userID: victim.id}}
-	b.guesses = 6 + b.rng.IntN(5)
-	b.uses = 1 + b.rng.IntN(3)
-	victim.attacked = true
-	s.attacks = append(s.attacks, b.rec)
-	s.schedule(b, s.after(s.attackTime(uniform(b.rng, time.Second, bruteStartMax))))
-}
-
-func (b *bruteForce) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
-	switch {
-	case b.phase == 0 && b.guesses > 0:
-		b.guesses--
-		ev := b.event(schemas.EventLoginFailure, b.victim, "")
-		ev.Attrs = map[string]string{"reason": "invalid_password"}
-		b.rec.saw(s.emit(ev))
-		return s.after(s.attackTime(uniform(b.rng, guessMin, guessMax))), false, nil
-	case b.phase == 0:
-		b.session = "ses_" + s.hexID()
-		b.rec.saw(s.emit(b.event(schemas.EventLoginSuccess, b.victim, b.session)))
-		b.phase = 1
-		return s.after(uniform(b.rng, tokenDelayMin, tokenDelayMax)), false, nil
-	case b.phase == 1:
-		t, err := s.issue(ctx, b.victim.id, b.victim.client, b.session, s.cfg.Scopes)
-		if err != nil {
-			return time.Time{}, false, err
-		}
-		b.tok, b.rec.tokenID = t, t.id
-		ev := b.event(schemas.EventTokenIssued, b.victim, b.session)
-		ev.TokenID, ev.Scopes = t.id, s.cfg.Scopes
-		b.rec.saw(s.emit(ev))
-		b.phase = 2
-		return s.after(s.attackTime(uniform(b.rng, attackUseMin, attackUseMax))), false, nil
-	default:
-		ev := b.event(schemas.EventFileDownload, b.victim, b.session)
-		ev.TokenID = b.tok.id
-		ev.Resource = &schemas.Resource{Type: "file", ID: b.victim.file(b.rng)}
-		ev.Bytes = fileSize(b.rng)
-		b.rec.saw(s.emit(ev))
-		b.uses--
-		if b.uses > 0 {
-			return s.after(s.attackTime(uniform(b.rng, attackUseMin, attackUseMax))), false, nil
-		}
-		s.attackEnded(b.victim, b.rec)
-		return time.Time{}, true, nil
-	}
-}
-
-// replay uses a stolen token of a user from abroad, 1-3 times.
-type replay struct {
-	attacker
-	victim  *user
-	rec     *attack
-	tok     token
-	session string
-	uses    int
-}
-
-func (s *Sim) startReplay(victim *user) {
-	r := &replay{attacker: s.newAttacker(), victim: victim, tok: victim.tok, session: victim.session,
-		rec: &attack{kind: AttackTokenReplay, userID: victim.id, tokenID: victim.tok.id}}
-	r.uses = 1 + r.rng.IntN(3)
-	victim.attacked = true
-	s.attacks = append(s.attacks, r.rec)
-	s.schedule(r, s.after(s.attackTime(uniform(r.rng, replayDelayMin, replayDelayMax))))
-}
-
-func (r *replay) step(_ context.Context, s *Sim) (time.Time, bool, error) {
-	var ev *schemas.AuditEvent
-	if r.rng.IntN(2) == 0 {
-		ev = r.event(schemas.EventTokenUsed, r.victim, r.session)
-		ev.Attrs = map[string]string{"endpoint": endpoints[r.rng.IntN(len(endpoints))]}
-	} else {
-		ev = r.event(schemas.EventFileDownload, r.victim, r.session)
-		ev.Resource = &schemas.Resource{Type: "file", ID: r.victim.file(r.rng)}
-		ev.Bytes = fileSize(r.rng)
-	}
-	ev.TokenID = r.tok.id
-	r.rec.saw(s.emit(ev))
-	r.uses--
-	if r.uses > 0 {
-		return s.after(s.attackTime(uniform(r.rng, attackUseMin, attackUseMax))), false, nil
-	}
-	s.attackEnded(r.victim, r.rec)
-	return time.Time{}, true, nil
 }

@@ -1,18 +1,25 @@
 // Package simulate generates realistic identity and activity traffic for N
 // users, with labelled attacks mixed in, and publishes it as AuditEvents.
 //
-// Each user has a home (country, city, network, address range), a device
-// and an OAuth client. A user logs in (now and then mistyping the password
-// once or twice, never often enough to look like brute force), receives a
-// token, uses it (API calls, file previews, downloads, uploads, shares),
-// sometimes exchanges it for a downscoped token and uses that, then logs
-// out and stays away for a while. Two kinds of attack are mixed in and
-// written to a ground-truth file:
+// Each user has a home city (country, time zone, residential networks), a
+// mobile carrier, a device and an OAuth client; most work from an office
+// whose one NAT address all of its people share. Users are active by day in
+// their own time zone and quiet at night. A user logs in (now and then
+// mistyping the password once or twice, never often enough to look like
+// brute force), receives a token, uses it (API calls, file previews,
+// downloads, uploads, shares), sometimes exchanges it for a downscoped
+// token bound to one file and read-only, and uses that on that file only,
+// then logs out and stays away for a while. Each session comes from one
+// network: the office, home, the phone's carrier or the corporate VPN, so
+// the ASN changes between sessions but not the country. Now and then a
+// user flies to another city, arriving no sooner than a plane could take
+// them, stays a few days and flies back; changes their password (the
+// session then gets a new token); or is granted access to a folder.
 //
-//   - brute_force: 6-10 failed logins for a user from a foreign attacker
-//     address within minutes, then a successful login, a token and its use;
-//   - token_replay: a user's live token used from a foreign country and
-//     network within minutes of its issue.
+// Labelled attacks, one scenario for each rule of the default pack, are
+// mixed in and written to a ground-truth file (see GroundTruth and the
+// Attack* constants). Every logout is labelled too, as a user action whose
+// revocation is intended, not an attack.
 //
 // The traffic is a discrete-event simulation ordered by simulated time; the
 // sequence of events is determined by the seed and the configuration. With
@@ -69,12 +76,6 @@ const (
 	ClockLive Clock = "live"
 )
 
-// Attack labels in the ground truth.
-const (
-	AttackBruteForce  = "brute_force"
-	AttackTokenReplay = "token_replay"
-)
-
 // Source is the source field of every simulated event.
 const Source = "simulator"
 
@@ -125,6 +126,26 @@ type Config struct {
 	// 1 is realistic; a short demo run uses less so that whole attacks fit.
 	AttackTimeScale  float64  `flag:"attack-time-scale" env:"ATTACK_TIME_SCALE" yaml:"attack_time_scale" usage:"multiplies attackers' timing (1: realistic; less fits whole attacks into a short run)"`
 	DownscopedScopes []string `flag:"downscoped-scopes" env:"DOWNSCOPED_SCOPES" yaml:"downscoped_scopes" usage:"scopes of exchanged (downscoped) tokens"`
+	// AttackProb is the chance, per issued token, that one of the other
+	// labelled attacks (every one but brute force and token replay, drawn
+	// in turn) starts on the user.
+	AttackProb float64 `flag:"attack-prob" env:"ATTACK_PROB" yaml:"attack_prob" usage:"chance per issued token of one of the other labelled attacks on the user"`
+	// TravelProb is the chance, per logout at home, that the user then
+	// flies to another city for a few days.
+	TravelProb float64 `flag:"travel-prob" env:"TRAVEL_PROB" yaml:"travel_prob" usage:"chance per logout that the user flies to another city for a few days"`
+	// OfficeShare is the share of users who work from their city's office
+	// on weekdays, behind its one shared address.
+	OfficeShare float64 `flag:"office-share" env:"OFFICE_SHARE" yaml:"office_share" usage:"share of users working behind their city office's shared address"`
+	// PasswordChangeProb is the chance, per session, that the user changes
+	// their password.
+	PasswordChangeProb float64 `flag:"password-change-prob" env:"PASSWORD_CHANGE_PROB" yaml:"password_change_prob" usage:"chance per session of a password change"`
+	// AttacksAfter keeps the first part of a run free of attacks, so that
+	// a detector's baselines (places a user comes from, say) learn from
+	// benign traffic first.
+	AttacksAfter time.Duration `flag:"attacks-after" env:"ATTACKS_AFTER" yaml:"attacks_after" usage:"no attack starts during this first part of the run (simulated time)"`
+	// PermissionChangeProb is the chance, per session, that the user is
+	// granted access to a folder.
+	PermissionChangeProb float64 `flag:"permission-change-prob" env:"PERMISSION_CHANGE_PROB" yaml:"permission_change_prob" usage:"chance per session that the user is granted access to a folder"`
 }
 
 // DefaultConfig simulates 100 users at 100 events per second with the fast
@@ -147,6 +168,12 @@ func DefaultConfig() Config {
 		ClientIDs:        []string{"web-app", "desktop-sync", "mobile-app"},
 		Scopes:           []string{"files.read", "files.write", "profile"},
 		DownscopedScopes: []string{"files.read"},
+
+		AttackProb:           0.01,
+		TravelProb:           0.01,
+		OfficeShare:          0.6,
+		PasswordChangeProb:   0.005,
+		PermissionChangeProb: 0.01,
 	}
 }
 
@@ -164,9 +191,12 @@ func (c Config) Validate() error {
 	p.Check(c.BatchSize > 0, "batch-size", "must be positive")
 	p.Check(c.AttackTimeScale > 0 && c.AttackTimeScale <= 1, "attack-time-scale", "must be in (0, 1]")
 	p.Check(c.FlushInterval > 0, "flush-interval", "must be positive")
+	p.Check(c.AttacksAfter >= 0, "attacks-after", "must not be negative")
 	for name, v := range map[string]float64{
 		"brute-force-prob": c.BruteForceProb, "replay-prob": c.ReplayProb,
 		"mistype-prob": c.MistypeProb, "exchange-prob": c.ExchangeProb,
+		"attack-prob": c.AttackProb, "travel-prob": c.TravelProb, "office-share": c.OfficeShare,
+		"password-change-prob": c.PasswordChangeProb, "permission-change-prob": c.PermissionChangeProb,
 	} {
 		p.Check(v >= 0 && v <= 1, name, "must be between 0 and 1")
 	}
@@ -199,16 +229,39 @@ type TokenExchanger interface {
 	Exchange(ctx context.Context, clientID, parentRaw string, scopes []string) (raw, tokenID string, err error)
 }
 
-// GroundTruth is one labelled attack, one line of the ground-truth file.
+// Kinds of ground-truth line.
+const (
+	// LabelAttack: the user was attacked; their tokens should be revoked
+	// by the rule named in Attack (or any other).
+	LabelAttack = "attack"
+	// LabelAttempt: the user was tried by a many-user attack (credential
+	// stuffing, password spraying) that failed against them. Nothing of
+	// theirs needs revoking, but a revocation is no false alarm either.
+	LabelAttempt = "attempt"
+	// LabelUserAction: the user's own action (a logout) that the rule named
+	// in Attack answers with a revocation by design. Not an attack, and its
+	// revocation is intended, not a false positive.
+	LabelUserAction = "user_action"
+)
+
+// GroundTruth is one labelled attack or user action, one line of the
+// ground-truth file.
 type GroundTruth struct {
 	UserID string `json:"user_id"`
+	// Attack is the id of the rule of the default pack the line should
+	// trigger.
 	Attack string `json:"attack"`
-	// TokenID is the fingerprint of the token to revoke: the attacker's
-	// token for brute_force (empty if the run ended before the attacker
-	// got one), the replayed token for token_replay.
-	TokenID string    `json:"token_id"`
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end"`
+	// Label is LabelAttack, LabelAttempt or LabelUserAction.
+	Label string `json:"label"`
+	// TokenID is the fingerprint of the token concerned, where there is
+	// one: the attacker's token after a guessed or stuffed password
+	// (empty if the attacker got none), the stolen or misused token, the
+	// logged-out session's token.
+	TokenID string `json:"token_id,omitempty"`
+	// SessionID is the session concerned, where there is one.
+	SessionID string    `json:"session_id,omitempty"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
 	// Partial is set when the run ended before the attack did: the line
 	// covers the attack's events that were published. With a duration, no
 	// attack starts too late to finish, so only runs bounded by a number of
@@ -220,8 +273,11 @@ type GroundTruth struct {
 type Stats struct {
 	// Events is the number of events published.
 	Events int64
-	// Attacks is the number of attacks written to the ground truth.
+	// Attacks is the number of attacks written to the ground truth
+	// (lines labelled LabelAttack).
 	Attacks int
+	// Labels is the number of ground-truth lines written, of every label.
+	Labels int
 	// SimTime is the simulated time reached.
 	SimTime time.Time
 	// Elapsed is the wall-clock time since Run started.
@@ -230,8 +286,9 @@ type Stats struct {
 
 // Options are the per-run outputs of Run.
 type Options struct {
-	// GroundTruth receives one JSON line per attack, written after the
-	// attack's last event was published. May be nil.
+	// GroundTruth receives one JSON line per attack, per user an attack
+	// tried, and per logout, written after the line's last event was
+	// published. May be nil.
 	GroundTruth io.Writer
 	// Progress is called after each published batch. May be nil.
 	Progress func(Stats)
@@ -245,21 +302,29 @@ type Sim struct {
 	log    zerolog.Logger
 	wall   func() time.Time
 
-	rng     *rand.Rand // ids and attack parameters
-	users   []*user
-	queue   actorQueue
-	seq     uint64
-	tokenN  uint64
-	simNow  time.Time
-	end     time.Time // zero without a duration
-	batch   []kafka.Message
-	batchAt time.Time
-	stats   Stats
-	ran     bool
+	rng    *rand.Rand // ids and attack parameters
+	users  []*user
+	queue  actorQueue
+	seq    uint64
+	tokenN uint64
+	simNow time.Time
+	end    time.Time // zero without a duration
+	// attacksFrom is the first instant an attack may start.
+	attacksFrom time.Time
+	batch       []kafka.Message
+	batchAt     time.Time
+	stats       Stats
+	ran         bool
 
 	attacks []*attack
 	pending []*attack // finished, waiting for their events to be published
 	truth   []GroundTruth
+	labels  []GroundTruth
+	// nextKind is the next of otherAttacks to start.
+	nextKind int
+	// officeMistype is when someone last mistyped a password behind each
+	// office address.
+	officeMistype map[string]time.Time
 
 	mu     sync.Mutex
 	tokens map[string][]string
@@ -299,11 +364,20 @@ func (s *Sim) Tokens() map[string][]string {
 	return out
 }
 
-// GroundTruth returns every attack written so far.
+// GroundTruth returns every attack written so far: the lines labelled
+// LabelAttack.
 func (s *Sim) GroundTruth() []GroundTruth {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]GroundTruth(nil), s.truth...)
+}
+
+// Labels returns every ground-truth line written so far, of every label,
+// as written to Options.GroundTruth.
+func (s *Sim) Labels() []GroundTruth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]GroundTruth(nil), s.labels...)
 }
 
 // meanGap is the mean pause between two actions of a user in a session,
@@ -311,7 +385,7 @@ func (s *Sim) GroundTruth() []GroundTruth {
 // A session has about sessionEvents events and lasts actionsMean gaps,
 // followed by an offline pause of offlineGaps gaps.
 func (s *Sim) meanGap() time.Duration {
-	const sessionEvents = 3 + actionsMean + 0.1 // login, token, logout, actions, extras
+	const sessionEvents = 4 + actionsMean + 0.1 // login, token, logout, revocation, actions, extras
 	cycle := float64(actionsMean + offlineGaps)
 	perUser := s.cfg.Rate / float64(s.cfg.Users)
 	return time.Duration(sessionEvents / perUser / cycle * float64(time.Second))
@@ -338,6 +412,7 @@ func (s *Sim) Run(ctx context.Context, pub Publisher, opts Options) (Stats, erro
 		s.end = start.Add(s.cfg.Duration)
 	}
 	end := s.end
+	s.attacksFrom = start.Add(s.cfg.AttacksAfter)
 	s.setup(start)
 	log := s.log.With().Int64("seed", s.cfg.Seed).Str("clock", string(s.cfg.Clock)).Logger()
 	log.Info().Int("users", s.cfg.Users).Float64("rate", s.cfg.Rate).Dur("mean_gap", s.meanGap()).Msg("simulation started")
@@ -420,6 +495,12 @@ func (s *Sim) Run(ctx context.Context, pub Publisher, opts Options) (Stats, erro
 			}
 		}
 	}
+	if s.cfg.Clock == ClockLive && !end.IsZero() && (s.cfg.Events == 0 || emitted < s.cfg.Events) {
+		// A live run lasts its duration even when its users fall quiet.
+		if err := s.waitUntil(ctx, end, flush); err != nil {
+			return shutdown(fmt.Errorf("simulation stopped: %w", err))
+		}
+	}
 	if err := finish(ctx); err != nil {
 		return s.stats, err
 	}
@@ -454,7 +535,8 @@ func (s *Sim) waitUntil(ctx context.Context, at time.Time, flush func(context.Co
 
 func (s *Sim) writeTruth(w io.Writer, done []*attack) error {
 	for _, a := range done {
-		gt := GroundTruth{UserID: a.userID, Attack: a.kind, TokenID: a.tokenID, Start: a.start.UTC(), End: a.end.UTC(), Partial: a.partial}
+		gt := GroundTruth{UserID: a.userID, Attack: a.kind, Label: a.label, TokenID: a.tokenID, SessionID: a.sessionID,
+			Start: a.start.UTC(), End: a.end.UTC(), Partial: a.partial}
 		if w != nil {
 			line, err := json.Marshal(gt)
 			if err != nil {
@@ -465,9 +547,13 @@ func (s *Sim) writeTruth(w io.Writer, done []*attack) error {
 			}
 		}
 		s.mu.Lock()
-		s.truth = append(s.truth, gt)
+		s.labels = append(s.labels, gt)
+		if gt.Label == LabelAttack {
+			s.truth = append(s.truth, gt)
+			s.stats.Attacks++
+		}
 		s.mu.Unlock()
-		s.stats.Attacks++
+		s.stats.Labels++
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -175,103 +176,130 @@ func TestEventsAreRealistic(t *testing.T) {
 	}
 }
 
-// home is where most of a user's events come from.
-func homes(events []schemas.AuditEvent) map[string]string {
-	counts := map[string]map[string]int{}
-	for _, ev := range events {
-		if counts[ev.UserID] == nil {
-			counts[ev.UserID] = map[string]int{}
-		}
-		counts[ev.UserID][ev.Geo.Country]++
-	}
-	out := map[string]string{}
-	for u, c := range counts {
-		best := ""
-		for country, n := range c {
-			if n > c[best] {
-				best = country
-			}
-		}
-		out[u] = best
-	}
-	return out
+// attackerCountries are the countries attacks come from; no user lives or
+// travels there.
+var attackerCountries = map[string]bool{"NL": true, "RU": true, "RO": true, "SG": true, "NG": true, "VN": true}
+
+func covered(labels []simulate.GroundTruth, ev schemas.AuditEvent, slack time.Duration) bool {
+	return slices.ContainsFunc(labels, func(g simulate.GroundTruth) bool {
+		return g.UserID == ev.UserID && g.Label != simulate.LabelUserAction &&
+			!ev.Time.Before(g.Start.Add(-slack)) && !ev.Time.After(g.End.Add(slack))
+	})
 }
 
 func TestGroundTruthListsEveryAttack(t *testing.T) {
 	cfg := testConfig()
+	cfg.Users = 200
+	cfg.Events = 0
+	cfg.Rate = 10
+	cfg.Duration = 3 * time.Hour
+	cfg.AttackProb = 0.05
 	r := runSim(t, cfg, nil)
-	home := homes(r.events)
+	labels := r.sim.Labels()
 	kinds := map[string]int{}
-	for _, g := range r.truth {
-		kinds[g.Attack]++
-		if g.End.Before(g.Start) || g.End.Sub(g.Start) > 10*time.Minute {
-			t.Errorf("attack window %s..%s is not within minutes", g.Start, g.End)
+	for _, g := range labels {
+		kinds[g.Label+"/"+g.Attack]++
+		if g.End.Before(g.Start) || g.End.Sub(g.Start) > 90*time.Minute {
+			t.Errorf("window %s..%s of %+v is too long", g.Start, g.End, g)
 		}
 	}
-	if kinds[simulate.AttackBruteForce] < 5 || kinds[simulate.AttackTokenReplay] < 5 || len(kinds) != 2 {
-		t.Fatalf("too few attacks to test: %v", kinds)
+	for _, a := range simulate.Attacks() {
+		if kinds[simulate.LabelAttack+"/"+a] == 0 {
+			t.Errorf("no %s attack in %v", a, kinds)
+		}
 	}
-	if r.stats.Attacks != len(r.truth) || len(r.sim.GroundTruth()) != len(r.truth) {
-		t.Errorf("stats count %d attacks, file has %d", r.stats.Attacks, len(r.truth))
+	if kinds[simulate.LabelUserAction+"/"+simulate.RuleLogout] == 0 || kinds[simulate.LabelAttempt+"/"+simulate.AttackCredentialStuffing] < 10 {
+		t.Errorf("no logouts or stuffing attempts labelled: %v", kinds)
+	}
+	if len(labels) != len(strings.Split(strings.TrimSpace(string(r.raw)), "\n")) || r.stats.Labels != len(labels) {
+		t.Errorf("the file, the stats and Labels disagree")
+	}
+	if r.stats.Attacks != len(r.sim.GroundTruth()) || r.stats.Attacks != countLabel(labels, simulate.LabelAttack) {
+		t.Errorf("stats count %d attacks, GroundTruth has %d", r.stats.Attacks, len(r.sim.GroundTruth()))
 	}
 
-	// Every event from abroad falls in an attack on that user.
+	// Every event from an attacker's country falls in a label of that user.
 	for _, ev := range r.events {
-		if ev.Geo.Country == home[ev.UserID] {
-			continue
-		}
-		covered := slices.ContainsFunc(r.truth, func(g simulate.GroundTruth) bool {
-			return g.UserID == ev.UserID && !ev.Time.Before(g.Start) && !ev.Time.After(g.End)
-		})
-		if !covered {
-			t.Fatalf("foreign event outside every labelled attack: %+v", ev)
+		if attackerCountries[ev.Geo.Country] && !covered(labels, ev, 0) {
+			t.Fatalf("attacker's event outside every label: %+v", ev)
 		}
 	}
-	// Every attack has its events, and they look like the attack.
-	for _, g := range r.truth {
-		var failures, uses int
-		ips := map[string]bool{}
+	// Every logout is labelled with its session and token.
+	logouts := map[string]bool{}
+	for _, g := range labels {
+		if g.Label == simulate.LabelUserAction {
+			logouts[g.SessionID+"/"+g.TokenID] = true
+		}
+	}
+	for _, ev := range r.events {
+		if ev.Type == schemas.EventLogout && !logouts[ev.SessionID+"/"+ev.TokenID] {
+			t.Fatalf("logout not labelled: %+v", ev)
+		}
+	}
+	// Each attack has the events of its scenario.
+	for _, g := range labels {
+		if g.Partial || g.Label != simulate.LabelAttack {
+			continue
+		}
+		var failures, successes, uses, downloads, grants, shares, pw int
 		for _, ev := range r.events {
-			if ev.UserID != g.UserID || ev.Time.Before(g.Start) || ev.Time.After(g.End) || ev.Geo.Country == home[g.UserID] {
+			if ev.UserID != g.UserID || ev.Time.Before(g.Start) || ev.Time.After(g.End) {
 				continue
 			}
-			switch {
-			case ev.Type == schemas.EventLoginFailure:
+			switch ev.Type {
+			case schemas.EventLoginFailure:
 				failures++
-				ips[ev.IP] = true
-			case ev.TokenID == g.TokenID && g.TokenID != "":
+			case schemas.EventLoginSuccess:
+				successes++
+			case schemas.EventFileDownload:
+				downloads++
+			case schemas.EventPermissionChanged:
+				if ev.Attrs["role"] == "admin" {
+					grants++
+				}
+			case schemas.EventShareCreated:
+				shares++
+			case schemas.EventPasswordChanged:
+				pw++
+			}
+			if g.TokenID != "" && ev.TokenID == g.TokenID && attackerCountries[ev.Geo.Country] {
 				uses++
 			}
 		}
-		if g.Partial {
-			// Cut short by the end of the run: its events are there, but
-			// maybe not all of them.
-			if failures+uses == 0 {
-				t.Errorf("partial attack %+v has no events", g)
-			}
-			continue
-		}
+		bad := false
 		switch g.Attack {
 		case simulate.AttackBruteForce:
-			if failures < 6 || len(ips) != 1 {
-				t.Errorf("brute force %+v: %d failures from %d addresses", g, failures, len(ips))
-			}
-			if g.TokenID == "" || uses == 0 {
-				t.Errorf("brute force %+v: the attacker's token is never seen", g)
-			}
-		case simulate.AttackTokenReplay:
-			if uses == 0 {
-				t.Errorf("replay %+v: no foreign use of the token", g)
-			}
-			// The replayed token was issued to the victim at home before.
-			if !slices.ContainsFunc(r.events, func(ev schemas.AuditEvent) bool {
-				return ev.Type == schemas.EventTokenIssued && ev.TokenID == g.TokenID && ev.UserID == g.UserID &&
-					ev.Geo.Country == home[g.UserID] && ev.Time.Before(g.Start) && g.Start.Sub(ev.Time) <= 5*time.Minute
-			}) {
-				t.Errorf("replay %+v: token not issued to the victim at home within minutes before", g)
-			}
+			bad = failures < 12
+		case simulate.AttackBruteForceSuccess:
+			bad = failures < 6 || g.TokenID == "" || uses == 0
+		case simulate.AttackCredentialStuffing, simulate.AttackPasswordSpraying, simulate.AttackImpossibleTravel:
+			bad = successes == 0 || g.TokenID == "" || uses == 0
+		case simulate.AttackTokenReplay, simulate.AttackDownscopedMisuse:
+			bad = uses == 0
+		case simulate.AttackMassDownload:
+			bad = downloads < 600
+		case simulate.AttackNewLocationAction:
+			bad = shares == 0 || pw == 0
+		case simulate.AttackPrivilegeEscalation:
+			bad = grants != 1 || downloads+shares < 10
+		case simulate.AttackTokenAfterPassword:
+			bad = pw == 0 || uses < 2
+		}
+		if bad {
+			t.Errorf("%s %+v: %d failures, %d successes, %d foreign uses, %d downloads, %d grants, %d shares, %d password changes",
+				g.Attack, g, failures, successes, uses, downloads, grants, shares, pw)
 		}
 	}
+}
+
+func countLabel(gs []simulate.GroundTruth, label string) int {
+	n := 0
+	for _, g := range gs {
+		if g.Label == label {
+			n++
+		}
+	}
+	return n
 }
 
 func TestUsersAloneStayBelowBruteForceThresholds(t *testing.T) {
@@ -279,14 +307,17 @@ func TestUsersAloneStayBelowBruteForceThresholds(t *testing.T) {
 	cfg.MistypeProb = 0.5
 	cfg.BruteForceProb = 0
 	cfg.ReplayProb = 0
+	cfg.AttackProb = 0
 	r := runSim(t, cfg, nil)
-	if len(r.truth) != 0 {
-		t.Fatalf("no attacks configured, got %d", len(r.truth))
+	if countLabel(r.truth, simulate.LabelAttack)+countLabel(r.truth, simulate.LabelAttempt) != 0 {
+		t.Fatalf("no attacks configured, got %d lines", len(r.truth))
 	}
 	failures := map[string][]time.Time{}
+	byIP := map[string][]schemas.AuditEvent{}
 	for _, ev := range r.events {
 		if ev.Type == schemas.EventLoginFailure {
 			failures[ev.UserID] = append(failures[ev.UserID], ev.Time)
+			byIP[ev.IP] = append(byIP[ev.IP], ev)
 		}
 	}
 	if len(failures) == 0 {
@@ -303,6 +334,122 @@ func TestUsersAloneStayBelowBruteForceThresholds(t *testing.T) {
 			if n > 2 {
 				t.Fatalf("user %s has %d failed logins within 30 minutes", u, n)
 			}
+		}
+	}
+	// Behind a shared office address, failures of distinct users stay
+	// well below a credential-stuffing count.
+	for ip, evs := range byIP {
+		for i := range evs {
+			users := map[string]bool{}
+			for _, e := range evs[i:] {
+				if e.Time.Sub(evs[i].Time) <= 10*time.Minute {
+					users[e.UserID] = true
+				}
+			}
+			if len(users) > 3 {
+				t.Fatalf("%d users failed from %s within 10 minutes", len(users), ip)
+			}
+		}
+	}
+}
+
+func distanceKm(a, b *schemas.Geo) float64 {
+	rad := math.Pi / 180
+	dlat, dlon := (*b.Lat-*a.Lat)*rad, (*b.Lon-*a.Lon)*rad
+	h := math.Sin(dlat/2)*math.Sin(dlat/2) + math.Cos(*a.Lat*rad)*math.Cos(*b.Lat*rad)*math.Sin(dlon/2)*math.Sin(dlon/2)
+	return 2 * 6371 * math.Asin(math.Min(1, math.Sqrt(h)))
+}
+
+// TestBenignTrafficIsPlausible runs a realistic profile (a few events per
+// user and hour, for days) without attacks and checks the benign
+// look-alikes: travel at airliner speeds, ASN changes within a country,
+// shared office addresses, downscoped tokens used within their grant,
+// activity by day.
+func TestBenignTrafficIsPlausible(t *testing.T) {
+	cfg := testConfig()
+	cfg.Users = 300
+	cfg.Events = 0
+	cfg.Duration = 4 * 24 * time.Hour
+	cfg.Rate = float64(cfg.Users) * 100 / 86400
+	cfg.BruteForceProb, cfg.ReplayProb, cfg.AttackProb = 0, 0, 0
+	cfg.TravelProb = 0.03
+	cfg.PasswordChangeProb, cfg.PermissionChangeProb = 0.05, 0.05
+	r := runSim(t, cfg, nil)
+
+	type seen struct {
+		geo *schemas.Geo
+		at  time.Time
+	}
+	last := map[string]seen{}
+	asns := map[string]map[uint32]bool{}
+	countries := map[string]map[string]bool{}
+	officeUsers := map[string]map[string]bool{}
+	grants := map[string]string{} // child token → its file
+	var trips, hourly [24]int
+	types := map[schemas.EventType]int{}
+	for _, ev := range r.events {
+		types[ev.Type]++
+		if p, ok := last[ev.UserID]; ok && p.geo.City != ev.Geo.City {
+			trips[0]++
+			hours := ev.Time.Sub(p.at).Hours()
+			if d := distanceKm(p.geo, ev.Geo); d > 300 && (hours == 0 || d/hours > 800) {
+				t.Fatalf("%s moved %.0f km in %.1f h: %+v", ev.UserID, d, hours, ev)
+			}
+		}
+		last[ev.UserID] = seen{ev.Geo, ev.Time}
+		if asns[ev.UserID] == nil {
+			asns[ev.UserID], countries[ev.UserID] = map[uint32]bool{}, map[string]bool{}
+		}
+		asns[ev.UserID][ev.Geo.ASN] = true
+		countries[ev.UserID][ev.Geo.Country] = true
+		if officeUsers[ev.IP] == nil {
+			officeUsers[ev.IP] = map[string]bool{}
+		}
+		officeUsers[ev.IP][ev.UserID] = true
+		switch {
+		case ev.Type == schemas.EventTokenExchanged:
+			grants[ev.TokenID] = ev.Resource.ID
+		case grants[ev.TokenID] != "":
+			if ev.Resource == nil || ev.Resource.ID != grants[ev.TokenID] ||
+				(ev.Type != schemas.EventFilePreview && ev.Type != schemas.EventFileDownload) {
+				t.Fatalf("downscoped token used beyond its grant %s: %+v", grants[ev.TokenID], ev)
+			}
+		}
+		if attackerCountries[ev.Geo.Country] {
+			t.Fatalf("event from an attacker's country without attacks: %+v", ev)
+		}
+	}
+	// Activity follows the users' local time of day.
+	for _, ev := range r.events {
+		if ev.Type == schemas.EventLoginSuccess && ev.Geo.Lon != nil {
+			local := ev.Time.Add(time.Duration(*ev.Geo.Lon/15) * time.Hour)
+			hourly[local.Hour()]++
+		}
+	}
+	night, day := hourly[2]+hourly[3]+hourly[4], hourly[10]+hourly[11]+hourly[12]
+	if night*3 > day {
+		t.Errorf("logins by local hour %v: nights are not quieter than days", hourly)
+	}
+	if trips[0] == 0 {
+		t.Error("nobody travelled")
+	}
+	churn, shared := 0, 0
+	for u, a := range asns {
+		if len(a) > 1 && len(countries[u]) == 1 {
+			churn++
+		}
+	}
+	for _, users := range officeUsers {
+		if len(users) >= 10 {
+			shared++
+		}
+	}
+	if churn < cfg.Users/2 || shared == 0 {
+		t.Errorf("%d users changed networks at home, %d addresses shared by ten or more users", churn, shared)
+	}
+	for _, typ := range []schemas.EventType{schemas.EventPasswordChanged, schemas.EventPermissionChanged, schemas.EventTokenExchanged, schemas.EventTokenRevoked} {
+		if types[typ] == 0 {
+			t.Errorf("no %s events", typ)
 		}
 	}
 }
