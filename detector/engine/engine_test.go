@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +28,8 @@ import (
 //	                  that depend on the issuer and TTL (command_id,
 //	                  issued_at, expires_at, issuer), which are checked
 //	                  against their definitions instead
+var update = flag.Bool("update", false, "rewrite expected.jsonl of every test case with the commands made")
+
 func TestCases(t *testing.T) {
 	dirs, err := os.ReadDir("testdata")
 	if err != nil {
@@ -70,6 +73,14 @@ func runCase(t *testing.T, dir string) {
 	got := processAll(eng, events)
 	for _, c := range got {
 		checkDerived(t, cfg, c)
+	}
+	if *update {
+		out := strings.ReplaceAll(render(t, stripDerived(got)),
+			`{"command_id":"","issued_at":"0001-01-01T00:00:00Z","expires_at":"0001-01-01T00:00:00Z","issuer":"",`, "{")
+		if err := os.WriteFile(filepath.Join(dir, "expected.jsonl"), []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
 	if g, w := render(t, stripDerived(got)), render(t, want); g != w {
 		t.Errorf("commands differ\n--- got\n%s\n--- want\n%s", g, w)

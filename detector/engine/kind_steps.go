@@ -123,7 +123,7 @@ func (s *stepsEval) evaluate(recs []record, end int, window time.Duration) (find
 	// previous step completed: if any order of events fits, this one does.
 	for i := range s.steps {
 		st := &s.steps[i]
-		n, done := 0, -1
+		n, done, first := 0, -1, len(ev)
 		s.seen = s.seen[:0]
 		for j := pos; j <= end; j++ {
 			r := &recs[j]
@@ -149,6 +149,12 @@ func (s *stepsEval) evaluate(recs []record, end int, window time.Duration) (find
 		}
 		if done < 0 || (i == lastStep && done != end) {
 			return finding{}, false
+		}
+		if n > st.count {
+			// The last step's earlier matches count towards it, but only
+			// the newest it needs are its evidence.
+			ev = append(ev[:first], ev[len(ev)-st.count:]...)
+			n = st.count
 		}
 		desc := string(recs[done].typ)
 		if st.count > 1 {
