@@ -5,6 +5,7 @@
 //	producer revoke   --operator NAME (--user U | --token-id T | --token-file F | --session S | --client C) [...]
 //	producer simulate [--users N] [--duration D | --events N] [--rate R] [--seed S] [--ground-truth FILE] [--tokenapi URL ...]
 //	producer keygen   --out DIR
+//	producer campaign [run|status] --id ID (--users-file F | --cohort-file F | --from-audit | --client C) [--rate R] [...]
 //
 // Settings come from flags, REVOKED_* environment variables and an optional
 // YAML file (--config or REVOKED_CONFIG), in that order of precedence; run
@@ -35,6 +36,7 @@ commands:
   revoke    publish one signed manual revoke command
   simulate  generate user traffic with labelled attacks
   keygen    write a signing key pair and a sealing key pair
+  campaign  mass revocation: every user, a cohort or a client, paced and resumable
 
 Run "producer <command> -h" for a command's flags.
 `
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runSimulate(ctx, args, stdout, stderr)
 	case "keygen":
 		return runKeygen(args, stdout, stderr)
+	case "campaign":
+		return runCampaign(ctx, args, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

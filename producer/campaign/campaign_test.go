@@ -28,9 +28,14 @@ type fixture struct {
 
 func newFixture(t testing.TB, partitions int) *fixture {
 	t.Helper()
+	return newFixtureW(t, partitions, 1000)
+}
+
+func newFixtureW(t testing.TB, partitions, wbatch int) *fixture {
+	t.Helper()
 	c := kafkatest.NewWithPartitions(t, map[string]int{schemas.TopicRevokeCommands: partitions})
 	wc := c.WriterConfig("")
-	wc.BatchSize = 1000
+	wc.BatchSize = wbatch
 	w, err := kafkax.NewWriter(wc, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
