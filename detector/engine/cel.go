@@ -327,7 +327,7 @@ func compileExprUncached(src string) (cel.Program, error) {
 	}
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
-		return nil, errors.New(strings.ReplaceAll(strings.TrimPrefix(iss.Err().Error(), "ERROR: "), "\n ", "\n"))
+		return nil, errors.New(strings.ReplaceAll(strings.ReplaceAll(iss.Err().Error(), "ERROR: <input>:", "CEL "), "<input>:", "CEL "))
 	}
 	if !ast.OutputType().IsExactType(types.BoolType) {
 		return nil, fmt.Errorf("condition yields %s, want bool", ast.OutputType())

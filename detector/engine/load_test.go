@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -281,5 +282,121 @@ sequence_threshold:
 	}
 	if _, err := engine.New(engine.DefaultConfig(), rules); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLoadErrorsOfConditionsAndKinds(t *testing.T) {
+	file := `id: bad_cel
+version: 1
+kind: sequence
+when: event.typ == "login.failure"
+group_by: [user_id]
+window: 10m
+severity: high
+action: notify
+target: {kind: user}
+allowlist:
+  ips: [10.0.0.0/33]
+sequence:
+  join: token_id
+  steps:
+    - when: event.bytes
+    - when: event.type == "login.failed" || event.type in ["logout", "log.out"]
+      join: differ
+---
+id: bad_kinds
+version: 1
+kind: geo_velocity
+group_by: [user_id]
+window: 10m
+severity: high
+action: notify
+target: {kind: user}
+geo_velocity:
+  max_kmh: 0
+volume:
+  field: size
+---
+id: bad_first_seen
+version: 1
+kind: first_seen
+when: event.geo.asn == "3320"
+group_by: [user_id]
+window: 1h
+severity: high
+action: notify
+target: {kind: user}
+first_seen:
+  fields: [geo.planet]
+  learning: 168h
+  then: event.attrs["k"]
+`
+	_, err := engine.LoadFS(fstest.MapFS{"rules/bad.yaml": {Data: []byte(file)}}, "rules")
+	if !errors.Is(err, engine.ErrInvalidRule) {
+		t.Fatalf("error %v does not wrap ErrInvalidRule", err)
+	}
+	for _, want := range []string{
+		`rules/bad.yaml:4: rule "bad_cel": when: CEL 1:6: undefined field 'typ'`,
+		`rules/bad.yaml:11: rule "bad_cel": allowlist.ips[0]: "10.0.0.0/33" is neither an IP address nor a CIDR prefix`,
+		`rules/bad.yaml:15: rule "bad_cel": sequence.steps[0].when: condition yields int, want bool`,
+		`rules/bad.yaml:16: rule "bad_cel": sequence.steps[1].when: unknown event type "login.failed"`,
+		`rules/bad.yaml:16: rule "bad_cel": sequence.steps[1].when: unknown event type "log.out"`,
+		`rules/bad.yaml:17: rule "bad_cel": sequence.steps[1].join: the last step's event gives the joined value`,
+		`rules/bad.yaml:29: rule "bad_kinds": volume: is the block of kind volume, but the rule is of kind "geo_velocity"`,
+		`rules/bad.yaml:28: rule "bad_kinds": geo_velocity.max_kmh: must be positive`,
+		`rules/bad.yaml:35: rule "bad_first_seen": when: CEL 1:15: found no matching overload for '_==_' applied to '(int, string)'`,
+		`rules/bad.yaml:42: rule "bad_first_seen": first_seen.fields[0]: unknown field "geo.planet"`,
+		`rules/bad.yaml:44: rule "bad_first_seen": first_seen.then: condition yields string, want bool`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q; got:\n%v", want, err)
+		}
+	}
+}
+
+// Rule files written with field conditions (match, of, then as lists)
+// load as the CEL they stand for.
+func TestConditionListsStillLoad(t *testing.T) {
+	rules, err := engine.ParseRules("old.yaml", []byte(`id: old_style
+version: 1
+kind: sequence_threshold
+match:
+  - field: source
+    in: [okta, keycloak]
+  - field: attrs.tenant
+    equals: acme
+  - field: geo.asn
+    equals: "3320"
+group_by: [user_id]
+window: 10m
+severity: high
+action: notify
+target: {kind: user}
+sequence_threshold:
+  count: 2
+  of: [{field: type, equals: login.failure}]
+  then: [{field: type, in: [login.success]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.DefaultConfig(), rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	var n int
+	for i, typ := range []schemas.EventType{schemas.EventLoginFailure, schemas.EventLoginFailure, schemas.EventLoginSuccess} {
+		for _, u := range []string{"match", "other-tenant"} {
+			tenant := "acme"
+			if u != "match" {
+				tenant = "globex"
+			}
+			n += len(eng.Process(&schemas.AuditEvent{ID: fmt.Sprintf("%s-%d", u, i), Time: t0.Add(time.Duration(i) * time.Minute),
+				Type: typ, UserID: u, Source: "okta", Attrs: map[string]string{"tenant": tenant}, Geo: &schemas.Geo{ASN: 3320}}))
+		}
+	}
+	if n != 1 {
+		t.Errorf("got %d commands, want 1 (for the user of tenant acme)", n)
 	}
 }
