@@ -107,6 +107,11 @@ func newRecovery(cfg Config, eng *engineGuard, now func() time.Time, log zerolog
 // be down) is not fatal: the first rebuild tries again, and fails, to be
 // retried, until it succeeds.
 func (r *recovery) start(ctx context.Context) {
+	e := r.log.Info().Bool("rebuild", r.cfg.Rebuild)
+	if r.cfg.Rebuild {
+		e = e.Dur("horizon", r.eng.eng.Horizon()).Dur("replay", r.replaySpan()+r.cfg.ReplaySlack)
+	}
+	e.Msg("detector state recovery")
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	if err := r.ensureTopic(ctx); err != nil {
@@ -299,7 +304,16 @@ func (r *recovery) replayFrom(m kafka.Message) time.Time {
 	if ref.IsZero() {
 		ref = r.now()
 	}
-	return ref.Add(-(r.eng.eng.Horizon() + r.cfg.ReplaySlack))
+	return ref.Add(-(r.replaySpan() + r.cfg.ReplaySlack))
+}
+
+// replaySpan is the engine's horizon, capped by MaxReplay.
+func (r *recovery) replaySpan() time.Duration {
+	h := r.eng.eng.Horizon()
+	if r.cfg.MaxReplay > 0 && h > r.cfg.MaxReplay {
+		return r.cfg.MaxReplay
+	}
+	return h
 }
 
 // replay feeds one message from before the committed offset to the engine

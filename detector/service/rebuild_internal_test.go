@@ -94,3 +94,33 @@ func TestRebuildOnTakeOverAndAfterAGap(t *testing.T) {
 		t.Errorf("the engine was given %d events, want 9: 2 and 3, then 2 to 8 (the handler here feeds it nothing)", got)
 	}
 }
+
+// The replay reaches back the engine's horizon (capped by MaxReplay) plus
+// the slack from the earlier of the event's time and its Kafka timestamp.
+func TestReplayFrom(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	value := func(at time.Time) []byte {
+		v, _ := json.Marshal(schemas.AuditEvent{ID: "e", Time: at, Type: schemas.EventLogout, UserID: "u1"})
+		return v
+	}
+	s := newTestService(t, nil, &flakyPublisher{}, now)
+	h := s.eng.eng.Horizon() + s.cfg.State.ReplaySlack
+	for _, tc := range []struct {
+		name string
+		m    kafka.Message
+		want time.Time
+	}{
+		{"written after it happened", kafka.Message{Value: value(now.Add(-time.Hour)), Time: now}, now.Add(-time.Hour - h)},
+		{"stamped before its event time", kafka.Message{Value: value(now), Time: now.Add(-time.Minute)}, now.Add(-time.Minute - h)},
+		{"not an event", kafka.Message{Value: []byte("x"), Time: now}, now.Add(-h)},
+		{"no timestamp", kafka.Message{Value: []byte("x")}, now.Add(-h)},
+	} {
+		if got := s.rec.replayFrom(tc.m); !got.Equal(tc.want) {
+			t.Errorf("%s: from %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	capped := newTestService(t, func(c *Config) { c.State.MaxReplay = 10 * time.Minute }, &flakyPublisher{}, now)
+	if got, want := capped.rec.replayFrom(kafka.Message{Value: []byte("x"), Time: now}), now.Add(-10*time.Minute-capped.cfg.State.ReplaySlack); !got.Equal(want) {
+		t.Errorf("capped: from %s, want %s", got, want)
+	}
+}

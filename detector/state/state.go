@@ -39,6 +39,11 @@ type Config struct {
 	// events written to Kafka later than their event time by up to this
 	// much, or stamped by clocks that run behind.
 	ReplaySlack time.Duration `flag:"replay-slack" env:"REPLAY_SLACK" yaml:"replay_slack" usage:"how much more than the rules' horizon a rebuild replays"`
+	// MaxReplay caps how far back, before the first event to handle, a
+	// rebuild replays; zero replays the engine's whole horizon. A cap
+	// below the horizon shortens rebuilds at the price of what the rules
+	// with the longest windows and cooldowns remember across a restart.
+	MaxReplay time.Duration `flag:"max-replay" env:"MAX_REPLAY" yaml:"max_replay" usage:"longest stretch of event time a rebuild replays (0: the rules' whole horizon)"`
 }
 
 // DefaultConfig rebuilds state, keeps baselines in DefaultBaselineTopic,
@@ -61,5 +66,6 @@ func (c Config) Validate() error {
 	var p config.Problems
 	p.Check(c.BaselineTopic != "", "baseline-topic", "required")
 	p.Check(c.ReplaySlack >= 0, "replay-slack", "must not be negative")
+	p.Check(c.MaxReplay >= 0, "max-replay", "must not be negative")
 	return p.Err()
 }
