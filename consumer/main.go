@@ -3,6 +3,16 @@
 //
 //	consumer [run] [flags]          read revoke.commands, revoke, audit (default)
 //	consumer history [flags]        print a user's revocation history as a table
+//	consumer held list [-all]       list commands held for approval
+//	consumer held approve -id ID [-approver NAME]
+//	consumer held reject -id ID [-approver NAME] [-reason TEXT]
+//
+// Held commands (over the revocation budget, or under the kill switch) are
+// also listed, approved and rejected over HTTP, beside the kill switch:
+// GET /api/v1/held, POST /api/v1/held/{command_id}/approve|reject and
+// GET|POST /api/v1/killswitch, each with "Authorization: Bearer" and the
+// guard admin token (REVOKED_GUARD_ADMIN_TOKEN(_FILE)); without it those
+// endpoints are not served.
 //
 // Settings come from flags, REVOKED_* environment variables and an
 // optional YAML file (-config or REVOKED_CONFIG), in that order of
@@ -17,11 +27,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/rs/zerolog"
 
@@ -47,8 +60,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runConsumer(ctx, args, stderr)
 	case "history":
 		return history(ctx, args, stdout, stderr)
+	case "held":
+		return held(ctx, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want run or history)", cmd)
+	return fmt.Errorf("unknown command %q (want run, history or held)", cmd)
 }
 
 // storeConfig is the audit store's part of every subcommand.
@@ -153,6 +168,12 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	mountAPI(srv, store, log)
+	if token := cfg.Consumer.Guard.AdminToken; token.IsSet() {
+		api.NewHeld(svc.Approvals(), token, log).Register(srv)
+		svc.KillSwitch().Register(srv, token)
+	} else {
+		log.Warn().Msg("no guard admin token: the held-command and kill-switch endpoints are not served")
+	}
 	log.Info().Int("trusted_keys", keyring.Len()).Bool("sealing_key", seal != nil).
 		Str("audit_backend", cfg.Store.Audit.Backend).Str("http", cfg.Ops.Addr).Msg("consumer configured")
 
@@ -212,4 +233,144 @@ func history(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	return api.WriteTable(stdout, rows)
+}
+
+// heldConfig is what "consumer held" reads: what "consumer run" reads, to
+// verify and carry out an approved command the way the consumer would,
+// and the decision.
+type heldConfig struct {
+	Run      runConfig
+	ID       string    `flag:"id" usage:"command id of the held command"`
+	Approver string    `flag:"approver" usage:"who approves or rejects (default: $USER)"`
+	Reason   string    `flag:"reason" usage:"why it is rejected"`
+	All      bool      `flag:"all" usage:"list decided held commands too"`
+	Limit    int       `flag:"limit" usage:"most held commands to list"`
+	AsJSON   bool      `flag:"json" usage:"print JSON instead of a table"`
+	action   string
+}
+
+// Validate reports every problem at once; listing needs only the store.
+func (c heldConfig) Validate() error {
+	var p config.Problems
+	p.Nest("audit", c.Run.Store.Audit.Validate())
+	p.Nest("log", c.Run.Store.Log.Validate())
+	p.Check(c.Limit > 0 && c.Limit <= 100000, "limit", "must be in [1, 100000]")
+	if c.action != "list" {
+		p.Nest("", c.Run.Consumer.Validate())
+		p.Nest("idp", c.Run.IdP.Validate())
+		p.Check(len(c.Run.VerifyKeyFiles) > 0, "verify-key-files", "at least one trusted signing key is required")
+		p.Check(c.ID != "", "id", "name the held command")
+		p.Check(strings.TrimSpace(c.Approver) != "", "approver", "name who decides (or set $USER)")
+	}
+	return p.Err()
+}
+
+func held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	action, args := cli.Subcommand(args, "list")
+	switch action {
+	case "list", "approve", "reject":
+	default:
+		return fmt.Errorf("unknown held command %q (want list, approve or reject)", action)
+	}
+	cfg := heldConfig{Run: defaultRunConfig(), Approver: os.Getenv("USER"), Limit: 100, action: action}
+	log, err := cli.Configure(cli.NewFlagSet("consumer held "+action, stderr), args, &cfg, &cfg.Run.Store.Log, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	store, err := cfg.Run.Store.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	if action == "list" {
+		// Listing reads the trail only: no token API, keys or Kafka.
+		a := service.NewApprovals(nil, store, nil)
+		list, err := a.List(ctx, cfg.All, cfg.Limit)
+		if err != nil {
+			return err
+		}
+		return printHeld(stdout, cfg.AsJSON, list...)
+	}
+
+	keyring, err := schemas.LoadPublicKeyFiles(cfg.Run.VerifyKeyFiles...)
+	if err != nil {
+		return err
+	}
+	var seal *schemas.SealKey
+	if cfg.Run.SealKey.IsSet() {
+		if seal, err = schemas.ParseSealKey([]byte(cfg.Run.SealKey.Reveal())); err != nil {
+			return fmt.Errorf("REVOKED_SEAL_KEY: %w", err)
+		}
+	}
+	client, err := idp.New(cfg.Run.IdP, nil, log)
+	if err != nil {
+		return err
+	}
+	a, closeApprovals, err := service.OpenApprovals(ctx, cfg.Run.Consumer, service.Deps{
+		Store: store, TokenAPI: client, Keyring: keyring, Seal: seal,
+	}, cfg.Run.Consumer.Actor+"-cli", log)
+	if err != nil {
+		return err
+	}
+	var hc service.HeldCommand
+	if action == "approve" {
+		hc, err = a.Approve(ctx, cfg.ID, cfg.Approver)
+	} else {
+		hc, err = a.Reject(ctx, cfg.ID, cfg.Approver, cfg.Reason)
+	}
+	err = errors.Join(err, closeApprovals())
+	if perr := printHeld(stdout, cfg.AsJSON, hc); perr != nil && err == nil {
+		err = perr
+	}
+	return err
+}
+
+func printHeld(w io.Writer, asJSON bool, list ...service.HeldCommand) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, hc := range list {
+			if hc.CommandID == "" {
+				continue
+			}
+			if err := enc.Encode(hc); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HELD AT (UTC)\tSTATE\tCOMMAND\tTARGET\tRULE\tEXPIRES\tWHY\tDECIDED BY")
+	n := 0
+	for _, hc := range list {
+		if hc.CommandID == "" {
+			continue
+		}
+		n++
+		r := hc.Held
+		by := ""
+		if hc.Decision != nil {
+			by = hc.Decision.Approver
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format("2006-01-02 15:04:05"), hc.State, hc.CommandID,
+			r.TargetKind, targetID(r), r.RuleID, r.ExpiresAt.UTC().Format("2006-01-02 15:04:05"), r.Detail, by)
+	}
+	if n == 0 {
+		fmt.Fprintln(tw, "(no held commands)")
+	}
+	return tw.Flush()
+}
+
+func targetID(r schemas.AuditRow) string {
+	switch r.TargetKind {
+	case schemas.TargetUser:
+		return r.UserID
+	case schemas.TargetToken:
+		return r.TokenID
+	case schemas.TargetSession:
+		return r.SessionID
+	}
+	return r.ClientID
 }

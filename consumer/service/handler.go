@@ -10,12 +10,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/guard"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -71,6 +73,7 @@ type Handler struct {
 	log      zerolog.Logger
 	metrics  *Metrics
 	observer func(schemas.AuditRow)
+	guard    *guard.Guard
 }
 
 // HandlerConfig holds the handler's dependencies.
@@ -88,6 +91,9 @@ type HandlerConfig struct {
 	Metrics      *Metrics
 	// Observe, when set, sees every audit row after it was written.
 	Observe func(schemas.AuditRow)
+	// Guard, when set, holds commands over budget or under the kill switch
+	// and refuses allowlisted targets.
+	Guard *guard.Guard
 }
 
 // NewHandler checks the dependencies and returns a Handler.
@@ -120,7 +126,7 @@ func NewHandler(cfg HandlerConfig, log zerolog.Logger) (*Handler, error) {
 	return &Handler{
 		keyring: cfg.Keyring, seal: cfg.Seal, revoker: cfg.Revoker, audit: cfg.Audit,
 		actor: cfg.Actor, maxSkew: cfg.MaxClockSkew, now: cfg.Now, log: log,
-		metrics: cfg.Metrics, observer: cfg.Observe,
+		metrics: cfg.Metrics, observer: cfg.Observe, guard: cfg.Guard,
 	}, nil
 }
 
@@ -142,14 +148,10 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 	start := h.now()
 	pos := position{topic: m.Topic, partition: int32(m.Partition), offset: m.Offset}
 
-	// 1. Signature over the exact bytes, before anything trusts the value.
-	if err := h.keyring.Verify(header(&m, schemas.HeaderKeyID), header(&m, schemas.HeaderSignature), m.Value); err != nil {
-		return h.reject(ctx, pos, nil, m.Value, "signature: "+err.Error(), true)
-	}
-	// 2. Strict decoding and validation.
-	cmd, err := schemas.DecodeCommand(m.Value)
+	// 1-2. Signature over the exact bytes, then strict decoding.
+	cmd, reason, err := h.verify(m)
 	if err != nil {
-		return h.reject(ctx, pos, nil, m.Value, err.Error(), true)
+		return h.reject(ctx, pos, nil, m.Value, reason, true)
 	}
 	// 3. Freshness.
 	switch {
@@ -179,20 +181,9 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 
 	// 5. A raw token travels only sealed; unseal it now, fingerprint it
 	// for the trail, and never let it reach a log or a row.
-	var rawToken string
-	if cmd.Target.SealedToken != "" {
-		if h.seal == nil {
-			return h.reject(ctx, pos, &cmd, nil, "command carries a sealed token but this consumer has no sealing key", true)
-		}
-		rawToken, err = h.seal.Open(cmd.Target.SealedToken)
-		if err != nil {
-			return h.reject(ctx, pos, &cmd, nil, err.Error(), true)
-		}
-		fp := schemas.Fingerprint(rawToken)
-		if cmd.Target.TokenID != "" && cmd.Target.TokenID != fp {
-			return h.reject(ctx, pos, &cmd, nil, "sealed token does not match target.token_id", true)
-		}
-		cmd.Target.TokenID = fp
+	rawToken, reason, err := h.unseal(&cmd)
+	if err != nil {
+		return h.reject(ctx, pos, &cmd, nil, reason, true)
 	}
 
 	received := h.row(&cmd, pos, schemas.StepReceived, start)
@@ -207,20 +198,97 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 		return h.write(ctx, received, done)
 	}
 
-	out, err := h.revoker.Revoke(ctx, &cmd, rawToken)
+	// 6. The consumer's own guards: allowlists refuse, the kill switch and
+	// the budget hold the command for a human (see Approvals).
+	if d := h.guard.Check(&cmd); d.Verdict != guard.Allow {
+		step := schemas.StepHeld
+		if d.Verdict == guard.Refuse {
+			step = schemas.StepRejected
+		}
+		done := h.row(&cmd, pos, step, h.now())
+		done.Detail = d.Reason
+		if err := h.write(ctx, received, done); err != nil {
+			return err
+		}
+		if step == schemas.StepHeld {
+			h.metrics.Held.Inc()
+			h.log.Warn().Str("command_id", cmd.CommandID).Str("rule_id", cmd.Reason.RuleID).Str("reason", d.Reason).
+				Msg("command held for approval")
+		} else {
+			h.metrics.Rejected.Inc()
+			h.log.Info().Str("command_id", cmd.CommandID).Str("reason", d.Reason).Msg("command refused by the allowlist")
+		}
+		return nil
+	}
+
+	err = h.execute(ctx, &cmd, pos, rawToken, "", received)
+	if errors.Is(err, ErrTerminal) {
+		return kafkax.Poison("token API: "+strings.TrimPrefix(err.Error(), ErrTerminal.Error()+": "), err)
+	}
+	return err
+}
+
+// verify checks the signature over the exact bytes, then decodes and
+// validates the command. On failure it returns the reason for the trail.
+func (h *Handler) verify(m kafka.Message) (schemas.RevokeCommand, string, error) {
+	if err := h.keyring.Verify(header(&m, schemas.HeaderKeyID), header(&m, schemas.HeaderSignature), m.Value); err != nil {
+		return schemas.RevokeCommand{}, "signature: " + err.Error(), err
+	}
+	cmd, err := schemas.DecodeCommand(m.Value)
+	if err != nil {
+		return cmd, err.Error(), err
+	}
+	return cmd, "", nil
+}
+
+// unseal opens a sealed raw token and puts its fingerprint in the target.
+func (h *Handler) unseal(cmd *schemas.RevokeCommand) (raw, reason string, err error) {
+	if cmd.Target.SealedToken == "" {
+		return "", "", nil
+	}
+	if h.seal == nil {
+		reason = "command carries a sealed token but this consumer has no sealing key"
+		return "", reason, errors.New(reason)
+	}
+	raw, err = h.seal.Open(cmd.Target.SealedToken)
+	if err != nil {
+		return "", err.Error(), err
+	}
+	fp := schemas.Fingerprint(raw)
+	if cmd.Target.TokenID != "" && cmd.Target.TokenID != fp {
+		reason = "sealed token does not match target.token_id"
+		return "", reason, errors.New(reason)
+	}
+	cmd.Target.TokenID = fp
+	return raw, "", nil
+}
+
+// execute carries out a verified command and audits the outcome, each row
+// naming approver when a human approved it. It returns nil once the
+// revocation is done and audited, an error wrapping ErrTerminal once a
+// terminal refusal is audited (dead_lettered), and any other error for a
+// transient failure (audited as failed when the trail could be written).
+func (h *Handler) execute(ctx context.Context, cmd *schemas.RevokeCommand, pos position, rawToken, approver string, lead ...schemas.AuditRow) error {
+	out, err := h.revoker.Revoke(ctx, cmd, rawToken)
 	end := h.now()
+	stamp := func(rows []schemas.AuditRow) []schemas.AuditRow {
+		for i := range rows {
+			rows[i].Approver = approver
+		}
+		return rows
+	}
 	switch {
 	case err == nil:
-		done := h.row(&cmd, pos, schemas.StepRevoked, end)
+		done := h.row(cmd, pos, schemas.StepRevoked, end)
 		fillOutcome(&done, out)
-		rows := []schemas.AuditRow{received, done}
+		rows := append(lead, done)
 		if out.Proof != "" {
-			v := h.row(&cmd, pos, schemas.StepVerified, end)
+			v := h.row(cmd, pos, schemas.StepVerified, end)
 			fillOutcome(&v, out)
 			v.Proof = out.Proof
 			rows = append(rows, v)
 		}
-		if err := h.write(ctx, rows...); err != nil {
+		if err := h.write(ctx, stamp(rows)...); err != nil {
 			return err
 		}
 		h.metrics.Revoked.WithLabelValues(string(cmd.Target.Kind)).Inc()
@@ -229,23 +297,23 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 		}
 		return nil
 	case errors.Is(err, ErrTerminal):
-		done := h.row(&cmd, pos, schemas.StepDeadLettered, end)
+		done := h.row(cmd, pos, schemas.StepDeadLettered, end)
 		fillOutcome(&done, out)
 		done.Detail = sanitise(err.Error(), rawToken)
-		if werr := h.write(ctx, received, done); werr != nil {
+		if werr := h.write(ctx, stamp(append(lead, done))...); werr != nil {
 			return werr
 		}
 		h.metrics.DeadLettered.Inc()
-		return kafkax.Poison("token API: "+done.Detail, errors.New(done.Detail))
+		return fmt.Errorf("%w: %s", ErrTerminal, done.Detail)
 	case ctx.Err() != nil:
 		return ctx.Err()
 	default:
 		// Transient: record the failed attempt (deterministic row, so a
-		// later identical failure is the same row) and let the reader retry.
-		failed := h.row(&cmd, pos, schemas.StepFailed, end)
+		// later identical failure is the same row) and let the caller retry.
+		failed := h.row(cmd, pos, schemas.StepFailed, end)
 		fillOutcome(&failed, out)
 		failed.Detail = sanitise(err.Error(), rawToken)
-		if werr := h.write(ctx, received, failed); werr != nil {
+		if werr := h.write(ctx, stamp(append(lead, failed))...); werr != nil {
 			return werr
 		}
 		h.metrics.Failed.Inc()

@@ -9,6 +9,8 @@ type Metrics struct {
 	DeadLettered  prometheus.Counter
 	Failed        prometheus.Counter
 	Redelivered   prometheus.Counter
+	Held          prometheus.Counter
+	Decided       prometheus.Counter
 	AuditErrors   prometheus.Counter
 	EventToRevoke prometheus.Histogram
 }
@@ -37,6 +39,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "revoked", Subsystem: "consumer", Name: "redelivered_total",
 			Help: "Redelivered commands found already done in the audit trail.",
 		}),
+		Held: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "consumer", Name: "held_total",
+			Help: "Commands held for approval (over budget or under the kill switch); alert on any increase.",
+		}),
+		Decided: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "consumer", Name: "held_decisions_total",
+			Help: "Held commands approved or rejected by a human.",
+		}),
 		AuditErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "revoked", Subsystem: "consumer", Name: "audit_write_errors_total",
 			Help: "Failed writes to the audit trail.",
@@ -48,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Revoked, m.Rejected, m.DeadLettered, m.Failed, m.Redelivered, m.AuditErrors, m.EventToRevoke)
+		reg.MustRegister(m.Revoked, m.Rejected, m.DeadLettered, m.Failed, m.Redelivered, m.Held, m.Decided, m.AuditErrors, m.EventToRevoke)
 	}
 	return m
 }

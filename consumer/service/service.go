@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/internal/config"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
@@ -26,6 +27,8 @@ type Config struct {
 	// MaxClockSkew bounds how far in the future a command's issued_at may be.
 	MaxClockSkew time.Duration `flag:"max-clock-skew" env:"MAX_CLOCK_SKEW" yaml:"max_clock_skew" usage:"how far in the future a command's issued_at may be"`
 	Retry        RetryConfig   `flag:"retry" env:"RETRY" yaml:"retry"`
+	// Guard is the consumer's own budget, allowlist and kill switch.
+	Guard guard.Config `flag:"guard" env:"GUARD" yaml:"guard"`
 }
 
 // DefaultConfig reads revoke.commands as group revoked-consumer.
@@ -45,6 +48,7 @@ func (c Config) Validate() error {
 	p.Check(c.MaxClockSkew >= 0, "max-clock-skew", "must not be negative")
 	p.Check(c.Retry.MaxAttempts > 0, "retry.max-attempts", "must be positive")
 	p.Check(c.Retry.MinBackoff > 0 && c.Retry.MaxBackoff >= c.Retry.MinBackoff, "retry.min-backoff", "need 0 < min-backoff <= max-backoff")
+	p.Nest("guard", c.Guard.Validate())
 	return p.Err()
 }
 
@@ -58,15 +62,22 @@ type Deps struct {
 	Registry prometheus.Registerer
 	// Observe, when set, sees every audit row after it was written.
 	Observe func(schemas.AuditRow)
+	// Now is the clock of the handler and the budget (nil: time.Now).
+	Now func() time.Time
+	// Fetcher re-reads held commands for approval (nil: from the reader's
+	// brokers).
+	Fetcher MessageFetcher
 }
 
 // Service reads commands and carries them out. Run it once.
 type Service struct {
-	reader  *kafkax.Reader
-	writer  *audit.Writer
-	handler *Handler
-	store   audit.Store
-	log     zerolog.Logger
+	reader    *kafkax.Reader
+	writer    *audit.Writer
+	handler   *Handler
+	store     audit.Store
+	approvals *Approvals
+	guard     *guard.Guard
+	log       zerolog.Logger
 }
 
 // New wires the command path: chain writer over the store, revoker over the
@@ -78,6 +89,10 @@ func New(ctx context.Context, cfg Config, deps Deps, log zerolog.Logger) (*Servi
 	if deps.Store == nil || deps.TokenAPI == nil {
 		return nil, errors.New("consumer: an audit store and a token API are required")
 	}
+	g, err := guard.New(cfg.Guard, deps.Now)
+	if err != nil {
+		return nil, err
+	}
 	writer, err := audit.NewWriter(ctx, deps.Store, cfg.Actor, log)
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit chain: %w", err)
@@ -85,27 +100,77 @@ func New(ctx context.Context, cfg Config, deps Deps, log zerolog.Logger) (*Servi
 	var rm *kafkax.ReaderMetrics
 	if deps.Registry != nil {
 		if rm, err = kafkax.NewReaderMetrics(deps.Registry); err != nil {
-			return nil, err
+			return nil, errors.Join(err, writer.Close())
 		}
 	}
-	h, err := NewHandler(HandlerConfig{
+	h, err := newHandler(cfg, deps, writer, g, NewMetrics(deps.Registry), log)
+	if err != nil {
+		return nil, errors.Join(err, writer.Close())
+	}
+	reader, err := kafkax.NewReader(cfg.Reader, log, rm)
+	if err != nil {
+		return nil, errors.Join(err, writer.Close())
+	}
+	fetch := deps.Fetcher
+	if fetch == nil {
+		fetch = NewKafkaFetcher(cfg.Reader)
+	}
+	return &Service{
+		reader: reader, writer: writer, handler: h, store: deps.Store, guard: g, log: log,
+		approvals: NewApprovals(h, deps.Store, fetch),
+	}, nil
+}
+
+func newHandler(cfg Config, deps Deps, writer *audit.Writer, g *guard.Guard, m *Metrics, log zerolog.Logger) (*Handler, error) {
+	return NewHandler(HandlerConfig{
 		Keyring:      deps.Keyring,
 		Seal:         deps.Seal,
 		Revoker:      NewIdPRevoker(deps.TokenAPI, cfg.Retry),
 		Audit:        NewAuditLog(writer, deps.Store),
 		Actor:        cfg.Actor,
 		MaxClockSkew: cfg.MaxClockSkew,
-		Metrics:      NewMetrics(deps.Registry),
+		Now:          deps.Now,
+		Metrics:      m,
 		Observe:      deps.Observe,
+		Guard:        g,
 	}, log)
-	if err != nil {
-		return nil, err
+}
+
+// Approvals lists, approves and rejects the commands this service held;
+// its rows go to the service's own chain.
+func (s *Service) Approvals() *Approvals { return s.approvals }
+
+// KillSwitch is the service's kill switch.
+func (s *Service) KillSwitch() *guard.KillSwitch { return s.guard.KillSwitch() }
+
+// OpenApprovals serves approvals outside a running consumer (the command
+// line): the same verification, guards and token API, with the rows on a
+// chain of its own, chain, since one writer at a time may extend a chain.
+// Close the returned function when done.
+func OpenApprovals(ctx context.Context, cfg Config, deps Deps, chain string, log zerolog.Logger) (*Approvals, func() error, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
 	}
-	reader, err := kafkax.NewReader(cfg.Reader, log, rm)
-	if err != nil {
-		return nil, err
+	if deps.Store == nil || deps.TokenAPI == nil {
+		return nil, nil, errors.New("consumer: an audit store and a token API are required")
 	}
-	return &Service{reader: reader, writer: writer, handler: h, store: deps.Store, log: log}, nil
+	g, err := guard.New(cfg.Guard, deps.Now)
+	if err != nil {
+		return nil, nil, err
+	}
+	writer, err := audit.NewWriter(ctx, deps.Store, chain, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the audit chain: %w", err)
+	}
+	h, err := newHandler(cfg, deps, writer, g, NewMetrics(nil), log)
+	if err != nil {
+		return nil, nil, errors.Join(err, writer.Close())
+	}
+	fetch := deps.Fetcher
+	if fetch == nil {
+		fetch = NewKafkaFetcher(cfg.Reader)
+	}
+	return NewApprovals(h, deps.Store, fetch), writer.Close, nil
 }
 
 // Run reads and executes commands until ctx is cancelled; it then lets
