@@ -124,3 +124,69 @@ func TestReplayFrom(t *testing.T) {
 		t.Errorf("capped: from %s, want %s", got, want)
 	}
 }
+
+// A detector that published a detection but stopped before committing its
+// event hands the event to the next owner, which rebuilds from the
+// previous commit and detects again: the command it publishes is the same
+// command, id and all, so the consumer takes it once.
+func TestRedeliveredDetectionIsTheSameCommand(t *testing.T) {
+	c := kafkatest.New(t, schemas.TopicAuditEvents)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	newService := func(pub Publisher) *Service {
+		t.Helper()
+		cfg := DefaultConfig()
+		cfg.Reader = c.ReaderConfig(schemas.TopicAuditEvents, "detector-redelivery")
+		cfg.Reader.Component = "detector"
+		cfg.Writer = c.WriterConfig(schemas.TopicRevokeCommands)
+		priv, err := schemas.GenerateSigningKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(cfg, schemas.NewSigner(priv), zerolog.Nop(), WithPublisher(pub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.rec.start(ctx)
+		t.Cleanup(func() { _ = s.rec.close() })
+		return s
+	}
+	msgs := bruteForce(t, time.Now().Add(-10*time.Minute).UTC().Truncate(time.Millisecond))
+	for i := range msgs {
+		msgs[i].Topic, msgs[i].Partition, msgs[i].Offset = "", 0, 0
+	}
+	c.Produce(t, schemas.TopicAuditEvents, msgs...)
+	stored := c.Records(t, schemas.TopicAuditEvents)
+
+	var published [2]*flakyPublisher
+	for i := range published {
+		published[i] = &flakyPublisher{}
+		s := newService(published[i])
+		h := s.rec.wrap(s.handle)
+		// The first owner handles everything; the second takes over at
+		// the last event, the one whose commit was lost.
+		from := 0
+		if i == 1 {
+			from = len(stored) - 1
+		}
+		for _, m := range stored[from:] {
+			if err := h(ctx, m); err != nil {
+				t.Fatalf("owner %d, offset %d: %v", i, m.Offset, err)
+			}
+		}
+		if len(published[i].got) != 1 {
+			t.Fatalf("owner %d published %d commands, want 1", i, len(published[i].got))
+		}
+	}
+	var ids [2]string
+	for i, p := range published {
+		cmd, err := schemas.DecodeCommand(p.got[0].Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = cmd.CommandID
+	}
+	if ids[0] != ids[1] {
+		t.Errorf("command ids %s and %s, want the same", ids[0], ids[1])
+	}
+}
