@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -46,8 +48,29 @@ type TokenInfo struct {
 // blocks for one request bounded by Config.Timeout; ctx cancels it. An
 // answer outside AcceptStatus is *HTTPError; an unconfigured call is
 // ErrNotConfigured.
+//
+// When AdminConfig.SubjectSessions is configured it is called after
+// Subject succeeds; the result then has the status of the last call, the
+// bodies of both and the sum of the counts when both give one. If it
+// fails, the error is returned: calling RevokeSubject again is harmless.
 func (c *Client) RevokeSubject(ctx context.Context, userID string) (Result, error) {
-	return c.adminRevoke(ctx, "revoke_subject", c.admin.Subject, "user_id", userID)
+	res, err := c.adminRevoke(ctx, "revoke_subject", c.admin.Subject, "user_id", userID)
+	if err != nil || c.admin.SubjectSessions.URL == "" {
+		return res, err
+	}
+	res2, err := c.adminRevoke(ctx, "revoke_subject_sessions", c.admin.SubjectSessions, "user_id", userID)
+	if err != nil {
+		return Result{}, err
+	}
+	res2.Revoked += res.Revoked
+	res2.CountKnown = res2.CountKnown && res.CountKnown
+	if !res2.CountKnown {
+		res2.Revoked = 0
+	}
+	if res.Body != "" || res2.Body != "" {
+		res2.Body = sanitize(res.Body+" | "+res2.Body, excerptBytes, nil)
+	}
+	return res2, nil
 }
 
 // RevokeTokenID revokes one token, and its descendants where the provider
@@ -74,7 +97,7 @@ func (c *Client) RevokeClient(ctx context.Context, clientID string) (Result, err
 // request bounded by Config.Timeout; ctx cancels it.
 func (c *Client) ListSubjectTokens(ctx context.Context, userID string) ([]TokenInfo, error) {
 	const op = "list_subject_tokens"
-	_, body, err := c.adminCall(ctx, op, c.admin.ListSubjectTokens, "user_id", userID, maxListBytes)
+	_, body, err := c.adminCall(ctx, op, c.admin.ListSubjectTokens, map[string]string{"user_id": userID}, maxListBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +109,7 @@ func (c *Client) ListSubjectTokens(ctx context.Context, userID string) ([]TokenI
 }
 
 func (c *Client) adminRevoke(ctx context.Context, op string, call AdminCall, param, value string) (Result, error) {
-	resp, body, err := c.adminCall(ctx, op, call, param, value, maxBodyBytes)
+	resp, body, err := c.adminCall(ctx, op, call, map[string]string{param: value}, maxBodyBytes)
 	if err != nil {
 		return Result{}, err
 	}
@@ -107,35 +130,65 @@ func (c *Client) adminRevoke(ctx context.Context, op string, call AdminCall, par
 	return res, nil
 }
 
-// adminCall expands and sends one admin call and checks its status.
-func (c *Client) adminCall(ctx context.Context, op string, call AdminCall, param, value string, limit int64) (*http.Response, []byte, error) {
+// adminCall expands and sends one admin call and checks its status. vals
+// fills the placeholders; every one must be non-empty.
+func (c *Client) adminCall(ctx context.Context, op string, call AdminCall, vals map[string]string, limit int64) (*http.Response, []byte, error) {
 	if call.URL == "" {
 		return nil, nil, fmt.Errorf("idp: %s: %w", op, ErrNotConfigured)
 	}
-	if value == "" {
-		return nil, nil, fmt.Errorf("idp: %s: empty %s: %w", op, param, ErrInvalidArgument)
+	for _, p := range slices.Sorted(maps.Keys(vals)) {
+		if ph := "{" + p + "}"; vals[p] == "" && (strings.Contains(call.URL, ph) || strings.Contains(call.Body, ph)) {
+			return nil, nil, fmt.Errorf("idp: %s: empty %s: %w", op, p, ErrInvalidArgument)
+		}
 	}
-	u := expandURL(call.URL, c.admin.BaseURL, param, value)
+	auth := call.Auth
+	if auth.Kind == "" {
+		auth = c.admin.Auth
+	}
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		req, err := c.adminRequest(ctx, op, call, auth, vals)
+		if err != nil {
+			return nil, nil, err
+		}
+		resp, respBody, err := c.do(ctx, op, req, limit)
+		if err != nil {
+			return nil, nil, err
+		}
+		if call.accepts(resp.StatusCode) {
+			return resp, respBody, nil
+		}
+		if resp.StatusCode == http.StatusUnauthorized && auth.Kind == AdminAuthClientCredentials && attempt == 0 {
+			// The cached token may have been revoked or expired early:
+			// get a fresh one and try once more.
+			c.tokens.forget(auth)
+			continue
+		}
+		c.log.Debug().Str("op", op).Int("status", resp.StatusCode).
+			Dur("took", time.Since(start)).Msg("token API admin call refused")
+		return nil, nil, newHTTPError(op, resp, respBody, c.now())
+	}
+}
+
+// adminRequest builds the request of an admin call.
+func (c *Client) adminRequest(ctx context.Context, op string, call AdminCall, auth AdminAuth, vals map[string]string) (*http.Request, error) {
+	u := expandURL(call.URL, c.admin.BaseURL, vals)
 	var body io.Reader
 	contentType := call.ContentType
 	if call.Body != "" {
 		if contentType == "" {
 			contentType = "application/json"
 		}
-		body = strings.NewReader(expandBody(call.Body, contentType, c.admin.BaseURL, param, value))
+		body = strings.NewReader(expandBody(call.Body, contentType, c.admin.BaseURL, vals))
 	}
 	req, err := http.NewRequest(call.Method, u, body)
 	if err != nil {
-		return nil, nil, fmt.Errorf("idp: %s: %w", op, err)
+		return nil, fmt.Errorf("idp: %s: %w", op, err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
-	auth := call.Auth
-	if auth.Kind == "" {
-		auth = c.admin.Auth
-	}
 	switch auth.Kind {
 	case AdminAuthBearer:
 		scheme := auth.Scheme
@@ -145,47 +198,55 @@ func (c *Client) adminCall(ctx context.Context, op string, call AdminCall, param
 		req.Header.Set("Authorization", scheme+" "+auth.Token.Reveal())
 	case AdminAuthBasic:
 		req.SetBasicAuth(auth.Username, auth.Password.Reveal())
+	case AdminAuthClientCredentials:
+		tok, err := c.adminToken(ctx, auth)
+		if err != nil {
+			return nil, fmt.Errorf("idp: %s: %w", op, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-
-	start := time.Now()
-	resp, respBody, err := c.do(ctx, op, req, limit)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !call.accepts(resp.StatusCode) {
-		c.log.Debug().Str("op", op).Str(param, value).Int("status", resp.StatusCode).
-			Dur("took", time.Since(start)).Msg("token API admin call refused")
-		return nil, nil, newHTTPError(op, resp, respBody, c.now())
-	}
-	return resp, respBody, nil
+	return req, nil
 }
 
-// expandURL fills a URL template: {base} as is, the parameter escaped as a
+// expand replaces the placeholders of tmpl in one pass, so a value that
+// looks like a placeholder is never expanded itself: {base} by base as is,
+// the others by esc of their value. Unknown placeholders stay.
+func expand(tmpl, base string, vals map[string]string, esc func(string) string) string {
+	return placeholderRE.ReplaceAllStringFunc(tmpl, func(ph string) string {
+		name := ph[1 : len(ph)-1]
+		if name == "base" {
+			return strings.TrimSuffix(base, "/")
+		}
+		if v, ok := vals[name]; ok {
+			return esc(v)
+		}
+		return ph
+	})
+}
+
+// expandURL fills a URL template: {base} as is, each parameter escaped as a
 // path segment before '?' and as a query value after it.
-func expandURL(tmpl, base, param, value string) string {
-	ph := "{" + param + "}"
+func expandURL(tmpl, base string, vals map[string]string) string {
 	path, query, hasQuery := strings.Cut(tmpl, "?")
-	path = strings.ReplaceAll(path, ph, url.PathEscape(value))
-	path = strings.Replace(path, "{base}", strings.TrimSuffix(base, "/"), 1)
+	path = expand(path, base, vals, url.PathEscape)
 	if !hasQuery {
 		return path
 	}
-	return path + "?" + strings.ReplaceAll(query, ph, url.QueryEscape(value))
+	return path + "?" + expand(query, base, vals, url.QueryEscape)
 }
 
-// expandBody fills a body template with the parameter escaped for the
+// expandBody fills a body template with the parameters escaped for the
 // content type.
-func expandBody(tmpl, contentType, base, param, value string) string {
-	var esc string
-	if contentType == "application/x-www-form-urlencoded" {
-		esc = url.QueryEscape(value)
-	} else {
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		_ = enc.Encode(value) // a string always encodes
-		esc = strings.TrimSuffix(strings.TrimSpace(b.String()), `"`)[1:]
+func expandBody(tmpl, contentType, base string, vals map[string]string) string {
+	esc := url.QueryEscape
+	if contentType != "application/x-www-form-urlencoded" {
+		esc = func(v string) string {
+			var b bytes.Buffer
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(v) // a string always encodes
+			return strings.TrimSuffix(strings.TrimSpace(b.String()), `"`)[1:]
+		}
 	}
-	out := strings.ReplaceAll(tmpl, "{"+param+"}", esc)
-	return strings.ReplaceAll(out, "{base}", strings.TrimSuffix(base, "/"))
+	return expand(tmpl, base, vals, esc)
 }

@@ -76,6 +76,7 @@ type Client struct {
 
 	limiter  *tokenBucket // nil: unlimited
 	breakers *breakers
+	tokens   *tokenCache
 
 	mu         sync.Mutex // guards eps and discovered
 	eps        endpoints
@@ -127,6 +128,7 @@ func New(cfg Config, httpClient *http.Client, log zerolog.Logger, opts ...Option
 
 		limiter:  newTokenBucket(cfg.RateLimit),
 		breakers: &breakers{cfg: cfg.Breaker, gauge: gauge, m: map[string]*breaker{}},
+		tokens:   &tokenCache{m: map[string]cachedToken{}},
 		eps: endpoints{
 			token:         cfg.TokenURL,
 			revocation:    cfg.RevocationURL,

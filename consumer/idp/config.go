@@ -40,10 +40,23 @@ const (
 	AdminAuthNone   = "none"
 	AdminAuthBearer = "bearer"
 	AdminAuthBasic  = "basic"
+	// AdminAuthClientCredentials gets a bearer token with the OAuth client
+	// credentials grant (RFC 6749 §4.4) at AdminAuth.TokenURL and keeps it
+	// until shortly before it expires (Keycloak service accounts, Box
+	// Client Credentials Grant).
+	AdminAuthClientCredentials = "client_credentials"
 )
 
-// PresetReference selects ReferencePreset in AdminConfig.Preset.
-const PresetReference = "reference"
+// Presets of AdminConfig.Preset.
+const (
+	PresetReference = "reference"
+	PresetKeycloak  = "keycloak"
+	PresetOkta      = "okta"
+	PresetHydra     = "hydra"
+	PresetBox       = "box"
+)
+
+var presets = []string{PresetReference, PresetKeycloak, PresetOkta, PresetHydra, PresetBox}
 
 // Config configures a Client. Tags let internal/config load it from flags,
 // the environment and YAML; secrets come only from the environment (or a
@@ -101,8 +114,10 @@ type Config struct {
 // empty URL is not configured; using it returns ErrNotConfigured.
 type AdminConfig struct {
 	// Preset, if set, fills every call whose URL is empty from a known
-	// provider: "reference" (ReferencePreset).
-	Preset string `flag:"preset" env:"PRESET" yaml:"preset" usage:"admin API preset: reference, or empty for explicit calls"`
+	// provider: "reference" (ReferencePreset), "keycloak", "okta",
+	// "hydra" or "box" (see KeycloakPreset, OktaPreset, HydraPreset,
+	// BoxPreset for what each expects in BaseURL and Auth).
+	Preset string `flag:"preset" env:"PRESET" yaml:"preset" usage:"admin API preset: reference, keycloak, okta, hydra, box, or empty for explicit calls"`
 	// BaseURL replaces {base} in templates.
 	BaseURL string `flag:"base-url" env:"BASE_URL" yaml:"base_url" usage:"base URL of the admin API ({base} in templates)"`
 	// Auth authenticates every call that has no Auth of its own.
@@ -110,6 +125,10 @@ type AdminConfig struct {
 
 	// Subject revokes everything of a user ({user_id}).
 	Subject AdminCall `flag:"-" env:"-" yaml:"subject"`
+	// SubjectSessions, if configured, is a second subject-wide call made
+	// after Subject succeeds, for providers that keep login sessions apart
+	// from grants (Ory Hydra: consent sessions, then login sessions).
+	SubjectSessions AdminCall `flag:"-" env:"-" yaml:"subject_sessions"`
 	// TokenID revokes one token by id or fingerprint ({token_id}).
 	TokenID AdminCall `flag:"-" env:"-" yaml:"token_id"`
 	// Session revokes a session's tokens ({session_id}).
@@ -148,8 +167,8 @@ type AdminCall struct {
 
 // AdminAuth authenticates admin calls.
 type AdminAuth struct {
-	// Kind is "bearer", "basic" or "none".
-	Kind string `flag:"kind" env:"KIND" yaml:"kind" usage:"admin API authentication: bearer, basic or none"`
+	// Kind is "bearer", "basic", "client_credentials" or "none".
+	Kind string `flag:"kind" env:"KIND" yaml:"kind" usage:"admin API authentication: bearer, basic, client_credentials or none"`
 	// Token is sent as "Authorization: <Scheme> <Token>" for bearer.
 	Token config.Secret `env:"TOKEN" yaml:"token"`
 	// Scheme of the Authorization header for bearer (default "Bearer";
@@ -158,6 +177,17 @@ type AdminAuth struct {
 	// Username and Password for basic.
 	Username string        `flag:"username" env:"USERNAME" yaml:"username" usage:"user for basic admin auth"`
 	Password config.Secret `env:"PASSWORD" yaml:"password"`
+
+	// TokenURL, ClientID, ClientSecret, Scope and Params are for
+	// client_credentials: the token endpoint, the client (default
+	// Config.ClientID and Config.ClientSecret, sent as form parameters,
+	// client_secret_post), the optional scope and extra "name=value" form
+	// parameters (Box: box_subject_type=enterprise, box_subject_id=<id>).
+	TokenURL     string        `flag:"token-url" env:"TOKEN_URL" yaml:"token_url" usage:"token endpoint for client_credentials admin auth"`
+	ClientID     string        `flag:"client-id" env:"CLIENT_ID" yaml:"client_id" usage:"client id for client_credentials admin auth (default: the OAuth client id)"`
+	ClientSecret config.Secret `env:"CLIENT_SECRET" yaml:"client_secret"`
+	Scope        string        `flag:"scope" env:"SCOPE" yaml:"scope" usage:"scope for client_credentials admin auth"`
+	Params       []string      `flag:"params" env:"PARAMS" yaml:"params" usage:"extra name=value form parameters of the client_credentials request"`
 }
 
 // ReferencePreset returns the admin calls of the reference token API
@@ -173,7 +203,11 @@ func ReferencePreset(baseURL string, adminToken config.Secret) AdminConfig {
 
 // withPreset fills the calls with an empty URL from the preset.
 func (a AdminConfig) withPreset() AdminConfig {
-	if a.Preset != PresetReference {
+	switch a.Preset {
+	case PresetKeycloak, PresetOkta, PresetHydra, PresetBox:
+		return a.withProviderPreset()
+	case PresetReference:
+	default:
 		return a
 	}
 	post := func(path string) AdminCall {
@@ -208,7 +242,28 @@ func (c Config) withDefaults() Config {
 		c.Breaker.Cooldown = DefaultBreakerCooldown
 	}
 	c.Admin = c.Admin.withPreset()
+	c.Admin.Auth = c.Admin.Auth.withClient(c.ClientID, c.ClientSecret)
+	for _, call := range c.Admin.callPtrs() {
+		call.Auth = call.Auth.withClient(c.ClientID, c.ClientSecret)
+	}
 	return c
+}
+
+func (a *AdminConfig) callPtrs() []*AdminCall {
+	return []*AdminCall{&a.Subject, &a.SubjectSessions, &a.TokenID, &a.Session, &a.Client, &a.ListSubjectTokens}
+}
+
+// withClient makes client_credentials default to the OAuth client.
+func (a AdminAuth) withClient(id string, secret config.Secret) AdminAuth {
+	if a.Kind == AdminAuthClientCredentials {
+		if a.ClientID == "" {
+			a.ClientID = id
+		}
+		if !a.ClientSecret.IsSet() {
+			a.ClientSecret = secret
+		}
+	}
+	return a
 }
 
 // Validate reports every problem of the config at once; each is a
@@ -285,6 +340,7 @@ type namedCall struct {
 func (a AdminConfig) calls() []namedCall {
 	return []namedCall{
 		{"subject", "user_id", a.Subject},
+		{"subject_sessions", "user_id", a.SubjectSessions},
 		{"token_id", "token_id", a.TokenID},
 		{"session", "session_id", a.Session},
 		{"client", "client_id", a.Client},
@@ -296,7 +352,7 @@ var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
 
 func (a AdminConfig) validate() error {
 	var p config.Problems
-	p.Check(a.Preset == "" || a.Preset == PresetReference, "preset", "unknown preset %q (want %q or empty)", a.Preset, PresetReference)
+	p.Check(a.Preset == "" || slices.Contains(presets, a.Preset), "preset", "unknown preset %q (want one of %s, or empty)", a.Preset, strings.Join(presets, ", "))
 	if a.BaseURL != "" {
 		if _, err := absURL(a.BaseURL); err != nil {
 			p.Addf("base_url", "%v", err)
@@ -351,7 +407,7 @@ func (a AdminAuth) validate(inUse bool) error {
 	var p config.Problems
 	switch a.Kind {
 	case "":
-		p.Check(!inUse, "kind", "required (bearer, basic or none)")
+		p.Check(!inUse, "kind", "required (bearer, basic, client_credentials or none)")
 	case AdminAuthNone:
 	case AdminAuthBearer:
 		p.Check(a.Token.IsSet(), "token", "required for bearer")
@@ -359,8 +415,18 @@ func (a AdminAuth) validate(inUse bool) error {
 	case AdminAuthBasic:
 		p.Check(a.Username != "", "username", "required for basic")
 		p.Check(a.Password.IsSet(), "password", "required for basic")
+	case AdminAuthClientCredentials:
+		if _, err := absURL(a.TokenURL); err != nil {
+			p.Addf("token_url", "required for client_credentials: %v", err)
+		}
+		p.Check(a.ClientID != "", "client_id", "required for client_credentials")
+		p.Check(a.ClientSecret.IsSet(), "client_secret", "required for client_credentials")
+		for _, kv := range a.Params {
+			k, _, ok := strings.Cut(kv, "=")
+			p.Check(ok && k != "", "params", "%q is not name=value", kv)
+		}
 	default:
-		p.Addf("kind", "unknown %q (want bearer, basic or none)", a.Kind)
+		p.Addf("kind", "unknown %q (want bearer, basic, client_credentials or none)", a.Kind)
 	}
 	return p.Err()
 }

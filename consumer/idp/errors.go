@@ -263,6 +263,12 @@ func newHTTPError(op string, resp *http.Response, body []byte, now time.Time, re
 	e := &HTTPError{Op: op, Status: resp.StatusCode}
 	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
 		e.RetryAfter = d
+	} else if resp.StatusCode == http.StatusTooManyRequests {
+		// Okta answers 429 without Retry-After but with the epoch second
+		// at which its rate limit window resets.
+		if reset, err := strconv.ParseInt(strings.TrimSpace(resp.Header.Get("X-Rate-Limit-Reset")), 10, 64); err == nil && reset > 0 {
+			e.RetryAfter = max(0, time.Unix(reset, 0).Sub(now))
+		}
 	}
 	var oe struct {
 		Error       string `json:"error"`

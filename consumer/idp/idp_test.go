@@ -631,7 +631,7 @@ func TestConfigValidate(t *testing.T) {
 		AuthMethod:    "tls_client_auth",
 		Timeout:       -1,
 		Admin: idp.AdminConfig{
-			Preset:  "keycloak",
+			Preset:  "pingfederate",
 			Subject: idp.AdminCall{Method: "FETCH", URL: "{base}/users/{userid}", AcceptStatus: []string{"2xy"}},
 			Session: idp.AdminCall{Method: http.MethodPost, URL: "https://idp.example/s/{session_id}", Auth: idp.AdminAuth{Kind: idp.AdminAuthBearer}},
 		},
