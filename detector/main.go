@@ -1,8 +1,12 @@
 // Command detector runs the rule engine over the audit event stream and
 // publishes signed revoke commands.
 //
-//	detector [run] [flags]   read audit.events, publish revoke.commands (default)
-//	detector rules [flags]   load and check the rules, list them, and exit
+//	detector [run] [flags]        read audit.events, publish revoke.commands (default)
+//	detector rules [flags]        load and check the rules, list them, and exit
+//	detector backtest -events F   replay recorded events through the rules offline
+//	detector held list            list the commands held for approval
+//	detector held approve -id ID  publish a held command (-approver NAME)
+//	detector held reject -id ID   record a rejection; the command is never published
 //
 // Settings come from flags, REVOKED_* environment variables and an
 // optional YAML file (-config or REVOKED_CONFIG), in that order of
@@ -23,9 +27,11 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/detector/service"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
 )
 
@@ -40,8 +46,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDetector(ctx, args, stderr)
 	case "rules":
 		return listRules(args, stdout, stderr)
+	case "backtest":
+		return runBacktest(args, stdout, stderr)
+	case "held":
+		return runHeld(ctx, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want run or rules)", cmd)
+	return fmt.Errorf("unknown command %q (want run, rules, backtest or held)", cmd)
 }
 
 // runConfig is everything "detector run" reads.
@@ -51,13 +61,14 @@ type runConfig struct {
 	Detector service.Config   `env:"REVOKED"`
 	Log      ops.LogConfig    `flag:"log" env:"REVOKED_LOG" yaml:"log"`
 	Ops      ops.ServerConfig `flag:"ops" env:"REVOKED_OPS" yaml:"ops"`
+	Guard    guard.Config     `flag:"guard" env:"REVOKED_GUARD" yaml:"guard"`
 	Signing  cli.SigningKey
 }
 
 func defaultRunConfig() runConfig {
 	o := ops.DefaultServerConfig()
 	o.Addr = ":9091"
-	return runConfig{Detector: service.DefaultConfig(), Log: ops.DefaultLogConfig(), Ops: o}
+	return runConfig{Detector: service.DefaultConfig(), Log: ops.DefaultLogConfig(), Ops: o, Guard: guard.DefaultConfig()}
 }
 
 // Validate reports every problem at once.
@@ -66,6 +77,7 @@ func (c runConfig) Validate() error {
 	p.Nest("", c.Detector.Validate())
 	p.Nest("log", c.Log.Validate())
 	p.Nest("ops", c.Ops.Validate())
+	p.Nest("guard", c.Guard.Validate())
 	p.Nest("", c.Signing.Validate())
 	return p.Err()
 }
@@ -81,7 +93,16 @@ func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	reg := ops.NewRegistry()
-	svc, err := service.New(cfg.Detector, signer, log, service.WithRegistry(reg))
+	g, err := guard.New(cfg.Guard, guard.WithRegistry(reg))
+	if err != nil {
+		return err
+	}
+	heldWriter, err := kafkax.NewWriter(cfg.Detector.HeldWriter(cfg.Guard.HeldTopic), log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = heldWriter.Close() }()
+	svc, err := service.New(cfg.Detector, signer, log, service.WithRegistry(reg), service.WithGuard(g, heldWriter))
 	if err != nil {
 		return err
 	}
@@ -89,10 +110,18 @@ func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Guard.AdminToken.IsSet() {
+		h := guard.AdminHandler(g.KillSwitch(), cfg.Guard.AdminToken.Reveal(), log)
+		srv.Handle("GET "+guard.KillSwitchPath, h)
+		srv.Handle("POST "+guard.KillSwitchPath, h)
+	}
 	if err := srv.AddCheck("kafka-reader", svc.Check); err != nil {
 		return err
 	}
-	log.Info().Str("signing_key_id", signer.KeyID()).Strs("brokers", cfg.Detector.Reader.Brokers).Msg("detector configured")
+	log.Info().Str("signing_key_id", signer.KeyID()).Strs("brokers", cfg.Detector.Reader.Brokers).
+		Int("budget", cfg.Guard.Budget).Int("rule_budget", cfg.Guard.RuleBudget).Dur("guard_cooldown", cfg.Guard.Cooldown).
+		Int("allowlist_entries", g.Allowlist().Len()).Str("held_topic", cfg.Guard.HeldTopic).
+		Bool("kill_switch_endpoint", cfg.Guard.AdminToken.IsSet()).Msg("detector configured")
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -40,6 +40,8 @@ type Config struct {
 	AdminToken config.Secret `env:"ADMIN_TOKEN" yaml:"admin_token"`
 	// HeldTopic receives the commands held for approval.
 	HeldTopic string `flag:"held-topic" env:"HELD_TOPIC" yaml:"held_topic" usage:"topic of commands held for approval"`
+	// DecisionsTopic records approvals and rejections of held commands.
+	DecisionsTopic string `flag:"decisions-topic" env:"DECISIONS_TOPIC" yaml:"decisions_topic" usage:"topic recording approvals and rejections of held commands"`
 }
 
 // DefaultConfig holds commands beyond 60 revocations a minute overall or
@@ -47,10 +49,11 @@ type Config struct {
 // 15 minutes.
 func DefaultConfig() Config {
 	return Config{
-		Cooldown:   15 * time.Minute,
-		Budget:     60,
-		RuleBudget: 20,
-		HeldTopic:  TopicHeld,
+		Cooldown:       15 * time.Minute,
+		Budget:         60,
+		RuleBudget:     20,
+		HeldTopic:      TopicHeld,
+		DecisionsTopic: TopicHeldDecisions,
 	}
 }
 
@@ -65,6 +68,8 @@ func (c Config) Validate() error {
 		p.Addf("rule-budgets", "%v", err)
 	}
 	p.Check(c.HeldTopic != "", "held-topic", "required: commands beyond the budget go there")
+	p.Check(c.DecisionsTopic != "", "decisions-topic", "required: approvals and rejections are recorded there")
+	p.Check(c.HeldTopic == "" || c.HeldTopic != c.DecisionsTopic, "decisions-topic", "must differ from held-topic")
 	return p.Err()
 }
 

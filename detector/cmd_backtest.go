@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/revoked-dev/revoked/detector/backtest"
+	"github.com/revoked-dev/revoked/detector/engine"
+	"github.com/revoked-dev/revoked/detector/service"
+	"github.com/revoked-dev/revoked/internal/cli"
+	"github.com/revoked-dev/revoked/internal/progress"
+)
+
+// progressThreshold is the size of an events file above which backtest
+// draws a progress bar.
+const progressThreshold = 4 << 20
+
+// runBacktest replays a JSON-lines file of audit events through the rules:
+// the commands they would have issued on stdout, one JSON line each;
+// malformed lines, a progress bar and the per-rule summary on stderr.
+func runBacktest(args []string, stdout, stderr io.Writer) error {
+	cfg := service.DefaultConfig()
+	eng := engine.DefaultConfig()
+	fs := cli.NewFlagSet("detector backtest", stderr)
+	events := fs.String("events", "", "JSON-lines file of audit events to replay (required; - for stdin)")
+	fs.StringVar(&cfg.RulesDir, "rules", os.Getenv("REVOKED_RULES_DIR"), "directory of rule files; they override default rules of the same id (env REVOKED_RULES_DIR)")
+	fs.BoolVar(&cfg.DefaultRules, "default-rules", cfg.DefaultRules, "include the embedded default rules")
+	fs.BoolVar(&eng.DryRun, "dry-run", false, "make every command dry_run, as the live detector's -engine.dry-run does")
+	fs.DurationVar(&eng.Allowance, "allowance", eng.Allowance, "how far behind its group's newest event an event may arrive and still count")
+	fs.DurationVar(&eng.CommandTTL, "command-ttl", eng.CommandTTL, "expires_at is the detection's event time plus this")
+	showProgress := fs.Bool("progress", true, fmt.Sprintf("draw a progress bar on stderr for files over %s", progress.FormatBytes(progressThreshold)))
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *events == "" {
+		return errors.New("-events is required")
+	}
+	if !cfg.DefaultRules && cfg.RulesDir == "" {
+		return errors.New("no rules: give -rules or keep -default-rules")
+	}
+	rules, err := cfg.LoadRules()
+	if err != nil {
+		return err
+	}
+	in := io.Reader(os.Stdin)
+	var bar *progress.Bar
+	if *events != "-" {
+		f, err := os.Open(*events)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+		if st, err := f.Stat(); err == nil && *showProgress && st.Size() > progressThreshold {
+			bar = progress.New(stderr, progress.Config{Label: *events, Total: st.Size(), Format: progress.FormatBytes})
+		}
+	}
+	sum, err := backtest.Run(in, stdout, stderr, backtest.Options{Rules: rules, Engine: eng, Progress: bar})
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	return sum.WriteSummary(stderr)
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/revoked-dev/revoked/detector/guard"
+	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/testenv"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+func TestBacktestCommand(t *testing.T) {
+	var out, errs bytes.Buffer
+	err := run(context.Background(), []string{"backtest", "--events", "backtest/testdata/events.jsonl",
+		"--rules", "backtest/testdata/rules", "--default-rules=false"}, &out, &errs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("backtest/testdata/commands.golden.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out.Bytes(), want)
+	}
+	wantErr, err := os.ReadFile("backtest/testdata/stderr.golden.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs.String() != string(wantErr) {
+		t.Errorf("stderr:\n%s\nwant:\n%s", errs.String(), wantErr)
+	}
+	for _, args := range [][]string{
+		{"backtest"},
+		{"backtest", "--events", "missing.jsonl"},
+		{"backtest", "--events", "backtest/testdata/events.jsonl", "--default-rules=false"},
+		{"backtest", "--events", "backtest/testdata/events.jsonl", "extra"},
+	} {
+		if err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}
+
+// With a budget of one revocation a minute, the second user's command is
+// held; "held list" shows it, "held approve" publishes it to the command
+// topic, signed as it was, naming the approver, and a second decision is
+// refused.
+func TestHeldApproveFlow(t *testing.T) {
+	c := kafkatest.New(t, schemas.TopicAuditEvents, schemas.TopicRevokeCommands, schemas.TopicDLQ, guard.TopicHeld, guard.TopicHeldDecisions)
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("REVOKED_SIGNING_KEY", base64.StdEncoding.EncodeToString(priv.Seed()))
+	t.Setenv("REVOKED_KAFKA_BROKERS", c.Addr())
+
+	t0 := time.Now().Add(-time.Hour).UTC()
+	var msgs []kafka.Message
+	for _, user := range []string{"u1", "u2"} {
+		for i := range 6 {
+			typ := schemas.EventLoginFailure
+			if i == 5 {
+				typ = schemas.EventLoginSuccess
+			}
+			v, _ := json.Marshal(schemas.AuditEvent{ID: fmt.Sprintf("%s-e%d", user, i), Time: t0.Add(time.Duration(i) * time.Second), Type: typ, UserID: user})
+			msgs = append(msgs, kafka.Message{Key: []byte(user), Value: v})
+		}
+	}
+	c.Produce(t, schemas.TopicAuditEvents, msgs...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr testenv.LogBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"run", "-ops.addr", "127.0.0.1:0", "-log.level", "warn",
+			"-kafka.max-wait", "10ms", "-kafka.commit-interval", "10ms", "-guard.budget", "1"}, &bytes.Buffer{}, &stderr)
+	}()
+	c.WaitRecords(t, guard.TopicHeld, 1)
+	c.WaitRecords(t, schemas.TopicRevokeCommands, 1)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "held for approval") {
+		t.Errorf("no alert logged:\n%s", stderr.String())
+	}
+	heldCmd, err := schemas.DecodeCommand(c.Records(t, guard.TopicHeld)[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"held", "list"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), heldCmd.CommandID) || !strings.Contains(out.String(), "pending") || !strings.Contains(out.String(), guard.ReasonBudgetGlobal) {
+		t.Errorf("held list:\n%s", out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"held", "approve", "--id", heldCmd.CommandID, "--approver", "alice"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	cmds := c.Records(t, schemas.TopicRevokeCommands)
+	if len(cmds) != 2 {
+		t.Fatalf("%d commands, want 2", len(cmds))
+	}
+	var approvedBy string
+	for _, m := range cmds {
+		for _, h := range m.Headers {
+			if h.Key == guard.HeaderApprovedBy {
+				approvedBy = string(h.Value)
+			}
+		}
+	}
+	if approvedBy != "alice" {
+		t.Errorf("approved-by %q", approvedBy)
+	}
+	if err := run(context.Background(), []string{"held", "reject", "--id", heldCmd.CommandID, "--approver", "bob"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "already decided") {
+		t.Errorf("second decision: %v", err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"held", "list", "-all"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "approved by alice") {
+		t.Errorf("held list -all:\n%s", out.String())
+	}
+	if err := run(context.Background(), []string{"held", "approve"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		t.Error("approve without -id: no error")
+	}
+}
