@@ -103,3 +103,62 @@ func TestBaselinesSavedBeforeCommitAndRestored(t *testing.T) {
 		t.Errorf("restored %v baselines, want 2", got)
 	}
 }
+
+// A value the engine forgets while handling another partition's event is
+// deleted from its own partition only once this detector handles a
+// message there, which shows it owns that partition; a rebuild of the
+// partition (others handled it meanwhile) drops the deletion.
+func TestForgottenBaselineDeletedByItsPartitionsOwner(t *testing.T) {
+	c := kafkatest.NewWithPartitions(t, map[string]int{schemas.TopicAuditEvents: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cfg := DefaultConfig()
+	cfg.Reader = c.ReaderConfig(schemas.TopicAuditEvents, "detector-forget")
+	cfg.Reader.Component = "detector"
+	cfg.Writer = c.WriterConfig(schemas.TopicRevokeCommands)
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, schemas.NewSigner(priv), zerolog.Nop(), WithPublisher(&flakyPublisher{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.rec.start(ctx)
+	t.Cleanup(func() { _ = s.rec.close() })
+
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	seen := state.Baseline{Rule: "new_device", Key: "bob", Field: "device_id", Value: "d1", FirstSeen: now, LastSeen: now}
+	forgotten := seen
+	forgotten.LastSeen = time.Time{}
+	handle := func(partition int, offset int64, learnt ...state.Baseline) {
+		t.Helper()
+		h := s.rec.wrap(func(context.Context, kafka.Message) error {
+			s.rec.learn(partition, learnt)
+			return nil
+		})
+		if err := h(ctx, kafka.Message{Topic: schemas.TopicAuditEvents, Partition: partition, Offset: offset, Time: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds := func(want int) {
+		t.Helper()
+		got, _, err := s.rec.store.Load(ctx, 1)
+		if err != nil || len(got) != want {
+			t.Fatalf("partition 1 holds %+v (%v), want %d entries", got, err, want)
+		}
+	}
+
+	handle(1, 0, seen)
+	holds(1)
+	handle(0, 0, forgotten) // a sweep while handling partition 0
+	holds(1)
+	handle(1, 1) // partition 1 is still this detector's
+	holds(0)
+
+	handle(1, 2, seen)
+	holds(1)
+	handle(0, 1, forgotten)
+	handle(1, 9) // 3 to 8 were handled elsewhere: the state forgotten from is stale
+	holds(1)
+}

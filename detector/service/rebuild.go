@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -68,9 +69,16 @@ type recovery struct {
 	// not yet done.
 	learnt map[int][]state.Baseline
 	// where holds, per baseline record key, the partition its record is
-	// in. The engine reports values it forgets while sweeping, whoever's
-	// event it is handling; their deletions go where the records are.
+	// in.
 	where map[string]int
+	// deferred holds, per partition, deletions of its baselines that wait
+	// for the next message handled there. The engine reports the values
+	// it forgets while sweeping whichever event it is handling, and may
+	// still hold, and sweep, users of partitions that have moved to other
+	// detectors; deleting their records from here would wipe out what the
+	// new owners learnt since. Handling a message of the partition shows
+	// this detector owns it.
+	deferred map[int][]state.Baseline
 }
 
 func newRecovery(cfg Config, eng *engineGuard, now func() time.Time, log zerolog.Logger, reg prometheus.Registerer) (*recovery, error) {
@@ -87,18 +95,19 @@ func newRecovery(cfg Config, eng *engineGuard, now func() time.Time, log zerolog
 		return nil, err
 	}
 	return &recovery{
-		cfg:     cfg.State,
-		topic:   cfg.Reader.Topic,
-		skew:    cfg.MaxClockSkew,
-		now:     now,
-		eng:     eng,
-		client:  client,
-		store:   store,
-		log:     log.With().Str("kafka_topic", cfg.Reader.Topic).Str("baseline_topic", cfg.State.BaselineTopic).Logger(),
-		metrics: m,
-		next:    map[int]int64{},
-		learnt:  map[int][]state.Baseline{},
-		where:   map[string]int{},
+		cfg:      cfg.State,
+		topic:    cfg.Reader.Topic,
+		skew:     cfg.MaxClockSkew,
+		now:      now,
+		eng:      eng,
+		client:   client,
+		store:    store,
+		log:      log.With().Str("kafka_topic", cfg.Reader.Topic).Str("baseline_topic", cfg.State.BaselineTopic).Logger(),
+		metrics:  m,
+		next:     map[int]int64{},
+		learnt:   map[int][]state.Baseline{},
+		where:    map[string]int{},
+		deferred: map[int][]state.Baseline{},
 	}, nil
 }
 
@@ -175,35 +184,43 @@ func (r *recovery) learn(partition int, learnt []state.Baseline) {
 	r.mu.Unlock()
 }
 
-// save writes the baselines learnt on partition: to that partition, but
-// deletions of values forgotten to the partition holding them. On failure
-// they stay for the next attempt.
+// save writes the baselines learnt on partition, and the deletions
+// deferred for it, to that partition; deletions of records in other
+// partitions are deferred. On failure they stay for the next attempt.
 func (r *recovery) save(ctx context.Context, partition int) error {
 	r.mu.Lock()
-	learnt := r.learnt[partition]
-	byPartition := map[int][]state.Baseline{}
-	for _, b := range learnt {
-		p := partition
-		if q, ok := r.where[b.RecordKey()]; ok && b.LastSeen.IsZero() {
-			p = q
+	var own []state.Baseline
+	for _, b := range r.learnt[partition] {
+		if q, ok := r.where[b.RecordKey()]; ok && q != partition && b.LastSeen.IsZero() {
+			r.deferred[q] = append(r.deferred[q], b)
+			continue
 		}
-		byPartition[p] = append(byPartition[p], b)
+		own = append(own, b)
 	}
+	// Only this partition's handler adds to its learnt list, and it is
+	// busy here; other handlers may defer more deletions meanwhile.
+	delete(r.learnt, partition)
+	if len(own) > 0 {
+		r.learnt[partition] = own
+	}
+	deferred := len(r.deferred[partition])
+	batch := append(slices.Clone(r.deferred[partition]), own...)
 	r.mu.Unlock()
-	if len(learnt) == 0 {
+	if len(batch) == 0 {
 		return nil
 	}
-	for p, bs := range byPartition {
-		if err := r.store.Save(ctx, p, bs); err != nil {
-			r.metrics.errors.WithLabelValues("persist").Inc()
-			return fmt.Errorf("saving baselines: %w", err)
-		}
+	if err := r.store.Save(ctx, partition, batch); err != nil {
+		r.metrics.errors.WithLabelValues("persist").Inc()
+		return fmt.Errorf("saving baselines: %w", err)
 	}
 	r.mu.Lock()
-	// Only this partition's handler appends to its list, and it is busy
-	// here, so nothing was added meanwhile.
 	delete(r.learnt, partition)
-	for _, b := range learnt {
+	if rest := r.deferred[partition][deferred:]; len(rest) > 0 {
+		r.deferred[partition] = rest
+	} else {
+		delete(r.deferred, partition)
+	}
+	for _, b := range batch {
 		if b.LastSeen.IsZero() {
 			delete(r.where, b.RecordKey())
 		} else {
@@ -211,7 +228,7 @@ func (r *recovery) save(ctx context.Context, partition int) error {
 		}
 	}
 	r.mu.Unlock()
-	r.metrics.persisted.Add(float64(len(learnt)))
+	r.metrics.persisted.Add(float64(len(batch)))
 	return nil
 }
 
@@ -228,9 +245,11 @@ func (r *recovery) ensure(ctx context.Context, m kafka.Message) error {
 	}
 	// Baselines learnt from a message that was never done here are
 	// stale: the message went to the partition's other owner, or comes
-	// back in the replay.
+	// back in the replay. Deletions deferred from a copy of the
+	// partition's state that others have moved past are stale too.
 	r.mu.Lock()
 	delete(r.learnt, m.Partition)
+	delete(r.deferred, m.Partition)
 	r.mu.Unlock()
 	start := time.Now()
 	restored, replayed, err := r.rebuild(ctx, m)
