@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/revoked-dev/revoked/consumer/idp"
@@ -116,27 +117,117 @@ func (r *IdPRevoker) Revoke(ctx context.Context, cmd *schemas.RevokeCommand, raw
 
 type apiCall func(ctx context.Context) (idp.Result, error)
 
+// call returns the token API call that carries out the command. Every call
+// is idempotent, so the retry loop may repeat it whole:
+//
+//   - user: the subject-wide admin call; where the provider has none
+//     (ErrNotConfigured), every live token the subject listing names, one
+//     by one by id (downscoped ones are the user's tokens too).
+//   - token: RFC 7009 with the unsealed raw token, else the token-id admin
+//     call. With include_downscoped, the token's whole family goes too:
+//     the reference token API (deployments/tokenapi) cascades a revocation
+//     to every descendant itself, and so do providers that track lineage;
+//     for the others the subject's live tokens are listed after the
+//     revocation and every one descending from the token (through
+//     TokenInfo.ParentTokenID, any number of generations) is revoked by id.
+//     This needs the target's user id and the listing call; without them
+//     the provider's own cascade is all there is.
+//   - session and client: their admin calls.
 func (r *IdPRevoker) call(cmd *schemas.RevokeCommand, rawToken string) apiCall {
 	t := cmd.Target
+	var base apiCall
 	switch t.Kind {
 	case schemas.TargetUser:
-		return func(ctx context.Context) (idp.Result, error) { return r.api.RevokeSubject(ctx, t.UserID) }
+		return func(ctx context.Context) (idp.Result, error) {
+			res, err := r.api.RevokeSubject(ctx, t.UserID)
+			if !errors.Is(err, idp.ErrNotConfigured) {
+				return res, err
+			}
+			return r.revokeEach(ctx, t.UserID, func([]idp.TokenInfo, idp.TokenInfo) bool { return true })
+		}
 	case schemas.TargetToken:
 		if rawToken != "" {
-			return func(ctx context.Context) (idp.Result, error) {
+			base = func(ctx context.Context) (idp.Result, error) {
 				if err := r.api.RevokeToken(ctx, rawToken, "access_token"); err != nil {
 					return idp.Result{}, err
 				}
 				return idp.Result{Status: 200}, nil
 			}
+		} else {
+			base = func(ctx context.Context) (idp.Result, error) { return r.api.RevokeTokenID(ctx, t.TokenID) }
 		}
-		return func(ctx context.Context) (idp.Result, error) { return r.api.RevokeTokenID(ctx, t.TokenID) }
+		if !t.IncludeDownscoped || t.UserID == "" {
+			return base
+		}
+		return func(ctx context.Context) (idp.Result, error) {
+			res, err := base(ctx)
+			if err != nil {
+				return res, err
+			}
+			more, err := r.revokeEach(ctx, t.UserID, func(live []idp.TokenInfo, ti idp.TokenInfo) bool {
+				return descends(live, ti, t.TokenID)
+			})
+			if errors.Is(err, idp.ErrNotConfigured) {
+				return res, nil // no listing: the provider's cascade is all there is
+			}
+			res.Revoked += more.Revoked
+			if more.Revoked > 0 {
+				res.Body = strings.TrimSpace(res.Body + "; " + more.Body)
+			}
+			return res, err
+		}
 	case schemas.TargetSession:
 		return func(ctx context.Context) (idp.Result, error) { return r.api.RevokeSession(ctx, t.SessionID) }
 	case schemas.TargetClient:
 		return func(ctx context.Context) (idp.Result, error) { return r.api.RevokeClient(ctx, t.ClientID) }
 	}
 	return nil
+}
+
+// revokeEach lists the user's live tokens and revokes, by id, each that
+// pick selects. A token that is gone by the time it is revoked (404) is
+// done. It stops at the first other failure, which the caller classifies;
+// a repeat lists again and so skips what was already revoked.
+func (r *IdPRevoker) revokeEach(ctx context.Context, userID string, pick func(live []idp.TokenInfo, ti idp.TokenInfo) bool) (idp.Result, error) {
+	live, err := r.api.ListSubjectTokens(ctx, userID)
+	if err != nil {
+		return idp.Result{}, err
+	}
+	res := idp.Result{Status: 200, CountKnown: true}
+	for _, ti := range live {
+		if !pick(live, ti) {
+			continue
+		}
+		one, err := r.api.RevokeTokenID(ctx, ti.TokenID)
+		switch {
+		case err == nil:
+			res.Revoked++
+		case errors.Is(err, idp.ErrNotFound):
+		default:
+			res.Status = one.Status
+			res.Body = fmt.Sprintf("revoked %d of %d listed tokens one by one", res.Revoked, len(live))
+			return res, err
+		}
+	}
+	res.Body = fmt.Sprintf("revoked %d listed tokens one by one", res.Revoked)
+	return res, nil
+}
+
+// descends reports whether ti descends from root through the parents
+// named in live (the root itself need not be listed any more).
+func descends(live []idp.TokenInfo, ti idp.TokenInfo, root string) bool {
+	parent := make(map[string]string, len(live))
+	for _, l := range live {
+		parent[l.TokenID] = l.ParentTokenID
+	}
+	seen := map[string]bool{}
+	for p := ti.ParentTokenID; p != "" && !seen[p]; p = parent[p] {
+		if p == root {
+			return true
+		}
+		seen[p] = true
+	}
+	return false
 }
 
 // prove asks the token API whether the revocation took. It returns a short
@@ -163,11 +254,11 @@ func (r *IdPRevoker) prove(ctx context.Context, cmd *schemas.RevokeCommand, rawT
 			return ""
 		}
 		if slices.ContainsFunc(live, func(ti idp.TokenInfo) bool {
-			return ti.TokenID == t.TokenID || ti.ParentTokenID == t.TokenID
+			return ti.TokenID == t.TokenID || descends(live, ti, t.TokenID)
 		}) {
 			return ""
 		}
-		return fmt.Sprintf("token API lists neither the token nor a child of it among the subject's %d live tokens", len(live))
+		return fmt.Sprintf("token API lists neither the token nor a descendant of it among the subject's %d live tokens", len(live))
 	}
 	return ""
 }
