@@ -240,12 +240,12 @@ func history(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // and the decision.
 type heldConfig struct {
 	Run      runConfig
-	ID       string    `flag:"id" usage:"command id of the held command"`
-	Approver string    `flag:"approver" usage:"who approves or rejects (default: $USER)"`
-	Reason   string    `flag:"reason" usage:"why it is rejected"`
-	All      bool      `flag:"all" usage:"list decided held commands too"`
-	Limit    int       `flag:"limit" usage:"most held commands to list"`
-	AsJSON   bool      `flag:"json" usage:"print JSON instead of a table"`
+	ID       string `flag:"id" usage:"command id of the held command"`
+	Approver string `flag:"approver" usage:"who approves or rejects (default: $USER)"`
+	Reason   string `flag:"reason" usage:"why it is rejected"`
+	All      bool   `flag:"all" usage:"list decided held commands too"`
+	Limit    int    `flag:"limit" usage:"most held commands to list"`
+	AsJSON   bool   `flag:"json" usage:"print JSON instead of a table"`
 	action   string
 }
 

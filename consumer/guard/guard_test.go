@@ -32,7 +32,7 @@ func TestBudgetGlobalAndPerRuleWithClock(t *testing.T) {
 		}
 	}
 	want(cmd("n1", "noisy", "u1", schemas.ActionRevoke), guard.Allow)
-	want(cmd("n2", "noisy", "u2", schemas.ActionRevoke), guard.Hold) // rule cap
+	want(cmd("n2", "noisy", "u2", schemas.ActionRevoke), guard.Hold)  // rule cap
 	want(cmd("n1", "noisy", "u1", schemas.ActionRevoke), guard.Allow) // same id: not charged again
 	want(cmd("a1", "other", "u3", schemas.ActionRevoke), guard.Allow)
 	want(cmd("a2", "other", "u4", schemas.ActionRevoke), guard.Allow)

@@ -24,7 +24,7 @@ import (
 // clock is a settable clock for the handler and the budget.
 type clock struct{ off atomic.Int64 }
 
-func (c *clock) now() time.Time           { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 func (f *fixture) startService(t *testing.T, cfg service.Config, now func() time.Time) (*service.Service, func() error) {
