@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -93,8 +94,15 @@ type ReaderConfig struct {
 	RetryMin time.Duration `flag:"retry-min" env:"RETRY_MIN" yaml:"retry_min" usage:"first backoff after a transient handler failure"`
 	RetryMax time.Duration `flag:"retry-max" env:"RETRY_MAX" yaml:"retry_max" usage:"longest backoff after transient handler failures"`
 	// Concurrency is how many handler calls may run at once, each for a
-	// different partition.
-	Concurrency int `flag:"concurrency" env:"CONCURRENCY" yaml:"concurrency" usage:"handler calls running at once (each on its own partition)"`
+	// different partition (or, with KeyConcurrency, a different lane).
+	Concurrency int `flag:"concurrency" env:"CONCURRENCY" yaml:"concurrency" usage:"handler calls running at once (each on its own partition or key lane)"`
+	// KeyConcurrency, above 1, splits each partition's messages by key
+	// over that many ordered lanes (by a hash of the key), so that
+	// messages of different keys run concurrently while each key's
+	// messages stay in order; offsets are committed only up to the
+	// partition's watermark, below which every message is terminal.
+	// 0 or 1: one lane per partition, the partition's total order.
+	KeyConcurrency int `flag:"key-concurrency" env:"KEY_CONCURRENCY" yaml:"key_concurrency" usage:"ordered lanes per partition, by key hash (1: the partition's total order)"`
 	// QueueSize is how many fetched messages may wait per partition.
 	// When a partition's queue is full, fetching pauses for all of them.
 	QueueSize         int           `flag:"queue-size" env:"QUEUE_SIZE" yaml:"queue_size" usage:"fetched messages waiting per partition"`
@@ -147,6 +155,7 @@ func (c ReaderConfig) Validate() error {
 	p.Check(c.RetryMax >= c.RetryMin, "retry-max", "must be at least retry-min (%s), got %s", c.RetryMin, c.RetryMax)
 	p.Check(c.Concurrency > 0, "concurrency", "must be positive, got %d", c.Concurrency)
 	p.Check(c.QueueSize > 0, "queue-size", "must be positive, got %d", c.QueueSize)
+	p.Check(c.KeyConcurrency >= 0, "key-concurrency", "must not be negative, got %d", c.KeyConcurrency)
 	p.Check(c.SessionTimeout > 0, "session-timeout", "must be positive")
 	p.Check(c.HeartbeatInterval > 0 && c.HeartbeatInterval < c.SessionTimeout, "heartbeat-interval", "must be positive and below session-timeout")
 	p.Check(c.RebalanceTimeout > 0, "rebalance-timeout", "must be positive")
@@ -174,6 +183,13 @@ func (c ReaderConfig) Validate() error {
 //     handled concurrently, at most Concurrency at a time. Because each
 //     partition's messages become terminal in offset order, committing
 //     offset N of a partition covers only terminal messages.
+//   - With KeyConcurrency K > 1, a partition's messages are split over K
+//     lanes by a hash of their key; each lane keeps the order above (a
+//     transiently failing message holds back only its own lane), the
+//     lanes run concurrently, and a partition's offset is committed only
+//     up to its watermark: the newest message below which every fetched
+//     message of the partition is terminal. So order holds per key, and
+//     committing offset N still covers only terminal messages.
 //   - Commits are batched every CommitInterval (or made after every
 //     message when it is zero). A failed commit, such as a stale
 //     generation after a rebalance, is logged and counted, never fatal;
@@ -440,7 +456,11 @@ func (s *session) fetchLoop() error {
 		if !ok {
 			q = make(chan kafka.Message, s.r.cfg.QueueSize)
 			s.workers[m.Partition] = q
-			s.wg.Go(func() { s.work(q) })
+			if s.r.cfg.KeyConcurrency > 1 {
+				s.wg.Go(func() { s.workByKey(q) })
+			} else {
+				s.wg.Go(func() { s.work(q) })
+			}
 		}
 		select {
 		case q <- m:
@@ -466,6 +486,86 @@ func (s *session) work(q <-chan kafka.Message) {
 			}
 			s.commit(m)
 		}
+	}
+}
+
+// workByKey hands one partition's messages to KeyConcurrency lanes by key
+// hash, each handling its messages in order, and commits the partition's
+// watermark as it advances.
+func (s *session) workByKey(q <-chan kafka.Message) {
+	wm := &watermark{done: map[int64]kafka.Message{}}
+	lanes := make([]chan kafka.Message, s.r.cfg.KeyConcurrency)
+	var wg sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan kafka.Message, s.r.cfg.QueueSize)
+		lane := lanes[i]
+		wg.Go(func() {
+			for {
+				select {
+				case <-s.runCtx.Done():
+					return
+				case m := <-lane:
+					if s.runCtx.Err() != nil || !s.process(m) {
+						return
+					}
+					wm.finish(m, s.commit)
+				}
+			}
+		})
+	}
+	defer wg.Wait()
+	for {
+		select {
+		case <-s.runCtx.Done():
+			return
+		case m := <-q:
+			wm.add(m.Offset)
+			h := fnv.New32a()
+			h.Write(m.Key)
+			select {
+			case lanes[h.Sum32()%uint32(len(lanes))] <- m:
+			case <-s.runCtx.Done():
+				return
+			}
+		}
+	}
+}
+
+// watermark tracks one partition's fetched messages that are not yet
+// committable: a message is committable once it and every message fetched
+// before it are terminal.
+type watermark struct {
+	mu      sync.Mutex
+	pending []int64                 // offsets in fetch order, from the oldest not terminal
+	done    map[int64]kafka.Message // terminal messages among pending
+}
+
+func (w *watermark) add(offset int64) {
+	w.mu.Lock()
+	w.pending = append(w.pending, offset)
+	w.mu.Unlock()
+}
+
+// finish records m as terminal and, if the watermark moved, hands the
+// newest message it passed to commit. commit runs under the watermark's
+// lock so that one partition's commits are made in offset order.
+func (w *watermark) finish(m kafka.Message, commit func(kafka.Message)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done[m.Offset] = m
+	var last kafka.Message
+	moved := false
+	for len(w.pending) > 0 {
+		d, ok := w.done[w.pending[0]]
+		if !ok {
+			break
+		}
+		delete(w.done, w.pending[0])
+		w.pending = w.pending[1:]
+		last, moved = d, true
+	}
+	if moved {
+		commit(last)
 	}
 }
 
