@@ -6,6 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -18,6 +21,19 @@ import (
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
 
 func TestBacktestCommand(t *testing.T) {
 	var out, errs bytes.Buffer
@@ -64,6 +80,8 @@ func TestHeldApproveFlow(t *testing.T) {
 	}
 	t.Setenv("REVOKED_SIGNING_KEY", base64.StdEncoding.EncodeToString(priv.Seed()))
 	t.Setenv("REVOKED_KAFKA_BROKERS", c.Addr())
+	t.Setenv("REVOKED_GUARD_ADMIN_TOKEN", "s3cret")
+	opsAddr := freeAddr(t)
 
 	t0 := time.Now().Add(-time.Hour).UTC()
 	var msgs []kafka.Message
@@ -84,11 +102,41 @@ func TestHeldApproveFlow(t *testing.T) {
 	var stderr testenv.LogBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"run", "-ops.addr", "127.0.0.1:0", "-log.level", "warn",
+		done <- run(ctx, []string{"run", "-ops.addr", opsAddr, "-log.level", "warn",
 			"-kafka.max-wait", "10ms", "-kafka.commit-interval", "10ms", "-guard.budget", "1"}, &bytes.Buffer{}, &stderr)
 	}()
 	c.WaitRecords(t, guard.TopicHeld, 1)
 	c.WaitRecords(t, schemas.TopicRevokeCommands, 1)
+	// The kill switch is served on the ops server, behind the token.
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", http.StatusUnauthorized}, {"wrong", http.StatusUnauthorized}, {"s3cret", http.StatusOK}} {
+		req, _ := http.NewRequest("POST", "http://"+opsAddr+guard.KillSwitchPath+"?state=on", nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.want || (tc.want == http.StatusOK && !strings.Contains(string(body), `"on":true`)) {
+			t.Errorf("token %q: %d %s", tc.token, resp.StatusCode, body)
+		}
+	}
+	metrics, err := http.Get("http://" + opsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(metrics.Body)
+	_ = metrics.Body.Close()
+	for _, want := range []string{`revoked_detector_guard_kill_switch{source="runtime"} 1`, `revoked_detector_guard_held_total{budget="global",rule="brute_force_success"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
