@@ -150,7 +150,9 @@ var fields = []field{
 	{"session_id", func(rng *rand.Rand, r *schemas.AuditRow, _ *tamper) { r.SessionID = str(rng, r.SessionID) }},
 	{"client_id", func(rng *rand.Rand, r *schemas.AuditRow, _ *tamper) { r.ClientID = str(rng, r.ClientID) }},
 	{"include_downscoped", func(_ *rand.Rand, r *schemas.AuditRow, _ *tamper) { r.IncludeDownscoped = !r.IncludeDownscoped }},
-	{"action", func(rng *rand.Rand, r *schemas.AuditRow, _ *tamper) { r.Action = schemas.Action(str(rng, string(r.Action))) }},
+	{"action", func(rng *rand.Rand, r *schemas.AuditRow, _ *tamper) {
+		r.Action = schemas.Action(str(rng, string(r.Action)))
+	}},
 	{"mode", func(rng *rand.Rand, r *schemas.AuditRow, _ *tamper) { r.Mode = schemas.Mode(str(rng, string(r.Mode))) }},
 	{"rule_id", func(rng *rand.Rand, r *schemas.AuditRow, _ *tamper) { r.RuleID = str(rng, r.RuleID) }},
 	{"rule_version", func(rng *rand.Rand, r *schemas.AuditRow, _ *tamper) { r.RuleVersion += uint32(1 + rng.IntN(3)) }},

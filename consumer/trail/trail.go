@@ -247,8 +247,8 @@ func (v *verifier) run(ctx context.Context) (ChainReport, error) {
 		carry       *schemas.AuditRow
 		cur         = after
 		firstUnsign *schemas.AuditRow // first row after the last matched checkpoint
-		done        bool // no rows left in the segment
-		halt        bool // the rows broke: stop reading
+		done        bool              // no rows left in the segment
+		halt        bool              // the rows broke: stop reading
 	)
 	for !done && !halt {
 		if err := ctx.Err(); err != nil {
