@@ -39,10 +39,11 @@ func TestRebuildOnTakeOverAndAfterAGap(t *testing.T) {
 	s.rec.start(ctx)
 	t.Cleanup(func() { _ = s.rec.close() })
 
-	// Offsets 0 and 1 are older than the horizon of offset 2's event; the
-	// rest are a minute apart.
+	// Offsets 0 and 1 are older than the replay from offset 4's event
+	// reaches; the rest are a minute apart.
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	times := []time.Time{now.Add(-3 * time.Hour), now.Add(-3 * time.Hour)}
+	old := now.Add(-s.rec.replaySpan() - s.cfg.State.ReplaySlack - time.Hour)
+	times := []time.Time{old, old}
 	for i := range 8 {
 		times = append(times, now.Add(time.Duration(i-8)*time.Minute))
 	}
