@@ -103,6 +103,13 @@ type Config struct {
 	// Admin configures the subject-, token-id-, session- and client-wide
 	// calls, which have no standard protocol.
 	Admin AdminConfig `flag:"admin" env:"ADMIN" yaml:"admin"`
+	// StepUp is the hook of revoke_and_reverify commands: an HTTP call
+	// that makes the user prove themselves again (an IdP's "require MFA on
+	// next sign-in", a ticket, a chat message). Its templates may use
+	// {user_id}, {session_id}, {command_id} and {base}
+	// (Admin.BaseURL); its Auth falls back to Admin.Auth. Empty URL: not
+	// configured, and StepUp returns ErrNotConfigured.
+	StepUp AdminCall `flag:"-" env:"-" yaml:"step_up"`
 	// Authenticator, if set, replaces the built-in client authentication,
 	// whatever AuthMethod says (for a key held in an HSM or KMS, say).
 	Authenticator ClientAuthenticator `flag:"-" env:"-" yaml:"-"`
@@ -243,7 +250,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Admin = c.Admin.withPreset()
 	c.Admin.Auth = c.Admin.Auth.withClient(c.ClientID, c.ClientSecret)
-	for _, call := range c.Admin.callPtrs() {
+	for _, call := range append(c.Admin.callPtrs(), &c.StepUp) {
 		call.Auth = call.Auth.withClient(c.ClientID, c.ClientSecret)
 	}
 	return c
@@ -319,7 +326,10 @@ func (c Config) Validate() error {
 	p.Check(c.RateLimit.Burst >= 0, "rate_limit.burst", "%d: must not be negative", c.RateLimit.Burst)
 	p.Check(c.Breaker.Cooldown > 0, "breaker.cooldown", "%s: must be positive", c.Breaker.Cooldown)
 	p.Nest("admin", c.Admin.validate())
-	p.Check(oauth || c.Admin.configured(), "", "nothing to call: set issuer, an endpoint URL or admin calls")
+	if c.StepUp.URL != "" {
+		validateCall(&p, "step_up", c.StepUp, stepUpParams, c.Admin.BaseURL, "admin.base_url", c.Admin.Auth)
+	}
+	p.Check(oauth || c.Admin.configured() || c.StepUp.URL != "", "", "nothing to call: set issuer, an endpoint URL, admin calls or step_up")
 	return p.Err()
 }
 
@@ -360,47 +370,57 @@ func (a AdminConfig) validate() error {
 	}
 	p.Nest("auth", a.Auth.validate(false))
 	for _, nc := range a.calls() {
-		c := nc.call
-		if c.URL == "" {
+		if nc.call.URL == "" {
 			continue
 		}
-		f := nc.name
-		switch c.Method {
-		case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-		default:
-			p.Addf(f+".method", "%q is not GET, POST, PUT, PATCH or DELETE", c.Method)
-		}
 		want := "{" + nc.param + "}"
-		if !strings.Contains(c.URL, want) && !strings.Contains(c.Body, want) {
-			p.Addf(f+".url", "template uses neither in url nor in body the placeholder %s", want)
+		if !strings.Contains(nc.call.URL, want) && !strings.Contains(nc.call.Body, want) {
+			p.Addf(nc.name+".url", "template uses neither in url nor in body the placeholder %s", want)
 		}
-		for _, tmpl := range []string{c.URL, c.Body} {
-			for _, ph := range placeholderRE.FindAllString(tmpl, -1) {
-				p.Check(ph == want || ph == "{base}", f, "unknown placeholder %s (want %s or {base})", ph, want)
-			}
-		}
-		if strings.Contains(c.URL, "{base}") {
-			p.Check(a.BaseURL != "", "base_url", "required by %s.url", f)
-			p.Check(strings.HasPrefix(c.URL, "{base}"), f+".url", "{base} must start the template")
-		} else if _, err := absURL(c.URL); err != nil {
-			p.Addf(f+".url", "%v", err)
-		}
-		switch c.ContentType {
-		case "", "application/json", "application/x-www-form-urlencoded":
-		default:
-			p.Addf(f+".content_type", "unsupported %q (want application/json or application/x-www-form-urlencoded)", c.ContentType)
-		}
-		for _, s := range c.AcceptStatus {
-			_, _, ok := parseStatusPattern(s)
-			p.Check(ok, f+".accept_status", "%q is neither a status code nor a class like 2xx", s)
-		}
-		auth := c.Auth
-		if auth.Kind == "" {
-			auth = a.Auth
-		}
-		p.Nest(f+".auth", auth.validate(true))
+		validateCall(&p, nc.name, nc.call, []string{nc.param}, a.BaseURL, "base_url", a.Auth)
 	}
 	return p.Err()
+}
+
+// validateCall checks a configured call whose templates may use the
+// placeholders named by params and {base}; baseField names the setting of
+// baseURL in the problems.
+func validateCall(p *config.Problems, f string, c AdminCall, params []string, baseURL, baseField string, defAuth AdminAuth) {
+	switch c.Method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		p.Addf(f+".method", "%q is not GET, POST, PUT, PATCH or DELETE", c.Method)
+	}
+	allowed := make([]string, 0, len(params)+1)
+	for _, prm := range params {
+		allowed = append(allowed, "{"+prm+"}")
+	}
+	allowed = append(allowed, "{base}")
+	for _, tmpl := range []string{c.URL, c.Body} {
+		for _, ph := range placeholderRE.FindAllString(tmpl, -1) {
+			p.Check(slices.Contains(allowed, ph), f, "unknown placeholder %s (want %s)", ph, strings.Join(allowed, " or "))
+		}
+	}
+	if strings.Contains(c.URL, "{base}") {
+		p.Check(baseURL != "", baseField, "required by %s.url", f)
+		p.Check(strings.HasPrefix(c.URL, "{base}"), f+".url", "{base} must start the template")
+	} else if _, err := absURL(c.URL); err != nil {
+		p.Addf(f+".url", "%v", err)
+	}
+	switch c.ContentType {
+	case "", "application/json", "application/x-www-form-urlencoded":
+	default:
+		p.Addf(f+".content_type", "unsupported %q (want application/json or application/x-www-form-urlencoded)", c.ContentType)
+	}
+	for _, s := range c.AcceptStatus {
+		_, _, ok := parseStatusPattern(s)
+		p.Check(ok, f+".accept_status", "%q is neither a status code nor a class like 2xx", s)
+	}
+	auth := c.Auth
+	if auth.Kind == "" {
+		auth = defAuth
+	}
+	p.Nest(f+".auth", auth.validate(true))
 }
 
 func (a AdminAuth) validate(inUse bool) error {
