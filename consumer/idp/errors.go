@@ -74,8 +74,10 @@ var oauthSentinels = map[string]error{
 // redacted and shortened.
 type HTTPError struct {
 	// Op names the call: "revoke", "introspect", "discover",
-	// "revoke_subject", "revoke_token_id", "revoke_session",
-	// "revoke_client", "list_subject_tokens".
+	// "revoke_subject", "revoke_subject_sessions", "revoke_token_id",
+	// "revoke_session", "revoke_client", "list_subject_tokens",
+	// "admin_token" (the client credentials grant of admin auth) or
+	// "step_up".
 	Op     string
 	Status int
 	// OAuthError and Description are the "error" and "error_description"

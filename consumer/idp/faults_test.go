@@ -276,3 +276,28 @@ func TestFaultConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A negative failure count disables the breaker.
+func TestCircuitBreakerDisabled(t *testing.T) {
+	var hits atomic.Int32
+	_, ts := startScripted(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	})
+	c := faultClient(t, ts.URL, prometheus.NewRegistry(), func(c *idp.Config) { c.Breaker.Failures = -1 })
+	for range 10 {
+		if err := c.RevokeToken(t.Context(), "tok", ""); !errors.Is(err, idp.ErrServerError) {
+			t.Fatal(err)
+		}
+	}
+	if hits.Load() != 10 {
+		t.Errorf("%d requests, want 10", hits.Load())
+	}
+}
+
+// Two clients on one registry share the gauge instead of failing.
+func TestCircuitGaugeSharedRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	faultClient(t, "https://a.example", reg, nil)
+	faultClient(t, "https://b.example", reg, nil)
+}

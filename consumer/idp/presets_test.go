@@ -561,3 +561,21 @@ func TestBoxExample(t *testing.T) {
 		t.Errorf("bad secret: %v", err)
 	}
 }
+
+func TestClientCredentialsConfig(t *testing.T) {
+	cfg := idp.BoxPreset("", "1")
+	cfg.Admin.Auth.Params = append(cfg.Admin.Auth.Params, "novalue")
+	cfg.Admin.Auth.TokenURL = "relative"
+	err := cfg.Validate()
+	for _, want := range []string{"client_id", "admin.auth.token_url", "admin.auth.client_id", "admin.auth.client_secret", `admin.auth.params: "novalue"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+	// The admin token defaults to the OAuth client's credentials.
+	cfg = idp.BoxPreset("", "1")
+	cfg.ClientID, cfg.ClientSecret = "id", config.NewSecret("secret")
+	if err := cfg.Validate(); err != nil {
+		t.Error(err)
+	}
+}
