@@ -133,9 +133,28 @@ func runCampaign(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func runCampaignRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := defaultCampaignConfig()
-	fset := cli.NewFlagSet("producer campaign run", stderr)
-	if err := cli.Load(fset, args, &cfg); err != nil {
+	if err := cli.Load(cli.NewFlagSet("producer campaign run", stderr), args, &cfg); err != nil {
 		return err
+	}
+	// A campaign that has started defaults to the settings it started
+	// with, so continuing it takes only its id; settings given that differ
+	// are refused by the campaign.
+	st, stateErr := campaign.LoadState(cfg.Campaign.StateDir, cfg.Campaign.ID)
+	exists := stateErr == nil
+	switch {
+	case exists:
+		cfg = defaultCampaignConfig()
+		cfg.Revoke.Operator = st.Operator
+		cfg.Action = string(st.Action)
+		cfg.DryRun = st.Mode == schemas.ModeDryRun
+		cfg.IncludeDownscoped = st.IncludeDownscoped
+		cfg.Severity = string(st.Severity)
+		cfg.Reason = st.Reason
+		if err := cli.Load(cli.NewFlagSet("producer campaign run", stderr), args, &cfg); err != nil {
+			return err
+		}
+	case !errors.Is(stateErr, fs.ErrNotExist) && campaign.ValidID(cfg.Campaign.ID):
+		return stateErr
 	}
 	cfg.Campaign.Operator = cfg.Revoke.Operator
 	cfg.Campaign.Action = schemas.Action(cfg.Action)
@@ -159,11 +178,6 @@ func runCampaignRun(ctx context.Context, args []string, stdout, stderr io.Writer
 			return err
 		}
 		defer func() { _ = store.Close() }()
-	}
-	_, stateErr := campaign.LoadState(cfg.Campaign.StateDir, cfg.Campaign.ID)
-	exists := stateErr == nil
-	if stateErr != nil && !errors.Is(stateErr, fs.ErrNotExist) {
-		return stateErr
 	}
 	targets, err := cfg.targets(ctx, store, exists, stdout)
 	if err != nil {

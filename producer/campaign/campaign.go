@@ -252,7 +252,7 @@ func (r *Runner) start(t *Targets) (*State, []string, error) {
 	st := &State{
 		CampaignID: r.cfg.ID, Kind: t.Kind, InputHash: HashTargets(t.Kind, t.IDs), Total: len(t.IDs),
 		Action: r.cfg.Action, Mode: r.mode(), IncludeDownscoped: r.cfg.IncludeDownscoped, Severity: r.cfg.Severity,
-		Summary: r.summary(), Operator: r.cfg.Operator, StartedAt: now, UpdatedAt: now,
+		Summary: r.summary(), Reason: r.cfg.Reason, Operator: r.cfg.Operator, StartedAt: now, UpdatedAt: now,
 	}
 	// The list first: a state file always has its list beside it.
 	if err := saveTargets(r.cfg.StateDir, r.cfg.ID, t.IDs); err != nil {

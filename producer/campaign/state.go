@@ -41,6 +41,7 @@ type State struct {
 	IncludeDownscoped bool             `json:"include_downscoped"`
 	Severity          schemas.Severity `json:"severity"`
 	Summary           string           `json:"summary"`
+	Reason            string           `json:"reason,omitempty"`
 	Operator          string           `json:"operator"`
 
 	StartedAt  time.Time `json:"started_at"`
