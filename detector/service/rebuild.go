@@ -56,10 +56,10 @@ type recovery struct {
 	log     zerolog.Logger
 	metrics *stateMetrics
 
-	// topicMu serialises making sure of the baseline topic; topicReady
-	// says it is done.
-	topicMu    sync.Mutex
-	topicReady bool
+	// topicMu serialises making sure of the baseline topic;
+	// topicPartitions is how many partitions it was made ready for.
+	topicMu         sync.Mutex
+	topicPartitions int
 
 	mu sync.Mutex
 	// next holds, per partition, the offset after the last message
@@ -123,21 +123,24 @@ func (r *recovery) start(ctx context.Context) {
 	e.Msg("detector state recovery")
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	if err := r.ensureTopic(ctx); err != nil {
+	if err := r.ensureTopic(ctx, 0); err != nil {
 		r.log.Warn().Err(err).Msg("baseline topic not ready; trying again before the first event")
 	}
 }
 
-func (r *recovery) ensureTopic(ctx context.Context) error {
+// ensureTopic makes sure the baseline topic has a partition for partition
+// of the event topic, growing it when the event topic grew.
+func (r *recovery) ensureTopic(ctx context.Context, partition int) error {
 	r.topicMu.Lock()
 	defer r.topicMu.Unlock()
-	if r.topicReady {
+	if partition < r.topicPartitions {
 		return nil
 	}
-	if err := r.store.Ensure(ctx, r.topic, r.cfg.CreateTopic); err != nil {
+	n, err := r.store.Ensure(ctx, r.topic, r.cfg.CreateTopic)
+	if err != nil {
 		return fmt.Errorf("baseline topic: %w", err)
 	}
-	r.topicReady = true
+	r.topicPartitions = n
 	return nil
 }
 
@@ -274,7 +277,7 @@ func (r *recovery) ensure(ctx context.Context, m kafka.Message) error {
 // rebuild restores m's partition's baselines, then replays the messages of
 // the partition before m that the engine's horizon reaches.
 func (r *recovery) rebuild(ctx context.Context, m kafka.Message) (restored, replayed int, err error) {
-	if err := r.ensureTopic(ctx); err != nil {
+	if err := r.ensureTopic(ctx, m.Partition); err != nil {
 		return 0, 0, err
 	}
 	entries, skipped, err := r.store.Load(ctx, m.Partition)

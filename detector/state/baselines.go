@@ -74,59 +74,60 @@ func NewStore(c *Client, topic string) (*Store, error) {
 func (s *Store) Topic() string { return s.topic }
 
 // Ensure makes sure the baseline topic has at least as many partitions as
-// source. With create, a missing topic is created with
-// cleanup.policy=compact, and one with fewer partitions is grown; without,
-// either is ErrPartitionCount (or the metadata error). Call it before the
-// first Save: kafka-go caches metadata, and a writer that looked the topic
-// up before it existed keeps failing for a few seconds.
-func (s *Store) Ensure(ctx context.Context, source string, create bool) error {
+// source, and returns how many source has. With create, a missing topic is
+// created with cleanup.policy=compact, and one with fewer partitions is
+// grown; without, either is ErrPartitionCount (or the metadata error).
+// Call it before the first Save: kafka-go caches metadata, and a writer
+// that looked the topic up before it existed keeps failing for a few
+// seconds.
+func (s *Store) Ensure(ctx context.Context, source string, create bool) (int, error) {
 	// A transport of its own, so that no cached metadata outlives the
 	// changes made here.
 	tr, err := s.c.sec.NewTransport(s.c.clientID)
 	if err != nil {
-		return fmt.Errorf("state: %w", err)
+		return 0, fmt.Errorf("state: %w", err)
 	}
 	defer tr.CloseIdleConnections()
 	admin := &kafka.Client{Addr: kafka.TCP(s.c.brokers...), Transport: tr}
 	want, err := partitionCount(ctx, admin, source)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if want < 0 {
-		return fmt.Errorf("state: event topic %q does not exist", source)
+		return 0, fmt.Errorf("state: event topic %q does not exist", source)
 	}
 	have, err := partitionCount(ctx, admin, s.topic)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	switch {
 	case have >= want:
-		return nil
+		return want, nil
 	case !create && have < 0:
-		return fmt.Errorf("%w: baseline topic %q does not exist", ErrPartitionCount, s.topic)
+		return 0, fmt.Errorf("%w: baseline topic %q does not exist", ErrPartitionCount, s.topic)
 	case !create:
-		return fmt.Errorf("%w: %q has %d, %q has %d", ErrPartitionCount, s.topic, have, source, want)
+		return 0, fmt.Errorf("%w: %q has %d, %q has %d", ErrPartitionCount, s.topic, have, source, want)
 	case have < 0:
 		resp, err := admin.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 			Topic: s.topic, NumPartitions: want, ReplicationFactor: -1,
 			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
 		}}})
 		if err != nil {
-			return fmt.Errorf("creating baseline topic %q: %w", s.topic, err)
+			return 0, fmt.Errorf("creating baseline topic %q: %w", s.topic, err)
 		}
 		if err := resp.Errors[s.topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("creating baseline topic %q: %w", s.topic, err)
+			return 0, fmt.Errorf("creating baseline topic %q: %w", s.topic, err)
 		}
-		return nil
+		return want, nil
 	default:
 		resp, err := admin.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: s.topic, Count: int32(want)}}})
 		if err != nil {
-			return fmt.Errorf("growing baseline topic %q to %d partitions: %w", s.topic, want, err)
+			return 0, fmt.Errorf("growing baseline topic %q to %d partitions: %w", s.topic, want, err)
 		}
 		if err := resp.Errors[s.topic]; err != nil {
-			return fmt.Errorf("growing baseline topic %q to %d partitions: %w", s.topic, want, err)
+			return 0, fmt.Errorf("growing baseline topic %q to %d partitions: %w", s.topic, want, err)
 		}
-		return nil
+		return want, nil
 	}
 }
 

@@ -54,8 +54,8 @@ func TestStoreKeepsNewestBaselinePerPartition(t *testing.T) {
 	ctx := ctxT(t)
 	cl := newClient(t, c)
 	s := newStore(t, cl, state.DefaultBaselineTopic)
-	if err := s.Ensure(ctx, events, true); err != nil {
-		t.Fatal(err)
+	if n, err := s.Ensure(ctx, events, true); err != nil || n != 3 {
+		t.Fatalf("Ensure = %d, %v; want 3 partitions", n, err)
 	}
 	if got := c.Partitions(t, state.DefaultBaselineTopic); len(got) != 3 {
 		t.Fatalf("baseline topic partitions %v, want 3", got)
@@ -63,7 +63,7 @@ func TestStoreKeepsNewestBaselinePerPartition(t *testing.T) {
 	if policy := cleanupPolicy(t, c, state.DefaultBaselineTopic); policy != "compact" {
 		t.Errorf("cleanup.policy %q, want compact", policy)
 	}
-	if err := s.Ensure(ctx, events, true); err != nil {
+	if _, err := s.Ensure(ctx, events, true); err != nil {
 		t.Errorf("Ensure again: %v", err)
 	}
 
@@ -126,19 +126,19 @@ func TestStoreEnsurePartitions(t *testing.T) {
 	c := kafkatest.NewWithPartitions(t, map[string]int{events: 4, "small": 2})
 	ctx := ctxT(t)
 	cl := newClient(t, c)
-	if err := newStore(t, cl, "small").Ensure(ctx, events, false); !errors.Is(err, state.ErrPartitionCount) {
+	if _, err := newStore(t, cl, "small").Ensure(ctx, events, false); !errors.Is(err, state.ErrPartitionCount) {
 		t.Errorf("Ensure without create: %v, want ErrPartitionCount", err)
 	}
-	if err := newStore(t, cl, "missing").Ensure(ctx, events, false); !errors.Is(err, state.ErrPartitionCount) {
+	if _, err := newStore(t, cl, "missing").Ensure(ctx, events, false); !errors.Is(err, state.ErrPartitionCount) {
 		t.Errorf("Ensure of a missing topic without create: %v, want ErrPartitionCount", err)
 	}
-	if err := newStore(t, cl, "small").Ensure(ctx, events, true); err != nil {
+	if _, err := newStore(t, cl, "small").Ensure(ctx, events, true); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.Partitions(t, "small"); len(got) != 4 {
 		t.Errorf("partitions %v, want 4", got)
 	}
-	if err := newStore(t, cl, "x").Ensure(ctx, "no.such.topic", true); err == nil {
+	if _, err := newStore(t, cl, "x").Ensure(ctx, "no.such.topic", true); err == nil {
 		t.Error("Ensure against a missing event topic: no error")
 	}
 }
