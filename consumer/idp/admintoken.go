@@ -22,7 +22,11 @@ type cachedToken struct {
 	expires time.Time
 }
 
-func tokenKey(a AdminAuth) string { return a.TokenURL + "\x00" + a.ClientID }
+// tokenKey tells apart tokens of different clients, scopes and subjects
+// (Box's box_subject_id).
+func tokenKey(a AdminAuth) string {
+	return strings.Join(append([]string{a.TokenURL, a.ClientID, a.Scope}, a.Params...), "\x00")
+}
 
 func (tc *tokenCache) forget(a AdminAuth) {
 	tc.mu.Lock()
