@@ -489,8 +489,8 @@ func (c *Client) postForm(ctx context.Context, op, endpoint string, form url.Val
 // Before the request, the endpoint's circuit breaker must allow it (else
 // *CircuitOpenError, no request) and the rate limit must grant it (waiting
 // ends with ctx's error if ctx ends first). The outcome is recorded with
-// the breaker: 5xx, 408, timeouts and transport failures count against the
-// endpoint, any other answer resets it.
+// the breaker: 5xx, 408, timeouts and transient transport failures count
+// against the endpoint, any other answer resets it.
 func (c *Client) do(ctx context.Context, op string, req *http.Request, limit int64) (*http.Response, []byte, error) {
 	br := c.breakers.get(op)
 	if err := br.allow(); err != nil {
@@ -507,7 +507,14 @@ func (c *Client) do(ctx context.Context, op string, req *http.Request, limit int
 	case ctx.Err() != nil:
 		br.record(outcomeAbandoned)
 	default:
-		br.record(outcomeTransient)
+		// A failure that is not transient (a certificate the client does
+		// not trust) is a configuration problem: counting it would turn
+		// it into a retryable open circuit.
+		if retry, _ := Retryable(err); retry {
+			br.record(outcomeTransient)
+		} else {
+			br.record(outcomeAbandoned)
+		}
 	}
 	return resp, body, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -300,4 +301,22 @@ func TestCircuitGaugeSharedRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	faultClient(t, "https://a.example", reg, nil)
 	faultClient(t, "https://b.example", reg, nil)
+}
+
+// A TLS failure stays terminal however often it happens: it does not open
+// the circuit, which would make it retryable.
+func TestCircuitIgnoresCertificateErrors(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(ts.Close)
+	reg := prometheus.NewRegistry()
+	c := faultClient(t, ts.URL, reg, func(c *idp.Config) { c.Breaker.Failures = 1 })
+	for range 3 {
+		err := c.RevokeToken(t.Context(), "tok", "")
+		if retry, _ := idp.Retryable(err); err == nil || retry || errors.Is(err, idp.ErrCircuitOpen) {
+			t.Fatalf("err = %v, retry %v", err, retry)
+		}
+	}
+	if got := circuitState(t, reg, "revoke"); got != 0 {
+		t.Errorf("state %v", got)
+	}
 }
