@@ -60,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runConsumer(ctx, args, stderr)
 	case "history":
 		return history(ctx, args, stdout, stderr)
+	case "verify":
+		return verifyTrail(ctx, args, stdout, stderr)
 	case "held":
 		return held(ctx, args, stdout, stderr)
 	}

@@ -29,8 +29,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
+	"text/tabwriter"
 	"time"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
@@ -458,4 +460,53 @@ func (v *verifier) firstAtOrAfter(ctx context.Context, t time.Time) (uint64, err
 		}
 	}
 	return lo, nil
+}
+
+// WriteSummary writes the report for people: one line per chain (rows and
+// Seqs verified, checkpoints matched, unsigned rows, the last checkpoint
+// to keep elsewhere, and the first broken link), then the totals.
+func (r *Report) WriteSummary(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHAIN\tROWS\tSEQS\tCHECKPOINTS\tUNSIGNED\tLAST CHECKPOINT\tSTATUS")
+	for _, c := range r.Chains {
+		seqs := "-"
+		if c.Rows > 0 {
+			seqs = fmt.Sprintf("%d-%d", c.FirstSeq, c.LastSeq)
+		}
+		last := "-"
+		if c.LastCheckpoint != nil {
+			last = fmt.Sprintf("seq %d %.16s… %s %s", c.LastCheckpoint.Seq, c.LastCheckpoint.Hash,
+				c.LastCheckpoint.Time.UTC().Format(time.RFC3339), c.LastCheckpoint.KeyID)
+		}
+		status := "ok"
+		if c.Broken != nil {
+			status = fmt.Sprintf("BROKEN at seq %d: %s", c.Broken.Seq, c.Broken.Fault)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\n", c.Chain, c.Rows, seqs, c.Checkpoints, c.Unsigned, last, status)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	broken := 0
+	for _, c := range r.Chains {
+		if c.Broken != nil {
+			broken++
+		}
+	}
+	fmt.Fprintf(w, "%d rows in %d chain(s) verified, %d checkpoint(s) matched", r.Rows, len(r.Chains), r.Checkpoints)
+	if !r.SignaturesChecked {
+		fmt.Fprint(w, " (no verification keys: signatures not checked)")
+	}
+	fmt.Fprintln(w)
+	if r.Broken != nil {
+		b := r.Broken
+		row := b.RowID
+		if row == "" {
+			row = "(missing)"
+		}
+		_, err := fmt.Fprintf(w, "%d chain(s) broken; first broken link: chain %q seq %d row %s: %s: %s\n", broken, b.Chain, b.Seq, row, b.Fault, b.Detail)
+		return err
+	}
+	_, err := fmt.Fprintln(w, "the trail is intact")
+	return err
 }
