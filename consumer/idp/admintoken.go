@@ -25,7 +25,7 @@ type cachedToken struct {
 // tokenKey tells apart tokens of different clients, scopes and subjects
 // (Box's box_subject_id).
 func tokenKey(a AdminAuth) string {
-	return strings.Join(append([]string{a.TokenURL, a.ClientID, a.Scope}, a.Params...), "\x00")
+	return strings.Join(append([]string{a.TokenURL, a.ClientID, a.Scope, fmt.Sprint(a.UseClientAuth)}, a.Params...), "\x00")
 }
 
 func (tc *tokenCache) forget(a AdminAuth) {
@@ -36,7 +36,8 @@ func (tc *tokenCache) forget(a AdminAuth) {
 
 // adminToken returns a bearer token for client_credentials admin auth: the
 // cached one while it has life left, else a new one from a.TokenURL
-// (RFC 6749 §4.4, the client's credentials as form parameters). It blocks
+// (RFC 6749 §4.4, the client's credentials as form parameters, or the
+// OAuth client's own authentication with UseClientAuth). It blocks
 // for that one request, bounded by Config.Timeout; ctx cancels it.
 func (c *Client) adminToken(ctx context.Context, a AdminAuth) (string, error) {
 	const op = "admin_token"
@@ -48,10 +49,15 @@ func (c *Client) adminToken(ctx context.Context, a AdminAuth) (string, error) {
 		return t.value, nil
 	}
 	secret := a.ClientSecret.Reveal()
-	form := url.Values{
-		"grant_type":    {"client_credentials"},
-		"client_id":     {a.ClientID},
-		"client_secret": {secret},
+	form := url.Values{"grant_type": {"client_credentials"}}
+	header := http.Header{}
+	if a.UseClientAuth {
+		if err := c.auth.Authenticate(a.TokenURL, form, header); err != nil {
+			return "", fmt.Errorf("idp: %s: authenticating client: %w", op, err)
+		}
+	} else {
+		form.Set("client_id", a.ClientID)
+		form.Set("client_secret", secret)
 	}
 	if a.Scope != "" {
 		form.Set("scope", a.Scope)
@@ -63,6 +69,9 @@ func (c *Client) adminToken(ctx context.Context, a AdminAuth) (string, error) {
 	req, err := http.NewRequest(http.MethodPost, a.TokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", fmt.Errorf("idp: %s: %w", op, err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")

@@ -195,6 +195,11 @@ type AdminAuth struct {
 	ClientSecret config.Secret `env:"CLIENT_SECRET" yaml:"client_secret"`
 	Scope        string        `flag:"scope" env:"SCOPE" yaml:"scope" usage:"scope for client_credentials admin auth"`
 	Params       []string      `flag:"params" env:"PARAMS" yaml:"params" usage:"extra name=value form parameters of the client_credentials request"`
+	// UseClientAuth authenticates the client_credentials request as the
+	// OAuth client does at its other endpoints (Config.AuthMethod,
+	// private_key_jwt included, with TokenURL as the endpoint) instead of
+	// with ClientID and ClientSecret; the client must be the OAuth client.
+	UseClientAuth bool `flag:"use-client-auth" env:"USE_CLIENT_AUTH" yaml:"use_client_auth" usage:"authenticate the admin token request like the OAuth client (private_key_jwt too)"`
 }
 
 // ReferencePreset returns the admin calls of the reference token API
@@ -440,7 +445,7 @@ func (a AdminAuth) validate(inUse bool) error {
 			p.Addf("token_url", "required for client_credentials: %v", err)
 		}
 		p.Check(a.ClientID != "", "client_id", "required for client_credentials")
-		p.Check(a.ClientSecret.IsSet(), "client_secret", "required for client_credentials")
+		p.Check(a.UseClientAuth || a.ClientSecret.IsSet(), "client_secret", "required for client_credentials without use_client_auth")
 		for _, kv := range a.Params {
 			k, _, ok := strings.Cut(kv, "=")
 			p.Check(ok && k != "", "params", "%q is not name=value", kv)

@@ -579,3 +579,43 @@ func TestClientCredentialsConfig(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// The admin token can be got with the OAuth client's own authentication:
+// here a Keycloak client that uses private_key_jwt with the issuer as
+// audience.
+func TestClientCredentialsWithPrivateKeyJWT(t *testing.T) {
+	key := testKeys()["ed25519"]
+	var issuer string
+	_, ts := startFake(t, func(w http.ResponseWriter, r *http.Request, form url.Values) bool {
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/realms/revoked/protocol/openid-connect/token":
+			wantForm(t, "token", form, map[string]string{"grant_type": "client_credentials", "client_id": "revoked-consumer",
+				"client_assertion_type": idp.ClientAssertionType, "client_assertion": "*"})
+			if a := verifyAssertion(t, form.Get("client_assertion"), key.Public()); a.Claims.Aud != issuer {
+				t.Errorf("aud %q", a.Claims.Aud)
+			}
+			writeJSON(w, 200, map[string]any{"access_token": "kc-admin", "expires_in": 60, "token_type": "Bearer"})
+		case r.Method == http.MethodPost && r.URL.Path == "/admin/realms/revoked/users/u-1/logout":
+			if r.Header.Get("Authorization") != "Bearer kc-admin" {
+				writeJSON(w, 401, map[string]string{"error": "HTTP 401 Unauthorized"})
+				break
+			}
+			w.WriteHeader(204)
+		default:
+			return false
+		}
+		return true
+	})
+	cfg := idp.KeycloakPreset(ts.URL, "revoked")
+	issuer = cfg.Issuer
+	cfg.ClientID, cfg.AuthMethod, cfg.AssertionAudience = "revoked-consumer", idp.AuthPrivateKeyJWT, idp.AudienceIssuer
+	cfg.PrivateKeyFile = writeKey(t, key, true)
+	cfg.Admin.Auth.UseClientAuth = true
+	c, err := idp.New(cfg, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RevokeSubject(t.Context(), "u-1"); err != nil {
+		t.Fatal(err)
+	}
+}
