@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
@@ -256,7 +258,8 @@ func (o celObject) Value() any     { return o.v }
 // eventActivation binds the variable "event" to the event being processed.
 // An engine owns one and points it at each event in turn.
 type eventActivation struct {
-	ev *schemas.AuditEvent
+	ev  *schemas.AuditEvent
+	typ uint32 // typeBit of the event's type
 }
 
 var _ interpreter.Activation = (*eventActivation)(nil)
@@ -283,7 +286,22 @@ var (
 
 type celCompiled struct {
 	prg cel.Program
-	err error
+	// types is the set of event types the condition can hold for (a bit
+	// per index in schemas.EventTypes), or allTypes.
+	types uint32
+	err   error
+}
+
+const allTypes = ^uint32(0)
+
+// typeBit is the bit of an event type in a type set.
+func typeBit(t schemas.EventType) uint32 {
+	for i, k := range schemas.EventTypes {
+		if k == t {
+			return 1 << i
+		}
+	}
+	return 0
 }
 
 func eventEnv() (*cel.Env, error) {
@@ -308,56 +326,144 @@ const maxExprLen = 4096
 // compileExpr compiles a condition, or returns why it cannot be one: a
 // syntax or type error, or a result that is not a bool.
 func compileExpr(src string) (cel.Program, error) {
-	if c, ok := celPrograms.Load(src); ok {
-		cc := c.(*celCompiled)
-		return cc.prg, cc.err
-	}
-	prg, err := compileExprUncached(src)
-	celPrograms.Store(src, &celCompiled{prg: prg, err: err})
-	return prg, err
+	cc := compiled(src)
+	return cc.prg, cc.err
 }
 
-func compileExprUncached(src string) (cel.Program, error) {
+func compiled(src string) *celCompiled {
+	if c, ok := celPrograms.Load(src); ok {
+		return c.(*celCompiled)
+	}
+	cc := &celCompiled{types: allTypes}
+	var ast *cel.Ast
+	ast, cc.prg, cc.err = compileExprUncached(src)
+	if cc.err == nil {
+		if set, ok := typeSet(ast.NativeRep().Expr()); ok {
+			cc.types = set
+		}
+	}
+	celPrograms.Store(src, cc)
+	return cc
+}
+
+// typeSet works out, from the condition's syntax, the event types it can
+// hold for: it is false for every other type when event.type == "x" or
+// event.type in [...] is one of its top-level conjuncts (or holds on each
+// side of a disjunction). The engine skips the condition, and the rule,
+// for events of the other types without evaluating it.
+func typeSet(e celast.Expr) (uint32, bool) {
+	if e.Kind() != celast.CallKind {
+		return 0, false
+	}
+	call := e.AsCall()
+	args := call.Args()
+	switch call.FunctionName() {
+	case operators.LogicalAnd:
+		a, okA := typeSet(args[0])
+		b, okB := typeSet(args[1])
+		switch {
+		case okA && okB:
+			return a & b, true
+		case okA:
+			return a, true
+		case okB:
+			return b, true
+		}
+	case operators.LogicalOr:
+		a, okA := typeSet(args[0])
+		b, okB := typeSet(args[1])
+		if okA && okB {
+			return a | b, true
+		}
+	case operators.Equals:
+		if isEventType(args[0]) {
+			return literalTypes(args[1])
+		}
+		if isEventType(args[1]) {
+			return literalTypes(args[0])
+		}
+	case operators.In:
+		if isEventType(args[0]) && args[1].Kind() == celast.ListKind {
+			var set uint32
+			for _, el := range args[1].AsList().Elements() {
+				b, ok := literalTypes(el)
+				if !ok {
+					return 0, false
+				}
+				set |= b
+			}
+			return set, true
+		}
+	}
+	return 0, false
+}
+
+func isEventType(e celast.Expr) bool {
+	if e.Kind() != celast.SelectKind {
+		return false
+	}
+	sel := e.AsSelect()
+	op := sel.Operand()
+	return !sel.IsTestOnly() && sel.FieldName() == "type" && op.Kind() == celast.IdentKind && op.AsIdent() == "event"
+}
+
+func literalTypes(e celast.Expr) (uint32, bool) {
+	if e.Kind() != celast.LiteralKind {
+		return 0, false
+	}
+	s, ok := e.AsLiteral().(types.String)
+	if !ok {
+		return 0, false
+	}
+	return typeBit(schemas.EventType(s)), true
+}
+
+func compileExprUncached(src string) (*cel.Ast, cel.Program, error) {
 	if len(src) > maxExprLen {
-		return nil, fmt.Errorf("condition is %d bytes, limit %d", len(src), maxExprLen)
+		return nil, nil, fmt.Errorf("condition is %d bytes, limit %d", len(src), maxExprLen)
 	}
 	env, err := eventEnv()
 	if err != nil {
-		return nil, fmt.Errorf("CEL environment: %w", err)
+		return nil, nil, fmt.Errorf("CEL environment: %w", err)
 	}
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
-		return nil, errors.New(strings.ReplaceAll(strings.ReplaceAll(iss.Err().Error(), "ERROR: <input>:", "CEL "), "<input>:", "CEL "))
+		return nil, nil, errors.New(strings.ReplaceAll(strings.ReplaceAll(iss.Err().Error(), "ERROR: <input>:", "CEL "), "<input>:", "CEL "))
 	}
 	if !ast.OutputType().IsExactType(types.BoolType) {
-		return nil, fmt.Errorf("condition yields %s, want bool", ast.OutputType())
+		return nil, nil, fmt.Errorf("condition yields %s, want bool", ast.OutputType())
 	}
-	return env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	return ast, prg, err
 }
 
 // cond is a compiled condition. The zero cond (no expression) holds for
 // every event.
 type cond struct {
-	src string
-	prg cel.Program
-	act *eventActivation
+	src   string
+	prg   cel.Program
+	types uint32
+	act   *eventActivation
 }
 
 func newCond(src string, act *eventActivation) cond {
 	if src == "" {
-		return cond{}
+		return cond{types: allTypes, act: act}
 	}
-	prg, err := compileExpr(src)
-	if err != nil {
+	cc := compiled(src)
+	if cc.err != nil {
 		// Unreachable: rules are validated, which compiles them, first.
-		panic("engine: condition does not compile: " + err.Error())
+		panic("engine: condition does not compile: " + cc.err.Error())
 	}
-	return cond{src: src, prg: prg, act: act}
+	return cond{src: src, prg: cc.prg, types: cc.types, act: act}
 }
 
 // match evaluates the condition against the engine's current event. An
 // evaluation error (a missing map key, say) counts as false.
 func (c cond) match() bool {
+	if c.types&c.act.typ == 0 {
+		return false
+	}
 	if c.prg == nil {
 		return true
 	}

@@ -109,7 +109,7 @@ func (e *Engine) Horizon() time.Duration {
 func (e *Engine) Process(ev *schemas.AuditEvent) []schemas.RevokeCommand {
 	e.events++
 	e.advance(ev.Time)
-	e.act.ev, e.ipParsed = ev, false
+	e.act.ev, e.act.typ, e.ipParsed = ev, typeBit(ev.Type), false
 	var out []schemas.RevokeCommand
 	for _, rs := range e.rules {
 		if cmd, ok := rs.process(ev, e); ok {
