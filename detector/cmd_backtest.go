@@ -8,6 +8,7 @@ import (
 
 	"github.com/revoked-dev/revoked/detector/backtest"
 	"github.com/revoked-dev/revoked/detector/engine"
+	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/detector/service"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/progress"
@@ -30,6 +31,12 @@ func runBacktest(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&eng.DryRun, "dry-run", false, "make every command dry_run, as the live detector's -engine.dry-run does")
 	fs.DurationVar(&eng.Allowance, "allowance", eng.Allowance, "how far behind its group's newest event an event may arrive and still count")
 	fs.DurationVar(&eng.CommandTTL, "command-ttl", eng.CommandTTL, "expires_at is the detection's event time plus this")
+	gcfg := guard.DefaultConfig()
+	guarded := fs.Bool("guard", false, "apply the detector's guards on event time: allowlist, cross-rule cooldown, budgets (held commands are left out and counted)")
+	fs.StringVar(&gcfg.AllowlistFile, "allowlist", "", "with -guard: the allowlist file")
+	fs.IntVar(&gcfg.Budget, "budget", gcfg.Budget, "with -guard: revocations per minute across rules (0: unlimited)")
+	fs.IntVar(&gcfg.RuleBudget, "rule-budget", gcfg.RuleBudget, "with -guard: revocations per minute per rule (0: unlimited)")
+	fs.DurationVar(&gcfg.Cooldown, "cooldown", gcfg.Cooldown, "with -guard: cross-rule cooldown per target (0: off)")
 	showProgress := fs.Bool("progress", true, fmt.Sprintf("draw a progress bar on stderr for files over %s", progress.FormatBytes(progressThreshold)))
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -60,7 +67,13 @@ func runBacktest(args []string, stdout, stderr io.Writer) error {
 			bar = progress.New(stderr, progress.Config{Label: *events, Total: st.Size(), Format: progress.FormatBytes})
 		}
 	}
-	sum, err := backtest.Run(in, stdout, stderr, backtest.Options{Rules: rules, Engine: eng, Progress: bar})
+	opts := backtest.Options{Rules: rules, Engine: eng, Progress: bar}
+	if *guarded {
+		opts.Guard = &gcfg
+	} else if gcfg.AllowlistFile != "" {
+		return errors.New("-allowlist needs -guard")
+	}
+	sum, err := backtest.Run(in, stdout, stderr, opts)
 	bar.Finish()
 	if err != nil {
 		return err

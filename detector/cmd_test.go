@@ -56,11 +56,21 @@ func TestBacktestCommand(t *testing.T) {
 	if errs.String() != string(wantErr) {
 		t.Errorf("stderr:\n%s\nwant:\n%s", errs.String(), wantErr)
 	}
+	out.Reset()
+	errs.Reset()
+	if err := run(context.Background(), []string{"backtest", "--events", "backtest/testdata/events.jsonl", "--rules", "backtest/testdata/rules",
+		"--default-rules=false", "--guard", "--budget", "1"}, &out, &errs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errs.String(), "HELD") || strings.Count(out.String(), "\n") != 3 {
+		t.Errorf("guarded backtest:\n%s\n%s", out.String(), errs.String())
+	}
 	for _, args := range [][]string{
 		{"backtest"},
 		{"backtest", "--events", "missing.jsonl"},
 		{"backtest", "--events", "backtest/testdata/events.jsonl", "--default-rules=false"},
 		{"backtest", "--events", "backtest/testdata/events.jsonl", "extra"},
+		{"backtest", "--events", "backtest/testdata/events.jsonl", "--allowlist", "x.yaml"},
 	} {
 		if err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 			t.Errorf("%q: no error", args)

@@ -3,7 +3,7 @@
 //
 //	detector [run] [flags]        read audit.events, publish revoke.commands (default)
 //	detector rules [flags]        load and check the rules, list them, and exit
-//	detector backtest -events F   replay recorded events through the rules offline
+//	detector backtest -events F   replay recorded events through the rules offline (-guard: and the guards)
 //	detector held list            list the commands held for approval
 //	detector held approve -id ID  publish a held command (-approver NAME)
 //	detector held reject -id ID   record a rejection; the command is never published

@@ -7,9 +7,14 @@
 // The output is deterministic: the engine stamps commands with event time
 // (issued_at and detected_at are the time of the event that completed the
 // detection, expires_at that plus the command TTL), so the same events and
-// rules give the same bytes. The guards of the live detector (budget,
-// allowlist, kill switch, cross-rule cooldown) are not applied: the
-// backtest shows what the rules ask for.
+// rules give the same bytes.
+//
+// By default the guards of the live detector (budget, allowlist,
+// cross-rule cooldown) are not applied: the backtest shows what the rules
+// ask for. With Options.Guard it applies them too, on event time: the
+// output is then what the detector would have published to the command
+// topic (allowlisted commands as dry_run, suppressed and held ones left
+// out), and the summary counts what was held and suppressed.
 package backtest
 
 import (
@@ -22,8 +27,10 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/revoked-dev/revoked/detector/engine"
+	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -43,6 +50,9 @@ type Options struct {
 	Engine engine.Config
 	// Progress, when not nil, is advanced by the bytes read.
 	Progress *progress.Bar
+	// Guard, when not nil, applies the detector's guards with this
+	// configuration, on event time. Its kill switch file is ignored.
+	Guard *guard.Config
 }
 
 // Summary is what a replay found.
@@ -59,6 +69,8 @@ type Summary struct {
 	Rules []RuleSummary
 	// Total sums Rules; its Users and Targets are distinct across rules.
 	Total RuleSummary
+
+	guarded bool
 }
 
 // Problem is a malformed line.
@@ -75,6 +87,10 @@ type RuleSummary struct {
 	Commands int
 	Enforce  int
 	DryRun   int
+	// Held and Suppressed count the commands the guard held for approval
+	// or suppressed (with Options.Guard); they are not in Commands.
+	Held       int
+	Suppressed int
 	// Users is the number of distinct users the rule's commands name
 	// (their targets' user ids): the projected blast radius.
 	Users int
@@ -113,6 +129,16 @@ func Run(events io.Reader, out, diag io.Writer, opts Options) (Summary, error) {
 		return Summary{}, err
 	}
 	var sum Summary
+	sum.guarded = opts.Guard != nil
+	var g *guard.Guard
+	var clock time.Time
+	if opts.Guard != nil {
+		gcfg := *opts.Guard
+		gcfg.KillSwitchFile = ""
+		if g, err = guard.New(gcfg, guard.WithClock(func() time.Time { return clock })); err != nil {
+			return Summary{}, err
+		}
+	}
 	byRule := map[string]*RuleSummary{}
 	for _, r := range eng.Rules() {
 		byRule[r.ID] = &RuleSummary{RuleID: r.ID}
@@ -145,7 +171,26 @@ func Run(events io.Reader, out, diag io.Writer, opts Options) (Summary, error) {
 				break
 			}
 			sum.Events++
+			if ev.Time.After(clock) {
+				clock = ev.Time
+			}
 			for _, c := range eng.Process(&ev) {
+				if g != nil {
+					d := g.Check(&c, &ev)
+					switch d.Verdict {
+					case guard.Hold:
+						byRule[c.Reason.RuleID].Held++
+						sum.Total.Held++
+						continue
+					case guard.Suppress:
+						byRule[c.Reason.RuleID].Suppressed++
+						sum.Total.Suppressed++
+						continue
+					}
+					if c.Mode == schemas.ModeEnforce {
+						c.Mode = d.Mode
+					}
+				}
 				byRule[c.Reason.RuleID].add(&c)
 				sum.Total.add(&c)
 				b, err := json.Marshal(&c)
@@ -218,9 +263,17 @@ func oneLine(err error) error {
 func (s Summary) WriteSummary(w io.Writer) error {
 	fmt.Fprintf(w, "backtest: %d lines, %d events, %d malformed, %d commands\n", s.Lines, s.Events, s.Malformed, s.Total.Commands)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tCOMMANDS\tUSERS\tTARGETS\tENFORCE\tDRY RUN")
+	if s.guarded {
+		fmt.Fprintln(tw, "RULE\tCOMMANDS\tUSERS\tTARGETS\tENFORCE\tDRY RUN\tHELD\tSUPPRESSED")
+	} else {
+		fmt.Fprintln(tw, "RULE\tCOMMANDS\tUSERS\tTARGETS\tENFORCE\tDRY RUN")
+	}
 	for _, r := range append(slices.Clone(s.Rules), s.Total) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", r.RuleID, r.Commands, r.Users, r.Targets, r.Enforce, r.DryRun)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d", r.RuleID, r.Commands, r.Users, r.Targets, r.Enforce, r.DryRun)
+		if s.guarded {
+			fmt.Fprintf(tw, "\t%d\t%d", r.Held, r.Suppressed)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

@@ -3,12 +3,14 @@ package backtest
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/revoked-dev/revoked/detector/engine"
+	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -136,5 +138,60 @@ func TestLongLinesAndLineEndings(t *testing.T) {
 	}
 	if !strings.Contains(diag.String(), "line 2: longer than") || !strings.Contains(diag.String(), "line 4: ") {
 		t.Errorf("diag %q", diag.String())
+	}
+}
+
+// With the guards applied on event time, an allowlisted user's command is
+// dry_run, and a command beyond the budget is held and left out.
+func TestGuarded(t *testing.T) {
+	data, err := os.ReadFile("testdata/events.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowFile := filepath.Join(t.TempDir(), "allow.yaml")
+	if err := os.WriteFile(allowFile, []byte("entries:\n  - user_ids: [bob]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gcfg := guard.DefaultConfig()
+	gcfg.AllowlistFile = allowFile
+	var out, diag bytes.Buffer
+	sum, err := Run(bytes.NewReader(data), &out, &diag, Options{Rules: loadRules(t), Engine: engine.DefaultConfig(), Guard: &gcfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Total.Commands != 3 || sum.Total.Enforce != 1 || sum.Total.DryRun != 2 || sum.Total.Held != 0 {
+		t.Errorf("total %+v", sum.Total)
+	}
+	if !strings.Contains(out.String(), `"user_id":"bob","include_downscoped":true},"action":"revoke_and_reverify","mode":"dry_run"`) {
+		t.Errorf("bob's command is not dry_run:\n%s", out.String())
+	}
+
+	// Two users' brute force completing in the same minute, budget one.
+	var in strings.Builder
+	for _, u := range []string{"u1", "u2"} {
+		for i := range 6 {
+			typ := "login.failure"
+			if i == 5 {
+				typ = "login.success"
+			}
+			fmt.Fprintf(&in, `{"id":"%s-%d","time":"2025-03-01T10:00:%02dZ","type":"%s","user_id":"%s"}`+"\n", u, i, i*2, typ, u)
+		}
+	}
+	gcfg = guard.DefaultConfig()
+	gcfg.Budget = 1
+	out.Reset()
+	diag.Reset()
+	sum, err = Run(strings.NewReader(in.String()), &out, &diag, Options{Rules: loadRules(t), Engine: engine.DefaultConfig(), Guard: &gcfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Total.Commands != 1 || sum.Total.Held != 1 || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("total %+v\n%s", sum.Total, out.String())
+	}
+	if err := sum.WriteSummary(&diag); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(diag.String(), "HELD") {
+		t.Errorf("summary without the guard's columns:\n%s", diag.String())
 	}
 }
