@@ -258,8 +258,9 @@ func (o celObject) Value() any     { return o.v }
 // eventActivation binds the variable "event" to the event being processed.
 // An engine owns one and points it at each event in turn.
 type eventActivation struct {
-	ev  *schemas.AuditEvent
-	typ uint32 // typeBit of the event's type
+	ev     *schemas.AuditEvent
+	typ    uint32 // typeBit of the event's type
+	typIdx uint8  // typeIndex of the event's type
 }
 
 var _ interpreter.Activation = (*eventActivation)(nil)

@@ -109,7 +109,8 @@ func (e *Engine) Horizon() time.Duration {
 func (e *Engine) Process(ev *schemas.AuditEvent) []schemas.RevokeCommand {
 	e.events++
 	e.advance(ev.Time)
-	e.act.ev, e.act.typ, e.ipParsed = ev, typeBit(ev.Type), false
+	e.act.ev, e.act.typIdx, e.ipParsed = ev, typeIndex(ev.Type), false
+	e.act.typ = 1 << e.act.typIdx
 	var out []schemas.RevokeCommand
 	for _, rs := range e.rules {
 		if cmd, ok := rs.process(ev, e); ok {

@@ -17,7 +17,14 @@ type thresholdEval struct {
 
 var _ evaluator = (*thresholdEval)(nil)
 
-func (t *thresholdEval) record(*schemas.AuditEvent, string, *record) bool { return true }
+// record keeps every event; with a count of one, an event only ever makes
+// its own detection, so its record is transient.
+func (t *thresholdEval) record(_ *schemas.AuditEvent, _ string, rec *record) bool {
+	if t.count == 1 {
+		rec.flags |= recTransient
+	}
+	return true
+}
 
 func (t *thresholdEval) evaluate(recs []record, end int, window time.Duration) (finding, bool) {
 	from := recs[end].t.Add(-window)
@@ -50,7 +57,7 @@ func newestEvidence(start, end int) []int {
 func typesOf(recs []record) string {
 	var types []string
 	for i := range recs {
-		if t := string(recs[i].typ); !slices.Contains(types, t) {
+		if t := string(recs[i].evType()); !slices.Contains(types, t) {
 			types = append(types, t)
 		}
 	}

@@ -223,7 +223,7 @@ func (f *firstSeenEval) evaluate(recs []record, end int, window time.Duration) (
 		}
 		return finding{
 			evidence: ev,
-			summary:  fmt.Sprintf("first %s, then %s within %s", f.newValues(&recs[j]), last.typ, window),
+			summary:  fmt.Sprintf("first %s, then %s within %s", f.newValues(&recs[j]), last.evType(), window),
 		}, true
 	}
 	return finding{}, false

@@ -76,7 +76,7 @@ func (s *sequenceEval) evaluate(recs []record, end int, window time.Duration) (f
 			return
 		}
 		ev = append(ev, j)
-		if t := string(recs[j].typ); !slices.Contains(types, t) {
+		if t := string(recs[j].evType()); !slices.Contains(types, t) {
 			types = append(types, t)
 		}
 	})
@@ -85,7 +85,7 @@ func (s *sequenceEval) evaluate(recs []record, end int, window time.Duration) (f
 	slices.Sort(types)
 	return finding{
 		evidence: ev,
-		summary:  fmt.Sprintf("%d %s then %s within %s", n, strings.Join(types, "/"), last.typ, window),
+		summary:  fmt.Sprintf("%d %s then %s within %s", n, strings.Join(types, "/"), last.evType(), window),
 	}, true
 }
 
@@ -110,4 +110,21 @@ func (s *sequenceEval) scan(recs []record, end int, from time.Time, count func(i
 		}
 		count(j)
 	}
+}
+
+var _ compactor = (*sequenceEval)(nil)
+
+// compact drops the Then records older than before that no Of record
+// precedes: they clear nothing and complete nothing any more.
+func (s *sequenceEval) compact(recs []record, before time.Time) []record {
+	k := 0
+	for k < len(recs) && recs[k].t.Before(before) && recs[k].step == stepThen {
+		k++
+	}
+	if k == 0 {
+		return recs
+	}
+	m := copy(recs, recs[k:])
+	clear(recs[m:])
+	return recs[:m]
 }

@@ -156,7 +156,7 @@ func (s *stepsEval) evaluate(recs []record, end int, window time.Duration) (find
 			ev = append(ev[:first], ev[len(ev)-st.count:]...)
 			n = st.count
 		}
-		desc := string(recs[done].typ)
+		desc := string(recs[done].evType())
 		if st.count > 1 {
 			desc = fmt.Sprintf("%d %s", n, typesOf(pick(recs, ev[len(ev)-n:])))
 			if st.slot > 0 {

@@ -16,7 +16,6 @@ import (
 type record struct {
 	t    time.Time
 	id   string
-	typ  schemas.EventType
 	user string
 	// tid is the id of the rule's target besides the user: the token,
 	// session or client id.
@@ -25,9 +24,24 @@ type record struct {
 	num      int64
 	lat, lon float32
 	asn      uint32
+	typ      uint8 // index in schemas.EventTypes
 	step     uint8
 	flags    uint8
 	ext      *recordExt
+}
+
+// evType is the record's event type.
+func (r *record) evType() schemas.EventType { return schemas.EventTypes[r.typ] }
+
+// typeIndex is the index of an event type in schemas.EventTypes; events
+// are validated, so the type is one of them.
+func typeIndex(t schemas.EventType) uint8 {
+	for i, k := range schemas.EventTypes {
+		if k == t {
+			return uint8(i)
+		}
+	}
+	return 0
 }
 
 // Record flags.
@@ -242,7 +256,7 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine) (schemas.RevokeC
 	if !ok {
 		return schemas.RevokeCommand{}, false
 	}
-	rec := record{t: ev.Time, id: ev.ID, typ: ev.Type, user: ev.UserID, tid: rs.targetID(ev)}
+	rec := record{t: ev.Time, id: ev.ID, typ: e.act.typIdx, user: ev.UserID, tid: rs.targetID(ev)}
 	if !rs.eval.record(ev, key, &rec) {
 		return schemas.RevokeCommand{}, false
 	}
@@ -291,6 +305,11 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine) (schemas.RevokeC
 		}
 	}
 	rs.compactGroup(g)
+	if len(g.recs) == 0 {
+		// Nothing left that a later event could need; the group's newest
+		// time goes with it, so a later event is judged on its own.
+		delete(rs.groups, key)
+	}
 	return cmd, fired
 }
 
