@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -306,7 +308,9 @@ func TestCircuitGaugeSharedRegistry(t *testing.T) {
 // A TLS failure stays terminal however often it happens: it does not open
 // the circuit, which would make it retryable.
 func TestCircuitIgnoresCertificateErrors(t *testing.T) {
-	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake errors are the point
+	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	reg := prometheus.NewRegistry()
 	c := faultClient(t, ts.URL, reg, func(c *idp.Config) { c.Breaker.Failures = 1 })

@@ -219,6 +219,7 @@ func TestSubjectWideThroughPreset(t *testing.T) {
 	if list, _ := c.ListSubjectTokens(t.Context(), "alice"); len(list) != 0 {
 		t.Errorf("alice still has %d tokens", len(list))
 	}
+	checkContract(t, c, contractIDs{user: "alice", session: "s1", configured: []string{"token_id", "client", "list_subject_tokens"}})
 }
 
 // Revoking a middle generation by id revokes its descendants and leaves its

@@ -99,11 +99,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // wantForm fails unless form holds exactly want (keys absent from want
-// must be absent from form; "*" accepts any non-empty value).
+// must be absent from form; "*" accepts any non-empty value, "?" any value
+// or none).
 func wantForm(t *testing.T, what string, form url.Values, want map[string]string) {
 	t.Helper()
 	for k, v := range want {
-		if got := form.Get(k); (v == "*" && got == "") || (v != "*" && got != v) {
+		if got := form.Get(k); v != "?" && ((v == "*" && got == "") || (v != "*" && got != v)) {
 			t.Errorf("%s: %s = %q, want %q", what, k, got, v)
 		}
 	}
@@ -154,7 +155,7 @@ func TestKeycloakExample(t *testing.T) {
 				writeJSON(w, 401, map[string]string{"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"})
 				break
 			}
-			wantForm(t, "revoke", form, map[string]string{"token": "*", "token_type_hint": "refresh_token"})
+			wantForm(t, "revoke", form, map[string]string{"token": "*", "token_type_hint": "?"})
 			mu.Lock()
 			revoked = append(revoked, form.Get("token"))
 			mu.Unlock()
@@ -238,6 +239,7 @@ func TestKeycloakExample(t *testing.T) {
 		t.Errorf("issued %d, revoked %v", issued, revoked)
 	}
 	mu.Unlock()
+	checkContract(t, c, contractIDs{user: "0b4c6f2e-8a7d-4f3e-9c1b-2d5e6f7a8b9c", session: "7f3e2d1c-session"})
 	// An unknown user is a terminal 404.
 	_, err = c.RevokeSubject(t.Context(), "no-such-user")
 	if !errors.Is(err, idp.ErrNotFound) {
@@ -345,6 +347,7 @@ func TestOktaExample(t *testing.T) {
 	if _, err := c.RevokeSession(t.Context(), "gone"); !errors.Is(err, idp.ErrNotFound) {
 		t.Errorf("unknown session: %v", err)
 	}
+	checkContract(t, c, contractIDs{user: "00u1abcd2EFGH3ijk4l5", session: "102GALFEqI5TpCOOnBRTe2AaQ"})
 	// Okta's 429 names the reset time instead of Retry-After.
 	rateLimited.Store(true)
 	_, err = c.RevokeSubject(t.Context(), "00u1abcd2EFGH3ijk4l5")
@@ -451,14 +454,16 @@ func TestHydraExample(t *testing.T) {
 	if got := admin.log(); !reflect.DeepEqual(got, wantLog) {
 		t.Errorf("admin calls\n got %q\nwant %q", got, wantLog)
 	}
+	checkContract(t, c, contractIDs{user: "user:alice@example.com", session: "a5f2c1e0-login-session"})
 	// When revoking the consents fails, the login sessions are left for
 	// the retry and the failure is transient.
+	calls := len(admin.log())
 	consentFails.Store(true)
 	_, err = c.RevokeSubject(t.Context(), "user:alice@example.com")
 	if retry, _ := idp.Retryable(err); !errors.Is(err, idp.ErrServerError) || !retry {
 		t.Errorf("consent failure: %v", err)
 	}
-	if got := admin.log(); len(got) != len(wantLog)+1 {
+	if got := admin.log(); len(got) != calls+1 {
 		t.Errorf("login sessions revoked after a failed consent revocation: %q", got)
 	}
 }
@@ -544,6 +549,7 @@ func TestBoxExample(t *testing.T) {
 		t.Errorf("revoked %v", revoked)
 	}
 	mu.Unlock()
+	checkContract(t, c, contractIDs{user: "6178859178"})
 	limited.Store(true)
 	_, err = c.RevokeSubject(t.Context(), "6178859178")
 	if retry, after := idp.Retryable(err); !retry || after != 3*time.Second {
