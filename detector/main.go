@@ -7,6 +7,7 @@
 //	detector held list            list the commands held for approval
 //	detector held approve -id ID  publish a held command (-approver NAME)
 //	detector held reject -id ID   record a rejection; the command is never published
+//	detector quality [flags]      score the rules on simulated traffic with labelled attacks
 //
 // Settings come from flags, REVOKED_* environment variables and an
 // optional YAML file (-config or REVOKED_CONFIG), in that order of
@@ -50,8 +51,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBacktest(args, stdout, stderr)
 	case "held":
 		return runHeld(ctx, args, stdout, stderr)
+	case "quality":
+		return runQuality(ctx, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want run, rules, backtest or held)", cmd)
+	return fmt.Errorf("unknown command %q (want run, rules, backtest, held or quality)", cmd)
 }
 
 // runConfig is everything "detector run" reads.

@@ -40,7 +40,7 @@ func (s *Sim) setup(start time.Time) {
 		home := pickHome(rng)
 		carriers := mobile[home.country]
 		u := &user{
-			id:      fmt.Sprintf("user-%06d", i+1),
+			id:      UserID(i),
 			rng:     rng,
 			home:    home,
 			loc:     home,
@@ -150,22 +150,26 @@ func (u *user) nextLogin(from time.Time, mean time.Duration) time.Time {
 	return t.Truncate(time.Millisecond)
 }
 
-// pickNetwork chooses the session's network: the office on weekdays during
-// working hours for office workers; otherwise home, the phone or the
-// corporate VPN; a hotel's network when away.
+// pickNetwork chooses the session's network by the user's habits: office
+// workers sit behind the office's address on weekdays during working
+// hours, and otherwise use home or the phone; others work from home, the
+// phone or the corporate VPN, each often enough to be a habit. Away, the
+// user is on the hotel's network or, in their own country, the phone.
 func (u *user) pickNetwork(now time.Time) {
 	local := u.localTime(now)
 	workday := local.Weekday() != time.Saturday && local.Weekday() != time.Sunday
 	r := u.rng.Float64()
 	switch {
+	case u.away && u.loc.country == u.home.country && r < 0.5:
+		u.net, u.ip = u.carrier, u.carrier.ip(u.rng, -1)
 	case u.away:
 		u.net = u.loc.asns[u.rng.IntN(len(u.loc.asns))]
 		u.ip = u.net.ip(u.rng, -1)
 	case u.office && workday && local.Hour() >= 8 && local.Hour() < 18 && r < 0.85:
 		u.net, u.ip = officeNet, officeIP(u.home.city)
-	case r < 0.55 || (u.office && r < 0.9):
+	case u.office && r < 0.75 || !u.office && r < 0.6:
 		u.net, u.ip = u.isp, u.isp.ip(u.rng, u.subnet)
-	case r < 0.85:
+	case u.office || r < 0.85:
 		u.net, u.ip = u.carrier, u.carrier.ip(u.rng, -1)
 	default:
 		u.net, u.ip = corporateVPN, corporateVPN.ip(u.rng, -1)
@@ -284,10 +288,7 @@ func (u *user) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 		from := s.simNow
 		switch {
 		case !u.away && u.rng.Float64() < s.cfg.TravelProb:
-			dest := u.home
-			for dest.city == u.home.city {
-				dest = pickHome(u.rng)
-			}
+			dest := u.destination()
 			from = from.Add(travelTime(u.loc, dest))
 			u.loc, u.away = dest, true
 			u.returnAfter = from.Add(uniform(u.rng, tripStayMin, tripStayMax))
@@ -298,6 +299,25 @@ func (u *user) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 		return u.nextLogin(from, offlineGaps*u.gap), false, nil
 	}
 	return time.Time{}, false, fmt.Errorf("simulate: user %s in unknown state %d", u.id, u.state)
+}
+
+// destination is where a trip goes: another city of the user's country
+// for two trips in three where there is one, abroad otherwise.
+func (u *user) destination() place {
+	var domestic []place
+	for _, h := range homes {
+		if h.country == u.home.country && h.city != u.home.city {
+			domestic = append(domestic, h.place)
+		}
+	}
+	if len(domestic) > 0 && u.rng.IntN(3) < 2 {
+		return domestic[u.rng.IntN(len(domestic))]
+	}
+	dest := u.home
+	for dest.city == u.home.city {
+		dest = pickHome(u.rng)
+	}
+	return dest
 }
 
 // newToken issues the session's token and emits token.issued.
@@ -372,7 +392,7 @@ func (u *user) activity() *schemas.AuditEvent {
 		ev = u.event(schemas.EventFileDownload)
 		ev.Resource = &schemas.Resource{Type: "file", ID: u.file(u.rng)}
 		ev.Bytes = fileSize(u.rng)
-	case r < 95:
+	case r < 98:
 		ev = u.event(schemas.EventFileUpload)
 		ev.Resource = &schemas.Resource{Type: "file", ID: u.file(u.rng)}
 		ev.Bytes = fileSize(u.rng)

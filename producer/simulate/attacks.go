@@ -100,6 +100,7 @@ type attack struct {
 	userID     string
 	tokenID    string
 	sessionID  string
+	attackID   string
 	start, end time.Time
 	events     int
 	done       bool
@@ -170,6 +171,7 @@ func (a *attacker) event(typ schemas.EventType, victim *user, session string) *s
 // script is an attack as a list of steps, each emitting at most one event
 // that belongs to the ground-truth lines of the step.
 type script struct {
+	id     string
 	steps  []scriptStep
 	i      int
 	recs   []*attack
@@ -233,11 +235,15 @@ func (sc *script) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 }
 
 func (s *Sim) newScript(victims ...*user) *script {
-	return &script{users: victims, victim: victims[0]}
+	return &script{id: "atk_" + s.hexID(), users: victims, victim: victims[0]}
 }
 
 func (sc *script) label(kind, label string, u *user) *attack {
-	r := &attack{kind: kind, label: label, userID: u.id}
+	return sc.labelID(kind, label, u.id)
+}
+
+func (sc *script) labelID(kind, label, userID string) *attack {
+	r := &attack{kind: kind, label: label, userID: userID, attackID: sc.id}
 	sc.recs = append(sc.recs, r)
 	return r
 }
@@ -271,7 +277,14 @@ func (s *Sim) loginAndUse(sc *script, a *attacker, victim *user, rec *attack, wa
 }
 
 func failure(a *attacker, victim *user) *schemas.AuditEvent {
+	return failureAs(a, victim, victim.id)
+}
+
+// failureAs is a failed login as userID, which may name no user of the
+// organisation (credential lists hold many accounts from elsewhere).
+func failureAs(a *attacker, victim *user, userID string) *schemas.AuditEvent {
 	ev := a.event(schemas.EventLoginFailure, victim, "")
+	ev.UserID = userID
 	ev.Attrs = map[string]string{"reason": "invalid_password"}
 	return ev
 }
@@ -335,9 +348,9 @@ func (s *Sim) startOther(ctx context.Context, victim *user) {
 	s.nextKind++
 	switch kind {
 	case AttackCredentialStuffing:
-		s.startManyUsers(victim, kind, 20+s.rng.IntN(21), stuffMin, stuffMax)
+		s.startManyUsers(victim, kind, 20+s.rng.IntN(21), 0.8, stuffMin, stuffMax)
 	case AttackPasswordSpraying:
-		s.startManyUsers(victim, kind, 30+s.rng.IntN(31), sprayMin, sprayMax)
+		s.startManyUsers(victim, kind, 30+s.rng.IntN(31), 0.3, sprayMin, sprayMax)
 	case AttackImpossibleTravel:
 		s.startImpossibleTravel(victim)
 	case AttackDownscopedMisuse:
@@ -362,12 +375,14 @@ func (s *Sim) startOther(ctx context.Context, victim *user) {
 }
 
 // startManyUsers is credential stuffing or password spraying: one address
-// tries a password for n users in turn, a pause of lo-hi apart; all fail
-// but the victim's, the last, with which the attacker logs in.
-func (s *Sim) startManyUsers(victim *user, kind string, n int, lo, hi time.Duration) {
+// tries a password for n accounts in turn, a pause of lo-hi apart, a share
+// unknown of them names of no user of the organisation; all fail but the
+// victim's, the last, with which the attacker logs in.
+func (s *Sim) startManyUsers(victim *user, kind string, n int, unknown float64, lo, hi time.Duration) {
 	var others []*user
+	real := n - 1 - int(unknown*float64(n-1))
 	for _, i := range s.rng.Perm(len(s.users)) {
-		if len(others) == n-1 {
+		if len(others) == real {
 			break
 		}
 		if u := s.users[i]; u != victim && s.mayAttack(u) {
@@ -378,13 +393,24 @@ func (s *Sim) startManyUsers(victim *user, kind string, n int, lo, hi time.Durat
 	sc := s.newScript(append([]*user{victim}, others...)...)
 	rec := sc.label(kind, LabelAttack, victim)
 	wait := s.attackTime(uniform(a.rng, time.Second, bruteStartMax))
-	for _, u := range others {
-		sc.add(wait, sc.label(kind, LabelAttempt, u), emitStep(failure(a, u)))
+	tried := 0
+	for k := range n - 1 {
+		if tried < len(others) && a.rng.IntN(n-1-k) < len(others)-tried {
+			u := others[tried]
+			tried++
+			sc.add(wait, sc.label(kind, LabelAttempt, u), emitStep(failure(a, u)))
+		} else {
+			name := fmt.Sprintf("ext-%08x", a.rng.Uint32())
+			sc.add(wait, sc.labelID(kind, LabelAttempt, name), emitStep(failureAs(a, victim, name)))
+		}
 		wait = s.attackTime(uniform(a.rng, lo, hi))
 	}
 	s.loginAndUse(sc, a, victim, rec, wait, 1+a.rng.IntN(3))
 	s.start(sc)
 }
+
+// UserID is the id of the simulation's i-th user, from 0.
+func UserID(i int) string { return fmt.Sprintf("user-%06d", i+1) }
 
 // startImpossibleTravel logs in as the victim (with a phished password)
 // from at least impossibleKm away, minutes after the victim's own activity.

@@ -170,7 +170,7 @@ func DefaultConfig() Config {
 		DownscopedScopes: []string{"files.read"},
 
 		AttackProb:           0.01,
-		TravelProb:           0.01,
+		TravelProb:           0.002,
 		OfficeShare:          0.6,
 		PasswordChangeProb:   0.005,
 		PermissionChangeProb: 0.01,
@@ -259,9 +259,12 @@ type GroundTruth struct {
 	// logged-out session's token.
 	TokenID string `json:"token_id,omitempty"`
 	// SessionID is the session concerned, where there is one.
-	SessionID string    `json:"session_id,omitempty"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
+	SessionID string `json:"session_id,omitempty"`
+	// AttackID is shared by the lines of one attack: the victim and the
+	// users a many-user attack tried.
+	AttackID string    `json:"attack_id,omitempty"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
 	// Partial is set when the run ended before the attack did: the line
 	// covers the attack's events that were published. With a duration, no
 	// attack starts too late to finish, so only runs bounded by a number of
@@ -535,7 +538,7 @@ func (s *Sim) waitUntil(ctx context.Context, at time.Time, flush func(context.Co
 
 func (s *Sim) writeTruth(w io.Writer, done []*attack) error {
 	for _, a := range done {
-		gt := GroundTruth{UserID: a.userID, Attack: a.kind, Label: a.label, TokenID: a.tokenID, SessionID: a.sessionID,
+		gt := GroundTruth{UserID: a.userID, Attack: a.kind, Label: a.label, TokenID: a.tokenID, SessionID: a.sessionID, AttackID: a.attackID,
 			Start: a.start.UTC(), End: a.end.UTC(), Partial: a.partial}
 		if w != nil {
 			line, err := json.Marshal(gt)
