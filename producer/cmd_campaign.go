@@ -198,7 +198,15 @@ func runCampaignRun(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	bar := newBar(stderr, cfg.Progress, progress.Config{Label: "campaign " + cfg.Campaign.ID, Unit: "commands"})
-	opts := []campaign.Option{campaign.WithProgress(bar)}
+	transport, err := cfg.Common.Kafka.Security.NewTransport(cfg.Common.Kafka.ClientID)
+	if err != nil {
+		return err
+	}
+	defer transport.CloseIdleConnections()
+	opts := []campaign.Option{
+		campaign.WithProgress(bar),
+		campaign.WithLog(campaign.NewKafkaLog(cfg.Common.Kafka.Brokers, transport), cfg.Revoke.Topic),
+	}
 	if store != nil {
 		opts = append(opts, campaign.WithAudit(store))
 	}

@@ -3,6 +3,7 @@ package campaign
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/segmentio/kafka-go"
@@ -12,25 +13,28 @@ import (
 // background while the current one is being published, and each batch on
 // every core: signing is most of a campaign's CPU time.
 type builder struct {
-	r       *Runner
-	st      *State
-	batch   int
+	r     *Runner
+	st    *State
+	batch int
+	// skip holds ids of commands published already, which are left out.
+	skip    map[string]bool
 	pending chan built
 	start   int // first target of the pending batch
 }
 
 type built struct {
-	msgs []kafka.Message
-	err  error
+	msgs    []kafka.Message
+	covered int // targets the batch covers, skipped ones included
+	err     error
 }
 
-func newBuilder(r *Runner, st *State, batch int) *builder {
-	return &builder{r: r, st: st, batch: batch}
+func newBuilder(r *Runner, st *State, batch int, skip map[string]bool) *builder {
+	return &builder{r: r, st: st, batch: batch, skip: skip}
 }
 
-// next returns the signed messages for the batch starting at target start,
-// and starts building the one after it.
-func (b *builder) next(ids []string, start int) ([]kafka.Message, error) {
+// next returns the signed messages for the batch starting at target start
+// and how many targets it covers, and starts building the one after it.
+func (b *builder) next(ids []string, start int) ([]kafka.Message, int, error) {
 	var res built
 	if b.pending != nil && b.start == start {
 		res = <-b.pending
@@ -40,14 +44,14 @@ func (b *builder) next(ids []string, start int) ([]kafka.Message, error) {
 	}
 	b.pending = nil
 	if res.err != nil {
-		return nil, res.err
+		return nil, 0, res.err
 	}
-	if after := start + len(res.msgs); after < len(ids) {
+	if after := start + res.covered; after < len(ids) {
 		ch := make(chan built, 1)
 		b.pending, b.start = ch, after
 		go func() { ch <- b.build(ids, after) }()
 	}
-	return res.msgs, nil
+	return res.msgs, res.covered, nil
 }
 
 // stop waits for a batch being built in the background and drops it.
@@ -75,12 +79,18 @@ func (b *builder) build(ids []string, start int) built {
 		}
 		wg.Go(func() {
 			for i := lo; i < hi; i++ {
-				_, m, err := b.r.build(b.st, b.st.Kind, ids[start+i], b.st.Action, b.st.Summary)
+				cmd, err := b.r.command(b.st, b.st.Kind, ids[start+i], b.st.Action, b.st.Summary)
 				if err != nil {
 					errs[w] = fmt.Errorf("target %d (%q): %w", start+i, ids[start+i], err)
 					return
 				}
-				msgs[i] = m
+				if b.skip[cmd.CommandID] {
+					continue
+				}
+				if msgs[i], err = b.r.rev.Message(cmd); err != nil {
+					errs[w] = err
+					return
+				}
 			}
 		})
 	}
@@ -90,5 +100,8 @@ func (b *builder) build(ids []string, start int) built {
 			return built{err: err}
 		}
 	}
-	return built{msgs: msgs}
+	if len(b.skip) > 0 {
+		msgs = slices.DeleteFunc(msgs, func(m kafka.Message) bool { return m.Value == nil })
+	}
+	return built{msgs: msgs, covered: n}
 }

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/progress"
@@ -138,13 +137,15 @@ func CommandID(campaign string, target schemas.Target) string {
 
 // Runner runs one campaign.
 type Runner struct {
-	cfg   Config
-	rev   *revoke.Revoker
-	pub   revoke.Publisher
-	audit HistoryReader
-	bar   *progress.Bar
-	log   zerolog.Logger
-	now   func() time.Time
+	cfg      Config
+	rev      *revoke.Revoker
+	pub      revoke.Publisher
+	audit    HistoryReader
+	kafkaLog Log
+	topic    string
+	bar      *progress.Bar
+	log      zerolog.Logger
+	now      func() time.Time
 }
 
 // Option configures a Runner.
@@ -152,6 +153,14 @@ type Option func(*Runner)
 
 // WithAudit lets the report count outcomes from the audit trail.
 func WithAudit(h HistoryReader) Option { return func(r *Runner) { r.audit = h } }
+
+// WithLog lets the campaign read back topic, where its commands go: it
+// records the topic's end offsets in every checkpoint and, when resumed,
+// skips the commands a crashed run published after its checkpoint, so a
+// hard crash repeats nothing either. Without it such commands are
+// published again, as the same commands, which the consumer executes
+// once.
+func WithLog(l Log, topic string) Option { return func(r *Runner) { r.kafkaLog, r.topic = l, topic } }
 
 // WithProgress draws progress on bar (nil: none).
 func WithProgress(bar *progress.Bar) Option { return func(r *Runner) { r.bar = bar } }
@@ -265,10 +274,9 @@ func (r *Runner) start(t *Targets) (*State, []string, error) {
 	return st, t.IDs, nil
 }
 
-// build returns the signed message of the campaign's command for one
-// target, built by the Revoker and given the campaign's deterministic id,
-// issuer and rule.
-func (r *Runner) build(st *State, kind schemas.TargetKind, id string, action schemas.Action, summary string) (schemas.RevokeCommand, kafka.Message, error) {
+// command returns the campaign's command for one target, built by the
+// Revoker and given the campaign's deterministic id, issuer and rule.
+func (r *Runner) command(st *State, kind schemas.TargetKind, id string, action schemas.Action, summary string) (schemas.RevokeCommand, error) {
 	req := revoke.Request{
 		Kind: kind, Action: action, DryRun: st.Mode == schemas.ModeDryRun, IncludeDownscoped: st.IncludeDownscoped,
 		Severity: st.Severity, Summary: summary,
@@ -281,18 +289,14 @@ func (r *Runner) build(st *State, kind schemas.TargetKind, id string, action sch
 	}
 	cmd, err := r.rev.Build(req)
 	if err != nil {
-		return cmd, kafka.Message{}, err
+		return cmd, err
 	}
 	cmd.Issuer = IssuerPrefix + r.cfg.ID
 	cmd.Reason.RuleID = RuleID
 	cmd.Reason.RuleVersion = RuleVersion
 	cmd.Reason.Evidence = []string{r.cfg.ID}
 	cmd.CommandID = CommandID(r.cfg.ID, cmd.Target)
-	if err := cmd.Validate(); err != nil {
-		return cmd, kafka.Message{}, err
-	}
-	msg, err := r.rev.Message(cmd)
-	return cmd, msg, err
+	return cmd, cmd.Validate()
 }
 
 // Run publishes the campaign's commands from its checkpoint on, then its
@@ -334,37 +338,69 @@ func (r *Runner) Run(ctx context.Context, targets *Targets) (Report, error) {
 			r.log.Info().Int("next", resumed).Int("total", st.Total).Msg("campaign resumed after its checkpoint")
 		}
 	}
-	b := newBuilder(r, st, batch)
+	published, err := r.publishedSince(ctx, st)
+	if err != nil {
+		// Publishing them again is harmless: same ids, executed once.
+		r.log.Warn().Err(err).Msg("cannot tell which commands raced the last stop; they will be published again")
+	}
+	if len(published) > 0 {
+		r.log.Info().Int("commands", len(published)).Msg("commands published after the checkpoint by the previous run are skipped")
+	}
+	r.mark(ctx, st)
+	if err := saveState(r.cfg.StateDir, st); err != nil {
+		return newReport(st), err
+	}
+	b := newBuilder(r, st, batch, published)
 	defer b.stop()
 	for st.Next < st.Total {
 		if err := bucket.take(ctx, min(batch, st.Total-st.Next)); err != nil {
 			return r.stopped(st, err)
 		}
-		msgs, err := b.next(ids, st.Next)
+		msgs, covered, err := b.next(ids, st.Next)
 		if err != nil {
 			return r.stopped(st, err)
 		}
-		// The write outlives a stop by up to DrainTimeout, so a stop
-		// leaves nothing published but unrecorded.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.DrainTimeout)
-		err = r.pub.WriteMessages(wctx, msgs...)
-		cancel()
-		if err != nil {
-			return r.stopped(st, fmt.Errorf("publishing commands %d to %d: %w", st.Next, st.Next+len(msgs)-1, err))
+		if len(msgs) > 0 {
+			// The write outlives a stop by up to DrainTimeout, so a
+			// stop leaves nothing published but unrecorded.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.DrainTimeout)
+			err = r.pub.WriteMessages(wctx, msgs...)
+			cancel()
+			if err != nil {
+				return r.stopped(st, fmt.Errorf("publishing the commands of targets %d to %d: %w", st.Next, st.Next+covered-1, err))
+			}
 		}
-		st.Next += len(msgs)
+		st.Next += covered
 		st.UpdatedAt = r.now().UTC()
+		r.mark(ctx, st)
 		if err := saveState(r.cfg.StateDir, st); err != nil {
 			return newReport(st), fmt.Errorf("checkpointing after target %d (published, so the next run repeats this batch as the same commands): %w", st.Next, err)
 		}
-		r.bar.Add(int64(len(msgs)))
+		r.bar.Add(int64(covered))
 		if ctx.Err() != nil {
 			return r.stopped(st, ctx.Err())
 		}
 	}
 	r.bar.Finish()
 	r.log.Info().Int("published", st.Total-resumed).Int("total", st.Total).Msg("every target's command published")
-	return r.finish(ctx, st, ids)
+	return r.finish(ctx, st, ids, published)
+}
+
+// mark records the command topic's end offsets in st, or clears them when
+// they cannot be read, so that a resumed run never trusts stale marks.
+func (r *Runner) mark(ctx context.Context, st *State) {
+	if r.kafkaLog == nil {
+		return
+	}
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.DrainTimeout)
+	defer cancel()
+	ends, err := r.kafkaLog.Ends(mctx, r.topic)
+	if err != nil {
+		r.log.Warn().Err(err).Msg("cannot read the command topic's end offsets; a crash before the next checkpoint would repeat a batch")
+		st.Marks = nil
+		return
+	}
+	st.Marks = ends
 }
 
 func (r *Runner) stopped(st *State, err error) (Report, error) {
@@ -373,13 +409,13 @@ func (r *Runner) stopped(st *State, err error) (Report, error) {
 }
 
 // finish publishes the report command once and records it.
-func (r *Runner) finish(ctx context.Context, st *State, ids []string) (Report, error) {
+func (r *Runner) finish(ctx context.Context, st *State, ids []string, published map[string]bool) (Report, error) {
 	rep := newReport(st)
 	rep.Audit, rep.AuditErr = r.countAudit(ctx, st)
 	st.FinishedAt = r.now().UTC()
 	rep.FinishedAt = st.FinishedAt
 	target := reportTarget(st, ids)
-	cmd, msg, err := r.build(st, target.Kind, target.ID(), schemas.ActionNotify, truncateSummary(rep.Summary()))
+	cmd, err := r.command(st, target.Kind, target.ID(), schemas.ActionNotify, truncateSummary(rep.Summary()))
 	if err != nil {
 		return rep, fmt.Errorf("building the report command: %w", err)
 	}
@@ -388,11 +424,14 @@ func (r *Runner) finish(ctx context.Context, st *State, ids []string) (Report, e
 	// consumer only audits.
 	cmd.Reason.Evidence = []string{r.cfg.ID, "report"}
 	cmd.CommandID = schemas.DetectionCommandID(RuleID, RuleVersion, cmd.Target, cmd.Reason.Evidence)
-	if msg, err = r.rev.Message(cmd); err != nil {
-		return rep, err
-	}
-	if err := r.pub.WriteMessages(ctx, msg); err != nil {
-		return rep, fmt.Errorf("publishing the report command: %w", err)
+	if !published[cmd.CommandID] {
+		msg, err := r.rev.Message(cmd)
+		if err != nil {
+			return rep, err
+		}
+		if err := r.pub.WriteMessages(ctx, msg); err != nil {
+			return rep, fmt.Errorf("publishing the report command: %w", err)
+		}
 	}
 	st.ReportCommandID = cmd.CommandID
 	st.UpdatedAt = st.FinishedAt

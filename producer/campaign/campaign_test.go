@@ -224,8 +224,9 @@ func testKillAndResume(t *testing.T, n int) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	kill := &killAfter{pub: f.w, n: int64(n / 2), cancel: cancel}
+	readBack := campaign.WithLog(campaign.NewKafkaLog(f.c.Brokers, nil), schemas.TopicRevokeCommands)
 	start := time.Now()
-	rep, err := f.runner(t, cfg, kill).Run(ctx, targets)
+	rep, err := f.runner(t, cfg, kill, readBack).Run(ctx, targets)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("first run: %v", err)
 	}
@@ -252,7 +253,7 @@ func testKillAndResume(t *testing.T, n int) {
 	}
 
 	// Resume with the same input.
-	rep, err = f.runner(t, cfg, f.w).Run(t.Context(), targets)
+	rep, err = f.runner(t, cfg, f.w, readBack).Run(t.Context(), targets)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
@@ -19,11 +20,27 @@ import (
 )
 
 // TestCrashBeforeCheckpoint models a process killed after Kafka
-// acknowledged a batch but before its checkpoint was written: the next
-// run publishes that batch again, as the very same commands (same ids),
-// which the consumer executes once; nobody is skipped.
+// acknowledged a batch but before its checkpoint was written. Reading the
+// topic back from the checkpoint's marks, the next run skips that batch's
+// commands: nobody gets a second command and nobody is skipped. Without
+// the read-back, the batch is published again as the very same commands
+// (same ids), which the consumer executes once.
 func TestCrashBeforeCheckpoint(t *testing.T) {
-	f := newFixture(t, 2)
+	for _, readBack := range []bool{true, false} {
+		t.Run(fmt.Sprintf("read-back=%t", readBack), func(t *testing.T) {
+			f := newFixture(t, 2)
+			var opts []campaign.Option
+			if readBack {
+				opts = append(opts, campaign.WithLog(campaign.NewKafkaLog(f.c.Brokers, nil), schemas.TopicRevokeCommands))
+			}
+			// Another producer's command lands between the batches.
+			f.c.Produce(t, schemas.TopicRevokeCommands, kafka.Message{Key: []byte("someone"), Value: []byte(`{"command_id":"cmd_x","issuer":"detector"}`)})
+			testCrashBeforeCheckpoint(t, f, readBack, opts)
+		})
+	}
+}
+
+func testCrashBeforeCheckpoint(t *testing.T, f *fixture, readBack bool, opts []campaign.Option) {
 	ids := userIDs(3000)
 	cfg := f.config("crash")
 	cfg.BatchSize = 500
@@ -38,7 +55,7 @@ func TestCrashBeforeCheckpoint(t *testing.T) {
 		}
 		cancel()
 	}}
-	if _, err := f.runner(t, cfg, kill).Run(ctx, targets); !errors.Is(err, context.Canceled) {
+	if _, err := f.runner(t, cfg, kill, opts...).Run(ctx, targets); !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(f.dir, "crash.json"), saved, 0o600); err != nil {
@@ -48,13 +65,16 @@ func TestCrashBeforeCheckpoint(t *testing.T) {
 	if st.Next != 1000 {
 		t.Fatalf("rolled-back checkpoint at %d, want 1000", st.Next)
 	}
-	rep, err := f.runner(t, cfg, f.w).Run(t.Context(), nil)
+	rep, err := f.runner(t, cfg, f.w, opts...).Run(t.Context(), nil)
 	if err != nil || !rep.Complete {
 		t.Fatalf("%+v, %v", rep, err)
 	}
 	msgs := records(t, f.c, schemas.TopicRevokeCommands)
 	byUser := map[string][]string{}
 	for _, m := range msgs {
+		if string(m.Key) == "someone" {
+			continue
+		}
 		cmd, err := schemas.DecodeCommand(m.Value)
 		if err != nil {
 			t.Fatal(err)
@@ -76,8 +96,12 @@ func TestCrashBeforeCheckpoint(t *testing.T) {
 		}
 		repeated += len(got) - 1
 	}
-	if repeated != 500 {
-		t.Errorf("%d commands published twice, want the one batch of 500", repeated)
+	want := 500
+	if readBack {
+		want = 0
+	}
+	if repeated != want {
+		t.Errorf("%d commands published twice, want %d", repeated, want)
 	}
 }
 

@@ -33,6 +33,11 @@ type State struct {
 	// Next is the index of the first target whose command has not been
 	// acknowledged: targets [0, Next) are published.
 	Next int `json:"next"`
+	// Marks are the command topic's partition end offsets measured after
+	// the batch ending at Next was acknowledged and before the next one
+	// was sent: whatever a crashed run published after the checkpoint
+	// lies at or above them.
+	Marks map[int]int64 `json:"marks,omitempty"`
 
 	// The settings that shape the commands; a resumed run must not change
 	// them, or one campaign would issue two kinds of command.
