@@ -12,7 +12,9 @@
 //     that the audit trail still shows what the detector would have done.
 //  4. An enforce command for a target that another enforce command named
 //     within Config.Cooldown, whatever its rule, is suppressed: it is not
-//     published at all.
+//     published at all. Notifications count apart: a notification is
+//     suppressed after a revocation or a notification of its target, and a
+//     revocation only after a revocation.
 //  5. An enforce command that revokes (any action but notify) beyond the
 //     revocation budget, per minute globally or per rule, is held: the
 //     service publishes it, signed as usual, to the held topic instead of

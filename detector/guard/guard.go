@@ -75,8 +75,8 @@ type Guard struct {
 	ruleDefault int
 	ruleLimits  map[string]int
 	rules       map[string]*window
-	// enforced maps a target (kind and id) to when an enforce command last
-	// named it.
+	// enforced maps a target (kind and id, and the notify action for
+	// notifications) to when an enforce command last named it.
 	enforced  map[string]time.Time
 	nextSweep time.Time
 }
@@ -163,11 +163,15 @@ func (g *Guard) decide(cmd *schemas.RevokeCommand, ev *schemas.AuditEvent) Decis
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.sweep(now)
-	if last, ok := g.enforced[target]; ok && g.cooldown > 0 && now.Sub(last) < g.cooldown {
+	// A revocation is suppressed after a revocation of its target; a
+	// notification after either. A notification never holds back a
+	// revocation.
+	notified := target + "\x00" + string(schemas.ActionNotify)
+	if g.inCooldown(target, now) || (cmd.Action == schemas.ActionNotify && g.inCooldown(notified, now)) {
 		return Decision{Verdict: Suppress, Reason: ReasonCooldown, Mode: schemas.ModeEnforce}
 	}
 	if cmd.Action == schemas.ActionNotify {
-		g.markEnforced(target, now)
+		g.markEnforced(notified, now)
 		return Decision{Verdict: Publish, Reason: ReasonNotify, Mode: schemas.ModeEnforce}
 	}
 	rw := g.ruleWindow(cmd.Reason.RuleID)
@@ -181,6 +185,11 @@ func (g *Guard) decide(cmd *schemas.RevokeCommand, ev *schemas.AuditEvent) Decis
 	rw.add(now)
 	g.markEnforced(target, now)
 	return Decision{Verdict: Publish, Reason: ReasonEnforce, Mode: schemas.ModeEnforce}
+}
+
+func (g *Guard) inCooldown(key string, now time.Time) bool {
+	last, ok := g.enforced[key]
+	return ok && g.cooldown > 0 && now.Sub(last) < g.cooldown
 }
 
 func (g *Guard) markEnforced(target string, now time.Time) {

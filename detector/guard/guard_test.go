@@ -168,6 +168,20 @@ func TestCooldownAcrossRules(t *testing.T) {
 	if d := g.Check(cmdFor("b", "u1", schemas.ActionRevoke), nil); d.Reason != ReasonEnforce {
 		t.Errorf("after the cooldown: %+v", d)
 	}
+	// A notification does not hold back a revocation; it is held back by
+	// one.
+	if d := g.Check(cmdFor("n", "u3", schemas.ActionNotify), nil); d.Reason != ReasonNotify {
+		t.Errorf("notify: %+v", d)
+	}
+	if d := g.Check(cmdFor("n", "u3", schemas.ActionNotify), nil); d.Reason != ReasonCooldown {
+		t.Errorf("second notify: %+v", d)
+	}
+	if d := g.Check(cmdFor("a", "u3", schemas.ActionRevoke), nil); d.Reason != ReasonEnforce {
+		t.Errorf("revoke after notify: %+v", d)
+	}
+	if d := g.Check(cmdFor("n", "u1", schemas.ActionNotify), nil); d.Reason != ReasonCooldown {
+		t.Errorf("notify after revoke: %+v", d)
+	}
 }
 
 func TestKillSwitchFile(t *testing.T) {

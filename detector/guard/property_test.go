@@ -234,7 +234,7 @@ func checkGuardProperties(r *rand.Rand, killFile string, seen map[string]int) er
 				global++
 				perRule[o.rule]++
 			}
-			if o.target == e.target && o.at != e.at && e.at.Sub(o.at) < cfg.Cooldown {
+			if o.target == e.target && o.at != e.at && e.at.Sub(o.at) < cfg.Cooldown && (o.counts || !e.counts) {
 				return fmt.Errorf("%s enforced at %s and again at %s, within the cooldown %s", e.target, o.at, e.at, cfg.Cooldown)
 			}
 		}
