@@ -139,7 +139,7 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("REVOKED_SEAL_KEY: %w", err)
 		}
 	}
-	client, err := idp.New(cfg.IdP, nil, log)
+	client, err := idp.New(cfg.IdP, service.NewHTTPClient(cfg.Consumer.Reader.Concurrency), log)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -74,6 +76,11 @@ type Handler struct {
 	metrics  *Metrics
 	observer func(schemas.AuditRow)
 	guard    *guard.Guard
+	// stripes serialise the handling of one command id, from the replay
+	// check to the audit rows: the reader keeps one key's commands in
+	// order, but a command republished under another key could otherwise
+	// pass the replay check twice at once.
+	stripes [256]sync.Mutex
 }
 
 // HandlerConfig holds the handler's dependencies.
@@ -163,6 +170,8 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 	// 4. Replay: a command id runs at most once. A redelivery of the same
 	// Kafka message (after a crash before commit) resumes or skips; the
 	// same command at another position is a replay.
+	mu := h.lock(cmd.CommandID)
+	defer mu.Unlock()
 	prior, err := h.audit.CommandRows(ctx, cmd.CommandID)
 	if err != nil {
 		return fmt.Errorf("reading the command's audit rows: %w", err)
@@ -226,6 +235,14 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 		return kafkax.Poison("token API: "+strings.TrimPrefix(err.Error(), ErrTerminal.Error()+": "), err)
 	}
 	return err
+}
+
+func (h *Handler) lock(commandID string) *sync.Mutex {
+	f := fnv.New32a()
+	f.Write([]byte(commandID))
+	mu := &h.stripes[f.Sum32()%uint32(len(h.stripes))]
+	mu.Lock()
+	return mu
 }
 
 // verify checks the signature over the exact bytes, then decodes and

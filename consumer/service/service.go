@@ -31,12 +31,16 @@ type Config struct {
 	Guard guard.Config `flag:"guard" env:"GUARD" yaml:"guard"`
 }
 
-// DefaultConfig reads revoke.commands as group revoked-consumer.
+// DefaultConfig reads revoke.commands as group revoked-consumer, each
+// partition over 8 key lanes (commands about different users run
+// concurrently, each user's in order), at most 32 commands at once.
 func DefaultConfig() Config {
 	r := kafkax.DefaultReaderConfig()
 	r.Topic = schemas.TopicRevokeCommands
 	r.GroupID = "revoked-consumer"
 	r.Component = "consumer"
+	r.KeyConcurrency = 8
+	r.Concurrency = 32
 	return Config{Reader: r, Actor: "consumer", MaxClockSkew: time.Minute, Retry: DefaultRetryConfig()}
 }
 

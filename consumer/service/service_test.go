@@ -37,7 +37,7 @@ type fixture struct {
 	store  audit.Store
 }
 
-func newFixture(t *testing.T, store audit.Store) *fixture {
+func newFixture(t testing.TB, store audit.Store) *fixture {
 	t.Helper()
 	priv, err := schemas.GenerateSigningKey()
 	if err != nil {
@@ -55,7 +55,7 @@ func newFixture(t *testing.T, store audit.Store) *fixture {
 		AuthMethod:   idp.AuthClientSecretBasic,
 		Timeout:      5 * time.Second,
 		Admin:        idp.ReferencePreset(api.URL, api.AdminToken),
-	}, nil, zerolog.Nop())
+	}, service.NewHTTPClient(64), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func command(target schemas.Target, now time.Time) schemas.RevokeCommand {
 	}
 }
 
-func (f *fixture) message(t *testing.T, c schemas.RevokeCommand) kafka.Message {
+func (f *fixture) message(t testing.TB, c schemas.RevokeCommand) kafka.Message {
 	t.Helper()
 	value, err := json.Marshal(c)
 	if err != nil {
@@ -425,4 +425,3 @@ func startWithStore(t *testing.T, f *fixture, cfg service.Config, store audit.St
 	t.Cleanup(func() { _ = stop() })
 	return stop
 }
-
