@@ -24,9 +24,17 @@ type TokenAPI interface {
 	ListSubjectTokens(ctx context.Context, userID string) ([]idp.TokenInfo, error)
 }
 
+// StepUpper calls the step-up hook of revoke_and_reverify commands: it
+// makes the user prove themselves again (re-authentication, MFA) after the
+// revocation. A TokenAPI that also implements it gets the call.
+type StepUpper interface {
+	StepUp(ctx context.Context, req idp.StepUpRequest) (idp.Result, error)
+}
+
 var (
-	_ TokenAPI = (*idp.Client)(nil)
-	_ Revoker  = (*IdPRevoker)(nil)
+	_ TokenAPI  = (*idp.Client)(nil)
+	_ StepUpper = (*idp.Client)(nil)
+	_ Revoker   = (*IdPRevoker)(nil)
 )
 
 // RetryConfig bounds the revoker's retries of transient failures.
@@ -86,6 +94,13 @@ func (r *IdPRevoker) Revoke(ctx context.Context, cmd *schemas.RevokeCommand, raw
 		out.Status, out.Revoked, out.Response = res.Status, res.Revoked, res.Body
 		if err == nil {
 			out.Proof = r.prove(ctx, cmd, rawToken)
+			if cmd.Action == schemas.ActionRevokeAndReverify {
+				note, err := r.stepUp(ctx, cmd)
+				if err != nil {
+					return out, err
+				}
+				out.Response = strings.TrimPrefix(out.Response+"; "+note, "; ")
+			}
 			return out, nil
 		}
 		var he *idp.HTTPError
@@ -116,6 +131,30 @@ func (r *IdPRevoker) Revoke(ctx context.Context, cmd *schemas.RevokeCommand, raw
 }
 
 type apiCall func(ctx context.Context) (idp.Result, error)
+
+// stepUp calls the step-up hook after a revoke_and_reverify revocation
+// and returns a note for the trail. No hook (ErrNotConfigured, or a token
+// API without one) leaves the revocation alone. A transient failure is
+// returned, so the command is retried whole (the revocation again is
+// harmless, and the hook gets the command id to deduplicate); a terminal
+// one is noted and the revocation stands, since it already took.
+func (r *IdPRevoker) stepUp(ctx context.Context, cmd *schemas.RevokeCommand) (string, error) {
+	s, ok := r.api.(StepUpper)
+	if !ok {
+		return "step-up: no hook", nil
+	}
+	res, err := s.StepUp(ctx, idp.StepUpRequest{UserID: cmd.Target.UserID, SessionID: cmd.Target.SessionID, CommandID: cmd.CommandID})
+	switch {
+	case err == nil:
+		return fmt.Sprintf("step-up: %d", res.Status), nil
+	case errors.Is(err, idp.ErrNotConfigured):
+		return "step-up: no hook", nil
+	}
+	if retry, _ := idp.Retryable(err); retry {
+		return "", fmt.Errorf("step-up after the revocation: %w", err)
+	}
+	return "step-up refused: " + err.Error(), nil
+}
 
 // call returns the token API call that carries out the command. Every call
 // is idempotent, so the retry loop may repeat it whole:
