@@ -148,4 +148,3 @@ func (c Condition) validate(path string, errs *fieldErrors) {
 		}
 	}
 }
-
