@@ -297,3 +297,40 @@ func TestBaselinesSurviveRestart(t *testing.T) {
 		t.Errorf("%d baseline records, want 3 (history start, FR, DE)", got)
 	}
 }
+
+// A detector joining the group mid-attack takes one of the two partitions
+// from the detector that handled the start of both attacks: each attack is
+// detected once, the joiner having rebuilt the state of the partition it
+// took, the other keeping the state of the partition it kept.
+func TestJoiningDetectorTakesPartitionMidAttack(t *testing.T) {
+	c := kafkatest.NewWithPartitions(t, map[string]int{schemas.TopicAuditEvents: 2, schemas.TopicRevokeCommands: 1, schemas.TopicDLQ: 1})
+	signer := newSigner(t)
+	const group = "detector-join"
+	first := startDetector(t, c, "first", group, signer)
+	waitMembers(t, c, group, 1)
+
+	end := time.Now().Add(-time.Minute)
+	attacks := [][]kafka.Message{attack("j0", "mallory", end), attack("j1", "trudy", end)}
+	for p, msgs := range attacks {
+		c.ProduceTo(t, schemas.TopicAuditEvents, p, msgs[:3]...)
+	}
+	c.WaitCommitted(t, group, schemas.TopicAuditEvents, map[int]int64{0: 3, 1: 3})
+
+	joiner := startDetector(t, c, "joiner", group, signer)
+	waitMembers(t, c, group, 2)
+	for p, msgs := range attacks {
+		c.ProduceTo(t, schemas.TopicAuditEvents, p, msgs[3:]...)
+	}
+	c.WaitCommitted(t, group, schemas.TopicAuditEvents, map[int]int64{0: 6, 1: 6})
+	for _, user := range []string{"mallory", "trudy"} {
+		if cmds := bruteForceCommands(t, c, user); len(cmds) != 1 || len(cmds[0].Reason.Evidence) != 6 {
+			t.Errorf("brute-force commands for %s: %+v, want one with six events of evidence", user, cmds)
+		}
+	}
+	if got := joiner.metric(t, "revoked_detector_state_replayed_events_total", nil); got != 3 {
+		t.Errorf("joiner replayed %v events, want 3 (the start of the attack on the partition it took)", got)
+	}
+	if got := first.metric(t, "revoked_detector_state_replayed_events_total", nil); got != 0 {
+		t.Errorf("first detector replayed %v events, want 0", got)
+	}
+}
