@@ -3,14 +3,24 @@
 //
 // A campaign publishes one signed RevokeCommand per target, built and
 // signed by producer/revoke, paced by a token bucket, in batches that Kafka
-// must acknowledge before the campaign moves on. It is resumable: the
-// target list is frozen in the state directory when the campaign starts,
-// and a checkpoint there, rewritten atomically after every acknowledged
-// batch, records how far it got. A run with the same campaign id continues
-// after the checkpoint. Command ids are deterministic (a hash of the
-// campaign id and the target), so a batch whose publication raced a crash
-// is published again as the same commands, which the consumer executes
-// once.
+// must acknowledge before the campaign moves on. A client campaign is one
+// client-wide command rather than a fan-out over the client's users.
+//
+// It is resumable without repeating or skipping anyone. The target list is
+// frozen in the state directory when the campaign starts (its hash in the
+// checkpoint), and the checkpoint, rewritten atomically after every
+// acknowledged batch, records how far it got and the command topic's end
+// offsets at that point. A run with the same campaign id continues after
+// the checkpoint:
+//
+//   - stopped (ctx cancelled), the batch in flight is acknowledged and
+//     checkpointed first, so nothing is published twice;
+//   - killed between an acknowledgement and its checkpoint, the next run
+//     reads the topic back from the recorded offsets and skips the
+//     campaign's commands it finds there (see WithLog);
+//   - and whatever still gets published twice is the same command: ids are
+//     a hash of the campaign id and the target, and the consumer executes a
+//     command id once.
 //
 // Campaign commands carry issuer "campaign:<id>", reason.rule_id
 // "campaign" and the campaign id as their only evidence. When every target

@@ -68,6 +68,8 @@ func (r Report) Summary() string {
 	if a := r.Audit; a != nil {
 		fmt.Fprintf(&b, "; audit trail: %d revoked, %d failed, %d held, %d rejected, %d dry run, %d pending, %d not yet seen",
 			a.Revoked, a.Failed, a.Held, a.Rejected, a.DryRun, a.Pending, r.Published-a.Seen)
+	} else if r.AuditErr != nil {
+		b.WriteString("; audit trail unavailable")
 	} else {
 		b.WriteString("; audit trail not consulted")
 	}
