@@ -55,6 +55,10 @@ type recovery struct {
 	store   *state.Store
 	log     zerolog.Logger
 	metrics *stateMetrics
+	// stopping is Run's context, set by start: a rebuild, which can
+	// take minutes, ends when the detector stops rather than holding up
+	// its shutdown.
+	stopping context.Context
 
 	// topicMu serialises making sure of the baseline topic;
 	// topicPartitions is how many partitions it was made ready for.
@@ -116,6 +120,7 @@ func newRecovery(cfg Config, eng *engineGuard, now func() time.Time, log zerolog
 // be down) is not fatal: the first rebuild tries again, and fails, to be
 // retried, until it succeeds.
 func (r *recovery) start(ctx context.Context) {
+	r.stopping = ctx
 	e := r.log.Info().Bool("rebuild", r.cfg.Rebuild)
 	if r.cfg.Rebuild {
 		e = e.Dur("horizon", r.eng.eng.Horizon()).Dur("replay", r.replaySpan()+r.cfg.ReplaySlack)
@@ -254,6 +259,12 @@ func (r *recovery) ensure(ctx context.Context, m kafka.Message) error {
 	delete(r.learnt, m.Partition)
 	delete(r.deferred, m.Partition)
 	r.mu.Unlock()
+	if r.stopping != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(r.stopping, cancel)()
+	}
 	start := time.Now()
 	restored, replayed, err := r.rebuild(ctx, m)
 	r.metrics.duration.Observe(time.Since(start).Seconds())

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -189,5 +190,33 @@ func TestRedeliveredDetectionIsTheSameCommand(t *testing.T) {
 	}
 	if ids[0] != ids[1] {
 		t.Errorf("command ids %s and %s, want the same", ids[0], ids[1])
+	}
+}
+
+// A rebuild ends when the detector stops, though the handler's own context
+// lives on through the shutdown: the message stays uncommitted.
+func TestRebuildEndsWhenTheDetectorStops(t *testing.T) {
+	c := kafkatest.New(t, schemas.TopicAuditEvents)
+	cfg := DefaultConfig()
+	cfg.Reader = c.ReaderConfig(schemas.TopicAuditEvents, "detector-stop")
+	cfg.Reader.Component = "detector"
+	cfg.Writer = c.WriterConfig(schemas.TopicRevokeCommands)
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, schemas.NewSigner(priv), zerolog.Nop(), WithPublisher(&flakyPublisher{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, stop := context.WithCancel(context.Background())
+	s.rec.start(run)
+	t.Cleanup(func() { _ = s.rec.close() })
+	stop()
+	called := false
+	h := s.rec.wrap(func(context.Context, kafka.Message) error { called = true; return nil })
+	err = h(context.Background(), kafka.Message{Topic: schemas.TopicAuditEvents, Offset: 5, Time: time.Now()})
+	if !errors.Is(err, context.Canceled) || called {
+		t.Errorf("got %v (handler called: %v), want the rebuild cancelled", err, called)
 	}
 }
