@@ -39,7 +39,8 @@ type Config struct {
 
 // DefaultConfig reads schemas.TopicAuditEvents as group "revoked-detector",
 // publishes to schemas.TopicRevokeCommands with the default pack and
-// engine defaults, and allows five minutes of clock skew. Brokers must be
+// engine defaults, allows five minutes of clock skew, rebuilds state from
+// Kafka and keeps baselines in state.DefaultBaselineTopic. Brokers must be
 // set.
 func DefaultConfig() Config {
 	r := kafkax.DefaultReaderConfig()
