@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
 	"github.com/revoked-dev/revoked/consumer/service"
@@ -57,6 +58,7 @@ func benchConsumer(b *testing.B, lanes int) {
 	// The consumer: n sealed-token commands, one per user.
 	raws := issue("bench-consumer")
 	now := time.Now()
+	msgs := make([]kafka.Message, 0, n)
 	for i, raw := range raws {
 		sealed, err := schemas.SealToken(raw, f.seal.Public)
 		if err != nil {
@@ -64,8 +66,9 @@ func benchConsumer(b *testing.B, lanes int) {
 		}
 		c := command(schemas.Target{Kind: schemas.TargetToken, UserID: fmt.Sprintf("bench-consumer-%d", i), SealedToken: sealed}, now)
 		c.CommandID = fmt.Sprintf("bench-%d-%d", lanes, i)
-		f.kafka.Produce(b, schemas.TopicRevokeCommands, f.message(b, c))
+		msgs = append(msgs, f.message(b, c))
 	}
+	f.kafka.Produce(b, schemas.TopicRevokeCommands, msgs...)
 	var first atomic.Int64
 	var revoked atomic.Int64
 	allDone := make(chan struct{})
