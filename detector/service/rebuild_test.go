@@ -334,3 +334,25 @@ func TestJoiningDetectorTakesPartitionMidAttack(t *testing.T) {
 		t.Errorf("first detector replayed %v events, want 0", got)
 	}
 }
+
+func TestStateConfigValidate(t *testing.T) {
+	cfg := service.DefaultConfig()
+	cfg.Reader.Brokers = []string{"127.0.0.1:9092"}
+	cfg.State.BaselineTopic = cfg.Reader.Topic
+	cfg.State.ReplaySlack = -time.Second
+	cfg.State.MaxReplay = -time.Second
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{`state.baseline-topic: must differ from the topics read and written ("audit.events")`, "state.replay-slack", "state.max-replay"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	cfg.State = service.DefaultConfig().State
+	cfg.State.BaselineTopic = ""
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "state.baseline-topic: required") {
+		t.Errorf("empty baseline topic: %v", err)
+	}
+}
