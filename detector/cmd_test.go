@@ -136,11 +136,20 @@ func TestHeldApproveFlow(t *testing.T) {
 			t.Errorf("token %q: %d %s", tc.token, resp.StatusCode, body)
 		}
 	}
+	ready, err := http.Get("http://" + opsAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(ready.Body)
+	_ = ready.Body.Close()
+	if ready.StatusCode != http.StatusOK || !strings.Contains(string(body), "held-topic: ok") {
+		t.Errorf("/readyz %d:\n%s", ready.StatusCode, body)
+	}
 	metrics, err := http.Get("http://" + opsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(metrics.Body)
+	body, _ = io.ReadAll(metrics.Body)
 	_ = metrics.Body.Close()
 	for _, want := range []string{`revoked_detector_guard_kill_switch{source="runtime"} 1`, `revoked_detector_guard_held_total{budget="global",rule="brute_force_success"} 1`} {
 		if !strings.Contains(string(body), want) {

@@ -121,6 +121,16 @@ func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := srv.AddCheck("kafka-reader", svc.Check); err != nil {
 		return err
 	}
+	// Without its held topic the detector cannot hold a command and
+	// retries the event that built it: not ready.
+	hw := cfg.Detector.HeldWriter(cfg.Guard.HeldTopic)
+	heldTopic, err := guard.NewKafkaTopicReader(hw.Brokers, hw.Security, "revoked-detector")
+	if err != nil {
+		return err
+	}
+	if err := srv.AddCheck("held-topic", func(ctx context.Context) error { return heldTopic.CheckTopic(ctx, hw.Topic) }); err != nil {
+		return err
+	}
 	log.Info().Str("signing_key_id", signer.KeyID()).Strs("brokers", cfg.Detector.Reader.Brokers).
 		Int("budget", cfg.Guard.Budget).Int("rule_budget", cfg.Guard.RuleBudget).Dur("guard_cooldown", cfg.Guard.Cooldown).
 		Int("allowlist_entries", g.Allowlist().Len()).Str("held_topic", cfg.Guard.HeldTopic).

@@ -127,4 +127,10 @@ func TestKafkaTopicReaderMissingTopic(t *testing.T) {
 	if err != nil || len(msgs) != 0 {
 		t.Errorf("ReadTopic of a missing topic = %d, %v", len(msgs), err)
 	}
+	if err := r.CheckTopic(t.Context(), "no.such.topic"); !errors.Is(err, ErrNoTopic) {
+		t.Errorf("CheckTopic of a missing topic = %v", err)
+	}
+	if err := r.CheckTopic(t.Context(), TopicHeld); err != nil {
+		t.Errorf("CheckTopic(%s) = %v", TopicHeld, err)
+	}
 }

@@ -123,3 +123,31 @@ func (r *KafkaTopicReader) readPartition(ctx context.Context, topic string, part
 		}
 	}
 }
+
+// ErrNoTopic means a topic does not exist.
+var ErrNoTopic = errors.New("topic does not exist")
+
+// CheckTopic returns nil when topic exists, an error wrapping ErrNoTopic
+// when it does not, and any other error when the brokers could not tell.
+// It suits ops.Server.AddCheck: a detector whose held topic is missing
+// cannot hold a command, and retries the event that built it until the
+// topic is created.
+func (r *KafkaTopicReader) CheckTopic(ctx context.Context, topic string) error {
+	md, err := r.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
+			return fmt.Errorf("%s: %w", topic, ErrNoTopic)
+		}
+		if t.Error != nil {
+			return fmt.Errorf("metadata of %s: %w", topic, t.Error)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s: %w", topic, ErrNoTopic)
+}
