@@ -3,14 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
+	"github.com/revoked-dev/revoked/consumer/audit/memstore"
+	"github.com/revoked-dev/revoked/consumer/guard"
+	"github.com/revoked-dev/revoked/consumer/service"
+	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -92,5 +99,47 @@ func TestHeldListAndConfigErrors(t *testing.T) {
 	}
 	if err := run(ctx, []string{"held", "nuke"}, &out, &errb); err == nil {
 		t.Error("unknown held command accepted")
+	}
+}
+
+// TestGuardRoutes mounts the held-command and kill-switch endpoints beside
+// the analysts' API on the ops server: all answer, and only with the token.
+func TestGuardRoutes(t *testing.T) {
+	srv, err := ops.NewServer(ops.DefaultServerConfig(), zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := memstore.New()
+	mountAPI(srv, store, zerolog.Nop())
+	kill := guard.NewKillSwitch("", false)
+	mountGuards(srv, service.NewApprovals(nil, store, nil), kill, config.NewSecret("tok"), zerolog.Nop())
+	h := srv.Handler()
+	do := func(method, path, auth, body string) int {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for _, tc := range []struct {
+		method, path, auth, body string
+		want                     int
+	}{
+		{"GET", "/api/v1/revocations?user_id=a", "", "", 200},
+		{"GET", "/api/v1/held", "", "", 401},
+		{"GET", "/api/v1/held", "tok", "", 200},
+		{"POST", "/api/v1/held/x/approve", "tok", `{"approver":"a"}`, 503}, // listing-only approvals
+		{"POST", "/api/v1/held/x/reject", "tok", `{"approver":"a"}`, 503},
+		{"GET", "/api/v1/killswitch", "", "", 401},
+		{"POST", "/api/v1/killswitch", "tok", `{"engaged":true,"by":"test"}`, 200},
+	} {
+		if got := do(tc.method, tc.path, tc.auth, tc.body); got != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, got, tc.want)
+		}
+	}
+	if on, _ := kill.Engaged(); !on {
+		t.Error("the kill switch endpoint did not engage the switch")
 	}
 }

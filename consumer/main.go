@@ -41,6 +41,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/api"
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
+	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/internal/cli"
@@ -170,12 +171,7 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	mountAPI(srv, store, log)
-	if token := cfg.Consumer.Guard.AdminToken; token.IsSet() {
-		api.NewHeld(svc.Approvals(), token, log).Register(srv)
-		svc.KillSwitch().Register(srv, token)
-	} else {
-		log.Warn().Msg("no guard admin token: the held-command and kill-switch endpoints are not served")
-	}
+	mountGuards(srv, svc.Approvals(), svc.KillSwitch(), cfg.Consumer.Guard.AdminToken, log)
 	log.Info().Int("trusted_keys", keyring.Len()).Bool("sealing_key", seal != nil).
 		Str("audit_backend", cfg.Store.Audit.Backend).Str("http", cfg.Ops.Addr).Msg("consumer configured")
 
@@ -185,6 +181,17 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 // mountAPI serves the analysts' API beside /livez, /readyz and /metrics.
 func mountAPI(srv *ops.Server, store audit.Store, log zerolog.Logger) {
 	srv.Handle("GET /api/", api.New(store, log).Handler())
+}
+
+// mountGuards serves the held commands and the kill switch, behind the
+// guard admin token; without one, neither is served.
+func mountGuards(srv *ops.Server, held api.HeldCommands, kill *guard.KillSwitch, token config.Secret, log zerolog.Logger) {
+	if !token.IsSet() {
+		log.Warn().Msg("no guard admin token: the held-command and kill-switch endpoints are not served")
+		return
+	}
+	api.NewHeld(held, token, log).Register(srv)
+	kill.Register(srv, token)
 }
 
 // historyConfig is what "consumer history" reads.
