@@ -33,6 +33,10 @@ again with the same --id after a crash or a stop to continue where it left
 off; the targets were frozen in --state-dir when it started. status prints a
 campaign's report, with outcomes from the audit trail when --audit.* names a
 store.
+
+The consumer's guard holds revocations beyond its budgets for approval: give
+rule "campaign" a budget of at least 60 x --rate per minute (rule-budgets
+campaign=N, and the global budget room for it), or lower --rate.
 `
 
 // campaignConfig is everything "producer campaign run" reads.
