@@ -57,7 +57,7 @@ const (
 	MaxCooldown   = 30 * 24 * time.Hour
 	maxRuleIDLen  = 128
 	maxGroupBy    = 4
-	maxDistinct   = 4
+	maxDistinct   = 3
 	maxConditions = 32
 	maxAllowlist  = 10000
 	maxSteps      = 8
