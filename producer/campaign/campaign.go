@@ -400,6 +400,7 @@ func (r *Runner) Run(ctx context.Context, targets *Targets) (Report, error) {
 // they cannot be read, so that a resumed run never trusts stale marks.
 func (r *Runner) mark(ctx context.Context, st *State) {
 	if r.kafkaLog == nil {
+		st.Marks = nil
 		return
 	}
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.DrainTimeout)
