@@ -403,6 +403,15 @@ func (v *verifier) checkpoints(ctx context.Context) ([]schemas.Checkpoint, error
 			continue
 		}
 		if err := c.Verify(v.keyring); err != nil {
+			// The schemas errors speak of commands; say it of checkpoints.
+			switch {
+			case errors.Is(err, schemas.ErrUnknownKey):
+				err = errors.New("signed with a key that is not trusted")
+			case errors.Is(err, schemas.ErrUnsigned):
+				err = errors.New("not signed")
+			default:
+				err = errors.New("signature does not verify")
+			}
 			v.badSigs = append(v.badSigs, badSig{c, err})
 			continue
 		}
