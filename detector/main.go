@@ -96,7 +96,7 @@ func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	reg := ops.NewRegistry()
-	g, err := guard.New(cfg.Guard, guard.WithRegistry(reg))
+	g, err := guard.New(cfg.Guard, guard.WithRegistry(reg), guard.WithLogger(log.With().Str("component", "guard").Logger()))
 	if err != nil {
 		return err
 	}

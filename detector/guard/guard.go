@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -64,7 +65,9 @@ type Decision struct {
 // documentation). It is safe for concurrent use.
 type Guard struct {
 	now       func() time.Time
-	allow     *Allowlist
+	allow     *Allowlist          // given by WithAllowlist
+	allowFile *reloadingAllowlist // read from Config.AllowlistFile
+	log       zerolog.Logger
 	kill      *KillSwitch
 	cooldown  time.Duration
 	heldTopic string
@@ -90,12 +93,19 @@ func WithClock(now func() time.Time) Option { return func(g *Guard) { g.now = no
 // WithAllowlist uses a instead of the file Config.AllowlistFile names.
 func WithAllowlist(a *Allowlist) Option { return func(g *Guard) { g.allow = a } }
 
+// WithLogger logs allowlist reloads and their failures to log.
+func WithLogger(log zerolog.Logger) Option { return func(g *Guard) { g.log = log } }
+
 // WithRegistry registers the guard's metrics on reg.
 func WithRegistry(reg prometheus.Registerer) Option {
 	return func(g *Guard) { g.metrics.reg = reg }
 }
 
-// New validates cfg, reads its allowlist file and returns a Guard.
+// New validates cfg, reads its allowlist file and returns a Guard. The
+// allowlist file is read again when it changes (looked at, at most every
+// AllowlistReloadInterval, when a command is checked); a change that does
+// not load is logged and counted, and the previous allowlist stays in
+// force.
 func New(cfg Config, opts ...Option) (*Guard, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -103,6 +113,7 @@ func New(cfg Config, opts ...Option) (*Guard, error) {
 	limits, _ := cfg.ruleBudgets() // validated
 	g := &Guard{
 		now:         time.Now,
+		log:         zerolog.Nop(),
 		kill:        NewKillSwitch(cfg.KillSwitchFile),
 		cooldown:    cfg.Cooldown,
 		heldTopic:   cfg.HeldTopic,
@@ -117,11 +128,11 @@ func New(cfg Config, opts ...Option) (*Guard, error) {
 		o(g)
 	}
 	if g.allow == nil && cfg.AllowlistFile != "" {
-		a, err := LoadAllowlist(cfg.AllowlistFile)
+		f, err := newAllowlistFile(cfg.AllowlistFile, g.log)
 		if err != nil {
 			return nil, err
 		}
-		g.allow = a
+		g.allowFile = f
 	}
 	if err := g.metrics.register(g); err != nil {
 		return nil, err
@@ -133,7 +144,20 @@ func New(cfg Config, opts ...Option) (*Guard, error) {
 func (g *Guard) KillSwitch() *KillSwitch { return g.kill }
 
 // Allowlist is the allowlist in use (nil when none).
-func (g *Guard) Allowlist() *Allowlist { return g.allow }
+func (g *Guard) Allowlist() *Allowlist {
+	if g.allowFile != nil {
+		return g.allowFile.cur.Load()
+	}
+	return g.allow
+}
+
+// allowlist is the allowlist in force at now.
+func (g *Guard) allowlist(now time.Time) *Allowlist {
+	if g.allowFile != nil {
+		return g.allowFile.get(now)
+	}
+	return g.allow
+}
 
 // HeldTopic is the topic held commands go to.
 func (g *Guard) HeldTopic() string { return g.heldTopic }
@@ -155,10 +179,10 @@ func (g *Guard) decide(cmd *schemas.RevokeCommand, ev *schemas.AuditEvent) Decis
 	if g.kill.On() {
 		return Decision{Verdict: Publish, Reason: ReasonKillSwitch, Mode: schemas.ModeDryRun}
 	}
-	if g.allow.Allows(cmd, ev) {
+	now := g.now()
+	if g.allowlist(now).Allows(cmd, ev) {
 		return Decision{Verdict: Publish, Reason: ReasonAllowlist, Mode: schemas.ModeDryRun}
 	}
-	now := g.now()
 	target := string(cmd.Target.Kind) + "\x00" + cmd.Target.ID()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -266,6 +290,7 @@ func (m *metrics) register(g *Guard) error {
 		used: prometheus.NewDesc("revoked_detector_guard_budget_used", "Revocations in the last minute, by rule (empty: the global budget), against revoked_detector_guard_budget_limit.", []string{"rule"}, nil),
 		lim:  prometheus.NewDesc("revoked_detector_guard_budget_limit", "Revocations allowed per minute, by rule (empty: the global budget; 0: unlimited).", []string{"rule"}, nil),
 		allw: prometheus.NewDesc("revoked_detector_guard_allowlist_entries", "Entries of the allowlist in use.", nil, nil),
+		fail: prometheus.NewDesc("revoked_detector_guard_allowlist_reload_errors_total", "Changes of the allowlist file that did not load (the previous allowlist stayed in force).", nil, nil),
 	}} {
 		if err := m.reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
@@ -293,8 +318,8 @@ func (m *metrics) decided(rule string, d Decision) {
 
 // guardCollector exports the kill switch and the budget when scraped.
 type guardCollector struct {
-	g                     *Guard
-	kill, used, lim, allw *prometheus.Desc
+	g                           *Guard
+	kill, used, lim, allw, fail *prometheus.Desc
 }
 
 func (c *guardCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -302,13 +327,17 @@ func (c *guardCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.used
 	ch <- c.lim
 	ch <- c.allw
+	ch <- c.fail
 }
 
 func (c *guardCollector) Collect(ch chan<- prometheus.Metric) {
 	runtime, file := c.g.kill.State()
 	ch <- prometheus.MustNewConstMetric(c.kill, prometheus.GaugeValue, b2f(runtime), "runtime")
 	ch <- prometheus.MustNewConstMetric(c.kill, prometheus.GaugeValue, b2f(file), "file")
-	ch <- prometheus.MustNewConstMetric(c.allw, prometheus.GaugeValue, float64(c.g.allow.Len()))
+	ch <- prometheus.MustNewConstMetric(c.allw, prometheus.GaugeValue, float64(c.g.Allowlist().Len()))
+	if c.g.allowFile != nil {
+		ch <- prometheus.MustNewConstMetric(c.fail, prometheus.CounterValue, float64(c.g.allowFile.failures.Load()))
+	}
 	now := c.g.now()
 	c.g.mu.Lock()
 	defer c.g.mu.Unlock()

@@ -284,3 +284,54 @@ func gauge(t *testing.T, g prometheus.Gatherer, name, label string) float64 {
 	t.Fatalf("no series %s{%q}", name, label)
 	return 0
 }
+
+// A changed allowlist file is read again; one that does not load leaves
+// the previous allowlist in force and is counted.
+func TestAllowlistReload(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "allow.yaml")
+	write := func(body string, mtime time.Time) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(file, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	write("entries:\n  - user_ids: [u1]\n", t0)
+	now := t0
+	cfg := DefaultConfig()
+	cfg.AllowlistFile, cfg.Cooldown = file, 0
+	reg := prometheus.NewRegistry()
+	g, err := New(cfg, WithClock(func() time.Time { return now }), WithRegistry(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := func(user string) string {
+		t.Helper()
+		return g.Check(cmdFor("r", user, schemas.ActionRevoke), nil).Reason
+	}
+	if reason("u1") != ReasonAllowlist || reason("u2") != ReasonEnforce {
+		t.Fatal("initial allowlist not in force")
+	}
+	write("entries:\n  - user_ids: [u2]\n", t0.Add(time.Second))
+	now = now.Add(AllowlistReloadInterval)
+	if reason("u2") != ReasonAllowlist || reason("u1") != ReasonEnforce {
+		t.Error("changed allowlist not reloaded")
+	}
+	write("entries:\n  - user_idz: [u3]\n", t0.Add(2*time.Second))
+	now = now.Add(AllowlistReloadInterval)
+	if reason("u2") != ReasonAllowlist {
+		t.Error("an invalid file replaced the allowlist in force")
+	}
+	if got := gauge(t, reg, "revoked_detector_guard_allowlist_reload_errors_total", ""); got != 1 {
+		t.Errorf("reload errors %v", got)
+	}
+	if got := gauge(t, reg, "revoked_detector_guard_allowlist_entries", ""); got != 1 {
+		t.Errorf("entries %v", got)
+	}
+	if _, err := New(Config{AllowlistFile: file + ".missing", HeldTopic: "h", DecisionsTopic: "d"}); err == nil {
+		t.Error("a missing allowlist file at start: no error")
+	}
+}
