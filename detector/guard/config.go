@@ -30,8 +30,9 @@ type Config struct {
 	RuleBudget int `flag:"rule-budget" env:"RULE_BUDGET" yaml:"rule_budget" usage:"revocations per minute per rule before its commands are held for approval (0: unlimited)"`
 	// RuleBudgets overrides RuleBudget for some rules: "rule_id=N" items.
 	RuleBudgets []string `flag:"rule-budgets" env:"RULE_BUDGETS" yaml:"rule_budgets" usage:"per-rule budgets overriding rule-budget, as rule_id=N, comma-separated"`
-	// AllowlistFile is a YAML file of allowlist entries (see Allowlist).
-	AllowlistFile string `flag:"allowlist-file" env:"ALLOWLIST_FILE" yaml:"allowlist_file" usage:"YAML file of allowlisted user ids, IP CIDRs and client ids, optionally scoped to rules and actions"`
+	// AllowlistFile is a YAML file of allowlist entries (see Allowlist),
+	// read again when it changes.
+	AllowlistFile string `flag:"allowlist-file" env:"ALLOWLIST_FILE" yaml:"allowlist_file" usage:"YAML file of allowlisted user ids, IP CIDRs and client ids, optionally scoped to rules and actions; re-read when it changes"`
 	// KillSwitchFile, when set, names a file whose existence turns every
 	// command into dry_run.
 	KillSwitchFile string `flag:"kill-switch-file" env:"KILL_SWITCH_FILE" yaml:"kill_switch_file" usage:"while this file exists every command is dry_run"`
