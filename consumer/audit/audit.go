@@ -1,6 +1,8 @@
 // Package audit is the audit trail's port: the Store every backend
 // implements, the chain Writer that links rows into a hash chain and commits
-// them in groups, and chain verification.
+// them in groups (and, given a key, signs checkpoints of the chain's head),
+// and chain verification. Package trail verifies a whole trail, hash links
+// and checkpoints, for auditors.
 //
 // Backends live in subpackages: chstore (a ClickHouse server over the
 // native protocol), chdbstore (chDB, the ClickHouse engine in-process),

@@ -46,6 +46,10 @@ const DefaultPageRows = 10000
 // ErrInvalidOptions wraps every problem Options.Validate finds.
 var ErrInvalidOptions = errors.New("invalid trail verification options")
 
+// ErrNoSuchChain: Options.Chain names a chain with neither rows nor
+// checkpoints in the store.
+var ErrNoSuchChain = errors.New("no such audit chain")
+
 // Options selects what Verify checks.
 type Options struct {
 	// Chain verifies one chain; empty: every chain the store knows
@@ -141,12 +145,15 @@ func Verify(ctx context.Context, store audit.Store, keyring *schemas.Keyring, op
 		opts.AllowUnsigned = true
 	}
 	rep := &Report{SignaturesChecked: keyring != nil}
-	chains := []string{opts.Chain}
-	if opts.Chain == "" {
-		var err error
-		if chains, err = store.Chains(ctx); err != nil {
-			return rep, fmt.Errorf("listing the audit chains: %w", err)
+	chains, err := store.Chains(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("listing the audit chains: %w", err)
+	}
+	if opts.Chain != "" {
+		if !slices.Contains(chains, opts.Chain) {
+			return rep, fmt.Errorf("%w: %q", ErrNoSuchChain, opts.Chain)
 		}
+		chains = []string{opts.Chain}
 	}
 	if opts.Progress != nil {
 		var total int64

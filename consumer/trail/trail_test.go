@@ -103,6 +103,13 @@ func TestVerifyIntactTrail(t *testing.T) {
 	if err != nil || len(rep.Chains) != 1 || rep.Rows != 50 {
 		t.Errorf("one chain: %+v, %v", rep, err)
 	}
+	if _, err := trail.Verify(ctx(t), s, keyring, trail.Options{Chain: "consumer-x"}); !errors.Is(err, trail.ErrNoSuchChain) {
+		t.Errorf("unknown chain: %v, want ErrNoSuchChain", err)
+	}
+	var out strings.Builder
+	if err := rep.WriteSummary(&out); err != nil || !strings.Contains(out.String(), "the trail is intact") || !strings.Contains(out.String(), "consumer-b") {
+		t.Errorf("summary: %v\n%s", err, out.String())
+	}
 }
 
 // TestMutations applies random mutations of every kind to copies of the
@@ -216,6 +223,10 @@ func TestBrokenLinkNamed(t *testing.T) {
 	}
 	if ce.Chain != "consumer-b" || ce.Seq != 17 || ce.RowID != want.RowID || ce.Fault != audit.FaultEdited {
 		t.Errorf("broken link %+v, want consumer-b seq 17 row %s edited", ce, want.RowID)
+	}
+	var out strings.Builder
+	if err := rep.WriteSummary(&out); err != nil || !strings.Contains(out.String(), `first broken link: chain "consumer-b" seq 17 row `+want.RowID+": edited") {
+		t.Errorf("summary does not name the broken link: %v\n%s", err, out.String())
 	}
 	// The other chains are verified all the same.
 	if len(rep.Chains) != 3 || rep.Chains[0].Broken != nil || rep.Chains[2].Broken != nil || rep.Chains[1].Rows != 16 {

@@ -120,3 +120,25 @@ func TestStoredRowRoundTrip(t *testing.T) {
 		t.Error("Bool")
 	}
 }
+
+func TestCheckpointStatements(t *testing.T) {
+	tbl := Table("db", "audit_checkpoints")
+	if got, want := CheckpointInsert(tbl), "INSERT INTO `db`.`audit_checkpoints` (chain, seq, hash, time, key_id, signature)"; got != want {
+		t.Errorf("CheckpointInsert = %s, want %s", got, want)
+	}
+	q := Checkpoints(tbl, "it's", 7, 3)
+	for _, want := range []string{"WHERE chain = 'it\\x27s' AND seq > 7", "ORDER BY seq", "LIMIT 1 BY seq, hash, time, key_id, signature", " LIMIT 3"} {
+		if !strings.Contains(q, want) {
+			t.Errorf("Checkpoints query %q lacks %q", q, want)
+		}
+	}
+	if strings.Contains(Checkpoints(tbl, "c", 0, 0), " LIMIT 0") {
+		t.Error("Checkpoints with no limit has a LIMIT")
+	}
+	c := Chains(Table("db", "audit"), tbl)
+	for _, want := range []string{"FROM `db`.`audit`", "UNION ALL", "FROM `db`.`audit_checkpoints`", "GROUP BY chain ORDER BY chain"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("Chains query %q lacks %q", c, want)
+		}
+	}
+}
