@@ -56,7 +56,7 @@ type campaignConfig struct {
 	CohortFile string `flag:"cohort-file" usage:"a cohort of users to revoke, one id per line, like --users-file"`
 	FromAudit  bool   `flag:"from-audit" usage:"revoke every user that appears in the audit trail between --audit-since and --audit-until (needs --audit.*)"`
 	Since      string `flag:"audit-since" usage:"start of the --from-audit range: RFC 3339, or a duration before now such as 720h"`
-	Until      string `flag:"audit-until" usage:"end of the --from-audit range, exclusive: RFC 3339 (default: now)"`
+	Until      string `flag:"audit-until" usage:"end of the --from-audit range, exclusive: RFC 3339 (default: the end of the current second)"`
 	Client     string `flag:"client" usage:"revoke one OAuth client: a single client-wide command instead of a command per user"`
 
 	Action            string `flag:"action" usage:"revoke or revoke_and_reverify"`
@@ -101,7 +101,9 @@ func (c *campaignConfig) validate() error {
 // auditRange parses --audit-since and --audit-until.
 func (c *campaignConfig) auditRange(now time.Time) (from, to time.Time, err error) {
 	var p config.Problems
-	to = now.UTC()
+	// The store compares whole seconds: end after the current one so that
+	// rows written this second count.
+	to = now.UTC().Truncate(time.Second).Add(time.Second)
 	if c.Until != "" {
 		if to, err = time.Parse(time.RFC3339, c.Until); err != nil {
 			p.Addf("audit-until", "want RFC 3339, got %q", c.Until)

@@ -1,13 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -104,5 +112,92 @@ func TestCampaignCommand(t *testing.T) {
 	}
 	if _, err := runCLI(t, "", "campaign", "status", "--id", "never-started", "--state-dir", state); err == nil {
 		t.Error("status of an unknown campaign succeeded")
+	}
+}
+
+// TestCampaignFromAudit lists the users of a campaign from the audit trail
+// on a ClickHouse server and reports the campaign's outcomes from it.
+func TestCampaignFromAudit(t *testing.T) {
+	dsn := testenv.ClickHouseDSN(t)
+	ctx := t.Context()
+	db := testenv.UniqueName(t, "campaign")
+	acfg := backends.Config{Backend: backends.ClickHouse, DSN: dsn, Database: db}
+	store, err := backends.Open(ctx, acfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = store.Close()
+		dropDatabase(t, dsn, db)
+	})
+	w, err := audit.NewWriter(ctx, store, "test", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	var rows []schemas.AuditRow
+	for i, u := range []string{"carol", "alice", "bob", "alice"} {
+		rows = append(rows, schemas.AuditRow{
+			RowID: fmt.Sprintf("r%d", i), CommandID: fmt.Sprintf("cmd_%d", i), Step: schemas.StepRevoked, Time: now.Add(-time.Duration(i) * time.Minute),
+			Issuer: "detector", Actor: "consumer", TargetKind: schemas.TargetUser, UserID: u, Action: schemas.ActionRevoke, Mode: schemas.ModeEnforce,
+			RuleID: "brute_force", RuleVersion: 1, Severity: schemas.SeverityHigh,
+		})
+	}
+	// An old row outside the range.
+	rows = append(rows, schemas.AuditRow{
+		RowID: "old", CommandID: "cmd_old", Step: schemas.StepRevoked, Time: now.Add(-48 * time.Hour), Issuer: "detector", Actor: "consumer",
+		TargetKind: schemas.TargetUser, UserID: "dave", Action: schemas.ActionRevoke, Mode: schemas.ModeEnforce, RuleID: "brute_force", RuleVersion: 1, Severity: schemas.SeverityHigh,
+	})
+	if err := w.Write(ctx, rows...); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+
+	c := kafkatest.New(t, schemas.TopicRevokeCommands)
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	if _, err := runCLI(t, "", "keygen", "--out", keys); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("REVOKED_SIGNING_KEY_FILE", filepath.Join(keys, signingKeyFile))
+	auditFlags := []string{"--audit.backend", "clickhouse", "--audit.dsn", dsn, "--audit.database", db}
+	out, err := runCLI(t, "", append([]string{"campaign", "--kafka.brokers=" + c.Addr(), "--id", "seen", "--from-audit", "--audit-since", "24h",
+		"--state-dir", dir, "--operator", "secops", "--rate", "0"}, auditFlags...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "3 distinct users") || !strings.Contains(out, "published: 3 (0 left)") || !strings.Contains(out, "0 revoked") {
+		t.Fatalf("output:\n%s", out)
+	}
+	users := map[string]bool{}
+	for _, m := range c.WaitRecords(t, schemas.TopicRevokeCommands, 4) {
+		users[string(m.Key)] = true
+	}
+	if !users["alice"] || !users["bob"] || !users["carol"] || users["dave"] {
+		t.Fatalf("keys %v", users)
+	}
+	out, err = runCLI(t, "", append([]string{"campaign", "status", "--id", "seen", "--state-dir", dir}, auditFlags...)...)
+	if err != nil || !strings.Contains(out, "3 not yet seen") {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+}
+
+func dropDatabase(t *testing.T, dsn, db string) {
+	opts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		t.Errorf("parsing dsn: %v", err)
+		return
+	}
+	opts.Auth.Database = ""
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		t.Errorf("connecting: %v", err)
+		return
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
+		t.Errorf("dropping %s: %v", db, err)
 	}
 }
