@@ -60,21 +60,21 @@ type Config struct {
 }
 
 // DefaultConfig is the default profile: 10,000 users for ten simulated
-// days at about 100 events per user and day. The first week is free of
-// attacks, so that the rules' baselines (new_location_sensitive_action
-// learns a week of places per user) hold what a detector running in
-// production would; the attack rates then give every scenario a hundred
-// or so instances in the three days left.
+// days and two hours at about 100 events per user and day. The first
+// week (and two hours) is free of attacks, so that the rules' baselines
+// (new_location_sensitive_action learns a week of places per user) hold
+// what a detector running in production would; the attack rates then give
+// every scenario a hundred or so instances in the three days left.
 func DefaultConfig() Config {
 	sim := simulate.DefaultConfig()
-	sim.BruteForceProb = 0.003
-	sim.ReplayProb = 0.0015
-	sim.AttackProb = 0.012
+	sim.BruteForceProb = 0.0015
+	sim.ReplayProb = 0.0008
+	sim.AttackProb = 0.006
 	sim.AttacksAfter = 7*24*time.Hour + 2*time.Hour
 	sim.BatchSize = 1000
 	return Config{
 		Users:            10_000,
-		Duration:         10 * 24 * time.Hour,
+		Duration:         sim.AttacksAfter + 3*24*time.Hour,
 		Seed:             1,
 		EventsPerUserDay: 100,
 		Slack:            12 * time.Hour,

@@ -183,7 +183,7 @@ func (u *user) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 	case offline:
 		u.session = "ses_" + s.hexID()
 		u.pickNetwork(s.simNow)
-		if u.rng.Float64() < s.cfg.BruteForceProb && s.mayAttack(u) {
+		if u.rng.Float64() < s.cfg.BruteForceProb && s.mayAttack(u, AttackBruteForce) {
 			s.startBruteForce(u, u.rng.IntN(2) == 0)
 		}
 		// At most one or two mistyped passwords per mistypeQuiet, so a
@@ -218,9 +218,9 @@ func (u *user) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 			u.grantAt = 1 + u.rng.IntN(u.actions-1)
 		}
 		u.state = active
-		if u.rng.Float64() < s.cfg.ReplayProb && s.mayAttack(u) {
+		if u.rng.Float64() < s.cfg.ReplayProb && s.mayAttack(u, AttackTokenReplay) {
 			s.startReplay(u)
-		} else if u.rng.Float64() < s.cfg.AttackProb && s.mayAttack(u) {
+		} else if u.rng.Float64() < s.cfg.AttackProb {
 			s.startOther(ctx, u)
 		}
 		return s.after(exponential(u.rng, u.gap)), false, nil
@@ -278,7 +278,8 @@ func (u *user) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 		s.emit(ev)
 		if u.misuseAtLogout {
 			u.misuseAtLogout = false
-			if u.child.id != "" {
+			u.attacked = false
+			if u.child.id != "" && s.mayAttack(u, AttackDownscopedMisuse) {
 				s.startMisuseAfterRevoke(u, u.child)
 			} else {
 				s.attackAbandoned(u)

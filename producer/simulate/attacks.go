@@ -58,22 +58,38 @@ const (
 	sprayMin, sprayMax = 10 * time.Second, 40 * time.Second
 	// A mass download fetches 600-1200 files, one every 0.2-2 s.
 	grabMin, grabMax = 200 * time.Millisecond, 2 * time.Second
-	// attackSpan is more than any attack lasts; attackCalm separates two
-	// attacks on one user, so that each stands alone in the ground truth.
-	attackSpan = 90 * time.Minute
+	// attackCalm separates two attacks on one user, so that each stands
+	// alone in the ground truth.
 	attackCalm = 15 * time.Minute
 	// impossibleKm is the least distance between a victim and the
 	// attacker of an impossible-travel scenario.
 	impossibleKm = 3000
 )
 
-// mayAttack reports whether an attack on u may start now: none is under
-// way or recently ended, and (with a duration) it can finish in time.
-func (s *Sim) mayAttack(u *user) bool {
+// attackSpan is more than an attack of the kind lasts, at AttackTimeScale
+// 1.
+var attackSpan = map[string]time.Duration{
+	AttackBruteForce:          12 * time.Minute,
+	AttackBruteForceSuccess:   12 * time.Minute,
+	AttackCredentialStuffing:  10 * time.Minute,
+	AttackPasswordSpraying:    50 * time.Minute,
+	AttackImpossibleTravel:    30 * time.Minute,
+	AttackTokenReplay:         10 * time.Minute,
+	AttackDownscopedMisuse:    12 * time.Minute,
+	AttackMassDownload:        50 * time.Minute,
+	AttackNewLocationAction:   15 * time.Minute,
+	AttackPrivilegeEscalation: 15 * time.Minute,
+	AttackTokenAfterPassword:  15 * time.Minute,
+}
+
+// mayAttack reports whether an attack of the kind on u may start now: none
+// is under way or recently ended, and (with a duration) it can finish in
+// time.
+func (s *Sim) mayAttack(u *user, kind string) bool {
 	if u.attacked || s.simNow.Before(u.calmUntil) || s.simNow.Before(s.attacksFrom) {
 		return false
 	}
-	return s.end.IsZero() || s.simNow.Add(s.attackTime(attackSpan)).Before(s.end)
+	return s.end.IsZero() || s.simNow.Add(s.attackTime(attackSpan[kind])).Before(s.end)
 }
 
 // attackTime scales an attacker's timing by Config.AttackTimeScale, so a
@@ -345,6 +361,9 @@ func (a *attacker) use(victim *user, session string, tok token) *schemas.AuditEv
 // just been given a token.
 func (s *Sim) startOther(ctx context.Context, victim *user) {
 	kind := otherAttacks[s.nextKind%len(otherAttacks)]
+	if !s.mayAttack(victim, kind) {
+		return
+	}
 	s.nextKind++
 	switch kind {
 	case AttackCredentialStuffing:
@@ -385,7 +404,7 @@ func (s *Sim) startManyUsers(victim *user, kind string, n int, unknown float64, 
 		if len(others) == real {
 			break
 		}
-		if u := s.users[i]; u != victim && s.mayAttack(u) {
+		if u := s.users[i]; u != victim && s.mayAttack(u, kind) {
 			others = append(others, u)
 		}
 	}
