@@ -145,7 +145,11 @@ func runCampaignRun(ctx context.Context, args []string, stdout, stderr io.Writer
 	// A campaign that has started defaults to the settings it started
 	// with, so continuing it takes only its id; settings given that differ
 	// are refused by the campaign.
-	st, stateErr := campaign.LoadState(cfg.Campaign.StateDir, cfg.Campaign.ID)
+	var st *campaign.State
+	stateErr := fs.ErrNotExist
+	if campaign.ValidID(cfg.Campaign.ID) {
+		st, stateErr = campaign.LoadState(cfg.Campaign.StateDir, cfg.Campaign.ID)
+	}
 	exists := stateErr == nil
 	switch {
 	case exists:
@@ -159,7 +163,7 @@ func runCampaignRun(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err := cli.Load(cli.NewFlagSet("producer campaign run", stderr), args, &cfg); err != nil {
 			return err
 		}
-	case !errors.Is(stateErr, fs.ErrNotExist) && campaign.ValidID(cfg.Campaign.ID):
+	case !errors.Is(stateErr, fs.ErrNotExist):
 		return stateErr
 	}
 	cfg.Campaign.Operator = cfg.Revoke.Operator
