@@ -3,20 +3,28 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
 	"github.com/revoked-dev/revoked/consumer/guard"
+	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/service"
+	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
+	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
@@ -141,5 +149,118 @@ func TestGuardRoutes(t *testing.T) {
 	}
 	if on, _ := kill.Engaged(); !on {
 		t.Error("the kill switch endpoint did not engage the switch")
+	}
+}
+
+// TestHeldApproveFromTheCommandLine approves a held command with
+// "consumer held approve": the command is read back from Kafka, verified
+// and carried out against the token API, and the trail names the approver;
+// approving again changes nothing.
+func TestHeldApproveFromTheCommandLine(t *testing.T) {
+	lib := testenv.ChDBLibPath(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	kc := kafkatest.NewWithPartitions(t, map[string]int{schemas.TopicRevokeCommands: 1, schemas.TopicDLQ: 1})
+	tokenAPI := servertest.Start(t)
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := schemas.NewSigner(priv)
+	pem, err := schemas.MarshalPublicKeyPEM(signer.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := dir + "/verify.pem"
+	if err := os.WriteFile(keyFile, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tokenAPI.Issue(t, server.IssueRequest{UserID: "u-cli", ClientID: servertest.AppID, Scopes: servertest.AppScopes})
+	now := time.Now().UTC()
+	cmd := schemas.RevokeCommand{
+		CommandID: "cmd_cli_held", IssuedAt: now, ExpiresAt: now.Add(time.Hour), Issuer: "detector",
+		Target: schemas.Target{Kind: schemas.TargetUser, UserID: "u-cli"}, Action: schemas.ActionRevoke, Mode: schemas.ModeEnforce,
+		Reason: schemas.Reason{RuleID: "mass_download", Severity: schemas.SeverityHigh, Summary: "s"},
+	}
+	value, err := json.Marshal(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc.ProduceTo(t, schemas.TopicRevokeCommands, 0, kafka.Message{Key: []byte("u-cli"), Value: value, Headers: []kafka.Header{
+		{Key: schemas.HeaderKeyID, Value: []byte(signer.KeyID())},
+		{Key: schemas.HeaderSignature, Value: []byte(signer.Sign(value))},
+	}})
+
+	// The consumer held it at offset 0.
+	store, err := backends.Open(ctx, backends.Config{Backend: backends.ChDB, ChDBPath: dir, ChDBLibPath: lib}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w, err := audit.NewWriter(ctx, store, "consumer", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []schemas.AuditRow
+	for _, step := range []schemas.Step{schemas.StepReceived, schemas.StepHeld} {
+		r := schemas.RowFromCommand(&cmd)
+		r.Step, r.Time, r.Actor, r.Detail = step, now, "consumer", "kill switch engaged: test"
+		r.RowID = schemas.AuditRowID(cmd.CommandID, step, schemas.TopicRevokeCommands, 0, 0)
+		r.SourceTopic = schemas.TopicRevokeCommands
+		rows = append(rows, r)
+	}
+	if err := w.Write(ctx, rows...); err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(w.Close(), store.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("REVOKED_IDP_CLIENT_SECRET", servertest.RevokerSecret)
+	t.Setenv("REVOKED_IDP_ADMIN_AUTH_TOKEN", servertest.AdminToken)
+	args := []string{"held", "approve", "-id", cmd.CommandID, "-approver", "alice",
+		"-audit.backend=chdb", "-audit.chdb-path=" + dir, "-audit.chdb-lib-path=" + lib,
+		"-kafka.brokers=" + kc.Addr(), "-verify-key-files=" + keyFile,
+		"-idp.issuer=" + tokenAPI.Issuer, "-idp.client-id=" + servertest.RevokerID,
+		"-idp.admin.preset=reference", "-idp.admin.base-url=" + tokenAPI.URL, "-idp.admin.auth.kind=bearer"}
+	for range 2 {
+		var out, errb bytes.Buffer
+		if err := run(ctx, args, &out, &errb); err != nil {
+			t.Fatalf("held approve: %v\n%s", err, errb.String())
+		}
+		if !strings.Contains(out.String(), "approved") || !strings.Contains(out.String(), "alice") {
+			t.Fatalf("output:\n%s", out.String())
+		}
+	}
+	client, err := idp.New(idp.Config{Issuer: tokenAPI.Issuer, ClientID: servertest.RevokerID,
+		ClientSecret: config.NewSecret(servertest.RevokerSecret), AuthMethod: idp.AuthClientSecretBasic}, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in, err := client.Introspect(ctx, raw); err != nil || in.Active {
+		t.Fatalf("token after approval: active=%v, %v", in.Active, err)
+	}
+	store, err = backends.Open(ctx, backends.Config{Backend: backends.ChDB, ChDBPath: dir, ChDBLibPath: lib}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	got, err := store.CommandRows(ctx, cmd.CommandID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := 0
+	for _, r := range got {
+		if r.Step == schemas.StepRevoked {
+			revoked++
+			if r.Approver != "alice" || r.Chain != "consumer-cli" {
+				t.Errorf("revoked row: approver %q chain %q", r.Approver, r.Chain)
+			}
+		}
+	}
+	if revoked != 1 {
+		t.Fatalf("%d revoked rows after two approvals, want 1", revoked)
 	}
 }

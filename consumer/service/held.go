@@ -154,7 +154,6 @@ func heldState(commandID string, rows []schemas.AuditRow) (HeldCommand, error) {
 		default:
 			continue
 		}
-		r := r
 		hc.State, hc.Decision = s, &r
 	}
 	return hc, nil
