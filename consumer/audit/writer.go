@@ -119,7 +119,9 @@ func (c WriterConfig) Validate() error {
 // WriterConfig.Signer). A checkpoint vouches for the whole chain up to
 // its Seq, including rows the Writer found in the store when it started;
 // a failed checkpoint is logged and retried at the next occasion, and the
-// rows it would have covered stay written.
+// rows it would have covered stay written. Before signing over rows it
+// found unsigned at start, the Writer verifies them against the last
+// checkpoint (see NewWriterWithConfig).
 type Writer struct {
 	store Store
 	cfg   WriterConfig
@@ -142,6 +144,7 @@ type Writer struct {
 	signedSeq    uint64    // Seq of the last checkpoint stored
 	unsignedFrom time.Time // when the first row after signedSeq was stored
 	closeErr     error     // the last checkpoint's, returned by Close
+	noSign       error     // why this writer must not sign (a broken tail)
 }
 
 type writeRequest struct {
@@ -156,7 +159,12 @@ func NewWriter(ctx context.Context, store Store, chain string, log zerolog.Logge
 	return NewWriterWithConfig(ctx, store, WriterConfig{Chain: chain}, log)
 }
 
-// NewWriterWithConfig is NewWriter with explicit batching settings.
+// NewWriterWithConfig is NewWriter with explicit settings. With a Signer,
+// it also finds the last checkpoint of the chain signed by that key: if
+// the head is not signed (the last writer crashed before signing), the
+// rows after that checkpoint are verified, and if they do not hold the
+// Writer writes on but signs nothing, and Close returns an error wrapping
+// ErrChainBroken.
 func NewWriterWithConfig(ctx context.Context, store Store, cfg WriterConfig, log zerolog.Logger) (*Writer, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -176,24 +184,72 @@ func NewWriterWithConfig(ctx context.Context, store Store, cfg WriterConfig, log
 		hash:  hash,
 	}
 	if cfg.Signer != nil && seq > 0 {
-		// Already signed if a checkpoint of exactly this head is stored;
-		// otherwise (a crash before the last checkpoint) the head is
-		// signed at the first occasion.
-		cps, err := store.Checkpoints(ctx, cfg.Chain, seq-1, 0)
-		if err != nil {
-			return nil, fmt.Errorf("loading the checkpoints of audit chain %q: %w", cfg.Chain, err)
-		}
-		w.unsignedFrom = time.Now()
-		for _, c := range cps {
-			if c.Seq == seq && c.Hash == hash {
-				w.signedSeq, w.unsignedFrom = seq, time.Time{}
-				break
-			}
+		if err := w.checkUnsignedTail(ctx); err != nil {
+			return nil, err
 		}
 	}
 	w.log.Debug().Uint64("seq", seq).Uint64("signed_seq", w.signedSeq).Msg("audit chain head loaded")
 	go w.loop()
 	return w, nil
+}
+
+// checkUnsignedTail runs at start when the chain has rows. If its head is
+// signed, there is nothing to do. Otherwise (a crash before the last
+// checkpoint) the rows after the last checkpoint this key signed are
+// verified against it before the Writer signs over them: if they do not
+// hold (the tail was tampered with while no writer ran), the Writer does
+// not sign at all, so it does not vouch for the tampering; it logs the
+// broken link, writes on, and Close reports it. A chain with no checkpoint
+// of this key is signed from its head on without a check (verify it with
+// package trail first).
+func (w *Writer) checkUnsignedTail(ctx context.Context) error {
+	keyring := schemas.NewKeyring(w.cfg.Signer.Public())
+	w.unsignedFrom = time.Now()
+	var anchor *schemas.Checkpoint
+	// Look back from the head, widening the window, for the last
+	// checkpoint this key signed at or before it.
+	for back := uint64(1); ; back *= 64 {
+		after := w.seq - min(back, w.seq)
+		cps, err := w.store.Checkpoints(ctx, w.cfg.Chain, after, 0)
+		if err != nil {
+			return fmt.Errorf("loading the checkpoints of audit chain %q: %w", w.cfg.Chain, err)
+		}
+		for i := range cps {
+			if c := cps[i]; c.Seq <= w.seq && c.Verify(keyring) == nil && (anchor == nil || c.Seq >= anchor.Seq) {
+				anchor = &cps[i]
+			}
+		}
+		if anchor != nil || after == 0 {
+			break
+		}
+	}
+	switch {
+	case anchor == nil:
+		w.log.Warn().Uint64("seq", w.seq).Msg("audit chain has no checkpoint of this key; signing it from its head on unchecked")
+		return nil
+	case anchor.Seq == w.seq && anchor.Hash == w.hash:
+		w.signedSeq, w.unsignedFrom = w.seq, time.Time{}
+		return nil
+	}
+	rows, err := w.store.ChainRows(ctx, w.cfg.Chain, anchor.Seq-1, 0)
+	if err != nil {
+		return fmt.Errorf("reading the unsigned tail of audit chain %q: %w", w.cfg.Chain, err)
+	}
+	w.signedSeq = anchor.Seq
+	var broken error
+	switch {
+	case len(rows) == 0 || rows[0].Seq != anchor.Seq:
+		broken = &ChainError{Chain: w.cfg.Chain, Index: -1, Seq: anchor.Seq, Fault: FaultTruncated, Detail: "the row of the last checkpoint is missing"}
+	case rows[0].Hash != anchor.Hash:
+		broken = &ChainError{Chain: w.cfg.Chain, Index: -1, Seq: anchor.Seq, RowID: rows[0].RowID, Fault: FaultCheckpoint, Detail: "the row does not have the checkpointed hash"}
+	default:
+		broken = VerifyChain(rows)
+	}
+	if broken != nil {
+		w.noSign = fmt.Errorf("not signing audit chain %q: its tail after the checkpoint at seq %d does not verify: %w", w.cfg.Chain, anchor.Seq, broken)
+		w.log.Error().Err(broken).Uint64("checkpoint_seq", anchor.Seq).Msg("the unsigned tail of the audit chain is broken; this writer will not sign checkpoints")
+	}
+	return nil
 }
 
 // Head returns the Seq and Hash of the last row the writer has stored.
@@ -320,6 +376,12 @@ func (w *Writer) loop() {
 // unsigned rows are due (or, with force, whenever there are any).
 func (w *Writer) maybeCheckpoint(force bool) error {
 	if w.cfg.Signer == nil || w.seq == w.signedSeq {
+		return nil
+	}
+	if w.noSign != nil {
+		if force {
+			return w.noSign
+		}
 		return nil
 	}
 	due := force || w.seq-w.signedSeq >= uint64(w.cfg.CheckpointRows) ||

@@ -1079,13 +1079,50 @@ func testWriterCheckpoints(t *testing.T, s audit.Store) {
 	if err != nil {
 		t.Fatalf("NewWriter: %v", err)
 	}
-	if got := w.SignedSeq(); got != 0 {
-		t.Errorf("SignedSeq over an unsigned head = %d, want 0", got)
+	if got := w.SignedSeq(); got != 12 {
+		t.Errorf("SignedSeq over an unsigned head = %d, want 12 (the last checkpoint)", got)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	check(5, 10, 12, 14)
+
+	// A tail tampered with while no writer ran is not signed over.
+	const tampered = chain + "-tampered"
+	tw, err := audit.NewWriterWithConfig(c, s, audit.WriterConfig{Chain: tampered, MaxDelay: -1, Signer: sg, CheckpointRows: 100}, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("NewWriter: %v", err)
+	}
+	if err := tw.Write(c, rowsN(0, 4)...); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	trows, err := s.ChainRows(c, tampered, 0, 0)
+	if err != nil || len(trows) != 4 {
+		t.Fatalf("ChainRows: %d, %v", len(trows), err)
+	}
+	tail := Link(tampered, 4, trows[3].Hash, rowsN(4, 2))
+	forged := tail[0]
+	forged.Detail = "forged while no writer ran"
+	forged.Hash = forged.ComputeHash()
+	if err := s.Append(c, append(tail, forged)); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	tw, err = audit.NewWriterWithConfig(c, s, audit.WriterConfig{Chain: tampered, MaxDelay: -1, Signer: sg, CheckpointRows: 1}, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("NewWriter over a tampered tail: %v", err)
+	}
+	if err := tw.Write(c, Row(6)); err != nil {
+		t.Fatalf("Write after a tampered tail: %v", err)
+	}
+	if err := tw.Close(); !errors.Is(err, audit.ErrChainBroken) {
+		t.Errorf("Close of a writer over a tampered tail: %v, want ErrChainBroken", err)
+	}
+	if cps, err := s.Checkpoints(c, tampered, 4, 0); err != nil || len(cps) != 0 {
+		t.Errorf("checkpoints signed over a tampered tail: %+v, %v", cps, err)
+	}
 
 	// The interval alone triggers a checkpoint.
 	cfg.CheckpointRows, cfg.CheckpointInterval = 1000, 20*time.Millisecond
