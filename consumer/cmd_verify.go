@@ -33,6 +33,7 @@ type verifyConfig struct {
 	Pruned         bool     `flag:"pruned" usage:"accept chains whose first rows were dropped by retention"`
 	PageRows       int      `flag:"page-rows" usage:"rows read per query"`
 	NoProgress     bool     `flag:"no-progress" usage:"do not draw a progress bar on stderr"`
+	Expect         []string `flag:"expect" usage:"chain heads kept from an earlier run, chain:seq:hash, comma-separated: each chain must still hold them"`
 }
 
 func parseTimeFlag(p *config.Problems, name, v string) time.Time {
@@ -59,6 +60,11 @@ func verifyTrail(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	to := parseTimeFlag(&p, "to", cfg.To)
 	p.Check(cfg.PageRows > 0 && cfg.PageRows <= 1_000_000, "page-rows", "must be in [1, 1000000]")
 	opts := trail.Options{Chain: cfg.Chain, From: from, To: to, Pruned: cfg.Pruned, AllowUnsigned: cfg.AllowUnsigned, PageRows: cfg.PageRows}
+	for _, e := range cfg.Expect {
+		a, err := trail.ParseAnchor(e)
+		p.Check(err == nil, "expect", "%v", err)
+		opts.Expect = append(opts.Expect, a)
+	}
 	p.Nest("", opts.Validate())
 	if err := p.Err(); err != nil {
 		return err

@@ -26,12 +26,15 @@
 package trail
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -80,6 +83,39 @@ type Options struct {
 	// Progress, when set, counts the rows verified; Verify sets its total
 	// from the chains' heads.
 	Progress *progress.Bar
+	// Expect are heads the auditor kept from an earlier verification
+	// (ChainReport.LastCheckpoint, printed by WriteSummary as Anchor):
+	// each chain must still hold Hash at Seq, as if a trusted checkpoint
+	// said so. They catch what the store's own checkpoints cannot: a tail
+	// cut off together with the checkpoints after the cut.
+	Expect []Anchor
+}
+
+// Anchor is a chain position an auditor holds outside the store.
+type Anchor struct {
+	Chain string
+	Seq   uint64
+	Hash  string
+}
+
+// String is the form ParseAnchor reads: chain:seq:hash.
+func (a Anchor) String() string { return fmt.Sprintf("%s:%d:%s", a.Chain, a.Seq, a.Hash) }
+
+// ParseAnchor reads chain:seq:hash (the chain may itself hold colons).
+func ParseAnchor(s string) (Anchor, error) {
+	i := strings.LastIndexByte(s, ':')
+	if i <= 0 {
+		return Anchor{}, fmt.Errorf("anchor %q: want chain:seq:hash", s)
+	}
+	j := strings.LastIndexByte(s[:i], ':')
+	if j <= 0 {
+		return Anchor{}, fmt.Errorf("anchor %q: want chain:seq:hash", s)
+	}
+	seq, err := strconv.ParseUint(s[j+1:i], 10, 64)
+	if err != nil || seq == 0 || s[i+1:] == "" {
+		return Anchor{}, fmt.Errorf("anchor %q: want chain:seq:hash with seq > 0", s)
+	}
+	return Anchor{Chain: s[:j], Seq: seq, Hash: s[i+1:]}, nil
 }
 
 // Validate reports every problem with the options at once.
@@ -149,6 +185,14 @@ func Verify(ctx context.Context, store audit.Store, keyring *schemas.Keyring, op
 	if err != nil {
 		return rep, fmt.Errorf("listing the audit chains: %w", err)
 	}
+	// A chain the auditor expects is verified even when the store has
+	// nothing left of it.
+	for _, a := range opts.Expect {
+		if !slices.Contains(chains, a.Chain) {
+			chains = append(chains, a.Chain)
+		}
+	}
+	slices.Sort(chains)
 	if opts.Chain != "" {
 		if !slices.Contains(chains, opts.Chain) {
 			return rep, fmt.Errorf("%w: %q", ErrNoSuchChain, opts.Chain)
@@ -314,8 +358,7 @@ func (v *verifier) run(ctx context.Context) (ChainReport, error) {
 			for j := range cps {
 				if cps[j].Hash != r.Hash {
 					halt = true
-					v.fail(r.Seq, r.RowID, audit.FaultCheckpoint, "checkpoint signed by %s at %s has hash %.16s…, the row has %.16s…",
-						cps[j].KeyID, cps[j].Time.Format(time.RFC3339), cps[j].Hash, r.Hash)
+					v.fail(r.Seq, r.RowID, audit.FaultCheckpoint, "%s has hash %.16s…, the row has %.16s…", describe(cps[j]), cps[j].Hash, r.Hash)
 				}
 			}
 			if len(cps) > 0 {
@@ -338,8 +381,7 @@ func (v *verifier) run(ctx context.Context) (ChainReport, error) {
 		for _, c := range valid {
 			if c.Seq > v.rep.LastSeq && c.Seq > after && c.Seq <= end {
 				halt = true
-				v.fail(v.rep.LastSeq+1, "", audit.FaultTruncated, "checkpoint signed by %s at %s vouches for seq %d, the chain ends at seq %d",
-					c.KeyID, c.Time.Format(time.RFC3339), c.Seq, v.rep.LastSeq)
+				v.fail(v.rep.LastSeq+1, "", audit.FaultTruncated, "%s vouches for seq %d, the chain ends at seq %d", describe(c), c.Seq, v.rep.LastSeq)
 				break
 			}
 		}
@@ -368,8 +410,18 @@ func (v *verifier) finish() {
 // signature verifies, in Seq order; the ones that do not are kept in
 // v.badSigs for checkSignaturesInRange.
 func (v *verifier) checkpoints(ctx context.Context) ([]schemas.Checkpoint, error) {
+	var expected []schemas.Checkpoint
+	for _, a := range v.opts.Expect {
+		if a.Chain == v.chain {
+			expected = append(expected, schemas.Checkpoint{Chain: a.Chain, Seq: a.Seq, Hash: a.Hash, KeyID: expectedKeyID})
+		}
+	}
+	sortCheckpoints := func(cps []schemas.Checkpoint) []schemas.Checkpoint {
+		slices.SortStableFunc(cps, func(a, b schemas.Checkpoint) int { return cmp.Compare(a.Seq, b.Seq) })
+		return cps
+	}
 	if v.keyring == nil {
-		return nil, nil
+		return sortCheckpoints(expected), nil
 	}
 	var (
 		all []schemas.Checkpoint
@@ -424,8 +476,19 @@ func (v *verifier) checkpoints(ctx context.Context) ([]schemas.Checkpoint, error
 		}
 		valid = append(valid, c)
 	}
-	return valid, nil
+	return sortCheckpoints(append(valid, expected...)), nil
 }
+
+// describe names a checkpoint in a broken link's detail.
+func describe(c schemas.Checkpoint) string {
+	if c.KeyID == expectedKeyID {
+		return "the expected anchor"
+	}
+	return fmt.Sprintf("the checkpoint signed by %s at %s", c.KeyID, c.Time.Format(time.RFC3339))
+}
+
+// expectedKeyID marks an Options.Expect anchor among the checkpoints.
+const expectedKeyID = "(expected)"
 
 type badSig struct {
 	cp  schemas.Checkpoint
@@ -523,6 +586,18 @@ func (r *Report) WriteSummary(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "%d chain(s) broken; first broken link: chain %q seq %d row %s: %s: %s\n", broken, b.Chain, b.Seq, row, b.Fault, b.Detail)
 		return err
 	}
-	_, err := fmt.Fprintln(w, "the trail is intact")
-	return err
+	if _, err := fmt.Fprintln(w, "the trail is intact"); err != nil {
+		return err
+	}
+	var anchors []string
+	for _, c := range r.Chains {
+		if c.LastCheckpoint != nil {
+			anchors = append(anchors, Anchor{Chain: c.Chain, Seq: c.LastCheckpoint.Seq, Hash: c.LastCheckpoint.Hash}.String())
+		}
+	}
+	if len(anchors) > 0 {
+		_, err := fmt.Fprintf(w, "keep these anchors to catch a later cut of a tail and its checkpoints: -expect %s\n", strings.Join(anchors, ","))
+		return err
+	}
+	return nil
 }

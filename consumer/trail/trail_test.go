@@ -257,6 +257,34 @@ func TestTruncationWithCheckpointsRemovedIsTheKnownGap(t *testing.T) {
 	if got := rep.Chains[0].LastCheckpoint; got.Seq != cut || got.Seq == kept.Seq {
 		t.Errorf("last checkpoint after the cut: %+v (before: %+v)", got, kept)
 	}
+	// The anchor the auditor kept catches it.
+	anchor, err := trail.ParseAnchor(trail.Anchor{Chain: "consumer-a", Seq: kept.Seq, Hash: kept.Hash}.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = trail.Verify(ctx(t), s, keyring, trail.Options{Expect: []trail.Anchor{anchor}})
+	var ce *audit.ChainError
+	if !errors.As(err, &ce) || ce.Fault != audit.FaultTruncated || ce.Chain != "consumer-a" || ce.Seq != cut+1 {
+		t.Errorf("with the kept anchor: %v, want truncated at seq %d", err, cut+1)
+	}
+	// A chain deleted wholesale, rows and checkpoints, is caught by its
+	// anchor too.
+	s.Tamper(func(rows []schemas.AuditRow, cps []schemas.Checkpoint) ([]schemas.AuditRow, []schemas.Checkpoint) {
+		gone := func(c string) bool { return c == "consumer-a" }
+		rows = slices.DeleteFunc(rows, func(r schemas.AuditRow) bool { return gone(r.Chain) })
+		return rows, slices.DeleteFunc(cps, func(c schemas.Checkpoint) bool { return gone(c.Chain) })
+	})
+	if _, err := trail.Verify(ctx(t), s, keyring, trail.Options{Expect: []trail.Anchor{anchor}}); !errors.As(err, &ce) || ce.Fault != audit.FaultTruncated || ce.Seq != 1 {
+		t.Errorf("chain deleted, anchor kept: %v, want truncated at seq 1", err)
+	}
+	for _, bad := range []string{"", "c", "c:1", ":1:h", "c:x:h", "c:0:h", "c:1:"} {
+		if _, err := trail.ParseAnchor(bad); err == nil {
+			t.Errorf("ParseAnchor(%q) succeeded", bad)
+		}
+	}
+	if a, err := trail.ParseAnchor("a:b:12:ff"); err != nil || a.Chain != "a:b" || a.Seq != 12 || a.Hash != "ff" {
+		t.Errorf("ParseAnchor with a colon in the chain: %+v, %v", a, err)
+	}
 }
 
 func TestUnsignedRows(t *testing.T) {
