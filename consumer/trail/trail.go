@@ -17,10 +17,11 @@
 //     allows them, they break the chain: a chain rewritten wholesale and
 //     its checkpoints deleted is then caught too.
 //
-// What no check here can catch: someone with write access to both tables
-// who removes a chain's tail and every checkpoint after the new end leaves
-// a trail that is consistent and signed. Comparing against a checkpoint
-// kept elsewhere (the summary prints each chain's last one) closes that.
+// What the store's contents alone cannot show: someone with write access
+// to both tables who removes a chain's tail and every checkpoint after the
+// new end leaves a trail that is consistent and signed. Anchors the
+// auditor kept from an earlier run (Options.Expect; WriteSummary prints
+// them) close that gap up to the time they were taken.
 // Times enter the hashes at whole seconds (see schemas.AuditRow.ComputeHash),
 // so an edit of a time within its second is not detected.
 package trail
@@ -123,6 +124,11 @@ func (o Options) Validate() error {
 	var errs []error
 	if !o.From.IsZero() && !o.To.IsZero() && !o.From.Before(o.To) {
 		errs = append(errs, fmt.Errorf("%w: from %s is not before to %s", ErrInvalidOptions, o.From.Format(time.RFC3339), o.To.Format(time.RFC3339)))
+	}
+	for _, a := range o.Expect {
+		if a.Chain == "" || a.Seq == 0 || a.Hash == "" {
+			errs = append(errs, fmt.Errorf("%w: anchor %q needs a chain, a seq > 0 and a hash", ErrInvalidOptions, a.String()))
+		}
 	}
 	if o.PageRows < 0 {
 		errs = append(errs, fmt.Errorf("%w: page rows %d is negative", ErrInvalidOptions, o.PageRows))
