@@ -93,8 +93,8 @@ func (l *lineageEval) evaluate(recs []record, end int, window time.Duration) (fi
 			}
 		}
 	}
-	if l.resource && use.ext != nil && grant.resID != "" && use.ext.resID != "" &&
-		use.ext.resType == grant.resType && use.ext.resID != grant.resID && !slices.Contains(l.hierarchical, grant.resType) {
+	if l.resource && use.ext != nil && grant.resID != "" && use.ext.resID != "" && !slices.Contains(l.hierarchical, grant.resType) &&
+		(use.ext.resType != grant.resType || use.ext.resID != grant.resID) {
 		return finding{evidence: []int{g, end},
 			summary: fmt.Sprintf("downscoped token %s used on %s %s, granted %s %s", use.vals[0], use.ext.resType, use.ext.resID, grant.resType, grant.resID)}, true
 	}

@@ -294,9 +294,10 @@ type Volume struct {
 // child token_id, its parent_token_id, its scopes and resource) and
 // revocations from token.revoked events. An event using a token (any
 // other event with a token_id) fires when the token is a known child and
-// uses a scope it was not granted, acts on another resource of the type it
-// was granted (types in HierarchicalTypes excepted: a folder grant covers
-// what is inside), or when the token or an ancestor was revoked before.
+// uses a scope it was not granted, acts on any resource other than the one
+// it was bound to (unless that one's type is in HierarchicalTypes: a folder
+// grant covers what is inside, which is not known here), or when an
+// ancestor of the token was revoked before.
 type TokenLineage struct {
 	Scopes            *bool    `yaml:"scopes,omitempty"`
 	Resource          *bool    `yaml:"resource,omitempty"`
