@@ -241,17 +241,71 @@ func TestWriterNormalizes(t *testing.T) {
 
 func TestWriterConfigValidate(t *testing.T) {
 	t.Parallel()
-	err := audit.WriterConfig{MaxBatchRows: -1, FlushTimeout: -time.Second}.Validate()
+	err := audit.WriterConfig{MaxBatchRows: -1, FlushTimeout: -time.Second, CheckpointRows: -1, CheckpointInterval: -time.Second}.Validate()
 	if !errors.Is(err, audit.ErrInvalidWriterConfig) {
 		t.Fatalf("Validate = %v", err)
 	}
-	for _, want := range []string{"chain is required", "max batch rows", "flush timeout"} {
+	for _, want := range []string{"chain is required", "max batch rows", "flush timeout", "checkpoint rows", "checkpoint interval"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not mention %q", err, want)
 		}
 	}
 	if _, err := audit.NewWriter(context.Background(), memstore.New(), "", zerolog.Nop()); !errors.Is(err, audit.ErrInvalidWriterConfig) {
 		t.Errorf("NewWriter without a chain: %v", err)
+	}
+}
+
+// failingCheckpoints stores rows but fails every checkpoint until ok.
+type failingCheckpoints struct {
+	*memstore.Store
+	ok atomic.Bool
+}
+
+func (s *failingCheckpoints) AppendCheckpoints(ctx context.Context, cps []schemas.Checkpoint) error {
+	if !s.ok.Load() {
+		return errors.New("checkpoint table unavailable")
+	}
+	return s.Store.AppendCheckpoints(ctx, cps)
+}
+
+// TestWriterCheckpointFailure: rows are written while checkpoints fail,
+// the next occasion retries, and Close reports a checkpoint it could not
+// store.
+func TestWriterCheckpointFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := &failingCheckpoints{Store: memstore.New()}
+	sg := audittest.Signer()
+	w, err := audit.NewWriterWithConfig(ctx, s, audit.WriterConfig{Chain: "c", MaxDelay: -1, Signer: sg, CheckpointRows: 2, CheckpointInterval: time.Hour}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := w.Write(ctx, audittest.Row(i)); err != nil {
+			t.Fatalf("Write with checkpoints failing: %v", err)
+		}
+	}
+	if got := w.SignedSeq(); got != 0 {
+		t.Errorf("SignedSeq = %d while checkpoints fail", got)
+	}
+	s.ok.Store(true)
+	if err := w.Write(ctx, audittest.Row(3)); err != nil {
+		t.Fatal(err)
+	}
+	// The checkpoint follows the acknowledgement of the rows it covers
+	// (the retry of the one that failed at seq 3 may already have gone
+	// through).
+	for deadline := time.Now().Add(10 * time.Second); w.SignedSeq() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("SignedSeq = %d after checkpoints recovered, want 3 or 4", w.SignedSeq())
+		}
+	}
+	s.ok.Store(false)
+	if err := w.Write(ctx, audittest.Row(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "checkpoint table unavailable") {
+		t.Errorf("Close with the last checkpoint failing: %v", err)
 	}
 }
 
