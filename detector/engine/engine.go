@@ -89,15 +89,17 @@ func (e *Engine) Rules() []*Rule {
 // Watermark is the newest event time the engine has seen.
 func (e *Engine) Watermark() time.Time { return e.watermark }
 
-// Horizon is how much event history, before the first event it is given,
-// an engine needs to reach the state it would have had running all along:
-// the longest window plus the allowance, or the longest cooldown if longer.
-// A detector rebuilding its state after a restart replays that much of its
-// input.
+// Horizon is how much event history, before the first event it is to
+// process live, an engine rebuilding its state replays (with
+// ProcessSilently): per rule, the window plus the allowance (what a
+// detection's events span) plus the cooldown (how far back a detection
+// still suppresses a repeat), the longest of the rules. first_seen
+// baselines outlive it; they are restored, not replayed (see
+// RestoreBaselines).
 func (e *Engine) Horizon() time.Duration {
 	var h time.Duration
 	for _, rs := range e.rules {
-		h = max(h, rs.keep, rs.cooldown)
+		h = max(h, rs.keep+rs.cooldown)
 	}
 	return h
 }
@@ -127,15 +129,19 @@ func (e *Engine) Process(ev *schemas.AuditEvent) []schemas.RevokeCommand {
 // way, the Horizon of input before the first event it has not yet handled,
 // then processes the rest with Process.
 //
-// The guarantee: an engine given events e1..en silently and en+1.. with
-// Process emits exactly the commands that one engine given every event
-// with Process emits for en+1.. (the same ids included), provided the
-// silent part covers Horizon() of event time before en+1. A detection
-// completed in the silent part starts its target's cooldown, so the live
-// part does not repeat it; events of the silent part met again live are
-// duplicates and count once; and a detection completed live has the id a
-// live engine would have given it, so a command published twice around a
-// restart is deduplicated downstream by its id.
+// The guarantee, when the silent part covers Horizon() of event time
+// before the first live event: the live part emits no command for a
+// detection completed in the silent part, nor for one within the cooldown
+// of such a detection, since the detection started its target's cooldown;
+// events of the silent part met again live (an overlap after a restart)
+// are duplicates and count once; and a detection completed live carries
+// the id an engine that ran all along would have given it, so a command
+// published twice around a restart is deduplicated downstream by its id.
+// Every command emitted live is one that engine would have emitted too.
+// The converse holds but for one rare case: when a target's detections
+// follow each other within cooldowns across the start of the replay, the
+// rebuilt engine may start the cooldown at a later detection and so hold
+// back a repeat the other engine would have sent.
 func (e *Engine) ProcessSilently(ev *schemas.AuditEvent) {
 	e.silent = true
 	e.Process(ev)

@@ -94,7 +94,8 @@ func TestLateAndDuplicateEventsAreCounted(t *testing.T) {
 	if rs.Duplicates != 1 || rs.Late != 1 || rs.Matched != 4 || rs.Records != 2 {
 		t.Errorf("stats %+v", rs)
 	}
-	if h := eng.Horizon(); h != 12*time.Hour+engine.DefaultAllowance {
-		t.Errorf("horizon %s, want the 12h windows plus the allowance", h)
+	// impossible_travel: a 12h window, the allowance and a 6h cooldown.
+	if h := eng.Horizon(); h != 18*time.Hour+engine.DefaultAllowance {
+		t.Errorf("horizon %s, want 18h plus the allowance", h)
 	}
 }
