@@ -191,7 +191,7 @@ func TestGroundTruthListsEveryAttack(t *testing.T) {
 	cfg := testConfig()
 	cfg.Users = 200
 	cfg.Events = 0
-	cfg.Rate = 10
+	cfg.Rate = 6
 	cfg.Duration = 3 * time.Hour
 	cfg.AttackProb = 0.05
 	r := runSim(t, cfg, nil)
@@ -367,9 +367,9 @@ func distanceKm(a, b *schemas.Geo) float64 {
 // activity by day.
 func TestBenignTrafficIsPlausible(t *testing.T) {
 	cfg := testConfig()
-	cfg.Users = 300
+	cfg.Users = 200
 	cfg.Events = 0
-	cfg.Duration = 4 * 24 * time.Hour
+	cfg.Duration = 3 * 24 * time.Hour
 	cfg.Rate = float64(cfg.Users) * 100 / 86400
 	cfg.BruteForceProb, cfg.ReplayProb, cfg.AttackProb = 0, 0, 0
 	cfg.TravelProb = 0.03
