@@ -59,12 +59,12 @@ type Config struct {
 	Sim simulate.Config `flag:"-"`
 }
 
-// DefaultConfig is the default profile: 5,000 users for ten simulated
+// DefaultConfig is the default profile: 10,000 users for ten simulated
 // days and two hours at about 100 events per user and day. The first
 // week (and two hours) is free of attacks, so that the rules' baselines
 // (new_location_sensitive_action learns a week of places per user) hold
 // what a detector running in production would; the attack rates then give
-// every scenario fifty or so instances in the three days left.
+// every scenario a hundred or so instances in the three days left.
 func DefaultConfig() Config {
 	sim := simulate.DefaultConfig()
 	sim.BruteForceProb = 0.0015
@@ -73,7 +73,7 @@ func DefaultConfig() Config {
 	sim.AttacksAfter = 7*24*time.Hour + 2*time.Hour
 	sim.BatchSize = 1000
 	return Config{
-		Users:            5_000,
+		Users:            10_000,
 		Duration:         sim.AttacksAfter + 3*24*time.Hour,
 		Seed:             1,
 		EventsPerUserDay: 100,

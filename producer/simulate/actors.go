@@ -281,8 +281,6 @@ func (u *user) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 			u.attacked = false
 			if u.child.id != "" && s.mayAttack(u, AttackDownscopedMisuse) {
 				s.startMisuseAfterRevoke(u, u.child)
-			} else {
-				s.attackAbandoned(u)
 			}
 		}
 		u.state, u.session, u.tok, u.child, u.revoked = offline, "", token{}, token{}, token{}

@@ -101,12 +101,6 @@ func (s *Sim) attackTime(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * s.cfg.AttackTimeScale)
 }
 
-// attackAbandoned frees u for later attacks when a planned one cannot
-// happen.
-func (s *Sim) attackAbandoned(u *user) {
-	u.attacked = false
-}
-
 // attack is one ground-truth line under way: an attack on one user, a
 // user tried by a many-user attack, or a user action. It is written once
 // it is done and its events are published.
