@@ -25,7 +25,7 @@ func (r Report) Print(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nattacked users revoked: %d of %d (%s; by the expected rule %s), target %s\n",
+	fmt.Fprintf(w, "\nattacked users detected: %d of %d (%s; by the expected rule %s), target %s\n",
 		o.DetectedUsers, o.AttackedUsers, pct(o.Recall), pct(o.RecallRule), pct(TargetRecall))
 	fmt.Fprintf(w, "benign users revoked: %d of %d (%.3f%%), target at most %.1f%%\n",
 		o.BenignRevoked, o.BenignUsers, 100*o.BenignRevokedRate, 100*TargetBenignRevoked)

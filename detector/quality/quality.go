@@ -34,7 +34,9 @@ import (
 
 // Targets on the default profile.
 const (
-	// TargetRecall is the least share of attacked users revoked.
+	// TargetRecall is the least share of attacked users detected: revoked,
+	// or notified by a rule that only notifies (a brute force that never
+	// got in).
 	TargetRecall = 0.99
 	// TargetBenignRevoked is the largest share of benign users revoked.
 	TargetBenignRevoked = 0.001
