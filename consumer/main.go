@@ -86,6 +86,10 @@ type runConfig struct {
 	VerifyKeyFiles []string `flag:"verify-key-files" env:"REVOKED_VERIFY_KEY_FILES" yaml:"verify_key_files" usage:"files holding the trusted command-signing public keys (PKIX PEM), comma-separated"`
 	// SealKey opens sealed raw tokens (base64 X25519 private key).
 	SealKey config.Secret `env:"REVOKED_SEAL_KEY" yaml:"-"`
+	// CheckpointKey signs checkpoints of the audit chain (an Ed25519 key,
+	// PKCS #8 PEM or base64 seed), which `consumer verify` checks against
+	// REVOKED_CHECKPOINT_VERIFY_KEY_FILES. Unset: no checkpoints.
+	CheckpointKey config.Secret `env:"REVOKED_CHECKPOINT_SIGNING_KEY" yaml:"-"`
 }
 
 func defaultStoreConfig() storeConfig {
@@ -124,6 +128,18 @@ func (c runConfig) Validate() error {
 	return p.Err()
 }
 
+// checkpointSigner is the audit checkpoint key, or nil when none is set.
+func (c runConfig) checkpointSigner() (*schemas.Signer, error) {
+	if !c.CheckpointKey.IsSet() {
+		return nil, nil
+	}
+	priv, err := schemas.ParsePrivateKey([]byte(c.CheckpointKey.Reveal()))
+	if err != nil {
+		return nil, fmt.Errorf("REVOKED_CHECKPOINT_SIGNING_KEY: %w", err)
+	}
+	return schemas.NewSigner(priv), nil
+}
+
 func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg := defaultRunConfig()
 	log, err := cli.Configure(cli.NewFlagSet("consumer run", stderr), args, &cfg, &cfg.Store.Log, stderr)
@@ -156,9 +172,17 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("migrating the audit store: %w", err)
 	}
 
+	checkpoints, err := cfg.checkpointSigner()
+	if err != nil {
+		return err
+	}
+	if checkpoints == nil {
+		log.Warn().Msg("no REVOKED_CHECKPOINT_SIGNING_KEY(_FILE): the audit chain gets no signed checkpoints")
+	}
 	reg := ops.NewRegistry()
 	svc, err := service.New(ctx, cfg.Consumer, service.Deps{
 		Store: store, TokenAPI: client, Keyring: keyring, Seal: seal, Registry: reg,
+		CheckpointSigner: checkpoints,
 	}, log)
 	if err != nil {
 		return err
@@ -318,8 +342,12 @@ func held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	checkpoints, err := cfg.Run.checkpointSigner()
+	if err != nil {
+		return err
+	}
 	a, closeApprovals, err := service.OpenApprovals(ctx, cfg.Run.Consumer, service.Deps{
-		Store: store, TokenAPI: client, Keyring: keyring, Seal: seal,
+		Store: store, TokenAPI: client, Keyring: keyring, Seal: seal, CheckpointSigner: checkpoints,
 	}, cfg.Run.Consumer.Actor+"-cli", log)
 	if err != nil {
 		return err

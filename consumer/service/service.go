@@ -71,6 +71,20 @@ type Deps struct {
 	// Fetcher re-reads held commands for approval (nil: from the reader's
 	// brokers).
 	Fetcher MessageFetcher
+	// CheckpointSigner signs checkpoints of the audit chain's head, which
+	// make truncation and wholesale rewrites of the trail detectable (nil:
+	// no checkpoints; `consumer verify` then needs -allow-unsigned).
+	CheckpointSigner *schemas.Signer
+}
+
+// openWriter opens the audit chain writer, signing checkpoints when the
+// deps carry a key.
+func openWriter(ctx context.Context, deps Deps, chain string, log zerolog.Logger) (*audit.Writer, error) {
+	w, err := audit.NewWriterWithConfig(ctx, deps.Store, audit.WriterConfig{Chain: chain, Signer: deps.CheckpointSigner}, log)
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit chain: %w", err)
+	}
+	return w, nil
 }
 
 // Service reads commands and carries them out. Run it once.
@@ -97,9 +111,9 @@ func New(ctx context.Context, cfg Config, deps Deps, log zerolog.Logger) (*Servi
 	if err != nil {
 		return nil, err
 	}
-	writer, err := audit.NewWriter(ctx, deps.Store, cfg.Actor, log)
+	writer, err := openWriter(ctx, deps, cfg.Actor, log)
 	if err != nil {
-		return nil, fmt.Errorf("opening the audit chain: %w", err)
+		return nil, err
 	}
 	var rm *kafkax.ReaderMetrics
 	if deps.Registry != nil {
@@ -162,9 +176,9 @@ func OpenApprovals(ctx context.Context, cfg Config, deps Deps, chain string, log
 	if err != nil {
 		return nil, nil, err
 	}
-	writer, err := audit.NewWriter(ctx, deps.Store, chain, log)
+	writer, err := openWriter(ctx, deps, chain, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening the audit chain: %w", err)
+		return nil, nil, err
 	}
 	h, err := newHandler(cfg, deps, writer, g, NewMetrics(nil), log)
 	if err != nil {

@@ -89,6 +89,8 @@ type Stack struct {
 	AdminToken config.Secret
 	// Signer signs commands; producers of manual commands use it too.
 	Signer *schemas.Signer
+	// CheckpointSigner signs the audit chain's checkpoints.
+	CheckpointSigner *schemas.Signer
 	// Seal is the consumer's sealing key pair.
 	Seal *schemas.SealKey
 	// Store is the audit store.
@@ -116,16 +118,17 @@ type Stack struct {
 
 // Start brings the pipeline up and returns once every component runs. Stop
 // it with Close; cancelling ctx stops it too.
-func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (s *Stack, err error) {
+func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_ *Stack, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	infraCtx, infraCancel := context.WithCancel(context.WithoutCancel(ctx))
 	ctx, cancel := context.WithCancel(ctx)
-	s = &Stack{log: log, cancel: cancel, infraCancel: infraCancel, Registry: ops.NewRegistry()}
+	s := &Stack{log: log, cancel: cancel, infraCancel: infraCancel, Registry: ops.NewRegistry()}
 	defer func() {
+		// A failed start releases what it had started.
 		if err != nil {
-			_ = s.Close()
+			err = errors.Join(err, s.Close())
 		}
 	}()
 
@@ -135,6 +138,11 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (s
 		return nil, err
 	}
 	s.Signer = schemas.NewSigner(priv)
+	cpriv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	s.CheckpointSigner = schemas.NewSigner(cpriv)
 	if s.Seal, err = schemas.GenerateSealKey(); err != nil {
 		return nil, err
 	}
@@ -221,7 +229,7 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (s
 	ccfg.Actor = "consumer-local"
 	con, err := consumer.New(ctx, ccfg, consumer.Deps{
 		Store: s.Store, TokenAPI: s.IdP, Keyring: schemas.NewKeyring(s.Signer.Public()), Seal: s.Seal,
-		Registry: s.Registry, Observe: obs.AuditRow,
+		Registry: s.Registry, Observe: obs.AuditRow, CheckpointSigner: s.CheckpointSigner,
 	}, log.With().Str("component", "consumer").Logger())
 	if err != nil {
 		return nil, err

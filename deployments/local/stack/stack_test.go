@@ -16,6 +16,7 @@ import (
 
 	"github.com/revoked-dev/revoked/consumer/api"
 	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/trail"
 	"github.com/revoked-dev/revoked/deployments/local/stack"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/testenv"
@@ -161,6 +162,17 @@ func TestEndToEnd(t *testing.T) {
 			}
 			if !strings.Contains(haystack.String(), tokenID) {
 				t.Error("the token's fingerprint is nowhere: the scan looked at nothing")
+			}
+
+			// The trail the consumer wrote verifies as a hash chain (its
+			// rows are not yet covered by a checkpoint: that comes every
+			// 1,000 rows, every minute and at shutdown).
+			rep, err := trail.Verify(context.Background(), s.Store, schemas.NewKeyring(s.CheckpointSigner.Public()), trail.Options{AllowUnsigned: true})
+			if err != nil {
+				t.Fatalf("verifying the trail: %v", err)
+			}
+			if rep.Rows == 0 {
+				t.Fatal("verified no rows")
 			}
 		})
 	}
