@@ -24,6 +24,7 @@ type tally struct {
 	steps      map[schemas.Step]int      // audit rows by step
 	revokedBy  map[string]map[string]int // rule → user → revocations
 	revokedAt  map[string]time.Time      // user → first revocation
+	answered   map[string]bool           // users revoked or notified about
 	latencies  []time.Duration           // last event → revoked
 	detectLat  []time.Duration           // last event → detected
 }
@@ -32,7 +33,7 @@ func newTally() *tally {
 	return &tally{
 		detections: map[string]int{}, pending: map[string]bool{},
 		steps: map[schemas.Step]int{}, revokedBy: map[string]map[string]int{},
-		revokedAt: map[string]time.Time{},
+		revokedAt: map[string]time.Time{}, answered: map[string]bool{},
 	}
 }
 
@@ -54,6 +55,9 @@ func (t *tally) wrap(obs Observer) Observer {
 			t.steps[r.Step]++
 			if r.Step.Terminal() {
 				t.pending[r.CommandID] = false
+			}
+			if r.Step == schemas.StepRevoked || r.Step == schemas.StepNotified {
+				t.answered[r.UserID] = true
 			}
 			if r.Step == schemas.StepRevoked {
 				if t.revokedBy[r.RuleID] == nil {
@@ -90,6 +94,9 @@ func (t *tally) inFlight() int {
 	return n
 }
 
+// logoutRule answers a user's own logout; its revocations are intended.
+const logoutRule = "logout"
+
 // Report summarises a simulated run.
 type Report struct {
 	Events       int64
@@ -106,8 +113,11 @@ type Report struct {
 	// Ground truth against what was revoked.
 	Attacks, AttacksDetected int
 	Missed                   []simulate.GroundTruth
-	// FalsePositives are users revoked that no attack targeted.
+	// FalsePositives are users revoked that no attack or attempt touched
+	// (logout revocations of labelled logouts excepted).
 	FalsePositives []string
+	// FalsePositivesByRule counts them by the rule that revoked them.
+	FalsePositivesByRule map[string]int
 	// TokensChecked attacked tokens were introspected afterwards;
 	// TokensStillActive of them were still active.
 	TokensChecked, TokensStillActive int
@@ -235,12 +245,11 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 	for k, v := range t.steps {
 		r.Steps[k] = v
 	}
-	revokedUsers := map[string]bool{}
-	for _, users := range t.revokedBy {
-		for u := range users {
-			revokedUsers[u] = true
-		}
+	revokedBy := map[string]map[string]int{}
+	for rule, users := range t.revokedBy {
+		revokedBy[rule] = maps.Clone(users)
 	}
+	answered := maps.Clone(t.answered)
 	revokedAt := maps.Clone(t.revokedAt)
 	for _, p := range t.pending {
 		if p {
@@ -249,23 +258,41 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 	}
 	t.mu.Unlock()
 
-	attacked := map[string]bool{}
+	// The ground truth labels attacks (the user's tokens must die),
+	// attempts (users a many-user attack tried: a revocation is no false
+	// alarm) and user actions (logouts, which the logout rule answers by
+	// design).
+	explained := map[string]bool{}  // attack or attempt
+	userAction := map[string]bool{} // logouts
 	tokens := sim.Tokens()
-	for _, g := range sim.GroundTruth() {
-		attacked[g.UserID] = true
+	for _, g := range sim.Labels() {
+		switch g.Label {
+		case simulate.LabelUserAction:
+			userAction[g.UserID] = true
+			continue
+		case simulate.LabelAttempt:
+			explained[g.UserID] = true
+			continue
+		}
+		explained[g.UserID] = true
 		if g.Partial {
 			continue
 		}
 		r.Attacks++
-		if revokedUsers[g.UserID] {
+		if answered[g.UserID] {
 			r.AttacksDetected++
 		} else {
 			r.Missed = append(r.Missed, g)
 		}
-		// Introspect the attacked tokens: the user's tokens for an
-		// account takeover, the replayed token for a replay.
+		at, revoked := revokedAt[g.UserID]
+		if !revoked {
+			continue // a notify-only answer (failed logins only) revokes nothing
+		}
+		// Introspect what the attack touched: the named token (the
+		// attacker's, the stolen or misused one) or, without one, every
+		// token the user held before the revocation.
 		for _, raw := range tokens[g.UserID] {
-			if g.Attack == simulate.AttackTokenReplay && schemas.Fingerprint(raw) != g.TokenID {
+			if g.TokenID != "" && schemas.Fingerprint(raw) != g.TokenID {
 				continue
 			}
 			in, err := s.IdP.Introspect(ctx, raw)
@@ -275,7 +302,7 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 			// A token issued after the revocation (the user logged in
 			// again) is rightly alive; introspection's iat has second
 			// precision.
-			if in.Active && !in.IssuedAt.Before(revokedAt[g.UserID].Add(-time.Second)) {
+			if in.Active && !in.IssuedAt.Before(at.Add(-time.Second)) {
 				continue
 			}
 			r.TokensChecked++
@@ -284,9 +311,18 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 			}
 		}
 	}
-	for u := range revokedUsers {
-		if !attacked[u] {
-			r.FalsePositives = append(r.FalsePositives, u)
+	for rule, users := range revokedBy {
+		for u := range users {
+			if explained[u] || (rule == logoutRule && userAction[u]) {
+				continue
+			}
+			if r.FalsePositivesByRule == nil {
+				r.FalsePositivesByRule = map[string]int{}
+			}
+			r.FalsePositivesByRule[rule]++
+			if !slices.Contains(r.FalsePositives, u) {
+				r.FalsePositives = append(r.FalsePositives, u)
+			}
 		}
 	}
 	sort.Strings(r.FalsePositives)
