@@ -156,7 +156,8 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("REVOKED_SEAL_KEY: %w", err)
 		}
 	}
-	client, err := idp.New(cfg.IdP, service.NewHTTPClient(cfg.Consumer.Reader.Concurrency), log)
+	reg := ops.NewRegistry()
+	client, err := idp.New(cfg.IdP, service.NewHTTPClient(cfg.Consumer.Reader.Concurrency), log, idp.WithRegisterer(reg))
 	if err != nil {
 		return err
 	}
@@ -179,7 +180,6 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	if checkpoints == nil {
 		log.Warn().Msg("no REVOKED_CHECKPOINT_SIGNING_KEY(_FILE): the audit chain gets no signed checkpoints")
 	}
-	reg := ops.NewRegistry()
 	svc, err := service.New(ctx, cfg.Consumer, service.Deps{
 		Store: store, TokenAPI: client, Keyring: keyring, Seal: seal, Registry: reg,
 		CheckpointSigner: checkpoints,

@@ -192,7 +192,7 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 		Issuer: s.TokenAPIURL, ClientID: "revoker", ClientSecret: revokerSecret,
 		AuthMethod: idp.AuthClientSecretBasic, Timeout: 10 * time.Second,
 		Admin: idp.ReferencePreset(s.TokenAPIURL, s.AdminToken),
-	}, nil, log.With().Str("component", "idp").Logger())
+	}, nil, log.With().Str("component", "idp").Logger(), idp.WithRegisterer(s.Registry))
 	if err != nil {
 		return nil, err
 	}
