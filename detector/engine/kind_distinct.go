@@ -16,8 +16,12 @@ type distinctEval struct {
 	mins   [maxDistinct]int
 	maxPer int
 	// seen is scratch space: per field, the distinct values found so far
-	// and the index of their newest record.
+	// and the index of their newest record; at indexes each value's
+	// position in seen, so a group of many distinct values (one address
+	// failing as thousands of users) costs one map lookup per record, not
+	// a scan of every value seen.
 	seen [maxDistinct][]seenValue
+	at   [maxDistinct]map[string]int
 }
 
 type seenValue struct {
@@ -57,6 +61,10 @@ func (d *distinctEval) evaluate(recs []record, end int, window time.Duration) (f
 	from := last.t.Add(-window)
 	for f := range d.get {
 		d.seen[f] = d.seen[f][:0]
+		if d.at[f] == nil {
+			d.at[f] = make(map[string]int)
+		}
+		clear(d.at[f])
 	}
 	// Scanning back from the last record, the first record of each value
 	// is that value's newest. A field counts only if the last record has a
@@ -67,10 +75,11 @@ func (d *distinctEval) evaluate(recs []record, end int, window time.Duration) (f
 			if v == "" || last.vals[f] == "" {
 				continue
 			}
-			if k := indexValue(d.seen[f], v); k >= 0 {
+			if k, ok := d.at[f][v]; ok {
 				d.seen[f][k].n++
 				continue
 			}
+			d.at[f][v] = len(d.seen[f])
 			d.seen[f] = append(d.seen[f], seenValue{v: v, idx: j, n: 1})
 			if d.maxPer == 0 && len(d.seen[f]) >= d.mins[f] {
 				return d.finding(f, window), true
@@ -110,13 +119,4 @@ func (d *distinctEval) finding(f int, window time.Duration) finding {
 		evidence: ev,
 		summary:  fmt.Sprintf("%d distinct %s (%s) within %s", len(seen), d.fields[f], strings.Join(vals, ", "), window),
 	}
-}
-
-func indexValue(s []seenValue, v string) int {
-	for i, x := range s {
-		if x.v == v {
-			return i
-		}
-	}
-	return -1
 }
