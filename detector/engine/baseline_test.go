@@ -14,7 +14,7 @@ import (
 var day0 = time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 
 func located(id string, at time.Time, typ schemas.EventType, user, country string, asn uint32) *schemas.AuditEvent {
-	return &schemas.AuditEvent{ID: id, Time: at, Type: typ, UserID: user, Geo: &schemas.Geo{Country: country, ASN: asn}}
+	return &schemas.AuditEvent{ID: id, Time: at, Type: typ, UserID: user, DeviceID: "d-" + user, Geo: &schemas.Geo{Country: country, ASN: asn}}
 }
 
 func entriesOf(es []engine.BaselineEntry, rule string) []string {
@@ -37,7 +37,7 @@ func TestBaselineDrainAndRestore(t *testing.T) {
 	a.Process(located("h1", day0.Add(time.Hour), schemas.EventLoginSuccess, "u1", "US", 7922))
 	first := a.BaselineChanges()
 	got := entriesOf(first, rule)
-	want := []string{"u1 = 2025-03-01..2025-03-01", "u1 geo.country=US 2025-03-01..2025-03-01", "u1 geo.asn=7922 2025-03-01..2025-03-01"}
+	want := []string{"u1 = 2025-03-01..2025-03-01", "u1 geo.asn=7922 2025-03-01..2025-03-01", "u1 device_id=d-u1 2025-03-01..2025-03-01"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("first drain\n got %q\nwant %q", got, want)
 	}
@@ -52,7 +52,7 @@ func TestBaselineDrainAndRestore(t *testing.T) {
 	}
 	a.Process(located("h3", day0.Add(8*24*time.Hour), schemas.EventLoginSuccess, "u1", "US", 7922))
 	stored := a.BaselineChanges()
-	if got := entriesOf(stored, rule); !slices.Equal(got, []string{"u1 geo.country=US 2025-03-01..2025-03-09", "u1 geo.asn=7922 2025-03-01..2025-03-09"}) {
+	if got := entriesOf(stored, rule); !slices.Equal(got, []string{"u1 geo.asn=7922 2025-03-01..2025-03-09", "u1 device_id=d-u1 2025-03-01..2025-03-09"}) {
 		t.Errorf("second drain %q", got)
 	}
 
@@ -70,7 +70,9 @@ func TestBaselineDrainAndRestore(t *testing.T) {
 	attack := func(eng *engine.Engine) []schemas.RevokeCommand {
 		at := day0.Add(9 * 24 * time.Hour)
 		var cmds []schemas.RevokeCommand
-		cmds = append(cmds, eng.Process(located("n1", at, schemas.EventLoginSuccess, "u1", "RU", 12389))...)
+		intruder := located("n1", at, schemas.EventLoginSuccess, "u1", "RU", 12389)
+		intruder.DeviceID = "d-intruder"
+		cmds = append(cmds, eng.Process(intruder)...)
 		cmds = append(cmds, eng.Process(&schemas.AuditEvent{ID: "s1", Time: at.Add(10 * time.Minute), Type: schemas.EventShareCreated,
 			UserID: "u1", Resource: &schemas.Resource{Type: "file", ID: "f1"}})...)
 		return cmds
@@ -84,7 +86,7 @@ func TestBaselineDrainAndRestore(t *testing.T) {
 	if len(cmds) != 1 || cmds[0].Reason.RuleID != rule || !slices.Equal(cmds[0].Reason.Evidence, []string{"n1", "s1"}) {
 		t.Fatalf("restored engine: %+v", cmds)
 	}
-	if got := entriesOf(restored.BaselineChanges(), rule); !slices.Equal(got, []string{"u1 geo.country=RU 2025-03-10..2025-03-10", "u1 geo.asn=12389 2025-03-10..2025-03-10"}) {
+	if got := entriesOf(restored.BaselineChanges(), rule); !slices.Equal(got, []string{"u1 geo.asn=12389 2025-03-10..2025-03-10", "u1 device_id=d-intruder 2025-03-10..2025-03-10"}) {
 		t.Errorf("restored engine learned %q", got)
 	}
 	// Without the baseline the user has no history: nothing is new.

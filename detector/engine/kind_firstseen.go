@@ -40,6 +40,7 @@ type firstSeenEval struct {
 	maxValues int
 	then      cond
 	hasThen   bool
+	allNew    bool
 
 	base      map[string]*baseline
 	dirty     []*baseline
@@ -80,6 +81,7 @@ func newFirstSeenEval(r *Rule, act *eventActivation) *firstSeenEval {
 		learning:  p.Learning.D(),
 		retention: p.Retention.D(),
 		maxValues: p.MaxValues,
+		allNew:    p.AllNew,
 		base:      make(map[string]*baseline),
 	}
 	if f.retention == 0 {
@@ -120,11 +122,13 @@ func (f *firstSeenEval) record(ev *schemas.AuditEvent, key string, rec *record) 
 		f.touch(b)
 	}
 	mature := ev.Time.Sub(b.since) >= f.learning
+	present, fresh := 0, 0
 	for i, get := range f.get {
 		v := get(ev)
 		if v == "" {
 			continue
 		}
+		present++
 		vals := b.vals[i]
 		k := slices.IndexFunc(vals, func(x baseValue) bool { return x.v == v })
 		if k < 0 {
@@ -133,7 +137,7 @@ func (f *firstSeenEval) record(ev *schemas.AuditEvent, key string, rec *record) 
 				known = known || x.first.Before(ev.Time)
 			}
 			if mature && known {
-				rec.step |= fsNew
+				fresh++
 				rec.vals[i] = v
 			}
 			b.vals[i] = f.add(b, i, vals, baseValue{v: v, first: ev.Time, last: ev.Time, dirty: true})
@@ -160,10 +164,15 @@ func (f *firstSeenEval) record(ev *schemas.AuditEvent, key string, rec *record) 
 				known = known || (j != k && y.first.Before(ev.Time))
 			}
 			if known {
-				rec.step |= fsNew
+				fresh++
 				rec.vals[i] = v
 			}
 		}
+	}
+	if fresh > 0 && (!f.allNew || (present == len(f.get) && fresh == present)) {
+		rec.step |= fsNew
+	} else {
+		clear(rec.vals[:len(f.get)])
 	}
 	if f.hasThen && f.then.match() {
 		rec.step |= fsThen

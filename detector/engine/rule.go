@@ -273,7 +273,11 @@ type GeoVelocity struct {
 // The baseline keeps the MaxValues most recently seen values per field and
 // forgets values unseen for Retention; see Engine.BaselineChanges.
 type FirstSeen struct {
-	Fields    []string `yaml:"fields"`
+	Fields []string `yaml:"fields"`
+	// AllNew makes an event new only when it has a value for every field
+	// and all of them are new to the user (a new network and a new device,
+	// say); by default one new value is enough.
+	AllNew    bool     `yaml:"all_new,omitempty"`
 	Learning  Duration `yaml:"learning"`
 	MaxValues int      `yaml:"max_values,omitempty"`
 	Retention Duration `yaml:"retention,omitempty"`
