@@ -35,7 +35,7 @@ type simulateConfig struct {
 	ClientSecretFile string                    `flag:"tokenapi-client-secret-file" yaml:"tokenapi_client_secret_file" usage:"file holding the exchange client's secret"`
 	Start            string                    `flag:"start" env:"REVOKED_SIM_START" yaml:"start" usage:"first simulated instant with --clock fast: RFC 3339 or now"`
 	Out              string                    `flag:"out" env:"REVOKED_SIM_OUT" yaml:"out" usage:"write the events to this JSONL file (- for stdout) instead of Kafka, e.g. for backtests"`
-	GroundTruth      string                    `flag:"ground-truth" env:"REVOKED_SIM_GROUND_TRUTH" yaml:"ground_truth" usage:"file to write the labelled attacks to, one JSON line each"`
+	GroundTruth      string                    `flag:"ground-truth" env:"REVOKED_SIM_GROUND_TRUTH" yaml:"ground_truth" usage:"file to write the ground truth to, one JSON line per label (attack, attempt, user action)"`
 	Progress         bool                      `flag:"progress" usage:"draw a progress bar on stderr even when it is not a terminal"`
 }
 
