@@ -43,6 +43,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/consumer/idp"
+	"github.com/revoked-dev/revoked/consumer/lineage"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
@@ -81,6 +82,10 @@ type runConfig struct {
 	Store    storeConfig      `yaml:"-"`
 	IdP      idp.Config       `flag:"idp" env:"REVOKED_IDP" yaml:"idp"`
 	Ops      ops.ServerConfig `flag:"http" env:"REVOKED_HTTP" yaml:"http"`
+	// Lineage follows token.exchanged events on the reader's brokers, so
+	// include_downscoped commands also revoke descendants the token API
+	// does not know of.
+	Lineage lineage.Config `flag:"lineage" env:"REVOKED_LINEAGE" yaml:"lineage"`
 	// VerifyKeyFiles name the PEM files of the Ed25519 public keys whose
 	// signatures the consumer trusts.
 	VerifyKeyFiles []string `flag:"verify-key-files" env:"REVOKED_VERIFY_KEY_FILES" yaml:"verify_key_files" usage:"files holding the trusted command-signing public keys (PKIX PEM), comma-separated"`
@@ -113,6 +118,7 @@ func defaultRunConfig() runConfig {
 		Store:    defaultStoreConfig(),
 		IdP:      idp.Config{AuthMethod: idp.AuthClientSecretBasic},
 		Ops:      o,
+		Lineage:  lineage.DefaultConfig(),
 	}
 }
 
@@ -124,6 +130,7 @@ func (c runConfig) Validate() error {
 	p.Nest("log", c.Store.Log.Validate())
 	p.Nest("idp", c.IdP.Validate())
 	p.Nest("http", c.Ops.Validate())
+	p.Nest("lineage", c.Lineage.Validate())
 	p.Check(len(c.VerifyKeyFiles) > 0, "verify-key-files", "at least one trusted signing key is required")
 	return p.Err()
 }
@@ -180,10 +187,19 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	if checkpoints == nil {
 		log.Warn().Msg("no REVOKED_CHECKPOINT_SIGNING_KEY(_FILE): the audit chain gets no signed checkpoints")
 	}
-	svc, err := service.New(ctx, cfg.Consumer, service.Deps{
+	deps := service.Deps{
 		Store: store, TokenAPI: client, Keyring: keyring, Seal: seal, Registry: reg,
 		CheckpointSigner: checkpoints,
-	}, log)
+	}
+	var follower *lineage.Follower
+	if cfg.Lineage.Enabled {
+		index := lineage.NewIndex(cfg.Lineage.Retention, cfg.Lineage.MaxEntries, nil)
+		if follower, err = lineage.NewFollower(cfg.Consumer.Reader.Brokers, cfg.Consumer.Reader.Security, cfg.Lineage, index, log); err != nil {
+			return err
+		}
+		deps.Lineage = index
+	}
+	svc, err := service.New(ctx, cfg.Consumer, deps, log)
 	if err != nil {
 		return err
 	}
@@ -199,7 +215,23 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info().Int("trusted_keys", keyring.Len()).Bool("sealing_key", seal != nil).
 		Str("audit_backend", cfg.Store.Audit.Backend).Str("http", cfg.Ops.Addr).Msg("consumer configured")
 
-	return cli.RunWithOps(ctx, stop, srv, svc.Run)
+	return cli.RunWithOps(ctx, stop, srv, withFollower(follower, svc.Run))
+}
+
+// withFollower runs the lineage follower, when there is one, beside run
+// and stops it when run returns.
+func withFollower(f *lineage.Follower, run func(context.Context) error) func(context.Context) error {
+	if f == nil {
+		return run
+	}
+	return func(ctx context.Context) error {
+		fctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- f.Run(fctx) }()
+		err := run(ctx)
+		cancel()
+		return errors.Join(err, <-done)
+	}
 }
 
 // mountAPI serves the analysts' API beside /livez, /readyz and /metrics.

@@ -39,6 +39,9 @@ type Outcome struct {
 	// Proof says how the revocation was confirmed (introspection, the list
 	// of live tokens); empty when the API offers no way to confirm.
 	Proof string
+	// FromLineage is how many of Revoked were downscoped tokens known only
+	// from token.exchanged events (the lineage index), revoked by id.
+	FromLineage int
 }
 
 // Revoker carries out one verified command against the token API. rawToken

@@ -56,9 +56,25 @@ func DefaultRetryConfig() RetryConfig {
 // calls for the other targets, and then proves the revocation where the
 // token API offers a way (introspection, the subject's live tokens).
 type IdPRevoker struct {
-	api   TokenAPI
-	retry RetryConfig
-	sleep func(context.Context, time.Duration) error
+	api     TokenAPI
+	retry   RetryConfig
+	sleep   func(context.Context, time.Duration) error
+	lineage Lineage
+}
+
+// Lineage knows downscoped tokens from token.exchanged events, which the
+// token API may not: a token's descendants, any number of generations
+// down, and a user's downscoped tokens.
+type Lineage interface {
+	Descendants(tokenID string) []string
+	UserTokens(userID string) []string
+}
+
+// WithLineage makes the revoker also revoke, for include_downscoped
+// commands, the descendants l knows of. A nil l turns that off.
+func (r *IdPRevoker) WithLineage(l Lineage) *IdPRevoker {
+	r.lineage = l
+	return r
 }
 
 // NewIdPRevoker returns a revoker over api.
@@ -83,7 +99,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // Revoke implements Revoker.
 func (r *IdPRevoker) Revoke(ctx context.Context, cmd *schemas.RevokeCommand, rawToken string) (Outcome, error) {
 	var out Outcome
-	call := r.call(cmd, rawToken)
+	call := r.call(cmd, rawToken, &out.FromLineage)
 	if call == nil {
 		return out, fmt.Errorf("%w: target %q cannot be revoked by this consumer", ErrTerminal, cmd.Target.Kind)
 	}
@@ -172,17 +188,32 @@ func (r *IdPRevoker) stepUp(ctx context.Context, cmd *schemas.RevokeCommand) (st
 //     This needs the target's user id and the listing call; without them
 //     the provider's own cascade is all there is.
 //   - session and client: their admin calls.
-func (r *IdPRevoker) call(cmd *schemas.RevokeCommand, rawToken string) apiCall {
+//
+// With a lineage index, include_downscoped also revokes by id what the
+// index learned from token.exchanged events and the token API's own answer
+// did not cover: a token's descendants, and, where the provider has no
+// subject-wide call, the user's downscoped tokens. fromLineage is set to
+// how many of those were revoked.
+func (r *IdPRevoker) call(cmd *schemas.RevokeCommand, rawToken string, fromLineage *int) apiCall {
 	t := cmd.Target
 	var base apiCall
 	switch t.Kind {
 	case schemas.TargetUser:
 		return func(ctx context.Context) (idp.Result, error) {
+			*fromLineage = 0
 			res, err := r.api.RevokeSubject(ctx, t.UserID)
 			if !errors.Is(err, idp.ErrNotConfigured) {
 				return res, err
 			}
-			return r.revokeEach(ctx, t.UserID, func([]idp.TokenInfo, idp.TokenInfo) bool { return true })
+			covered := map[string]bool{}
+			res, err = r.revokeEach(ctx, t.UserID, func(_ []idp.TokenInfo, ti idp.TokenInfo) bool {
+				covered[ti.TokenID] = true
+				return true
+			})
+			if err != nil || !t.IncludeDownscoped || r.lineage == nil {
+				return res, err
+			}
+			return r.revokeKnown(ctx, res, r.lineage.UserTokens(t.UserID), covered, fromLineage)
 		}
 	case schemas.TargetToken:
 		if rawToken != "" {
@@ -195,25 +226,42 @@ func (r *IdPRevoker) call(cmd *schemas.RevokeCommand, rawToken string) apiCall {
 		} else {
 			base = func(ctx context.Context) (idp.Result, error) { return r.api.RevokeTokenID(ctx, t.TokenID) }
 		}
-		if !t.IncludeDownscoped || t.UserID == "" {
+		if !t.IncludeDownscoped || (t.UserID == "" && r.lineage == nil) {
 			return base
 		}
 		return func(ctx context.Context) (idp.Result, error) {
+			*fromLineage = 0
 			res, err := base(ctx)
 			if err != nil {
 				return res, err
 			}
-			more, err := r.revokeEach(ctx, t.UserID, func(live []idp.TokenInfo, ti idp.TokenInfo) bool {
-				return descends(live, ti, t.TokenID)
-			})
-			if errors.Is(err, idp.ErrNotConfigured) {
-				return res, nil // no listing: the provider's cascade is all there is
+			covered := map[string]bool{t.TokenID: true}
+			if t.UserID != "" {
+				more, err := r.revokeEach(ctx, t.UserID, func(live []idp.TokenInfo, ti idp.TokenInfo) bool {
+					if !descends(live, ti, t.TokenID) {
+						return false
+					}
+					covered[ti.TokenID] = true
+					return true
+				})
+				switch {
+				case errors.Is(err, idp.ErrNotConfigured):
+					// no listing: the provider's cascade (and the
+					// lineage index) is all there is
+				default:
+					res.Revoked += more.Revoked
+					if more.Revoked > 0 {
+						res.Body = strings.TrimSpace(res.Body + "; " + more.Body)
+					}
+					if err != nil {
+						return res, err
+					}
+				}
 			}
-			res.Revoked += more.Revoked
-			if more.Revoked > 0 {
-				res.Body = strings.TrimSpace(res.Body + "; " + more.Body)
+			if r.lineage == nil {
+				return res, nil
 			}
-			return res, err
+			return r.revokeKnown(ctx, res, r.lineage.Descendants(t.TokenID), covered, fromLineage)
 		}
 	case schemas.TargetSession:
 		return func(ctx context.Context) (idp.Result, error) { return r.api.RevokeSession(ctx, t.SessionID) }
@@ -249,6 +297,36 @@ func (r *IdPRevoker) revokeEach(ctx context.Context, userID string, pick func(li
 		}
 	}
 	res.Body = fmt.Sprintf("revoked %d listed tokens one by one", res.Revoked)
+	return res, nil
+}
+
+// revokeKnown revokes by id each of ids that covered does not hold, adds
+// them to res and sets *n to how many were revoked. A token that is
+// already gone (404) is done, and revoking an already revoked id is
+// harmless. It stops at the first other failure, which the caller
+// classifies; a repeat revokes them all again.
+func (r *IdPRevoker) revokeKnown(ctx context.Context, res idp.Result, ids []string, covered map[string]bool, n *int) (idp.Result, error) {
+	slices.Sort(ids)
+	for _, id := range ids {
+		if covered[id] {
+			continue
+		}
+		covered[id] = true
+		one, err := r.api.RevokeTokenID(ctx, id)
+		switch {
+		case err == nil:
+			*n++
+		case errors.Is(err, idp.ErrNotFound):
+		default:
+			res.Status = one.Status
+			res.Body = strings.TrimPrefix(fmt.Sprintf("%s; revoked %d downscoped tokens known from token.exchanged events before a failure", res.Body, *n), "; ")
+			return res, err
+		}
+	}
+	if *n > 0 {
+		res.Revoked += *n
+		res.Body = strings.TrimPrefix(fmt.Sprintf("%s; revoked %d more downscoped tokens known from token.exchanged events", res.Body, *n), "; ")
+	}
 	return res, nil
 }
 

@@ -75,6 +75,10 @@ type Deps struct {
 	// make truncation and wholesale rewrites of the trail detectable (nil:
 	// no checkpoints; `consumer verify` then needs -allow-unsigned).
 	CheckpointSigner *schemas.Signer
+	// Lineage knows downscoped tokens from token.exchanged events; the
+	// revoker also revokes those for include_downscoped commands (nil:
+	// only what the token API knows).
+	Lineage Lineage
 }
 
 // openWriter opens the audit chain writer, signing checkpoints when the
@@ -143,7 +147,7 @@ func newHandler(cfg Config, deps Deps, writer *audit.Writer, g *guard.Guard, m *
 	return NewHandler(HandlerConfig{
 		Keyring:      deps.Keyring,
 		Seal:         deps.Seal,
-		Revoker:      NewIdPRevoker(deps.TokenAPI, cfg.Retry),
+		Revoker:      NewIdPRevoker(deps.TokenAPI, cfg.Retry).WithLineage(deps.Lineage),
 		Audit:        NewAuditLog(writer, deps.Store),
 		Actor:        cfg.Actor,
 		MaxClockSkew: cfg.MaxClockSkew,
