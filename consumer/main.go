@@ -64,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return history(ctx, args, stdout, stderr)
 	case "verify":
 		return verifyTrail(ctx, args, stdout, stderr)
+	case "export", "verify-export":
+		return exportCommand(ctx, cmd, args, stdout, stderr)
 	case "held":
 		return held(ctx, args, stdout, stderr)
 	}
