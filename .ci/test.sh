@@ -65,9 +65,10 @@ go test -race -shuffle=on -count=1 -timeout 15m ${GO_TEST_FLAGS:-} "${packages[@
 
 # Tests too large for the race detector's overhead run once more without
 # it (they skip themselves under -race): the 100,000-user campaign killed
-# halfway and resumed.
+# halfway and resumed, and the 1,000,000-row export round trip.
 if [[ -z "${TEST_PACKAGES:-}" ]]; then
-	log "go test -count=1 -run 'TestKillAndResume100k' ./producer/campaign (without -race)"
-	go test -count=1 -timeout 10m -run 'TestKillAndResume100k' -v ./producer/campaign | grep -E '^(=== RUN|--- |PASS|FAIL|ok)'
+	log "go test -count=1 -run 'TestKillAndResume100k|TestMillionRows' (without -race)"
+	go test -count=1 -timeout 10m -run 'TestKillAndResume100k|TestMillionRows' -v ./producer/campaign ./consumer/export |
+		grep -E '^(=== RUN|--- |PASS|FAIL|ok)|rows in|MB'
 fi
 log "all tests passed"

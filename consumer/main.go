@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "held":
 		return held(ctx, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want run, history or held)", cmd)
+	return fmt.Errorf("unknown command %q (want run, history, held, verify, export or verify-export)", cmd)
 }
 
 // storeConfig is the audit store's part of every subcommand.
