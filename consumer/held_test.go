@@ -118,7 +118,7 @@ func TestGuardRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := memstore.New()
-	mountAPI(srv, store, zerolog.Nop())
+	mountAPI(srv, store, config.Secret{}, zerolog.Nop())
 	kill := guard.NewKillSwitch("", false)
 	mountGuards(srv, service.NewApprovals(nil, store, nil), kill, config.NewSecret("tok"), zerolog.Nop())
 	h := srv.Handler()
@@ -262,5 +262,39 @@ func TestHeldApproveFromTheCommandLine(t *testing.T) {
 	}
 	if revoked != 1 {
 		t.Fatalf("%d revoked rows after two approvals, want 1", revoked)
+	}
+}
+
+// TestAPIToken: with a token the analysts' API answers only to it, and an
+// address beyond loopback without one is a configuration error.
+func TestAPIToken(t *testing.T) {
+	srv, err := ops.NewServer(ops.DefaultServerConfig(), zerolog.Nop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mountAPI(srv, memstore.New(), config.NewSecret("analyst-token"), zerolog.Nop())
+	for auth, want := range map[string]int{"": 401, "wrong": 401, "analyst-token": 200} {
+		req := httptest.NewRequest("GET", "/api/v1/revocations?user_id=a", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("token %q: %d, want %d", auth, rec.Code, want)
+		}
+	}
+	for addr, ok := range map[string]bool{"127.0.0.1:8080": true, "[::1]:8080": true, "localhost:8080": true, "0.0.0.0:8080": false, ":8080": false, "10.1.2.3:8080": false} {
+		cfg := defaultRunConfig()
+		cfg.VerifyKeyFiles = []string{"k.pub"}
+		cfg.Ops.Addr = addr
+		err := cfg.Validate()
+		if got := err == nil || !strings.Contains(err.Error(), "REVOKED_API_TOKEN"); got != ok {
+			t.Errorf("%s without a token: %v", addr, err)
+		}
+		cfg.APIToken = config.NewSecret("t")
+		if err := cfg.Validate(); err != nil && strings.Contains(err.Error(), "REVOKED_API_TOKEN") {
+			t.Errorf("%s with a token: %v", addr, err)
+		}
 	}
 }

@@ -30,6 +30,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -97,6 +100,9 @@ type runConfig struct {
 	// PKCS #8 PEM or base64 seed), which `consumer verify` checks against
 	// REVOKED_CHECKPOINT_VERIFY_KEY_FILES. Unset: no checkpoints.
 	CheckpointKey config.Secret `env:"REVOKED_CHECKPOINT_SIGNING_KEY" yaml:"-"`
+	// APIToken is the bearer token the analyst API asks for. It is required
+	// when the HTTP address is not a loopback one.
+	APIToken config.Secret `env:"REVOKED_API_TOKEN" yaml:"-"`
 }
 
 func defaultStoreConfig() storeConfig {
@@ -134,7 +140,23 @@ func (c runConfig) Validate() error {
 	p.Nest("http", c.Ops.Validate())
 	p.Nest("lineage", c.Lineage.Validate())
 	p.Check(len(c.VerifyKeyFiles) > 0, "verify-key-files", "at least one trusted signing key is required")
+	p.Check(c.APIToken.IsSet() || loopback(c.Ops.Addr), "http.addr",
+		"the analyst API listens beyond loopback on %q: set REVOKED_API_TOKEN or REVOKED_API_TOKEN_FILE", c.Ops.Addr)
 	return p.Err()
+}
+
+// loopback reports whether addr (host:port) listens on a loopback address
+// only; an empty host (every interface) is not loopback.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // checkpointSigner is the audit checkpoint key, or nil when none is set.
@@ -212,7 +234,7 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := srv.AddCheck("audit-store", svc.Check); err != nil {
 		return err
 	}
-	mountAPI(srv, store, log)
+	mountAPI(srv, store, cfg.APIToken, log)
 	mountGuards(srv, svc.Approvals(), svc.KillSwitch(), cfg.Consumer.Guard.AdminToken, log)
 	log.Info().Int("trusted_keys", keyring.Len()).Bool("sealing_key", seal != nil).
 		Str("audit_backend", cfg.Store.Audit.Backend).Str("http", cfg.Ops.Addr).Msg("consumer configured")
@@ -236,9 +258,14 @@ func withFollower(f *lineage.Follower, run func(context.Context) error) func(con
 	}
 }
 
-// mountAPI serves the analysts' API beside /livez, /readyz and /metrics.
-func mountAPI(srv *ops.Server, store audit.Store, log zerolog.Logger) {
-	srv.Handle("GET /api/", api.New(store, log).Handler())
+// mountAPI serves the analysts' API beside /livez, /readyz and /metrics,
+// behind the bearer token when one is set.
+func mountAPI(srv *ops.Server, store audit.Store, token config.Secret, log zerolog.Logger) {
+	var h http.Handler = api.New(store, log).Handler()
+	if token.IsSet() {
+		h = guard.Bearer(token, h)
+	}
+	srv.Handle("GET /api/", h)
 }
 
 // mountGuards serves the held commands and the kill switch, behind the
