@@ -65,63 +65,14 @@ func (r *KafkaTopicReader) ReadTopic(ctx context.Context, topic string) ([]kafka
 		return nil, nil
 	}
 	slices.Sort(parts)
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}, IsolationLevel: kafka.ReadCommitted}
-	for _, p := range parts {
-		req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
-	offs, err := r.client.ListOffsets(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
-	}
-	po := offs.Topics[topic]
-	slices.SortFunc(po, func(a, b kafka.PartitionOffsets) int { return a.Partition - b.Partition })
-	var out []kafka.Message
-	for _, p := range po {
-		if p.Error != nil {
-			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, p.Partition, p.Error)
-		}
-		if p.LastOffset <= p.FirstOffset {
-			continue
-		}
-		msgs, err := r.readPartition(ctx, topic, p.Partition, p.FirstOffset, p.LastOffset)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, msgs...)
-	}
-	return out, nil
-}
-
-// readPartition reads offsets [first, end) of one partition.
-func (r *KafkaTopicReader) readPartition(ctx context.Context, topic string, partition int, first, end int64) ([]kafka.Message, error) {
-	kr := kafka.NewReader(kafka.ReaderConfig{
+	return kafkax.ReadPartitions(ctx, r.client, kafka.ReaderConfig{
 		Brokers:        r.brokers,
-		Topic:          topic,
-		Partition:      partition,
 		Dialer:         r.dialer,
 		MinBytes:       1,
 		MaxBytes:       10 << 20,
 		MaxWait:        50 * time.Millisecond,
 		IsolationLevel: kafka.ReadCommitted,
-	})
-	defer func() { _ = kr.Close() }()
-	if err := kr.SetOffset(first); err != nil {
-		return nil, fmt.Errorf("reading %s/%d: %w", topic, partition, err)
-	}
-	var out []kafka.Message
-	for {
-		m, err := kr.FetchMessage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s/%d at %d: %w", topic, partition, first+int64(len(out)), err)
-		}
-		if m.Offset >= end {
-			return out, nil
-		}
-		out = append(out, m)
-		if m.Offset >= end-1 {
-			return out, nil
-		}
-	}
+	}, topic, parts)
 }
 
 // ErrNoTopic means a topic does not exist.

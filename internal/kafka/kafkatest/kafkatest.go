@@ -219,62 +219,17 @@ func (c *Cluster) records(ctx context.Context, topic string) ([]kafka.Message, e
 	if err != nil {
 		return nil, err
 	}
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for _, p := range ps {
-		req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
-	var offs *kafka.ListOffsetsResponse
+	var out []kafka.Message
 	err = c.withClient(func(cl *kafka.Client) (err error) {
-		offs, err = cl.ListOffsets(ctx, req)
+		out, err = kafkax.ReadPartitions(ctx, cl, kafka.ReaderConfig{
+			Brokers:  c.Brokers,
+			MinBytes: 1,
+			MaxBytes: 10 << 20,
+			MaxWait:  10 * time.Millisecond,
+		}, topic, ps)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
-	}
-	po := offs.Topics[topic]
-	slices.SortFunc(po, func(a, b kafka.PartitionOffsets) int { return a.Partition - b.Partition })
-	var out []kafka.Message
-	for _, p := range po {
-		if p.Error != nil {
-			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, p.Partition, p.Error)
-		}
-		if p.LastOffset <= p.FirstOffset {
-			continue
-		}
-		msgs, err := c.readPartition(ctx, topic, p.Partition, p.FirstOffset, p.LastOffset)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, msgs...)
-	}
-	return out, nil
-}
-
-// readPartition reads offsets [first, end) of one partition.
-func (c *Cluster) readPartition(ctx context.Context, topic string, partition int, first, end int64) ([]kafka.Message, error) {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   c.Brokers,
-		Topic:     topic,
-		Partition: partition,
-		MinBytes:  1,
-		MaxBytes:  10 << 20,
-		MaxWait:   10 * time.Millisecond,
-	})
-	defer func() { _ = r.Close() }()
-	if err := r.SetOffset(first); err != nil {
-		return nil, fmt.Errorf("reading %s/%d: %w", topic, partition, err)
-	}
-	var out []kafka.Message
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s/%d at %d: %w", topic, partition, first+int64(len(out)), err)
-		}
-		out = append(out, m)
-		if m.Offset >= end-1 {
-			return out, nil
-		}
-	}
+	return out, err
 }
 
 // WaitRecords waits until topic holds at least n messages and returns them
