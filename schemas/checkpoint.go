@@ -85,14 +85,7 @@ func CheckpointColumns() []AuditColumn {
 }
 
 // CheckpointColumnNames lists the names of CheckpointColumns in order.
-func CheckpointColumnNames() []string {
-	cols := CheckpointColumns()
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		names[i] = c.Name
-	}
-	return names
-}
+func CheckpointColumnNames() []string { return columnNames(CheckpointColumns()) }
 
 // RenderCheckpointDDL returns the statements that create the checkpoint
 // table (CheckpointTable of opts.Table) beside the audit table, for the
@@ -122,23 +115,8 @@ func RenderCheckpointDDL(opts DDLOptions) ([]string, error) {
 		local = table + "_local"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s.%s%s\n(\n", db, quoteIdent(local), onCluster)
-	cols := CheckpointColumns()
-	for i, c := range cols {
-		typ := c.Legacy
-		if modern {
-			typ = c.Modern
-			if c.Codec != "" {
-				typ += " CODEC(" + c.Codec + ")"
-			}
-		}
-		fmt.Fprintf(&b, "    %s %s", quoteIdent(c.Name), typ)
-		if i < len(cols)-1 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('\n')
-	}
-	b.WriteString(")\n")
+	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s.%s%s\n", db, quoteIdent(local), onCluster)
+	writeColumns(&b, CheckpointColumns(), modern)
 	if opts.Cluster != "" {
 		fmt.Fprintf(&b, "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/%s/%s', '{replica}')\n", opts.Database, local)
 	} else {

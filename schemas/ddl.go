@@ -187,13 +187,33 @@ func AuditColumns() []AuditColumn {
 }
 
 // AuditColumnNames lists the names of AuditColumns in order.
-func AuditColumnNames() []string {
-	cols := AuditColumns()
+func AuditColumnNames() []string { return columnNames(AuditColumns()) }
+
+func columnNames(cols []AuditColumn) []string {
 	names := make([]string, len(cols))
 	for i, c := range cols {
 		names[i] = c.Name
 	}
 	return names
+}
+
+// writeColumns writes the parenthesised definitions of a CREATE TABLE: the
+// columns with their types for the server (codecs on modern servers), then
+// extra definitions such as skipping indexes, one per line.
+func writeColumns(b *strings.Builder, cols []AuditColumn, modern bool, extra ...string) {
+	defs := make([]string, 0, len(cols)+len(extra))
+	for _, c := range cols {
+		typ := c.Legacy
+		if modern {
+			typ = c.Modern
+			if c.Codec != "" {
+				typ += " CODEC(" + c.Codec + ")"
+			}
+		}
+		defs = append(defs, quoteIdent(c.Name)+" "+typ)
+	}
+	defs = append(defs, extra...)
+	b.WriteString("(\n    " + strings.Join(defs, ",\n    ") + "\n)\n")
 }
 
 // RenderDDL returns the statements that create the audit trail's database
@@ -243,38 +263,17 @@ func RenderDDL(opts DDLOptions) ([]string, error) {
 	if opts.Cluster != "" {
 		local = opts.Table + "_local"
 	}
-	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s.%s%s\n(\n", db, quoteIdent(local), onCluster)
-	cols := AuditColumns()
-	for i, c := range cols {
-		typ := c.Legacy
-		if modern {
-			typ = c.Modern
-			if c.Codec != "" {
-				typ += " CODEC(" + c.Codec + ")"
-			}
-		}
-		fmt.Fprintf(&b, "    %s %s", quoteIdent(c.Name), typ)
-		if i < len(cols)-1 || modern {
-			b.WriteByte(',')
-		}
-		b.WriteByte('\n')
-	}
+	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s.%s%s\n", db, quoteIdent(local), onCluster)
+	var indexes []string
 	if modern {
-		indexes := []string{
+		indexes = []string{
 			"INDEX idx_command_id command_id TYPE bloom_filter(0.01) GRANULARITY 1",
 			"INDEX idx_token_id token_id TYPE bloom_filter(0.01) GRANULARITY 1",
 			"INDEX idx_rule_id rule_id TYPE bloom_filter(0.01) GRANULARITY 1",
 			"INDEX idx_chain chain TYPE bloom_filter(0.01) GRANULARITY 1",
 		}
-		for i, ix := range indexes {
-			b.WriteString("    " + ix)
-			if i < len(indexes)-1 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('\n')
-		}
 	}
-	b.WriteString(")\n")
+	writeColumns(&b, AuditColumns(), modern, indexes...)
 	if opts.Cluster != "" {
 		fmt.Fprintf(&b, "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/%s/%s', '{replica}')\n", opts.Database, local)
 	} else {
