@@ -4,16 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/revoked-dev/revoked/consumer/export"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
-	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -80,17 +76,12 @@ func exportTrail(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("REVOKED_EXPORT_SIGNING_KEY: %w", err)
 	}
-	log, err := ops.NewLogger(cfg.Store.Log, stderr)
+	sess, err := cfg.Store.session(ctx, stderr)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	store, err := cfg.Store.open(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	defer sess.Close()
+	ctx, store := sess.ctx, sess.store
 	opts := export.Options{
 		Dir: cfg.Out, Format: format, From: from, To: to, UserID: cfg.User, RuleID: cfg.Rule,
 		Signer: schemas.NewSigner(priv), ToolVersion: toolVersion(), PageRows: cfg.PageRows,

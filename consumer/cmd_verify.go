@@ -5,16 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/trail"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
-	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -78,17 +74,12 @@ func verifyTrail(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	} else {
 		fmt.Fprintln(stderr, "consumer verify: no -verify-key-files: checkpoint signatures are not checked, only the hash chains")
 	}
-	log, err := ops.NewLogger(cfg.Store.Log, stderr)
+	sess, err := cfg.Store.session(ctx, stderr)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	store, err := cfg.Store.open(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	defer sess.Close()
+	ctx, store := sess.ctx, sess.store
 	if !cfg.NoProgress {
 		opts.Progress = progress.New(stderr, progress.Config{Label: "verifying", Unit: "rows"})
 	}

@@ -118,6 +118,35 @@ func (c storeConfig) open(ctx context.Context, log zerolog.Logger) (audit.Store,
 	return store, nil
 }
 
+// session is what a one-shot read command (history, verify, export) works
+// with: a context ended by SIGINT or SIGTERM and the audit store, opened
+// with a logger from the store's log settings. Close it when done.
+type session struct {
+	ctx   context.Context
+	store audit.Store
+	stop  context.CancelFunc
+}
+
+func (c storeConfig) session(ctx context.Context, stderr io.Writer) (*session, error) {
+	log, err := ops.NewLogger(c.Log, stderr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	store, err := c.open(ctx, log)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return &session{ctx: ctx, store: store, stop: stop}, nil
+}
+
+// Close closes the store and stops listening for signals.
+func (s *session) Close() error {
+	defer s.stop()
+	return s.store.Close()
+}
+
 func defaultRunConfig() runConfig {
 	o := ops.DefaultServerConfig()
 	o.Addr = "127.0.0.1:8080"
@@ -302,18 +331,12 @@ func history(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := p.Err(); err != nil {
 		return err
 	}
-	log, err := ops.NewLogger(cfg.Store.Log, stderr)
+	sess, err := cfg.Store.session(ctx, stderr)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	store, err := cfg.Store.open(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	rows, err := store.History(ctx, audit.Query{UserID: cfg.User, TokenID: cfg.Token, RuleID: cfg.Rule, Limit: cfg.Limit})
+	defer sess.Close()
+	rows, err := sess.store.History(sess.ctx, audit.Query{UserID: cfg.User, TokenID: cfg.Token, RuleID: cfg.Rule, Limit: cfg.Limit})
 	if err != nil {
 		return fmt.Errorf("querying the history: %w", err)
 	}
