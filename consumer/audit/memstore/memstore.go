@@ -317,3 +317,16 @@ func (s *Store) Close() error {
 	s.closed = true
 	return nil
 }
+
+// Stats implements audit.Store with audit.ComputeStats, the reference.
+func (s *Store) Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, error) {
+	if err := q.Validate(); err != nil {
+		return audit.Stats{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return audit.Stats{}, err
+	}
+	return audit.ComputeStats(s.rows, q)
+}
