@@ -1,5 +1,16 @@
 // Package api is the analysts' read path over HTTP: JSON views of the
-// revocation history in the audit trail.
+// revocation history in the audit trail, its statistics, a user's
+// timeline, streamed exports, and the web UI that shows them.
+//
+// Data routes (all GET, JSON unless exporting):
+//
+//	/api/v1/revocations  a page of History (filters: ParseQuery)
+//	/api/v1/timeline     one user's timeline (user_id, from, to)
+//	/api/v1/stats        outcomes and latency per bucket (ParseStatsQuery)
+//	/api/v1/export       every matching row as CSV or JSON Lines
+//
+// The UI is static files under /ui/ (see ui.go); they hold no data, so they
+// are served without the bearer token the data routes need.
 package api
 
 import (
@@ -8,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,12 +27,15 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/guard"
+	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
 // History is the part of the audit store the API reads.
 type History interface {
 	History(ctx context.Context, q audit.Query) ([]schemas.AuditRow, error)
+	Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, error)
 }
 
 // Limits on one page of results.
@@ -29,7 +44,7 @@ const (
 	MaxLimit     = 1000
 )
 
-// API serves /api/v1/revocations.
+// API serves the data routes and the UI.
 type API struct {
 	store History
 	log   zerolog.Logger
@@ -38,9 +53,38 @@ type API struct {
 // New returns the API over store.
 func New(store History, log zerolog.Logger) *API { return &API{store: store, log: log} }
 
-// Register mounts the API's routes on mux.
+// Register mounts the API's data routes and the UI on mux, none of them
+// behind a token (Mount puts the data routes behind one).
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/revocations", a.revocations)
+	a.mount(mux, config.Secret{})
+}
+
+// Mount mounts the data routes on mux behind the bearer token when one is
+// set, and the UI (/ui/, and / redirecting to it) without it: the UI's
+// files hold no data, and the page asks for the token when the data
+// routes answer 401.
+func (a *API) Mount(mux interface {
+	Handle(pattern string, h http.Handler)
+}, token config.Secret) {
+	a.mount(mux, token)
+}
+
+func (a *API) mount(mux interface {
+	Handle(pattern string, h http.Handler)
+}, token config.Secret) {
+	data := func(h http.HandlerFunc) http.Handler {
+		if token.IsSet() {
+			return guard.Bearer(token, h)
+		}
+		return h
+	}
+	mux.Handle("GET /api/v1/revocations", data(a.revocations))
+	mux.Handle("GET /api/v1/timeline", data(a.timeline))
+	mux.Handle("GET /api/v1/stats", data(a.stats))
+	mux.Handle("GET /api/v1/export", data(a.export))
+	ui := UIHandler()
+	mux.Handle("GET /ui/", ui)
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 }
 
 // Page is one page of audit rows.
@@ -56,8 +100,9 @@ type apiError struct {
 }
 
 // ParseQuery reads the filters of a history request: user_id, token_id,
-// command_id, rule_id, step (repeatable or comma-separated), from and to
-// (RFC 3339), limit and offset. It reports every problem at once.
+// command_id, rule_id, step (repeatable or comma-separated; outcome is a
+// synonym), from and to (RFC 3339), limit and offset. It reports every
+// problem at once.
 func ParseQuery(v map[string][]string) (audit.Query, error) {
 	get := func(k string) string {
 		if vs := v[k]; len(vs) > 0 {
@@ -73,14 +118,21 @@ func ParseQuery(v map[string][]string) (audit.Query, error) {
 		Limit:     DefaultLimit,
 	}
 	var errs []error
-	for _, s := range v["step"] {
-		for part := range strings.SplitSeq(s, ",") {
-			step := schemas.Step(strings.TrimSpace(part))
-			if !validStep(step) {
-				errs = append(errs, fmt.Errorf("step: unknown step %q", part))
-				continue
+	for _, name := range []string{"step", "outcome"} {
+		for _, s := range v[name] {
+			for part := range strings.SplitSeq(s, ",") {
+				if strings.TrimSpace(part) == "" {
+					continue
+				}
+				step := schemas.Step(strings.TrimSpace(part))
+				if !validStep(step) {
+					errs = append(errs, fmt.Errorf("%s: unknown step %q", name, part))
+					continue
+				}
+				if !slices.Contains(q.Steps, step) {
+					q.Steps = append(q.Steps, step)
+				}
 			}
-			q.Steps = append(q.Steps, step)
 		}
 	}
 	parseTime := func(name string, dst *time.Time) {

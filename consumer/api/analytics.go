@@ -1,0 +1,173 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+)
+
+// MaxTimelineRows caps the audit rows one timeline is built from: the
+// newest ones are kept and the answer says it was truncated.
+const MaxTimelineRows = 5000
+
+// DefaultStatsRange is the range /api/v1/stats covers when from is not
+// given: the day before to.
+const DefaultStatsRange = 24 * time.Hour
+
+// Timeline is the answer of /api/v1/timeline.
+type Timeline struct {
+	UserID string `json:"user_id"`
+	// Entries are oldest first (audit.BuildTimeline).
+	Entries []audit.TimelineEntry `json:"entries"`
+	// Rows is how many audit rows the entries come from.
+	Rows int `json:"rows"`
+	// Truncated says the user has more than MaxTimelineRows rows in the
+	// range: only the newest were used. Narrow from and to to see older
+	// ones.
+	Truncated bool `json:"truncated"`
+}
+
+// ParseTimelineQuery reads the parameters of a timeline request: user_id
+// (required), from and to (RFC 3339). It reports every problem at once.
+func ParseTimelineQuery(v map[string][]string) (audit.Query, error) {
+	var errs []error
+	q := audit.Query{UserID: first(v, "user_id"), Limit: MaxTimelineRows + 1}
+	if q.UserID == "" {
+		errs = append(errs, errors.New("user_id: required"))
+	}
+	errs = append(errs, parseTime(v, "from", &q.From), parseTime(v, "to", &q.To))
+	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+		errs = append(errs, errors.New("to: before from"))
+	}
+	return q, errors.Join(errs...)
+}
+
+func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
+	q, err := ParseTimelineQuery(r.URL.Query())
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		return
+	}
+	rows, err := a.store.History(r.Context(), q)
+	if err != nil {
+		a.storeError(w, err, "timeline query failed")
+		return
+	}
+	tl := Timeline{UserID: q.UserID}
+	if len(rows) > MaxTimelineRows {
+		rows, tl.Truncated = rows[:MaxTimelineRows], true
+	}
+	tl.Rows = len(rows)
+	tl.Entries = audit.BuildTimeline(rows)
+	writeJSON(w, http.StatusOK, tl)
+}
+
+// ParseStatsQuery reads the parameters of a stats request: from and to
+// (RFC 3339; to defaults to now, from to DefaultStatsRange before to),
+// bucket (a Go duration such as 15m or 1h, or a number of days such as
+// 1d; default 1h), rule_id and user_id. It reports every problem at once,
+// each naming its parameter.
+func ParseStatsQuery(v map[string][]string, now time.Time) (audit.StatsQuery, error) {
+	q := audit.StatsQuery{UserID: first(v, "user_id"), RuleID: first(v, "rule_id"), Bucket: time.Hour}
+	errs := []error{parseTime(v, "from", &q.From), parseTime(v, "to", &q.To)}
+	if s := first(v, "bucket"); s != "" {
+		d, err := parseBucket(s)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("bucket: %q is not a duration such as 1m, 15m, 1h or 1d", s))
+		case d < audit.MinBucket || d > audit.MaxBucket || d%time.Minute != 0:
+			errs = append(errs, fmt.Errorf("bucket: must be a whole number of minutes between %s and %s", audit.MinBucket, audit.MaxBucket))
+		default:
+			q.Bucket = d
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return q, err
+	}
+	if q.To.IsZero() {
+		// The bucket holding now is included whole.
+		q.To = q.BucketStart(now).Add(q.Bucket)
+	}
+	if q.From.IsZero() {
+		q.From = q.To.Add(-DefaultStatsRange)
+	}
+	q = q.Normalized()
+	for _, p := range []struct {
+		name string
+		t    time.Time
+	}{{"from", q.From}, {"to", q.To}} {
+		if name, t := p.name, p.t; t.Before(audit.MinTime) || t.After(audit.MaxTime) {
+			errs = append(errs, fmt.Errorf("%s: outside [%s, %s]", name, audit.MinTime.Format(time.RFC3339), audit.MaxTime.Format(time.RFC3339)))
+		}
+	}
+	switch {
+	case !q.To.After(q.From):
+		errs = append(errs, errors.New("to: not after from"))
+	case q.To.Sub(q.From)/q.Bucket > audit.MaxBuckets:
+		errs = append(errs, fmt.Errorf("bucket: %s in buckets of %s is more than %d buckets", q.To.Sub(q.From), q.Bucket, audit.MaxBuckets))
+	}
+	return q, errors.Join(errs...)
+}
+
+// parseBucket reads a Go duration or a whole number of days ("1d", "7d").
+func parseBucket(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 {
+			return 0, errors.New("bad number of days")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+func (a *API) stats(w http.ResponseWriter, r *http.Request) {
+	q, err := ParseStatsQuery(r.URL.Query(), time.Now())
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		return
+	}
+	st, err := a.store.Stats(r.Context(), q)
+	if err != nil {
+		a.storeError(w, err, "stats query failed")
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// storeError answers a failed store call: 400 for a query the store
+// refuses, 503 for anything else (the store may be down; try again).
+func (a *API) storeError(w http.ResponseWriter, err error, msg string) {
+	if errors.Is(err, audit.ErrInvalidQuery) {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		return
+	}
+	a.log.Error().Err(err).Msg(msg)
+	writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "audit store unavailable"})
+}
+
+func first(v map[string][]string, k string) string {
+	if vs := v[k]; len(vs) > 0 {
+		return strings.TrimSpace(vs[0])
+	}
+	return ""
+}
+
+// parseTime sets *dst from the RFC 3339 parameter name when it is given.
+func parseTime(v map[string][]string, name string, dst *time.Time) error {
+	s := first(v, name)
+	if s == "" {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return fmt.Errorf("%s: not an RFC 3339 time", name)
+	}
+	*dst = t
+	return nil
+}
