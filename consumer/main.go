@@ -118,9 +118,37 @@ func (c storeConfig) open(ctx context.Context, log zerolog.Logger) (audit.Store,
 	return store, nil
 }
 
+// openReader opens the store of the read path (backends.OpenReader): as
+// the read-only user of -audit.read-dsn when one is set, never migrated;
+// its writes are refused either way. The caller closes it.
+func (c storeConfig) openReader(ctx context.Context, log zerolog.Logger) (audit.Store, error) {
+	store, err := backends.OpenReader(ctx, c.Audit, log)
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit store for reading: %w", err)
+	}
+	return store, nil
+}
+
+// reader returns the store the analysts' API of "consumer run" reads
+// through, and how to close it: a connection of its own as the read-only
+// user when -audit.read-dsn is set, otherwise the writer's store with its
+// writes refused (chDB is one store per process, and a second pool as
+// the same user would buy nothing).
+func (c storeConfig) reader(ctx context.Context, writer audit.Store, log zerolog.Logger) (audit.Store, func() error, error) {
+	if c.Audit.ReadDSN == "" {
+		return backends.ReadOnly(writer), func() error { return nil }, nil
+	}
+	store, err := c.openReader(ctx, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, store.Close, nil
+}
+
 // session is what a one-shot read command (history, verify, export) works
-// with: a context ended by SIGINT or SIGTERM and the audit store, opened
-// with a logger from the store's log settings. Close it when done.
+// with: a context ended by SIGINT or SIGTERM and the audit store opened for
+// reading (openReader), with a logger from the store's log settings. Close
+// it when done.
 type session struct {
 	ctx   context.Context
 	store audit.Store
@@ -133,7 +161,7 @@ func (c storeConfig) session(ctx context.Context, stderr io.Writer) (*session, e
 		return nil, err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	store, err := c.open(ctx, log)
+	store, err := c.openReader(ctx, log)
 	if err != nil {
 		stop()
 		return nil, err
@@ -229,9 +257,13 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	if err := store.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrating the audit store: %w", err)
+	// The analysts' API reads as the read-only user where there is one;
+	// the writer keeps its own connection.
+	reader, closeReader, err := cfg.Store.reader(ctx, store, log)
+	if err != nil {
+		return err
 	}
+	defer closeReader()
 
 	checkpoints, err := cfg.checkpointSigner()
 	if err != nil {
@@ -263,10 +295,11 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := srv.AddCheck("audit-store", svc.Check); err != nil {
 		return err
 	}
-	mountAPI(srv, store, cfg.APIToken, log)
+	mountAPI(srv, reader, cfg.APIToken, log)
 	mountGuards(srv, svc.Approvals(), svc.KillSwitch(), cfg.Consumer.Guard.AdminToken, log)
 	log.Info().Int("trusted_keys", keyring.Len()).Bool("sealing_key", seal != nil).
-		Str("audit_backend", cfg.Store.Audit.Backend).Str("http", cfg.Ops.Addr).Msg("consumer configured")
+		Str("audit_backend", cfg.Store.Audit.Backend).Bool("audit_read_only_user", cfg.Store.Audit.ReadDSN != "").
+		Str("http", cfg.Ops.Addr).Msg("consumer configured")
 
 	return cli.RunWithOps(ctx, stop, srv, withFollower(follower, svc.Run))
 }

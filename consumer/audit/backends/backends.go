@@ -13,6 +13,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/chdbstore"
 	"github.com/revoked-dev/revoked/consumer/audit/chstore"
+	"github.com/revoked-dev/revoked/schemas"
 )
 
 // Backend names.
@@ -27,6 +28,10 @@ const (
 // ErrInvalidConfig wraps every problem Config.Validate finds.
 var ErrInvalidConfig = errors.New("invalid audit backend config")
 
+// ErrReadOnly is the error of every write (Migrate, Append,
+// AppendCheckpoints) through a store opened for the read path.
+var ErrReadOnly = errors.New("the audit store is open for reading only")
+
 // Config selects and configures the audit store. Its tags name it for
 // internal/config: nested under a prefix such as -audit / REVOKED_AUDIT,
 // Backend is -audit.backend and REVOKED_AUDIT_BACKEND.
@@ -37,6 +42,18 @@ type Config struct {
 	// clickhouse://user:password@host:9000/database. It holds a password:
 	// Config prints it masked.
 	DSN string `flag:"dsn" env:"DSN" yaml:"dsn" usage:"ClickHouse DSN, clickhouse://user:password@host:9000/database (clickhouse backend)"`
+	// ReadDSN, when set, is the DSN of a read-only ClickHouse user that the
+	// read path (the analysts' API, history, verify, export) connects as,
+	// so a leaked analyst credential or a bug there cannot alter the trail.
+	// Give the user a profile with readonly=2: it refuses INSERT, ALTER,
+	// CREATE and DROP like readonly=1, but accepts the settings a query
+	// carries, and clickhouse-go sends max_execution_time with every query
+	// whose context has a deadline. Under readonly=1, ClickHouse 18.16
+	// silently drops those settings and later servers refuse the query
+	// ("Cannot modify 'max_execution_time' setting in readonly mode").
+	// Nothing is ever migrated through it. Clickhouse backend only: chDB
+	// has no users. Config prints it masked, like DSN.
+	ReadDSN string `flag:"read-dsn" env:"READ_DSN" yaml:"read_dsn" usage:"DSN of a read-only ClickHouse user (profile readonly=2) for the analysts' API, history, verify and export (clickhouse backend; default: dsn)"`
 	// ChDBPath is chDB's data directory (chdb backend).
 	ChDBPath string `flag:"chdb-path" env:"CHDB_PATH" yaml:"chdb_path" usage:"chDB data directory, one process at a time (chdb backend)"`
 	// ChDBLibPath is libchdb.so (chdb backend; default $CHDB_LIB_PATH).
@@ -57,8 +74,12 @@ type Config struct {
 
 // String prints the config with the DSN's password masked.
 func (c Config) String() string {
-	return fmt.Sprintf("{Backend:%s DSN:%s ChDBPath:%s ChDBLibPath:%s Database:%s Table:%s Cluster:%s TTL:%s SkipMigrate:%t}",
-		c.Backend, chstore.RedactDSN(c.DSN), c.ChDBPath, c.ChDBLibPath, c.Database, c.Table, c.Cluster, c.TTL, c.SkipMigrate)
+	readDSN := ""
+	if c.ReadDSN != "" {
+		readDSN = chstore.RedactDSN(c.ReadDSN)
+	}
+	return fmt.Sprintf("{Backend:%s DSN:%s ReadDSN:%s ChDBPath:%s ChDBLibPath:%s Database:%s Table:%s Cluster:%s TTL:%s SkipMigrate:%t}",
+		c.Backend, chstore.RedactDSN(c.DSN), readDSN, c.ChDBPath, c.ChDBLibPath, c.Database, c.Table, c.Cluster, c.TTL, c.SkipMigrate)
 }
 
 // GoString masks the password under %#v too.
@@ -66,6 +87,15 @@ func (c Config) GoString() string { return "backends.Config" + c.String() }
 
 func (c Config) clickhouse() chstore.Config {
 	return chstore.Config{DSN: c.DSN, Database: c.Database, Table: c.Table, Cluster: c.Cluster, TTL: c.TTL}
+}
+
+// reader is the chstore config of the read-only connection: ReadDSN, the
+// same table, and neither Cluster nor TTL, which only shape the DDL and
+// inserts (Cluster also makes chstore send insert_distributed_sync with
+// every query) and so would be a setting or a version check the reader
+// does not need. Reads name the Distributed table on a cluster too.
+func (c Config) reader() chstore.Config {
+	return chstore.Config{DSN: c.ReadDSN, Database: c.Database, Table: c.Table}
 }
 
 func (c Config) chdb() chdbstore.Config {
@@ -84,9 +114,17 @@ func (c Config) Validate() error {
 		if err := c.clickhouse().Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalidConfig, err))
 		}
+		if c.ReadDSN != "" {
+			if err := c.reader().Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("%w: read dsn: %w", ErrInvalidConfig, err))
+			}
+		}
 	case ChDB:
 		if c.DSN != "" {
 			errs = append(errs, fmt.Errorf("%w: dsn is set but the backend is %q", ErrInvalidConfig, c.Backend))
+		}
+		if c.ReadDSN != "" {
+			errs = append(errs, fmt.Errorf("%w: read dsn is set but the backend is %q, which has no users: the read path shares the store", ErrInvalidConfig, c.Backend))
 		}
 		if c.Cluster != "" {
 			errs = append(errs, fmt.Errorf("%w: cluster needs the %q backend", ErrInvalidConfig, ClickHouse))
@@ -128,4 +166,58 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (audit.Store, err
 		}
 	}
 	return s, nil
+}
+
+// OpenReader opens the store the read path uses: the analysts' API and
+// the history, verify and export commands. With ReadDSN (clickhouse
+// backend) it connects as that read-only user and never migrates: the
+// writer, or an administrator, creates the tables. Without ReadDSN it is
+// Open's store (migrated unless SkipMigrate, as before). Either way the
+// store it returns refuses writes with ErrReadOnly before they reach the
+// server; the read-only user is the second line, enforced by ClickHouse.
+// The caller closes the store.
+func OpenReader(ctx context.Context, cfg Config, log zerolog.Logger) (audit.Store, error) {
+	if cfg.ReadDSN == "" {
+		s, err := Open(ctx, cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		return ReadOnly(s), nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s, err := chstore.Open(ctx, cfg.reader(), log.With().Str("audit_role", "reader").Logger())
+	if err != nil {
+		return nil, fmt.Errorf("opening the %s audit store with the read dsn: %w", cfg.Backend, err)
+	}
+	return ReadOnly(s), nil
+}
+
+// ReadOnly returns s with its writes refused: Migrate, Append and
+// AppendCheckpoints fail with ErrReadOnly and touch nothing. Every other
+// method, Close included, is s's.
+func ReadOnly(s audit.Store) audit.Store {
+	if r, ok := s.(readOnly); ok {
+		return r
+	}
+	return readOnly{s}
+}
+
+// readOnly embeds the store, so the read methods the Store interface
+// gains pass through without a change here.
+type readOnly struct{ audit.Store }
+
+var _ audit.Store = readOnly{}
+
+func (readOnly) Migrate(context.Context) error {
+	return fmt.Errorf("migrating: %w", ErrReadOnly)
+}
+
+func (readOnly) Append(_ context.Context, rows []schemas.AuditRow) error {
+	return fmt.Errorf("appending %d rows: %w", len(rows), ErrReadOnly)
+}
+
+func (readOnly) AppendCheckpoints(_ context.Context, cps []schemas.Checkpoint) error {
+	return fmt.Errorf("appending %d checkpoints: %w", len(cps), ErrReadOnly)
 }

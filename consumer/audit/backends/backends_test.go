@@ -13,6 +13,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/internal/testenv"
+	"github.com/revoked-dev/revoked/schemas"
 )
 
 func TestValidate(t *testing.T) {
@@ -27,6 +28,10 @@ func TestValidate(t *testing.T) {
 			[]string{"dsn is required", "chdb path is set", "table"}},
 		"chdb without path": {backends.Config{Backend: backends.ChDB, DSN: "clickhouse://h:9000", Cluster: "c"},
 			[]string{"path is required", "dsn is set", "cluster needs"}},
+		"chdb with a read dsn": {backends.Config{Backend: backends.ChDB, ChDBPath: "/x", ReadDSN: "clickhouse://r:p@h:9000"},
+			[]string{"read dsn is set but the backend is \"chdb\", which has no users"}},
+		"clickhouse with a bad read dsn": {backends.Config{Backend: backends.ClickHouse, DSN: "clickhouse://u:p@h:9000", ReadDSN: "clickhouse://r:p@h:9000?dial_timeout=soon"},
+			[]string{"read dsn"}},
 	} {
 		err := tc.cfg.Validate()
 		if !errors.Is(err, backends.ErrInvalidConfig) {
@@ -42,6 +47,7 @@ func TestValidate(t *testing.T) {
 	for _, ok := range []backends.Config{
 		{Backend: backends.ClickHouse, DSN: "clickhouse://u:p@h:9000/db", TTL: 24 * time.Hour},
 		{Backend: backends.ChDB, ChDBPath: "/var/lib/revoked/chdb"},
+		{Backend: backends.ClickHouse, DSN: "clickhouse://u:p@h:9000/db", ReadDSN: "clickhouse://r:p@h:9000/db", Cluster: "prod"},
 	} {
 		if err := ok.Validate(); err != nil {
 			t.Errorf("Validate(%v) = %v", ok, err)
@@ -51,10 +57,13 @@ func TestValidate(t *testing.T) {
 
 func TestConfigHidesPassword(t *testing.T) {
 	t.Parallel()
-	cfg := backends.Config{Backend: backends.ClickHouse, DSN: "clickhouse://u:hunter2@h:9000/db"}
+	cfg := backends.Config{Backend: backends.ClickHouse, DSN: "clickhouse://u:hunter2@h:9000/db", ReadDSN: "clickhouse://reader:swordfish@h:9000/db"}
 	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg)} {
-		if strings.Contains(s, "hunter2") {
-			t.Errorf("config prints its password: %s", s)
+		if strings.Contains(s, "hunter2") || strings.Contains(s, "swordfish") {
+			t.Errorf("config prints a password: %s", s)
+		}
+		if !strings.Contains(s, "reader:********@h:9000") {
+			t.Errorf("config does not show the read dsn masked: %s", s)
 		}
 	}
 }
@@ -106,5 +115,33 @@ func roundTrip(ctx context.Context, t *testing.T, s audit.Store) {
 	}
 	if err := audit.VerifyChain(rows); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestOpenReaderChDB: without a read DSN the reader is the store Open
+// opens, with its writes refused.
+func TestOpenReaderChDB(t *testing.T) {
+	lib := testenv.ChDBLibPath(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := backends.OpenReader(ctx, backends.Config{Backend: backends.ChDB, ChDBPath: t.TempDir(), ChDBLibPath: lib}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if rows, err := s.History(ctx, audit.Query{UserID: "nobody"}); err != nil || len(rows) != 0 {
+		t.Errorf("History of an empty store: %d rows, %v", len(rows), err)
+	}
+	for what, err := range map[string]error{
+		"Append":            s.Append(ctx, []schemas.AuditRow{row()}),
+		"AppendCheckpoints": s.AppendCheckpoints(ctx, nil),
+		"Migrate":           s.Migrate(ctx),
+	} {
+		if !errors.Is(err, backends.ErrReadOnly) {
+			t.Errorf("%s through the reader: %v, want ErrReadOnly", what, err)
+		}
+	}
+	if backends.ReadOnly(s) != s {
+		t.Error("ReadOnly wraps a read-only store again")
 	}
 }

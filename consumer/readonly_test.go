@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/audittest"
+	"github.com/revoked-dev/revoked/consumer/audit/backends"
+	"github.com/revoked-dev/revoked/internal/testenv"
+)
+
+// TestHistoryReadsThroughReadDSN seeds a trail on the test ClickHouse
+// server, then runs `consumer history` and `consumer verify` with
+// REVOKED_AUDIT_READ_DSN naming the server's read-only user and
+// REVOKED_AUDIT_DSN naming a server that does not exist: they can only
+// succeed by reading as the read-only user, and never touching the writer's
+// DSN (no migration).
+func TestHistoryReadsThroughReadDSN(t *testing.T) {
+	dsn := testenv.ClickHouseDSN(t)
+	readDSN := strings.TrimSpace(os.Getenv("REVOKED_TEST_CLICKHOUSE_READ_DSN"))
+	if readDSN == "" {
+		if testenv.Required(testenv.ClickHouse) {
+			t.Fatal(`REVOKED_TEST_CLICKHOUSE_READ_DSN is not set but ClickHouse is required; start the server with: eval "$(bash .ci/clickhouse.sh)"`)
+		}
+		t.Skip(`REVOKED_TEST_CLICKHOUSE_READ_DSN is not set; start the server with: eval "$(bash .ci/clickhouse.sh)"`)
+	}
+	db := testenv.UniqueName(t, "revoked_test")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	store, err := backends.Open(ctx, backends.Config{Backend: backends.ClickHouse, DSN: dsn, Database: db}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dropDatabase(t, dsn, db) })
+	w, err := audit.NewWriter(ctx, store, "consumer-test", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rows = 3
+	for i := range rows {
+		r := audittest.Row(i)
+		r.UserID = "alice"
+		if err := w.Write(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("REVOKED_AUDIT_BACKEND", "clickhouse")
+	t.Setenv("REVOKED_AUDIT_DSN", "clickhouse://default:@127.0.0.1:1/default?dial_timeout=1s")
+	t.Setenv("REVOKED_AUDIT_READ_DSN", readDSN)
+	t.Setenv("REVOKED_AUDIT_DATABASE", db)
+
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"history", "-user", "alice", "-json"}, &out, &errb); err != nil {
+		t.Fatalf("history: %v\n%s", err, errb.String())
+	}
+	if n := strings.Count(out.String(), `"row_id"`); n != rows {
+		t.Errorf("history printed %d rows, want %d:\n%s", n, rows, out.String())
+	}
+
+	out.Reset()
+	errb.Reset()
+	if err := run(ctx, []string{"verify", "-allow-unsigned", "-no-progress"}, &out, &errb); err != nil {
+		t.Fatalf("verify: %v\n%s%s", err, out.String(), errb.String())
+	}
+
+	// A wrong password in the read DSN fails: the read DSN, and only it,
+	// is what the command connects with.
+	u, err := url.Parse(readDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password, _ := u.User.Password()
+	u.User = url.UserPassword(u.User.Username(), password+"x")
+	t.Setenv("REVOKED_AUDIT_READ_DSN", u.String())
+	if err := run(ctx, []string{"history", "-user", "alice"}, &out, &errb); err == nil {
+		t.Error("history with a wrong read-dsn password succeeded")
+	} else if password != "" && strings.Contains(err.Error()+errb.String(), password) {
+		t.Errorf("the error shows the read dsn's password: %v", err)
+	}
+}
+
+func dropDatabase(tb testing.TB, dsn, db string) {
+	opts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		tb.Errorf("parsing dsn: %v", err)
+		return
+	}
+	opts.Auth.Database = ""
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		tb.Errorf("connecting: %v", err)
+		return
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
+		tb.Errorf("dropping %s: %v", db, err)
+	}
+}
