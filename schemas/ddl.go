@@ -75,8 +75,13 @@ type DDLOptions struct {
 	// with the {shard} and {replica} macros of each server), and Table is a
 	// Distributed table over them sharded by row_id.
 	Cluster string
-	// TTL, when positive, drops rows older than TTL (by their time), whole
-	// parts at a time. It needs a modern server.
+	// TTL, when positive, drops rows older than TTL (by their time). With
+	// ttl_only_drop_parts the server's TTL merges drop a part once all its
+	// rows have expired and never rewrite one to remove some; a merge that
+	// happens anyway (OPTIMIZE ... FINAL, more rows for an old month) also
+	// removes the expired rows it reads. Either way what goes is the oldest
+	// rows, so a chain keeps a contiguous newer segment. It needs a modern
+	// server.
 	TTL time.Duration
 }
 
@@ -233,9 +238,11 @@ func writeColumns(b *strings.Builder, cols []AuditColumn, modern bool, extra ...
 //     (FINAL would not merge rows with different keys, and is slower).
 //   - PARTITION BY toYYYYMM(time): analysts' queries carry a time range, so
 //     whole months are pruned; retention (TTL, or dropping a partition by
-//     hand) removes whole months, which keeps the surviving chain segments
-//     contiguous. Monthly partitions keep the part count low for an
-//     append-only trail of modest volume.
+//     hand) removes the oldest rows, in practice whole months (TTL with
+//     ttl_only_drop_parts drops a part when all its rows have expired; see
+//     DDLOptions.TTL), which keeps the surviving chain segments contiguous.
+//     Monthly partitions keep the part count low for an append-only trail
+//     of modest volume.
 //   - ORDER BY (user_id, time, row_id, hash) with PRIMARY KEY (user_id,
 //     time): the dominant query is one user's history over a time range,
 //     newest first, which becomes a range scan of the primary index; time
