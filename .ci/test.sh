@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need when it is
-# missing (libchdb.so, a ClickHouse server), starts a throwaway ClickHouse
+# missing (libchdb.so, a ClickHouse server, Chromium), starts a throwaway ClickHouse
 # server, and runs go vet and the race-enabled, shuffled tests of every
 # package with both audit backends required, so a missing service fails
 # the run instead of skipping tests. The server is stopped on exit.
@@ -9,6 +9,11 @@
 #   CHDB_LIB_PATH                 libchdb.so to use or install
 #   REVOKED_TEST_CLICKHOUSE_DSN   an existing server to use instead of
 #                                 starting one
+#   CHROMIUM                      the browser for the web UI's test
+#                                 (default /usr/bin/chromium, installed
+#                                 with apt-get when missing)
+#   REVOKED_TEST_ARTIFACTS        where tests keep screenshots (default
+#                                 .ci/artifacts; keep it as CI artifacts)
 #   GO_TEST_FLAGS                 extra flags for go test
 #   TEST_PACKAGES                 packages to vet and test (default ./...)
 set -euo pipefail
@@ -51,7 +56,47 @@ eval "$ch_env"
 export REVOKED_TEST_CLICKHOUSE_DSN
 log "ClickHouse: $REVOKED_TEST_CLICKHOUSE_DSN"
 
-export REVOKED_TEST_REQUIRE="clickhouse,chdb"
+# Chromium for the web UI's browser test (consumer/api TestBrowserUI):
+# Debian's package when it is missing. On a bookworm image that is 155 MB
+# and about 20 s (apt-get install; the package lists took under 1 s).
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+if [[ ! -x "$chromium" ]]; then
+	log "installing chromium with apt-get"
+	sudo=""
+	if [[ "$(id -u)" != 0 ]]; then
+		sudo="sudo"
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq >&2
+	$sudo apt-get install -y -qq --no-install-recommends chromium >&2
+fi
+# Debian's wrapper script prints a harmless warning on stderr.
+log "chromium: $("$chromium" --version 2>/dev/null || echo "missing at $chromium")"
+
+# Screenshots of the browser test land here; CI keeps the directory.
+export REVOKED_TEST_ARTIFACTS="${REVOKED_TEST_ARTIFACTS:-$PWD/.ci/artifacts}"
+mkdir -p "$REVOKED_TEST_ARTIFACTS"
+log "test artifacts: $REVOKED_TEST_ARTIFACTS"
+
+# The UI's vendored npm files must be what package-lock.json pins:
+# TestVendoredFiles catches a hand-edited file, this a lock file changed
+# without running vendor.sh. About 1 s; compared in a temporary directory,
+# so the tree is never touched.
+vendor_check="$(mktemp -d)"
+if ! command -v npm >/dev/null; then
+	log "npm is not installed: the vendored npm files are checked by their SHA-256 only"
+elif ! VENDOR_OUT="$vendor_check" bash consumer/api/web/vendor.sh 2>/dev/null; then
+	log "consumer/api/web/vendor.sh failed (npm registry unreachable?): the vendored npm files are checked by their SHA-256 only"
+elif ! diff -r "$vendor_check" consumer/api/web/static/vendor >&2; then
+	log "consumer/api/web/static/vendor differs from what package-lock.json pins: run consumer/api/web/vendor.sh and commit"
+	rm -rf "$vendor_check"
+	exit 1
+else
+	log "vendored npm files match package-lock.json"
+fi
+rm -rf "$vendor_check"
+
+export REVOKED_TEST_REQUIRE="clickhouse,chdb,chromium"
 
 # shellcheck disable=SC2206 # a list of package patterns
 packages=(${TEST_PACKAGES:-./...})

@@ -220,8 +220,8 @@ func TestBrowserUI(t *testing.T) {
 			t.Errorf("%s: only %d pixels drawn on its canvas", sel, ink)
 		}
 	}
-	if n := eval[int](b, `document.querySelectorAll("#rows tbody tr").length`); n != 50 {
-		t.Errorf("first page has %d rows, want 50", n)
+	if n := eval[int](b, `document.querySelectorAll("#rows tbody tr").length`); n != 25 {
+		t.Errorf("first page has %d rows, want 25", n)
 	}
 	if kpi := eval[string](b, `document.querySelector("#k-total").textContent`); kpi == "–" || kpi == "0" {
 		t.Errorf("commands KPI shows %q", kpi)
@@ -241,7 +241,7 @@ func TestBrowserUI(t *testing.T) {
 		const users = [...document.querySelectorAll("#rows tbody tr td button.user")].map((e) => e.textContent);
 		return users.length > 0 && users.every((u) => u === %q);
 	})()`, tr.focus))
-	want := min(50, tr.byUser[tr.focus])
+	want := min(25, tr.byUser[tr.focus])
 	if n := eval[int](b, `document.querySelectorAll("#rows tbody tr").length`); n != want {
 		t.Errorf("search for %s shows %d rows, want %d", tr.focus, n, want)
 	}
@@ -253,14 +253,17 @@ func TestBrowserUI(t *testing.T) {
 	// The user's timeline.
 	b.do("opening the timeline", chromedp.Click(chromedp.CSS("#rows tbody button.tl-open")))
 	b.wait("the timeline", `+document.querySelector("#timeline").dataset.entries > 0`)
+	if n := eval[int](b, `+document.querySelector("#tl-chart").dataset.total`); n != tr.focusCommands {
+		t.Errorf("the user's chart shows %d commands, want %d", n, tr.focusCommands)
+	}
 	kinds := eval[[]string](b, `[...new Set([...document.querySelectorAll("#tl-body .entry")].map((e) => e.dataset.kind))]`)
 	for _, k := range []string{"events", "detection", "command", "execution", "proof"} {
 		if !strings.Contains(strings.Join(kinds, " "), k) {
 			t.Errorf("timeline has no %q entry (kinds %v)", k, kinds)
 		}
 	}
-	if n := eval[int](b, `document.querySelectorAll("#tl-body .cmd").length`); n != tr.commands/150 {
-		t.Errorf("timeline shows %d commands, want %d", n, tr.commands/150)
+	if n := eval[int](b, `document.querySelectorAll("#tl-body .cmd").length`); n != tr.focusCommands {
+		t.Errorf("timeline shows %d commands, want %d", n, tr.focusCommands)
 	}
 	b.screenshot("05-timeline")
 	b.do("closing the timeline", chromedp.Click(chromedp.CSS("#tl-close")))

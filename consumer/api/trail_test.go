@@ -24,8 +24,10 @@ type trail struct {
 	rows     int
 	// byUser counts the rows of each user.
 	byUser map[string]int
-	// focus is a user with a known, mixed history.
-	focus string
+	// focus is a user with a known, mixed history of focusCommands
+	// commands.
+	focus         string
+	focusCommands int
 }
 
 var trailRules = []struct {
@@ -94,6 +96,7 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 		switch {
 		case i%150 == 0:
 			user = tr.focus
+			tr.focusCommands++
 		case i%9 == 0 && rng.IntN(2) == 0:
 			// The burst: credential stuffing against many accounts.
 			ri = 0
@@ -143,7 +146,12 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 			if slow {
 				lat += lognormal(4500, 0.6)
 			}
-			at = last.Add(time.Duration(lat) * time.Millisecond)
+			// After any failed attempt before it.
+			at = at.Add(time.Duration(200+rng.IntN(800)) * time.Millisecond)
+			if t := last.Add(time.Duration(lat) * time.Millisecond); t.After(at) {
+				at = t
+			}
+			lat = at.Sub(last).Milliseconds()
 			step(schemas.StepRevoked, 1, func(r *schemas.AuditRow) {
 				r.Attempts, r.TokensRevoked, r.RevokeLatencyMs = attempts, uint32(1+rng.IntN(4)), lat
 				r.IdPStatus, r.IdPResponse = 200, fmt.Sprintf(`{"revoked":%d}`, r.TokensRevoked)
@@ -158,8 +166,13 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 			outcome = []int{0, 80, 90, 0, 95, 0, 97, 99}[(i/150)%8]
 		}
 		if rule.id == "mass_download" && outcome < 50 {
-			base.Action = schemas.ActionNotify
 			outcome = 99
+		}
+		switch {
+		case outcome >= 98:
+			base.Action = schemas.ActionNotify
+		case outcome >= 96:
+			base.Mode = schemas.ModeDryRun
 		}
 		step(schemas.StepReceived, 1, nil)
 		switch {
@@ -191,7 +204,6 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 				r.Detail = "command expired before it was received"
 			})
 		case outcome < 98:
-			base.Mode = schemas.ModeDryRun
 			step(schemas.StepDryRun, 1, func(r *schemas.AuditRow) { r.Detail = "rule in dry-run mode" })
 		default:
 			step(schemas.StepNotified, 1, func(r *schemas.AuditRow) { r.Detail = "notify-only rule: security team paged" })

@@ -8,10 +8,13 @@
 #
 # npm ci installs exactly package-lock.json, in a temporary directory,
 # without running any package's install scripts.
+#
+# VENDOR_OUT writes the files to another directory instead, so CI can
+# compare them with the committed ones without touching the tree.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-out="$here/static/vendor"
+out="${VENDOR_OUT:-$here/static/vendor}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -25,7 +28,7 @@ command -v npm >/dev/null || {
 cp "$here/package.json" "$here/package-lock.json" "$tmp/"
 (cd "$tmp" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
 
-rm -rf "$out"
+rm -rf "${out:?}"/*
 mkdir -p "$out/uplot"
 
 # uPlot: the ES module build and its stylesheet.

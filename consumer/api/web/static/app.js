@@ -5,7 +5,7 @@ import uPlot from "./vendor/uplot/uPlot.esm.js";
 
 const $ = (sel) => document.querySelector(sel);
 const TOKEN_KEY = "revoked.apiToken";
-const PAGE_SIZE = 50;
+const PAGE_SIZE = 25;
 const HOUR = 3600;
 const DAY = 24 * HOUR;
 const RANGES = { "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY };
@@ -26,7 +26,7 @@ const state = {
   offset: 0, by: "rule",
 };
 let lastStats = null;
-let charts = { outcomes: null, latency: null };
+let charts = { outcomes: null, latency: null, user: null };
 const knownRules = new Set();
 
 // ---------------------------------------------------------------- helpers
@@ -59,8 +59,8 @@ function isoSeconds(d) { return d.toISOString().replace(/\.\d{3}Z$/, "Z"); }
 function fmtMs(ms) {
   if (ms == null) return "–";
   if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
-  return `${(ms / 60000).toFixed(1)} min`;
+  if (ms < 60000) return `${+(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+  return `${+(ms / 60000).toFixed(1)} min`;
 }
 function fmtDelta(ms) {
   if (ms <= 0) return "";
@@ -279,6 +279,16 @@ function stack(data) {
 }
 
 const utc = (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+// timeTicks labels ticks in UTC: the date at midnight, the time otherwise.
+function timeTicks(u, splits) {
+  return splits.map((ts) => {
+    const d = new Date(ts * 1000);
+    if (ts % DAY === 0) return `${MONTHS[d.getUTCMonth()]} ${d.getUTCDate()}`;
+    return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+  });
+}
+const xAxis = () => ({ ...axisStyle, values: timeTicks, space: 60 });
 const axisStyle = {
   stroke: "#64748b",
   font: "12px system-ui, sans-serif",
@@ -300,17 +310,23 @@ function renderCharts() {
 }
 
 function renderOutcomes() {
-  const { st, from, to, bucket } = lastStats;
   const node = $("#chart-outcomes");
   if (charts.outcomes) { charts.outcomes.destroy(); charts.outcomes = null; }
-  if (!st.outcomes.length) { placeholder(node, "No commands in this range"); return; }
+  charts.outcomes = outcomeChart(node, lastStats, state.by, 300, "No commands in this range");
+}
+
+// outcomeChart draws stats as bars per bucket, stacked by rule or by
+// outcome, into node, and marks node with what it drew (data-points: the
+// buckets with data; data-series; data-total: the commands).
+function outcomeChart(node, { st, from, to, bucket }, by, height, empty) {
+  if (!st.outcomes.length) { placeholder(node, empty); return null; }
   const x = xs(from, to, bucket);
   const index = new Map(x.map((t, i) => [t, i]));
-  const keyOf = state.by === "rule" ? (o) => o.rule_id : (o) => o.outcome;
+  const keyOf = by === "rule" ? (o) => o.rule_id : (o) => o.outcome;
   const totals = new Map();
   for (const o of st.outcomes) totals.set(keyOf(o), (totals.get(keyOf(o)) || 0) + o.count);
   let keys;
-  if (state.by === "outcome") {
+  if (by === "outcome") {
     keys = [...totals.keys()].sort((a, b) => {
       const ia = OUTCOME_ORDER.indexOf(a), ib = OUTCOME_ORDER.indexOf(b);
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
@@ -331,31 +347,32 @@ function renderOutcomes() {
     points.add(i);
   }
   const { data, bands } = stack(raw);
-  const color = (k, i) => (state.by === "outcome" ? OUTCOME_COLORS[k] || PALETTE[i % PALETTE.length] : k === "other" ? "#cbd5e1" : PALETTE[i % PALETTE.length]);
+  const color = (k, i) => (by === "outcome" ? OUTCOME_COLORS[k] || PALETTE[i % PALETTE.length] : k === "other" ? "#cbd5e1" : PALETTE[i % PALETTE.length]);
   const bars = uPlot.paths.bars({ size: [0.82, 48], gap: 1 });
   const opts = {
-    width: chartWidth(node), height: 300,
+    width: chartWidth(node), height,
     tzDate: utc,
     cursor: { points: { show: false }, drag: { x: false, y: false } },
     legend: { live: true },
     scales: { x: { time: true, range: [from - bucket / 2, to - bucket / 2] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.08)] } },
-    axes: [{ ...axisStyle }, { ...axisStyle, size: 52, values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? fmtCount(v) : "")) }],
+    axes: [xAxis(), { ...axisStyle, size: 52, values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? fmtCount(v) : "")) }],
     series: [
-      { label: "Time (UTC)", value: (u, v) => (v == null ? "–" : fmtTime(new Date(v * 1000).toISOString()).slice(0, 16)) },
+      { label: "Time (UTC)", value: (u, v) => (v == null ? "" : fmtTime(new Date(v * 1000).toISOString()).slice(0, 16)) },
       ...keys.map((k, i) => ({
-        label: state.by === "outcome" ? k.replace("_", " ") : k,
+        label: by === "outcome" ? k.replace("_", " ") : k,
         fill: color(k, i), stroke: color(k, i), width: 0,
         paths: bars, points: { show: false },
-        value: (u, v, si, di) => (di == null ? "–" : fmtCount(raw[si][di])),
+        value: (u, v, si, di) => (di == null ? "" : fmtCount(raw[si][di])),
       })),
     ],
     bands,
   };
   node.replaceChildren();
-  charts.outcomes = new uPlot(opts, data, node);
+  const u = new uPlot(opts, data, node);
   node.dataset.points = String(points.size);
   node.dataset.series = String(keys.length);
   node.dataset.total = String(raw.slice(1).flat().reduce((a, b) => a + b, 0));
+  return u;
 }
 
 function renderLatency() {
@@ -374,16 +391,16 @@ function renderLatency() {
   }
   const line = (label, stroke, extra) => ({
     label, stroke, width: 1.75, spanGaps: false, points: { show: false },
-    value: (u, v) => (v == null ? "–" : fmtMs(v)), ...extra,
+    value: (u, v) => (v == null ? "" : fmtMs(v)), ...extra,
   });
   const opts = {
     width: chartWidth(node), height: 300,
     tzDate: utc,
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true, range: [from, to - bucket] }, y: { range: (u, min, max) => [0, Math.max(10, max * 1.1)] } },
-    axes: [{ ...axisStyle }, { ...axisStyle, size: 60, values: (u, vals) => vals.map((v) => fmtMs(v)) }],
+    axes: [xAxis(), { ...axisStyle, size: 60, values: (u, vals) => vals.map((v) => fmtMs(v)) }],
     series: [
-      { label: "Time (UTC)", value: (u, v) => (v == null ? "–" : fmtTime(new Date(v * 1000).toISOString()).slice(0, 16)) },
+      { label: "Time (UTC)", value: (u, v) => (v == null ? "" : fmtTime(new Date(v * 1000).toISOString()).slice(0, 16)) },
       line("p50", "#2563eb", { fill: "rgba(37, 99, 235, .08)" }),
       line("p90", "#8b5cf6"),
       line("p99", "#dc2626", { dash: [5, 4] }),
@@ -394,31 +411,40 @@ function renderLatency() {
   node.dataset.points = String(n);
 }
 
-new ResizeObserver(() => {
-  for (const [id, c] of [["#chart-outcomes", charts.outcomes], ["#chart-latency", charts.latency]]) {
-    if (c) c.setSize({ width: chartWidth($(id)), height: 300 });
+const resize = new ResizeObserver(() => {
+  for (const [id, c, height] of [["#chart-outcomes", charts.outcomes, 300], ["#chart-latency", charts.latency, 300], ["#tl-chart", charts.user, 150]]) {
+    if (c && $(id).clientWidth > 0) c.setSize({ width: chartWidth($(id)), height });
   }
-}).observe(document.querySelector(".charts"));
+});
+resize.observe(document.querySelector(".charts"));
+resize.observe(document.querySelector("#tl-chart-card"));
 
 // ---------------------------------------------------------------- timeline
 
+let overviewScroll = 0;
+
 async function openTimeline(user) {
-  $("#scrim").hidden = false;
   const drawer = $("#timeline");
+  if (drawer.hidden) overviewScroll = window.scrollY;
+  $("#overview").hidden = true;
   drawer.hidden = false;
+  window.scrollTo(0, 0);
   drawer.dataset.user = user;
   drawer.dataset.entries = "";
   $("#tl-user").textContent = user;
   $("#tl-summary").textContent = "Loading…";
   $("#tl-body").replaceChildren();
+  $("#tl-chart-card").hidden = true;
   const r = timeRange();
   const p = new URLSearchParams({ user_id: user, from: isoSeconds(new Date(r.from * 1000)), to: isoSeconds(new Date(r.to * 1000)) });
-  let tl;
+  const sp = new URLSearchParams({ user_id: user, from: p.get("from"), to: p.get("to"), bucket: fmtBucket(r.bucket) });
+  let tl, st;
   try {
-    tl = await apiJSON("/api/v1/timeline", p);
+    [tl, st] = await Promise.all([apiJSON("/api/v1/timeline", p), apiJSON("/api/v1/stats", sp)]);
   } catch (err) {
     $("#tl-summary").textContent = "";
     $("#tl-body").replaceChildren(el("p", { class: "warn" }, `Could not load the timeline: ${err.message}`));
+    drawer.dataset.entries = "0";
     return;
   }
   if (drawer.dataset.user !== user) return; // another timeline was opened meanwhile
@@ -433,6 +459,9 @@ async function openTimeline(user) {
   if (tl.truncated) cards.unshift(el("p", { class: "warn" }, `Only the newest ${fmtCount(tl.rows)} audit rows are shown: narrow the time range to see older ones.`));
   if (!cards.length) cards.push(el("p", { class: "empty" }, "No audit rows for this user in the range."));
   $("#tl-body").replaceChildren(...cards);
+  if (charts.user) { charts.user.destroy(); charts.user = null; }
+  $("#tl-chart-card").hidden = false;
+  charts.user = outcomeChart($("#tl-chart"), { st, ...r }, "outcome", 150, "No commands in this range");
   drawer.dataset.entries = String(tl.entries.length);
 }
 
@@ -471,8 +500,10 @@ function entryItem(e, t0) {
 
 function closeTimeline() {
   $("#timeline").hidden = true;
-  $("#scrim").hidden = true;
+  $("#overview").hidden = false;
   delete $("#timeline").dataset.user;
+  window.scrollTo(0, overviewScroll);
+  renderCharts(); // sized while hidden: draw again at the current width
 }
 
 // ---------------------------------------------------------------- export
@@ -565,7 +596,6 @@ function wire() {
     if (b) openTimeline(b.dataset.user);
   });
   $("#tl-close").addEventListener("click", closeTimeline);
-  $("#scrim").addEventListener("click", closeTimeline);
   document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && !$("#timeline").hidden) closeTimeline(); });
   for (const b of document.querySelectorAll("button.export")) b.addEventListener("click", () => download(b.dataset.format));
   $("#token-dialog").addEventListener("cancel", (ev) => ev.preventDefault());
