@@ -144,8 +144,12 @@ func TerminalSteps() []schemas.Step {
 
 // ComputeStats aggregates rows the way every backend's Stats must: the
 // reference the contract suite compares backends with, and memstore's
-// implementation. Rows are filtered by q and deduplicated by RowID (the
-// first copy counts) before anything is counted.
+// implementation. Rows are filtered by q, then deduplicated by RowID before
+// anything is counted. Of copies of a RowID that differ (the same step
+// recorded by two writers, at different times), the one counted is the
+// newest at whole seconds, then the first by Chain, Seq descending and
+// Hash: an order every backend can follow whatever its time precision and
+// whatever order the copies were appended in.
 func ComputeStats(rows []schemas.AuditRow, q StatsQuery) (Stats, error) {
 	if err := q.Validate(); err != nil {
 		return Stats{}, err
@@ -159,7 +163,7 @@ func ComputeStats(rows []schemas.AuditRow, q StatsQuery) (Stats, error) {
 	counts := map[key]uint64{}
 	lat := map[int64][]int64{}
 	var detect, revoke []int64
-	seen := map[string]struct{}{}
+	kept := map[string]*schemas.AuditRow{}
 	for i := range rows {
 		r := &rows[i]
 		t := r.Time.UTC().Truncate(time.Second)
@@ -170,11 +174,13 @@ func ComputeStats(rows []schemas.AuditRow, q StatsQuery) (Stats, error) {
 			!r.Step.Terminal():
 			continue
 		}
-		if _, dup := seen[r.RowID]; dup {
+		if k, dup := kept[r.RowID]; dup && statsCopyOrder(k, r) <= 0 {
 			continue
 		}
-		seen[r.RowID] = struct{}{}
-		start := q.BucketStart(t).Unix()
+		kept[r.RowID] = r
+	}
+	for _, r := range kept {
+		start := q.BucketStart(r.Time).Unix()
 		counts[key{start, r.RuleID, r.Step}]++
 		if r.Step == schemas.StepRevoked && r.RevokeLatencyMs > 0 {
 			lat[start] = append(lat[start], r.RevokeLatencyMs)
@@ -194,6 +200,13 @@ func ComputeStats(rows []schemas.AuditRow, q StatsQuery) (Stats, error) {
 	st.DetectLatency = PercentilesOf(detect)
 	st.RevokeLatency = PercentilesOf(revoke)
 	return st, nil
+}
+
+// statsCopyOrder orders copies of one RowID: the copy ComputeStats counts
+// sorts first.
+func statsCopyOrder(a, b *schemas.AuditRow) int {
+	return cmp.Or(cmp.Compare(b.Time.Unix(), a.Time.Unix()), cmp.Compare(a.Chain, b.Chain),
+		cmp.Compare(b.Seq, a.Seq), cmp.Compare(a.Hash, b.Hash))
 }
 
 // SortOutcomes puts points in Stats.Outcomes order.

@@ -87,6 +87,14 @@ type Store interface {
 	// History returns the rows matching q, one per RowID, newest first.
 	History(ctx context.Context, q Query) ([]schemas.AuditRow, error)
 
+	// Stats aggregates the rows q selects on the store's side (rows are not
+	// fetched): outcome counts per bucket, rule and step, and latency
+	// percentiles per bucket and over the range. Its semantics are
+	// ComputeStats's, which every backend's result equals exactly. q is
+	// validated first (StatsQuery.Validate); errors for an invalid query
+	// wrap ErrInvalidQuery.
+	Stats(ctx context.Context, q StatsQuery) (Stats, error)
+
 	// AppendCheckpoints stores signed checkpoints of chains, with Append's
 	// guarantees: durable when it returns nil, identical copies read back
 	// once, nothing stored and an error wrapping ErrInvalidRow when one is

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Open) {
 		{"CommandRowsOrder", testCommandRowsOrder},
 		{"ChainHead", testChainHead},
 		{"HistoryFilters", testHistoryFilters},
+		{"Stats", testStats},
 		{"InvalidRowsStoreNothing", testInvalidRows},
 		{"NoRawTokens", testNoRawTokens},
 		{"WriterConcurrentChain", testWriterConcurrent},

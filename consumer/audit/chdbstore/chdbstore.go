@@ -409,6 +409,89 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	return s.query(ctx, "reading history", chsql.History(s.table, s.version.Modern(), q))
 }
 
+// Stats implements audit.Store: three aggregating statements (outcomes,
+// latency per bucket, latency over the range), computed by the engine.
+func (s *Store) Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, error) {
+	if err := q.Validate(); err != nil {
+		return audit.Stats{}, err
+	}
+	q = q.Normalized()
+	modern := s.version.Modern()
+	st := audit.Stats{From: q.From, To: q.To, Bucket: q.Bucket, Outcomes: []audit.OutcomePoint{}, Latency: []audit.LatencyPoint{}}
+	var outcomes []struct {
+		Bucket jsonU64 `json:"bucket"`
+		RuleID string  `json:"rule_id"`
+		Step   string  `json:"step"`
+		N      jsonU64 `json:"n"`
+	}
+	if err := s.decodeAll(ctx, chsql.StatsOutcomes(s.table, modern, q), &outcomes); err != nil {
+		return audit.Stats{}, fmt.Errorf("chdbstore: stats outcomes: %w", err)
+	}
+	for _, o := range outcomes {
+		st.Outcomes = append(st.Outcomes, audit.OutcomePoint{Start: time.Unix(int64(o.Bucket), 0).UTC(), RuleID: o.RuleID, Outcome: schemas.Step(o.Step), Count: uint64(o.N)})
+	}
+	audit.SortOutcomes(st.Outcomes)
+	var latency []struct {
+		Bucket jsonU64   `json:"bucket"`
+		N      jsonU64   `json:"r_n"`
+		Q      []jsonI64 `json:"r_q"`
+		Max    jsonI64   `json:"r_max"`
+	}
+	if err := s.decodeAll(ctx, chsql.StatsLatency(s.table, modern, q), &latency); err != nil {
+		return audit.Stats{}, fmt.Errorf("chdbstore: stats latency: %w", err)
+	}
+	for _, l := range latency {
+		st.Latency = append(st.Latency, audit.LatencyPoint{Start: time.Unix(int64(l.Bucket), 0).UTC(), Percentiles: chsql.PercentilesOf(uint64(l.N), ints(l.Q), int64(l.Max))})
+	}
+	var totals []struct {
+		DN   jsonU64   `json:"d_n"`
+		DQ   []jsonI64 `json:"d_q"`
+		DMax jsonI64   `json:"d_max"`
+		RN   jsonU64   `json:"r_n"`
+		RQ   []jsonI64 `json:"r_q"`
+		RMax jsonI64   `json:"r_max"`
+	}
+	if err := s.decodeAll(ctx, chsql.StatsTotals(s.table, modern, q), &totals); err != nil {
+		return audit.Stats{}, fmt.Errorf("chdbstore: stats totals: %w", err)
+	}
+	for _, t := range totals {
+		st.DetectLatency = chsql.PercentilesOf(uint64(t.DN), ints(t.DQ), int64(t.DMax))
+		st.RevokeLatency = chsql.PercentilesOf(uint64(t.RN), ints(t.RQ), int64(t.RMax))
+	}
+	return st, nil
+}
+
+// decodeAll runs a query and decodes its JSONEachRow result into *out, a
+// pointer to a slice.
+func (s *Store) decodeAll(ctx context.Context, sql string, out any) error {
+	b, err := s.exec(ctx, sql, "JSONEachRow")
+	if err != nil {
+		return err
+	}
+	// JSONEachRow is one object a line: make it an array.
+	var arr bytes.Buffer
+	arr.WriteByte('[')
+	for i, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if i > 0 {
+			arr.WriteByte(',')
+		}
+		arr.Write(line)
+	}
+	arr.WriteByte(']')
+	return json.Unmarshal(arr.Bytes(), out)
+}
+
+func ints(v []jsonI64) []int64 {
+	out := make([]int64, len(v))
+	for i, n := range v {
+		out[i] = int64(n)
+	}
+	return out
+}
+
 // wireCheckpoint is a checkpoint as JSONEachRow carries it.
 type wireCheckpoint struct {
 	Chain     string   `json:"chain"`

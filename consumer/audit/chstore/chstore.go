@@ -331,6 +331,83 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	return s.query(ctx, "reading history", chsql.History(s.table, s.version.Modern(), q))
 }
 
+// Stats implements audit.Store: three aggregating queries (outcomes,
+// latency per bucket, latency over the range), computed by the server.
+func (s *Store) Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, error) {
+	if err := q.Validate(); err != nil {
+		return audit.Stats{}, err
+	}
+	if err := s.check(); err != nil {
+		return audit.Stats{}, err
+	}
+	q = q.Normalized()
+	modern := s.version.Modern()
+	st := audit.Stats{From: q.From, To: q.To, Bucket: q.Bucket, Outcomes: []audit.OutcomePoint{}, Latency: []audit.LatencyPoint{}}
+	err := s.scan(ctx, chsql.StatsOutcomes(s.table, modern, q), func(rows driver.Rows) error {
+		var (
+			p          audit.OutcomePoint
+			bucket, n  uint64
+			step, rule string
+		)
+		if err := rows.Scan(&bucket, &rule, &step, &n); err != nil {
+			return err
+		}
+		p.Start, p.RuleID, p.Outcome, p.Count = time.Unix(int64(bucket), 0).UTC(), rule, schemas.Step(step), n
+		st.Outcomes = append(st.Outcomes, p)
+		return nil
+	})
+	if err != nil {
+		return audit.Stats{}, fmt.Errorf("chstore: stats outcomes: %w", err)
+	}
+	audit.SortOutcomes(st.Outcomes)
+	err = s.scan(ctx, chsql.StatsLatency(s.table, modern, q), func(rows driver.Rows) error {
+		var (
+			bucket, n uint64
+			qs        []int64
+			mx        int64
+		)
+		if err := rows.Scan(&bucket, &n, &qs, &mx); err != nil {
+			return err
+		}
+		st.Latency = append(st.Latency, audit.LatencyPoint{Start: time.Unix(int64(bucket), 0).UTC(), Percentiles: chsql.PercentilesOf(n, qs, mx)})
+		return nil
+	})
+	if err != nil {
+		return audit.Stats{}, fmt.Errorf("chstore: stats latency: %w", err)
+	}
+	err = s.scan(ctx, chsql.StatsTotals(s.table, modern, q), func(rows driver.Rows) error {
+		var (
+			dn, rn   uint64
+			dq, rq   []int64
+			dmx, rmx int64
+		)
+		if err := rows.Scan(&dn, &dq, &dmx, &rn, &rq, &rmx); err != nil {
+			return err
+		}
+		st.DetectLatency, st.RevokeLatency = chsql.PercentilesOf(dn, dq, dmx), chsql.PercentilesOf(rn, rq, rmx)
+		return nil
+	})
+	if err != nil {
+		return audit.Stats{}, fmt.Errorf("chstore: stats totals: %w", err)
+	}
+	return st, nil
+}
+
+// scan runs a query and calls fn for each row of its result.
+func (s *Store) scan(ctx context.Context, sql string, fn func(driver.Rows) error) error {
+	rows, err := s.conn.Query(ctx, sql)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = rows.Close() }()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 // AppendCheckpoints implements audit.Store: one INSERT into the
 // checkpoint table.
 func (s *Store) AppendCheckpoints(ctx context.Context, cps []schemas.Checkpoint) error {

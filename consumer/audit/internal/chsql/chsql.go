@@ -174,3 +174,100 @@ func timeBound(modern bool, t time.Time) string {
 	}
 	return fmt.Sprintf("toDateTime(%d, 'UTC')", secs)
 }
+
+// StatsBucket is the SQL expression of the start of a row's Stats bucket,
+// in Unix seconds (a UInt64): the row's time at whole seconds rounded
+// down to a multiple of the bucket, as audit.StatsQuery.BucketStart.
+// toUInt32 reads a DateTime (18.16) and a DateTime64 (modern) alike as
+// whole seconds since the epoch.
+func StatsBucket(bucket time.Duration) string {
+	s := int64(bucket / time.Second)
+	return fmt.Sprintf("toUInt64(intDiv(toUInt32(time), %d) * %d)", s, s)
+}
+
+// statsRows is the subquery every Stats statement reads: the terminal rows
+// of q's range (and user and rule, when set), one per row_id. Filters run
+// before LIMIT 1 BY, so the primary key (user_id, time) and the monthly
+// partitions prune what is read. Among copies of a row_id that differ
+// (the same step recorded by two writers), the one kept is the newest at
+// whole seconds, then the first by chain, seq descending and hash: the
+// copy audit.ComputeStats counts too.
+func statsRows(table string, modern bool, q audit.StatsQuery) string {
+	q = q.Normalized()
+	where := []string{
+		"time >= " + timeBound(modern, q.From),
+		"time < " + timeBound(modern, q.To),
+	}
+	if q.UserID != "" {
+		where = append(where, "user_id = "+Quote(q.UserID))
+	}
+	if q.RuleID != "" {
+		where = append(where, "rule_id = "+Quote(q.RuleID))
+	}
+	terminal := audit.TerminalSteps()
+	steps := make([]string, len(terminal))
+	for i, s := range terminal {
+		steps[i] = Quote(string(s))
+	}
+	where = append(where, "step IN ("+strings.Join(steps, ", ")+")")
+	return fmt.Sprintf("SELECT row_id, time, rule_id, step, detect_latency_ms, revoke_latency_ms FROM %s WHERE %s ORDER BY toUInt32(time) DESC, chain, seq DESC, hash LIMIT 1 BY row_id",
+		table, strings.Join(where, " AND "))
+}
+
+// revokedWithLatency selects the rows Stats measures latency over.
+const revokedWithLatency = "step = 'revoked' AND revoke_latency_ms > 0"
+
+// StatsOutcomes selects the outcome counts of audit.Stats: columns bucket
+// (UInt64 Unix seconds), rule_id, step and n (UInt64), in Stats.Outcomes
+// order.
+func StatsOutcomes(table string, modern bool, q audit.StatsQuery) string {
+	q = q.Normalized()
+	return fmt.Sprintf("SELECT %s AS bucket, rule_id, step, toUInt64(count()) AS n FROM (%s) GROUP BY bucket, rule_id, step ORDER BY bucket, rule_id, step",
+		StatsBucket(q.Bucket), statsRows(table, modern, q))
+}
+
+// percentiles is the select list of one audit.Percentiles of col: count,
+// quantilesExact at audit.PercentileLevels (ClickHouse picks the value at
+// index floor(level*n) of the sorted values, as audit.PercentilesOf does)
+// and max.
+func percentiles(col, prefix string) string {
+	levels := make([]string, len(audit.PercentileLevels))
+	for i, l := range audit.PercentileLevels {
+		levels[i] = strconv.FormatFloat(l, 'g', -1, 64)
+	}
+	return fmt.Sprintf("toUInt64(count()) AS %[3]sn, arrayMap(x -> toInt64(x), quantilesExact(%[2]s)(%[1]s)) AS %[3]sq, toInt64(max(%[1]s)) AS %[3]smax",
+		col, strings.Join(levels, ", "), prefix)
+}
+
+// StatsLatency selects the revocation latency per bucket of audit.Stats:
+// columns bucket, r_n, r_q (Array(Int64) at audit.PercentileLevels) and
+// r_max, by bucket.
+func StatsLatency(table string, modern bool, q audit.StatsQuery) string {
+	q = q.Normalized()
+	return fmt.Sprintf("SELECT %s AS bucket, %s FROM (%s) WHERE %s GROUP BY bucket ORDER BY bucket",
+		StatsBucket(q.Bucket), percentiles("revoke_latency_ms", "r_"), statsRows(table, modern, q), revokedWithLatency)
+}
+
+// StatsTotals selects the whole range's latencies of audit.Stats, one
+// row: detection latency (d_n, d_q, d_max) and revocation latency (r_n,
+// r_q, r_max). With no rows the counts are 0 (and the rest is to be
+// ignored).
+func StatsTotals(table string, modern bool, q audit.StatsQuery) string {
+	return fmt.Sprintf("SELECT %s, %s FROM (%s) WHERE %s",
+		percentiles("detect_latency_ms", "d_"), percentiles("revoke_latency_ms", "r_"), statsRows(table, modern, q), revokedWithLatency)
+}
+
+// PercentilesOf turns a row of count, quantiles and max into
+// audit.Percentiles (all zero when n is).
+func PercentilesOf(n uint64, q []int64, max int64) audit.Percentiles {
+	if n == 0 {
+		return audit.Percentiles{}
+	}
+	p := audit.Percentiles{Count: n, Max: max}
+	for i, dst := range []*int64{&p.P50, &p.P90, &p.P99} {
+		if i < len(q) {
+			*dst = q[i]
+		}
+	}
+	return p
+}
