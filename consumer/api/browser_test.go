@@ -194,6 +194,13 @@ func TestBrowserUI(t *testing.T) {
 	if loc := eval[string](b, `location.pathname`); loc != "/ui/" {
 		t.Errorf("/ redirected to %s, want /ui/", loc)
 	}
+	// A wrong token is refused and asked for again.
+	b.do("typing a wrong token",
+		chromedp.SendKeys(chromedp.CSS("#token-input"), "not-the-token"),
+		chromedp.Click(chromedp.CSS("#token-submit")),
+	)
+	b.wait("the prompt again", `document.querySelector("#token-dialog").open &&
+		!document.querySelector("#token-error").hidden && document.querySelector("#token-input").value === ""`)
 	b.do("typing the token",
 		chromedp.SendKeys(chromedp.CSS("#token-input"), token),
 	)
