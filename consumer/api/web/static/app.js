@@ -389,8 +389,11 @@ function renderLatency() {
     if (i === undefined) continue;
     p50[i] = l.p50; p90[i] = l.p90; p99[i] = l.p99; n++;
   }
+  // Sparse data (one user, a quiet rule) has buckets without neighbours:
+  // dots show them where a line cannot.
+  const sparse = n < x.length / 3;
   const line = (label, stroke, extra) => ({
-    label, stroke, width: 1.75, spanGaps: false, points: { show: false },
+    label, stroke, width: 1.75, spanGaps: false, points: { show: sparse, size: 6, fill: stroke },
     value: (u, v) => (v == null ? "" : fmtMs(v)), ...extra,
   });
   const opts = {
