@@ -64,9 +64,10 @@ func (q StatsQuery) Validate() error {
 	return errors.Join(errs...)
 }
 
-// BucketStart returns the start of the bucket t falls in.
+// BucketStart returns the start of the bucket t falls in. A bucket of
+// less than a second (invalid) counts as a second.
 func (q StatsQuery) BucketStart(t time.Time) time.Time {
-	s := int64(q.Normalized().Bucket / time.Second)
+	s := max(int64(q.Normalized().Bucket/time.Second), 1)
 	u := t.Unix()
 	return time.Unix(u-u%s, 0).UTC()
 }

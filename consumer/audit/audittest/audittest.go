@@ -414,7 +414,8 @@ func testChainHead(t *testing.T, s audit.Store) {
 func testHistoryFilters(t *testing.T, s audit.Store) {
 	c := ctx(t)
 	const n = 60
-	rows := Link("hist", 0, "", rowsN(0, n))
+	// Two chains, so the chain filter has something to exclude.
+	rows := append(Link("hist", 0, "", rowsN(0, n/2)), Link("hist-2", 0, "", rowsN(n/2, n/2))...)
 	// Two appends, to have two parts: the second part starts at row n/2,
 	// whose time has a fraction of a second, so a bound in the same second
 	// exercises part pruning by time range (ClickHouse 26.7 prunes such a
@@ -436,6 +437,7 @@ func testHistoryFilters(t *testing.T, s audit.Store) {
 				q.TokenID != "" && r.TokenID != q.TokenID,
 				q.CommandID != "" && r.CommandID != q.CommandID,
 				q.RuleID != "" && r.RuleID != q.RuleID,
+				q.Chain != "" && r.Chain != q.Chain,
 				len(q.Steps) > 0 && !slices.Contains(q.Steps, r.Step),
 				!q.From.IsZero() && r.Time.Before(q.From.Truncate(time.Second)),
 				!q.To.IsZero() && !r.Time.Truncate(time.Second).Before(q.To.Truncate(time.Second)):
@@ -456,6 +458,13 @@ func testHistoryFilters(t *testing.T, s audit.Store) {
 		"all":               {},
 		"user":              {UserID: "user-3"},
 		"token":             {TokenID: rows[17].TokenID},
+		"user and token":    {UserID: rows[17].UserID, TokenID: rows[17].TokenID},
+		"token other user":  {UserID: rows[18].UserID, TokenID: rows[17].TokenID},
+		"chain":             {Chain: "hist-2"},
+		"chain user range":  {Chain: "hist", UserID: "user-4", From: rows[3].Time, To: rows[40].Time},
+		"one step":          {Steps: []schemas.Step{schemas.StepDeadLettered}},
+		"rule steps range":  {RuleID: "rule-1", Steps: []schemas.Step{schemas.StepRevoked, schemas.StepHeld, schemas.StepRejected}, From: rows[8].Time, To: rows[52].Time},
+		"user empty range":  {UserID: "user-3", From: rows[33].Time, To: rows[33].Time},
 		"command":           {CommandID: rows[10].CommandID},
 		"rule":              {RuleID: "rule-2"},
 		"steps":             {Steps: []schemas.Step{schemas.StepRevoked, schemas.StepFailed}},
