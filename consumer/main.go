@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -320,14 +319,11 @@ func withFollower(f *lineage.Follower, run func(context.Context) error) func(con
 	}
 }
 
-// mountAPI serves the analysts' API beside /livez, /readyz and /metrics,
-// behind the bearer token when one is set.
+// mountAPI serves the analysts' API and web UI beside /livez, /readyz and
+// /metrics; the API's data is behind the bearer token when one is set, the
+// UI's static files (which hold no data) are not.
 func mountAPI(srv *ops.Server, store audit.Store, token config.Secret, log zerolog.Logger) {
-	var h http.Handler = api.New(store, log).Handler()
-	if token.IsSet() {
-		h = guard.Bearer(token, h)
-	}
-	srv.Handle("GET /api/", h)
+	api.New(store, log).Mount(srv, token)
 }
 
 // mountGuards serves the held commands and the kill switch, behind the

@@ -45,6 +45,9 @@ type localConfig struct {
 	Seed     int64         `flag:"seed" usage:"simulation seed (0: from the clock)"`
 	Truth    string        `flag:"ground-truth" usage:"write the simulation's ground truth (JSON lines) to this file"`
 	Drain    time.Duration `flag:"drain" usage:"how long to wait after the simulation for the last revocations"`
+	// Stay keeps the pipeline and the analyst UI up after a simulation,
+	// to browse its audit trail.
+	Stay bool `flag:"stay" usage:"after --simulate, keep the pipeline and the analyst UI running until interrupted"`
 	// AttackScale compresses attackers' timing so a one-minute run holds
 	// whole attacks (a realistic brute force takes minutes).
 	AttackScale float64 `flag:"attack-time-scale" usage:"multiplies attackers' timing in the simulation (1: realistic)"`
@@ -87,8 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer s.Close()
-	fmt.Fprintf(stderr, "pipeline up: kafka %s, token API %s, analyst API %s/api/v1/revocations, metrics %s/metrics\n",
-		s.Brokers[0], s.TokenAPIURL, s.HTTPURL, s.HTTPURL)
+	fmt.Fprintf(stderr, "pipeline up: kafka %s, token API %s, analyst UI %s/ui/, analyst API %s/api/v1/revocations, metrics %s/metrics\n",
+		s.Brokers[0], s.TokenAPIURL, s.HTTPURL, s.HTTPURL, s.HTTPURL)
 
 	if cfg.Simulate == 0 {
 		fmt.Fprintln(stderr, "running until interrupted (Ctrl-C); produce AuditEvents to audit.events")
@@ -124,6 +127,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	printReport(stdout, report)
+	if cfg.Stay {
+		fmt.Fprintf(stderr, "analyst UI %s/ui/ — running until interrupted (Ctrl-C)\n", s.HTTPURL)
+		<-ctx.Done()
+	}
 	if err := s.Close(); err != nil {
 		return err
 	}

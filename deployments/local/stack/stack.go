@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -248,7 +247,7 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 			return nil, err
 		}
 	}
-	srv.Handle("GET /api/", apiHandler(s.Store, log))
+	mountAnalysts(srv, s.Store, log)
 	addr, err := srv.Listen()
 	if err != nil {
 		return nil, fmt.Errorf("analyst API: %w", err)
@@ -256,10 +255,6 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 	s.HTTPURL = "http://" + addr.String()
 	s.goRun("http", func() error { return srv.Run(ctx) })
 	return s, nil
-}
-
-func apiHandler(store audit.Store, log zerolog.Logger) http.Handler {
-	return api.New(store, log.With().Str("component", "api").Logger()).Handler()
 }
 
 func (s *Stack) goRun(name string, fn func() error) { s.run(&s.wg, name, fn) }
@@ -315,4 +310,10 @@ func randomSecret() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// mountAnalysts serves the analyst API and web UI; the local stack listens
+// on loopback, so no bearer token is asked for.
+func mountAnalysts(srv *ops.Server, store audit.Store, log zerolog.Logger) {
+	api.New(store, log.With().Str("component", "api").Logger()).Mount(srv, config.Secret{})
 }
