@@ -409,55 +409,32 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	return s.query(ctx, "reading history", chsql.History(s.table, s.version.Modern(), q))
 }
 
-// Stats implements audit.Store: three aggregating statements (outcomes,
-// latency per bucket, latency over the range), computed by the engine.
+// Stats implements audit.Store: one aggregating statement (chsql.Stats),
+// computed by the engine.
 func (s *Store) Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, error) {
 	if err := q.Validate(); err != nil {
 		return audit.Stats{}, err
 	}
 	q = q.Normalized()
-	modern := s.version.Modern()
 	st := audit.Stats{From: q.From, To: q.To, Bucket: q.Bucket, Outcomes: []audit.OutcomePoint{}, Latency: []audit.LatencyPoint{}}
-	var outcomes []struct {
-		Bucket jsonU64 `json:"bucket"`
-		RuleID string  `json:"rule_id"`
-		Step   string  `json:"step"`
-		N      jsonU64 `json:"n"`
+	var rows []struct {
+		Kind   uint8     `json:"kind"`
+		Bucket jsonU64   `json:"b"`
+		Rule   string    `json:"r"`
+		Step   string    `json:"s"`
+		N      jsonU64   `json:"n"`
+		RQ     []jsonI64 `json:"r_q"`
+		RMax   jsonI64   `json:"r_max"`
+		DQ     []jsonI64 `json:"d_q"`
+		DMax   jsonI64   `json:"d_max"`
 	}
-	if err := s.decodeAll(ctx, chsql.StatsOutcomes(s.table, modern, q), &outcomes); err != nil {
-		return audit.Stats{}, fmt.Errorf("chdbstore: stats outcomes: %w", err)
+	if err := s.decodeAll(ctx, chsql.Stats(s.table, s.version.Modern(), q), &rows); err != nil {
+		return audit.Stats{}, fmt.Errorf("chdbstore: stats: %w", err)
 	}
-	for _, o := range outcomes {
-		st.Outcomes = append(st.Outcomes, audit.OutcomePoint{Start: time.Unix(int64(o.Bucket), 0).UTC(), RuleID: o.RuleID, Outcome: schemas.Step(o.Step), Count: uint64(o.N)})
+	for _, r := range rows {
+		chsql.AddStats(&st, r.Kind, uint64(r.Bucket), r.Rule, r.Step, uint64(r.N), ints(r.RQ), int64(r.RMax), ints(r.DQ), int64(r.DMax))
 	}
 	audit.SortOutcomes(st.Outcomes)
-	var latency []struct {
-		Bucket jsonU64   `json:"bucket"`
-		N      jsonU64   `json:"r_n"`
-		Q      []jsonI64 `json:"r_q"`
-		Max    jsonI64   `json:"r_max"`
-	}
-	if err := s.decodeAll(ctx, chsql.StatsLatency(s.table, modern, q), &latency); err != nil {
-		return audit.Stats{}, fmt.Errorf("chdbstore: stats latency: %w", err)
-	}
-	for _, l := range latency {
-		st.Latency = append(st.Latency, audit.LatencyPoint{Start: time.Unix(int64(l.Bucket), 0).UTC(), Percentiles: chsql.PercentilesOf(uint64(l.N), ints(l.Q), int64(l.Max))})
-	}
-	var totals []struct {
-		DN   jsonU64   `json:"d_n"`
-		DQ   []jsonI64 `json:"d_q"`
-		DMax jsonI64   `json:"d_max"`
-		RN   jsonU64   `json:"r_n"`
-		RQ   []jsonI64 `json:"r_q"`
-		RMax jsonI64   `json:"r_max"`
-	}
-	if err := s.decodeAll(ctx, chsql.StatsTotals(s.table, modern, q), &totals); err != nil {
-		return audit.Stats{}, fmt.Errorf("chdbstore: stats totals: %w", err)
-	}
-	for _, t := range totals {
-		st.DetectLatency = chsql.PercentilesOf(uint64(t.DN), ints(t.DQ), int64(t.DMax))
-		st.RevokeLatency = chsql.PercentilesOf(uint64(t.RN), ints(t.RQ), int64(t.RMax))
-	}
 	return st, nil
 }
 

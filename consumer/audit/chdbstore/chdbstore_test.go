@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -192,4 +194,35 @@ func TestLargeAppend(t *testing.T) {
 	if err := audit.VerifyChain(got); err != nil {
 		t.Error(err)
 	}
+}
+
+// BenchmarkHistory10M runs audittest.BenchHistory10M on a data directory
+// that outlives the run ($REVOKED_BENCH_CHDB_DIR, else revoked/bench-chdb
+// in the user's cache directory), so the 10 million rows are inserted
+// once.
+func BenchmarkHistory10M(b *testing.B) {
+	dir := os.Getenv("REVOKED_BENCH_CHDB_DIR")
+	if dir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir = filepath.Join(cache, "revoked", "bench-chdb")
+	}
+	s := openAt(b, dir)
+	audittest.BenchHistory10M(b, audittest.BigTarget{
+		Store: s,
+		Table: "`default`.`audit`",
+		Exec: func(ctx context.Context, sql string) error {
+			_, err := chdbstore.ExecForTest(ctx, s, sql)
+			return err
+		},
+		QueryUint64: func(ctx context.Context, sql string) (uint64, error) {
+			out, err := chdbstore.ExecForTest(ctx, s, sql)
+			if err != nil {
+				return 0, err
+			}
+			return strconv.ParseUint(strings.TrimSpace(string(out)), 10, 64)
+		},
+	})
 }

@@ -331,8 +331,8 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	return s.query(ctx, "reading history", chsql.History(s.table, s.version.Modern(), q))
 }
 
-// Stats implements audit.Store: three aggregating queries (outcomes,
-// latency per bucket, latency over the range), computed by the server.
+// Stats implements audit.Store: one aggregating query (chsql.Stats),
+// computed by the server.
 func (s *Store) Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, error) {
 	if err := q.Validate(); err != nil {
 		return audit.Stats{}, err
@@ -341,55 +341,25 @@ func (s *Store) Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, err
 		return audit.Stats{}, err
 	}
 	q = q.Normalized()
-	modern := s.version.Modern()
 	st := audit.Stats{From: q.From, To: q.To, Bucket: q.Bucket, Outcomes: []audit.OutcomePoint{}, Latency: []audit.LatencyPoint{}}
-	err := s.scan(ctx, chsql.StatsOutcomes(s.table, modern, q), func(rows driver.Rows) error {
+	err := s.scan(ctx, chsql.Stats(s.table, s.version.Modern(), q), func(rows driver.Rows) error {
 		var (
-			p          audit.OutcomePoint
+			kind       uint8
 			bucket, n  uint64
-			step, rule string
+			rule, step string
+			rq, dq     []int64
+			rmax, dmax int64
 		)
-		if err := rows.Scan(&bucket, &rule, &step, &n); err != nil {
+		if err := rows.Scan(&kind, &bucket, &rule, &step, &n, &rq, &rmax, &dq, &dmax); err != nil {
 			return err
 		}
-		p.Start, p.RuleID, p.Outcome, p.Count = time.Unix(int64(bucket), 0).UTC(), rule, schemas.Step(step), n
-		st.Outcomes = append(st.Outcomes, p)
+		chsql.AddStats(&st, kind, bucket, rule, step, n, rq, rmax, dq, dmax)
 		return nil
 	})
 	if err != nil {
-		return audit.Stats{}, fmt.Errorf("chstore: stats outcomes: %w", err)
+		return audit.Stats{}, fmt.Errorf("chstore: stats: %w", err)
 	}
 	audit.SortOutcomes(st.Outcomes)
-	err = s.scan(ctx, chsql.StatsLatency(s.table, modern, q), func(rows driver.Rows) error {
-		var (
-			bucket, n uint64
-			qs        []int64
-			mx        int64
-		)
-		if err := rows.Scan(&bucket, &n, &qs, &mx); err != nil {
-			return err
-		}
-		st.Latency = append(st.Latency, audit.LatencyPoint{Start: time.Unix(int64(bucket), 0).UTC(), Percentiles: chsql.PercentilesOf(n, qs, mx)})
-		return nil
-	})
-	if err != nil {
-		return audit.Stats{}, fmt.Errorf("chstore: stats latency: %w", err)
-	}
-	err = s.scan(ctx, chsql.StatsTotals(s.table, modern, q), func(rows driver.Rows) error {
-		var (
-			dn, rn   uint64
-			dq, rq   []int64
-			dmx, rmx int64
-		)
-		if err := rows.Scan(&dn, &dq, &dmx, &rn, &rq, &rmx); err != nil {
-			return err
-		}
-		st.DetectLatency, st.RevokeLatency = chsql.PercentilesOf(dn, dq, dmx), chsql.PercentilesOf(rn, rq, rmx)
-		return nil
-	})
-	if err != nil {
-		return audit.Stats{}, fmt.Errorf("chstore: stats totals: %w", err)
-	}
 	return st, nil
 }
 

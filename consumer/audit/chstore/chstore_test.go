@@ -140,3 +140,39 @@ func TestRedactDSN(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHistory10M runs audittest.BenchHistory10M on the test server,
+// in revoked_bench.audit_10m, which it keeps for the next run (drop the
+// database to start over).
+func BenchmarkHistory10M(b *testing.B) {
+	dsn := testenv.ClickHouseDSN(b)
+	const db, table = "revoked_bench", "audit_10m"
+	ctx := context.Background()
+	s, err := chstore.Open(ctx, chstore.Config{DSN: dsn, Database: db, Table: table}, zerolog.Nop())
+	if err != nil {
+		b.Fatalf("chstore.Open: %v", err)
+	}
+	defer func() { _ = s.Close() }()
+	opts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts.Auth.Database = ""
+	// The fill runs for minutes.
+	opts.ReadTimeout = time.Hour
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	audittest.BenchHistory10M(b, audittest.BigTarget{
+		Store: s,
+		Table: "`" + db + "`.`" + table + "`",
+		Exec:  func(ctx context.Context, sql string) error { return conn.Exec(ctx, sql) },
+		QueryUint64: func(ctx context.Context, sql string) (uint64, error) {
+			var n uint64
+			err := conn.QueryRow(ctx, sql).Scan(&n)
+			return n, err
+		},
+	})
+}

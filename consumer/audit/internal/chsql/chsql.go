@@ -214,47 +214,58 @@ func statsRows(table string, modern bool, q audit.StatsQuery) string {
 		table, strings.Join(where, " AND "))
 }
 
-// revokedWithLatency selects the rows Stats measures latency over.
-const revokedWithLatency = "step = 'revoked' AND revoke_latency_ms > 0"
+// Kinds of the rows Stats returns.
+const (
+	// StatsOutcome: a count of Stats.Outcomes (bucket, rule_id, step, n).
+	StatsOutcome uint8 = 0
+	// StatsLatency: a point of Stats.Latency (bucket, n, r_q, r_max).
+	StatsLatency uint8 = 1
+	// StatsRange: the whole range's latencies (n, r_q, r_max for
+	// revocation; d_q, d_max for detection).
+	StatsRange uint8 = 2
+)
 
-// StatsOutcomes selects the outcome counts of audit.Stats: columns bucket
-// (UInt64 Unix seconds), rule_id, step and n (UInt64), in Stats.Outcomes
-// order.
-func StatsOutcomes(table string, modern bool, q audit.StatsQuery) string {
+// Stats selects everything audit.Stats holds in one statement, so the
+// rows are read and deduplicated once: each terminal row counts towards
+// its outcome, and a revoked row with a positive latency also towards its
+// bucket's latency and the range's, by way of an ARRAY JOIN over the kinds
+// it belongs to. The columns are kind (UInt8, StatsOutcome, StatsLatency,
+// StatsRange), bucket (UInt64 Unix seconds; 0 for the range), rule_id and
+// step (empty but for outcomes), n (UInt64), r_q and d_q (Array(Int64),
+// the revocation and detection latency at audit.PercentileLevels: ClickHouse's
+// quantileExact picks the value at index floor(level*n) of the sorted
+// values on 18.16 and 26.7 alike, as audit.PercentilesOf does) and r_max
+// and d_max (Int64). Latency columns of outcome rows are meaningless.
+// There are no rows when nothing matches.
+func Stats(table string, modern bool, q audit.StatsQuery) string {
 	q = q.Normalized()
-	return fmt.Sprintf("SELECT %s AS bucket, rule_id, step, toUInt64(count()) AS n FROM (%s) GROUP BY bucket, rule_id, step ORDER BY bucket, rule_id, step",
-		StatsBucket(q.Bucket), statsRows(table, modern, q))
-}
-
-// percentiles is the select list of one audit.Percentiles of col: count,
-// quantilesExact at audit.PercentileLevels (ClickHouse picks the value at
-// index floor(level*n) of the sorted values, as audit.PercentilesOf does)
-// and max.
-func percentiles(col, prefix string) string {
 	levels := make([]string, len(audit.PercentileLevels))
 	for i, l := range audit.PercentileLevels {
 		levels[i] = strconv.FormatFloat(l, 'g', -1, 64)
 	}
-	return fmt.Sprintf("toUInt64(count()) AS %[3]sn, arrayMap(x -> toInt64(x), quantilesExact(%[2]s)(%[1]s)) AS %[3]sq, toInt64(max(%[1]s)) AS %[3]smax",
-		col, strings.Join(levels, ", "), prefix)
+	quantiles := func(col string) string {
+		return fmt.Sprintf("arrayMap(x -> toInt64(x), quantilesExact(%s)(%s))", strings.Join(levels, ", "), col)
+	}
+	return fmt.Sprintf("SELECT k AS kind, if(k = %[1]d, toUInt64(0), %[2]s) AS b, if(k = %[3]d, rule_id, '') AS r, if(k = %[3]d, step, '') AS s, "+
+		"toUInt64(count()) AS n, %[4]s AS r_q, toInt64(max(revoke_latency_ms)) AS r_max, %[5]s AS d_q, toInt64(max(detect_latency_ms)) AS d_max "+
+		"FROM (%[6]s) ARRAY JOIN if(step = 'revoked' AND revoke_latency_ms > 0, [%[3]d, %[7]d, %[1]d], [%[3]d]) AS k "+
+		"GROUP BY kind, b, r, s ORDER BY kind, b, r, s",
+		StatsRange, StatsBucket(q.Bucket), StatsOutcome, quantiles("revoke_latency_ms"), quantiles("detect_latency_ms"),
+		statsRows(table, modern, q), StatsLatency)
 }
 
-// StatsLatency selects the revocation latency per bucket of audit.Stats:
-// columns bucket, r_n, r_q (Array(Int64) at audit.PercentileLevels) and
-// r_max, by bucket.
-func StatsLatency(table string, modern bool, q audit.StatsQuery) string {
-	q = q.Normalized()
-	return fmt.Sprintf("SELECT %s AS bucket, %s FROM (%s) WHERE %s GROUP BY bucket ORDER BY bucket",
-		StatsBucket(q.Bucket), percentiles("revoke_latency_ms", "r_"), statsRows(table, modern, q), revokedWithLatency)
-}
-
-// StatsTotals selects the whole range's latencies of audit.Stats, one
-// row: detection latency (d_n, d_q, d_max) and revocation latency (r_n,
-// r_q, r_max). With no rows the counts are 0 (and the rest is to be
-// ignored).
-func StatsTotals(table string, modern bool, q audit.StatsQuery) string {
-	return fmt.Sprintf("SELECT %s, %s FROM (%s) WHERE %s",
-		percentiles("detect_latency_ms", "d_"), percentiles("revoke_latency_ms", "r_"), statsRows(table, modern, q), revokedWithLatency)
+// AddStats adds one row of the Stats statement to st: an outcome count,
+// a bucket's latency or the range's.
+func AddStats(st *audit.Stats, kind uint8, bucket uint64, rule, step string, n uint64, rq []int64, rmax int64, dq []int64, dmax int64) {
+	start := time.Unix(int64(bucket), 0).UTC()
+	switch kind {
+	case StatsOutcome:
+		st.Outcomes = append(st.Outcomes, audit.OutcomePoint{Start: start, RuleID: rule, Outcome: schemas.Step(step), Count: n})
+	case StatsLatency:
+		st.Latency = append(st.Latency, audit.LatencyPoint{Start: start, Percentiles: PercentilesOf(n, rq, rmax)})
+	case StatsRange:
+		st.RevokeLatency, st.DetectLatency = PercentilesOf(n, rq, rmax), PercentilesOf(n, dq, dmax)
+	}
 }
 
 // PercentilesOf turns a row of count, quantiles and max into

@@ -1,6 +1,7 @@
 package chsql
 
 import (
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,5 +141,46 @@ func TestCheckpointStatements(t *testing.T) {
 		if !strings.Contains(c, want) {
 			t.Errorf("Chains query %q lacks %q", c, want)
 		}
+	}
+}
+
+func TestStatsSQL(t *testing.T) {
+	q := audit.StatsQuery{UserID: "u'1", RuleID: "r", From: time.Unix(1700000000, 700_000_000), To: time.Unix(1700086400, 0), Bucket: 15 * time.Minute}
+	legacy := Stats("`d`.`t`", false, q)
+	inner := legacy[strings.Index(legacy, "FROM (")+len("FROM ("):]
+	for _, want := range []string{
+		// Filters run inside, before LIMIT 1 BY: the primary key and the
+		// partitions prune.
+		`WHERE time >= toDateTime(1700000000, 'UTC') AND time < toDateTime(1700086400, 'UTC') AND user_id = 'u\x271' AND rule_id = 'r' AND step IN ('rejected', 'held', 'dry_run', 'revoked', 'dead_lettered', 'notified') ORDER BY toUInt32(time) DESC, chain, seq DESC, hash LIMIT 1 BY row_id)`,
+		`toUInt64(intDiv(toUInt32(time), 900) * 900)`,
+		`quantilesExact(0.5, 0.9, 0.99)(revoke_latency_ms)`,
+		`ARRAY JOIN if(step = 'revoked' AND revoke_latency_ms > 0, [0, 1, 2], [0]) AS k`,
+	} {
+		if !strings.Contains(legacy, want) {
+			t.Errorf("stats query lacks %q:\n%s", want, legacy)
+		}
+	}
+	if !strings.Contains(inner, "user_id = ") {
+		t.Errorf("the user filter is not in the inner query:\n%s", legacy)
+	}
+	if modern := Stats("t", true, q); !strings.Contains(modern, "time >= toDateTime64(1700000000, 3, 'UTC')") {
+		t.Errorf("modern stats query:\n%s", modern)
+	}
+
+	var st audit.Stats
+	AddStats(&st, StatsOutcome, 1700000000, "r", "revoked", 3, nil, 0, nil, 0)
+	AddStats(&st, StatsLatency, 1700000000, "", "", 2, []int64{5, 9, 9}, 9, []int64{1, 2, 2}, 2)
+	AddStats(&st, StatsRange, 0, "", "", 2, []int64{5, 9, 9}, 9, []int64{1, 2, 2}, 2)
+	want := audit.Stats{
+		Outcomes:      []audit.OutcomePoint{{Start: time.Unix(1700000000, 0).UTC(), RuleID: "r", Outcome: schemas.StepRevoked, Count: 3}},
+		Latency:       []audit.LatencyPoint{{Start: time.Unix(1700000000, 0).UTC(), Percentiles: audit.Percentiles{Count: 2, P50: 5, P90: 9, P99: 9, Max: 9}}},
+		RevokeLatency: audit.Percentiles{Count: 2, P50: 5, P90: 9, P99: 9, Max: 9},
+		DetectLatency: audit.Percentiles{Count: 2, P50: 1, P90: 2, P99: 2, Max: 2},
+	}
+	if !reflect.DeepEqual(st, want) {
+		t.Errorf("AddStats: %+v, want %+v", st, want)
+	}
+	if p := PercentilesOf(0, []int64{1, 2, 3}, 4); p != (audit.Percentiles{}) {
+		t.Errorf("PercentilesOf with no rows = %+v", p)
 	}
 }
