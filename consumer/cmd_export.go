@@ -19,7 +19,7 @@ type exportConfig struct {
 	Store  storeConfig `yaml:"-"`
 	From   string      `flag:"from" usage:"export the rows from this time on (RFC 3339)"`
 	To     string      `flag:"to" usage:"export the rows before this time (RFC 3339)"`
-	Format string      `flag:"format" usage:"data file format: csv or jsonl"`
+	Format string      `flag:"format" usage:"data file format: csv, jsonl or parquet"`
 	Out    string      `flag:"out" usage:"directory to write the export to (created if missing; must not hold an export)"`
 	User   string      `flag:"user" usage:"export only this user's rows"`
 	Rule   string      `flag:"rule" usage:"export only this rule's rows"`

@@ -1,5 +1,5 @@
 // Package export writes compliance exports of the audit trail: the rows of a
-// time range as CSV or JSON Lines, a manifest describing them, a
+// time range as CSV, JSON Lines or Parquet, a manifest describing them, a
 // SHA256SUMS file that "sha256sum -c" accepts, and a detached Ed25519
 // signature over SHA256SUMS. Verify checks such a directory.
 //
@@ -33,8 +33,9 @@ type Format string
 
 // Supported formats.
 const (
-	CSV   Format = "csv"
-	JSONL Format = "jsonl"
+	CSV     Format = "csv"
+	JSONL   Format = "jsonl"
+	Parquet Format = "parquet"
 )
 
 // File names in an export directory.
@@ -47,13 +48,13 @@ const (
 // DefaultPageRows is the number of rows read from the store per query.
 const DefaultPageRows = 10000
 
-// ParseFormat parses "csv" or "jsonl".
+// ParseFormat parses "csv", "jsonl" or "parquet".
 func ParseFormat(s string) (Format, error) {
 	switch Format(s) {
-	case CSV, JSONL:
+	case CSV, JSONL, Parquet:
 		return Format(s), nil
 	}
-	return "", fmt.Errorf("unknown export format %q (want csv or jsonl; parquet is not supported)", s)
+	return "", fmt.Errorf("unknown export format %q (want csv, jsonl or parquet)", s)
 }
 
 // DataFile is the name of the data file of a format.
@@ -117,10 +118,11 @@ type Manifest struct {
 	SignatureAlgorithm string `json:"signature_algorithm"`
 }
 
-// rowWriter writes rows in one format.
+// rowWriter writes rows in one format. Close writes what is buffered and
+// any trailer (Parquet's footer), not closing the underlying writer.
 type rowWriter interface {
 	Write(r *schemas.AuditRow) error
-	Flush() error
+	Close() error
 }
 
 func (o Options) validate() error {
@@ -224,13 +226,16 @@ func Export(ctx context.Context, store audit.Store, opts Options) (*Manifest, er
 	cw := &countingWriter{w: io.MultiWriter(f, h)}
 	bw := bufio.NewWriterSize(cw, 1<<20)
 	var rw rowWriter
-	if opts.Format == CSV {
+	switch opts.Format {
+	case CSV:
 		rw, err = NewCSVWriter(bw)
 		if err != nil {
 			return nil, fmt.Errorf("export: %w", err)
 		}
-	} else {
+	case JSONL:
 		rw = NewJSONLWriter(bw)
+	case Parquet:
+		rw = NewParquetWriter(bw)
 	}
 
 	chains, err := store.Chains(ctx)
@@ -288,7 +293,7 @@ func Export(ctx context.Context, store audit.Store, opts Options) (*Manifest, er
 			m.Chains = append(m.Chains, *head)
 		}
 	}
-	if err := rw.Flush(); err != nil {
+	if err := rw.Close(); err != nil {
 		return nil, fmt.Errorf("export: writing %s: %w", m.DataFile, err)
 	}
 	if err := bw.Flush(); err != nil {

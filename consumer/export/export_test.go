@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +23,9 @@ import (
 )
 
 var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// formats are the data file formats every format-parametrized test covers.
+var formats = []export.Format{export.CSV, export.JSONL, export.Parquet}
 
 // tricky are free-text values that CSV and spreadsheets treat specially.
 var tricky = []string{
@@ -151,10 +155,13 @@ func readBack(t testing.TB, dir string) []schemas.AuditRow {
 	return got
 }
 
+// sameRow says a and b are the same row: field for field (reflect.DeepEqual,
+// so times must come back in UTC and Evidence nil when empty), and in their
+// JSON encoding.
 func sameRow(a, b *schemas.AuditRow) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
-	return bytes.Equal(ja, jb) && a.Time.Equal(b.Time)
+	return bytes.Equal(ja, jb) && a.Time.Equal(b.Time) && reflect.DeepEqual(a, b)
 }
 
 func compareRows(t testing.TB, got, want []schemas.AuditRow) {
@@ -192,7 +199,7 @@ func TestRoundTrip(t *testing.T) {
 	rows := makeRows(200, 3)
 	store := newStore(t, rows)
 	signer, keyring := newSigner(t)
-	for _, format := range []export.Format{export.CSV, export.JSONL} {
+	for _, format := range formats {
 		t.Run(string(format), func(t *testing.T) {
 			dir, m := doExport(t, store, format, signer, nil)
 			want := expected(rows, nil)
@@ -351,7 +358,7 @@ func TestTamperingIsCaught(t *testing.T) {
 	store := newStore(t, rows)
 	signer, keyring := newSigner(t)
 	other, _ := newSigner(t)
-	for _, format := range []export.Format{export.CSV, export.JSONL} {
+	for _, format := range formats {
 		data := format.DataFile()
 		cases := []struct {
 			name    string
@@ -363,7 +370,12 @@ func TestTamperingIsCaught(t *testing.T) {
 				flipByte(t, filepath.Join(dir, data), func(b []byte) int { return len(b) / 2 })
 			}, keyring, export.ErrSums},
 			{"data byte, sums recomputed", func(t *testing.T, dir string) {
-				flipByte(t, filepath.Join(dir, data), func(b []byte) int { return bytes.Index(b, []byte("cmd-5")) + 4 })
+				flipByte(t, filepath.Join(dir, data), func(b []byte) int {
+					if i := bytes.Index(b, []byte("cmd-5")); i >= 0 {
+						return i + 4
+					}
+					return len(b) / 2 // compressed (Parquet): a byte of a page
+				})
 				rewriteSums(t, dir, data)
 			}, keyring, export.ErrSignature},
 			{"manifest", func(t *testing.T, dir string) {
@@ -403,19 +415,42 @@ func TestTamperingIsCaught(t *testing.T) {
 						t.Fatal(err)
 					}
 					// drop the last record: it is the last chain's head
-					w, _ := export.NewCSVWriter(&out)
+					var w interface {
+						Write(*schemas.AuditRow) error
+						Close() error
+					}
+					if format == export.Parquet {
+						w = export.NewParquetWriter(&out)
+					} else {
+						w, _ = export.NewCSVWriter(&out)
+					}
 					i := 0
-					_ = export.ReadRows(bytes.NewReader(b), format, func(r schemas.AuditRow) error {
+					if err := export.ReadRows(bytes.NewReader(b), format, func(r schemas.AuditRow) error {
 						i++
 						if i < n {
 							return w.Write(&r)
 						}
 						return nil
-					})
-					_ = w.Flush()
+					}); err != nil {
+						t.Fatal(err)
+					}
+					if err := w.Close(); err != nil {
+						t.Fatal(err)
+					}
 					b = out.Bytes()
 				}
 				os.WriteFile(p, b, 0o644)
+				rewriteSums(t, dir, data)
+			}, nil, export.ErrManifest},
+			{"data truncated, signature not checked", func(t *testing.T, dir string) {
+				p := filepath.Join(dir, data)
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, b[:len(b)/2], 0o644); err != nil {
+					t.Fatal(err)
+				}
 				rewriteSums(t, dir, data)
 			}, nil, export.ErrManifest},
 			{"signature byte", func(t *testing.T, dir string) {
@@ -502,7 +537,7 @@ func TestMillionRows(t *testing.T) {
 	store := newStore(t, rows)
 	signer, keyring := newSigner(t)
 	want := expected(rows, nil)
-	for _, format := range []export.Format{export.CSV, export.JSONL} {
+	for _, format := range formats {
 		start := time.Now()
 		dir, m := doExport(t, store, format, signer, func(o *export.Options) { o.PageRows = 100_000 })
 		took := time.Since(start)

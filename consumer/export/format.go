@@ -120,6 +120,9 @@ func (c *CSVWriter) Flush() error {
 	return c.w.Error()
 }
 
+// Close flushes the CSV writer; it does not close the underlying writer.
+func (c *CSVWriter) Close() error { return c.Flush() }
+
 // JSONLWriter writes audit rows as JSON Lines, one schemas.AuditRow per
 // line in its JSON encoding.
 type JSONLWriter struct {
@@ -139,14 +142,23 @@ func (j *JSONLWriter) Write(r *schemas.AuditRow) error { return j.enc.Encode(r) 
 // Flush does nothing: every line goes straight to the underlying writer.
 func (j *JSONLWriter) Flush() error { return nil }
 
+// Close does nothing, like Flush.
+func (j *JSONLWriter) Close() error { return nil }
+
 // ReadRows reads a data file of the given format and calls fn for every
-// row, in file order; fn's error stops the read and is returned.
+// row, in file order; fn's error stops the read and is returned. Parquet
+// keeps its metadata at the end of the file, so for it r should be an
+// io.ReaderAt and io.Seeker (an *os.File, a *bytes.Reader), which is read
+// from its current offset; any other reader is copied to a temporary file
+// first.
 func ReadRows(r io.Reader, format Format, fn func(schemas.AuditRow) error) error {
 	switch format {
 	case CSV:
 		return readCSV(r, fn)
 	case JSONL:
 		return readJSONL(r, fn)
+	case Parquet:
+		return readParquet(r, fn)
 	}
 	return fmt.Errorf("unknown export format %q", format)
 }
