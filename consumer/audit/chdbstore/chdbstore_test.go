@@ -211,8 +211,7 @@ func BenchmarkHistory10M(b *testing.B) {
 	}
 	s := openAt(b, dir)
 	audittest.BenchHistory10M(b, audittest.BigTarget{
-		Store: s,
-		Table: "`default`.`audit`",
+		Store: s, Database: "default", Table: "audit",
 		Exec: func(ctx context.Context, sql string) error {
 			_, err := chdbstore.ExecForTest(ctx, s, sql)
 			return err

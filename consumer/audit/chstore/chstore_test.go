@@ -166,9 +166,8 @@ func BenchmarkHistory10M(b *testing.B) {
 	}
 	defer func() { _ = conn.Close() }()
 	audittest.BenchHistory10M(b, audittest.BigTarget{
-		Store: s,
-		Table: "`" + db + "`.`" + table + "`",
-		Exec:  func(ctx context.Context, sql string) error { return conn.Exec(ctx, sql) },
+		Store: s, Database: db, Table: table,
+		Exec: func(ctx context.Context, sql string) error { return conn.Exec(ctx, sql) },
 		QueryUint64: func(ctx context.Context, sql string) (uint64, error) {
 			var n uint64
 			err := conn.QueryRow(ctx, sql).Scan(&n)
