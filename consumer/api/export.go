@@ -21,11 +21,19 @@ const (
 	exportPage = 1000
 )
 
-// rowWriter is what export.CSVWriter and export.JSONLWriter have in common.
+// rowWriter is what export's row writers have in common. Flush sends what
+// is buffered (a no-op for Parquet, whose row groups go out as they fill);
+// Close ends the file (Parquet's footer).
 type rowWriter interface {
 	Write(r *schemas.AuditRow) error
 	Flush() error
+	Close() error
 }
+
+// parquetRows adapts export.ParquetWriter to rowWriter.
+type parquetRows struct{ *export.ParquetWriter }
+
+func (parquetRows) Flush() error { return nil }
 
 // ExportRequest is a parsed /api/v1/export request.
 type ExportRequest struct {
@@ -35,8 +43,8 @@ type ExportRequest struct {
 	Query audit.Query
 }
 
-// ParseExportQuery reads an export request: format (csv, the default, or
-// jsonl), the filters of ParseQuery, and limit up to MaxExportRows (default:
+// ParseExportQuery reads an export request: format (csv, the default,
+// jsonl or parquet), the filters of ParseQuery, and limit up to MaxExportRows (default:
 // every matching row, up to that cap). It reports every problem at once.
 func ParseExportQuery(v map[string][]string) (ExportRequest, error) {
 	var errs []error
@@ -45,8 +53,10 @@ func ParseExportQuery(v map[string][]string) (ExportRequest, error) {
 	case "", "csv":
 	case "jsonl":
 		req.Format = export.JSONL
+	case "parquet":
+		req.Format = export.Parquet
 	default:
-		errs = append(errs, fmt.Errorf("format: %q is not csv or jsonl", f))
+		errs = append(errs, fmt.Errorf("format: %q is not csv, jsonl or parquet", f))
 	}
 	rest := url.Values{}
 	for k, vs := range v {
@@ -100,8 +110,11 @@ func (a *API) export(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ext, ctype := "csv", "text/csv; charset=utf-8"
-	if req.Format == export.JSONL {
+	switch req.Format {
+	case export.JSONL:
 		ext, ctype = "jsonl", "application/x-ndjson; charset=utf-8"
+	case export.Parquet:
+		ext, ctype = "parquet", "application/vnd.apache.parquet"
 	}
 	h := w.Header()
 	h.Set("Content-Type", ctype)
@@ -109,10 +122,15 @@ func (a *API) export(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	var out rowWriter
-	if req.Format == export.JSONL {
+	switch req.Format {
+	case export.JSONL:
 		out = export.NewJSONLWriter(w)
-	} else if out, err = export.NewCSVWriter(w); err != nil {
-		return // the client went away
+	case export.Parquet:
+		out = parquetRows{export.NewParquetWriter(w)}
+	default:
+		if out, err = export.NewCSVWriter(w); err != nil {
+			return // the client went away
+		}
 	}
 	rc := http.NewResponseController(w)
 	offset, written := q.Offset, 0
@@ -145,6 +163,9 @@ func (a *API) export(w http.ResponseWriter, r *http.Request) {
 			a.log.Error().Err(err).Int("rows_written", written).Msg("export query failed mid-stream; aborting the download")
 			panic(http.ErrAbortHandler)
 		}
+	}
+	if err := out.Close(); err != nil {
+		return
 	}
 	a.log.Debug().Int("rows", written).Str("format", ext).Msg("export served")
 }
