@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
@@ -40,7 +39,7 @@ func TestHistoryReadsThroughReadDSN(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { dropDatabase(t, dsn, db) })
+	t.Cleanup(func() { testenv.DropClickHouseDatabase(t, dsn, db) })
 	w, err := audit.NewWriter(ctx, store, "consumer-test", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -92,25 +91,5 @@ func TestHistoryReadsThroughReadDSN(t *testing.T) {
 		t.Error("history with a wrong read-dsn password succeeded")
 	} else if password != "" && strings.Contains(err.Error()+errb.String(), password) {
 		t.Errorf("the error shows the read dsn's password: %v", err)
-	}
-}
-
-func dropDatabase(tb testing.TB, dsn, db string) {
-	opts, err := clickhouse.ParseDSN(dsn)
-	if err != nil {
-		tb.Errorf("parsing dsn: %v", err)
-		return
-	}
-	opts.Auth.Database = ""
-	conn, err := clickhouse.Open(opts)
-	if err != nil {
-		tb.Errorf("connecting: %v", err)
-		return
-	}
-	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
-		tb.Errorf("dropping %s: %v", db, err)
 	}
 }

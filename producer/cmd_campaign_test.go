@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
@@ -128,7 +126,7 @@ func TestCampaignFromAudit(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_ = store.Close()
-		dropDatabase(t, dsn, db)
+		testenv.DropClickHouseDatabase(t, dsn, db)
 	})
 	w, err := audit.NewWriter(ctx, store, "test", zerolog.Nop())
 	if err != nil {
@@ -179,25 +177,5 @@ func TestCampaignFromAudit(t *testing.T) {
 	out, err = runCLI(t, "", append([]string{"campaign", "status", "--id", "seen", "--state-dir", dir}, auditFlags...)...)
 	if err != nil || !strings.Contains(out, "3 not yet seen") {
 		t.Fatalf("status: %v\n%s", err, out)
-	}
-}
-
-func dropDatabase(t *testing.T, dsn, db string) {
-	opts, err := clickhouse.ParseDSN(dsn)
-	if err != nil {
-		t.Errorf("parsing dsn: %v", err)
-		return
-	}
-	opts.Auth.Database = ""
-	conn, err := clickhouse.Open(opts)
-	if err != nil {
-		t.Errorf("connecting: %v", err)
-		return
-	}
-	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
-		t.Errorf("dropping %s: %v", db, err)
 	}
 }

@@ -1,7 +1,6 @@
 package trail_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
@@ -43,7 +41,7 @@ func TestMutationsOnChDB(t *testing.T) {
 func TestMutationsOnClickHouse(t *testing.T) {
 	dsn := testenv.ClickHouseDSN(t)
 	db := testenv.UniqueName(t, "revoked_trail")
-	t.Cleanup(func() { dropDatabase(t, dsn, db) })
+	t.Cleanup(func() { testenv.DropClickHouseDatabase(t, dsn, db) })
 	n := 0
 	storeMutations(t, func(t *testing.T) audit.Store {
 		n++
@@ -54,26 +52,6 @@ func TestMutationsOnClickHouse(t *testing.T) {
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	})
-}
-
-func dropDatabase(t testing.TB, dsn, db string) {
-	opts, err := clickhouse.ParseDSN(dsn)
-	if err != nil {
-		t.Errorf("parsing dsn: %v", err)
-		return
-	}
-	opts.Auth.Database = ""
-	conn, err := clickhouse.Open(opts)
-	if err != nil {
-		t.Errorf("connecting to drop %s: %v", db, err)
-		return
-	}
-	defer func() { _ = conn.Close() }()
-	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := conn.Exec(c, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
-		t.Errorf("dropping %s: %v", db, err)
-	}
 }
 
 // readTrail reads every chain's rows and checkpoints through the port.

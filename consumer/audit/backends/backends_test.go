@@ -82,7 +82,7 @@ func TestOpenClickHouse(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_ = s.Close()
-		dropDatabase(t, dsn, db)
+		testenv.DropClickHouseDatabase(t, dsn, db)
 	})
 	roundTrip(ctx, t, s)
 }

@@ -30,29 +30,9 @@ func open(tb testing.TB) audit.Store {
 	}
 	tb.Cleanup(func() {
 		_ = s.Close()
-		drop(tb, dsn, db)
+		testenv.DropClickHouseDatabase(tb, dsn, db)
 	})
 	return s
-}
-
-func drop(tb testing.TB, dsn, db string) {
-	opts, err := clickhouse.ParseDSN(dsn)
-	if err != nil {
-		tb.Errorf("parsing dsn: %v", err)
-		return
-	}
-	opts.Auth.Database = ""
-	conn, err := clickhouse.Open(opts)
-	if err != nil {
-		tb.Errorf("connecting to drop %s: %v", db, err)
-		return
-	}
-	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
-		tb.Errorf("dropping %s: %v", db, err)
-	}
 }
 
 func TestContract(t *testing.T) {
@@ -105,7 +85,7 @@ func TestTTLOnServer(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		_ = s.Close()
-		drop(t, dsn, db)
+		testenv.DropClickHouseDatabase(t, dsn, db)
 	})
 	if !s.ServerVersion().Modern() {
 		t.Fatalf("Open with TTL on %s succeeded", s.ServerVersion())

@@ -37,7 +37,7 @@ func openCluster(tb testing.TB, cluster string) (s *chstore.Store, database stri
 	}
 	tb.Cleanup(func() {
 		_ = s.Close()
-		drop(tb, dsn, db)
+		testenv.DropClickHouseDatabase(tb, dsn, db)
 	})
 	return s, db
 }
@@ -163,7 +163,7 @@ func TestTTLRefusedByLegacyServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(dbs) != 0 {
-		drop(t, dsn, db)
+		testenv.DropClickHouseDatabase(t, dsn, db)
 		t.Errorf("the refused TTL created database %s", db)
 	}
 }

@@ -96,7 +96,7 @@ func testReadOnly(t *testing.T, readDSN string, appliesSettings bool) {
 	}
 	t.Cleanup(func() {
 		_ = writer.Close()
-		drop(t, dsn, db)
+		testenv.DropClickHouseDatabase(t, dsn, db)
 	})
 	if err := writer.Migrate(ctx); err != nil {
 		t.Fatalf("migrating: %v", err)
