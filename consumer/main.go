@@ -32,6 +32,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -339,12 +340,15 @@ func mountGuards(srv *ops.Server, held api.HeldCommands, kill *guard.KillSwitch,
 
 // historyConfig is what "consumer history" reads.
 type historyConfig struct {
-	Store  storeConfig `yaml:"-"`
-	User   string      `flag:"user" usage:"user id whose history to print"`
-	Token  string      `flag:"token" usage:"token id (fingerprint) whose history to print"`
-	Rule   string      `flag:"rule" usage:"only commands of this rule"`
-	Limit  int         `flag:"limit" usage:"most rows to print"`
-	AsJSON bool        `flag:"json" usage:"print JSON lines instead of a table"`
+	Store   storeConfig `yaml:"-"`
+	User    string      `flag:"user" usage:"user id whose history to print"`
+	Token   string      `flag:"token" usage:"token id (fingerprint) whose history to print"`
+	Rule    string      `flag:"rule" usage:"only commands of this rule"`
+	Outcome string      `flag:"outcome" usage:"only rows of these steps, comma-separated (revoked, verified, held, dead_lettered, ...)"`
+	From    string      `flag:"from" usage:"only rows from this time on (RFC 3339)"`
+	To      string      `flag:"to" usage:"only rows before this time (RFC 3339)"`
+	Limit   int         `flag:"limit" usage:"most rows to print"`
+	AsJSON  bool        `flag:"json" usage:"print JSON lines instead of a table"`
 }
 
 func history(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -357,15 +361,25 @@ func history(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	p.Nest("audit", cfg.Store.Audit.Validate())
 	p.Check(cfg.User != "" || cfg.Token != "" || cfg.Rule != "", "user", "name a -user, -token or -rule")
 	p.Check(cfg.Limit > 0 && cfg.Limit <= 100000, "limit", "must be in [1, 100000]")
+	// The API's parser checks the filters the same way for both.
+	v := url.Values{}
+	for k, s := range map[string]string{"user_id": cfg.User, "token_id": cfg.Token, "rule_id": cfg.Rule, "step": cfg.Outcome, "from": cfg.From, "to": cfg.To} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	q, err := api.ParseQuery(v)
+	p.Nest("", err)
 	if err := p.Err(); err != nil {
 		return err
 	}
+	q.Limit = cfg.Limit
 	sess, err := cfg.Store.session(ctx, stderr)
 	if err != nil {
 		return err
 	}
 	defer sess.Close()
-	rows, err := sess.store.History(sess.ctx, audit.Query{UserID: cfg.User, TokenID: cfg.Token, RuleID: cfg.Rule, Limit: cfg.Limit})
+	rows, err := sess.store.History(sess.ctx, q)
 	if err != nil {
 		return fmt.Errorf("querying the history: %w", err)
 	}

@@ -94,6 +94,38 @@ func TestHistory(t *testing.T) {
 	if first.Step != schemas.StepRevoked {
 		t.Errorf("newest first: got %s first", first.Step)
 	}
+
+	// Outcome and time range filters.
+	jsonRows := func(extra ...string) []schemas.AuditRow {
+		t.Helper()
+		out.Reset()
+		if err := run(ctx, append(append(args, "-json"), extra...), &out, &errb); err != nil {
+			t.Fatalf("history %v: %v", extra, err)
+		}
+		var rows []schemas.AuditRow
+		for line := range strings.Lines(out.String()) {
+			var r schemas.AuditRow
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, r)
+		}
+		return rows
+	}
+	if got := jsonRows("-outcome", "revoked,verified"); len(got) != 1 || got[0].Step != schemas.StepRevoked {
+		t.Errorf("-outcome revoked,verified: %d rows", len(got))
+	}
+	at := func(d time.Duration) string { return now.Truncate(time.Second).Add(d).Format(time.RFC3339) }
+	if got := jsonRows("-from", at(time.Second)); len(got) != 1 || got[0].Step != schemas.StepRevoked {
+		t.Errorf("-from: %d rows", len(got))
+	}
+	if got := jsonRows("-to", at(time.Second)); len(got) != 1 || got[0].Step != schemas.StepReceived {
+		t.Errorf("-to: %d rows", len(got))
+	}
+	err = run(ctx, append(args, "-outcome", "exploded", "-from", "yesterday"), &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "exploded") || !strings.Contains(err.Error(), "from") {
+		t.Errorf("bad filters: %v", err)
+	}
 }
 
 func TestRunConfigReportsEveryProblem(t *testing.T) {
