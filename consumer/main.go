@@ -39,11 +39,13 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/api"
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
+	"github.com/revoked-dev/revoked/consumer/audit/spool"
 	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/lineage"
@@ -116,6 +118,20 @@ func (c storeConfig) open(ctx context.Context, log zerolog.Logger) (audit.Store,
 		return nil, fmt.Errorf("opening the audit store: %w", err)
 	}
 	return store, nil
+}
+
+// spool puts the spool of -audit.spool-dir in front of store, which it
+// then owns; without a spool directory it returns store. On error it
+// closes store.
+func (c storeConfig) spool(store audit.Store, reg prometheus.Registerer, log zerolog.Logger) (audit.Store, error) {
+	if c.Audit.SpoolDir == "" {
+		return store, nil
+	}
+	sp, err := spool.Open(c.Audit.SpoolDir, store, spool.Options{Registerer: reg}, log)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("opening the audit spool: %w", err), store.Close())
+	}
+	return sp, nil
 }
 
 // openReader opens the store of the read path (backends.OpenReader): as
@@ -256,6 +272,11 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// With -audit.spool-dir the consumer writes through the spool, which
+	// owns the store from then on.
+	if store, err = cfg.Store.spool(store, reg, log); err != nil {
+		return err
+	}
 	defer store.Close()
 	// The analysts' API reads as the read-only user where there is one;
 	// the writer keeps its own connection.
@@ -292,7 +313,12 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := srv.AddCheck("audit-store", svc.Check); err != nil {
+	check := svc.Check
+	if sp, ok := store.(*spool.Store); ok {
+		// Spooling is degraded service, not unreadiness.
+		check = sp.Check
+	}
+	if err := srv.AddCheck("audit-store", check); err != nil {
 		return err
 	}
 	mountAPI(srv, reader, cfg.APIToken, log)

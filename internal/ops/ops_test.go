@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -75,6 +76,13 @@ func TestLivezReadyzMetrics(t *testing.T) {
 	mu.Unlock()
 	if code, body := get(t, h, "/readyz"); code != http.StatusOK || !strings.Contains(body, "kafka: ok") {
 		t.Fatalf("/readyz after recovery = %d %q", code, body)
+	}
+	// A degraded check is reported and does not fail readiness.
+	mu.Lock()
+	kafkaErr = fmt.Errorf("%w: 12 rows spooled", ops.ErrDegraded)
+	mu.Unlock()
+	if code, body := get(t, h, "/readyz"); code != http.StatusOK || !strings.Contains(body, "kafka: degraded: 12 rows spooled\n") {
+		t.Fatalf("/readyz with a degraded check = %d %q", code, body)
 	}
 
 	code, body = get(t, h, "/metrics")

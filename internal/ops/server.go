@@ -29,6 +29,11 @@ var (
 	ErrShutdownTimeout = errors.New("http server shutdown timed out")
 	// ErrServerStarted means Run or Listen was called a second time.
 	ErrServerStarted = errors.New("http server already started")
+	// ErrDegraded, wrapped by a Check's error, means the dependency works
+	// in a degraded mode that needs no intervention to stay correct (the
+	// consumer spooling audit rows while the audit store is down): /readyz
+	// reports it and still answers 200.
+	ErrDegraded = errors.New("degraded")
 )
 
 // ServerConfig configures the operational HTTP server.
@@ -76,7 +81,8 @@ type namedCheck struct {
 // Server is the operational HTTP server of a process:
 //
 //   - GET /livez answers 200 while the process serves HTTP at all.
-//   - GET /readyz runs every registered Check and answers 200 when all pass,
+//   - GET /readyz runs every registered Check and answers 200 when all pass
+//     (a check whose error wraps ErrDegraded passes, with its error shown),
 //     or 503 naming each failing check and its error; it also answers 503
 //     once Drain was called or shutdown began.
 //   - GET /metrics serves the process's Prometheus registry.
@@ -231,7 +237,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	var b strings.Builder
 	failed := false
 	for i, c := range checks {
-		if err := results[i]; err != nil {
+		err := results[i]
+		if errors.Is(err, ErrDegraded) {
+			fmt.Fprintf(&b, "%s: %v\n", c.name, err)
+			continue
+		}
+		if err != nil {
 			failed = true
 			fmt.Fprintf(&b, "%s: failed: %v\n", c.name, err)
 			s.log.Warn().Str("check", c.name).Err(err).Msg("readiness check failed")

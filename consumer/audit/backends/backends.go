@@ -70,6 +70,13 @@ type Config struct {
 	// SkipMigrate leaves the database objects alone at Open, for
 	// deployments where they are created by an administrator.
 	SkipMigrate bool `flag:"skip-migrate" env:"SKIP_MIGRATE" yaml:"skip_migrate" usage:"do not create the audit database and table at start"`
+	// SpoolDir, when set, is a local directory where the consumer spools
+	// audit rows durably while the store is down, and drains them into
+	// the store when it is back (package spool), so revocation does not
+	// wait on the store. Empty: no spool; while the store is down the
+	// consumer retries each command and commits nothing. One process at a
+	// time may use a directory; keep it on a disk that survives restarts.
+	SpoolDir string `flag:"spool-dir" env:"SPOOL_DIR" yaml:"spool_dir" usage:"directory where the consumer spools audit rows while the audit store is down (empty: no spool; revocation waits for the store)"`
 }
 
 // String prints the config with the DSN's password masked.
@@ -78,8 +85,8 @@ func (c Config) String() string {
 	if c.ReadDSN != "" {
 		readDSN = chstore.RedactDSN(c.ReadDSN)
 	}
-	return fmt.Sprintf("{Backend:%s DSN:%s ReadDSN:%s ChDBPath:%s ChDBLibPath:%s Database:%s Table:%s Cluster:%s TTL:%s SkipMigrate:%t}",
-		c.Backend, chstore.RedactDSN(c.DSN), readDSN, c.ChDBPath, c.ChDBLibPath, c.Database, c.Table, c.Cluster, c.TTL, c.SkipMigrate)
+	return fmt.Sprintf("{Backend:%s DSN:%s ReadDSN:%s ChDBPath:%s ChDBLibPath:%s Database:%s Table:%s Cluster:%s TTL:%s SkipMigrate:%t SpoolDir:%s}",
+		c.Backend, chstore.RedactDSN(c.DSN), readDSN, c.ChDBPath, c.ChDBLibPath, c.Database, c.Table, c.Cluster, c.TTL, c.SkipMigrate, c.SpoolDir)
 }
 
 // GoString masks the password under %#v too.

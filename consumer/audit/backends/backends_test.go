@@ -48,6 +48,7 @@ func TestValidate(t *testing.T) {
 		{Backend: backends.ClickHouse, DSN: "clickhouse://u:p@h:9000/db", TTL: 24 * time.Hour},
 		{Backend: backends.ChDB, ChDBPath: "/var/lib/revoked/chdb"},
 		{Backend: backends.ClickHouse, DSN: "clickhouse://u:p@h:9000/db", ReadDSN: "clickhouse://r:p@h:9000/db", Cluster: "prod"},
+		{Backend: backends.ClickHouse, DSN: "clickhouse://u:p@h:9000/db", SpoolDir: "/var/lib/revoked/spool"},
 	} {
 		if err := ok.Validate(); err != nil {
 			t.Errorf("Validate(%v) = %v", ok, err)
@@ -57,13 +58,16 @@ func TestValidate(t *testing.T) {
 
 func TestConfigHidesPassword(t *testing.T) {
 	t.Parallel()
-	cfg := backends.Config{Backend: backends.ClickHouse, DSN: "clickhouse://u:hunter2@h:9000/db", ReadDSN: "clickhouse://reader:swordfish@h:9000/db"}
+	cfg := backends.Config{Backend: backends.ClickHouse, DSN: "clickhouse://u:hunter2@h:9000/db", ReadDSN: "clickhouse://reader:swordfish@h:9000/db", SpoolDir: "/var/spool/revoked"}
 	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg)} {
 		if strings.Contains(s, "hunter2") || strings.Contains(s, "swordfish") {
 			t.Errorf("config prints a password: %s", s)
 		}
 		if !strings.Contains(s, "reader:********@h:9000") {
 			t.Errorf("config does not show the read dsn masked: %s", s)
+		}
+		if !strings.Contains(s, "SpoolDir:/var/spool/revoked") {
+			t.Errorf("config does not show the spool dir: %s", s)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/api"
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
+	"github.com/revoked-dev/revoked/consumer/audit/spool"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	consumer "github.com/revoked-dev/revoked/consumer/service"
 	tokenapi "github.com/revoked-dev/revoked/deployments/tokenapi/server"
@@ -202,6 +204,19 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 	}
 	if err := s.Store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrating the audit store: %w", err)
+	}
+	// Audit rows spool to local disk while the store is down: in
+	// -audit.spool-dir, else beside chDB's data.
+	spoolDir := cfg.Audit.SpoolDir
+	if spoolDir == "" && cfg.Audit.ChDBPath != "" {
+		spoolDir = filepath.Join(cfg.Audit.ChDBPath, "spool")
+	}
+	if spoolDir != "" {
+		sp, err := spool.Open(spoolDir, s.Store, spool.Options{Registerer: s.Registry}, log)
+		if err != nil {
+			return nil, fmt.Errorf("opening the audit spool: %w", err)
+		}
+		s.Store = sp
 	}
 
 	// The detector.
