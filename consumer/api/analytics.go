@@ -40,10 +40,7 @@ func ParseTimelineQuery(v map[string][]string) (audit.Query, error) {
 	if q.UserID == "" {
 		errs = append(errs, errors.New("user_id: required"))
 	}
-	errs = append(errs, parseTime(v, "from", &q.From), parseTime(v, "to", &q.To))
-	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
-		errs = append(errs, errors.New("to: before from"))
-	}
+	errs = append(errs, parseRange(v, &q.From, &q.To))
 	return q, errors.Join(errs...)
 }
 
@@ -169,5 +166,30 @@ func parseTime(v map[string][]string, name string, dst *time.Time) error {
 		return fmt.Errorf("%s: not an RFC 3339 time", name)
 	}
 	*dst = t
+	return nil
+}
+
+// parseRange sets from and to from their RFC 3339 parameters and checks
+// that to is not before from.
+func parseRange(v map[string][]string, from, to *time.Time) error {
+	err := errors.Join(parseTime(v, "from", from), parseTime(v, "to", to))
+	if !from.IsZero() && !to.IsZero() && to.Before(*from) {
+		err = errors.Join(err, errors.New("to: before from"))
+	}
+	return err
+}
+
+// parseInt sets *dst from the integer parameter name when it is given,
+// which must lie in [lo, hi].
+func parseInt(v map[string][]string, name string, dst *int, lo, hi int) error {
+	s := first(v, name)
+	if s == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return fmt.Errorf("%s: must be an integer in [%d, %d]", name, lo, hi)
+	}
+	*dst = n
 	return nil
 }

@@ -20,9 +20,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -104,17 +102,11 @@ type apiError struct {
 // synonym), from and to (RFC 3339), limit and offset. It reports every
 // problem at once.
 func ParseQuery(v map[string][]string) (audit.Query, error) {
-	get := func(k string) string {
-		if vs := v[k]; len(vs) > 0 {
-			return strings.TrimSpace(vs[0])
-		}
-		return ""
-	}
 	q := audit.Query{
-		UserID:    get("user_id"),
-		TokenID:   get("token_id"),
-		CommandID: get("command_id"),
-		RuleID:    get("rule_id"),
+		UserID:    first(v, "user_id"),
+		TokenID:   first(v, "token_id"),
+		CommandID: first(v, "command_id"),
+		RuleID:    first(v, "rule_id"),
 		Limit:     DefaultLimit,
 	}
 	var errs []error
@@ -135,44 +127,14 @@ func ParseQuery(v map[string][]string) (audit.Query, error) {
 			}
 		}
 	}
-	parseTime := func(name string, dst *time.Time) {
-		if s := get(name); s != "" {
-			t, err := time.Parse(time.RFC3339, s)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: not an RFC 3339 time", name))
-				return
-			}
-			*dst = t
-		}
-	}
-	parseTime("from", &q.From)
-	parseTime("to", &q.To)
-	parseInt := func(name string, dst *int, lo, hi int) {
-		if s := get(name); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < lo || n > hi {
-				errs = append(errs, fmt.Errorf("%s: must be an integer in [%d, %d]", name, lo, hi))
-				return
-			}
-			*dst = n
-		}
-	}
-	parseInt("limit", &q.Limit, 1, MaxLimit)
-	parseInt("offset", &q.Offset, 0, 1<<30)
-	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
-		errs = append(errs, errors.New("to: before from"))
-	}
+	errs = append(errs,
+		parseRange(v, &q.From, &q.To),
+		parseInt(v, "limit", &q.Limit, 1, MaxLimit),
+		parseInt(v, "offset", &q.Offset, 0, 1<<30))
 	return q, errors.Join(errs...)
 }
 
-func validStep(s schemas.Step) bool {
-	for _, k := range schemas.Steps {
-		if s == k {
-			return true
-		}
-	}
-	return false
-}
+func validStep(s schemas.Step) bool { return slices.Contains(schemas.Steps, s) }
 
 func (a *API) revocations(w http.ResponseWriter, r *http.Request) {
 	q, err := ParseQuery(r.URL.Query())

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
@@ -67,14 +66,7 @@ func ParseExportQuery(v map[string][]string) (ExportRequest, error) {
 	q, err := ParseQuery(rest)
 	errs = append(errs, err)
 	q.Limit = MaxExportRows
-	if s := first(v, "limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxExportRows {
-			errs = append(errs, fmt.Errorf("limit: must be an integer in [1, %d]", MaxExportRows))
-		} else {
-			q.Limit = n
-		}
-	}
+	errs = append(errs, parseInt(v, "limit", &q.Limit, 1, MaxExportRows))
 	req.Query = q
 	return req, errors.Join(errs...)
 }
