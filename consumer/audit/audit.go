@@ -120,6 +120,14 @@ type Store interface {
 	Close() error
 }
 
+// HigherHead reports whether (seq, hash) is a higher chain head than
+// (thanSeq, thanHash): a higher seq, or the same seq and the smaller hash.
+// It is the order in which ChainHead picks a chain's head on every backend
+// (ClickHouse: ORDER BY seq DESC, hash LIMIT 1).
+func HigherHead(seq uint64, hash string, thanSeq uint64, thanHash string) bool {
+	return seq > thanSeq || (seq == thanSeq && hash < thanHash)
+}
+
 // Query selects rows of the audit trail. Empty fields do not filter; set
 // fields must all match.
 type Query struct {

@@ -118,7 +118,7 @@ func (s *Store) ChainHead(ctx context.Context, chain string) (uint64, string, er
 	var seq uint64
 	var hash string
 	for _, r := range s.rows {
-		if r.Chain == chain && (r.Seq > seq || (r.Seq == seq && r.Hash < hash)) {
+		if r.Chain == chain && audit.HigherHead(r.Seq, r.Hash, seq, hash) {
 			seq, hash = r.Seq, r.Hash
 		}
 	}

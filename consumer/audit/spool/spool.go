@@ -265,7 +265,7 @@ func (s *Store) index(off int64, rec *record) {
 		if offs := s.byCommand[r.CommandID]; len(offs) == 0 || offs[len(offs)-1] != off {
 			s.byCommand[r.CommandID] = append(offs, off)
 		}
-		if h, ok := s.heads[r.Chain]; !ok || r.Seq > h.seq || (r.Seq == h.seq && r.Hash < h.hash) {
+		if h, ok := s.heads[r.Chain]; !ok || audit.HigherHead(r.Seq, r.Hash, h.seq, h.hash) {
 			s.heads[r.Chain] = head{r.Seq, r.Hash}
 		}
 	}
@@ -610,7 +610,7 @@ func (s *Store) ChainHead(ctx context.Context, chain string) (uint64, string, er
 		}
 		return 0, "", err
 	}
-	if inSpool && (sh.seq > seq || (sh.seq == seq && sh.hash < hash)) {
+	if inSpool && audit.HigherHead(sh.seq, sh.hash, seq, hash) {
 		return sh.seq, sh.hash, nil
 	}
 	return seq, hash, nil
