@@ -33,20 +33,7 @@ import (
 // TestHeldListAndConfigErrors lists held commands from a chDB audit trail
 // and checks what approve and reject require.
 func TestHeldListAndConfigErrors(t *testing.T) {
-	lib := testenv.ChDBLibPath(t)
-	dir := t.TempDir()
 	ctx := context.Background()
-	store, err := backends.Open(ctx, backends.Config{Backend: backends.ChDB, ChDBPath: dir, ChDBLibPath: lib}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	w, err := audit.NewWriter(ctx, store, "consumer-test", zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now().UTC()
 	var rows []schemas.AuditRow
 	for i, id := range []string{"cmd_pending", "cmd_rejected"} {
@@ -73,15 +60,7 @@ func TestHeldListAndConfigErrors(t *testing.T) {
 			rows = append(rows, r)
 		}
 	}
-	if err := w.Write(ctx, rows...); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir, lib := seedChDB(t, rows...)
 	base := []string{"-audit.backend=chdb", "-audit.chdb-path=" + dir, "-audit.chdb-lib-path=" + lib}
 
 	var out, errb bytes.Buffer
@@ -99,7 +78,7 @@ func TestHeldListAndConfigErrors(t *testing.T) {
 		t.Errorf("full list:\n%s", s)
 	}
 
-	err = run(ctx, append([]string{"held", "approve", "-approver="}, base...), &out, &errb)
+	err := run(ctx, append([]string{"held", "approve", "-approver="}, base...), &out, &errb)
 	for _, want := range []string{"id", "approver", "verify-key-files"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("approve without settings: %v, want a problem with %s", err, want)

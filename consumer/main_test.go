@@ -16,23 +16,44 @@ import (
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// TestHistory seeds a chDB audit trail and reads it back through
-// `consumer history`, as a table and as JSON lines.
-func TestHistory(t *testing.T) {
-	lib := testenv.ChDBLibPath(t)
-	dir := t.TempDir()
-	ctx := context.Background()
-	store, err := backends.Open(ctx, backends.Config{Backend: backends.ChDB, ChDBPath: dir, ChDBLibPath: lib}, zerolog.Nop())
+// seedTrail writes rows through an audit.Writer (chain "consumer-test")
+// into the audit store cfg names and closes it, for a subcommand to open.
+func seedTrail(t *testing.T, cfg backends.Config, rows ...schemas.AuditRow) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	store, err := backends.Open(ctx, cfg, zerolog.Nop())
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	w, err := audit.NewWriter(ctx, store, "consumer-test", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := w.Write(ctx, rows...); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedChDB seeds a new chDB audit trail (seedTrail) and returns its data
+// directory and libchdb's path.
+func seedChDB(t *testing.T, rows ...schemas.AuditRow) (dir, lib string) {
+	t.Helper()
+	lib, dir = testenv.ChDBLibPath(t), t.TempDir()
+	seedTrail(t, backends.Config{Backend: backends.ChDB, ChDBPath: dir, ChDBLibPath: lib}, rows...)
+	return dir, lib
+}
+
+// TestHistory seeds a chDB audit trail and reads it back through
+// `consumer history`, as a table and as JSON lines.
+func TestHistory(t *testing.T) {
+	ctx := context.Background()
 	now := time.Now().UTC()
 	cmd := schemas.RevokeCommand{
 		CommandID: "cmd_history", IssuedAt: now, ExpiresAt: now.Add(time.Hour), Issuer: "detector",
@@ -54,15 +75,7 @@ func TestHistory(t *testing.T) {
 	other := rows[1]
 	other.UserID, other.CommandID = "bob", "cmd_other"
 	other.RowID = schemas.AuditRowID(other.CommandID, other.Step, schemas.TopicRevokeCommands, 0, 2)
-	if err := w.Write(ctx, append(rows, other)...); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir, lib := seedChDB(t, append(rows, other)...)
 
 	args := []string{"history", "-audit.backend=chdb", "-audit.chdb-path=" + dir, "-audit.chdb-lib-path=" + lib, "-user", "alice"}
 	var out, errb bytes.Buffer
@@ -122,7 +135,7 @@ func TestHistory(t *testing.T) {
 	if got := jsonRows("-to", at(time.Second)); len(got) != 1 || got[0].Step != schemas.StepReceived {
 		t.Errorf("-to: %d rows", len(got))
 	}
-	err = run(ctx, append(args, "-outcome", "exploded", "-from", "yesterday"), &out, &errb)
+	err := run(ctx, append(args, "-outcome", "exploded", "-from", "yesterday"), &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "exploded") || !strings.Contains(err.Error(), "from") {
 		t.Errorf("bad filters: %v", err)
 	}

@@ -9,12 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/audittest"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/internal/testenv"
+	"github.com/revoked-dev/revoked/schemas"
 )
 
 // TestHistoryReadsThroughReadDSN seeds a trail on the test ClickHouse
@@ -35,29 +33,14 @@ func TestHistoryReadsThroughReadDSN(t *testing.T) {
 	db := testenv.UniqueName(t, "revoked_test")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	store, err := backends.Open(ctx, backends.Config{Backend: backends.ClickHouse, DSN: dsn, Database: db}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { testenv.DropClickHouseDatabase(t, dsn, db) })
-	w, err := audit.NewWriter(ctx, store, "consumer-test", zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const rows = 3
-	for i := range rows {
-		r := audittest.Row(i)
-		r.UserID = "alice"
-		if err := w.Write(ctx, r); err != nil {
-			t.Fatal(err)
-		}
+	seeded := make([]schemas.AuditRow, rows)
+	for i := range seeded {
+		seeded[i] = audittest.Row(i)
+		seeded[i].UserID = "alice"
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
+	seedTrail(t, backends.Config{Backend: backends.ClickHouse, DSN: dsn, Database: db}, seeded...)
 
 	t.Setenv("REVOKED_AUDIT_BACKEND", "clickhouse")
 	t.Setenv("REVOKED_AUDIT_DSN", "clickhouse://default:@127.0.0.1:1/default?dial_timeout=1s")
