@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
@@ -156,22 +155,6 @@ func plainClient(b *testing.B, f *fixture, raws []string, workers int, prove boo
 // startObserved runs a consumer whose every audit row observe sees.
 func (f *fixture) startObserved(tb testing.TB, cfg service.Config, observe func(schemas.AuditRow)) func() error {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.New(ctx, cfg, service.Deps{
-		Store: f.store, TokenAPI: f.client, Keyring: schemas.NewKeyring(f.signer.Public()), Seal: f.seal, Observe: observe,
-	}, zerolog.Nop())
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
-	tb.Cleanup(func() { _ = stop() })
+	_, stop := f.run(tb, cfg, service.Deps{Observe: observe})
 	return stop
 }

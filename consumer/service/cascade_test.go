@@ -35,7 +35,7 @@ func TestDownscopedCascade(t *testing.T) {
 	other, _ := f.api.Issue(t, server.IssueRequest{UserID: "u-family", ClientID: servertest.AppID, Scopes: servertest.AppScopes})
 	c := command(schemas.Target{Kind: schemas.TargetToken, UserID: "u-family", TokenID: rootID, IncludeDownscoped: true}, time.Now())
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
-	stop := f.start(t, f.config("g-cascade"), nil)
+	stop := f.start(t, f.config("g-cascade"))
 	waitFor(t, "the revocation", func() bool { return steps(t, f.store, c.CommandID)[schemas.StepVerified] == 1 })
 	_ = stop()
 	for gen, raw := range raws {
@@ -68,7 +68,7 @@ func TestUserWithoutSubjectEndpoint(t *testing.T) {
 	keep, _ := f.api.Issue(t, server.IssueRequest{UserID: "u-bystander", ClientID: servertest.AppID, Scopes: servertest.AppScopes})
 	c := command(schemas.Target{Kind: schemas.TargetUser, UserID: "u-nosubject", IncludeDownscoped: true}, time.Now())
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
-	stop := f.start(t, f.config("g-nosubject"), nil)
+	stop := f.start(t, f.config("g-nosubject"))
 	waitFor(t, "the revocation", func() bool { return steps(t, f.store, c.CommandID)[schemas.StepVerified] == 1 })
 	_ = stop()
 	for i, raw := range append(raws, second) {

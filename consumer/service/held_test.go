@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
@@ -29,24 +26,7 @@ func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 func (f *fixture) startService(t *testing.T, cfg service.Config, now func() time.Time) (*service.Service, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.New(ctx, cfg, service.Deps{
-		Store: f.store, TokenAPI: f.client, Keyring: schemas.NewKeyring(f.signer.Public()), Seal: f.seal, Now: now,
-	}, zerolog.Nop())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() { cancel(); runErr = <-done })
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return svc, stop
+	return f.run(t, cfg, service.Deps{Now: now})
 }
 
 // TestBudgetHoldsThenApproveAndReject runs more commands than the budget

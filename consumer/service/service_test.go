@@ -80,26 +80,45 @@ func (f *fixture) config(group string) service.Config {
 	return cfg
 }
 
-// start runs a consumer until the returned stop is called.
-func (f *fixture) start(t *testing.T, cfg service.Config, wrap func(service.Handler)) (stop func() error) {
-	t.Helper()
+// run starts a consumer with deps, whose Store, TokenAPI, Keyring and Seal
+// default to the fixture's, until the returned stop is called (by the test
+// or at cleanup); stop returns what Run returned.
+func (f *fixture) run(tb testing.TB, cfg service.Config, deps service.Deps) (*service.Service, func() error) {
+	tb.Helper()
+	if deps.Store == nil {
+		deps.Store = f.store
+	}
+	if deps.TokenAPI == nil {
+		deps.TokenAPI = f.client
+	}
+	if deps.Keyring == nil {
+		deps.Keyring = schemas.NewKeyring(f.signer.Public())
+	}
+	if deps.Seal == nil {
+		deps.Seal = f.seal
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.New(ctx, cfg, service.Deps{
-		Store: f.store, TokenAPI: f.client, Keyring: schemas.NewKeyring(f.signer.Public()), Seal: f.seal,
-	}, zerolog.Nop())
+	svc, err := service.New(ctx, cfg, deps, zerolog.Nop())
 	if err != nil {
 		cancel()
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	var once sync.Once
 	var runErr error
-	stop = func() error {
+	stop := func() error {
 		once.Do(func() { cancel(); runErr = <-done })
 		return runErr
 	}
-	t.Cleanup(func() { _ = stop() })
+	tb.Cleanup(func() { _ = stop() })
+	return svc, stop
+}
+
+// start runs a consumer on the fixture until the returned stop is called.
+func (f *fixture) start(t *testing.T, cfg service.Config) (stop func() error) {
+	t.Helper()
+	_, stop = f.run(t, cfg, service.Deps{})
 	return stop
 }
 
@@ -183,7 +202,7 @@ func TestRevokesEveryTargetKind(t *testing.T) {
 	for _, c := range cmds {
 		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
 	}
-	stop := f.start(t, f.config("g-kinds"), nil)
+	stop := f.start(t, f.config("g-kinds"))
 	for _, c := range cmds {
 		waitFor(t, "revocation of "+c.CommandID, func() bool { return steps(t, f.store, c.CommandID)[schemas.StepRevoked] == 1 })
 	}
@@ -223,7 +242,7 @@ func TestRejectsUnsignedForgedExpiredReplayed(t *testing.T) {
 	expired := command(schemas.Target{Kind: schemas.TargetUser, UserID: "u-victim"}, now.Add(-3*time.Hour))
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, unsigned, forged, tampered, f.message(t, expired))
 
-	stop := f.start(t, f.config("g-reject"), nil)
+	stop := f.start(t, f.config("g-reject"))
 	waitFor(t, "four rejections and two dead letters", func() bool {
 		rows, _ := f.store.History(context.Background(), audit.Query{Steps: []schemas.Step{schemas.StepRejected}, Limit: 100})
 		return len(rows) == 4 && len(f.kafka.Records(t, schemas.TopicDLQ)) == 3
@@ -406,22 +425,6 @@ func counter(t *testing.T, g prometheus.Gatherer, name string) float64 {
 
 func startWithStore(t *testing.T, f *fixture, cfg service.Config, store audit.Store, reg prometheus.Registerer) func() error {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.New(ctx, cfg, service.Deps{
-		Store: store, TokenAPI: f.client, Keyring: schemas.NewKeyring(f.signer.Public()), Seal: f.seal, Registry: reg,
-	}, zerolog.Nop())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	var once sync.Once
-	stop := func() error {
-		var err error
-		once.Do(func() { cancel(); err = <-done })
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
+	_, stop := f.run(t, cfg, service.Deps{Store: store, Registry: reg})
 	return stop
 }

@@ -48,7 +48,7 @@ func TestRevokeAndReverifyCallsStepUp(t *testing.T) {
 	reverify.Action = schemas.ActionRevokeAndReverify
 	plain := command(schemas.Target{Kind: schemas.TargetUser, UserID: "u-plain"}, time.Now())
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, reverify), f.message(t, plain))
-	stop := f.start(t, f.config("g-stepup"), nil)
+	stop := f.start(t, f.config("g-stepup"))
 	for _, c := range []schemas.RevokeCommand{reverify, plain} {
 		waitFor(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, f.store, c.CommandID)[schemas.StepRevoked] == 1 })
 	}
