@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/detector/state"
@@ -38,25 +37,7 @@ func TestBaselinesSavedBeforeCommitAndRestored(t *testing.T) {
 	defer cancel()
 	newService := func() *Service {
 		t.Helper()
-		cfg := DefaultConfig()
-		cfg.Reader = c.ReaderConfig(schemas.TopicAuditEvents, "detector-baselines")
-		cfg.Reader.Component = "detector"
-		cfg.Writer = c.WriterConfig(schemas.TopicRevokeCommands)
-		priv, err := schemas.GenerateSigningKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(cfg, schemas.NewSigner(priv), zerolog.Nop(), WithPublisher(&flakyPublisher{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.rec.start(ctx)
-		t.Cleanup(func() {
-			if err := s.rec.close(); err != nil {
-				t.Error(err)
-			}
-		})
-		return s
+		return recoveringService(t, ctx, c, "detector-baselines", &flakyPublisher{})
 	}
 
 	now := time.Now().UTC().Truncate(time.Millisecond)
@@ -112,20 +93,7 @@ func TestForgottenBaselineDeletedByItsPartitionsOwner(t *testing.T) {
 	c := kafkatest.NewWithPartitions(t, map[string]int{schemas.TopicAuditEvents: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	cfg := DefaultConfig()
-	cfg.Reader = c.ReaderConfig(schemas.TopicAuditEvents, "detector-forget")
-	cfg.Reader.Component = "detector"
-	cfg.Writer = c.WriterConfig(schemas.TopicRevokeCommands)
-	priv, err := schemas.GenerateSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(cfg, schemas.NewSigner(priv), zerolog.Nop(), WithPublisher(&flakyPublisher{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.rec.start(ctx)
-	t.Cleanup(func() { _ = s.rec.close() })
+	s := recoveringService(t, ctx, c, "detector-forget", &flakyPublisher{})
 
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	seen := state.Baseline{Rule: "new_device", Key: "bob", Field: "device_id", Value: "d1", FirstSeen: now, LastSeen: now}

@@ -25,20 +25,7 @@ func TestRebuildOnTakeOverAndAfterAGap(t *testing.T) {
 	c := kafkatest.NewWithPartitions(t, map[string]int{schemas.TopicAuditEvents: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	cfg := DefaultConfig()
-	cfg.Reader = c.ReaderConfig(schemas.TopicAuditEvents, "detector-gap")
-	cfg.Reader.Component = "detector"
-	cfg.Writer = c.WriterConfig(schemas.TopicRevokeCommands)
-	priv, err := schemas.GenerateSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(cfg, schemas.NewSigner(priv), zerolog.Nop(), WithPublisher(&flakyPublisher{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.rec.start(ctx)
-	t.Cleanup(func() { _ = s.rec.close() })
+	s := recoveringService(t, ctx, c, "detector-gap", &flakyPublisher{})
 
 	// Offsets 0 and 1 are older than the replay from offset 4's event
 	// reaches; the rest are a minute apart.
@@ -137,21 +124,7 @@ func TestRedeliveredDetectionIsTheSameCommand(t *testing.T) {
 	defer cancel()
 	newService := func(pub Publisher) *Service {
 		t.Helper()
-		cfg := DefaultConfig()
-		cfg.Reader = c.ReaderConfig(schemas.TopicAuditEvents, "detector-redelivery")
-		cfg.Reader.Component = "detector"
-		cfg.Writer = c.WriterConfig(schemas.TopicRevokeCommands)
-		priv, err := schemas.GenerateSigningKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(cfg, schemas.NewSigner(priv), zerolog.Nop(), WithPublisher(pub))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.rec.start(ctx)
-		t.Cleanup(func() { _ = s.rec.close() })
-		return s
+		return recoveringService(t, ctx, c, "detector-redelivery", pub)
 	}
 	msgs := bruteForce(t, time.Now().Add(-10*time.Minute).UTC().Truncate(time.Millisecond))
 	for i := range msgs {
@@ -197,26 +170,40 @@ func TestRedeliveredDetectionIsTheSameCommand(t *testing.T) {
 // lives on through the shutdown: the message stays uncommitted.
 func TestRebuildEndsWhenTheDetectorStops(t *testing.T) {
 	c := kafkatest.New(t, schemas.TopicAuditEvents)
+	run, stop := context.WithCancel(context.Background())
+	s := recoveringService(t, run, c, "detector-stop", &flakyPublisher{})
+	stop()
+	called := false
+	h := s.rec.wrap(func(context.Context, kafka.Message) error { called = true; return nil })
+	err := h(context.Background(), kafka.Message{Topic: schemas.TopicAuditEvents, Offset: 5, Time: time.Now()})
+	if !errors.Is(err, context.Canceled) || called {
+		t.Errorf("got %v (handler called: %v), want the rebuild cancelled", err, called)
+	}
+}
+
+// recoveringService returns a detector on c, reading audit events as
+// group and publishing through pub, whose recovery (rebuilds and
+// baselines) runs under ctx; the recovery is closed when the test ends,
+// and an error closing it fails the test.
+func recoveringService(t *testing.T, ctx context.Context, c *kafkatest.Cluster, group string, pub Publisher) *Service {
+	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Reader = c.ReaderConfig(schemas.TopicAuditEvents, "detector-stop")
+	cfg.Reader = c.ReaderConfig(schemas.TopicAuditEvents, group)
 	cfg.Reader.Component = "detector"
 	cfg.Writer = c.WriterConfig(schemas.TopicRevokeCommands)
 	priv, err := schemas.GenerateSigningKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(cfg, schemas.NewSigner(priv), zerolog.Nop(), WithPublisher(&flakyPublisher{}))
+	s, err := New(cfg, schemas.NewSigner(priv), zerolog.Nop(), WithPublisher(pub))
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, stop := context.WithCancel(context.Background())
-	s.rec.start(run)
-	t.Cleanup(func() { _ = s.rec.close() })
-	stop()
-	called := false
-	h := s.rec.wrap(func(context.Context, kafka.Message) error { called = true; return nil })
-	err = h(context.Background(), kafka.Message{Topic: schemas.TopicAuditEvents, Offset: 5, Time: time.Now()})
-	if !errors.Is(err, context.Canceled) || called {
-		t.Errorf("got %v (handler called: %v), want the rebuild cancelled", err, called)
-	}
+	s.rec.start(ctx)
+	t.Cleanup(func() {
+		if err := s.rec.close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
 }
