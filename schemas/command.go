@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -111,7 +112,28 @@ type Reason struct {
 	LastEventTime time.Time `json:"last_event_time,omitzero"`
 	// DetectedAt is the wall-clock time the detector issued the command.
 	DetectedAt time.Time `json:"detected_at,omitzero"`
+	// Risk is the accumulated risk that crossed the threshold of the
+	// command's action, for detections of the risk model; zero otherwise.
+	Risk float64 `json:"risk,omitempty"`
+	// Signals are the pieces of evidence that added up to Risk, each with
+	// the weight it contributed after decay, largest first.
+	Signals []Signal `json:"signals,omitempty"`
 }
+
+// Signal is one contribution to a detection's risk: a rule that matched,
+// what it saw, and its weight when the command was issued.
+type Signal struct {
+	RuleID string    `json:"rule_id"`
+	Weight float64   `json:"weight"`
+	Time   time.Time `json:"time"`
+	// Detail says what the rule saw ("token used from AS16509 (hosting)
+	// on another device").
+	Detail  string `json:"detail,omitempty"`
+	EventID string `json:"event_id,omitempty"`
+}
+
+// MaxSignals bounds the signals of one command.
+const MaxSignals = 32
 
 // RevokeCommand is an instruction to revoke (RevokeCommand v1). It travels
 // signed (see Signer); the consumer rejects unsigned, forged, expired and
@@ -225,6 +247,25 @@ func (c *RevokeCommand) Validate() error {
 	}
 	for i, id := range r.Evidence {
 		checkID(&errs, fmt.Sprintf("reason.evidence[%d]", i), id, true)
+	}
+	if r.Risk < 0 || math.IsNaN(r.Risk) || math.IsInf(r.Risk, 0) {
+		errs.add("reason.risk", "must be a non-negative number")
+	}
+	if len(r.Signals) > MaxSignals {
+		errs.add("reason.signals", "%d signals, limit %d", len(r.Signals), MaxSignals)
+	}
+	for i, sg := range r.Signals {
+		checkID(&errs, fmt.Sprintf("reason.signals[%d].rule_id", i), sg.RuleID, true)
+		if math.IsNaN(sg.Weight) || math.IsInf(sg.Weight, 0) {
+			errs.add(fmt.Sprintf("reason.signals[%d].weight", i), "must be a number")
+		}
+		if sg.Time.IsZero() {
+			errs.add(fmt.Sprintf("reason.signals[%d].time", i), "required")
+		}
+		if len(sg.Detail) > maxFreeTextLen {
+			errs.add(fmt.Sprintf("reason.signals[%d].detail", i), "longer than %d bytes", maxFreeTextLen)
+		}
+		checkID(&errs, fmt.Sprintf("reason.signals[%d].event_id", i), sg.EventID, false)
 	}
 	return errs.join(ErrInvalidCommand)
 }

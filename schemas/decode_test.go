@@ -141,6 +141,11 @@ func TestJSONSchemaMatchesTypes(t *testing.T) {
 func compareSchema(t *testing.T, path string, schema map[string]any, typ reflect.Type) {
 	t.Helper()
 	for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice {
+		if typ.Kind() == reflect.Slice {
+			if items, ok := schema["items"].(map[string]any); ok {
+				schema = items
+			}
+		}
 		typ = typ.Elem()
 	}
 	if typ.Kind() != reflect.Struct || typ.String() == "time.Time" {

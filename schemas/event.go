@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 )
@@ -59,7 +60,30 @@ type Geo struct {
 	Lat     *float64 `json:"lat,omitempty"`
 	Lon     *float64 `json:"lon,omitempty"`
 	ASN     uint32   `json:"asn,omitempty"`
+	// Org is the organisation that holds the ASN ("Amazon.com, Inc.").
+	Org string `json:"org,omitempty"`
+	// Network is the kind of network the address belongs to: one of
+	// the Network* constants, empty when unknown.
+	Network string `json:"network,omitempty"`
 }
+
+// Kinds of network an address belongs to (Geo.Network).
+const (
+	// NetworkHosting: a cloud, VPS or hosting provider; people do not sit
+	// there, their tools and attackers' infrastructure do.
+	NetworkHosting = "hosting"
+	// NetworkCellular: a mobile carrier, usually behind carrier-grade NAT.
+	NetworkCellular = "cellular"
+	// NetworkResidential: a consumer broadband provider.
+	NetworkResidential = "residential"
+	// NetworkBusiness: a business ISP, office or campus network.
+	NetworkBusiness = "business"
+	// NetworkVPN: a VPN or proxy provider's egress.
+	NetworkVPN = "vpn"
+)
+
+// Networks lists the kinds of network, for validation.
+var Networks = []string{NetworkHosting, NetworkCellular, NetworkResidential, NetworkBusiness, NetworkVPN}
 
 // Resource is what an event acted on.
 type Resource struct {
@@ -190,6 +214,12 @@ func (e *AuditEvent) Validate() error {
 		}
 		if len(g.City) > MaxIDLen {
 			errs.add("geo.city", "longer than %d bytes", MaxIDLen)
+		}
+		if len(g.Org) > MaxIDLen {
+			errs.add("geo.org", "longer than %d bytes", MaxIDLen)
+		}
+		if g.Network != "" && !slices.Contains(Networks, g.Network) {
+			errs.add("geo.network", "want one of %s", strings.Join(Networks, ", "))
 		}
 	}
 	if r := e.Resource; r != nil {
