@@ -27,6 +27,9 @@ type BaselineEntry struct {
 // RestoreBaselines needs.
 func (e *Engine) BaselineChanges() []BaselineEntry {
 	var out []BaselineEntry
+	if e.ctx != nil {
+		out = e.ctx.drain(out)
+	}
 	for _, rs := range e.rules {
 		if f, ok := rs.eval.(*firstSeenEval); ok {
 			out = f.changes(out)
@@ -48,6 +51,12 @@ func (e *Engine) RestoreBaselines(entries []BaselineEntry) {
 		}
 	}
 	for _, en := range entries {
+		if en.Rule == contextRule {
+			if e.ctx != nil {
+				e.ctx.restore(en)
+			}
+			continue
+		}
 		if f := byRule[en.Rule]; f != nil {
 			f.restore(en)
 		}

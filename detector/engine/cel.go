@@ -41,6 +41,7 @@ const (
 	celEventType    = "schemas.AuditEvent"
 	celGeoType      = "schemas.Geo"
 	celResourceType = "schemas.Resource"
+	celContextType  = "engine.Context"
 )
 
 type celField struct {
@@ -93,7 +94,16 @@ func resOf(o any) *schemas.Resource {
 	return r
 }
 
+func ctxOf(o any) *Context {
+	c, _ := o.(*Context)
+	if c == nil {
+		return &noContext
+	}
+	return c
+}
+
 var (
+	noContext  Context
 	noGeo      schemas.Geo
 	noResource schemas.Resource
 )
@@ -122,6 +132,8 @@ func newCELTypes() (*celTypes, error) {
 		"country": {types.StringType, func(o any) bool { return geoOf(o).Country != "" }, func(o any) any { return types.String(geoOf(o).Country) }},
 		"city":    {types.StringType, func(o any) bool { return geoOf(o).City != "" }, func(o any) any { return types.String(geoOf(o).City) }},
 		"asn":     {types.IntType, func(o any) bool { return geoOf(o).ASN != 0 }, func(o any) any { return types.Int(geoOf(o).ASN) }},
+		"org":     {types.StringType, func(o any) bool { return geoOf(o).Org != "" }, func(o any) any { return types.String(geoOf(o).Org) }},
+		"network": {types.StringType, func(o any) bool { return geoOf(o).Network != "" }, func(o any) any { return types.String(geoOf(o).Network) }},
 		"lat": {types.DoubleType, func(o any) bool { return geoOf(o).Lat != nil }, func(o any) any {
 			if p := geoOf(o).Lat; p != nil {
 				return types.Double(*p)
@@ -171,6 +183,24 @@ func newCELTypes() (*celTypes, error) {
 			func(o any) any { return resOf(evOf(o).Resource) }},
 	}
 	ct.structs[celEventType] = newCELStruct(celEventType, ev)
+	ctxBool := func(get func(*Context) bool) celField {
+		return celField{types.BoolType, func(o any) bool { return get(ctxOf(o)) }, func(o any) any { return types.Bool(get(ctxOf(o))) }}
+	}
+	ct.structs[celContextType] = newCELStruct(celContextType, map[string]celField{
+		"learned":               ctxBool(func(c *Context) bool { return c.Learned }),
+		"new_device":            ctxBool(func(c *Context) bool { return c.NewDevice }),
+		"new_network":           ctxBool(func(c *Context) bool { return c.NewNetwork }),
+		"new_country":           ctxBool(func(c *Context) bool { return c.NewCountry }),
+		"shared_egress":         ctxBool(func(c *Context) bool { return c.SharedEgress }),
+		"org_network":           ctxBool(func(c *Context) bool { return c.OrgNetwork }),
+		"token_bound":           ctxBool(func(c *Context) bool { return c.TokenBound }),
+		"token_device_changed":  ctxBool(func(c *Context) bool { return c.TokenDeviceChanged }),
+		"token_network_changed": ctxBool(func(c *Context) bool { return c.TokenNetworkChanged }),
+		"token_country_changed": ctxBool(func(c *Context) bool { return c.TokenCountryChanged }),
+		"token_interleaved":     ctxBool(func(c *Context) bool { return c.TokenInterleaved }),
+		"token_network": {types.StringType, func(o any) bool { return ctxOf(o).TokenNetwork != "" },
+			func(o any) any { return types.String(ctxOf(o).TokenNetwork) }},
+	})
 	return ct, nil
 }
 
@@ -219,6 +249,8 @@ func (ct *celTypes) NativeToValue(v any) ref.Val {
 		return celObject{v: o, t: ct.structs[celGeoType].typ}
 	case *schemas.Resource:
 		return celObject{v: o, t: ct.structs[celResourceType].typ}
+	case *Context:
+		return celObject{v: o, t: ct.structs[celContextType].typ}
 	}
 	return ct.Registry.NativeToValue(v)
 }
@@ -259,6 +291,7 @@ func (o celObject) Value() any     { return o.v }
 // An engine owns one and points it at each event in turn.
 type eventActivation struct {
 	ev     *schemas.AuditEvent
+	ctx    *Context
 	typ    uint32 // typeBit of the event's type
 	typIdx uint8  // typeIndex of the event's type
 }
@@ -266,8 +299,11 @@ type eventActivation struct {
 var _ interpreter.Activation = (*eventActivation)(nil)
 
 func (a *eventActivation) ResolveName(name string) (any, bool) {
-	if name == "event" {
+	switch name {
+	case "event":
 		return a.ev, true
+	case "ctx":
+		return a.ctx, true
 	}
 	return nil, false
 }
@@ -316,6 +352,7 @@ func eventEnv() (*cel.Env, error) {
 			cel.CustomTypeProvider(ct),
 			cel.CustomTypeAdapter(ct),
 			cel.Variable("event", cel.ObjectType(celEventType)),
+			cel.Variable("ctx", cel.ObjectType(celContextType)),
 		)
 	})
 	return celEnv, celEnvErr

@@ -36,6 +36,9 @@ type Config struct {
 	// beyond it the oldest are dropped (Stats.Truncated). It caps what a
 	// flood of events for one user or token can make the engine hold.
 	MaxEventsPerGroup int `flag:"max-events-per-group" env:"MAX_EVENTS_PER_GROUP" yaml:"max_events_per_group" usage:"most event records one group of one rule holds"`
+	// Context configures the baselines and token bindings behind the
+	// rules' ctx variable.
+	Context ContextConfig `flag:"-" env:"-" yaml:"context"`
 }
 
 // DefaultConfig returns the defaults.
@@ -45,6 +48,7 @@ func DefaultConfig() Config {
 		CommandTTL:        DefaultCommandTTL,
 		Allowance:         DefaultAllowance,
 		MaxEventsPerGroup: DefaultMaxEventsPerGroup,
+		Context:           DefaultContextConfig(),
 	}
 }
 
@@ -71,5 +75,6 @@ func (c Config) Validate() error {
 	if c.MaxEventsPerGroup < 16 {
 		errs = append(errs, fmt.Errorf("%w (got %d)", ErrBadGroupLimit, c.MaxEventsPerGroup))
 	}
+	errs = append(errs, c.Context.validate()...)
 	return errors.Join(errs...)
 }

@@ -39,6 +39,12 @@ type Engine struct {
 	// needs it.
 	ip       netip.Addr
 	ipParsed bool
+
+	// ctx learns baselines and token bindings and computes each event's
+	// Context; risk is the risk model, nil without a rule of kind risk.
+	ctx           *contextTracker
+	risk          *riskState
+	nextBaseSweep time.Time
 }
 
 // New builds an engine running rules. It validates the configuration and
@@ -62,13 +68,38 @@ func New(cfg Config, rules []*Rule) (*Engine, error) {
 		}
 		seen[r.ID] = true
 	}
+	var riskRules, signals []string
+	for _, r := range rules {
+		if r.Kind == KindRisk {
+			riskRules = append(riskRules, r.ID)
+		}
+		if r.Signal != nil {
+			signals = append(signals, r.ID)
+		}
+	}
+	if len(riskRules) > 1 {
+		errs = append(errs, fmt.Errorf("%w: rules %s are all of kind risk; one risk model runs", ErrInvalidRule, strings.Join(riskRules, ", ")))
+	}
+	if len(signals) > 0 && len(riskRules) == 0 {
+		errs = append(errs, fmt.Errorf("%w: rules %s are signals, but no rule of kind risk turns signals into commands", ErrInvalidRule, strings.Join(signals, ", ")))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	sorted := slices.Clone(rules)
 	SortRules(sorted)
 	e := &Engine{cfg: cfg}
+	e.act.ctx = &Context{}
 	for _, r := range sorted {
+		if r.usesContext() || r.Signal != nil || r.Kind == KindRisk {
+			e.ctx = newContextTracker(cfg.Context)
+		}
+	}
+	for _, r := range sorted {
+		if r.Kind == KindRisk {
+			e.risk = newRiskState(r, cfg, &e.act)
+			continue
+		}
 		e.rules = append(e.rules, newRuleState(r, cfg, &e.act))
 	}
 	return e, nil
@@ -79,9 +110,13 @@ func (e *Engine) Config() Config { return e.cfg }
 
 // Rules returns the rules the engine runs, by id.
 func (e *Engine) Rules() []*Rule {
-	out := make([]*Rule, len(e.rules))
-	for i, rs := range e.rules {
-		out[i] = rs.rule
+	out := make([]*Rule, 0, len(e.rules)+1)
+	for _, rs := range e.rules {
+		out = append(out, rs.rule)
+	}
+	if e.risk != nil {
+		out = append(out, e.risk.rule)
+		SortRules(out)
 	}
 	return out
 }
@@ -98,8 +133,14 @@ func (e *Engine) Watermark() time.Time { return e.watermark }
 // RestoreBaselines).
 func (e *Engine) Horizon() time.Duration {
 	var h time.Duration
+	if e.ctx != nil {
+		h = e.cfg.Context.TokenTTL
+	}
 	for _, rs := range e.rules {
 		h = max(h, rs.keep+rs.cooldown)
+	}
+	if e.risk != nil {
+		h = max(h, e.risk.window+e.risk.cooldown)
 	}
 	return h
 }
@@ -113,11 +154,15 @@ func (e *Engine) Process(ev *schemas.AuditEvent) []schemas.RevokeCommand {
 	e.advance(ev.Time)
 	e.act.ev, e.act.typIdx, e.ipParsed = ev, typeIndex(ev.Type), false
 	e.act.typ = 1 << e.act.typIdx
+	if e.ctx != nil {
+		e.ctx.compute(ev, e.act.ctx)
+	}
 	var out []schemas.RevokeCommand
 	for _, rs := range e.rules {
-		if cmd, ok := rs.process(ev, e); ok {
-			out = append(out, cmd)
-		}
+		out = rs.process(ev, e, out)
+	}
+	if e.ctx != nil {
+		e.ctx.learn(ev, e.act.ctx, e.risk == nil || !e.risk.suspicious(ev.UserID, ev.Time))
 	}
 	e.act.ev = nil
 	return out
@@ -174,6 +219,16 @@ func (e *Engine) advance(t time.Time) {
 	for _, rs := range e.rules {
 		rs.sweep(e.watermark, e.cfg.Allowance)
 	}
+	if e.risk != nil {
+		e.risk.sweep(e.watermark)
+	}
+	if e.ctx != nil {
+		e.ctx.sweep(e.watermark)
+	}
+	if e.ctx != nil && !e.watermark.Before(e.nextBaseSweep) {
+		e.ctx.sweepBaselines(e.watermark)
+		e.nextBaseSweep = e.watermark.Add(baselineSweepInterval)
+	}
 	e.nextSweep = e.watermark.Add(sweepInterval)
 }
 
@@ -182,6 +237,16 @@ type Stats struct {
 	Events    uint64
 	Watermark time.Time
 	Rules     []RuleStats
+	Context   ContextStats
+}
+
+// ContextStats are the sizes of the context's state.
+type ContextStats struct {
+	// Users with a baseline; Tokens bound; SharedEgress addresses and
+	// OrgNetworks ASNs known as shared, Candidates not (yet).
+	Users, Tokens, SharedEgress, OrgNetworks, Candidates int
+	// RiskUsers and RiskSessions hold signals or cooldowns.
+	RiskUsers, RiskSessions int
 }
 
 // RuleStats are one rule's counters and the size of its state.
@@ -230,6 +295,32 @@ func (e *Engine) Stats() Stats {
 			rst.Baselines = sw.stateSize()
 		}
 		s.Rules[i] = rst
+	}
+	if e.risk != nil {
+		rst := e.risk.stats
+		rst.RuleID = e.risk.rule.ID
+		rst.Groups = len(e.risk.users)
+		s.Rules = append(s.Rules, rst)
+		s.Context.RiskUsers, s.Context.RiskSessions = len(e.risk.users), len(e.risk.sessions)
+	}
+	if e.ctx == nil {
+		return s
+	}
+	c := &s.Context
+	c.Users, c.Tokens = len(e.ctx.users), len(e.ctx.tokens)
+	for _, o := range e.ctx.egress {
+		if o.shared {
+			c.SharedEgress++
+		} else {
+			c.Candidates++
+		}
+	}
+	for _, o := range e.ctx.asns {
+		if o.shared {
+			c.OrgNetworks++
+		} else {
+			c.Candidates++
+		}
 	}
 	return s
 }

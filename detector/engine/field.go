@@ -40,7 +40,7 @@ func FieldNames() []string {
 	return []string{
 		"id", "type", "user_id", "session_id", "token_id", "parent_token_id",
 		"client_id", "ip", "user_agent", "device_id", "source",
-		"geo.country", "geo.city", "geo.asn", "resource.type", "resource.id",
+		"geo.country", "geo.city", "geo.asn", "geo.org", "geo.network", "resource.type", "resource.id",
 		"ip.prefix",
 	}
 }
@@ -90,6 +90,20 @@ func lookupField(name string) (accessor, bool) {
 				return ""
 			}
 			return strconv.FormatUint(uint64(e.Geo.ASN), 10)
+		}, true
+	case "geo.org":
+		return func(e *schemas.AuditEvent) string {
+			if e.Geo == nil {
+				return ""
+			}
+			return e.Geo.Org
+		}, true
+	case "geo.network":
+		return func(e *schemas.AuditEvent) string {
+			if e.Geo == nil {
+				return ""
+			}
+			return e.Geo.Network
 		}, true
 	case "resource.type":
 		return func(e *schemas.AuditEvent) string {

@@ -48,7 +48,7 @@ const (
 // Kinds lists the rule kinds this engine evaluates.
 func Kinds() []Kind {
 	return []Kind{KindThreshold, KindDistinct, KindSequence, KindSequenceThreshold,
-		KindGeoVelocity, KindFirstSeen, KindVolume, KindTokenLineage}
+		KindGeoVelocity, KindFirstSeen, KindVolume, KindTokenLineage, KindRisk}
 }
 
 // Limits on rules. They bound the state a rule can make the engine hold.
@@ -105,6 +105,11 @@ type Rule struct {
 	FirstSeen         *FirstSeen         `yaml:"first_seen,omitempty"`
 	Volume            *Volume            `yaml:"volume,omitempty"`
 	TokenLineage      *TokenLineage      `yaml:"token_lineage,omitempty"`
+	Risk              *RiskModel         `yaml:"risk,omitempty"`
+
+	// Signal makes the rule's detections evidence for the risk model (the
+	// rule of kind risk) instead of commands; such a rule has no action.
+	Signal *Signal `yaml:"signal,omitempty"`
 
 	// Source is where the rule was loaded from ("file:line"); empty for
 	// rules built in code.
@@ -420,8 +425,16 @@ func (r *Rule) Validate() error {
 	}
 	switch r.Action {
 	case schemas.ActionRevoke, schemas.ActionRevokeAndReverify, schemas.ActionNotify:
+		if r.Signal != nil {
+			errs.add("action", "a signal rule has no action: the risk model decides")
+		}
+		if r.Kind == KindRisk {
+			errs.add("action", "the risk rule's actions are its thresholds'")
+		}
 	case "":
-		errs.add("action", "required (revoke, revoke_and_reverify, notify)")
+		if r.Signal == nil && r.Kind != KindRisk {
+			errs.add("action", "required (revoke, revoke_and_reverify, notify), or a signal block")
+		}
 	default:
 		errs.add("action", "unknown action %q (revoke, revoke_and_reverify, notify)", r.Action)
 	}
@@ -438,6 +451,12 @@ func (r *Rule) Validate() error {
 		errs.add("cooldown_scope", "unknown scope %q (target, group)", r.CooldownScope)
 	}
 	r.Allowlist.validate(&errs)
+	if r.Signal != nil {
+		r.Signal.validate(&errs)
+		if r.Kind == KindRisk {
+			errs.add("signal", "the risk rule cannot be a signal")
+		}
+	}
 	r.validateKind(&errs)
 	if len(errs) == 0 {
 		return nil
@@ -499,6 +518,8 @@ func (r *Rule) block(k Kind) bool {
 		return r.Volume != nil
 	case KindTokenLineage:
 		return r.TokenLineage != nil
+	case KindRisk:
+		return r.Risk != nil
 	}
 	return false
 }
@@ -540,6 +561,8 @@ func (r *Rule) validateKind(errs *fieldErrors) {
 		r.Volume.validate(errs)
 	case KindTokenLineage:
 		r.TokenLineage.validate(errs)
+	case KindRisk:
+		r.Risk.validate(errs)
 	}
 }
 

@@ -248,23 +248,23 @@ func (rs *ruleState) targetID(ev *schemas.AuditEvent) string {
 	return ""
 }
 
-func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine) (schemas.RevokeCommand, bool) {
+func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine, out []schemas.RevokeCommand) []schemas.RevokeCommand {
 	if !rs.when.match() || rs.allowlisted(ev, e) {
-		return schemas.RevokeCommand{}, false
+		return out
 	}
 	key, ok := rs.groupKey(ev)
 	if !ok {
-		return schemas.RevokeCommand{}, false
+		return out
 	}
 	rec := record{t: ev.Time, id: ev.ID, typ: e.act.typIdx, user: ev.UserID, tid: rs.targetID(ev)}
 	if !rs.eval.record(ev, key, &rec) {
-		return schemas.RevokeCommand{}, false
+		return out
 	}
 	rs.stats.Matched++
 	g := rs.groups[key]
 	if g != nil && ev.Time.Before(g.newest.Add(-rs.allowance)) {
 		rs.stats.Late++
-		return schemas.RevokeCommand{}, false
+		return out
 	}
 	if g == nil {
 		g = &group{key: key}
@@ -273,7 +273,7 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine) (schemas.RevokeC
 	i, dup := g.position(&rec)
 	if dup {
 		rs.stats.Duplicates++
-		return schemas.RevokeCommand{}, false
+		return out
 	}
 	g.recs = append(g.recs, record{})
 	copy(g.recs[i+1:], g.recs[i:])
@@ -286,10 +286,6 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine) (schemas.RevokeC
 	}
 	byTime, byCap := g.prune(g.newest.Add(-rs.keep), rs.maxRecs)
 	rs.stats.Truncated += uint64(byCap)
-	var (
-		cmd   schemas.RevokeCommand
-		fired bool
-	)
 	if i -= byTime + byCap; i >= 0 {
 		// In order, the new record is the last and only the window ending
 		// at it is new. Out of order, it also joins the windows ending at
@@ -300,7 +296,7 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine) (schemas.RevokeC
 			if !ok {
 				continue
 			}
-			cmd, fired = rs.fire(e, g, end, f)
+			out = rs.fire(e, g, end, f, out)
 			break
 		}
 	}
@@ -310,7 +306,7 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine) (schemas.RevokeC
 		// time goes with it, so a later event is judged on its own.
 		delete(rs.groups, key)
 	}
-	return cmd, fired
+	return out
 }
 
 // compactGroup drops the records no later event can need: transient
@@ -340,7 +336,7 @@ func (rs *ruleState) compactGroup(g *group) {
 // within the cooldown of the rule's last command for it. When the engine
 // is silent (rebuilding its state), the cooldown is kept but no command is
 // built.
-func (rs *ruleState) fire(e *Engine, g *group, end int, f finding) (schemas.RevokeCommand, bool) {
+func (rs *ruleState) fire(e *Engine, g *group, end int, f finding, out []schemas.RevokeCommand) []schemas.RevokeCommand {
 	trig := &g.recs[end]
 	target := schemas.Target{Kind: rs.rule.Target.Kind, IncludeDownscoped: rs.rule.Target.IncludeDownscoped}
 	switch target.Kind {
@@ -355,7 +351,7 @@ func (rs *ruleState) fire(e *Engine, g *group, end int, f finding) (schemas.Revo
 	}
 	if target.ID() == "" {
 		rs.stats.NoTarget++
-		return schemas.RevokeCommand{}, false
+		return out
 	}
 	tkey := string(target.Kind) + "\x00" + target.ID()
 	if rs.byGroup {
@@ -369,18 +365,27 @@ func (rs *ruleState) fire(e *Engine, g *group, end int, f finding) (schemas.Revo
 		}
 		if d < rs.cooldown {
 			rs.stats.Suppressed++
-			return schemas.RevokeCommand{}, false
+			return out
 		}
 	}
 	if !seen || trig.t.After(last) {
 		rs.fired[tkey] = trig.t
 	}
+	if rs.rule.Signal != nil {
+		// A signal: evidence for the risk model, which decides (and is
+		// silent in its turn while the engine is).
+		rs.stats.Detections++
+		if e.risk == nil {
+			return out
+		}
+		return e.risk.add(e, rs, target, g, end, f, out)
+	}
 	if e.silent {
 		rs.stats.Silenced++
-		return schemas.RevokeCommand{}, false
+		return out
 	}
 	rs.stats.Detections++
-	return e.command(rs, target, g, end, f), true
+	return append(out, e.command(rs, target, g, end, f))
 }
 
 // sweep evicts groups whose newest event fell out of every window, and

@@ -1,0 +1,515 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Context is what the engine knows about an event beyond the event itself,
+// worked out before the rules see it and offered to their conditions as
+// the CEL variable ctx:
+//
+//	ctx.learned                 the user's history is at least
+//	                            ContextConfig.Learning old
+//	ctx.new_device              the event's device (device_id and user
+//	                            agent) is new to the user, once learned
+//	ctx.new_network             its network (ASN) is new to the user
+//	ctx.new_country             its country is new to the user
+//	ctx.shared_egress           its address is one that many users of the
+//	                            organisation sign in from (a NAT, a proxy)
+//	ctx.org_network             its ASN is one that many users of the
+//	                            organisation use (the office ISP, the VPN)
+//	ctx.token_bound             the event's token is bound: an earlier event
+//	                            of it gave the device and network it was
+//	                            issued on
+//	ctx.token_device_changed    the token is used from another device than
+//	                            the one it was bound to
+//	ctx.token_network_changed   ... from another network (ASN)
+//	ctx.token_country_changed   ... from another country
+//	ctx.token_interleaved       the token's first device and another one
+//	                            both used it within ContextConfig.Interleave:
+//	                            two holders at once, not a hand-over
+//	ctx.token_network           the kind of network the token was bound on
+//	                            (geo.network of its first event)
+//
+// A device is the pair (device_id, user_agent): either differing is another
+// device. A network change on the same device (Wi-Fi to the carrier and
+// back, a VPN switching points of presence) is not a device change.
+//
+// The user baseline learns from the events of a user that are not failures
+// (a failed login proves nothing about who the user is) while the user's
+// risk is below the first threshold of the risk rule (an intruder under
+// suspicion does not teach the baseline his device). The organisation
+// baseline counts distinct users per address and per ASN over successful
+// logins. Both outlive any replay: BaselineChanges reports them for a store
+// and RestoreBaselines loads them back. Token bindings last ContextConfig.
+// TokenTTL after a token's last use and are rebuilt by replay.
+type Context struct {
+	Learned             bool
+	NewDevice           bool
+	NewNetwork          bool
+	NewCountry          bool
+	SharedEgress        bool
+	OrgNetwork          bool
+	TokenBound          bool
+	TokenDeviceChanged  bool
+	TokenNetworkChanged bool
+	TokenCountryChanged bool
+	TokenInterleaved    bool
+	TokenNetwork        string
+}
+
+// ContextConfig configures the context the engine keeps.
+type ContextConfig struct {
+	// Learning is how much of a user's history must be seen before
+	// anything about the user counts as new.
+	Learning time.Duration `yaml:"learning"`
+	// Retention forgets a device, network or country a user has not shown
+	// for this long.
+	Retention time.Duration `yaml:"retention"`
+	// MaxDevices, MaxNetworks and MaxCountries bound what is kept per user:
+	// the most recently seen.
+	MaxDevices   int `yaml:"max_devices"`
+	MaxNetworks  int `yaml:"max_networks"`
+	MaxCountries int `yaml:"max_countries"`
+	// SharedEgressUsers is how many distinct users must have signed in
+	// from one address for it to count as a shared egress;
+	// OrgNetworkUsers the same for an ASN.
+	SharedEgressUsers int `yaml:"shared_egress_users"`
+	OrgNetworkUsers   int `yaml:"org_network_users"`
+	// TokenTTL is how long a token's binding is kept after its last use.
+	TokenTTL time.Duration `yaml:"token_ttl"`
+	// Interleave is how close in time the uses of two devices must be to
+	// count as interleaved.
+	Interleave time.Duration `yaml:"interleave"`
+}
+
+// DefaultContextConfig: a week of learning, 90 days of retention, 8
+// devices, 16 networks and 8 countries per user; an address shared by 20
+// users, an ASN by 50; token bindings for 12 hours, interleaving within 30
+// minutes.
+func DefaultContextConfig() ContextConfig {
+	return ContextConfig{
+		Learning:          7 * 24 * time.Hour,
+		Retention:         90 * 24 * time.Hour,
+		MaxDevices:        8,
+		MaxNetworks:       16,
+		MaxCountries:      8,
+		SharedEgressUsers: 20,
+		OrgNetworkUsers:   50,
+		TokenTTL:          12 * time.Hour,
+		Interleave:        30 * time.Minute,
+	}
+}
+
+func (c ContextConfig) validate() []error {
+	var errs []error
+	if c.Learning < 0 || c.Learning > maxRetention {
+		errs = append(errs, fmt.Errorf("engine: context.learning must be between 0 and %s", maxRetention))
+	}
+	if c.Retention <= 0 || c.Retention > maxRetention {
+		errs = append(errs, fmt.Errorf("engine: context.retention must be between 0 and %s", maxRetention))
+	}
+	for name, n := range map[string]int{"max_devices": c.MaxDevices, "max_networks": c.MaxNetworks, "max_countries": c.MaxCountries} {
+		if n < 1 || n > 64 {
+			errs = append(errs, fmt.Errorf("engine: context.%s must be between 1 and 64", name))
+		}
+	}
+	if c.SharedEgressUsers < 2 || c.SharedEgressUsers > 255 || c.OrgNetworkUsers < 2 || c.OrgNetworkUsers > 255 {
+		errs = append(errs, fmt.Errorf("engine: context.shared_egress_users and org_network_users must be between 2 and 255"))
+	}
+	if c.TokenTTL <= 0 || c.TokenTTL > MaxWindow {
+		errs = append(errs, fmt.Errorf("engine: context.token_ttl must be between 0 and %s", MaxWindow))
+	}
+	if c.Interleave <= 0 || c.Interleave > c.TokenTTL {
+		errs = append(errs, fmt.Errorf("engine: context.interleave must be positive and at most token_ttl"))
+	}
+	return errs
+}
+
+// day is a day number since the Unix epoch; baselines keep days, not
+// instants, to stay small.
+type day = uint16
+
+func dayOf(t time.Time) day {
+	d := t.Unix() / 86400
+	if d < 0 {
+		return 0
+	}
+	return day(min(d, 65535))
+}
+
+// seen is one learned value: a hash (a device) or the value itself (an
+// ASN, a country packed into its two bytes) and the day it was last seen.
+type seen struct {
+	v    uint32
+	last day
+}
+
+// userBase is what the context learned of one user. About 20 bytes and
+// one map entry per user, plus 8 bytes per value kept.
+type userBase struct {
+	since     day
+	devices   []seen
+	networks  []seen
+	countries []seen
+}
+
+// orgCount counts the distinct users of an address or an ASN up to the
+// threshold, by hash; once there, the set is dropped and shared is set.
+type orgCount struct {
+	users  []uint32
+	shared bool
+}
+
+// binding is what a token was issued on and how it has been used.
+type binding struct {
+	device  uint32 // hash of device_id and user agent of the first event
+	asn     uint32
+	country uint16
+	network uint8 // index in networkKinds
+	// other is the last device other than the bound one that used the
+	// token, and when; firstAt is when the bound device last used it.
+	other       uint32
+	otherAt     int64
+	firstAt     int64
+	last        int64
+	interleaved bool
+}
+
+var networkKinds = append([]string{""}, schemas.Networks...)
+
+func networkIndex(n string) uint8 {
+	for i, k := range networkKinds {
+		if k == n {
+			return uint8(i)
+		}
+	}
+	return 0
+}
+
+// contextTracker computes the Context of each event and learns from it.
+type contextTracker struct {
+	cfg    ContextConfig
+	users  map[string]*userBase
+	egress map[string]*orgCount // by address
+	asns   map[uint32]*orgCount
+	tokens map[string]*binding
+
+	changes []BaselineEntry
+}
+
+func newContextTracker(cfg ContextConfig) *contextTracker {
+	return &contextTracker{
+		cfg:    cfg,
+		users:  make(map[string]*userBase),
+		egress: make(map[string]*orgCount),
+		asns:   make(map[uint32]*orgCount),
+		tokens: make(map[string]*binding),
+	}
+}
+
+// fnv32 is FNV-1a over the strings, each followed by a zero byte.
+func fnv32(parts ...string) uint32 {
+	h := uint32(2166136261)
+	for _, s := range parts {
+		for i := 0; i < len(s); i++ {
+			h ^= uint32(s[i])
+			h *= 16777619
+		}
+		h ^= 0
+		h *= 16777619
+	}
+	return h
+}
+
+func deviceHash(ev *schemas.AuditEvent) uint32 {
+	if ev.DeviceID == "" && ev.UserAgent == "" {
+		return 0
+	}
+	return fnv32(ev.DeviceID, ev.UserAgent)
+}
+
+func countryCode(ev *schemas.AuditEvent) uint16 {
+	if ev.Geo == nil || len(ev.Geo.Country) != 2 {
+		return 0
+	}
+	return uint16(ev.Geo.Country[0])<<8 | uint16(ev.Geo.Country[1])
+}
+
+func asnOf(ev *schemas.AuditEvent) uint32 {
+	if ev.Geo == nil {
+		return 0
+	}
+	return ev.Geo.ASN
+}
+
+func isFailure(t schemas.EventType) bool {
+	return t == schemas.EventLoginFailure || t == schemas.EventMFAFailure
+}
+
+func contains(vals []seen, v uint32) bool {
+	for _, s := range vals {
+		if s.v == v {
+			return true
+		}
+	}
+	return false
+}
+
+// compute fills c for ev from what was learned before ev.
+func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
+	*c = Context{}
+	dev, asn, country := deviceHash(ev), asnOf(ev), countryCode(ev)
+	if b := ct.users[ev.UserID]; b != nil && dayOf(ev.Time) >= b.since+day(ct.cfg.Learning/(24*time.Hour)) {
+		c.Learned = true
+		c.NewDevice = dev != 0 && !contains(b.devices, dev)
+		c.NewNetwork = asn != 0 && !contains(b.networks, asn)
+		c.NewCountry = country != 0 && !contains(b.countries, uint32(country))
+	}
+	if ev.IP != "" {
+		if o := ct.egress[ev.IP]; o != nil && o.shared {
+			c.SharedEgress = true
+		}
+	}
+	if asn != 0 {
+		if o := ct.asns[asn]; o != nil && o.shared {
+			c.OrgNetwork = true
+		}
+	}
+	if ev.TokenID == "" {
+		return
+	}
+	b := ct.tokens[ev.TokenID]
+	if b == nil {
+		return
+	}
+	c.TokenBound = true
+	c.TokenNetwork = networkKinds[b.network]
+	c.TokenDeviceChanged = dev != 0 && b.device != 0 && dev != b.device
+	c.TokenNetworkChanged = asn != 0 && b.asn != 0 && asn != b.asn
+	c.TokenCountryChanged = country != 0 && b.country != 0 && country != b.country
+	t := ev.Time.UnixNano()
+	within := func(a, b int64) bool {
+		d := a - b
+		if d < 0 {
+			d = -d
+		}
+		return d <= int64(ct.cfg.Interleave)
+	}
+	switch {
+	case b.interleaved:
+		c.TokenInterleaved = c.TokenDeviceChanged || dev == b.device
+	case c.TokenDeviceChanged:
+		// Another device now, while the bound one used the token lately.
+		c.TokenInterleaved = b.firstAt != 0 && b.otherAt != 0 && within(t, b.firstAt) && b.firstAt > b.otherAt
+	case dev != 0 && dev == b.device:
+		// The bound device again, while another one used the token lately.
+		c.TokenInterleaved = b.otherAt != 0 && within(t, b.otherAt)
+	}
+}
+
+// learn updates the baselines and the token's binding with ev. learnUser
+// is false while the user is under suspicion.
+func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bool) {
+	dev, asn, country := deviceHash(ev), asnOf(ev), countryCode(ev)
+	if ev.TokenID != "" {
+		t := ev.Time.UnixNano()
+		b := ct.tokens[ev.TokenID]
+		if b == nil {
+			b = &binding{device: dev, asn: asn, country: country, firstAt: t}
+			if ev.Geo != nil {
+				b.network = networkIndex(ev.Geo.Network)
+			}
+			ct.tokens[ev.TokenID] = b
+		} else {
+			switch {
+			case dev != 0 && dev == b.device:
+				b.firstAt = max(b.firstAt, t)
+			case dev != 0:
+				b.other, b.otherAt = dev, max(b.otherAt, t)
+			}
+			if c.TokenInterleaved {
+				b.interleaved = true
+			}
+		}
+		b.last = max(b.last, t)
+	}
+	if isFailure(ev.Type) {
+		return
+	}
+	if ev.Type == schemas.EventLoginSuccess {
+		u := fnv32(ev.UserID)
+		if ev.IP != "" {
+			ct.count(ct.egress, ev.IP, u, ct.cfg.SharedEgressUsers, "egress", ev.Time)
+		}
+		if asn != 0 {
+			o := ct.asns[asn]
+			if o == nil {
+				o = &orgCount{}
+				ct.asns[asn] = o
+			}
+			if ct.add(o, u, ct.cfg.OrgNetworkUsers) {
+				ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: "asn:" + strconv.FormatUint(uint64(asn), 10), Field: "shared", FirstSeen: ev.Time})
+			}
+		}
+	}
+	if !learnUser {
+		return
+	}
+	b := ct.users[ev.UserID]
+	d := dayOf(ev.Time)
+	if b == nil {
+		b = &userBase{since: d}
+		ct.users[ev.UserID] = b
+		ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, FirstSeen: ev.Time})
+	}
+	if d < b.since {
+		b.since = d
+	}
+	if dev != 0 {
+		b.devices = ct.note(b.devices, dev, d, ct.cfg.MaxDevices, ev, "device")
+	}
+	if asn != 0 {
+		b.networks = ct.note(b.networks, asn, d, ct.cfg.MaxNetworks, ev, "asn")
+	}
+	if country != 0 {
+		b.countries = ct.note(b.countries, uint32(country), d, ct.cfg.MaxCountries, ev, "country")
+	}
+}
+
+// contextRule names the context's entries among the baselines.
+const contextRule = "_context"
+
+// note records v seen on day d in vals, keeping at most limit values (the
+// most recently seen). A new value, or a day moved on, is a change.
+func (ct *contextTracker) note(vals []seen, v uint32, d day, limit int, ev *schemas.AuditEvent, field string) []seen {
+	for i := range vals {
+		if vals[i].v == v {
+			if d > vals[i].last {
+				vals[i].last = d
+				ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, Field: field, Value: strconv.FormatUint(uint64(v), 10), FirstSeen: ev.Time, LastSeen: ev.Time})
+			}
+			return vals
+		}
+	}
+	if len(vals) >= limit {
+		oldest := 0
+		for i := range vals {
+			if vals[i].last < vals[oldest].last {
+				oldest = i
+			}
+		}
+		vals = slices.Delete(vals, oldest, oldest+1)
+	}
+	ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, Field: field, Value: strconv.FormatUint(uint64(v), 10), FirstSeen: ev.Time, LastSeen: ev.Time})
+	return append(vals, seen{v: v, last: d})
+}
+
+func (ct *contextTracker) count(m map[string]*orgCount, key string, user uint32, limit int, field string, t time.Time) {
+	o := m[key]
+	if o == nil {
+		o = &orgCount{}
+		m[key] = o
+	}
+	if ct.add(o, user, limit) {
+		ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: field + ":" + key, Field: "shared", FirstSeen: t})
+	}
+}
+
+// add counts user in o; it reports whether o just became shared.
+func (ct *contextTracker) add(o *orgCount, user uint32, limit int) bool {
+	if o.shared || slices.Contains(o.users, user) {
+		return false
+	}
+	o.users = append(o.users, user)
+	if len(o.users) >= limit {
+		o.users, o.shared = nil, true
+		return true
+	}
+	return false
+}
+
+// sweep forgets token bindings idle beyond the TTL, baseline values
+// beyond the retention, and organisation counts that never became shared
+// and saw nobody new for the retention (approximated by dropping those
+// with a single user, which is what almost every address is).
+func (ct *contextTracker) sweep(watermark time.Time) {
+	before := watermark.Add(-ct.cfg.TokenTTL).UnixNano()
+	for k, b := range ct.tokens {
+		if b.last < before {
+			delete(ct.tokens, k)
+		}
+	}
+}
+
+// sweepBaselines drops values unseen for the retention; it runs rarely.
+func (ct *contextTracker) sweepBaselines(watermark time.Time) {
+	cut := dayOf(watermark.Add(-ct.cfg.Retention))
+	drop := func(vals []seen) []seen {
+		return slices.DeleteFunc(vals, func(s seen) bool { return s.last < cut })
+	}
+	for _, b := range ct.users {
+		b.devices, b.networks, b.countries = drop(b.devices), drop(b.networks), drop(b.countries)
+	}
+}
+
+// drain returns the baseline changes since the last call.
+func (ct *contextTracker) drain(out []BaselineEntry) []BaselineEntry {
+	out = append(out, ct.changes...)
+	ct.changes = ct.changes[:0]
+	return out
+}
+
+// restore loads one stored entry.
+func (ct *contextTracker) restore(en BaselineEntry) {
+	if kind, key, ok := strings.Cut(en.Key, ":"); ok && en.Field == "shared" {
+		switch kind {
+		case "egress":
+			ct.egress[key] = &orgCount{shared: true}
+		case "asn":
+			if n, err := strconv.ParseUint(key, 10, 32); err == nil {
+				ct.asns[uint32(n)] = &orgCount{shared: true}
+			}
+		}
+		return
+	}
+	b := ct.users[en.Key]
+	if b == nil {
+		b = &userBase{since: dayOf(en.FirstSeen)}
+		ct.users[en.Key] = b
+	}
+	if d := dayOf(en.FirstSeen); en.Field == "" && d < b.since {
+		b.since = d
+	}
+	n, err := strconv.ParseUint(en.Value, 10, 32)
+	if err != nil || en.Field == "" {
+		return
+	}
+	v, d := uint32(n), dayOf(en.LastSeen)
+	put := func(vals []seen, limit int) []seen {
+		for i := range vals {
+			if vals[i].v == v {
+				vals[i].last = max(vals[i].last, d)
+				return vals
+			}
+		}
+		if len(vals) >= limit {
+			return vals
+		}
+		return append(vals, seen{v: v, last: d})
+	}
+	switch en.Field {
+	case "device":
+		b.devices = put(b.devices, ct.cfg.MaxDevices)
+	case "asn":
+		b.networks = put(b.networks, ct.cfg.MaxNetworks)
+	case "country":
+		b.countries = put(b.countries, ct.cfg.MaxCountries)
+	}
+}

@@ -1,0 +1,474 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// KindRisk is the risk model: not an evaluator of events but the rule that
+// turns the signals of the other rules into commands. A rule with a risk
+// block is a signal: when it fires, its detection is not a command but
+// evidence of the given weight added to the risk of the user (and, with
+// scope session, of the token or session it is about). A user's risk is
+// the sum of the weights of their signals within the risk rule's window,
+// each halved every half_life since it was seen. When a signal brings the
+// risk to a threshold, the command of the highest threshold reached is
+// issued, naming every contributing signal with its weight, unless a
+// command of that threshold (or a higher one) was issued for the target
+// within the risk rule's cooldown. A command that revokes clears the
+// target's signals: its tokens are gone, new ones start clean.
+//
+//	id: risk
+//	version: 1
+//	kind: risk
+//	group_by: [user_id]
+//	window: 24h          # how long a signal counts at all
+//	cooldown: 6h         # per target and threshold
+//	severity: high
+//	target: {kind: user, include_downscoped: true}
+//	risk:
+//	  half_life: 2h
+//	  thresholds:
+//	    - {at: 0.5, action: notify, severity: medium}
+//	    - {at: 1.0, action: revoke_and_reverify}
+//	    - {at: 1.0, action: revoke, scope: session}
+//
+// A signal rule says:
+//
+//	signal: {weight: 0.6, scope: session}
+const KindRisk Kind = "risk"
+
+// RiskModel is the parameter block of KindRisk.
+type RiskModel struct {
+	HalfLife   Duration        `yaml:"half_life"`
+	Thresholds []RiskThreshold `yaml:"thresholds"`
+}
+
+// RiskThreshold maps a level of risk to an action. Scope user (the
+// default) compares the user's risk and targets the user; scope session
+// compares the risk of one token (or session) and targets it, downscoped
+// descendants included as the risk rule's target says.
+type RiskThreshold struct {
+	At       float64          `yaml:"at"`
+	Action   schemas.Action   `yaml:"action"`
+	Scope    string           `yaml:"scope,omitempty"`
+	Severity schemas.Severity `yaml:"severity,omitempty"`
+}
+
+// Signal is the block of a rule whose detections are evidence for the risk
+// model rather than commands.
+type Signal struct {
+	Weight float64 `yaml:"weight"`
+	// Scope is user (the default) or session: a session signal also adds
+	// to the risk of the token or session its rule's target names.
+	Scope string `yaml:"scope,omitempty"`
+}
+
+// Limits of the risk model.
+const (
+	maxThresholds = 8
+	maxWeight     = 10
+)
+
+func (m *RiskModel) validate(errs *fieldErrors) {
+	const p = "risk"
+	if m.HalfLife <= 0 || m.HalfLife.D() > MaxWindow {
+		errs.add(p+".half_life", "must be between 0 and %s", MaxWindow)
+	}
+	switch {
+	case len(m.Thresholds) == 0:
+		errs.add(p+".thresholds", "name at least one threshold")
+	case len(m.Thresholds) > maxThresholds:
+		errs.add(p+".thresholds", "%d thresholds, limit %d", len(m.Thresholds), maxThresholds)
+	}
+	for i, t := range m.Thresholds {
+		tp := fmt.Sprintf("%s.thresholds[%d]", p, i)
+		if !(t.At > 0 && t.At <= 100) {
+			errs.add(tp+".at", "must be in (0, 100]")
+		}
+		switch t.Action {
+		case schemas.ActionRevoke, schemas.ActionRevokeAndReverify, schemas.ActionNotify:
+		default:
+			errs.add(tp+".action", "want revoke, revoke_and_reverify or notify, got %q", t.Action)
+		}
+		switch t.Scope {
+		case "", "user", "session":
+		default:
+			errs.add(tp+".scope", "want user or session, got %q", t.Scope)
+		}
+		switch t.Severity {
+		case "", schemas.SeverityLow, schemas.SeverityMedium, schemas.SeverityHigh, schemas.SeverityCritical:
+		default:
+			errs.add(tp+".severity", "unknown severity %q", t.Severity)
+		}
+	}
+}
+
+func (s *Signal) validate(errs *fieldErrors) {
+	if !(s.Weight > 0 && s.Weight <= maxWeight) {
+		errs.add("signal.weight", "must be in (0, %d]", maxWeight)
+	}
+	switch s.Scope {
+	case "", "user", "session":
+	default:
+		errs.add("signal.scope", "want user or session, got %q", s.Scope)
+	}
+}
+
+// maxSignalEvidence bounds the event ids one signal keeps for the command.
+const maxSignalEvidence = 8
+
+// sig is one signal held for a risk.
+type sig struct {
+	rule     string
+	weight   float64
+	t        time.Time
+	detail   string
+	evidence []string
+}
+
+// riskAcc is the risk of one user or one token/session.
+type riskAcc struct {
+	sigs []sig
+	// fired is when each threshold (by index) last issued a command.
+	fired []time.Time
+}
+
+// value is the decayed sum of the signals at t.
+func (a *riskAcc) value(t time.Time, halfLife time.Duration) float64 {
+	v := 0.0
+	for i := range a.sigs {
+		v += decayed(a.sigs[i].weight, t.Sub(a.sigs[i].t), halfLife)
+	}
+	return v
+}
+
+func decayed(w float64, age, halfLife time.Duration) float64 {
+	if age <= 0 {
+		return w
+	}
+	return w * math.Exp2(-float64(age)/float64(halfLife))
+}
+
+// riskState is the risk model of an engine.
+type riskState struct {
+	rule       *Rule
+	halfLife   time.Duration
+	window     time.Duration
+	cooldown   time.Duration
+	thresholds []RiskThreshold // by At descending
+	notifyAt   float64         // the lowest user threshold
+	users      map[string]*riskAcc
+	sessions   map[string]*riskAcc
+	stats      RuleStats
+	allow      *ruleState // the risk rule's allowlist
+}
+
+func newRiskState(r *Rule, cfg Config, act *eventActivation) *riskState {
+	rs := &riskState{
+		rule:     r,
+		halfLife: r.Risk.HalfLife.D(),
+		window:   r.Window.D(),
+		cooldown: r.cooldown(),
+		users:    make(map[string]*riskAcc),
+		sessions: make(map[string]*riskAcc),
+	}
+	rs.thresholds = slices.Clone(r.Risk.Thresholds)
+	slices.SortStableFunc(rs.thresholds, func(a, b RiskThreshold) int {
+		switch {
+		case a.At > b.At:
+			return -1
+		case a.At < b.At:
+			return 1
+		}
+		return 0
+	})
+	rs.notifyAt = math.Inf(1)
+	for _, t := range rs.thresholds {
+		if t.Scope != "session" {
+			rs.notifyAt = min(rs.notifyAt, t.At)
+		}
+	}
+	rs.allow = &ruleState{rule: r}
+	rs.allow.allowUsers = setOf(r.Allowlist.UserIDs)
+	rs.allow.allowClient = setOf(r.Allowlist.ClientIDs)
+	for _, ip := range r.Allowlist.IPs {
+		p, _ := parsePrefix(ip)
+		rs.allow.allowIPs = append(rs.allow.allowIPs, p)
+	}
+	return rs
+}
+
+// suspicious reports whether the user's risk is at or above the lowest
+// user threshold at t: such a user's events do not teach the baselines.
+func (rs *riskState) suspicious(user string, t time.Time) bool {
+	a := rs.users[user]
+	return a != nil && a.value(t, rs.halfLife) >= rs.notifyAt
+}
+
+// add records the signal of a firing signal rule and returns the commands
+// the risk model issues for it.
+func (rs *riskState) add(e *Engine, src *ruleState, target schemas.Target, g *group, end int, f finding, out []schemas.RevokeCommand) []schemas.RevokeCommand {
+	if rs.allow.allowlisted(e.act.ev, e) {
+		return out
+	}
+	trig := &g.recs[end]
+	s := sig{rule: src.rule.ID, weight: src.rule.Signal.Weight, t: trig.t, detail: f.summary}
+	ev := f.evidence
+	if len(ev) > maxSignalEvidence {
+		ev = ev[len(ev)-maxSignalEvidence:]
+	}
+	for _, idx := range ev {
+		s.evidence = append(s.evidence, g.recs[idx].id)
+	}
+	user := trig.user
+	if user == "" {
+		return out
+	}
+	session := ""
+	if src.rule.Signal.Scope == "session" {
+		switch {
+		case target.TokenID != "":
+			session = "token\x00" + target.TokenID
+		case target.SessionID != "":
+			session = "session\x00" + target.SessionID
+		}
+	}
+	if session != "" {
+		acc := rs.acc(rs.sessions, user+"\x00"+session)
+		out = rs.push(e, acc, s, user, session, true, out)
+	}
+	acc := rs.acc(rs.users, user)
+	return rs.push(e, acc, s, user, "", false, out)
+}
+
+func (rs *riskState) acc(m map[string]*riskAcc, key string) *riskAcc {
+	a := m[key]
+	if a == nil {
+		a = &riskAcc{fired: make([]time.Time, len(rs.thresholds))}
+		m[key] = a
+	}
+	return a
+}
+
+// push adds s to acc and checks the thresholds of its scope.
+func (rs *riskState) push(e *Engine, acc *riskAcc, s sig, user, session string, sessionScope bool, out []schemas.RevokeCommand) []schemas.RevokeCommand {
+	// Forget what fell out of the window, then keep at most MaxSignals,
+	// dropping the weakest.
+	acc.sigs = slices.DeleteFunc(acc.sigs, func(o sig) bool { return s.t.Sub(o.t) > rs.window })
+	acc.sigs = append(acc.sigs, s)
+	if len(acc.sigs) > schemas.MaxSignals {
+		weakest := 0
+		for i := range acc.sigs {
+			if decayed(acc.sigs[i].weight, s.t.Sub(acc.sigs[i].t), rs.halfLife) < decayed(acc.sigs[weakest].weight, s.t.Sub(acc.sigs[weakest].t), rs.halfLife) {
+				weakest = i
+			}
+		}
+		acc.sigs = slices.Delete(acc.sigs, weakest, weakest+1)
+	}
+	v := acc.value(s.t, rs.halfLife)
+	for i, th := range rs.thresholds {
+		if (th.Scope == "session") != sessionScope || v < th.At {
+			continue
+		}
+		// A command of this threshold, or of a higher one, within the
+		// cooldown holds this one back.
+		for j := 0; j <= i; j++ {
+			if (rs.thresholds[j].Scope == "session") != sessionScope || acc.fired[j].IsZero() {
+				continue
+			}
+			if d := s.t.Sub(acc.fired[j]); d < rs.cooldown && d > -rs.cooldown {
+				rs.stats.Suppressed++
+				return out
+			}
+		}
+		acc.fired[i] = s.t
+		target := schemas.Target{Kind: schemas.TargetUser, UserID: user, IncludeDownscoped: rs.rule.Target.IncludeDownscoped}
+		if sessionScope {
+			kind, id, _ := strings.Cut(session, "\x00")
+			target.Kind = schemas.TargetKind(kind)
+			if target.Kind == schemas.TargetToken {
+				target.TokenID = id
+			} else {
+				target.SessionID = id
+			}
+		}
+		var cmd schemas.RevokeCommand
+		if e.silent {
+			rs.stats.Silenced++
+		} else {
+			rs.stats.Detections++
+			cmd = rs.command(e, th, target, acc, v, s.t)
+			out = append(out, cmd)
+		}
+		if th.Action != schemas.ActionNotify {
+			acc.sigs = acc.sigs[:0]
+		}
+		return out
+	}
+	return out
+}
+
+// command builds the command of a threshold reached.
+func (rs *riskState) command(e *Engine, th RiskThreshold, target schemas.Target, acc *riskAcc, v float64, t time.Time) schemas.RevokeCommand {
+	r := rs.rule
+	sigs := make([]schemas.Signal, 0, len(acc.sigs))
+	var ids []string
+	seen := make(map[string]bool)
+	first := t
+	for _, s := range acc.sigs {
+		sigs = append(sigs, schemas.Signal{
+			RuleID: s.rule, Weight: round3(decayed(s.weight, t.Sub(s.t), rs.halfLife)), Time: s.t.UTC(),
+			Detail: truncateText(s.detail, 1000), EventID: last(s.evidence),
+		})
+		for _, id := range s.evidence {
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+		if s.t.Before(first) {
+			first = s.t
+		}
+	}
+	if n := len(ids); n > MaxEvidenceRecords {
+		ids = ids[n-MaxEvidenceRecords:]
+	}
+	slices.SortStableFunc(sigs, func(a, b schemas.Signal) int {
+		switch {
+		case a.Weight > b.Weight:
+			return -1
+		case a.Weight < b.Weight:
+			return 1
+		}
+		return 0
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "risk %.2f reached %.2f (%s) for %s %s:", v, th.At, th.Action, target.Kind, target.ID())
+	for i, s := range sigs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, " %s %.2f", s.RuleID, s.Weight)
+	}
+	sev := th.Severity
+	if sev == "" {
+		sev = r.Severity
+	}
+	mode := schemas.ModeEnforce
+	if r.DryRun || e.cfg.DryRun {
+		mode = schemas.ModeDryRun
+	}
+	detected := t.UTC()
+	return schemas.RevokeCommand{
+		CommandID: schemas.DetectionCommandID(r.ID, r.Version, target, ids),
+		IssuedAt:  detected,
+		ExpiresAt: detected.Add(e.cfg.CommandTTL),
+		Issuer:    e.cfg.Issuer,
+		Target:    target,
+		Action:    th.Action,
+		Mode:      mode,
+		Reason: schemas.Reason{
+			RuleID:         r.ID,
+			RuleVersion:    r.Version,
+			Severity:       sev,
+			Summary:        truncateText(b.String(), 1000),
+			Evidence:       ids,
+			FirstEventTime: first.UTC(),
+			LastEventTime:  detected,
+			DetectedAt:     detected,
+			Risk:           round3(v),
+			Signals:        sigs,
+		},
+	}
+}
+
+func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+func last(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[len(s)-1]
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// sweep forgets risks whose signals all fell out of the window or decayed
+// to nothing, once their cooldowns are over.
+func (rs *riskState) sweep(watermark time.Time) {
+	for _, m := range []map[string]*riskAcc{rs.users, rs.sessions} {
+		for k, a := range m {
+			a.sigs = slices.DeleteFunc(a.sigs, func(o sig) bool { return watermark.Sub(o.t) > rs.window })
+			if len(a.sigs) > 0 && a.value(watermark, rs.halfLife) >= 0.01 {
+				continue
+			}
+			cooling := false
+			for _, f := range a.fired {
+				cooling = cooling || (!f.IsZero() && watermark.Sub(f) < rs.cooldown)
+			}
+			if !cooling {
+				delete(m, k)
+			}
+		}
+	}
+}
+
+// RiskOf returns the user's risk at t (the decayed sum of their signals),
+// for tools that print the distribution of risk.
+func (e *Engine) RiskOf(user string, t time.Time) float64 {
+	if e.risk == nil {
+		return 0
+	}
+	a := e.risk.users[user]
+	if a == nil {
+		return 0
+	}
+	return a.value(t, e.risk.halfLife)
+}
+
+// Risks calls fn with every user holding a risk, and its value at t.
+func (e *Engine) Risks(t time.Time, fn func(user string, risk float64)) {
+	if e.risk == nil {
+		return
+	}
+	for u, a := range e.risk.users {
+		fn(u, a.value(t, e.risk.halfLife))
+	}
+}
+
+// usesContext reports whether any condition of the rule reads the ctx
+// variable: an engine none of whose rules does keeps no context.
+func (r *Rule) usesContext() bool {
+	exprs := []string{r.When}
+	if s := r.Sequence; s != nil {
+		for _, st := range s.Steps {
+			exprs = append(exprs, st.When)
+		}
+	}
+	if s := r.SequenceThreshold; s != nil {
+		exprs = append(exprs, s.Of.expr(), s.Then.expr())
+	}
+	if f := r.FirstSeen; f != nil {
+		exprs = append(exprs, f.Then)
+	}
+	for _, x := range exprs {
+		if ctxRE.MatchString(x) {
+			return true
+		}
+	}
+	return false
+}
+
+var ctxRE = regexp.MustCompile(`\bctx\.`)
