@@ -151,7 +151,7 @@ func TestHeldApproveFlow(t *testing.T) {
 	}
 	body, _ = io.ReadAll(metrics.Body)
 	_ = metrics.Body.Close()
-	for _, want := range []string{`revoked_detector_guard_kill_switch{source="runtime"} 1`, `revoked_detector_guard_held_total{budget="global",rule="brute_force_success"} 1`} {
+	for _, want := range []string{`revoked_detector_guard_kill_switch{source="runtime"} 1`, `revoked_detector_guard_held_total{budget="global",rule="risk"} 1`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"io"
 	"os"
 	"os/signal"
@@ -163,7 +164,25 @@ func listRules(args []string, stdout, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tVERSION\tKIND\tWINDOW\tACTION\tTARGET\tDRY RUN\tSOURCE")
 	for _, r := range rules {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%t\t%s\n", r.ID, r.Version, r.Kind, r.Window, r.Action, r.Target.Kind, r.DryRun, r.Source)
+		action := string(r.Action)
+		switch {
+		case r.Signal != nil:
+			action = fmt.Sprintf("signal %.2f", r.Signal.Weight)
+			if r.Signal.Scope == "session" {
+				action += " (session)"
+			}
+		case r.Risk != nil:
+			var parts []string
+			for _, th := range r.Risk.Thresholds {
+				p := fmt.Sprintf("%s at %.2f", th.Action, th.At)
+				if th.Scope == "session" {
+					p += " (session)"
+				}
+				parts = append(parts, p)
+			}
+			action = strings.Join(parts, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%t\t%s\n", r.ID, r.Version, r.Kind, r.Window, action, r.Target.Kind, r.DryRun, r.Source)
 	}
 	return tw.Flush()
 }

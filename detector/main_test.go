@@ -72,7 +72,7 @@ func TestRunWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cmd.Mode != schemas.ModeDryRun || cmd.Reason.RuleID != "brute_force_success" {
+	if cmd.Mode != schemas.ModeDryRun || cmd.Reason.RuleID != "risk" || len(cmd.Reason.Signals) != 1 || cmd.Reason.Signals[0].RuleID != "brute_force_success" {
 		t.Errorf("command %+v", cmd)
 	}
 }
@@ -100,7 +100,8 @@ func TestRulesCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"rules", "-rules-dir", dir}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "brute_force_success") || !strings.Contains(out.String(), "token_replay") {
+	if !strings.Contains(out.String(), "brute_force_success") || !strings.Contains(out.String(), "signal 1.00 (session)") ||
+		!strings.Contains(out.String(), "revoke_and_reverify at 1.00") {
 		t.Errorf("listing:\n%s", out.String())
 	}
 	if err := run(context.Background(), []string{"rules", "-default-rules=false", "-rules-dir", dir}, &out, &bytes.Buffer{}); err == nil {

@@ -83,7 +83,8 @@ func TestBaselineDrainAndRestore(t *testing.T) {
 		t.Errorf("restored entries reported as changes: %v", c)
 	}
 	cmds := attack(restored)
-	if len(cmds) != 1 || cmds[0].Reason.RuleID != rule || !slices.Equal(cmds[0].Reason.Evidence, []string{"n1", "s1"}) {
+	if len(cmds) != 1 || cmds[0].Reason.RuleID != "risk" || !slices.ContainsFunc(cmds[0].Reason.Signals, func(s schemas.Signal) bool { return s.RuleID == rule }) ||
+		!slices.Equal(cmds[0].Reason.Evidence, []string{"n1", "s1"}) {
 		t.Fatalf("restored engine: %+v", cmds)
 	}
 	if got := entriesOf(restored.BaselineChanges(), rule); !slices.Equal(got, []string{"u1 geo.asn=12389 2025-03-10..2025-03-10", "u1 device_id=d-intruder 2025-03-10..2025-03-10"}) {

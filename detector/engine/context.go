@@ -82,6 +82,11 @@ type ContextConfig struct {
 	// OrgNetworkUsers the same for an ASN.
 	SharedEgressUsers int `yaml:"shared_egress_users"`
 	OrgNetworkUsers   int `yaml:"org_network_users"`
+	// FamiliarAfter is how long after its first sighting a device, network
+	// or country stops being new: what an intruder brings with the first
+	// event of an intrusion (a password reset from his laptop) is learned
+	// at once, but stays new while the intrusion unfolds.
+	FamiliarAfter time.Duration `yaml:"familiar_after"`
 	// TokenTTL is how long a token's binding is kept after its last use.
 	TokenTTL time.Duration `yaml:"token_ttl"`
 	// Interleave is how close in time the uses of two devices must be to
@@ -100,6 +105,7 @@ func DefaultContextConfig() ContextConfig {
 		MaxDevices:        8,
 		MaxNetworks:       16,
 		MaxCountries:      8,
+		FamiliarAfter:     2 * time.Hour,
 		SharedEgressUsers: 20,
 		OrgNetworkUsers:   50,
 		TokenTTL:          12 * time.Hour,
@@ -123,6 +129,9 @@ func (c ContextConfig) validate() []error {
 	if c.SharedEgressUsers < 2 || c.SharedEgressUsers > 255 || c.OrgNetworkUsers < 2 || c.OrgNetworkUsers > 255 {
 		errs = append(errs, fmt.Errorf("engine: context.shared_egress_users and org_network_users must be between 2 and 255"))
 	}
+	if c.FamiliarAfter < 0 || c.FamiliarAfter > MaxWindow {
+		errs = append(errs, fmt.Errorf("engine: context.familiar_after must be between 0 and %s", MaxWindow))
+	}
 	if c.TokenTTL <= 0 || c.TokenTTL > MaxWindow {
 		errs = append(errs, fmt.Errorf("engine: context.token_ttl must be between 0 and %s", MaxWindow))
 	}
@@ -145,10 +154,20 @@ func dayOf(t time.Time) day {
 }
 
 // seen is one learned value: a hash (a device) or the value itself (an
-// ASN, a country packed into its two bytes) and the day it was last seen.
+// ASN, a country packed into its two bytes), the minute it was first seen
+// (since the Unix epoch) and the day it was last seen.
 type seen struct {
-	v    uint32
-	last day
+	v     uint32
+	first uint32
+	last  day
+}
+
+func minuteOf(t time.Time) uint32 {
+	m := t.Unix() / 60
+	if m < 0 {
+		return 0
+	}
+	return uint32(min(m, 1<<32-1))
 }
 
 // userBase is what the context learned of one user. About 20 bytes and
@@ -253,10 +272,12 @@ func isFailure(t schemas.EventType) bool {
 	return t == schemas.EventLoginFailure || t == schemas.EventMFAFailure
 }
 
-func contains(vals []seen, v uint32) bool {
+// familiar reports whether vals holds v, first seen before the minute
+// before.
+func familiar(vals []seen, v uint32, before uint32) bool {
 	for _, s := range vals {
 		if s.v == v {
-			return true
+			return s.first <= before
 		}
 	}
 	return false
@@ -268,9 +289,10 @@ func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 	dev, asn, country := deviceHash(ev), asnOf(ev), countryCode(ev)
 	if b := ct.users[ev.UserID]; b != nil && dayOf(ev.Time) >= b.since+day(ct.cfg.Learning/(24*time.Hour)) {
 		c.Learned = true
-		c.NewDevice = dev != 0 && !contains(b.devices, dev)
-		c.NewNetwork = asn != 0 && !contains(b.networks, asn)
-		c.NewCountry = country != 0 && !contains(b.countries, uint32(country))
+		before := minuteOf(ev.Time.Add(-ct.cfg.FamiliarAfter))
+		c.NewDevice = dev != 0 && !familiar(b.devices, dev, before)
+		c.NewNetwork = asn != 0 && !familiar(b.networks, asn, before)
+		c.NewCountry = country != 0 && !familiar(b.countries, uint32(country), before)
 	}
 	if ev.IP != "" {
 		if o := ct.egress[ev.IP]; o != nil && o.shared {
@@ -355,7 +377,7 @@ func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bo
 				ct.asns[asn] = o
 			}
 			if ct.add(o, u, ct.cfg.OrgNetworkUsers) {
-				ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: "asn:" + strconv.FormatUint(uint64(asn), 10), Field: "shared", FirstSeen: ev.Time})
+				ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: "asn:" + strconv.FormatUint(uint64(asn), 10), Field: "shared", FirstSeen: ev.Time, LastSeen: ev.Time})
 			}
 		}
 	}
@@ -367,7 +389,7 @@ func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bo
 	if b == nil {
 		b = &userBase{since: d}
 		ct.users[ev.UserID] = b
-		ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, FirstSeen: ev.Time})
+		ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, FirstSeen: ev.Time, LastSeen: ev.Time})
 	}
 	if d < b.since {
 		b.since = d
@@ -393,7 +415,8 @@ func (ct *contextTracker) note(vals []seen, v uint32, d day, limit int, ev *sche
 		if vals[i].v == v {
 			if d > vals[i].last {
 				vals[i].last = d
-				ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, Field: field, Value: strconv.FormatUint(uint64(v), 10), FirstSeen: ev.Time, LastSeen: ev.Time})
+				ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, Field: field, Value: strconv.FormatUint(uint64(v), 10),
+					FirstSeen: time.Unix(int64(vals[i].first)*60, 0).UTC(), LastSeen: ev.Time})
 			}
 			return vals
 		}
@@ -408,7 +431,7 @@ func (ct *contextTracker) note(vals []seen, v uint32, d day, limit int, ev *sche
 		vals = slices.Delete(vals, oldest, oldest+1)
 	}
 	ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, Field: field, Value: strconv.FormatUint(uint64(v), 10), FirstSeen: ev.Time, LastSeen: ev.Time})
-	return append(vals, seen{v: v, last: d})
+	return append(vals, seen{v: v, first: minuteOf(ev.Time), last: d})
 }
 
 func (ct *contextTracker) count(m map[string]*orgCount, key string, user uint32, limit int, field string, t time.Time) {
@@ -418,7 +441,7 @@ func (ct *contextTracker) count(m map[string]*orgCount, key string, user uint32,
 		m[key] = o
 	}
 	if ct.add(o, user, limit) {
-		ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: field + ":" + key, Field: "shared", FirstSeen: t})
+		ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: field + ":" + key, Field: "shared", FirstSeen: t, LastSeen: t})
 	}
 }
 
@@ -468,6 +491,9 @@ func (ct *contextTracker) drain(out []BaselineEntry) []BaselineEntry {
 
 // restore loads one stored entry.
 func (ct *contextTracker) restore(en BaselineEntry) {
+	if en.LastSeen.IsZero() {
+		return
+	}
 	if kind, key, ok := strings.Cut(en.Key, ":"); ok && en.Field == "shared" {
 		switch kind {
 		case "egress":
@@ -502,7 +528,7 @@ func (ct *contextTracker) restore(en BaselineEntry) {
 		if len(vals) >= limit {
 			return vals
 		}
-		return append(vals, seen{v: v, last: d})
+		return append(vals, seen{v: v, first: minuteOf(en.FirstSeen), last: d})
 	}
 	switch en.Field {
 	case "device":

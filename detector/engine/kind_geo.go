@@ -14,6 +14,7 @@ type geoEval struct {
 	maxKmh   float64
 	minKm    float64
 	sameASNs bool // ignore pairs on the same network
+	sameDev  bool // ignore pairs from the same device
 }
 
 var (
@@ -26,6 +27,7 @@ func newGeoEval(p *GeoVelocity) *geoEval {
 	if p.IgnoreSameASN != nil {
 		g.sameASNs = *p.IgnoreSameASN
 	}
+	g.sameDev = p.IgnoreSameDevice
 	return g
 }
 
@@ -36,6 +38,7 @@ func (g *geoEval) record(ev *schemas.AuditEvent, _ string, rec *record) bool {
 	rec.lat, rec.lon = float32(*ev.Geo.Lat), float32(*ev.Geo.Lon)
 	rec.asn = ev.Geo.ASN
 	rec.vals[0] = ev.Geo.Country
+	rec.num = int64(deviceHash(ev))
 	return true
 }
 
@@ -50,6 +53,11 @@ func (g *geoEval) evaluate(recs []record, end int, window time.Duration) (findin
 		return finding{}, false
 	}
 	if g.sameASNs && a.asn != 0 && a.asn == b.asn {
+		return finding{}, false
+	}
+	if g.sameDev && a.num != 0 && a.num == b.num {
+		// One device cannot be in two places: the addresses are (a VPN's
+		// exit, a phone roaming through its home carrier abroad).
 		return finding{}, false
 	}
 	km := haversineKm(float64(a.lat), float64(a.lon), float64(b.lat), float64(b.lon))

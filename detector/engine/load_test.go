@@ -183,9 +183,11 @@ func TestDefaultRules(t *testing.T) {
 	for _, r := range rules {
 		byID[r.ID] = r
 	}
-	want := []string{"brute_force", "brute_force_success", "credential_stuffing", "downscoped_misuse",
-		"impossible_travel", "logout", "mass_download", "new_location_sensitive_action", "password_spraying",
-		"privilege_escalation", "token_after_password_change", "token_replay"}
+	want := []string{"brute_force", "brute_force_success", "credential_stuffing", "distributed_stuffing",
+		"downscoped_bulk", "downscoped_misuse", "hosting_login", "impossible_travel", "logout", "mass_download",
+		"mfa_fatigue", "mfa_push_flood", "new_device_network", "new_location_sensitive_action",
+		"password_reset_takeover", "password_spraying", "privilege_escalation", "risk", "session_hijack",
+		"slow_guessing", "slow_guessing_success", "token_after_password_change", "token_device_change"}
 	for _, id := range want {
 		r := byID[id]
 		if r == nil {
@@ -199,19 +201,26 @@ func TestDefaultRules(t *testing.T) {
 	if len(rules) != len(want) {
 		t.Errorf("default pack has %d rules, want %d", len(rules), len(want))
 	}
-	bf, tr := byID["brute_force_success"], byID["token_replay"]
-	if bf == nil || tr == nil {
+	bf, sh, risk := byID["brute_force_success"], byID["session_hijack"], byID["risk"]
+	if bf == nil || sh == nil || risk == nil {
 		t.Fatalf("default pack: %v", byID)
 	}
 	if bf.Kind != engine.KindSequenceThreshold || bf.SequenceThreshold.Count != 5 || bf.Window.D() != 10*time.Minute ||
-		bf.Action != schemas.ActionRevokeAndReverify || bf.Target.Kind != schemas.TargetUser || !bf.Target.IncludeDownscoped ||
-		bf.Severity != schemas.SeverityHigh {
+		bf.Action != "" || bf.Signal == nil || bf.Signal.Weight != 1 || bf.Target.Kind != schemas.TargetUser ||
+		!bf.Target.IncludeDownscoped || bf.Severity != schemas.SeverityHigh {
 		t.Errorf("brute_force_success: %+v", bf)
 	}
-	if tr.Kind != engine.KindDistinct || tr.Distinct.Min != 2 || tr.Window.D() != 15*time.Minute ||
-		tr.Action != schemas.ActionRevoke || tr.Target.Kind != schemas.TargetToken || !tr.Target.IncludeDownscoped ||
-		tr.Severity != schemas.SeverityHigh {
-		t.Errorf("token_replay: %+v", tr)
+	if sh.Kind != engine.KindThreshold || sh.Signal == nil || sh.Signal.Scope != "session" ||
+		sh.Target.Kind != schemas.TargetToken || !sh.Target.IncludeDownscoped {
+		t.Errorf("session_hijack: %+v", sh)
+	}
+	if risk.Kind != engine.KindRisk || len(risk.Risk.Thresholds) != 3 || risk.Risk.HalfLife.D() != 4*time.Hour {
+		t.Errorf("risk: %+v", risk)
+	}
+	for _, r := range rules {
+		if r.Signal == nil && r.Kind != engine.KindRisk && r.Action == "" {
+			t.Errorf("%s is neither a signal nor a rule with an action", r.ID)
+		}
 	}
 	if !strings.HasPrefix(bf.Source, "rules/brute_force_success.yaml:") {
 		t.Errorf("source %q", bf.Source)
@@ -223,13 +232,13 @@ func TestMergeOverridesByID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	override, err := engine.ParseRules("site.yaml", []byte(strings.Replace(goodRule, "ok_rule", "token_replay", 1)))
+	override, err := engine.ParseRules("site.yaml", []byte(strings.Replace(goodRule, "ok_rule", "token_device_change", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	merged := engine.Merge(base, override)
 	last := merged[len(merged)-1]
-	if len(merged) != len(base) || last.ID != "token_replay" || last.Source != "site.yaml:1" {
+	if len(merged) != len(base) || last.ID != "token_device_change" || last.Source != "site.yaml:1" {
 		t.Fatalf("merged %d rules, last %v", len(merged), last)
 	}
 }

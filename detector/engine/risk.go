@@ -122,13 +122,14 @@ func (s *Signal) validate(errs *fieldErrors) {
 }
 
 // maxSignalEvidence bounds the event ids one signal keeps for the command.
-const maxSignalEvidence = 8
+const maxSignalEvidence = 32
 
 // sig is one signal held for a risk.
 type sig struct {
 	rule     string
 	weight   float64
 	t        time.Time
+	first    time.Time // of its evidence
 	detail   string
 	evidence []string
 }
@@ -219,7 +220,12 @@ func (rs *riskState) add(e *Engine, src *ruleState, target schemas.Target, g *gr
 		return out
 	}
 	trig := &g.recs[end]
-	s := sig{rule: src.rule.ID, weight: src.rule.Signal.Weight, t: trig.t, detail: f.summary}
+	s := sig{rule: src.rule.ID, weight: src.rule.Signal.Weight, t: trig.t, first: trig.t, detail: f.summary}
+	for _, idx := range f.evidence {
+		if rt := g.recs[idx].t; rt.Before(s.first) {
+			s.first = rt
+		}
+	}
 	ev := f.evidence
 	if len(ev) > maxSignalEvidence {
 		ev = ev[len(ev)-maxSignalEvidence:]
@@ -333,8 +339,8 @@ func (rs *riskState) command(e *Engine, th RiskThreshold, target schemas.Target,
 				ids = append(ids, id)
 			}
 		}
-		if s.t.Before(first) {
-			first = s.t
+		if s.first.Before(first) {
+			first = s.first
 		}
 	}
 	if n := len(ids); n > MaxEvidenceRecords {

@@ -267,6 +267,9 @@ type GeoVelocity struct {
 	MaxKmh        float64 `yaml:"max_kmh"`
 	MinDistanceKm float64 `yaml:"min_distance_km"`
 	IgnoreSameASN *bool   `yaml:"ignore_same_asn,omitempty"`
+	// IgnoreSameDevice ignores pairs from the same device (device_id and
+	// user agent): a device is where it is, its addresses are what moves.
+	IgnoreSameDevice bool `yaml:"ignore_same_device,omitempty"`
 }
 
 // FirstSeen is the parameter block of KindFirstSeen. Per group (per user),

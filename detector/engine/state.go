@@ -374,7 +374,11 @@ func (rs *ruleState) fire(e *Engine, g *group, end int, f finding, out []schemas
 	if rs.rule.Signal != nil {
 		// A signal: evidence for the risk model, which decides (and is
 		// silent in its turn while the engine is).
-		rs.stats.Detections++
+		if e.silent {
+			rs.stats.Silenced++
+		} else {
+			rs.stats.Detections++
+		}
 		if e.risk == nil {
 			return out
 		}

@@ -68,17 +68,21 @@ func TestGroupRecordsAreBounded(t *testing.T) {
 	t0 := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 	for i := range 5000 {
 		eng.Process(&schemas.AuditEvent{ID: fmt.Sprintf("e%d", i), Time: t0.Add(time.Duration(i) * 10 * time.Millisecond),
-			Type: schemas.EventTokenUsed, UserID: "u1", TokenID: "tok", Geo: &schemas.Geo{Country: "US", ASN: 7922}})
+			Type: schemas.EventFileDownload, UserID: "u1", TokenID: "tok", Bytes: 1})
 	}
-	rs := ruleStats(t, eng, "token_replay")
+	rs := ruleStats(t, eng, "mass_download")
 	if rs.Records > 64 || rs.Truncated != 5000-64 {
 		t.Errorf("records %d truncated %d", rs.Records, rs.Truncated)
 	}
-	// The bound does not hide a replay: the newest records are kept.
-	cmds := eng.Process(&schemas.AuditEvent{ID: "de", Time: t0.Add(time.Minute), Type: schemas.EventTokenUsed,
-		UserID: "u1", TokenID: "tok", Geo: &schemas.Geo{Country: "DE", ASN: 3320}})
-	if len(cmds) != 1 {
-		t.Fatalf("got %d commands, want 1", len(cmds))
+	// The bound does not hide a guessing spree: the newest records are
+	// kept, and six address blocks among them make the signal.
+	var cmds []schemas.RevokeCommand
+	for i := range 6 {
+		cmds = append(cmds, eng.Process(&schemas.AuditEvent{ID: fmt.Sprintf("g%d", i), Time: t0.Add(time.Minute + time.Duration(i)*time.Second),
+			Type: schemas.EventLoginFailure, UserID: "u1", IP: fmt.Sprintf("198.51.%d.7", 100+i)})...)
+	}
+	if len(cmds) != 1 || cmds[0].Reason.Signals[0].RuleID != "slow_guessing" {
+		t.Fatalf("got %+v, want one slow_guessing notification", cmds)
 	}
 }
 
@@ -94,8 +98,8 @@ func TestLateAndDuplicateEventsAreCounted(t *testing.T) {
 	if rs.Duplicates != 1 || rs.Late != 1 || rs.Matched != 4 || rs.Records != 2 {
 		t.Errorf("stats %+v", rs)
 	}
-	// impossible_travel: a 12h window, the allowance and a 6h cooldown.
-	if h := eng.Horizon(); h != 18*time.Hour+engine.DefaultAllowance {
-		t.Errorf("horizon %s, want 18h plus the allowance", h)
+	// The risk model: signals count for a day, and a 6h cooldown.
+	if h := eng.Horizon(); h != 30*time.Hour {
+		t.Errorf("horizon %s, want 30h", h)
 	}
 }

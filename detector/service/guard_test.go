@@ -43,7 +43,7 @@ func TestGuardedService(t *testing.T) {
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	cfg := DefaultConfig()
 	cfg.Reader.Brokers = []string{"127.0.0.1:1"}
-	allow, err := guard.ParseAllowlist([]byte("entries:\n  - user_ids: [vip]\n    rules: [brute_force_success]\n"))
+	allow, err := guard.ParseAllowlist([]byte("entries:\n  - user_ids: [vip]\n    rules: [risk]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,9 +33,9 @@ func event(id string, at time.Time, typ schemas.EventType, user string, mutate f
 		Headers: []kafka.Header{{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaAuditEventV1)}}}
 }
 
-func geo(token, country string, asn uint32) func(*schemas.AuditEvent) {
+func geo(token, country string, asn uint32, device string) func(*schemas.AuditEvent) {
 	return func(e *schemas.AuditEvent) {
-		e.TokenID = token
+		e.TokenID, e.DeviceID = token, device
 		e.Geo = &schemas.Geo{Country: country, ASN: asn}
 	}
 }
@@ -90,8 +90,8 @@ func TestEventsInSignedCommandsOut(t *testing.T) {
 		kafka.Message{Key: []byte("alice"), Value: []byte(`{"id":"x","time":"2025-03-01T10:00:00Z","type":"login.success","user_id":"alice","password":"hunter2"}`)},
 		event("future", time.Now().Add(time.Hour), schemas.EventLoginFailure, "mallory", nil),
 		event("bf-s", t0.Add(6*time.Minute), schemas.EventLoginSuccess, "alice", nil),
-		event("tr-1", t0.Add(7*time.Minute), schemas.EventTokenUsed, "bob", geo("tok-bob", "US", 7922)),
-		event("tr-2", t0.Add(8*time.Minute), schemas.EventTokenUsed, "bob", geo("tok-bob", "DE", 3320)),
+		event("tr-1", t0.Add(7*time.Minute), schemas.EventTokenUsed, "bob", geo("tok-bob", "US", 7922, "laptop")),
+		event("tr-2", t0.Add(8*time.Minute), schemas.EventTokenUsed, "bob", geo("tok-bob", "DE", 3320, "elsewhere")),
 	)
 	c.Produce(t, schemas.TopicAuditEvents, msgs...)
 
@@ -105,7 +105,7 @@ func TestEventsInSignedCommandsOut(t *testing.T) {
 		}
 	})
 
-	out := c.WaitRecords(t, schemas.TopicRevokeCommands, 2)
+	out := c.WaitRecords(t, schemas.TopicRevokeCommands, 3)
 	dlq := c.WaitRecords(t, schemas.TopicDLQ, 3)
 	c.WaitCommitted(t, "detector-test", schemas.TopicAuditEvents, map[int]int64{0: int64(len(msgs))})
 
@@ -131,16 +131,19 @@ func TestEventsInSignedCommandsOut(t *testing.T) {
 		if cmd.Expired(time.Now()) || cmd.Mode != schemas.ModeEnforce {
 			t.Errorf("command expired or not enforced: %+v", cmd)
 		}
-		byRule[cmd.Reason.RuleID] = cmd
+		byRule[cmd.Reason.Signals[0].RuleID+"/"+string(cmd.Target.Kind)] = cmd
 	}
-	bf, tr := byRule["brute_force_success"], byRule["token_replay"]
+	bf, tr, trUser := byRule["brute_force_success/user"], byRule["session_hijack/token"], byRule["session_hijack/user"]
 	if bf.Target.Kind != schemas.TargetUser || bf.Target.UserID != "alice" || bf.Action != schemas.ActionRevokeAndReverify ||
 		strings.Join(bf.Reason.Evidence, ",") != "bf-0,bf-1,bf-2,bf-3,bf-4,bf-s" {
 		t.Errorf("brute force command: %+v", bf)
 	}
 	if tr.Target.Kind != schemas.TargetToken || tr.Target.TokenID != "tok-bob" || tr.Target.UserID != "bob" ||
-		!tr.Target.IncludeDownscoped || strings.Join(tr.Reason.Evidence, ",") != "tr-1,tr-2" {
-		t.Errorf("token replay command: %+v", tr)
+		!tr.Target.IncludeDownscoped || strings.Join(tr.Reason.Evidence, ",") != "tr-2" || tr.Action != schemas.ActionRevoke {
+		t.Errorf("session hijack command: %+v", tr)
+	}
+	if trUser.Target.UserID != "bob" || trUser.Action != schemas.ActionRevokeAndReverify {
+		t.Errorf("session hijack user command: %+v", trUser)
 	}
 
 	wantReasons := []string{"invalid audit event: unexpected EOF", `invalid audit event: field "password": unknown field`, "ahead of the detector's clock"}
@@ -158,8 +161,8 @@ func TestEventsInSignedCommandsOut(t *testing.T) {
 	}
 
 	mu.Lock()
-	if len(observed) != 2 {
-		t.Errorf("OnDetection saw %d commands, want 2", len(observed))
+	if len(observed) != 3 {
+		t.Errorf("OnDetection saw %d commands, want 3", len(observed))
 	}
 	mu.Unlock()
 	for _, w := range []struct {
@@ -170,8 +173,8 @@ func TestEventsInSignedCommandsOut(t *testing.T) {
 		{"revoked_detector_events_total", map[string]string{"result": "processed"}, 8},
 		{"revoked_detector_events_total", map[string]string{"result": "invalid"}, 2},
 		{"revoked_detector_events_total", map[string]string{"result": "clock_skew"}, 1},
-		{"revoked_detector_detections_total", map[string]string{"rule": "brute_force_success", "mode": "enforce"}, 1},
-		{"revoked_detector_commands_published_total", map[string]string{"rule": "token_replay", "mode": "enforce"}, 1},
+		{"revoked_detector_detections_total", map[string]string{"rule": "risk", "mode": "enforce"}, 3},
+		{"revoked_detector_commands_published_total", map[string]string{"rule": "risk", "mode": "enforce"}, 3},
 		{"revoked_detector_rule_groups", map[string]string{"rule": "brute_force_success"}, 1},
 	} {
 		if got := metricValue(t, reg, w.name, w.labels); got != w.want {
