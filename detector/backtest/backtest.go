@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -69,6 +70,13 @@ type Summary struct {
 	Rules []RuleSummary
 	// Total sums Rules; its Users and Targets are distinct across rules.
 	Total RuleSummary
+	// Signals has one entry per signal rule that contributed to a
+	// command, by rule id.
+	Signals []SignalSummary
+	// Users is the number of distinct users in the events; Risk counts
+	// them by the highest risk they reached, in RiskBuckets.
+	Users int
+	Risk  []RiskBucket
 
 	guarded bool
 }
@@ -78,6 +86,30 @@ type Problem struct {
 	Line int
 	Err  error
 }
+
+// SignalSummary is what one signal rule contributed to the commands.
+type SignalSummary struct {
+	RuleID string
+	// Commands it contributed to, of them Revocations (not notify), and
+	// the distinct users those name.
+	Commands    int
+	Revocations int
+	Users       int
+	// Weight is the sum of its weights in those commands.
+	Weight float64
+
+	users map[string]bool
+}
+
+// RiskBucket counts users whose highest risk fell in [From, To).
+type RiskBucket struct {
+	From, To float64
+	Users    int
+}
+
+// riskEdges are the bucket edges of the risk distribution: the default
+// model notifies at 0.5 and revokes at 1.0.
+var riskEdges = []float64{0, 0.001, 0.25, 0.5, 0.75, 1, 1.5, 2, math.Inf(1)}
 
 func (p Problem) String() string { return fmt.Sprintf("line %d: %v", p.Line, p.Err) }
 
@@ -139,6 +171,9 @@ func Run(events io.Reader, out, diag io.Writer, opts Options) (Summary, error) {
 			return Summary{}, err
 		}
 	}
+	eng.TrackRiskPeaks()
+	users := map[string]bool{}
+	bySignal := map[string]*SignalSummary{}
 	byRule := map[string]*RuleSummary{}
 	for _, r := range eng.Rules() {
 		byRule[r.ID] = &RuleSummary{RuleID: r.ID}
@@ -171,6 +206,7 @@ func Run(events io.Reader, out, diag io.Writer, opts Options) (Summary, error) {
 				break
 			}
 			sum.Events++
+			users[ev.UserID] = true
 			if ev.Time.After(clock) {
 				clock = ev.Time
 			}
@@ -193,6 +229,22 @@ func Run(events io.Reader, out, diag io.Writer, opts Options) (Summary, error) {
 				}
 				byRule[c.Reason.RuleID].add(&c)
 				sum.Total.add(&c)
+				for _, s := range c.Reason.Signals {
+					ss := bySignal[s.RuleID]
+					if ss == nil {
+						ss = &SignalSummary{RuleID: s.RuleID, users: map[string]bool{}}
+						bySignal[s.RuleID] = ss
+					}
+					ss.Commands++
+					if c.Action != schemas.ActionNotify {
+						ss.Revocations++
+					}
+					ss.Weight += s.Weight
+					if c.Target.UserID != "" {
+						ss.users[c.Target.UserID] = true
+					}
+					ss.Users = len(ss.users)
+				}
 				b, err := json.Marshal(&c)
 				if err != nil {
 					return sum, fmt.Errorf("encoding command: %w", err)
@@ -214,9 +266,31 @@ func Run(events io.Reader, out, diag io.Writer, opts Options) (Summary, error) {
 		fmt.Fprintf(diag, "... and %d more malformed lines\n", sum.Malformed-MaxReported)
 	}
 	for _, r := range eng.Rules() {
+		if r.Signal != nil {
+			// Signals issue no commands; they are in Signals.
+			continue
+		}
 		sum.Rules = append(sum.Rules, *byRule[r.ID])
 	}
 	slices.SortFunc(sum.Rules, func(a, b RuleSummary) int { return strings.Compare(a.RuleID, b.RuleID) })
+	for _, ss := range bySignal {
+		sum.Signals = append(sum.Signals, *ss)
+	}
+	slices.SortFunc(sum.Signals, func(a, b SignalSummary) int { return strings.Compare(a.RuleID, b.RuleID) })
+	sum.Users = len(users)
+	peaks := eng.PeakRisks()
+	for i := 0; peaks != nil && i+1 < len(riskEdges); i++ {
+		sum.Risk = append(sum.Risk, RiskBucket{From: riskEdges[i], To: riskEdges[i+1]})
+	}
+	for u := range users {
+		v := peaks[u]
+		for i := range sum.Risk {
+			if v >= sum.Risk[i].From && v < sum.Risk[i].To {
+				sum.Risk[i].Users++
+				break
+			}
+		}
+	}
 	sum.Total.RuleID = "TOTAL"
 	if err := bw.Flush(); err != nil {
 		return sum, fmt.Errorf("writing commands: %w", err)
@@ -275,5 +349,44 @@ func (s Summary) WriteSummary(w io.Writer) error {
 		}
 		fmt.Fprintln(tw)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(s.Signals) > 0 {
+		fmt.Fprintln(w, "\nsignals behind the commands:")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SIGNAL\tCOMMANDS\tREVOCATIONS\tUSERS\tMEAN WEIGHT")
+		for _, ss := range s.Signals {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\n", ss.RuleID, ss.Commands, ss.Revocations, ss.Users, ss.Weight/float64(max(ss.Commands, 1)))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(s.Risk) == 0 || s.Users == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\nhighest risk reached, %d users:\n", s.Users)
+	most := 0
+	for _, b := range s.Risk {
+		most = max(most, b.Users)
+	}
+	for _, b := range s.Risk {
+		label := fmt.Sprintf("[%.2f, %.2f)", b.From, b.To)
+		switch {
+		case b.From == 0:
+			label = "none"
+		case b.From < 0.01:
+			label = fmt.Sprintf("(0, %.2f)", b.To)
+		case math.IsInf(b.To, 1):
+			label = fmt.Sprintf(">= %.2f", b.From)
+		}
+		bar := 0
+		if b.Users > 0 {
+			// A log scale: one user shows, a million fits in 40 columns.
+			bar = 1 + int(39*math.Log1p(float64(b.Users))/math.Log1p(float64(most)))
+		}
+		fmt.Fprintf(w, "  %-14s %8d  %s\n", label, b.Users, strings.Repeat("█", bar))
+	}
+	return nil
 }

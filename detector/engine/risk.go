@@ -121,6 +121,49 @@ func (s *Signal) validate(errs *fieldErrors) {
 	}
 }
 
+// describeContext says what the context knew of the event that completed
+// a signal, for the analyst reading the command: "; from AS16509 (hosting,
+// NL) on another device than the token was issued on (residential)".
+func describeContext(ev *schemas.AuditEvent, c *Context) string {
+	var b strings.Builder
+	if g := ev.Geo; g != nil && (g.ASN != 0 || g.Country != "") {
+		b.WriteString("; from ")
+		if g.ASN != 0 {
+			fmt.Fprintf(&b, "AS%d ", g.ASN)
+		}
+		b.WriteByte('(')
+		if g.Network != "" {
+			b.WriteString(g.Network)
+			b.WriteString(", ")
+		}
+		b.WriteString(g.Country)
+		b.WriteByte(')')
+	}
+	var facts []string
+	add := func(ok bool, s string) {
+		if ok {
+			facts = append(facts, s)
+		}
+	}
+	add(c.NewDevice, "a device new to the user")
+	add(c.NewNetwork, "a network new to the user")
+	add(c.NewCountry, "a country new to the user")
+	add(c.SharedEgress, "a shared egress address")
+	if c.TokenBound {
+		add(c.TokenDeviceChanged, "another device than the token was issued on")
+		add(c.TokenCountryChanged, "another country than the token was issued in")
+		add(c.TokenInterleaved, "two devices using the token at once")
+		if c.TokenNetwork != "" && (c.TokenDeviceChanged || c.TokenInterleaved) {
+			facts = append(facts, "issued on a "+c.TokenNetwork+" network")
+		}
+	}
+	if len(facts) > 0 {
+		b.WriteString("; ")
+		b.WriteString(strings.Join(facts, ", "))
+	}
+	return b.String()
+}
+
 // maxSignalEvidence bounds the event ids one signal keeps for the command.
 const maxSignalEvidence = 32
 
@@ -168,6 +211,8 @@ type riskState struct {
 	users      map[string]*riskAcc
 	sessions   map[string]*riskAcc
 	stats      RuleStats
+	// peaks, when tracked (TrackRiskPeaks), is each user's highest risk.
+	peaks map[string]float64
 	allow      *ruleState // the risk rule's allowlist
 }
 
@@ -221,6 +266,9 @@ func (rs *riskState) add(e *Engine, src *ruleState, target schemas.Target, g *gr
 	}
 	trig := &g.recs[end]
 	s := sig{rule: src.rule.ID, weight: src.rule.Signal.Weight, t: trig.t, first: trig.t, detail: f.summary}
+	if src.usesCtx && e.act.ctx != nil {
+		s.detail += describeContext(e.act.ev, e.act.ctx)
+	}
 	for _, idx := range f.evidence {
 		if rt := g.recs[idx].t; rt.Before(s.first) {
 			s.first = rt
@@ -279,6 +327,9 @@ func (rs *riskState) push(e *Engine, acc *riskAcc, s sig, user, session string, 
 		acc.sigs = slices.Delete(acc.sigs, weakest, weakest+1)
 	}
 	v := acc.value(s.t, rs.halfLife)
+	if rs.peaks != nil && !sessionScope && v > rs.peaks[user] {
+		rs.peaks[user] = v
+	}
 	for i, th := range rs.thresholds {
 		if (th.Scope == "session") != sessionScope || v < th.At {
 			continue
@@ -361,7 +412,7 @@ func (rs *riskState) command(e *Engine, th RiskThreshold, target schemas.Target,
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, " %s %.2f", s.RuleID, s.Weight)
+		fmt.Fprintf(&b, " %s %.2f (%s)", s.RuleID, s.Weight, s.Detail)
 	}
 	sev := th.Severity
 	if sev == "" {
@@ -442,6 +493,24 @@ func (e *Engine) RiskOf(user string, t time.Time) float64 {
 		return 0
 	}
 	return a.value(t, e.risk.halfLife)
+}
+
+// TrackRiskPeaks makes the engine remember the highest risk each user
+// reached, for PeakRisks; a backtest wants it, a live detector not (it
+// costs a map entry per user ever at risk).
+func (e *Engine) TrackRiskPeaks() {
+	if e.risk != nil && e.risk.peaks == nil {
+		e.risk.peaks = make(map[string]float64)
+	}
+}
+
+// PeakRisks returns the highest risk each user reached since
+// TrackRiskPeaks, by user; users who never raised a signal are absent.
+func (e *Engine) PeakRisks() map[string]float64 {
+	if e.risk == nil {
+		return nil
+	}
+	return e.risk.peaks
 }
 
 // Risks calls fn with every user holding a risk, and its value at t.

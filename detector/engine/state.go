@@ -129,6 +129,7 @@ type ruleState struct {
 	allowClient map[string]struct{}
 	allowIPs    []netip.Prefix
 	eval        evaluator
+	usesCtx     bool
 	compact     compactor
 	window      time.Duration
 	cooldown    time.Duration
@@ -170,6 +171,7 @@ func newRuleState(r *Rule, cfg Config, act *eventActivation) *ruleState {
 		fired:     make(map[string]time.Time),
 	}
 	rs.compact, _ = rs.eval.(compactor)
+	rs.usesCtx = r.usesContext()
 	for _, f := range r.GroupBy {
 		get, _ := lookupField(f)
 		rs.groupBy = append(rs.groupBy, get)
