@@ -213,7 +213,7 @@ type riskState struct {
 	stats      RuleStats
 	// peaks, when tracked (TrackRiskPeaks), is each user's highest risk.
 	peaks map[string]float64
-	allow      *ruleState // the risk rule's allowlist
+	allow *ruleState // the risk rule's allowlist
 }
 
 func newRiskState(r *Rule, cfg Config, act *eventActivation) *riskState {
