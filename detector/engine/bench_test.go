@@ -3,7 +3,9 @@ package engine_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -106,12 +108,15 @@ func BenchmarkEngine(b *testing.B) {
 // a GC, divided by the users. It runs once whatever b.N is; run it with
 // -bench StatePerUser -benchtime 1x.
 func BenchmarkStatePerUser(b *testing.B) {
-	const users = 1_000_000
+	users := 1_000_000
+	if n, err := strconv.Atoi(os.Getenv("REVOKED_BENCH_USERS")); err == nil && n > 0 {
+		users = n
+	}
 	countries := []string{"US", "DE", "FR", "GB", "BR", "JP"}
 	lats := []float64{40.7, 50.1, 48.9, 51.5, -23.5, 35.7}
 	lons := []float64{-74, 8.7, 2.35, -0.1, -46.6, 139.7}
 	t0 := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
-	step := 10 * time.Minute / (4 * users)
+	step := 10 * time.Minute / time.Duration(4*users)
 	var before, after runtime.MemStats
 	for b.Loop() {
 		runtime.GC()
@@ -139,18 +144,35 @@ func BenchmarkStatePerUser(b *testing.B) {
 				}
 				eng.Process(&ev)
 				i++
+				if i%4096 == 0 {
+					// The detector drains what the baselines learned to its
+					// store as it goes (service.Service persists them).
+					eng.BaselineChanges()
+				}
 			}
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/users, "bytes/user")
+		if path := os.Getenv("REVOKED_BENCH_HEAPPROFILE"); path != "" {
+			// Where the bytes per user go: go tool pprof -sample_index=inuse_space.
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(users), "bytes/user")
 		var groups, records int
-		for _, rs := range eng.Stats().Rules {
+		st := eng.Stats()
+		for _, rs := range st.Rules {
 			groups += rs.Groups + rs.Baselines
 			records += rs.Records
+			if rs.Groups+rs.Baselines > 0 {
+				b.Logf("%-30s groups %8d records %8d baselines %8d cooldowns %8d", rs.RuleID, rs.Groups, rs.Records, rs.Baselines, rs.Cooldowns)
+			}
 		}
-		b.ReportMetric(float64(groups)/users, "groups/user")
-		b.ReportMetric(float64(records)/users, "records/user")
+		b.Logf("context: %+v", st.Context)
+		b.ReportMetric(float64(groups)/float64(users), "groups/user")
+		b.ReportMetric(float64(records)/float64(users), "records/user")
 		runtime.KeepAlive(eng)
 	}
 }

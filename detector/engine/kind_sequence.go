@@ -57,6 +57,17 @@ func (s *sequenceEval) record(ev *schemas.AuditEvent, _ string, rec *record) boo
 	return true
 }
 
+// canStart: only the of events begin a detection; then events alone
+// (a user's logins, with no failure before them) never will.
+func (s *sequenceEval) canStart(recs []record) bool {
+	for i := range recs {
+		if recs[i].step == stepOf {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *sequenceEval) evaluate(recs []record, end int, window time.Duration) (finding, bool) {
 	last := &recs[end]
 	if last.step != stepThen {

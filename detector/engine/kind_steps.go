@@ -102,6 +102,16 @@ func (s *stepsEval) joins(st *stepEval, r *record, v string) bool {
 	return true
 }
 
+// canStart: a detection begins with an event of the first step.
+func (s *stepsEval) canStart(recs []record) bool {
+	for i := range recs {
+		if recs[i].step&1 != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *stepsEval) evaluate(recs []record, end int, window time.Duration) (finding, bool) {
 	last := &recs[end]
 	lastStep := len(s.steps) - 1

@@ -90,6 +90,13 @@ type compactor interface {
 	compact(recs []record, before time.Time) []record
 }
 
+// starter is an evaluator that can tell whether any of a group's records
+// could begin a detection: records that can only end one (the then events
+// of sequence_threshold) are not worth keeping on their own.
+type starter interface {
+	canStart(recs []record) bool
+}
+
 // stateSweeper is an evaluator that holds state of its own beyond the
 // records (first_seen's baselines) and evicts it on event time.
 type stateSweeper interface {
@@ -129,6 +136,7 @@ type ruleState struct {
 	allowClient map[string]struct{}
 	allowIPs    []netip.Prefix
 	eval        evaluator
+	starts      starter
 	usesCtx     bool
 	compact     compactor
 	window      time.Duration
@@ -171,6 +179,7 @@ func newRuleState(r *Rule, cfg Config, act *eventActivation) *ruleState {
 		fired:     make(map[string]time.Time),
 	}
 	rs.compact, _ = rs.eval.(compactor)
+	rs.starts, _ = rs.eval.(starter)
 	rs.usesCtx = r.usesContext()
 	for _, f := range r.GroupBy {
 		get, _ := lookupField(f)
@@ -398,8 +407,16 @@ func (rs *ruleState) fire(e *Engine, g *group, end int, f finding, out []schemas
 // cooldowns that ended, as of the watermark.
 func (rs *ruleState) sweep(watermark time.Time, allowance time.Duration) {
 	groupsBefore := watermark.Add(-rs.keep)
+	settled := watermark.Add(-allowance)
 	for k, g := range rs.groups {
-		if g.newest.Before(groupsBefore) {
+		switch {
+		case g.newest.Before(groupsBefore):
+			delete(rs.groups, k)
+		case g.newest.Before(settled) && (g.transient == len(g.recs) || rs.starts != nil && !rs.starts.canStart(g.recs)):
+			// Nothing in the group can begin a detection, and no event
+			// can arrive before its records any more: records that can
+			// only end one have nothing left to end. Most groups of
+			// most rules are one user's last login or token use.
 			delete(rs.groups, k)
 		}
 	}
