@@ -51,6 +51,15 @@ type uint128 struct{ hi, lo uint64 }
 
 func (a uint128) less(b uint128) bool { return a.hi < b.hi || a.hi == b.hi && a.lo < b.lo }
 
+// next returns a+1 (a is never the last address: a range after it
+// exists).
+func (a uint128) next() uint128 {
+	if a.lo == ^uint64(0) {
+		return uint128{a.hi + 1, 0}
+	}
+	return uint128{a.hi, a.lo + 1}
+}
+
 func u128(a netip.Addr) uint128 {
 	b := a.As16()
 	return uint128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
@@ -86,8 +95,8 @@ func loadASN(dir string) (*asnTable, error) {
 	return t, nil
 }
 
-// parse adds the rows of one CSV file. Rows must be ascending and must not
-// overlap: a lookup's binary search depends on it.
+// parse adds the rows of one CSV file. Rows must be ascending by their
+// first address: a lookup's binary search depends on it.
 func (t *asnTable) parse(data []byte, v6 bool) error {
 	line := 0
 	for len(data) > 0 {
@@ -131,17 +140,37 @@ func (t *asnTable) add(row []byte, v6 bool) error {
 		return fmt.Errorf("bad range %s-%s", first, last)
 	}
 	as := t.system(uint32(n), row)
+	// Rows are ascending. The pinned files have one row that overlaps
+	// the one before it (215.0.0.0/16, announced by two DoD ASes): the
+	// earlier row keeps the overlap and the later one starts after it,
+	// so the ranges stay disjoint for the binary search.
 	if v6 {
 		lo, hi := u128(first), u128(last)
-		if k := len(t.v6last); k > 0 && !t.v6last[k-1].less(lo) {
-			return fmt.Errorf("range %s-%s overlaps or precedes the one before", first, last)
+		if k := len(t.v6last); k > 0 {
+			if lo.less(t.v6first[k-1]) {
+				return fmt.Errorf("range %s-%s precedes the one before", first, last)
+			}
+			if !t.v6last[k-1].less(lo) {
+				if !t.v6last[k-1].less(hi) {
+					return nil // inside the row before
+				}
+				lo = t.v6last[k-1].next()
+			}
 		}
 		t.v6first, t.v6last, t.v6as = append(t.v6first, lo), append(t.v6last, hi), append(t.v6as, as)
 		return nil
 	}
 	lo, hi := u32(first), u32(last)
-	if k := len(t.v4last); k > 0 && t.v4last[k-1] >= lo {
-		return fmt.Errorf("range %s-%s overlaps or precedes the one before", first, last)
+	if k := len(t.v4last); k > 0 {
+		if lo < t.v4first[k-1] {
+			return fmt.Errorf("range %s-%s precedes the one before", first, last)
+		}
+		if t.v4last[k-1] >= lo {
+			if t.v4last[k-1] >= hi {
+				return nil // inside the row before
+			}
+			lo = t.v4last[k-1] + 1
+		}
 	}
 	t.v4first, t.v4last, t.v4as = append(t.v4first, lo), append(t.v4last, hi), append(t.v4as, as)
 	return nil

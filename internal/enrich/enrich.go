@@ -25,6 +25,7 @@ package enrich
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -67,6 +68,9 @@ type Enricher struct {
 	asn  *asnTable // nil without databases
 	city *cityDB   // nil without databases
 	nets *networks
+	// cache holds recent addresses' database answers; nil without
+	// databases.
+	cache *addrCache
 	// lookupErrors counts city records that failed to decode.
 	lookupErrors atomic.Int64
 }
@@ -104,6 +108,7 @@ func New(cfg Config) (*Enricher, error) {
 	if e.city, err = openCity(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("opening the city database: %w", err)
 	}
+	e.cache = &addrCache{}
 	return e, nil
 }
 
@@ -199,19 +204,17 @@ func (e *Enricher) Enrich(ev *schemas.AuditEvent) {
 	}
 	g := ev.Geo
 	var as *asInfo
-	var rec cityRecord
-	var located bool
-	if addr.IsValid() && e.asn != nil {
-		as = e.asn.lookup(addr)
-		var err error
-		if located, err = e.city.lookup(addr, &rec); err != nil {
-			e.lookupErrors.Add(1)
-			located = false
+	var loc *cityRecord
+	if addr.IsValid() && e.cache != nil {
+		in := e.info(addr)
+		as = in.as
+		if in.located {
+			loc = &in.rec
 		}
 	}
 	var box *geoBox
 	if g == nil {
-		if as == nil && !located {
+		if as == nil && loc == nil {
 			// Nothing from the databases: only a listed range can say
 			// something.
 			kind, ok := e.nets.byAddr(addr)
@@ -236,21 +239,21 @@ func (e *Enricher) Enrich(ev *schemas.AuditEvent) {
 		g.Org = as.org
 	}
 
-	if located && agrees(g, &rec) {
-		if g.Country == "" && validCountry(rec.Country) {
-			g.Country = rec.Country
+	if loc != nil && agrees(g, loc) {
+		if g.Country == "" {
+			g.Country = loc.Country
 		}
 		if g.City == "" {
-			g.City = clip(rec.City)
+			g.City = loc.City
 		}
-		if g.Lat == nil && g.Lon == nil && rec.City != "" && validCoords(rec.Lat, rec.Lon) {
+		if g.Lat == nil && g.Lon == nil && loc.City != "" {
 			var ll *[2]float64
 			if box != nil {
 				ll = &box.latlon
 			} else {
 				ll = new([2]float64) // one allocation for both
 			}
-			ll[0], ll[1] = rec.Lat, rec.Lon
+			ll[0], ll[1] = loc.Lat, loc.Lon
 			g.Lat, g.Lon = &ll[0], &ll[1]
 		}
 	}
@@ -287,6 +290,8 @@ func agrees(g *schemas.Geo, rec *cityRecord) bool {
 	}
 	return true
 }
+
+func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
 
 func validCountry(c string) bool {
 	return len(c) == 2 && 'A' <= c[0] && c[0] <= 'Z' && 'A' <= c[1] && c[1] <= 'Z'
