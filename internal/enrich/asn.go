@@ -98,6 +98,15 @@ func loadASN(dir string) (*asnTable, error) {
 // parse adds the rows of one CSV file. Rows must be ascending by their
 // first address: a lookup's binary search depends on it.
 func (t *asnTable) parse(data []byte, v6 bool) error {
+	if rows := bytes.Count(data, []byte{'\n'}) + 1; v6 {
+		t.v6first = slices.Grow(t.v6first, rows)
+		t.v6last = slices.Grow(t.v6last, rows)
+		t.v6as = slices.Grow(t.v6as, rows)
+	} else {
+		t.v4first = slices.Grow(t.v4first, rows)
+		t.v4last = slices.Grow(t.v4last, rows)
+		t.v4as = slices.Grow(t.v4as, rows)
+	}
 	line := 0
 	for len(data) > 0 {
 		line++
