@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need when it is
 # missing (libchdb.so, the address databases, a ClickHouse server,
-# Chromium), starts a throwaway ClickHouse server, and runs go vet and the race-enabled, shuffled tests of every
-# package with both audit backends required, so a missing service fails
-# the run instead of skipping tests. The server is stopped on exit.
+# Chromium), starts a throwaway ClickHouse server, and runs go vet and the
+# race-enabled, shuffled tests of every package with every service
+# required (both audit backends, the browser, the address databases), so
+# a missing one fails the run instead of skipping tests. The server is stopped on exit.
 #
 # Environment (all optional):
 #   CHDB_LIB_PATH                 libchdb.so to use or install
