@@ -4,7 +4,8 @@
 # Chromium), starts a throwaway ClickHouse server, and runs go vet and the
 # race-enabled, shuffled tests of every package with every service
 # required (both audit backends, the browser, the address databases), so
-# a missing one fails the run instead of skipping tests. The server is stopped on exit.
+# a missing one fails the run instead of skipping tests. The server is
+# stopped on exit.
 #
 # Environment (all optional):
 #   CHDB_LIB_PATH                 libchdb.so to use or install
