@@ -174,11 +174,12 @@ type geoBox struct {
 //   - Org: the database's name for the event's ASN, whichever ASN that
 //     is.
 //   - Country, City, Lat/Lon: the database's location is taken only if
-//     it agrees with the location the event has: the same country (and
-//     city, when the event names one). A source that says "FR" for an
-//     address the database puts in Germany keeps "FR" and gets no German
-//     city or coordinates; a missing field is filled only with data that
-//     cannot contradict the ones present. Coordinates are filled only
+//     it agrees with the location the event has: the same country, and
+//     the same city (ignoring case) when the event names one. A source
+//     that says "FR" for an address the database puts in Germany keeps
+//     "FR" and gets no German city or coordinates; a source's city that
+//     the database does not name gets no country either. Coordinates a
+//     source gave are kept as they are. Coordinates are filled only
 //     when both are missing and the database names a city: for an
 //     address it knows only the country of, GeoLite2 gives the
 //     country's centre, which a travel-speed rule would take for a real
@@ -285,7 +286,9 @@ func agrees(g *schemas.Geo, rec *cityRecord) bool {
 	if g.Country != "" && g.Country != rec.Country {
 		return false
 	}
-	if g.City != "" && rec.City != "" && !equalFold(g.City, rec.City) {
+	// A city the database cannot confirm could be anywhere: "Paris"
+	// with the database's "US" and no city might be either.
+	if g.City != "" && !equalFold(g.City, rec.City) {
 		return false
 	}
 	return true

@@ -94,6 +94,11 @@ func TestEnrichRealDatabases(t *testing.T) {
 		{name: "source city disagrees", ip: "81.2.69.142",
 			geo:  &schemas.Geo{City: "Reading"},
 			want: &schemas.Geo{City: "Reading", ASN: 20712, Org: "Andrews & Arnold Ltd"}},
+		// The database knows only the country of 8.8.8.8: it cannot
+		// confirm the source's city.
+		{name: "source city unconfirmed", ip: "8.8.8.8",
+			geo:  &schemas.Geo{City: "Paris"},
+			want: &schemas.Geo{City: "Paris", ASN: 15169, Org: "Google LLC", Network: schemas.NetworkHosting}},
 		{name: "source coordinates kept", ip: "81.2.69.142",
 			geo:  &schemas.Geo{Lat: ptr(51.5), Lon: ptr(-0.12)},
 			want: &schemas.Geo{Country: "GB", City: "Bracknell", Lat: ptr(51.5), Lon: ptr(-0.12), ASN: 20712, Org: "Andrews & Arnold Ltd"}},
