@@ -286,8 +286,9 @@ func agrees(g *schemas.Geo, rec *cityRecord) bool {
 	if g.Country != "" && g.Country != rec.Country {
 		return false
 	}
-	// A city the database cannot confirm could be anywhere: "Paris"
-	// with the database's "US" and no city might be either.
+	// A city the database does not name cannot be checked against it:
+	// an event from "Paris" at an address the database places only in
+	// "US" takes nothing from it.
 	if g.City != "" && !equalFold(g.City, rec.City) {
 		return false
 	}
