@@ -25,7 +25,7 @@ import (
 //
 // IPv4 ranges take 12 bytes each and IPv6 ranges 36; with about 412,000
 // and 103,000 rows that is about 9 MB. Loading both files takes about
-// 0.15 s on the 2-core machines here.
+// 0.2 s on the 2-core machines here (about 1.3 s under the race detector).
 type asnTable struct {
 	v4first []uint32
 	v4last  []uint32
@@ -254,7 +254,7 @@ func (t *asnTable) lookup(a netip.Addr) *asInfo {
 	return &t.as[t.v6as[i]]
 }
 
-// system returns AS n of the table, or nil.
+// number returns AS n of the table, or nil.
 func (t *asnTable) number(n uint32) *asInfo {
 	if i, ok := t.byNumber[n]; ok {
 		return &t.as[i]
