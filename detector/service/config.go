@@ -6,6 +6,7 @@ import (
 	"github.com/revoked-dev/revoked/detector/engine"
 	"github.com/revoked-dev/revoked/detector/state"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/enrich"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -35,12 +36,17 @@ type Config struct {
 	// baselines kept in a compacted topic. It uses the reader's brokers
 	// and security settings.
 	State state.Config `flag:"state" env:"STATE" yaml:"state"`
+	// GeoIP enriches every event's address (ASN, organisation, location,
+	// kind of network) after decoding, before the engine sees it:
+	// -geoip.dir, REVOKED_GEOIP_DIR.
+	GeoIP enrich.Config `flag:"geoip" env:"GEOIP" yaml:"geoip"`
 }
 
 // DefaultConfig reads schemas.TopicAuditEvents as group "revoked-detector",
 // publishes to schemas.TopicRevokeCommands with the default pack and
 // engine defaults, allows five minutes of clock skew, rebuilds state from
-// Kafka and keeps baselines in state.DefaultBaselineTopic. Brokers must be
+// Kafka, keeps baselines in state.DefaultBaselineTopic and enriches events
+// by the curated networks list (no address databases). Brokers must be
 // set.
 func DefaultConfig() Config {
 	r := kafkax.DefaultReaderConfig()
@@ -57,6 +63,7 @@ func DefaultConfig() Config {
 		DefaultRules: true,
 		MaxClockSkew: 5 * time.Minute,
 		State:        state.DefaultConfig(),
+		GeoIP:        enrich.DefaultConfig(),
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/detector/state"
+	"github.com/revoked-dev/revoked/internal/enrich"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -46,11 +47,14 @@ const startTimeout = 10 * time.Second
 // goes, and a partition that comes back after others handled it is
 // rebuilt anyway.
 type recovery struct {
-	cfg     state.Config
-	topic   string
-	skew    time.Duration
-	now     func() time.Time
-	eng     *engineGuard
+	cfg   state.Config
+	topic string
+	skew  time.Duration
+	now   func() time.Time
+	eng   *engineGuard
+	// enrich enriches replayed events as the handler enriches live ones,
+	// so the rebuilt state is the state they built.
+	enrich  *enrich.Enricher
 	client  *state.Client
 	store   *state.Store
 	log     zerolog.Logger
@@ -364,6 +368,7 @@ func (r *recovery) replay(m kafka.Message) error {
 	if ev.Time.Sub(r.now()) > r.skew {
 		return nil
 	}
+	r.enrich.Enrich(&ev)
 	r.eng.mu.Lock()
 	replaySilently(r.eng.eng, &ev)
 	_ = baselineChanges(r.eng.eng)

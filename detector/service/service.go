@@ -21,6 +21,7 @@ import (
 
 	"github.com/revoked-dev/revoked/detector/engine"
 	"github.com/revoked-dev/revoked/detector/guard"
+	"github.com/revoked-dev/revoked/internal/enrich"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -100,6 +101,9 @@ type Service struct {
 	onDetection func(schemas.RevokeCommand)
 	now         func() time.Time
 	guard       *guardSink // nil: no guard
+	// enrich adds address context to events before the engine sees
+	// them; nil when enrichment is off.
+	enrich *enrich.Enricher
 
 	mu sync.Mutex
 	// pending holds, per partition, the signed commands of the event
@@ -164,10 +168,15 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 	if err != nil {
 		return nil, err
 	}
-	rec, err := newRecovery(cfg, guard, o.now, log, o.reg)
+	enricher, err := newEnricher(cfg.GeoIP, log)
 	if err != nil {
 		return nil, err
 	}
+	rec, err := newRecovery(cfg, guard, o.now, log, o.reg)
+	if err != nil {
+		return nil, errors.Join(err, enricher.Close())
+	}
+	rec.enrich = enricher
 	s := &Service{
 		cfg:         cfg,
 		log:         log,
@@ -181,11 +190,12 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 		guard:       o.guard,
 		pending:     make(map[partitionKey]pendingEvent),
 		rec:         rec,
+		enrich:      enricher,
 	}
 	if s.pub == nil {
 		w, err := kafkax.NewWriter(cfg.writer(), log)
 		if err != nil {
-			return nil, err
+			return nil, errors.Join(err, enricher.Close())
 		}
 		s.pub, s.ownWriter = w, w
 	}
@@ -223,6 +233,9 @@ func (s *Service) Run(ctx context.Context) error {
 		if cerr := s.ownWriter.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
+	}
+	if cerr := s.enrich.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
 	}
 	if err != nil {
 		return fmt.Errorf("detector: %w", err)
@@ -301,6 +314,7 @@ func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
 		s.metrics.events.WithLabelValues(resultSkewed).Inc()
 		return pendingEvent{}, kafkax.Poison(fmt.Sprintf("event time is %s ahead of the detector's clock (max-clock-skew %s)", ahead.Round(time.Second), s.cfg.MaxClockSkew), nil)
 	}
+	s.enrich.Enrich(&ev)
 
 	cmds := s.process(m.Partition, &ev)
 	s.metrics.events.WithLabelValues(resultProcessed).Inc()
@@ -350,6 +364,24 @@ func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
 	s.pending[key] = p
 	s.mu.Unlock()
 	return p, nil
+}
+
+// newEnricher builds the address enricher cfg describes and says in the
+// log what it enriches from; nil when enrichment is off.
+func newEnricher(cfg enrich.Config, log zerolog.Logger) (*enrich.Enricher, error) {
+	e, err := enrich.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("address enrichment: %w", err)
+	}
+	switch {
+	case e == nil:
+		log.Info().Msg("address enrichment off")
+	case e.HasDatabases():
+		log.Info().Str("dir", cfg.Dir).Str("networks", cfg.Networks).Msg("enriching addresses from the databases and the networks lists")
+	default:
+		log.Info().Str("networks", cfg.Networks).Msg("no -geoip.dir: enriching only events that carry an ASN or organisation, from the networks lists")
+	}
+	return e, nil
 }
 
 // message encodes cmd as the signed message to publish: the JSON value,

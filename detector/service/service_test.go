@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/detector/service"
+	"github.com/revoked-dev/revoked/internal/enrich"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -242,5 +243,21 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := service.New(cfg, nil, zerolog.Nop()); !errors.Is(err, service.ErrNoSigner) {
 		t.Errorf("New without signer: %v", err)
+	}
+}
+
+// A -geoip.dir without the databases stops the detector from starting,
+// saying how to install them.
+func TestGeoIPDirWithoutDatabases(t *testing.T) {
+	cfg := service.DefaultConfig()
+	cfg.Reader.Brokers = []string{"127.0.0.1:9092"}
+	cfg.GeoIP.Dir = t.TempDir()
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = service.New(cfg, schemas.NewSigner(priv), zerolog.Nop())
+	if !errors.Is(err, enrich.ErrNoDatabase) || !strings.Contains(err.Error(), "install-geoip.sh") {
+		t.Errorf("New: %v, want enrich.ErrNoDatabase with the install command", err)
 	}
 }

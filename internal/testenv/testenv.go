@@ -9,9 +9,13 @@
 //	                             (.ci/clickhouse.sh starts one)
 //	CHDB_LIB_PATH                libchdb.so for the chDB tests
 //	                             (deployments/local/install-libchdb.sh installs it)
+//	REVOKED_GEOIP_DIR            the address databases for the enrichment
+//	                             tests (deployments/local/install-geoip.sh
+//	                             installs them)
 //	REVOKED_TEST_REQUIRE         services whose absence fails the tests:
 //	                             a comma- or space-separated list of
-//	                             "clickhouse", "chdb", or "all"
+//	                             "clickhouse", "chdb", "chromium", "geoip",
+//	                             or "all"
 //	CI                           "true" requires every service
 package testenv
 

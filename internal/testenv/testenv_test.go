@@ -22,6 +22,8 @@ func TestRequired(t *testing.T) {
 		{"", "clickhouse", ChDB, false},
 		{"", "all", ClickHouse, true},
 		{"", "chdbx", ChDB, false},
+		{"", "clickhouse,chdb,chromium,geoip", GeoIP, true},
+		{"", "clickhouse,chdb", GeoIP, false},
 	} {
 		t.Setenv(EnvCI, tc.ci)
 		t.Setenv(EnvRequire, tc.require)
@@ -54,7 +56,9 @@ func TestMissingServiceSkips(t *testing.T) {
 	t.Setenv(EnvRequire, "")
 	t.Setenv(EnvClickHouseDSN, "")
 	t.Setenv(EnvChDBLibPath, "/nonexistent/libchdb.so")
-	for name, f := range map[string]func(testing.TB) string{"clickhouse": ClickHouseDSN, "chdb": ChDBLibPath} {
+	t.Setenv(EnvGeoIPDir, "/nonexistent/geoip")
+	geoip := func(t testing.TB) string { return GeoIPDir(t, "asn-ipv4.csv") }
+	for name, f := range map[string]func(testing.TB) string{"clickhouse": ClickHouseDSN, "chdb": ChDBLibPath, "geoip": geoip} {
 		ok := t.Run(name, func(t *testing.T) {
 			f(t)
 			t.Error("did not skip")

@@ -1,6 +1,7 @@
 // Package ingest reads AuditEvents from newline-delimited JSON (files,
 // standard input, an HTTP endpoint), validates each line strictly with
-// schemas.DecodeEvent and publishes it: a valid event to the events topic,
+// schemas.DecodeEvent, optionally enriches it (WithEnrich) and publishes
+// it: a valid event to the events topic,
 // keyed by user_id; an invalid line, exactly as received, to the
 // dead-letter topic with headers saying why and where it came from. No line
 // is dropped without a trace: every rejected line is both dead-lettered and
@@ -126,21 +127,38 @@ type Result struct {
 // Ingester validates and publishes lines. It is safe for concurrent use if
 // its Publisher is.
 type Ingester struct {
-	cfg Config
-	pub Publisher
-	log zerolog.Logger
-	now func() time.Time
+	cfg    Config
+	pub    Publisher
+	log    zerolog.Logger
+	now    func() time.Time
+	enrich func(*schemas.AuditEvent)
+}
+
+// Option adjusts New.
+type Option func(*Ingester)
+
+// WithEnrich calls fn on every valid event before it is published, to add
+// context to it (internal/enrich's Enricher.Enrich adds the address's
+// ASN, location and kind of network). fn must leave the event valid and
+// be safe for concurrent use: the HTTP endpoint ingests several requests
+// at once.
+func WithEnrich(fn func(*schemas.AuditEvent)) Option {
+	return func(in *Ingester) { in.enrich = fn }
 }
 
 // New returns an Ingester publishing through pub.
-func New(cfg Config, pub Publisher, log zerolog.Logger) (*Ingester, error) {
+func New(cfg Config, pub Publisher, log zerolog.Logger, opts ...Option) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if pub == nil {
 		return nil, errors.New("ingest: nil publisher")
 	}
-	return &Ingester{cfg: cfg, pub: pub, log: log.With().Str("component", "ingest").Logger(), now: time.Now}, nil
+	in := &Ingester{cfg: cfg, pub: pub, log: log.With().Str("component", "ingest").Logger(), now: time.Now}
+	for _, opt := range opts {
+		opt(in)
+	}
+	return in, nil
 }
 
 // Progress is called after each published batch with the bytes and lines
@@ -235,6 +253,9 @@ func (in *Ingester) message(line []byte, truncated bool, size int64, source stri
 		reason = fmt.Sprintf("line is %d bytes, longer than the limit of %d (only the first %d bytes are kept)", size, in.cfg.MaxLineBytes, in.cfg.MaxLineBytes)
 	} else {
 		ev, err := schemas.DecodeEvent(line)
+		if err == nil && in.enrich != nil {
+			in.enrich(&ev)
+		}
 		if err == nil {
 			// Valid events travel re-encoded: compact, with fields in
 			// schema order, whatever spacing the source used.

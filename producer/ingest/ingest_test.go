@@ -166,6 +166,41 @@ func TestIngestSplitsValidAndRejected(t *testing.T) {
 	}
 }
 
+// Valid events are enriched before they are published; rejected lines
+// travel as received.
+func TestIngestEnriches(t *testing.T) {
+	pub := &memPublisher{}
+	var seen []string
+	in, err := New(DefaultConfig(), pub, zerolog.Nop(), WithEnrich(func(ev *schemas.AuditEvent) {
+		seen = append(seen, ev.ID)
+		ev.Geo = &schemas.Geo{ASN: 64500, Network: schemas.NetworkBusiness}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Ingest(t.Context(), strings.NewReader(sampleInput()), "events.jsonl", nil); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(seen, ",") != "e1,e2,e3" {
+		t.Errorf("enriched %v, want the valid events e1,e2,e3", seen)
+	}
+	for _, m := range pub.all() {
+		if m.Topic != schemas.TopicAuditEvents {
+			if strings.Contains(string(m.Value), "64500") {
+				t.Errorf("a rejected line was enriched: %s", m.Value)
+			}
+			continue
+		}
+		ev, err := schemas.DecodeEvent(m.Value)
+		if err != nil {
+			t.Fatalf("published event does not decode: %v", err)
+		}
+		if ev.Geo == nil || ev.Geo.ASN != 64500 || ev.Geo.Network != schemas.NetworkBusiness {
+			t.Errorf("published %s without its enrichment", m.Value)
+		}
+	}
+}
+
 func TestIngestLongLineIsTruncatedAndDeadLettered(t *testing.T) {
 	pub := &memPublisher{}
 	in := newTestIngester(t, pub, func(c *Config) { c.MaxLineBytes = schemas.MaxEventBytes })

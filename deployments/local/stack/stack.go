@@ -28,6 +28,7 @@ import (
 	tokenapi "github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	detector "github.com/revoked-dev/revoked/detector/service"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/enrich"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/broker"
 	"github.com/revoked-dev/revoked/internal/ops"
@@ -44,6 +45,9 @@ type Config struct {
 	Audit backends.Config `flag:"audit" env:"REVOKED_AUDIT"`
 	// DryRun makes the detector issue only dry-run commands.
 	DryRun bool `flag:"dry-run" env:"REVOKED_LOCAL_DRY_RUN" usage:"detect but do not revoke (every command is dry_run)"`
+	// GeoIP is the detector's address enrichment: -geoip.dir,
+	// REVOKED_GEOIP_DIR (run.sh installs the databases and sets it).
+	GeoIP enrich.Config `flag:"geoip" env:"REVOKED_GEOIP"`
 }
 
 // DefaultConfig listens on the documented local ports.
@@ -54,6 +58,7 @@ func DefaultConfig() Config {
 		HTTPAddr:     "127.0.0.1:8080",
 		Partitions:   8,
 		Audit:        backends.Config{Backend: backends.ChDB},
+		GeoIP:        enrich.DefaultConfig(),
 	}
 }
 
@@ -226,6 +231,7 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 	dcfg.Writer.Brokers = s.Brokers
 	dcfg.Engine.Issuer = "detector"
 	dcfg.Engine.DryRun = cfg.DryRun
+	dcfg.GeoIP = cfg.GeoIP
 	dopts := []detector.Option{detector.WithRegistry(s.Registry)}
 	if obs.Detection != nil {
 		dopts = append(dopts, detector.WithOnDetection(obs.Detection))
