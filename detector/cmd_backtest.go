@@ -11,6 +11,7 @@ import (
 	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/detector/service"
 	"github.com/revoked-dev/revoked/internal/cli"
+	"github.com/revoked-dev/revoked/internal/enrich"
 	"github.com/revoked-dev/revoked/internal/progress"
 )
 
@@ -37,6 +38,10 @@ func runBacktest(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&gcfg.Budget, "budget", gcfg.Budget, "with -guard: revocations per minute across rules (0: unlimited)")
 	fs.IntVar(&gcfg.RuleBudget, "rule-budget", gcfg.RuleBudget, "with -guard: revocations per minute per rule (0: unlimited)")
 	fs.DurationVar(&gcfg.Cooldown, "cooldown", gcfg.Cooldown, "with -guard: cross-rule cooldown per target (0: off)")
+	geo := enrich.DefaultConfig()
+	geo.Dir = os.Getenv("REVOKED_GEOIP_DIR")
+	fs.StringVar(&geo.Dir, "geoip.dir", geo.Dir, "directory of the address databases (deployments/local/install-geoip.sh); empty: networks from the ASN events carry (env REVOKED_GEOIP_DIR)")
+	fs.StringVar(&geo.Networks, "geoip.networks", os.Getenv("REVOKED_GEOIP_NETWORKS"), "YAML file of ASNs and CIDRs with their kind of network, over the curated list (env REVOKED_GEOIP_NETWORKS)")
 	showProgress := fs.Bool("progress", true, fmt.Sprintf("draw a progress bar on stderr for files over %s", progress.FormatBytes(progressThreshold)))
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -67,7 +72,12 @@ func runBacktest(args []string, stdout, stderr io.Writer) error {
 			bar = progress.New(stderr, progress.Config{Label: *events, Total: st.Size(), Format: progress.FormatBytes})
 		}
 	}
-	opts := backtest.Options{Rules: rules, Engine: eng, Progress: bar}
+	enr, err := enrich.New(geo)
+	if err != nil {
+		return err
+	}
+	defer enr.Close()
+	opts := backtest.Options{Rules: rules, Engine: eng, Progress: bar, Enrich: enr.Enrich}
 	if *guarded {
 		opts.Guard = &gcfg
 	} else if gcfg.AllowlistFile != "" {

@@ -54,6 +54,10 @@ type Options struct {
 	// Guard, when not nil, applies the detector's guards with this
 	// configuration, on event time. Its kill switch file is ignored.
 	Guard *guard.Config
+	// Enrich, when not nil, fills in each event's address context (ASN,
+	// organisation, kind of network) before the rules see it, as the live
+	// detector does.
+	Enrich func(*schemas.AuditEvent)
 }
 
 // Summary is what a replay found.
@@ -207,6 +211,9 @@ func Run(events io.Reader, out, diag io.Writer, opts Options) (Summary, error) {
 			}
 			sum.Events++
 			users[ev.UserID] = true
+			if opts.Enrich != nil {
+				opts.Enrich(&ev)
+			}
 			if ev.Time.After(clock) {
 				clock = ev.Time
 			}
