@@ -405,6 +405,29 @@ func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bo
 	}
 }
 
+// unlearn forgets the devices, networks and countries the user showed
+// first at or after since: when a revocation answers an intrusion, what
+// the intruder brought must stay new, or his next attempt would look
+// familiar. Forgotten values are reported with a zero LastSeen.
+func (ct *contextTracker) unlearn(user string, since time.Time) {
+	b := ct.users[user]
+	if b == nil {
+		return
+	}
+	from := minuteOf(since)
+	drop := func(vals []seen, field string) []seen {
+		return slices.DeleteFunc(vals, func(s seen) bool {
+			if s.first < from {
+				return false
+			}
+			ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: user, Field: field,
+				Value: strconv.FormatUint(uint64(s.v), 10), FirstSeen: time.Unix(int64(s.first)*60, 0).UTC()})
+			return true
+		})
+	}
+	b.devices, b.networks, b.countries = drop(b.devices, "device"), drop(b.networks, "asn"), drop(b.countries, "country")
+}
+
 // contextRule names the context's entries among the baselines.
 const contextRule = "_context"
 

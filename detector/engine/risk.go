@@ -365,6 +365,15 @@ func (rs *riskState) push(e *Engine, acc *riskAcc, s sig, user, session string, 
 			out = append(out, cmd)
 		}
 		if th.Action != schemas.ActionNotify {
+			if !sessionScope && e.ctx != nil {
+				first := s.t
+				for _, o := range acc.sigs {
+					if o.first.Before(first) {
+						first = o.first
+					}
+				}
+				e.ctx.unlearn(user, first)
+			}
 			acc.sigs = acc.sigs[:0]
 		}
 		return out
