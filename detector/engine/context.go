@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,7 +162,17 @@ type seen struct {
 	v     uint32
 	first uint32
 	last  day
+	kind  uint8 // kindDevice, kindNetwork or kindCountry
 }
+
+// Kinds of learned value.
+const (
+	kindDevice uint8 = iota
+	kindNetwork
+	kindCountry
+)
+
+var kindField = [...]string{kindDevice: "device", kindNetwork: "asn", kindCountry: "country"}
 
 func minuteOf(t time.Time) uint32 {
 	m := t.Unix() / 60
@@ -170,20 +182,30 @@ func minuteOf(t time.Time) uint32 {
 	return uint32(min(m, 1<<32-1))
 }
 
-// userBase is what the context learned of one user. About 20 bytes and
-// one map entry per user, plus 8 bytes per value kept.
+// userBase is what the context learned of one user: 32 bytes and a map
+// entry, plus 12 bytes per value kept (devices, networks and countries in
+// one slice).
 type userBase struct {
-	since     day
-	devices   []seen
-	networks  []seen
-	countries []seen
+	since day
+	vals  []seen
 }
 
-// orgCount counts the distinct users of an address or an ASN up to the
-// threshold, by hash; once there, the set is dropped and shared is set.
-type orgCount struct {
-	users  []uint32
-	shared bool
+// orgSketch counts the distinct users of an address or an ASN: a 64-bit
+// linear-counting sketch (a bit per user hash), enough to tell one, a few
+// and twenty apart within a few percent, in 8 bytes where a set of hashes
+// took 40 or more per address (and almost every address has one user).
+// sharedSketch marks one that reached its threshold.
+type orgSketch = uint64
+
+const sharedSketch orgSketch = ^orgSketch(0)
+
+// sketchCount estimates the distinct users of a sketch.
+func sketchCount(s orgSketch) float64 {
+	zeros := 64 - bits.OnesCount64(s)
+	if zeros == 0 {
+		return math.Inf(1)
+	}
+	return -64 * math.Log(float64(zeros)/64)
 }
 
 // binding is what a token was issued on and how it has been used.
@@ -216,8 +238,8 @@ func networkIndex(n string) uint8 {
 type contextTracker struct {
 	cfg    ContextConfig
 	users  map[string]*userBase
-	egress map[string]*orgCount // by address
-	asns   map[uint32]*orgCount
+	egress map[string]orgSketch // by address
+	asns   map[uint32]orgSketch
 	tokens map[string]*binding
 
 	changes []BaselineEntry
@@ -227,8 +249,8 @@ func newContextTracker(cfg ContextConfig) *contextTracker {
 	return &contextTracker{
 		cfg:    cfg,
 		users:  make(map[string]*userBase),
-		egress: make(map[string]*orgCount),
-		asns:   make(map[uint32]*orgCount),
+		egress: make(map[string]orgSketch),
+		asns:   make(map[uint32]orgSketch),
 		tokens: make(map[string]*binding),
 	}
 }
@@ -272,11 +294,11 @@ func isFailure(t schemas.EventType) bool {
 	return t == schemas.EventLoginFailure || t == schemas.EventMFAFailure
 }
 
-// familiar reports whether vals holds v, first seen before the minute
-// before.
-func familiar(vals []seen, v uint32, before uint32) bool {
+// familiar reports whether vals holds v of the kind, first seen before
+// the minute before.
+func familiar(vals []seen, kind uint8, v uint32, before uint32) bool {
 	for _, s := range vals {
-		if s.v == v {
+		if s.kind == kind && s.v == v {
 			return s.first <= before
 		}
 	}
@@ -290,19 +312,15 @@ func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 	if b := ct.users[ev.UserID]; b != nil && dayOf(ev.Time) >= b.since+day(ct.cfg.Learning/(24*time.Hour)) {
 		c.Learned = true
 		before := minuteOf(ev.Time.Add(-ct.cfg.FamiliarAfter))
-		c.NewDevice = dev != 0 && !familiar(b.devices, dev, before)
-		c.NewNetwork = asn != 0 && !familiar(b.networks, asn, before)
-		c.NewCountry = country != 0 && !familiar(b.countries, uint32(country), before)
+		c.NewDevice = dev != 0 && !familiar(b.vals, kindDevice, dev, before)
+		c.NewNetwork = asn != 0 && !familiar(b.vals, kindNetwork, asn, before)
+		c.NewCountry = country != 0 && !familiar(b.vals, kindCountry, uint32(country), before)
 	}
 	if ev.IP != "" {
-		if o := ct.egress[ev.IP]; o != nil && o.shared {
-			c.SharedEgress = true
-		}
+		c.SharedEgress = ct.egress[ev.IP] == sharedSketch
 	}
 	if asn != 0 {
-		if o := ct.asns[asn]; o != nil && o.shared {
-			c.OrgNetwork = true
-		}
+		c.OrgNetwork = ct.asns[asn] == sharedSketch
 	}
 	if ev.TokenID == "" {
 		return
@@ -368,16 +386,19 @@ func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bo
 	if ev.Type == schemas.EventLoginSuccess {
 		u := fnv32(ev.UserID)
 		if ev.IP != "" {
-			ct.count(ct.egress, ev.IP, u, ct.cfg.SharedEgressUsers, "egress", ev.Time)
+			if sk, shared := addUser(ct.egress[ev.IP], u, ct.cfg.SharedEgressUsers); sk != ct.egress[ev.IP] {
+				ct.egress[ev.IP] = sk
+				if shared {
+					ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: "egress:" + ev.IP, Field: "shared", FirstSeen: ev.Time, LastSeen: ev.Time})
+				}
+			}
 		}
 		if asn != 0 {
-			o := ct.asns[asn]
-			if o == nil {
-				o = &orgCount{}
-				ct.asns[asn] = o
-			}
-			if ct.add(o, u, ct.cfg.OrgNetworkUsers) {
-				ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: "asn:" + strconv.FormatUint(uint64(asn), 10), Field: "shared", FirstSeen: ev.Time, LastSeen: ev.Time})
+			if sk, shared := addUser(ct.asns[asn], u, ct.cfg.OrgNetworkUsers); sk != ct.asns[asn] {
+				ct.asns[asn] = sk
+				if shared {
+					ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: "asn:" + strconv.FormatUint(uint64(asn), 10), Field: "shared", FirstSeen: ev.Time, LastSeen: ev.Time})
+				}
 			}
 		}
 	}
@@ -395,13 +416,13 @@ func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bo
 		b.since = d
 	}
 	if dev != 0 {
-		b.devices = ct.note(b.devices, dev, d, ct.cfg.MaxDevices, ev, "device")
+		ct.note(b, kindDevice, dev, d, ct.cfg.MaxDevices, ev)
 	}
 	if asn != 0 {
-		b.networks = ct.note(b.networks, asn, d, ct.cfg.MaxNetworks, ev, "asn")
+		ct.note(b, kindNetwork, asn, d, ct.cfg.MaxNetworks, ev)
 	}
 	if country != 0 {
-		b.countries = ct.note(b.countries, uint32(country), d, ct.cfg.MaxCountries, ev, "country")
+		ct.note(b, kindCountry, uint32(country), d, ct.cfg.MaxCountries, ev)
 	}
 }
 
@@ -415,70 +436,65 @@ func (ct *contextTracker) unlearn(user string, since time.Time) {
 		return
 	}
 	from := minuteOf(since)
-	drop := func(vals []seen, field string) []seen {
-		return slices.DeleteFunc(vals, func(s seen) bool {
-			if s.first < from {
-				return false
-			}
-			ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: user, Field: field,
-				Value: strconv.FormatUint(uint64(s.v), 10), FirstSeen: time.Unix(int64(s.first)*60, 0).UTC()})
-			return true
-		})
-	}
-	b.devices, b.networks, b.countries = drop(b.devices, "device"), drop(b.networks, "asn"), drop(b.countries, "country")
+	b.vals = slices.DeleteFunc(b.vals, func(s seen) bool {
+		if s.first < from {
+			return false
+		}
+		ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: user, Field: kindField[s.kind],
+			Value: strconv.FormatUint(uint64(s.v), 10), FirstSeen: time.Unix(int64(s.first)*60, 0).UTC()})
+		return true
+	})
 }
 
 // contextRule names the context's entries among the baselines.
 const contextRule = "_context"
 
-// note records v seen on day d in vals, keeping at most limit values (the
-// most recently seen). A new value, or a day moved on, is a change.
-func (ct *contextTracker) note(vals []seen, v uint32, d day, limit int, ev *schemas.AuditEvent, field string) []seen {
-	for i := range vals {
-		if vals[i].v == v {
-			if d > vals[i].last {
-				vals[i].last = d
-				ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, Field: field, Value: strconv.FormatUint(uint64(v), 10),
-					FirstSeen: time.Unix(int64(vals[i].first)*60, 0).UTC(), LastSeen: ev.Time})
+// note records v of the kind seen on day d in b, keeping at most limit
+// values of the kind (the most recently seen). A new value, or a day moved
+// on, is a change.
+func (ct *contextTracker) note(b *userBase, kind uint8, v uint32, d day, limit int, ev *schemas.AuditEvent) {
+	n, oldest := 0, -1
+	for i := range b.vals {
+		s := &b.vals[i]
+		if s.kind != kind {
+			continue
+		}
+		if s.v == v {
+			if d > s.last {
+				s.last = d
+				ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, Field: kindField[kind], Value: strconv.FormatUint(uint64(v), 10),
+					FirstSeen: time.Unix(int64(s.first)*60, 0).UTC(), LastSeen: ev.Time})
 			}
-			return vals
+			return
+		}
+		n++
+		if oldest < 0 || s.last < b.vals[oldest].last {
+			oldest = i
 		}
 	}
-	if len(vals) >= limit {
-		oldest := 0
-		for i := range vals {
-			if vals[i].last < vals[oldest].last {
-				oldest = i
-			}
-		}
-		vals = slices.Delete(vals, oldest, oldest+1)
+	if n >= limit {
+		b.vals = slices.Delete(b.vals, oldest, oldest+1)
 	}
-	ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, Field: field, Value: strconv.FormatUint(uint64(v), 10), FirstSeen: ev.Time, LastSeen: ev.Time})
-	return append(vals, seen{v: v, first: minuteOf(ev.Time), last: d})
+	ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, Field: kindField[kind], Value: strconv.FormatUint(uint64(v), 10), FirstSeen: ev.Time, LastSeen: ev.Time})
+	b.vals = append(b.vals, seen{v: v, first: minuteOf(ev.Time), last: d, kind: kind})
 }
 
-func (ct *contextTracker) count(m map[string]*orgCount, key string, user uint32, limit int, field string, t time.Time) {
-	o := m[key]
-	if o == nil {
-		o = &orgCount{}
-		m[key] = o
+// addUser adds the user hash u to the sketch; it returns the new sketch,
+// and whether it just became shared (its estimate reached limit).
+func addUser(sk orgSketch, u uint32, limit int) (orgSketch, bool) {
+	if sk == sharedSketch {
+		return sk, false
 	}
-	if ct.add(o, user, limit) {
-		ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: field + ":" + key, Field: "shared", FirstSeen: t, LastSeen: t})
+	// Mix the hash so that its low bits are not the FNV's weak ones.
+	bit := orgSketch(1) << ((u * 2654435761) >> 26)
+	if sk&bit != 0 {
+		return sk, false
 	}
-}
-
-// add counts user in o; it reports whether o just became shared.
-func (ct *contextTracker) add(o *orgCount, user uint32, limit int) bool {
-	if o.shared || slices.Contains(o.users, user) {
-		return false
+	sk |= bit
+	if sketchCount(sk) >= float64(limit) {
+		return sharedSketch, true
 	}
-	o.users = append(o.users, user)
-	if len(o.users) >= limit {
-		o.users, o.shared = nil, true
-		return true
-	}
-	return false
+	return sk, false
 }
 
 // sweep forgets token bindings idle beyond the TTL, baseline values
@@ -497,11 +513,8 @@ func (ct *contextTracker) sweep(watermark time.Time) {
 // sweepBaselines drops values unseen for the retention; it runs rarely.
 func (ct *contextTracker) sweepBaselines(watermark time.Time) {
 	cut := dayOf(watermark.Add(-ct.cfg.Retention))
-	drop := func(vals []seen) []seen {
-		return slices.DeleteFunc(vals, func(s seen) bool { return s.last < cut })
-	}
 	for _, b := range ct.users {
-		b.devices, b.networks, b.countries = drop(b.devices), drop(b.networks), drop(b.countries)
+		b.vals = slices.DeleteFunc(b.vals, func(s seen) bool { return s.last < cut })
 	}
 }
 
@@ -520,10 +533,10 @@ func (ct *contextTracker) restore(en BaselineEntry) {
 	if kind, key, ok := strings.Cut(en.Key, ":"); ok && en.Field == "shared" {
 		switch kind {
 		case "egress":
-			ct.egress[key] = &orgCount{shared: true}
+			ct.egress[key] = sharedSketch
 		case "asn":
 			if n, err := strconv.ParseUint(key, 10, 32); err == nil {
-				ct.asns[uint32(n)] = &orgCount{shared: true}
+				ct.asns[uint32(n)] = sharedSketch
 			}
 		}
 		return
@@ -536,29 +549,32 @@ func (ct *contextTracker) restore(en BaselineEntry) {
 	if d := dayOf(en.FirstSeen); en.Field == "" && d < b.since {
 		b.since = d
 	}
-	n, err := strconv.ParseUint(en.Value, 10, 32)
+	parsed, err := strconv.ParseUint(en.Value, 10, 32)
 	if err != nil || en.Field == "" {
 		return
 	}
-	v, d := uint32(n), dayOf(en.LastSeen)
-	put := func(vals []seen, limit int) []seen {
-		for i := range vals {
-			if vals[i].v == v {
-				vals[i].last = max(vals[i].last, d)
-				return vals
-			}
-		}
-		if len(vals) >= limit {
-			return vals
-		}
-		return append(vals, seen{v: v, first: minuteOf(en.FirstSeen), last: d})
-	}
+	v, d := uint32(parsed), dayOf(en.LastSeen)
+	kind, limit := kindDevice, ct.cfg.MaxDevices
 	switch en.Field {
 	case "device":
-		b.devices = put(b.devices, ct.cfg.MaxDevices)
 	case "asn":
-		b.networks = put(b.networks, ct.cfg.MaxNetworks)
+		kind, limit = kindNetwork, ct.cfg.MaxNetworks
 	case "country":
-		b.countries = put(b.countries, ct.cfg.MaxCountries)
+		kind, limit = kindCountry, ct.cfg.MaxCountries
+	default:
+		return
+	}
+	n := 0
+	for i := range b.vals {
+		if b.vals[i].kind == kind {
+			if b.vals[i].v == v {
+				b.vals[i].last = max(b.vals[i].last, d)
+				return
+			}
+			n++
+		}
+	}
+	if n < limit {
+		b.vals = append(b.vals, seen{v: v, first: minuteOf(en.FirstSeen), last: d, kind: kind})
 	}
 }

@@ -309,14 +309,14 @@ func (e *Engine) Stats() Stats {
 	c := &s.Context
 	c.Users, c.Tokens = len(e.ctx.users), len(e.ctx.tokens)
 	for _, o := range e.ctx.egress {
-		if o.shared {
+		if o == sharedSketch {
 			c.SharedEgress++
 		} else {
 			c.Candidates++
 		}
 	}
 	for _, o := range e.ctx.asns {
-		if o.shared {
+		if o == sharedSketch {
 			c.OrgNetworks++
 		} else {
 			c.Candidates++

@@ -149,6 +149,8 @@ type ruleState struct {
 	maxRecs   int
 
 	groups map[string]*group
+	// scratch holds a transient record judged alone (see process).
+	scratch group
 	// fired holds, per target (or group), the detection time of the last
 	// command.
 	fired map[string]time.Time
@@ -275,6 +277,22 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine, out []schemas.Re
 	g := rs.groups[key]
 	if g != nil && ev.Time.Before(g.newest.Add(-rs.allowance)) {
 		rs.stats.Late++
+		return out
+	}
+	if g == nil && rec.flags&recTransient != 0 {
+		// A record that can only end a detection, in a group with nothing
+		// to end: it is judged on its own and not kept. Keeping it would
+		// only serve an earlier event of the group arriving after it,
+		// which per-user partitions make rare, and most events (a token
+		// used, a login) are this case in most rules: a group per user and
+		// rule for two minutes. A redelivered copy meets the cooldown of
+		// whatever it fired.
+		rs.scratch.key, rs.scratch.newest = key, ev.Time
+		rs.scratch.recs = append(rs.scratch.recs[:0], rec)
+		if f, ok := rs.eval.evaluate(rs.scratch.recs, 0, rs.window); ok {
+			out = rs.fire(e, &rs.scratch, 0, f, out)
+		}
+		clear(rs.scratch.recs)
 		return out
 	}
 	if g == nil {
