@@ -55,6 +55,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -138,8 +140,8 @@ type Config struct {
 	AttackTimeScale  float64  `flag:"attack-time-scale" env:"ATTACK_TIME_SCALE" yaml:"attack_time_scale" usage:"multiplies attackers' timing (1: realistic; less fits whole attacks into a short run)"`
 	DownscopedScopes []string `flag:"downscoped-scopes" env:"DOWNSCOPED_SCOPES" yaml:"downscoped_scopes" usage:"scopes of exchanged (downscoped) tokens"`
 	// AttackProb is the chance, per issued token, that one of the other
-	// labelled attacks (every one but brute force and token replay, drawn
-	// in turn) starts on the user.
+	// labelled attacks (every kind but brute force and token replay, in
+	// proportion to AttackMix) starts on the user.
 	AttackProb float64 `flag:"attack-prob" env:"ATTACK_PROB" yaml:"attack_prob" usage:"chance per issued token of one of the other labelled attacks on the user"`
 	// TravelProb is the chance, per logout at home, that a user of the
 	// traveller class then flies to another city for a few days.
@@ -180,6 +182,10 @@ type Config struct {
 	// PasswordChangeProb is the chance, per session, that the user changes
 	// their password.
 	PasswordChangeProb float64 `flag:"password-change-prob" env:"PASSWORD_CHANGE_PROB" yaml:"password_change_prob" usage:"chance per session of a password change"`
+	// AttackMix weighs the kinds of attack AttackProb starts, as
+	// "kind=weight" entries; a kind not listed weighs 1, and weight 0
+	// leaves it out.
+	AttackMix []string `flag:"attack-mix" env:"ATTACK_MIX" yaml:"attack_mix" usage:"relative weights of the attacks attack-prob starts, kind=weight (unlisted kinds weigh 1, 0 leaves a kind out)"`
 	// AttacksAfter keeps the first part of a run free of attacks, so that
 	// a detector's baselines (places a user comes from, say) learn from
 	// benign traffic first.
@@ -253,6 +259,9 @@ func (c Config) Validate() error {
 		p.Check(v >= 0 && v <= 1, name, "must be between 0 and 1")
 	}
 	p.Check(c.OutageRate >= 0 && c.OutageRate <= 100, "outage-rate", "must be between 0 and 100 a day")
+	if _, err := parseMix(c.AttackMix); err != nil {
+		p.Addf("attack-mix", "%v", err)
+	}
 	p.Check(len(c.ClientIDs) > 0, "client-ids", "at least one")
 	p.Check(len(c.Scopes) > 0, "scopes", "at least one")
 	p.Check(len(c.DownscopedScopes) > 0, "downscoped-scopes", "at least one")
@@ -284,11 +293,11 @@ type TokenExchanger interface {
 
 // Kinds of ground-truth line.
 const (
-	// LabelAttack: the user was attacked; their tokens should be revoked
-	// by the rule named in Attack (or any other).
+	// LabelAttack: the user was attacked; their tokens should be revoked.
 	LabelAttack = "attack"
 	// LabelAttempt: the user was tried by a many-user attack (credential
-	// stuffing, password spraying) that failed against them. Nothing of
+	// stuffing, distributed or not, password spraying) that failed against
+	// them. Nothing of
 	// theirs needs revoking, but a revocation is no false alarm either.
 	LabelAttempt = "attempt"
 	// LabelUserAction: the user's own action (a logout) that the rule named
@@ -301,8 +310,10 @@ const (
 // ground-truth file.
 type GroundTruth struct {
 	UserID string `json:"user_id"`
-	// Attack is the id of the rule of the default pack the line should
-	// trigger.
+	// Attack names the kind of attack (one of the Attack* constants), or
+	// for a user action the rule that answers it (RuleLogout). It names
+	// what happened, not the rule expected to catch it: any detection of
+	// the user counts.
 	Attack string `json:"attack"`
 	// Label is LabelAttack, LabelAttempt or LabelUserAction.
 	Label string `json:"label"`
@@ -376,8 +387,10 @@ type Sim struct {
 	pending []*attack // finished, waiting for their events to be published
 	truth   []GroundTruth
 	labels  []GroundTruth
-	// nextKind is the next of otherAttacks to start.
-	nextKind int
+	// mix weighs otherAttacks (Config.AttackMix); credit is each kind's
+	// standing in the weighted round robin that picks the next.
+	mix      map[string]float64
+	credit   map[string]float64
 	services []*service
 	outage   idpOutage
 
@@ -400,6 +413,8 @@ func New(cfg Config, issuer TokenIssuer, log zerolog.Logger) (*Sim, error) {
 		tokens:  map[string][]string{},
 		classes: map[string][]string{},
 	}
+	s.mix, _ = parseMix(cfg.AttackMix)
+	s.credit = map[string]float64{}
 	if ex, ok := issuer.(TokenExchanger); ok {
 		s.exch = ex
 	}
@@ -756,4 +771,26 @@ func (q *actorQueue) Pop() any {
 	old[len(old)-1] = nil
 	*q = old[:len(old)-1]
 	return it
+}
+
+// parseMix reads Config.AttackMix: a weight for every kind of otherAttacks.
+func parseMix(entries []string) (map[string]float64, error) {
+	mix := make(map[string]float64, len(otherAttacks))
+	for _, k := range otherAttacks {
+		mix[k] = 1
+	}
+	var errs []error
+	for _, e := range entries {
+		kind, w, ok := strings.Cut(e, "=")
+		f, err := strconv.ParseFloat(w, 64)
+		switch {
+		case !ok || err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f):
+			errs = append(errs, fmt.Errorf("want kind=weight with a weight of 0 or more, got %q", e))
+		case !slices.Contains(otherAttacks, kind):
+			errs = append(errs, fmt.Errorf("%q is not one of %s", kind, strings.Join(otherAttacks, ", ")))
+		default:
+			mix[kind] = f
+		}
+	}
+	return mix, errors.Join(errs...)
 }

@@ -417,19 +417,3 @@ const (
 	weekendActivity = 0.2 * weekdayActivity
 	weekdayActivity = 7 / (5 + 2*0.2)
 )
-
-// attackerOrigins are hosting networks and residential machines abroad:
-// countries and networks none of the users has.
-var attackerOrigins = func() []place {
-	home := map[string]bool{}
-	for _, h := range homes {
-		home[h.country] = true
-	}
-	var out []place
-	for _, r := range cloudRegions {
-		if !home[r.country] {
-			out = append(out, r.place)
-		}
-	}
-	return append(out, foreignResidential...)
-}()
