@@ -3,7 +3,9 @@ package simulate
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/revoked-dev/revoked/schemas"
@@ -22,41 +24,98 @@ const (
 // Human timing, independent of the configured rate.
 const (
 	retypeMin, retypeMax         = 3 * time.Second, 15 * time.Second
-	mistypeQuiet                 = time.Hour
 	tokenDelayMin, tokenDelayMax = 50 * time.Millisecond, 400 * time.Millisecond
-	// officeMistypeQuiet spaces mistyped passwords behind one office
-	// address: at any realistic rate they are further apart anyway, and a
-	// compressed demo run must not make an office look like credential
-	// stuffing.
-	officeMistypeQuiet = 5 * time.Minute
+	// mondayMistype multiplies the chance of a mistyped password on
+	// Monday mornings (local time, 7 to 11), after a weekend away from
+	// the keyboard.
+	mondayMistype = 3
+	// moreMistypes is the chance of each further failure once a user has
+	// mistyped: most get it right the second time, a few need four or five
+	// tries.
+	moreMistypes = 0.3
+	// forgotReset is the chance that a user who failed three times or more
+	// resets their password (self-service) before logging in.
+	forgotReset = 0.4
+	// handoffProb is the chance, per action of a session of the handoff
+	// class, that the device moves between Wi-Fi and the carrier.
+	handoffProb = 0.15
+	// popSwitchProb is the chance, per action on the corporate VPN, that
+	// its client reconnects through another point of presence.
+	popSwitchProb = 0.08
 )
 
 func (s *Sim) setup(start time.Time) {
 	gap := s.meanGap()
-	s.users = make([]*user, s.cfg.Users)
-	s.officeMistype = map[string]time.Time{}
-	for i := range s.users {
+	s.users = make([]*user, 0, s.cfg.Users)
+	// About 300 users share each campus or carrier-grade NAT address.
+	nats := min(len(natSites), max(1, int(math.Round(float64(s.cfg.Users)*s.cfg.SharedNATShare/300))))
+	for i := range s.cfg.Users {
 		rng := rand.New(rand.NewPCG(uint64(s.cfg.Seed), uint64(i)+1))
+		if rng.Float64() < s.cfg.ServiceShare {
+			sa := s.newService(UserID(i), rng)
+			s.services = append(s.services, sa)
+			s.addClass(sa.id, ClassServiceAccount)
+			s.schedule(sa, start.Add(uniform(rng, time.Second, sa.period)))
+			continue
+		}
 		home := pickHome(rng)
+		var nat *natSite
+		if rng.Float64() < s.cfg.SharedNATShare {
+			nat = &natSites[rng.IntN(nats)]
+			home = nat.home
+		}
 		carriers := mobile[home.country]
 		u := &user{
-			id:      UserID(i),
-			rng:     rng,
-			home:    home,
-			loc:     home,
-			isp:     home.asns[rng.IntN(len(home.asns))],
-			carrier: carriers[rng.IntN(len(carriers))],
-			office:  rng.Float64() < s.cfg.OfficeShare,
-			subnet:  rng.IntN(256),
-			device:  fmt.Sprintf("dev_%012x", rng.Uint64()&0xffffffffffff),
-			agent:   userAgents[rng.IntN(len(userAgents))],
-			client:  s.cfg.ClientIDs[rng.IntN(len(s.cfg.ClientIDs))],
-			gap:     gap,
+			id:        UserID(i),
+			rng:       rng,
+			home:      home,
+			loc:       home,
+			isp:       home.asns[rng.IntN(len(home.asns))],
+			carrier:   carriers[rng.IntN(len(carriers))],
+			nat:       nat,
+			office:    nat == nil && rng.Float64() < s.cfg.OfficeShare,
+			handoff:   rng.Float64() < s.cfg.HandoffShare,
+			traveller: rng.Float64() < s.cfg.TravellerShare,
+			weekend:   rng.Float64() < s.cfg.WeekendShare,
+			subnet:    rng.IntN(256),
+			device:    fmt.Sprintf("dev_%012x", rng.Uint64()&0xffffffffffff),
+			agent:     userAgents[rng.IntN(len(userAgents))],
+			client:    s.cfg.ClientIDs[rng.IntN(len(s.cfg.ClientIDs))],
+			gap:       gap,
 		}
-		u.net, u.ip = u.isp, u.isp.ip(rng, u.subnet)
-		s.users[i] = u
+		if rng.Float64() < s.cfg.VPNShare {
+			pops := vpnPoPs[home.city]
+			u.vpn = pops[:min(len(pops), 2+rng.IntN(2))]
+		}
+		if u.handoff {
+			// A phone: the mobile app or the phone's browser.
+			u.agent = mobileAgents[rng.IntN(len(mobileAgents))]
+			if slices.Contains(s.cfg.ClientIDs, "mobile-app") {
+				u.client = "mobile-app"
+			}
+		}
+		for _, c := range []struct {
+			in   bool
+			name string
+		}{
+			{u.office, ClassOffice}, {u.nat != nil, ClassSharedNAT}, {u.handoff, ClassHandoff},
+			{u.vpn != nil, ClassCorporateVPN}, {u.traveller, ClassTraveller}, {u.weekend, ClassWeekendWorker},
+		} {
+			if c.in {
+				s.addClass(u.id, c.name)
+			}
+		}
+		u.cur = address{u.isp, u.isp.ip(rng, u.subnet), home}
+		s.users = append(s.users, u)
 		// Spread first logins over half an offline pause, by time of day.
 		s.schedule(u, u.nextLogin(start, offlineGaps*gap/2))
+		if rng.Float64() < s.cfg.SyncShare {
+			s.addClass(u.id, ClassSyncNewDevice)
+			s.schedule(&syncClient{u: u}, s.newDeviceDay(u, start))
+		}
+	}
+	if s.cfg.OutageRate > 0 {
+		s.schedule(&outageActor{}, start.Add(s.outageGap()))
 	}
 }
 
@@ -69,7 +128,17 @@ const (
 	active
 	loggingOut
 	revoking
+	reauthing
 )
+
+// address is where a user's traffic comes from: a network, an address of
+// it, and the place it geolocates to (not always where the user is: a VPN
+// exits at its point of presence, a roaming phone at home).
+type address struct {
+	net network
+	ip  string
+	at  place
+}
 
 // user is one simulated person with a fixed home, device and client.
 type user struct {
@@ -79,34 +148,47 @@ type user struct {
 	loc     place   // where the user is: home, or a trip's destination
 	isp     network // the home's residential network
 	carrier network
-	office  bool // works from the city office on weekdays
 	subnet  int
 	device  string
 	agent   string
 	client  string
 	gap     time.Duration
 
+	// Benign classes.
+	office    bool     // works from the city office on weekdays
+	nat       *natSite // lives behind a campus or carrier-grade NAT
+	handoff   bool     // a phone that moves between Wi-Fi and the carrier
+	vpn       []pop    // the corporate VPN's points of presence, nearest first
+	traveller bool     // flies now and then
+	weekend   bool     // works weekends too
+
 	state      userState
-	failures   int // mistyped passwords still to come
+	failures   int  // mistyped passwords still to come
+	resetting  bool // the user forgot the password and resets it
 	session    string
-	net        network // the session's network
-	ip         string  // the session's address
+	cur        address // the session's current address
+	wifi       address // the session's Wi-Fi (or wired) address
+	onCarrier  bool    // cur is the phone's carrier
+	onVPN      bool    // cur is the corporate VPN
 	tok        token
-	child      token  // downscoped token, if exchanged
-	childFile  string // the file the child is bound to
-	actions    int    // actions left in the session
-	exchangeAt int    // actions value at which to exchange; -1 never
-	passwordAt int    // actions value at which to change the password; -1 never
-	grantAt    int    // actions value at which access is granted; -1 never
-	reissue    bool   // the password changed: the session gets a new token
-	revoked    token  // the logged-out session's token, to revoke
+	child      token     // downscoped token, if exchanged
+	childFile  string    // the file the child is bound to
+	actions    int       // actions left in the session
+	exchangeAt int       // actions value at which to exchange; -1 never
+	passwordAt int       // actions value at which to change the password; -1 never
+	grantAt    int       // actions value at which access is granted; -1 never
+	reissue    bool      // the password changed: the session gets a new token
+	revoked    token     // the logged-out session's token, to revoke
+	reauth     bool      // an outage dropped the session: sign in again
+	reauthAt   time.Time // not before
+	outageSeen int       // the last outage the user failed a login in
+	nextDevice string    // a new computer, used from the next session on
 
 	away        bool      // on a trip
 	returnAfter time.Time // when a trip's stay is over
 
-	lastMistype time.Time
-	attacked    bool      // an attack on the user is under way
-	calmUntil   time.Time // no new attack on the user before
+	attacked  bool      // an attack on the user is under way
+	calmUntil time.Time // no new attack on the user before
 	// misuseAtLogout starts a downscoped-token misuse once the session's
 	// parent token is revoked at logout.
 	misuseAtLogout bool
@@ -118,13 +200,16 @@ func (u *user) event(typ schemas.EventType) *schemas.AuditEvent {
 		UserID:    u.id,
 		SessionID: u.session,
 		ClientID:  u.client,
-		IP:        u.ip,
+		IP:        u.cur.ip,
 		UserAgent: u.agent,
 		DeviceID:  u.device,
-		Geo:       u.loc.geo(u.net.asn),
+		Geo:       u.cur.at.geo(u.cur.net.asn),
 	}
 }
 
+// geo is what an identity provider reports for an address of asn in p:
+// location and ASN. The organisation and kind of network are left to the
+// detector's enricher.
 func (p place) geo(asn uint32) *schemas.Geo {
 	lat, lon := p.lat, p.lon
 	return &schemas.Geo{Country: p.country, City: p.city, Lat: &lat, Lon: &lon, ASN: asn}
@@ -135,69 +220,135 @@ func (u *user) localTime(t time.Time) time.Time {
 	return t.UTC().Add(time.Duration(u.loc.tz) * time.Hour)
 }
 
+// worksOn reports whether the user works on the local day of t.
+func (u *user) worksOn(local time.Time) bool {
+	return u.weekend || local.Weekday() != time.Saturday && local.Weekday() != time.Sunday
+}
+
 // nextLogin draws when the user comes back after from, for a mean pause
 // of mean at an average hour: a Poisson process whose intensity follows
-// the local time of day (drawn by thinning), so users are busy by day and
-// quiet at night, and the long-run rate stays that of mean.
+// the local time of day and, for those who do not work weekends, the day
+// of the week (drawn by thinning), so users are busy by day and quiet at
+// night and at weekends.
 func (u *user) nextLogin(from time.Time, mean time.Duration) time.Time {
 	t := from
+	top := activityMax
+	if !u.weekend {
+		top *= weekdayActivity
+	}
 	for range 10_000 {
-		t = t.Add(exponential(u.rng, time.Duration(float64(mean)/activityMax)))
-		if u.rng.Float64()*activityMax < activity(u.localTime(t).Hour()) {
+		t = t.Add(exponential(u.rng, time.Duration(float64(mean)/top)))
+		local := u.localTime(t)
+		a := activity(local.Hour())
+		switch {
+		case u.weekend:
+		case u.worksOn(local):
+			a *= weekdayActivity
+		default:
+			a *= weekendActivity
+		}
+		if u.rng.Float64()*top < a {
 			break
 		}
 	}
 	return t.Truncate(time.Millisecond)
 }
 
-// pickNetwork chooses the session's network by the user's habits: office
-// workers sit behind the office's address on weekdays during working
-// hours, and otherwise use home or the phone; others work from home, the
-// phone or the corporate VPN, each often enough to be a habit. Away, the
-// user is on the hotel's network or, in their own country, the phone.
-func (u *user) pickNetwork(now time.Time) {
-	local := u.localTime(now)
-	workday := local.Weekday() != time.Saturday && local.Weekday() != time.Sunday
-	r := u.rng.Float64()
-	switch {
-	case u.away && u.loc.country == u.home.country && r < 0.5:
-		u.net, u.ip = u.carrier, u.carrier.ip(u.rng, -1)
-	case u.away:
-		u.net = u.loc.asns[u.rng.IntN(len(u.loc.asns))]
-		u.ip = u.net.ip(u.rng, -1)
-	case u.office && workday && local.Hour() >= 8 && local.Hour() < 18 && r < 0.85:
-		u.net, u.ip = officeNet, officeIP(u.home.city)
-	case u.office && r < 0.75 || !u.office && r < 0.6:
-		u.net, u.ip = u.isp, u.isp.ip(u.rng, u.subnet)
-	case u.office || r < 0.85:
-		u.net, u.ip = u.carrier, u.carrier.ip(u.rng, -1)
-	default:
-		u.net, u.ip = corporateVPN, corporateVPN.ip(u.rng, -1)
+// carrierAddr is an address of the phone's carrier: in the user's city at
+// home or on a domestic trip; abroad, the phone roams and its traffic is
+// routed home, so the address is the home carrier's and geolocates home.
+func (u *user) carrierAddr() address {
+	at := u.loc
+	if u.loc.country != u.home.country {
+		at = u.home
 	}
+	return address{u.carrier, u.carrier.ip(u.rng, -1), at}
 }
 
-func (u *user) atOffice() bool { return u.net == officeNet }
+// vpnAddr is the corporate VPN's egress at one of the user's points of
+// presence: the nearest most of the time.
+func (u *user) vpnAddr() address {
+	p := u.vpn[0]
+	if u.rng.Float64() >= 0.6 {
+		p = u.vpn[1+u.rng.IntN(len(u.vpn)-1)]
+	}
+	return address{zscaler, zscaler.ip(u.rng, p.sub), p.place}
+}
+
+// habitualAddr is where the user's laptop is online at now when nothing
+// else decides: the hotel on a trip, the office in office hours, the
+// shared NAT or home otherwise.
+func (u *user) habitualAddr(now time.Time) address {
+	local := u.localTime(now)
+	switch {
+	case u.away:
+		n := u.loc.asns[u.rng.IntN(len(u.loc.asns))]
+		return address{n, n.ip(u.rng, -1), u.loc}
+	case u.office && u.worksOn(local) && local.Hour() >= 8 && local.Hour() < 18:
+		return address{officeNet, officeIP(u.home.city), u.home}
+	case u.nat != nil:
+		return address{u.nat.net, u.nat.ip(), u.home}
+	}
+	return address{u.isp, u.isp.ip(u.rng, u.subnet), u.home}
+}
+
+// pickNetwork chooses the session's network by the user's habits: office
+// workers sit behind the office's address on working days during working
+// hours; students and carrier-NAT households behind their shared address;
+// VPN users mostly on the VPN on working days; everyone otherwise at home
+// or on the phone. Away, the user is on the hotel's network or the phone
+// (roaming abroad). A session of the handoff class starts on Wi-Fi or the
+// carrier and moves between them as it goes on.
+func (u *user) pickNetwork(now time.Time) {
+	local := u.localTime(now)
+	work := u.worksOn(local)
+	r := u.rng.Float64()
+	u.onCarrier, u.onVPN = false, false
+	u.wifi = u.habitualAddr(now)
+	phone := 0.15 // sessions on the carrier
+	if u.handoff {
+		phone = 0.4
+	}
+	switch {
+	case u.away && r < phone+0.2:
+		u.onCarrier = true
+	case u.away:
+	case u.vpn != nil && work && r < 0.8:
+		u.onVPN = true
+	case r < phone:
+		u.onCarrier = true
+	}
+	switch {
+	case u.onCarrier:
+		u.cur = u.carrierAddr()
+	case u.onVPN:
+		u.cur = u.vpnAddr()
+	default:
+		u.cur = u.wifi
+	}
+}
 
 func (u *user) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 	switch u.state {
 	case offline:
 		u.session = "ses_" + s.hexID()
+		if u.nextDevice != "" {
+			u.device, u.nextDevice = u.nextDevice, ""
+		}
 		u.pickNetwork(s.simNow)
 		if u.rng.Float64() < s.cfg.BruteForceProb && s.mayAttack(u, AttackBruteForce) {
 			s.startBruteForce(u, u.rng.IntN(2) == 0)
 		}
-		// At most one or two mistyped passwords per mistypeQuiet, so a
-		// user alone never comes near a brute-force threshold, however
-		// often the configured rate makes them log in.
-		if u.rng.Float64() < s.cfg.MistypeProb && (u.lastMistype.IsZero() || s.simNow.Sub(u.lastMistype) >= mistypeQuiet) {
-			office := u.atOffice()
-			if last, ok := s.officeMistype[u.ip]; !office || !ok || s.simNow.Sub(last) >= officeMistypeQuiet {
-				u.failures = 1 + u.rng.IntN(2)
-				u.lastMistype = s.simNow
-				if office {
-					s.officeMistype[u.ip] = s.simNow
-				}
+		p := s.cfg.MistypeProb
+		if local := u.localTime(s.simNow); local.Weekday() == time.Monday && local.Hour() >= 7 && local.Hour() < 11 {
+			p *= mondayMistype
+		}
+		if u.rng.Float64() < p {
+			u.failures = 1
+			for u.failures < 8 && u.rng.Float64() < moreMistypes {
+				u.failures++
 			}
+			u.resetting = u.failures >= 3 && u.rng.Float64() < forgotReset
 		}
 		return u.login(s)
 	case retrying:
@@ -224,16 +375,34 @@ func (u *user) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 			s.startOther(ctx, u)
 		}
 		return s.after(exponential(u.rng, u.gap)), false, nil
+	case reauthing:
+		// The identity provider is back: the user signs the session in
+		// again and the application gets a new token.
+		s.emit(u.event(schemas.EventLoginSuccess))
+		u.state, u.reissue = active, true
+		return s.after(uniform(u.rng, tokenDelayMin, tokenDelayMax)), false, nil
 	case active:
 		switch {
 		case u.reissue:
-			// The password changed: the application signs the session in
-			// again and drops the old token and its downscoped child.
+			// The password changed, or the user signed in again: the
+			// application drops the old token and its downscoped child.
 			u.reissue = false
 			if err := u.newToken(ctx, s); err != nil {
 				return time.Time{}, false, err
 			}
 			return s.after(uniform(u.rng, tokenDelayMin, tokenDelayMax)), false, nil
+		case u.reauth:
+			// An outage dropped the session: sign in again once the
+			// identity provider is back.
+			u.reauth = false
+			u.state = reauthing
+			if u.reauthAt.After(s.simNow) {
+				return u.reauthAt, false, nil
+			}
+			return s.after(uniform(u.rng, tokenDelayMin, tokenDelayMax)), false, nil
+		}
+		u.roam()
+		switch {
 		case u.actions == u.exchangeAt && u.child.id == "":
 			if err := u.exchange(ctx, s); err != nil {
 				return time.Time{}, false, err
@@ -283,10 +452,10 @@ func (u *user) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 				s.startMisuseAfterRevoke(u, u.child)
 			}
 		}
-		u.state, u.session, u.tok, u.child, u.revoked = offline, "", token{}, token{}, token{}
+		u.state, u.session, u.tok, u.child, u.revoked, u.reauth = offline, "", token{}, token{}, token{}, false
 		from := s.simNow
 		switch {
-		case !u.away && u.rng.Float64() < s.cfg.TravelProb:
+		case u.traveller && !u.away && u.rng.Float64() < s.cfg.TravelProb:
 			dest := u.destination()
 			from = from.Add(travelTime(u.loc, dest))
 			u.loc, u.away = dest, true
@@ -298,6 +467,36 @@ func (u *user) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 		return u.nextLogin(from, offlineGaps*u.gap), false, nil
 	}
 	return time.Time{}, false, fmt.Errorf("simulate: user %s in unknown state %d", u.id, u.state)
+}
+
+// roam moves a session between networks as devices do, keeping its
+// session and token: a phone of the handoff class between Wi-Fi and its
+// carrier (a new carrier address each time), a VPN client to another
+// point of presence.
+func (u *user) roam() {
+	switch {
+	case u.onVPN:
+		if u.rng.Float64() < popSwitchProb {
+			u.cur = u.vpnAddr()
+		}
+	case u.handoff && u.rng.Float64() < handoffProb:
+		if u.onCarrier {
+			u.cur = u.wifi
+		} else {
+			u.cur = u.carrierAddr()
+		}
+		u.onCarrier = !u.onCarrier
+	}
+}
+
+// outageFailure records that the user failed to sign in during the
+// current outage, and is the failed login.
+func (u *user) outageFailure(s *Sim) *schemas.AuditEvent {
+	u.outageSeen = s.outage.id
+	s.addClass(u.id, ClassIdPOutage)
+	ev := u.event(schemas.EventLoginFailure)
+	ev.Attrs = map[string]string{"reason": s.outage.reason}
+	return ev
 }
 
 // destination is where a trip goes: another city of the user's country
@@ -347,8 +546,15 @@ func (u *user) exchange(ctx context.Context, s *Sim) error {
 	return nil
 }
 
-// login emits a mistyped attempt while any are due, then the success.
+// login emits a failure while any are due (an outage of the identity
+// provider, mistyped passwords), a self-service reset when the user gave
+// up on remembering, then the success.
 func (u *user) login(s *Sim) (time.Time, bool, error) {
+	if s.outage.activeAt(s.simNow) && u.outageSeen != s.outage.id {
+		s.emit(u.outageFailure(s))
+		u.state = retrying
+		return s.outage.until.Add(uniform(u.rng, 30*time.Second, 10*time.Minute)).Truncate(time.Millisecond), false, nil
+	}
 	if u.failures > 0 {
 		u.failures--
 		ev := u.event(schemas.EventLoginFailure)
@@ -356,6 +562,14 @@ func (u *user) login(s *Sim) (time.Time, bool, error) {
 		s.emit(ev)
 		u.state = retrying
 		return s.after(uniform(u.rng, retypeMin, retypeMax)), false, nil
+	}
+	if u.resetting {
+		u.resetting = false
+		ev := u.event(schemas.EventPasswordReset)
+		ev.Attrs = map[string]string{"method": "email_link", "initiator": "user"}
+		s.emit(ev)
+		u.state = retrying
+		return s.after(uniform(u.rng, time.Minute, 5*time.Minute)), false, nil
 	}
 	s.emit(u.event(schemas.EventLoginSuccess))
 	u.state = issuing

@@ -9,8 +9,10 @@ import (
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// Ground-truth attack names: the ids of the rules of the default pack that
-// each scenario should trigger.
+// Ground-truth attack kinds: the attack field of GroundTruth. Several
+// kinds happen only now that attackers know what single-signal rules look
+// for (low and slow guessing, distributed stuffing, MFA fatigue, an
+// adversary in the middle); each names what happened, not a rule.
 const (
 	AttackBruteForce          = "brute_force"
 	AttackBruteForceSuccess   = "brute_force_success"
@@ -23,23 +25,53 @@ const (
 	AttackNewLocationAction   = "new_location_sensitive_action"
 	AttackPrivilegeEscalation = "privilege_escalation"
 	AttackTokenAfterPassword  = "token_after_password_change"
+	// AttackLowAndSlow guesses one user's password from rotating
+	// residential addresses in the user's country, one try every 5 to 15
+	// minutes for hours, until it gets in.
+	AttackLowAndSlow = "low_and_slow_guessing"
+	// AttackDistributedStuffing tries a leaked credential list from
+	// hundreds of hosting addresses, one try per account, and gets into a
+	// few (labelled attacks; the others tried are attempts).
+	AttackDistributedStuffing = "distributed_credential_stuffing"
+	// AttackMFAFatigue holds the password and sends push after push until
+	// the user accepts one.
+	AttackMFAFatigue = "mfa_fatigue"
+	// AttackSessionHijack is an adversary in the middle: the session token
+	// it phished is used from a hosting network with another browser and
+	// device while the victim keeps working.
+	AttackSessionHijack = "aitm_session_hijack"
+	// AttackPasswordResetTakeover resets the victim's password (through a
+	// taken-over mailbox or phone number) and signs in from another
+	// country.
+	AttackPasswordResetTakeover = "password_reset_takeover"
+	// AttackDownscopedMinting mints downscoped tokens in bulk from a
+	// stolen token and uses them from elsewhere.
+	AttackDownscopedMinting = "downscoped_token_minting"
+	// AttackEscalationSharing grants the account admin rights and shares
+	// other people's files with anyone who has the link, in bulk.
+	AttackEscalationSharing = "privilege_escalation_mass_sharing"
 	// RuleLogout names the rule that answers a logout (LabelUserAction).
 	RuleLogout = "logout"
 )
 
-// Attacks lists the attack scenarios, by the rule each should trigger.
+// Attacks lists the attack kinds.
 func Attacks() []string {
 	return []string{
 		AttackBruteForce, AttackBruteForceSuccess, AttackCredentialStuffing, AttackPasswordSpraying,
 		AttackImpossibleTravel, AttackTokenReplay, AttackDownscopedMisuse, AttackMassDownload,
 		AttackNewLocationAction, AttackPrivilegeEscalation, AttackTokenAfterPassword,
+		AttackLowAndSlow, AttackDistributedStuffing, AttackMFAFatigue, AttackSessionHijack,
+		AttackPasswordResetTakeover, AttackDownscopedMinting, AttackEscalationSharing,
 	}
 }
 
-// otherAttacks are the scenarios Config.AttackProb starts, in turn.
+// otherAttacks are the kinds Config.AttackProb starts, in proportion to
+// Config.AttackMix.
 var otherAttacks = []string{
 	AttackCredentialStuffing, AttackPasswordSpraying, AttackImpossibleTravel, AttackDownscopedMisuse,
 	AttackMassDownload, AttackNewLocationAction, AttackPrivilegeEscalation, AttackTokenAfterPassword,
+	AttackLowAndSlow, AttackDistributedStuffing, AttackMFAFatigue, AttackSessionHijack,
+	AttackPasswordResetTakeover, AttackDownscopedMinting, AttackEscalationSharing,
 }
 
 // Attacker timing, independent of the configured rate so that attacks look
@@ -69,17 +101,24 @@ const (
 // attackSpan is more than an attack of the kind lasts, at AttackTimeScale
 // 1.
 var attackSpan = map[string]time.Duration{
-	AttackBruteForce:          12 * time.Minute,
-	AttackBruteForceSuccess:   12 * time.Minute,
-	AttackCredentialStuffing:  10 * time.Minute,
-	AttackPasswordSpraying:    50 * time.Minute,
-	AttackImpossibleTravel:    30 * time.Minute,
-	AttackTokenReplay:         10 * time.Minute,
-	AttackDownscopedMisuse:    12 * time.Minute,
-	AttackMassDownload:        50 * time.Minute,
-	AttackNewLocationAction:   15 * time.Minute,
-	AttackPrivilegeEscalation: 15 * time.Minute,
-	AttackTokenAfterPassword:  15 * time.Minute,
+	AttackBruteForce:            12 * time.Minute,
+	AttackBruteForceSuccess:     12 * time.Minute,
+	AttackCredentialStuffing:    10 * time.Minute,
+	AttackPasswordSpraying:      50 * time.Minute,
+	AttackImpossibleTravel:      30 * time.Minute,
+	AttackTokenReplay:           10 * time.Minute,
+	AttackDownscopedMisuse:      12 * time.Minute,
+	AttackMassDownload:          50 * time.Minute,
+	AttackNewLocationAction:     15 * time.Minute,
+	AttackPrivilegeEscalation:   15 * time.Minute,
+	AttackTokenAfterPassword:    15 * time.Minute,
+	AttackLowAndSlow:            11 * time.Hour,
+	AttackDistributedStuffing:   50 * time.Minute,
+	AttackMFAFatigue:            2 * time.Hour,
+	AttackSessionHijack:         2 * time.Hour,
+	AttackPasswordResetTakeover: 40 * time.Minute,
+	AttackDownscopedMinting:     80 * time.Minute,
+	AttackEscalationSharing:     70 * time.Minute,
 }
 
 // mayAttack reports whether an attack of the kind on u may start now: none
@@ -125,56 +164,134 @@ func (a *attack) saw(t time.Time) {
 	a.events++
 }
 
-// attacker is where an attack comes from: a foreign hosting network.
+// attacker is where an attack comes from: rented hosting abroad or in
+// the victim's country, a residential proxy in the victim's country (whose
+// address can rotate through the country's broadband networks), or a
+// compromised machine abroad.
 type attacker struct {
-	rng    *rand.Rand
-	origin place
-	net    network
-	ip     string
-	agent  string
-	device string
+	rng     *rand.Rand
+	addr    address
+	country string // for a residential proxy: the country it rotates in
+	agent   string
+	device  string
 }
 
-func (s *Sim) newAttacker() *attacker {
+// Kinds of origin.
+type origin int
+
+const (
+	anyOrigin origin = iota
+	foreignHosting
+	localHosting
+	residentialProxy
+	foreignMachine
+)
+
+// newAttacker is an attacker of victim from the kind of origin o; with
+// anyOrigin, one drawn from a mix: hosting abroad (three in ten), hosting
+// in the victim's country (a quarter), a residential proxy in the
+// victim's country (three in ten), a compromised machine abroad.
+func (s *Sim) newAttacker(victim *user, o origin) *attacker {
 	rng := rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
-	origin := attackerOrigins[rng.IntN(len(attackerOrigins))]
-	net := origin.asns[rng.IntN(len(origin.asns))]
-	return &attacker{
+	a := &attacker{
 		rng:    rng,
-		origin: origin,
-		net:    net,
-		ip:     net.ip(rng, -1),
 		agent:  attackerAgents[rng.IntN(len(attackerAgents))],
 		device: fmt.Sprintf("dev_%012x", rng.Uint64()&0xffffffffffff),
 	}
+	if o == anyOrigin {
+		switch r := rng.IntN(100); {
+		case r < 30:
+			o = foreignHosting
+		case r < 55:
+			o = localHosting
+		case r < 85:
+			o = residentialProxy
+		default:
+			o = foreignMachine
+		}
+	}
+	a.from(victim, o)
+	return a
+}
+
+// from moves the attacker to a new address of the kind o.
+func (a *attacker) from(victim *user, o origin) {
+	country := victim.home.country
+	switch o {
+	case localHosting:
+		if local := hostingIn(country); len(local) > 0 {
+			r := local[a.rng.IntN(len(local))]
+			a.addr = address{r.asns[0], r.asns[0].ip(a.rng, -1), r.place}
+			return
+		}
+		fallthrough
+	case foreignHosting:
+		var abroad []region
+		for _, r := range cloudRegions {
+			if r.country != country {
+				abroad = append(abroad, r)
+			}
+		}
+		r := abroad[a.rng.IntN(len(abroad))]
+		a.addr = address{r.asns[0], r.asns[0].ip(a.rng, -1), r.place}
+	case residentialProxy:
+		a.country = country
+		a.rotate()
+	default:
+		p := foreignResidential[a.rng.IntN(len(foreignResidential))]
+		a.addr = address{p.asns[0], p.asns[0].ip(a.rng, -1), p}
+	}
+}
+
+// rotate gives a residential proxy its next exit: another household of
+// the country, on any of its broadband networks.
+func (a *attacker) rotate() {
+	cities := citiesIn(a.country)
+	p := cities[a.rng.IntN(len(cities))]
+	n := p.asns[a.rng.IntN(len(p.asns))]
+	a.addr = address{n, n.ip(a.rng, -1), p}
+}
+
+// hostAnywhere moves the attacker to a new address of any hosting region:
+// one machine of a botnet of rented servers.
+func (a *attacker) hostAnywhere() {
+	r := cloudRegions[a.rng.IntN(len(cloudRegions))]
+	a.addr = address{r.asns[0], r.asns[0].ip(a.rng, -1), r.place}
 }
 
 // farFrom moves the attacker to an origin at least impossibleKm from p.
 func (a *attacker) farFrom(p place) {
 	var far []place
-	for _, o := range attackerOrigins {
+	for _, r := range cloudRegions {
+		if distanceKm(r.place, p) >= impossibleKm {
+			far = append(far, r.place)
+		}
+	}
+	for _, o := range foreignResidential {
 		if distanceKm(o, p) >= impossibleKm {
 			far = append(far, o)
 		}
 	}
-	if len(far) == 0 {
-		return
-	}
-	a.origin = far[a.rng.IntN(len(far))]
-	a.net = a.origin.asns[a.rng.IntN(len(a.origin.asns))]
-	a.ip = a.net.ip(a.rng, -1)
+	o := far[a.rng.IntN(len(far))]
+	n := o.asns[a.rng.IntN(len(o.asns))]
+	a.addr = address{n, n.ip(a.rng, -1), o}
 }
 
 func (a *attacker) event(typ schemas.EventType, victim *user, session string) *schemas.AuditEvent {
+	return a.eventAt(typ, victim, session, a.addr)
+}
+
+// eventAt is an event of the attacker's from at.
+func (a *attacker) eventAt(typ schemas.EventType, victim *user, session string, at address) *schemas.AuditEvent {
 	return &schemas.AuditEvent{
 		Type:      typ,
 		UserID:    victim.id,
 		SessionID: session,
 		ClientID:  victim.client,
-		IP:        a.ip,
+		IP:        at.ip,
 		UserAgent: a.agent,
 		DeviceID:  a.device,
-		Geo:       a.origin.geo(a.net.asn),
+		Geo:       at.at.geo(at.net.asn),
 	}
 }
 
@@ -259,25 +376,30 @@ func (sc *script) labelID(kind, label, userID string) *attack {
 }
 
 // loginAndUse appends what an attacker does with a password that worked:
-// a successful login, a token, and n uses of it.
+// a successful login, a token, and n uses of it, all from the address the
+// attacker has at the login.
 func (s *Sim) loginAndUse(sc *script, a *attacker, victim *user, rec *attack, wait time.Duration, n int) {
 	session := "ses_" + s.hexID()
 	var tok token
-	sc.add(wait, rec, emitStep(a.event(schemas.EventLoginSuccess, victim, session)))
+	var at address
+	sc.add(wait, rec, func(context.Context, *Sim) (*schemas.AuditEvent, error) {
+		at = a.addr
+		return a.eventAt(schemas.EventLoginSuccess, victim, session, at), nil
+	})
 	sc.add(uniform(a.rng, tokenDelayMin, tokenDelayMax), rec, func(ctx context.Context, s *Sim) (*schemas.AuditEvent, error) {
 		t, err := s.issue(ctx, victim.id, victim.client, session, s.cfg.Scopes)
 		if err != nil {
 			return nil, err
 		}
 		tok, rec.tokenID = t, t.id
-		ev := a.event(schemas.EventTokenIssued, victim, session)
+		ev := a.eventAt(schemas.EventTokenIssued, victim, session, at)
 		ev.TokenID, ev.Scopes = t.id, s.cfg.Scopes
 		return ev, nil
 	})
 	rec.sessionID = session
 	for range n {
 		sc.add(s.attackTime(uniform(a.rng, attackUseMin, attackUseMax)), rec, func(context.Context, *Sim) (*schemas.AuditEvent, error) {
-			ev := a.event(schemas.EventFileDownload, victim, session)
+			ev := a.eventAt(schemas.EventFileDownload, victim, session, at)
 			ev.TokenID = tok.id
 			ev.Resource = &schemas.Resource{Type: "file", ID: victim.file(a.rng)}
 			ev.Bytes = fileSize(a.rng)
@@ -303,7 +425,7 @@ func failureAs(a *attacker, victim *user, userID string) *schemas.AuditEvent {
 // times without success, or 6-10 times and then right, after which the
 // attacker takes a token and uses it.
 func (s *Sim) startBruteForce(victim *user, success bool) {
-	a := s.newAttacker()
+	a := s.newAttacker(victim, anyOrigin)
 	sc := s.newScript(victim)
 	kind, guesses := AttackBruteForce, 12+a.rng.IntN(14)
 	if success {
@@ -321,9 +443,10 @@ func (s *Sim) startBruteForce(victim *user, success bool) {
 	s.start(sc)
 }
 
-// startReplay uses a stolen token of a user from abroad, 1-3 times.
+// startReplay uses a stolen token of a user from the attacker's address,
+// 1-3 times.
 func (s *Sim) startReplay(victim *user) {
-	a := s.newAttacker()
+	a := s.newAttacker(victim, anyOrigin)
 	sc := s.newScript(victim)
 	rec := sc.label(AttackTokenReplay, LabelAttack, victim)
 	tok, session := victim.tok, victim.session
@@ -351,14 +474,31 @@ func (a *attacker) use(victim *user, session string, tok token) *schemas.AuditEv
 	return ev
 }
 
-// startOther starts the next of otherAttacks on victim, whose session has
-// just been given a token.
+// startOther starts one of otherAttacks on victim, whose session has just
+// been given a token: the kind whose share of the attacks so far lags
+// most behind its weight in Config.AttackMix (a smooth weighted round
+// robin, so a run holds every kind in proportion), among those that can
+// finish before the run ends.
 func (s *Sim) startOther(ctx context.Context, victim *user) {
-	kind := otherAttacks[s.nextKind%len(otherAttacks)]
-	if !s.mayAttack(victim, kind) {
+	var fit []string
+	total := 0.0
+	for _, k := range otherAttacks {
+		if w := s.mix[k]; w > 0 && s.mayAttack(victim, k) {
+			fit = append(fit, k)
+			total += w
+		}
+	}
+	if len(fit) == 0 {
 		return
 	}
-	s.nextKind++
+	kind := fit[0]
+	for _, k := range fit {
+		s.credit[k] += s.mix[k]
+		if s.credit[k] > s.credit[kind] {
+			kind = k
+		}
+	}
+	s.credit[kind] -= total
 	switch kind {
 	case AttackCredentialStuffing:
 		s.startManyUsers(victim, kind, 20+s.rng.IntN(21), 0.8, stuffMin, stuffMax)
@@ -384,6 +524,20 @@ func (s *Sim) startOther(ctx context.Context, victim *user) {
 		s.startPrivilegeEscalation(victim)
 	case AttackTokenAfterPassword:
 		s.startTokenAfterPassword(victim)
+	case AttackLowAndSlow:
+		s.startLowAndSlow(victim)
+	case AttackDistributedStuffing:
+		s.startDistributedStuffing(victim)
+	case AttackMFAFatigue:
+		s.startMFAFatigue(victim)
+	case AttackSessionHijack:
+		s.startSessionHijack(victim)
+	case AttackPasswordResetTakeover:
+		s.startResetTakeover(victim)
+	case AttackDownscopedMinting:
+		s.startMinting(victim)
+	case AttackEscalationSharing:
+		s.startEscalationSharing(victim)
 	}
 }
 
@@ -402,7 +556,11 @@ func (s *Sim) startManyUsers(victim *user, kind string, n int, unknown float64, 
 			others = append(others, u)
 		}
 	}
-	a := s.newAttacker()
+	o := foreignHosting
+	if s.rng.IntN(2) == 0 {
+		o = localHosting
+	}
+	a := s.newAttacker(victim, o)
 	sc := s.newScript(append([]*user{victim}, others...)...)
 	rec := sc.label(kind, LabelAttack, victim)
 	wait := s.attackTime(uniform(a.rng, time.Second, bruteStartMax))
@@ -428,7 +586,7 @@ func UserID(i int) string { return fmt.Sprintf("user-%06d", i+1) }
 // startImpossibleTravel logs in as the victim (with a phished password)
 // from at least impossibleKm away, minutes after the victim's own activity.
 func (s *Sim) startImpossibleTravel(victim *user) {
-	a := s.newAttacker()
+	a := s.newAttacker(victim, anyOrigin)
 	a.farFrom(victim.loc)
 	sc := s.newScript(victim)
 	rec := sc.label(AttackImpossibleTravel, LabelAttack, victim)
@@ -440,7 +598,7 @@ func (s *Sim) startImpossibleTravel(victim *user) {
 // only, bound to one file) and uses it beyond its grant: other files, an
 // upload, a folder listing.
 func (s *Sim) startDownscopedMisuse(victim *user) {
-	a := s.newAttacker()
+	a := s.newAttacker(victim, anyOrigin)
 	sc := s.newScript(victim)
 	rec := sc.label(AttackDownscopedMisuse, LabelAttack, victim)
 	var child token
@@ -491,7 +649,7 @@ func (a *attacker) overreach(victim *user, session string, child token, i int) *
 // startMisuseAfterRevoke uses a session's downscoped token after the
 // session logged out and its parent token was revoked.
 func (s *Sim) startMisuseAfterRevoke(victim *user, child token) {
-	a := s.newAttacker()
+	a := s.newAttacker(victim, anyOrigin)
 	sc := s.newScript(victim)
 	rec := sc.label(AttackDownscopedMisuse, LabelAttack, victim)
 	rec.tokenID, rec.sessionID = child.id, victim.session
@@ -530,7 +688,7 @@ func (s *Sim) startMassDownload(victim *user) {
 // victim never used, and promptly does sensitive things: opens files to
 // anyone with the link and changes the password.
 func (s *Sim) startNewLocation(victim *user) {
-	a := s.newAttacker()
+	a := s.newAttacker(victim, anyOrigin)
 	sc := s.newScript(victim)
 	rec := sc.label(AttackNewLocationAction, LabelAttack, victim)
 	s.loginAndUse(sc, a, victim, rec, s.attackTime(uniform(a.rng, time.Minute, 10*time.Minute)), 1)
@@ -594,7 +752,7 @@ func (s *Sim) startPrivilegeEscalation(victim *user) {
 // victim's; the victim changes the password (their session gets a new
 // token), and the attacker keeps using the old one.
 func (s *Sim) startTokenAfterPassword(victim *user) {
-	a := s.newAttacker()
+	a := s.newAttacker(victim, anyOrigin)
 	sc := s.newScript(victim)
 	rec := sc.label(AttackTokenAfterPassword, LabelAttack, victim)
 	tok, session := victim.tok, victim.session

@@ -2,23 +2,34 @@
 // users, with labelled attacks mixed in, and publishes it as AuditEvents.
 //
 // Each user has a home city (country, time zone, residential networks), a
-// mobile carrier, a device and an OAuth client; most work from an office
-// whose one NAT address all of its people share. Users are active by day in
-// their own time zone and quiet at night. A user logs in (now and then
-// mistyping the password once or twice, never often enough to look like
-// brute force), receives a token, uses it (API calls, file previews,
-// downloads, uploads, shares), sometimes exchanges it for a downscoped
-// token bound to one file and read-only, and uses that on that file only,
-// then logs out and stays away for a while. Each session comes from one
-// network: the office, home, the phone's carrier or the corporate VPN, so
-// the ASN changes between sessions but not the country. Now and then a
-// user flies to another city, arriving no sooner than a plane could take
-// them, stays a few days and flies back; changes their password (the
-// session then gets a new token); or is granted access to a folder.
+// mobile carrier, a device and an OAuth client. Users are active by day in
+// their own time zone, quiet at night and, unless they work weekends, at
+// weekends. A user logs in (now and then mistyping the password, more
+// often on Monday mornings, sometimes several times and then resetting
+// it), receives a token, uses it (API calls, file previews, downloads,
+// uploads, shares), sometimes exchanges it for a downscoped token bound to
+// one file and read-only, and uses that on that file only, then logs out
+// and stays away for a while. Now and then a user changes their password
+// (the session then gets a new token) or is granted access to a folder.
 //
-// Labelled attacks, one scenario for each rule of the default pack, are
-// mixed in and written to a ground-truth file (see GroundTruth and the
-// Attack* constants). Every logout is labelled too, as a user action whose
+// The benign classes (see the Class* constants, each a share of the users
+// in Config) are the traffic that single signals mistake for attacks:
+// office workers behind their office's one address; students and
+// households behind a campus or carrier-grade NAT address that hundreds
+// share; phones whose sessions move between Wi-Fi and the carrier and
+// back (same session and token, another ASN); the corporate VPN, whose
+// egress alternates between points of presence, some abroad; a new
+// laptop's sync client downloading thousands of files from a new device;
+// identity-provider outages, in which hundreds of users fail to sign in
+// once within minutes and then succeed; travellers who fly (no faster than
+// an airliner) and work from hotels and from their phone roaming on its
+// home carrier; service accounts run by automation from cloud networks;
+// weekend workers. Addresses are drawn from real blocks of the networks'
+// real ASNs, and events carry the location and ASN an identity provider
+// reports, not the kind of network (the detector's enricher derives it).
+//
+// Labelled attacks are mixed in and written to a ground-truth file (see
+// GroundTruth and the Attack* constants). Every logout is labelled too, as a user action whose
 // revocation is intended, not an attack.
 //
 // The traffic is a discrete-event simulation ordered by simulated time; the
@@ -44,6 +55,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,18 +140,52 @@ type Config struct {
 	AttackTimeScale  float64  `flag:"attack-time-scale" env:"ATTACK_TIME_SCALE" yaml:"attack_time_scale" usage:"multiplies attackers' timing (1: realistic; less fits whole attacks into a short run)"`
 	DownscopedScopes []string `flag:"downscoped-scopes" env:"DOWNSCOPED_SCOPES" yaml:"downscoped_scopes" usage:"scopes of exchanged (downscoped) tokens"`
 	// AttackProb is the chance, per issued token, that one of the other
-	// labelled attacks (every one but brute force and token replay, drawn
-	// in turn) starts on the user.
+	// labelled attacks (every kind but brute force and token replay, in
+	// proportion to AttackMix) starts on the user.
 	AttackProb float64 `flag:"attack-prob" env:"ATTACK_PROB" yaml:"attack_prob" usage:"chance per issued token of one of the other labelled attacks on the user"`
-	// TravelProb is the chance, per logout at home, that the user then
-	// flies to another city for a few days.
-	TravelProb float64 `flag:"travel-prob" env:"TRAVEL_PROB" yaml:"travel_prob" usage:"chance per logout that the user flies to another city for a few days"`
+	// TravelProb is the chance, per logout at home, that a user of the
+	// traveller class then flies to another city for a few days.
+	TravelProb float64 `flag:"travel-prob" env:"TRAVEL_PROB" yaml:"travel_prob" usage:"chance per logout at home that a traveller flies to another city for a few days"`
+
+	// Benign classes (see the Class* constants): the share of users in
+	// each, drawn independently, so a user may be in several; a service
+	// account is in no other, and a shared-NAT user works from no office.
+
 	// OfficeShare is the share of users who work from their city's office
-	// on weekdays, behind its one shared address.
+	// on weekdays, behind its one shared address (ClassOffice).
 	OfficeShare float64 `flag:"office-share" env:"OFFICE_SHARE" yaml:"office_share" usage:"share of users working behind their city office's shared address"`
+	// SharedNATShare is the share of users behind a campus or
+	// carrier-grade NAT address that hundreds share (ClassSharedNAT).
+	SharedNATShare float64 `flag:"shared-nat-share" env:"SHARED_NAT_SHARE" yaml:"shared_nat_share" usage:"share of users behind a campus or carrier-grade NAT address shared by hundreds"`
+	// HandoffShare is the share of users on phones whose sessions move
+	// between Wi-Fi and the carrier (ClassHandoff).
+	HandoffShare float64 `flag:"handoff-share" env:"HANDOFF_SHARE" yaml:"handoff_share" usage:"share of users on phones moving between Wi-Fi and the carrier within sessions"`
+	// VPNShare is the share of users on the corporate VPN, whose egress
+	// alternates between points of presence (ClassCorporateVPN).
+	VPNShare float64 `flag:"vpn-share" env:"VPN_SHARE" yaml:"vpn_share" usage:"share of users on the corporate VPN (egress alternating between points of presence)"`
+	// SyncShare is the share of users who set up a new laptop during the
+	// run, whose sync client downloads thousands of files
+	// (ClassSyncNewDevice).
+	SyncShare float64 `flag:"sync-share" env:"SYNC_SHARE" yaml:"sync_share" usage:"share of users whose new laptop's sync client downloads their files during the run"`
+	// TravellerShare is the share of users who fly now and then
+	// (ClassTraveller), each trip starting with chance TravelProb.
+	TravellerShare float64 `flag:"traveller-share" env:"TRAVELLER_SHARE" yaml:"traveller_share" usage:"share of users who travel"`
+	// ServiceShare is the share of accounts that are service accounts,
+	// driven by automation from cloud networks (ClassServiceAccount).
+	ServiceShare float64 `flag:"service-share" env:"SERVICE_SHARE" yaml:"service_share" usage:"share of accounts that are service accounts run from cloud networks"`
+	// WeekendShare is the share of users who work weekends as on weekdays
+	// (ClassWeekendWorker); the others are mostly quiet then.
+	WeekendShare float64 `flag:"weekend-share" env:"WEEKEND_SHARE" yaml:"weekend_share" usage:"share of users who work weekends"`
+	// OutageRate is the average number of identity-provider outages per
+	// simulated day (ClassIdPOutage): during one, every sign-in fails once.
+	OutageRate float64 `flag:"outage-rate" env:"OUTAGE_RATE" yaml:"outage_rate" usage:"identity-provider outages per simulated day"`
 	// PasswordChangeProb is the chance, per session, that the user changes
 	// their password.
 	PasswordChangeProb float64 `flag:"password-change-prob" env:"PASSWORD_CHANGE_PROB" yaml:"password_change_prob" usage:"chance per session of a password change"`
+	// AttackMix weighs the kinds of attack AttackProb starts, as
+	// "kind=weight" entries; a kind not listed weighs 1, and weight 0
+	// leaves it out.
+	AttackMix []string `flag:"attack-mix" env:"ATTACK_MIX" yaml:"attack_mix" usage:"relative weights of the attacks attack-prob starts, kind=weight (unlisted kinds weigh 1, 0 leaves a kind out)"`
 	// AttacksAfter keeps the first part of a run free of attacks, so that
 	// a detector's baselines (places a user comes from, say) learn from
 	// benign traffic first.
@@ -170,8 +217,16 @@ func DefaultConfig() Config {
 		DownscopedScopes: []string{"files.read"},
 
 		AttackProb:           0.01,
-		TravelProb:           0.002,
-		OfficeShare:          0.6,
+		TravelProb:           0.03,
+		OfficeShare:          0.45,
+		SharedNATShare:       0.08,
+		HandoffShare:         0.25,
+		VPNShare:             0.15,
+		SyncShare:            0.03,
+		TravellerShare:       0.06,
+		ServiceShare:         0.01,
+		WeekendShare:         0.1,
+		OutageRate:           0.2,
 		PasswordChangeProb:   0.005,
 		PermissionChangeProb: 0.01,
 	}
@@ -197,8 +252,15 @@ func (c Config) Validate() error {
 		"mistype-prob": c.MistypeProb, "exchange-prob": c.ExchangeProb,
 		"attack-prob": c.AttackProb, "travel-prob": c.TravelProb, "office-share": c.OfficeShare,
 		"password-change-prob": c.PasswordChangeProb, "permission-change-prob": c.PermissionChangeProb,
+		"shared-nat-share": c.SharedNATShare, "handoff-share": c.HandoffShare, "vpn-share": c.VPNShare,
+		"sync-share": c.SyncShare, "traveller-share": c.TravellerShare, "service-share": c.ServiceShare,
+		"weekend-share": c.WeekendShare,
 	} {
 		p.Check(v >= 0 && v <= 1, name, "must be between 0 and 1")
+	}
+	p.Check(c.OutageRate >= 0 && c.OutageRate <= 100, "outage-rate", "must be between 0 and 100 a day")
+	if _, err := parseMix(c.AttackMix); err != nil {
+		p.Addf("attack-mix", "%v", err)
 	}
 	p.Check(len(c.ClientIDs) > 0, "client-ids", "at least one")
 	p.Check(len(c.Scopes) > 0, "scopes", "at least one")
@@ -231,11 +293,11 @@ type TokenExchanger interface {
 
 // Kinds of ground-truth line.
 const (
-	// LabelAttack: the user was attacked; their tokens should be revoked
-	// by the rule named in Attack (or any other).
+	// LabelAttack: the user was attacked; their tokens should be revoked.
 	LabelAttack = "attack"
 	// LabelAttempt: the user was tried by a many-user attack (credential
-	// stuffing, password spraying) that failed against them. Nothing of
+	// stuffing, distributed or not, password spraying) that failed against
+	// them. Nothing of
 	// theirs needs revoking, but a revocation is no false alarm either.
 	LabelAttempt = "attempt"
 	// LabelUserAction: the user's own action (a logout) that the rule named
@@ -248,8 +310,10 @@ const (
 // ground-truth file.
 type GroundTruth struct {
 	UserID string `json:"user_id"`
-	// Attack is the id of the rule of the default pack the line should
-	// trigger.
+	// Attack names the kind of attack (one of the Attack* constants), or
+	// for a user action the rule that answers it (RuleLogout). It names
+	// what happened, not the rule expected to catch it: any detection of
+	// the user counts.
 	Attack string `json:"attack"`
 	// Label is LabelAttack, LabelAttempt or LabelUserAction.
 	Label string `json:"label"`
@@ -323,14 +387,16 @@ type Sim struct {
 	pending []*attack // finished, waiting for their events to be published
 	truth   []GroundTruth
 	labels  []GroundTruth
-	// nextKind is the next of otherAttacks to start.
-	nextKind int
-	// officeMistype is when someone last mistyped a password behind each
-	// office address.
-	officeMistype map[string]time.Time
+	// mix weighs otherAttacks (Config.AttackMix); credit is each kind's
+	// standing in the weighted round robin that picks the next.
+	mix      map[string]float64
+	credit   map[string]float64
+	services []*service
+	outage   idpOutage
 
-	mu     sync.Mutex
-	tokens map[string][]string
+	mu      sync.Mutex
+	tokens  map[string][]string
+	classes map[string][]string // benign classes by user id
 }
 
 // New returns a simulation. issuer may be nil: tokens are then made up.
@@ -339,13 +405,16 @@ func New(cfg Config, issuer TokenIssuer, log zerolog.Logger) (*Sim, error) {
 		return nil, err
 	}
 	s := &Sim{
-		cfg:    cfg,
-		issuer: issuer,
-		log:    log.With().Str("component", "simulate").Logger(),
-		wall:   time.Now,
-		rng:    rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed_a77ac)),
-		tokens: map[string][]string{},
+		cfg:     cfg,
+		issuer:  issuer,
+		log:     log.With().Str("component", "simulate").Logger(),
+		wall:    time.Now,
+		rng:     rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed_a77ac)),
+		tokens:  map[string][]string{},
+		classes: map[string][]string{},
 	}
+	s.mix, _ = parseMix(cfg.AttackMix)
+	s.credit = map[string]float64{}
 	if ex, ok := issuer.(TokenExchanger); ok {
 		s.exch = ex
 	}
@@ -702,4 +771,26 @@ func (q *actorQueue) Pop() any {
 	old[len(old)-1] = nil
 	*q = old[:len(old)-1]
 	return it
+}
+
+// parseMix reads Config.AttackMix: a weight for every kind of otherAttacks.
+func parseMix(entries []string) (map[string]float64, error) {
+	mix := make(map[string]float64, len(otherAttacks))
+	for _, k := range otherAttacks {
+		mix[k] = 1
+	}
+	var errs []error
+	for _, e := range entries {
+		kind, w, ok := strings.Cut(e, "=")
+		f, err := strconv.ParseFloat(w, 64)
+		switch {
+		case !ok || err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f):
+			errs = append(errs, fmt.Errorf("want kind=weight with a weight of 0 or more, got %q", e))
+		case !slices.Contains(otherAttacks, kind):
+			errs = append(errs, fmt.Errorf("%q is not one of %s", kind, strings.Join(otherAttacks, ", ")))
+		default:
+			mix[kind] = f
+		}
+	}
+	return mix, errors.Join(errs...)
 }
