@@ -46,12 +46,40 @@
 // problem of every file is reported at once, each with its file, line and
 // reason (see LoadError).
 //
+// # Signals and risk
+//
+// A rule with a signal block ({weight: 0.6, scope: session}) and no action
+// is a signal: when it fires, its detection is evidence for the risk model
+// (the one rule of kind risk, see KindRisk), which adds the weight to the
+// user's risk (and, with scope session, to the risk of the token or
+// session the rule's target names), lets each weight halve every
+// half_life, and issues the command of the highest threshold the risk
+// reaches (notify, revoke_and_reverify, revoke), naming every contributing
+// signal with its weight and what the context saw (schemas.Reason.Signals
+// and Risk). Rules with an action (logout, downscoped_misuse,
+// token_after_password_change, password_spraying in the default pack)
+// issue commands directly, as before.
+//
+// # Context
+//
+// Before the rules see an event, the engine works out its Context: whether
+// its device, network (ASN) and country are new to the user, whether its
+// address is a shared egress and its network one the organisation uses,
+// and how the event's token is used against what it was bound to when
+// issued (another device, another network or country, two devices at
+// once). Conditions read it as the variable ctx (ctx.new_device,
+// ctx.token_interleaved, ...). The user and organisation baselines behind
+// it are drained by BaselineChanges and restored by RestoreBaselines;
+// token bindings are rebuilt by replay. An engine none of whose rules
+// reads ctx keeps no context.
+//
 // # Conditions
 //
-// Conditions are CEL expressions over the variable event, typed with the
-// event's JSON field names: event.type, event.user_id, event.ip,
+// Conditions are CEL expressions over the variables event and ctx, event
+// typed with the event's JSON field names: event.type, event.user_id, event.ip,
 // event.scopes (a list), event.bytes (an int), event.attrs["k"] (a map),
-// event.geo.country, event.geo.asn (an int), has(event.geo.lat),
+// event.geo.country, event.geo.asn (an int), event.geo.network (hosting,
+// cellular, residential, business, vpn; see internal/enrich), has(event.geo.lat),
 // event.resource.id and so on; absent strings read as "". They are compiled
 // when rules load: a syntax or type error, a result that is not a bool, or
 // an event type compared with event.type that does not exist is a load
@@ -135,7 +163,7 @@
 // see ProcessSilently for the guarantee that a detection is emitted once.
 //
 // Rules grouped by something other than the user (ip for
-// credential_stuffing and password_spraying, token_id for token_replay)
+// credential_stuffing and password_spraying, token_id for session_hijack)
 // see, on one detector instance, only the events of the partitions it
 // reads, since events are keyed by user.
 //
