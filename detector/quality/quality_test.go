@@ -3,35 +3,50 @@ package quality_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/detector/quality"
+	"github.com/revoked-dev/revoked/producer/simulate"
+	"github.com/revoked-dev/revoked/schemas"
 )
 
 // smallProfile is the default profile shrunk to run in seconds: fewer
-// users, less activity each, and a day of attacks after the week the
-// baselines learn, with attacks made more frequent so that every scenario
-// shows up.
+// users, less activity each, a day of baseline and a day of attacks, with
+// attacks and outages made frequent so that every kind and class shows
+// up.
 func smallProfile() quality.Config {
 	cfg := quality.DefaultConfig()
-	cfg.Users = 300
-	cfg.EventsPerUserDay = 40
+	cfg.Name = "small"
+	cfg.Users = 1000
+	cfg.EventsPerUserDay = 30
+	cfg.Sim.AttacksAfter = 24 * time.Hour
 	cfg.Duration = cfg.Sim.AttacksAfter + 24*time.Hour
-	cfg.Sim.BruteForceProb = 0.01
+	cfg.Sim.BruteForceProb = 0.005
 	cfg.Sim.ReplayProb = 0.005
-	cfg.Sim.AttackProb = 0.04
+	cfg.Sim.AttackProb = 0.05
+	// A distributed stuffing touches a hundred users: a few are enough.
+	cfg.Sim.AttackMix = []string{simulate.AttackDistributedStuffing + "=0.2"}
+	cfg.Sim.OutageRate = 2
+	cfg.Sim.ServiceShare = 0.03
 	return cfg
 }
 
-// TestSmallProfile runs the small profile and logs its report. The
-// simulator's traffic now holds the benign look-alikes that the rule pack
-// of today mistakes for attacks, so the targets are not asserted here
-// until the rules catch up; `detector quality` reports them.
+// TestSmallProfile runs the small profile and checks that its report is
+// well formed, with every kind of attack and every benign class in it. It
+// does not assert the targets: the rules are being rewritten for the
+// simulator's realistic traffic, and `detector quality` reports them.
 func TestSmallProfile(t *testing.T) {
-	r, err := quality.Run(context.Background(), smallProfile(), zerolog.Nop())
+	cfg := smallProfile()
+	enriched := 0
+	cfg.Enrich = func(ev *schemas.AuditEvent) { enriched++ }
+	progress := 0
+	cfg.Progress = func(simulate.Stats) { progress++ }
+	r, err := quality.Run(context.Background(), cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,5 +57,70 @@ func TestSmallProfile(t *testing.T) {
 	t.Log("\n" + out.String())
 	if err := r.Err(); err != nil {
 		t.Log(err)
+	}
+	if r.Profile != "small" || r.Events == 0 || int64(enriched) != r.Events || progress == 0 || r.EngineEventsPerSec <= 0 {
+		t.Errorf("profile %q, %d events, %d enriched, %d progress reports, %.0f events/s", r.Profile, r.Events, enriched, progress, r.EngineEventsPerSec)
+	}
+	kinds := map[string]quality.KindReport{}
+	for _, k := range r.Kinds {
+		kinds[k.Kind] = k
+		if k.Detected > k.Attacks || k.Recall < 0 || k.Recall > 1 {
+			t.Errorf("kind %+v", k)
+		}
+	}
+	for _, k := range simulate.Attacks() {
+		if kinds[k].Attacks == 0 {
+			t.Errorf("no %s attack in the report", k)
+		}
+	}
+	classes := map[string]quality.ClassReport{}
+	users := 0
+	for _, c := range r.Classes {
+		classes[c.Class] = c
+		if c.Revoked > c.Users {
+			t.Errorf("class %+v", c)
+		}
+	}
+	for _, c := range simulate.BenignClasses() {
+		if classes[c].Users == 0 {
+			t.Errorf("no benign user in class %s", c)
+		}
+		users += classes[c].Users
+	}
+	o := r.Overall
+	if o.AttackedUsers == 0 || o.BenignUsers == 0 || o.BenignUsers+o.AttackedUsers > cfg.Users || users < o.BenignUsers || o.Logouts == 0 {
+		t.Errorf("overall %+v", o)
+	}
+	for _, s := range []string{"attack kind", "benign class", "logouts honoured", simulate.AttackMFAFatigue, simulate.ClassHandoff} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("the printed report lacks %q", s)
+		}
+	}
+	if _, err := json.Marshal(r); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestHeldOutProfilesDiffer(t *testing.T) {
+	def := quality.DefaultConfig()
+	seen := map[int64]bool{def.Seed: true}
+	names := map[string]bool{}
+	for _, c := range quality.HeldOut() {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", c.Name, err)
+		}
+		if seen[c.Seed] || names[c.Name] {
+			t.Errorf("%s repeats a seed or a name", c.Name)
+		}
+		seen[c.Seed], names[c.Name] = true, true
+		if c.Users == def.Users && c.Sim.HandoffShare == def.Sim.HandoffShare && len(c.Sim.AttackMix) == 0 {
+			t.Errorf("%s is the default profile with another seed", c.Name)
+		}
+		if c.Users > 10_000 || c.Duration > 11*24*time.Hour {
+			t.Errorf("%s is too large to run in under a minute", c.Name)
+		}
+	}
+	if len(names) < 3 {
+		t.Errorf("%d held-out profiles", len(names))
 	}
 }

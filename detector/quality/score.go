@@ -3,56 +3,60 @@ package quality
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/revoked-dev/revoked/producer/simulate"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// lead is how long before an attack's first event a revocation still
-// counts as its detection: events of one instant may be processed in
-// either order.
+// lead is how long before an attack's first event a command still counts
+// as its detection: events of one instant may be processed in either
+// order.
 const lead = time.Minute
 
-type ruleTally struct {
-	commands, tp, fp int
-	ttd, lat         []time.Duration
-}
+// notifyDetects are the kinds of attack in which the attacker never got
+// in, so that there is nothing to revoke: a notification detects them.
+var notifyDetects = map[string]bool{simulate.AttackBruteForce: true}
 
-// score matches the detections against the labels.
-func score(cfg Config, rules []string, labels []simulate.GroundTruth, dets []detection) Report {
+// score matches the detections against the labels and sorts the users
+// into kinds of attack and benign classes.
+func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes map[string][]string, dets []detection) Report {
 	byUser := map[string][]int{}
 	for i, g := range labels {
 		byUser[g.UserID] = append(byUser[g.UserID], i)
 	}
-	// first[i][rule] is the earliest detection of label i by rule.
-	first := make([]map[string]detection, len(labels))
-	tallies := map[string]*ruleTally{}
-	tally := func(rule string) *ruleTally {
-		if tallies[rule] == nil {
-			tallies[rule] = &ruleTally{}
+	// first[i] is the earliest detection of label i that counts for it.
+	first := make([]*detection, len(labels))
+	perRule := map[string]*RuleReport{}
+	rule := func(id string) *RuleReport {
+		if perRule[id] == nil {
+			perRule[id] = &RuleReport{Rule: id}
 		}
-		return tallies[rule]
+		return perRule[id]
 	}
-	benignHit := map[string]string{}
-	var commands, fps, logoutTP int
-	for _, d := range dets {
+	benignHit := map[string]string{} // user → first rule that revoked them
+	o := Overall{}
+	for k := range dets {
+		d := &dets[k]
 		c := d.cmd
 		revokes := c.Action != schemas.ActionNotify
-		rule, user, at := c.Reason.RuleID, c.Target.UserID, c.Reason.LastEventTime
-		t := tally(rule)
-		t.commands++
-		commands++
-		matched := false
-		touched := false
-		for _, i := range byUser[user] {
+		at := c.Reason.LastEventTime
+		rr := rule(c.Reason.RuleID)
+		rr.Commands++
+		rr.lat = append(rr.lat, d.latency)
+		o.Commands++
+		matched, touched, logout := false, false, false
+		for _, i := range byUser[d.user] {
 			g := labels[i]
 			if g.Label == simulate.LabelUserAction {
-				if rule == g.Attack && (g.SessionID != "" && g.SessionID == c.Target.SessionID ||
-					g.TokenID != "" && g.TokenID == c.Target.TokenID || at.Equal(g.End)) {
-					matched = true
-					logoutTP++
-					record(first, i, rule, d)
+				// A revocation of the session or token from the logout on
+				// honours it; one before it revoked a live session.
+				if revokes && !at.Before(g.Start) && (g.SessionID != "" && g.SessionID == c.Target.SessionID || g.TokenID != "" && g.TokenID == c.Target.TokenID) {
+					matched, logout = true, true
+					if first[i] == nil {
+						first[i] = d
+					}
 				}
 				continue
 			}
@@ -61,156 +65,275 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, dets []det
 				continue
 			}
 			matched = true
-			record(first, i, rule, d)
+			if (revokes || notifyDetects[g.Attack]) && (first[i] == nil || at.Before(first[i].cmd.Reason.LastEventTime)) {
+				first[i] = d
+			}
+		}
+		if logout {
+			o.LogoutCommands++
 		}
 		if matched {
-			t.tp++
+			rr.TruePositives++
 			continue
 		}
-		t.fp++
-		fps++
-		if !touched && user != "" && revokes {
-			if _, ok := benignHit[user]; !ok {
-				benignHit[user] = rule
+		rr.FalsePositives++
+		o.FalsePositives++
+		if !touched && d.user != "" && revokes {
+			if _, ok := benignHit[d.user]; !ok {
+				benignHit[d.user] = c.Reason.RuleID
+				rr.BenignRevoked++
 			}
 		}
 	}
 
-	r := Report{Users: cfg.Users, Duration: cfg.Duration, Seed: cfg.Seed}
-	attacked := map[string]bool{}
-	touchedUsers := map[string]bool{}
-	detUser, detUserRule := map[string]bool{}, map[string]bool{}
-	perRule := map[string]*RuleReport{}
-	line := func(rule string) *RuleReport {
-		if perRule[rule] == nil {
-			perRule[rule] = &RuleReport{Rule: rule}
-		}
-		return perRule[rule]
-	}
-	// byAttack[id][rule] is the earliest detection of any line of an
-	// attack by rule: a many-user attack's rule may name a user it tried
-	// rather than the victim.
-	byAttack := map[string]map[string]detection{}
+	r := Report{Profile: cfg.Name, Users: cfg.Users, Duration: cfg.Duration, Seed: cfg.Seed}
+	// An attack starts with the first event of any of its lines.
 	attackStart := map[string]time.Time{}
-	for i, g := range labels {
-		if g.AttackID == "" {
+	touched := map[string]bool{}
+	for _, g := range labels {
+		if g.Label == simulate.LabelUserAction {
 			continue
 		}
-		if at, ok := attackStart[g.AttackID]; !ok || g.Start.Before(at) {
+		touched[g.UserID] = true
+		if at, ok := attackStart[g.AttackID]; g.AttackID != "" && (!ok || g.Start.Before(at)) {
 			attackStart[g.AttackID] = g.Start
 		}
-		for rule, d := range first[i] {
-			if byAttack[g.AttackID] == nil {
-				byAttack[g.AttackID] = map[string]detection{}
-			}
-			if prev, ok := byAttack[g.AttackID][rule]; !ok || d.cmd.Reason.LastEventTime.Before(prev.cmd.Reason.LastEventTime) {
-				byAttack[g.AttackID][rule] = d
-			}
-		}
 	}
-	real := make(map[string]bool, cfg.Users)
-	for i := range cfg.Users {
-		real[simulate.UserID(i)] = true
+	kinds := map[string]*KindReport{}
+	for _, k := range simulate.Attacks() {
+		kinds[k] = &KindReport{Kind: k}
 	}
-	var allTTD []time.Duration
+	attacked, detected := map[string]bool{}, map[string]bool{}
 	for i, g := range labels {
-		if g.Label != simulate.LabelUserAction && real[g.UserID] {
-			touchedUsers[g.UserID] = true
-		}
-		if g.Partial || g.Label == simulate.LabelAttempt {
+		switch {
+		case g.Label == simulate.LabelUserAction:
+			o.Logouts++
+			if first[i] != nil {
+				o.LogoutsHonoured++
+			}
+			continue
+		case g.Label != simulate.LabelAttack || g.Partial:
 			continue
 		}
-		rr := line(g.Attack)
-		rr.Attacks++
-		if g.Label == simulate.LabelAttack {
-			attacked[g.UserID] = true
-			if _, ok := detUserRule[g.UserID]; !ok {
-				detUserRule[g.UserID] = true
-			}
+		k := kinds[g.Attack]
+		if k == nil {
+			k = &KindReport{Kind: g.Attack}
+			kinds[g.Attack] = k
 		}
-		if len(first[i]) > 0 {
-			rr.DetectedByAny++
-			if g.Label == simulate.LabelAttack {
-				detUser[g.UserID] = true
-			}
+		k.Attacks++
+		attacked[g.UserID] = true
+		d := first[i]
+		if d == nil {
+			continue
 		}
-		d, ok := first[i][g.Attack]
-		if !ok && g.AttackID != "" {
-			d, ok = byAttack[g.AttackID][g.Attack]
+		k.Detected++
+		detected[g.UserID] = true
+		start := g.Start
+		if at, ok := attackStart[g.AttackID]; ok {
+			start = at
 		}
-		if ok {
-			rr.DetectedByRule++
-			start := g.Start
-			if at, ok := attackStart[g.AttackID]; ok {
-				start = at
-			}
-			ttd := max(0, d.cmd.Reason.LastEventTime.Sub(start))
-			tally(g.Attack).ttd = append(tally(g.Attack).ttd, ttd)
-			tally(g.Attack).lat = append(tally(g.Attack).lat, d.latency)
-			if g.Label == simulate.LabelAttack {
-				allTTD = append(allTTD, ttd)
-			}
-		} else if g.Label == simulate.LabelAttack {
-			detUserRule[g.UserID] = false
-		}
+		ttd := max(0, d.cmd.Reason.LastEventTime.Sub(start))
+		k.ttd = append(k.ttd, ttd)
+		o.ttd = append(o.ttd, ttd)
 	}
-	var allLat []time.Duration
-	for _, id := range rules {
-		rr := line(id)
-		t := tally(id)
-		rr.Commands, rr.TruePositives, rr.FalsePositives = t.commands, t.tp, t.fp
-		rr.Precision = ratio(t.tp, t.commands)
-		rr.Recall, rr.RecallAny = ratio(rr.DetectedByRule, rr.Attacks), ratio(rr.DetectedByAny, rr.Attacks)
-		rr.TimeToDetect, rr.Latency = percentiles(t.ttd), percentiles(t.lat)
-		allLat = append(allLat, t.lat...)
+	for _, k := range kinds {
+		k.Recall, k.TimeToDetect = ratio(k.Detected, k.Attacks), percentiles(k.ttd)
 	}
-	for id := range perRule {
-		if !slices.Contains(rules, id) {
-			rules = append(rules, id)
-			rr := perRule[id]
-			rr.Recall, rr.RecallAny = ratio(rr.DetectedByRule, rr.Attacks), ratio(rr.DetectedByAny, rr.Attacks)
-			rr.Precision = 1
-		}
-	}
-	slices.Sort(rules)
-	for _, id := range rules {
-		r.Rules = append(r.Rules, *perRule[id])
-	}
+	r.Kinds = sortedKinds(kinds)
 
-	o := &r.Overall
-	o.AttackedUsers = len(attacked)
-	o.DetectedUsers = len(detUser)
-	for u := range attacked {
-		if detUserRule[u] {
-			o.DetectedUsersRule++
+	// Benign users: the simulation's users that no attack or attempt
+	// touched, by class.
+	cls := map[string]*ClassReport{}
+	for _, c := range simulate.BenignClasses() {
+		cls[c] = &ClassReport{Class: c}
+	}
+	for i := range cfg.Users {
+		u := simulate.UserID(i)
+		if touched[u] {
+			continue
+		}
+		o.BenignUsers++
+		ruleID, hit := benignHit[u]
+		if hit {
+			o.BenignRevoked++
+			if len(o.BenignRevokedUsers) < 20 {
+				o.BenignRevokedUsers = append(o.BenignRevokedUsers, fmt.Sprintf("%s (%s; %s)", u, ruleID, strings.Join(classes[u], ", ")))
+			}
+		}
+		for _, c := range classes[u] {
+			cr := cls[c]
+			if cr == nil {
+				cr = &ClassReport{Class: c}
+				cls[c] = cr
+			}
+			cr.Users++
+			if hit {
+				cr.Revoked++
+				if len(cr.Examples) < 5 {
+					cr.Examples = append(cr.Examples, fmt.Sprintf("%s (%s)", u, ruleID))
+				}
+			}
 		}
 	}
-	o.Recall, o.RecallRule = ratio(o.DetectedUsers, o.AttackedUsers), ratio(o.DetectedUsersRule, o.AttackedUsers)
-	o.BenignUsers = cfg.Users - len(touchedUsers)
-	o.BenignRevoked = len(benignHit)
-	if o.BenignUsers > 0 {
-		o.BenignRevokedRate = float64(o.BenignRevoked) / float64(o.BenignUsers)
+	for _, c := range cls {
+		c.Rate = rate(c.Revoked, c.Users)
 	}
-	o.Commands, o.FalsePositives = commands, fps
-	o.Precision = ratio(commands-fps, commands)
-	o.PrecisionDetections = ratio(commands-fps-logoutTP, commands-logoutTP)
-	o.TimeToDetect, o.Latency = percentiles(allTTD), percentiles(allLat)
-	users := make([]string, 0, len(benignHit))
-	for u := range benignHit {
-		users = append(users, u)
+	r.Classes = sortedClasses(cls)
+
+	for _, id := range rules {
+		rule(id)
 	}
-	slices.Sort(users)
-	for _, u := range users[:min(20, len(users))] {
-		o.BenignRevokedUsers = append(o.BenignRevokedUsers, fmt.Sprintf("%s (%s)", u, benignHit[u]))
+	for _, rr := range perRule {
+		rr.Latency = percentiles(rr.lat)
+		o.lat = append(o.lat, rr.lat...)
+		r.Rules = append(r.Rules, *rr)
 	}
+	slices.SortFunc(r.Rules, func(a, b RuleReport) int { return strings.Compare(a.Rule, b.Rule) })
+
+	o.AttackedUsers, o.DetectedUsers = len(attacked), len(detected)
+	o.Recall = ratio(o.DetectedUsers, o.AttackedUsers)
+	o.BenignRevokedRate = rate(o.BenignRevoked, o.BenignUsers)
+	o.LogoutRate = ratio(o.LogoutsHonoured, o.Logouts)
+	o.PrecisionDetections = ratio(o.Commands-o.FalsePositives-o.LogoutCommands, o.Commands-o.LogoutCommands)
+	o.TimeToDetect, o.Latency = percentiles(o.ttd), percentiles(o.lat)
+	r.Overall = o
 	return r
 }
 
-func record(first []map[string]detection, i int, rule string, d detection) {
-	if first[i] == nil {
-		first[i] = map[string]detection{}
+// rate is a share that is zero, not one, of nothing.
+func rate(a, b int) float64 {
+	if b == 0 {
+		return 0
 	}
-	if _, ok := first[i][rule]; !ok {
-		first[i][rule] = d
+	return float64(a) / float64(b)
+}
+
+// sortedKinds lists kinds in simulate.Attacks order, others after.
+func sortedKinds(m map[string]*KindReport) []KindReport {
+	order := simulate.Attacks()
+	out := make([]KindReport, 0, len(m))
+	for _, k := range m {
+		out = append(out, *k)
 	}
+	slices.SortFunc(out, func(a, b KindReport) int { return compareIn(order, a.Kind, b.Kind) })
+	return out
+}
+
+// sortedClasses lists classes in simulate.BenignClasses order.
+func sortedClasses(m map[string]*ClassReport) []ClassReport {
+	order := simulate.BenignClasses()
+	out := make([]ClassReport, 0, len(m))
+	for _, c := range m {
+		out = append(out, *c)
+	}
+	slices.SortFunc(out, func(a, b ClassReport) int { return compareIn(order, a.Class, b.Class) })
+	return out
+}
+
+func compareIn(order []string, a, b string) int {
+	i, j := slices.Index(order, a), slices.Index(order, b)
+	if i < 0 {
+		i = len(order)
+	}
+	if j < 0 {
+		j = len(order)
+	}
+	if i != j {
+		return i - j
+	}
+	return strings.Compare(a, b)
+}
+
+// Aggregate sums up the reports of a family of profiles under name: every
+// count added up, every rate and percentile computed over the union.
+func Aggregate(name string, rs []Report) Report {
+	agg := Report{Profile: name}
+	kinds := map[string]*KindReport{}
+	cls := map[string]*ClassReport{}
+	rules := map[string]*RuleReport{}
+	o := &agg.Overall
+	for _, r := range rs {
+		agg.Profiles = append(agg.Profiles, r.Profile)
+		agg.Users += r.Users
+		agg.Duration += r.Duration
+		agg.Events += r.Events
+		agg.SimTime += r.SimTime
+		agg.Elapsed += r.Elapsed
+		agg.engineEvents += r.engineEvents
+		agg.engineBusy += r.engineBusy
+		for _, k := range r.Kinds {
+			a := kinds[k.Kind]
+			if a == nil {
+				a = &KindReport{Kind: k.Kind}
+				kinds[k.Kind] = a
+			}
+			a.Attacks += k.Attacks
+			a.Detected += k.Detected
+			a.ttd = append(a.ttd, k.ttd...)
+		}
+		for _, c := range r.Classes {
+			a := cls[c.Class]
+			if a == nil {
+				a = &ClassReport{Class: c.Class}
+				cls[c.Class] = a
+			}
+			a.Users += c.Users
+			a.Revoked += c.Revoked
+			for _, e := range c.Examples {
+				if len(a.Examples) < 5 {
+					a.Examples = append(a.Examples, r.Profile+": "+e)
+				}
+			}
+		}
+		for _, l := range r.Rules {
+			a := rules[l.Rule]
+			if a == nil {
+				a = &RuleReport{Rule: l.Rule}
+				rules[l.Rule] = a
+			}
+			a.Commands += l.Commands
+			a.TruePositives += l.TruePositives
+			a.FalsePositives += l.FalsePositives
+			a.BenignRevoked += l.BenignRevoked
+			a.lat = append(a.lat, l.lat...)
+		}
+		ro := r.Overall
+		o.AttackedUsers += ro.AttackedUsers
+		o.DetectedUsers += ro.DetectedUsers
+		o.BenignUsers += ro.BenignUsers
+		o.BenignRevoked += ro.BenignRevoked
+		o.Logouts += ro.Logouts
+		o.LogoutsHonoured += ro.LogoutsHonoured
+		o.Commands += ro.Commands
+		o.FalsePositives += ro.FalsePositives
+		o.LogoutCommands += ro.LogoutCommands
+		o.ttd = append(o.ttd, ro.ttd...)
+		o.lat = append(o.lat, ro.lat...)
+		for _, u := range ro.BenignRevokedUsers {
+			if len(o.BenignRevokedUsers) < 20 {
+				o.BenignRevokedUsers = append(o.BenignRevokedUsers, r.Profile+": "+u)
+			}
+		}
+	}
+	for _, k := range kinds {
+		k.Recall, k.TimeToDetect = ratio(k.Detected, k.Attacks), percentiles(k.ttd)
+	}
+	for _, c := range cls {
+		c.Rate = rate(c.Revoked, c.Users)
+	}
+	for _, l := range rules {
+		l.Latency = percentiles(l.lat)
+		agg.Rules = append(agg.Rules, *l)
+	}
+	slices.SortFunc(agg.Rules, func(a, b RuleReport) int { return strings.Compare(a.Rule, b.Rule) })
+	agg.Kinds, agg.Classes = sortedKinds(kinds), sortedClasses(cls)
+	o.Recall = ratio(o.DetectedUsers, o.AttackedUsers)
+	o.BenignRevokedRate = rate(o.BenignRevoked, o.BenignUsers)
+	o.LogoutRate = ratio(o.LogoutsHonoured, o.Logouts)
+	o.PrecisionDetections = ratio(o.Commands-o.FalsePositives-o.LogoutCommands, o.Commands-o.LogoutCommands)
+	o.TimeToDetect, o.Latency = percentiles(o.ttd), percentiles(o.lat)
+	if agg.engineBusy > 0 {
+		agg.EngineEventsPerSec = float64(agg.engineEvents) / agg.engineBusy.Seconds()
+	}
+	return agg
 }

@@ -67,10 +67,10 @@ func (s *Sim) startLowAndSlow(victim *user) {
 func (s *Sim) startDistributedStuffing(victim *user) {
 	n := stuffAccountsMin + s.rng.IntN(stuffAccountsMax-stuffAccountsMin+1)
 	wins := stuffWinsMin + s.rng.IntN(stuffWinsMax-stuffWinsMin+1)
-	// About three in ten of the list's accounts are users here.
+	// About one in ten of the list's accounts are users here.
 	var others []*user
 	for _, i := range s.rng.Perm(len(s.users)) {
-		if len(others) == n*3/10 {
+		if len(others) == n/10 {
 			break
 		}
 		if u := s.users[i]; u != victim && s.mayAttack(u, AttackDistributedStuffing) {
