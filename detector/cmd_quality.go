@@ -15,6 +15,7 @@ import (
 
 	"github.com/revoked-dev/revoked/detector/quality"
 	"github.com/revoked-dev/revoked/internal/cli"
+	"github.com/revoked-dev/revoked/internal/enrich"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/producer/simulate"
 )
@@ -50,6 +51,9 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Float64Var(&cfg.EventsPerUserDay, "events-per-user-day", cfg.EventsPerUserDay, "average events per user and simulated day (default profile)")
 	rules := fs.String("rules", "", "directory of rule files added to (or overriding) the default pack")
 	asJSON := fs.Bool("json", false, "print the reports as JSON")
+	geo := enrich.DefaultConfig()
+	geo.Dir = os.Getenv("REVOKED_GEOIP_DIR")
+	fs.StringVar(&geo.Dir, "geoip.dir", geo.Dir, "directory of the address databases (deployments/local/install-geoip.sh); empty: networks from the ASN events carry, as the simulator's do (env REVOKED_GEOIP_DIR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,6 +64,15 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("-profile: want default, heldout or all, got %q", *profile)
 	}
 	cfg.RulesDir = *rules
+	// The simulator's events carry their ASN, as an IdP's do; the detector
+	// adds the kind of network (and, with the databases, the
+	// organisation) as it does live.
+	enr, err := enrich.New(geo)
+	if err != nil {
+		return err
+	}
+	defer enr.Close()
+	cfg.Enrich = enr.Enrich
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -88,7 +101,7 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *profile != profileDefault {
 		for _, c := range quality.HeldOut() {
-			c.RulesDir = *rules
+			c.RulesDir, c.Enrich = *rules, enr.Enrich
 			r, err := run(c)
 			if err != nil {
 				return err

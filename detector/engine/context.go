@@ -485,8 +485,14 @@ func addUser(sk orgSketch, u uint32, limit int) (orgSketch, bool) {
 	if sk == sharedSketch {
 		return sk, false
 	}
-	// Mix the hash so that its low bits are not the FNV's weak ones.
-	bit := orgSketch(1) << ((u * 2654435761) >> 26)
+	// Mix the hash (murmur3's finalizer): FNV-1a of ids that differ in
+	// their last characters differs in few bits.
+	u ^= u >> 16
+	u *= 0x85ebca6b
+	u ^= u >> 13
+	u *= 0xc2b2ae35
+	u ^= u >> 16
+	bit := orgSketch(1) << (u & 63)
 	if sk&bit != 0 {
 		return sk, false
 	}

@@ -113,7 +113,7 @@ func TestEndToEnd(t *testing.T) {
 				return err == nil && hasStep(rows, schemas.StepRevoked) && hasStep(rows, schemas.StepVerified)
 			})
 			for _, r := range rows {
-				if r.RuleID != "brute_force_success" || r.Mode != schemas.ModeEnforce {
+				if r.RuleID != "risk" || r.Mode != schemas.ModeEnforce {
 					t.Errorf("unexpected row %+v", r)
 				}
 			}
