@@ -19,7 +19,9 @@ import (
 //	ctx.learned                 the user's history is at least
 //	                            ContextConfig.Learning old
 //	ctx.new_device              the event's device (device_id and user
-//	                            agent) is new to the user, once learned
+//	                            agent) is new to the user (judged against
+//	                            what is known of a user with any history;
+//	                            a user never seen has everything new)
 //	ctx.new_network             its network (ASN) is new to the user
 //	ctx.new_country             its country is new to the user
 //	ctx.shared_egress           its address is one that many users of the
@@ -309,8 +311,13 @@ func familiar(vals []seen, kind uint8, v uint32, before uint32) bool {
 func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 	*c = Context{}
 	dev, asn, country := deviceHash(ev), asnOf(ev), countryCode(ev)
-	if b := ct.users[ev.UserID]; b != nil && dayOf(ev.Time) >= b.since+day(ct.cfg.Learning/(24*time.Hour)) {
-		c.Learned = true
+	if b := ct.users[ev.UserID]; b == nil {
+		// A user never seen: whatever the event shows is new.
+		c.NewDevice, c.NewNetwork, c.NewCountry = dev != 0, asn != 0, country != 0
+	} else {
+		// New is judged against what is known however little it is;
+		// Learned says whether that is a week's worth.
+		c.Learned = dayOf(ev.Time) >= b.since+day(ct.cfg.Learning/(24*time.Hour))
 		before := minuteOf(ev.Time.Add(-ct.cfg.FamiliarAfter))
 		c.NewDevice = dev != 0 && !familiar(b.vals, kindDevice, dev, before)
 		c.NewNetwork = asn != 0 && !familiar(b.vals, kindNetwork, asn, before)

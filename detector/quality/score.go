@@ -72,15 +72,41 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 		if logout {
 			o.LogoutCommands++
 		}
+		// The risk model's commands are also counted under each signal
+		// behind them, so the table says which signals revoke whom.
+		var sigs []*RuleReport
+		for _, sg := range c.Reason.Signals {
+			sr := rule(sg.RuleID)
+			sr.Commands++
+			sigs = append(sigs, sr)
+		}
 		if matched {
 			rr.TruePositives++
+			for _, sr := range sigs {
+				sr.TruePositives++
+			}
 			continue
+		}
+		for _, sr := range sigs {
+			sr.FalsePositives++
+			if !touched && d.user != "" && revokes {
+				if _, ok := benignHit[d.user]; !ok {
+					sr.BenignRevoked++
+				}
+			}
 		}
 		rr.FalsePositives++
 		o.FalsePositives++
 		if !touched && d.user != "" && revokes {
 			if _, ok := benignHit[d.user]; !ok {
-				benignHit[d.user] = c.Reason.RuleID
+				why := c.Reason.RuleID
+				for i, sg := range c.Reason.Signals {
+					if i == 0 {
+						why += ":"
+					}
+					why += fmt.Sprintf(" %s %.2f", sg.RuleID, sg.Weight)
+				}
+				benignHit[d.user] = why + " at " + at.UTC().Format("2006-01-02T15:04Z")
 				rr.BenignRevoked++
 			}
 		}
