@@ -161,6 +161,9 @@ func (e *Engine) Process(ev *schemas.AuditEvent) []schemas.RevokeCommand {
 	for _, rs := range e.rules {
 		out = rs.process(ev, e, out)
 	}
+	if e.risk != nil {
+		out = e.risk.settle(e, out)
+	}
 	if e.ctx != nil {
 		e.ctx.learn(ev, e.act.ctx, e.risk == nil || !e.risk.suspicious(ev.UserID, ev.Time))
 	}

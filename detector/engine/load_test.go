@@ -187,6 +187,7 @@ func TestDefaultRules(t *testing.T) {
 		"downscoped_bulk", "downscoped_misuse", "hosting_login", "impossible_travel", "logout", "mass_download",
 		"mfa_fatigue", "mfa_push_flood", "new_device_network", "new_location_sensitive_action", "new_location_sensitive_event",
 		"password_reset_takeover", "password_spraying", "privilege_escalation", "risk", "session_hijack",
+		"stuffing_campaign",
 		"slow_guessing", "slow_guessing_success", "token_after_password_change", "token_device_change"}
 	for _, id := range want {
 		r := byID[id]

@@ -213,6 +213,8 @@ type riskState struct {
 	stats      RuleStats
 	// peaks, when tracked (TrackRiskPeaks), is each user's highest risk.
 	peaks map[string]float64
+	// touched are the risks the current event's signals changed.
+	touched []touched
 	allow *ruleState // the risk rule's allowlist
 }
 
@@ -296,10 +298,59 @@ func (rs *riskState) add(e *Engine, src *ruleState, target schemas.Target, g *gr
 	}
 	if session != "" {
 		acc := rs.acc(rs.sessions, user+"\x00"+session)
-		out = rs.push(e, acc, s, user, session, true, out)
+		rs.addSig(acc, s)
+		rs.touch(acc, user, session, s.t)
 	}
 	acc := rs.acc(rs.users, user)
-	return rs.push(e, acc, s, user, "", false, out)
+	rs.addSig(acc, s)
+	rs.touch(acc, user, "", s.t)
+	return out
+}
+
+// touched is a risk a signal of the current event changed; the engine
+// settles each once the event has been through every rule, so that
+// signals of one event make one decision (not a notification and then a
+// revocation a moment apart).
+type touched struct {
+	acc     *riskAcc
+	user    string
+	session string
+	t       time.Time
+}
+
+func (rs *riskState) touch(acc *riskAcc, user, session string, t time.Time) {
+	for i := range rs.touched {
+		if rs.touched[i].acc == acc {
+			rs.touched[i].t = maxTime(rs.touched[i].t, t)
+			return
+		}
+	}
+	rs.touched = append(rs.touched, touched{acc: acc, user: user, session: session, t: t})
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// settle checks the thresholds of the risks the current event changed:
+// tokens' and sessions' first, then users'.
+func (rs *riskState) settle(e *Engine, out []schemas.RevokeCommand) []schemas.RevokeCommand {
+	if len(rs.touched) == 0 {
+		return out
+	}
+	for _, pass := range []bool{true, false} {
+		for _, tc := range rs.touched {
+			if (tc.session != "") == pass {
+				out = rs.check(e, tc.acc, tc.t, tc.user, tc.session, pass, out)
+			}
+		}
+	}
+	clear(rs.touched)
+	rs.touched = rs.touched[:0]
+	return out
 }
 
 func (rs *riskState) acc(m map[string]*riskAcc, key string) *riskAcc {
@@ -312,9 +363,9 @@ func (rs *riskState) acc(m map[string]*riskAcc, key string) *riskAcc {
 }
 
 // push adds s to acc and checks the thresholds of its scope.
-func (rs *riskState) push(e *Engine, acc *riskAcc, s sig, user, session string, sessionScope bool, out []schemas.RevokeCommand) []schemas.RevokeCommand {
-	// Forget what fell out of the window, then keep at most MaxSignals,
-	// dropping the weakest.
+// addSig adds s to acc: what fell out of the window is forgotten, and at
+// most MaxSignals are kept, the weakest dropped.
+func (rs *riskState) addSig(acc *riskAcc, s sig) {
 	acc.sigs = slices.DeleteFunc(acc.sigs, func(o sig) bool { return s.t.Sub(o.t) > rs.window })
 	acc.sigs = append(acc.sigs, s)
 	if len(acc.sigs) > schemas.MaxSignals {
@@ -326,7 +377,13 @@ func (rs *riskState) push(e *Engine, acc *riskAcc, s sig, user, session string, 
 		}
 		acc.sigs = slices.Delete(acc.sigs, weakest, weakest+1)
 	}
-	v := acc.value(s.t, rs.halfLife)
+}
+
+// check issues the command of the highest threshold of its scope that
+// acc's risk at t reaches, unless one of it or a higher one is cooling
+// down.
+func (rs *riskState) check(e *Engine, acc *riskAcc, t time.Time, user, session string, sessionScope bool, out []schemas.RevokeCommand) []schemas.RevokeCommand {
+	v := acc.value(t, rs.halfLife)
 	if rs.peaks != nil && !sessionScope && v > rs.peaks[user] {
 		rs.peaks[user] = v
 	}
@@ -340,12 +397,12 @@ func (rs *riskState) push(e *Engine, acc *riskAcc, s sig, user, session string, 
 			if (rs.thresholds[j].Scope == "session") != sessionScope || acc.fired[j].IsZero() {
 				continue
 			}
-			if d := s.t.Sub(acc.fired[j]); d < rs.cooldown && d > -rs.cooldown {
+			if d := t.Sub(acc.fired[j]); d < rs.cooldown && d > -rs.cooldown {
 				rs.stats.Suppressed++
 				return out
 			}
 		}
-		acc.fired[i] = s.t
+		acc.fired[i] = t
 		target := schemas.Target{Kind: schemas.TargetUser, UserID: user, IncludeDownscoped: rs.rule.Target.IncludeDownscoped}
 		if sessionScope {
 			kind, id, _ := strings.Cut(session, "\x00")
@@ -361,12 +418,12 @@ func (rs *riskState) push(e *Engine, acc *riskAcc, s sig, user, session string, 
 			rs.stats.Silenced++
 		} else {
 			rs.stats.Detections++
-			cmd = rs.command(e, th, target, acc, v, s.t)
+			cmd = rs.command(e, th, target, acc, v, t)
 			out = append(out, cmd)
 		}
 		if th.Action != schemas.ActionNotify {
 			if !sessionScope && e.ctx != nil {
-				first := s.t
+				first := t
 				for _, o := range acc.sigs {
 					if o.first.Before(first) {
 						first = o.first
