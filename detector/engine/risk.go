@@ -215,7 +215,7 @@ type riskState struct {
 	peaks map[string]float64
 	// touched are the risks the current event's signals changed.
 	touched []touched
-	allow *ruleState // the risk rule's allowlist
+	allow   *ruleState // the risk rule's allowlist
 }
 
 func newRiskState(r *Rule, cfg Config, act *eventActivation) *riskState {
