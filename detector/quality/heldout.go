@@ -62,7 +62,7 @@ func HeldOut() []Config {
 	enterprise.Sim.SyncShare = 0.03
 	enterprise.Sim.TravellerShare = 0.15
 	enterprise.Sim.TravelProb = 0.05
-	enterprise.Sim.ServiceShare = 0.02
+	enterprise.Sim.ServiceShare = 0.008
 	enterprise.Sim.WeekendShare = 0.05
 	enterprise.Sim.OutageRate = 0.15
 	enterprise.Sim.AttackMix = []string{
@@ -92,16 +92,16 @@ func HeldOut() []Config {
 		simulate.AttackDistributedStuffing + "=0.3",
 	}
 
-	// A large, quiet tenant: little activity per user, many integrations,
-	// the default mix of attacks.
-	large := base("heldout-large", 7404, 7000, 16, 7*24*time.Hour, 14)
+	// A large, quiet tenant: little activity per user, integrations
+	// (chatty: hundreds of calls a day each), the default mix of attacks.
+	large := base("heldout-large", 7404, 5000, 16, 7*24*time.Hour, 14)
 	large.Sim.OfficeShare = 0.4
 	large.Sim.SharedNATShare = 0.06
 	large.Sim.HandoffShare = 0.3
 	large.Sim.VPNShare = 0.2
 	large.Sim.SyncShare = 0.02
 	large.Sim.TravellerShare = 0.06
-	large.Sim.ServiceShare = 0.03
+	large.Sim.ServiceShare = 0.008
 	large.Sim.WeekendShare = 0.1
 	large.Sim.OutageRate = 0.25
 	large.Sim.AttackMix = []string{simulate.AttackPasswordSpraying + "=0.5", simulate.AttackDistributedStuffing + "=0.3"}

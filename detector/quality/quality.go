@@ -190,6 +190,9 @@ func (f *feeder) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
 			f.owner[ev.SessionID] = ev.UserID
 		}
 		for _, c := range cmds {
+			// Scoring reads neither the evidence nor the summary: drop
+			// them, a long run holds hundreds of thousands of commands.
+			c.Reason.Evidence, c.Reason.Summary = nil, ""
 			user := c.Target.UserID
 			if user == "" {
 				user = f.owner[c.Target.TokenID]

@@ -22,13 +22,13 @@ import (
 func smallProfile() quality.Config {
 	cfg := quality.DefaultConfig()
 	cfg.Name = "small"
-	cfg.Users = 1000
-	cfg.EventsPerUserDay = 30
+	cfg.Users = 500
+	cfg.EventsPerUserDay = 20
 	cfg.Sim.AttacksAfter = 24 * time.Hour
 	cfg.Duration = cfg.Sim.AttacksAfter + 24*time.Hour
-	cfg.Sim.BruteForceProb = 0.005
-	cfg.Sim.ReplayProb = 0.005
-	cfg.Sim.AttackProb = 0.05
+	cfg.Sim.BruteForceProb = 0.01
+	cfg.Sim.ReplayProb = 0.01
+	cfg.Sim.AttackProb = 0.08
 	// A distributed stuffing touches a hundred users: a few are enough.
 	cfg.Sim.AttackMix = []string{simulate.AttackDistributedStuffing + "=0.2"}
 	cfg.Sim.OutageRate = 2

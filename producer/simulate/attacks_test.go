@@ -18,7 +18,7 @@ var attackRun = sync.OnceValues(func() (run, error) {
 	cfg := simulate.DefaultConfig()
 	cfg.Users = 300
 	cfg.Duration = 14 * time.Hour
-	cfg.Rate = 4
+	cfg.Rate = 2.5
 	cfg.BatchSize = 1000
 	cfg.BruteForceProb, cfg.ReplayProb, cfg.AttackProb = 0.02, 0.02, 0.05
 	return simulateRun(cfg, nil)

@@ -13,13 +13,13 @@ import (
 
 // benignRun is one attack-free run, shared by the tests of the benign
 // classes: 1,000 users for five days from a Thursday (a weekend and a
-// Monday morning included) at 50 events per user and day, with classes
+// Monday morning included) at 35 events per user and day, with classes
 // large enough to show.
 var benignRun = sync.OnceValues(func() (run, error) {
 	cfg := simulate.DefaultConfig()
 	cfg.Users = 1000
 	cfg.Duration = 5 * 24 * time.Hour
-	cfg.Rate = float64(cfg.Users) * 50 / 86400
+	cfg.Rate = float64(cfg.Users) * 35 / 86400
 	cfg.BatchSize = 1000
 	cfg.BruteForceProb, cfg.ReplayProb, cfg.AttackProb = 0, 0, 0
 	cfg.SharedNATShare = 0.3
