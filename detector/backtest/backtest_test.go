@@ -247,7 +247,7 @@ func TestRiskModelReport(t *testing.T) {
 	}
 	// The hundred users of the outage raised nothing; the sync client
 	// only a notification's worth; alice far beyond the revocation.
-	if byLabel[0] != 100 || byLabel[0.5] != 1 || byLabel[1.5] != 1 {
+	if byLabel[0] != 100 || byLabel[0.5] != 1 || byLabel[2] != 1 {
 		t.Errorf("risk distribution %+v", sum.Risk)
 	}
 	for _, want := range []string{"session_hijack", "mass_download", "highest risk reached, 102 users"} {

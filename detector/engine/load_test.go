@@ -184,11 +184,11 @@ func TestDefaultRules(t *testing.T) {
 		byID[r.ID] = r
 	}
 	want := []string{"brute_force", "brute_force_success", "credential_stuffing", "distributed_stuffing",
-		"downscoped_bulk", "downscoped_misuse", "hosting_login", "impossible_travel", "logout", "mass_download",
+		"downscoped_bulk", "downscoped_misuse", "hosting_login", "impossible_travel", "logout", "mass_download", "mass_download_elsewhere",
 		"mfa_fatigue", "mfa_push_flood", "new_device_network", "new_location_sensitive_action", "new_location_sensitive_event",
 		"password_reset_takeover", "password_spraying", "privilege_escalation", "risk", "session_hijack",
 		"stuffing_campaign",
-		"slow_guessing", "slow_guessing_success", "token_after_password_change", "token_device_change"}
+		"slow_guessing", "slow_guessing_success", "token_after_password_change", "token_device_change", "token_moved"}
 	for _, id := range want {
 		r := byID[id]
 		if r == nil {
@@ -233,13 +233,13 @@ func TestMergeOverridesByID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	override, err := engine.ParseRules("site.yaml", []byte(strings.Replace(goodRule, "ok_rule", "token_device_change", 1)))
+	override, err := engine.ParseRules("site.yaml", []byte(strings.Replace(goodRule, "ok_rule", "token_moved", 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	merged := engine.Merge(base, override)
 	last := merged[len(merged)-1]
-	if len(merged) != len(base) || last.ID != "token_device_change" || last.Source != "site.yaml:1" {
+	if len(merged) != len(base) || last.ID != "token_moved" || last.Source != "site.yaml:1" {
 		t.Fatalf("merged %d rules, last %v", len(merged), last)
 	}
 }

@@ -53,6 +53,11 @@ func (r Report) Print(w io.Writer) error {
 		o.BenignRevoked, o.BenignUsers, pct3(o.BenignRevokedRate), pct3(TargetBenignRevoked), pct3(TargetClassRevoked))
 	fmt.Fprintf(w, "logouts honoured: %d of %d (%s)\n", o.LogoutsHonoured, o.Logouts, pct(o.LogoutRate))
 	fmt.Fprintf(w, "precision of detections (logouts left out): %s of %d commands\n", pct(o.PrecisionDetections), o.Commands-o.LogoutCommands)
+	for _, m := range o.MissedAttacks {
+		if _, err := fmt.Fprintf(w, "  missed: %s\n", m); err != nil {
+			return err
+		}
+	}
 	for _, u := range o.BenignRevokedUsers {
 		fmt.Fprintf(w, "  benign revoked: %s\n", u)
 	}

@@ -330,6 +330,9 @@ type Overall struct {
 	// BenignRevokedUsers lists (up to 20) benign users revoked, with the
 	// rule and classes.
 	BenignRevokedUsers []string `json:"benign_revoked_users,omitempty"`
+	// MissedAttacks lists (up to 20) attacks no command answered, with
+	// the notifications their users got.
+	MissedAttacks []string `json:"missed_attacks,omitempty"`
 	ttd, lat           []time.Duration
 }
 

@@ -150,6 +150,10 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 		attacked[g.UserID] = true
 		d := first[i]
 		if d == nil {
+			if len(o.MissedAttacks) < 20 {
+				o.MissedAttacks = append(o.MissedAttacks, fmt.Sprintf("%s %s at %s%s", g.UserID, g.Attack,
+					g.Start.UTC().Format("2006-01-02T15:04Z"), notifiedBy(dets, g, cfg.Slack)))
+			}
 			continue
 		}
 		k.Detected++
@@ -362,4 +366,30 @@ func Aggregate(name string, rs []Report) Report {
 		agg.EngineEventsPerSec = float64(agg.engineEvents) / agg.engineBusy.Seconds()
 	}
 	return agg
+}
+
+// notifiedBy names the notifications a missed attack's user got within
+// the attack's span, with their signals: what the detector saw but did
+// not find enough to revoke.
+func notifiedBy(dets []detection, g simulate.GroundTruth, slack time.Duration) string {
+	var parts []string
+	for k := range dets {
+		c := &dets[k].cmd
+		at := c.Reason.LastEventTime
+		if dets[k].user != g.UserID || at.Before(g.Start.Add(-lead)) || at.After(g.End.Add(slack)) {
+			continue
+		}
+		why := string(c.Action) + " " + c.Reason.RuleID
+		for _, sg := range c.Reason.Signals {
+			why += fmt.Sprintf(" %s %.2f", sg.RuleID, sg.Weight)
+		}
+		parts = append(parts, why)
+		if len(parts) == 3 {
+			break
+		}
+	}
+	if len(parts) == 0 {
+		return "; nothing"
+	}
+	return "; " + strings.Join(parts, "; ")
 }
