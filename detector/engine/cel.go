@@ -198,6 +198,8 @@ func newCELTypes() (*celTypes, error) {
 		"token_network_changed": ctxBool(func(c *Context) bool { return c.TokenNetworkChanged }),
 		"token_country_changed": ctxBool(func(c *Context) bool { return c.TokenCountryChanged }),
 		"token_interleaved":     ctxBool(func(c *Context) bool { return c.TokenInterleaved }),
+		"device_days": {types.IntType, func(o any) bool { return ctxOf(o).DeviceDays >= 0 },
+			func(o any) any { return types.Int(ctxOf(o).DeviceDays) }},
 		"token_network": {types.StringType, func(o any) bool { return ctxOf(o).TokenNetwork != "" },
 			func(o any) any { return types.String(ctxOf(o).TokenNetwork) }},
 	})

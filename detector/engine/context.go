@@ -40,6 +40,8 @@ import (
 //	                            two holders at once, not a hand-over
 //	ctx.token_network           the kind of network the token was bound on
 //	                            (geo.network of its first event)
+//	ctx.device_days             days since the user's device was first
+//	                            seen (-1: never seen)
 //
 // A device is the pair (device_id, user_agent): either differing is another
 // device. A network change on the same device (Wi-Fi to the carrier and
@@ -66,6 +68,9 @@ type Context struct {
 	TokenCountryChanged bool
 	TokenInterleaved    bool
 	TokenNetwork        string
+	// DeviceDays is how many days ago the user's device was first seen;
+	// -1 for a device never seen (or no device).
+	DeviceDays int
 }
 
 // ContextConfig configures the context the engine keeps.
@@ -309,7 +314,7 @@ func familiar(vals []seen, kind uint8, v uint32, before uint32) bool {
 
 // compute fills c for ev from what was learned before ev.
 func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
-	*c = Context{}
+	*c = Context{DeviceDays: -1}
 	dev, asn, country := deviceHash(ev), asnOf(ev), countryCode(ev)
 	if b := ct.users[ev.UserID]; b == nil {
 		// A user never seen: whatever the event shows is new.
@@ -322,6 +327,14 @@ func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 		c.NewDevice = dev != 0 && !familiar(b.vals, kindDevice, dev, before)
 		c.NewNetwork = asn != 0 && !familiar(b.vals, kindNetwork, asn, before)
 		c.NewCountry = country != 0 && !familiar(b.vals, kindCountry, uint32(country), before)
+		if dev != 0 {
+			now := minuteOf(ev.Time)
+			for _, s := range b.vals {
+				if s.kind == kindDevice && s.v == dev && s.first <= now {
+					c.DeviceDays = int((now - s.first) / (24 * 60))
+				}
+			}
+		}
 	}
 	if ev.IP != "" {
 		c.SharedEgress = ct.egress[ev.IP] == sharedSketch
