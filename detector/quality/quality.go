@@ -333,7 +333,7 @@ type Overall struct {
 	// MissedAttacks lists (up to 20) attacks no command answered, with
 	// the notifications their users got.
 	MissedAttacks []string `json:"missed_attacks,omitempty"`
-	ttd, lat           []time.Duration
+	ttd, lat      []time.Duration
 }
 
 // Percentiles of a sample of durations.
