@@ -32,79 +32,80 @@ func HeldOut() []Config {
 		return c
 	}
 
-	// A university-heavy tenant: many students behind campus NAT, phones
-	// everywhere, weekend work, frequent outages; attacks lean to the
-	// quiet, distributed kinds.
-	campus := base("heldout-campus", 7101, 3000, 40, 6*24*time.Hour, 12)
-	campus.Sim.OfficeShare = 0.2
-	campus.Sim.SharedNATShare = 0.3
-	campus.Sim.HandoffShare = 0.45
-	campus.Sim.VPNShare = 0.05
-	campus.Sim.SyncShare = 0.02
-	campus.Sim.TravellerShare = 0.04
-	campus.Sim.ServiceShare = 0.005
-	campus.Sim.WeekendShare = 0.35
-	campus.Sim.OutageRate = 0.5
-	campus.Sim.MistypeProb = 0.08
-	campus.Sim.AttackMix = []string{
-		simulate.AttackLowAndSlow + "=2", simulate.AttackDistributedStuffing + "=0.6",
-		simulate.AttackPasswordSpraying + "=1", simulate.AttackMFAFatigue + "=1.5",
+	// The family's profiles were written, with their seeds, before any of
+	// them was run, and none has been run to change a rule. (An earlier
+	// family, seeds 7101 to 7404, was run once; three rules changed after
+	// it, so it is no longer held out; the README quotes its result.)
+
+	// A retailer: store staff behind each store's NAT, phones, weekend
+	// shifts, outages; attacks lean to the mass attacks on passwords.
+	retail := base("heldout-retail", 8101, 4000, 30, 7*24*time.Hour, 12)
+	retail.Sim.OfficeShare = 0.3
+	retail.Sim.SharedNATShare = 0.15
+	retail.Sim.HandoffShare = 0.5
+	retail.Sim.VPNShare = 0.05
+	retail.Sim.SyncShare = 0.02
+	retail.Sim.TravellerShare = 0.03
+	retail.Sim.ServiceShare = 0.01
+	retail.Sim.WeekendShare = 0.4
+	retail.Sim.OutageRate = 0.3
+	retail.Sim.MistypeProb = 0.07
+	retail.Sim.AttackMix = []string{
+		simulate.AttackDistributedStuffing + "=1.5", simulate.AttackPasswordSpraying + "=1",
+		simulate.AttackMFAFatigue + "=2", simulate.AttackLowAndSlow + "=1.5",
 	}
 
-	// An enterprise: offices, the corporate VPN for a third of the staff,
-	// frequent travellers, more service accounts; attacks lean to session
-	// theft and takeover.
-	enterprise := base("heldout-enterprise", 7202, 4500, 25, 7*24*time.Hour, 12)
-	enterprise.Sim.OfficeShare = 0.65
-	enterprise.Sim.SharedNATShare = 0.02
-	enterprise.Sim.HandoffShare = 0.2
-	enterprise.Sim.VPNShare = 0.35
-	enterprise.Sim.SyncShare = 0.03
-	enterprise.Sim.TravellerShare = 0.15
-	enterprise.Sim.TravelProb = 0.05
-	enterprise.Sim.ServiceShare = 0.008
-	enterprise.Sim.WeekendShare = 0.05
-	enterprise.Sim.OutageRate = 0.15
-	enterprise.Sim.AttackMix = []string{
-		simulate.AttackSessionHijack + "=2.5", simulate.AttackPasswordResetTakeover + "=2",
-		simulate.AttackTokenAfterPassword + "=1.5", simulate.AttackImpossibleTravel + "=1.5",
-		simulate.AttackNewLocationAction + "=1.5", simulate.AttackPasswordSpraying + "=0.5",
-		simulate.AttackDistributedStuffing + "=0.3",
+	// A consultancy: half the staff on the VPN, a third travelling, phones;
+	// attacks lean to phishing kits and takeovers.
+	consulting := base("heldout-consulting", 8202, 3500, 35, 7*24*time.Hour, 12)
+	consulting.Sim.OfficeShare = 0.3
+	consulting.Sim.SharedNATShare = 0.02
+	consulting.Sim.HandoffShare = 0.4
+	consulting.Sim.VPNShare = 0.5
+	consulting.Sim.SyncShare = 0.05
+	consulting.Sim.TravellerShare = 0.3
+	consulting.Sim.TravelProb = 0.05
+	consulting.Sim.ServiceShare = 0.005
+	consulting.Sim.WeekendShare = 0.15
+	consulting.Sim.OutageRate = 0.1
+	consulting.Sim.AttackMix = []string{
+		simulate.AttackSessionHijack + "=2", simulate.AttackPasswordResetTakeover + "=2",
+		simulate.AttackImpossibleTravel + "=2", simulate.AttackTokenAfterPassword + "=1.5",
+		simulate.AttackDistributedStuffing + "=0.5",
 	}
 
-	// A small, mobile-first company: most people on phones, no offices to
-	// speak of, new laptops being rolled out; attacks lean to data theft.
-	mobile := base("heldout-mobile", 7303, 2500, 45, 7*24*time.Hour, 12)
-	mobile.Sim.OfficeShare = 0.1
-	mobile.Sim.SharedNATShare = 0.05
-	mobile.Sim.HandoffShare = 0.6
-	mobile.Sim.VPNShare = 0.1
-	mobile.Sim.SyncShare = 0.04
-	mobile.Sim.TravellerShare = 0.1
-	mobile.Sim.ServiceShare = 0.01
-	mobile.Sim.WeekendShare = 0.2
-	mobile.Sim.OutageRate = 0.3
-	mobile.Sim.ExchangeProb = 0.3
-	mobile.Sim.AttackMix = []string{
+	// A start-up: no offices, phones and new laptops, busy users,
+	// integrations; attacks lean to taking data.
+	startup := base("heldout-startup", 8303, 2000, 60, 6*24*time.Hour, 12)
+	startup.Sim.OfficeShare = 0.05
+	startup.Sim.SharedNATShare = 0.03
+	startup.Sim.HandoffShare = 0.5
+	startup.Sim.VPNShare = 0.02
+	startup.Sim.SyncShare = 0.06
+	startup.Sim.TravellerShare = 0.08
+	startup.Sim.ServiceShare = 0.02
+	startup.Sim.WeekendShare = 0.3
+	startup.Sim.OutageRate = 0.2
+	startup.Sim.ExchangeProb = 0.25
+	startup.Sim.AttackMix = []string{
 		simulate.AttackMassDownload + "=2", simulate.AttackDownscopedMinting + "=2",
-		simulate.AttackDownscopedMisuse + "=2", simulate.AttackEscalationSharing + "=2",
-		simulate.AttackPrivilegeEscalation + "=1.5", simulate.AttackPasswordSpraying + "=0.5",
-		simulate.AttackDistributedStuffing + "=0.3",
+		simulate.AttackEscalationSharing + "=1.5", simulate.AttackDownscopedMisuse + "=1.5",
+		simulate.AttackDistributedStuffing + "=0.4",
 	}
 
-	// A large, quiet tenant: little activity per user, integrations
-	// (chatty: hundreds of calls a day each), the default mix of attacks.
-	large := base("heldout-large", 7404, 5000, 16, 7*24*time.Hour, 14)
-	large.Sim.OfficeShare = 0.4
-	large.Sim.SharedNATShare = 0.06
-	large.Sim.HandoffShare = 0.3
-	large.Sim.VPNShare = 0.2
-	large.Sim.SyncShare = 0.02
-	large.Sim.TravellerShare = 0.06
-	large.Sim.ServiceShare = 0.008
-	large.Sim.WeekendShare = 0.1
-	large.Sim.OutageRate = 0.25
-	large.Sim.AttackMix = []string{simulate.AttackPasswordSpraying + "=0.5", simulate.AttackDistributedStuffing + "=0.3"}
+	// A public administration: offices and the VPN, little travel, few
+	// phones, a quiet pace; the default mix, low-and-slow guessing more.
+	government := base("heldout-government", 8404, 6000, 20, 7*24*time.Hour, 14)
+	government.Sim.OfficeShare = 0.7
+	government.Sim.SharedNATShare = 0.05
+	government.Sim.HandoffShare = 0.15
+	government.Sim.VPNShare = 0.3
+	government.Sim.SyncShare = 0.02
+	government.Sim.TravellerShare = 0.02
+	government.Sim.ServiceShare = 0.005
+	government.Sim.WeekendShare = 0.03
+	government.Sim.OutageRate = 0.1
+	government.Sim.AttackMix = []string{simulate.AttackLowAndSlow + "=2", simulate.AttackDistributedStuffing + "=0.4"}
 
-	return []Config{campus, enterprise, mobile, large}
+	return []Config{retail, consulting, startup, government}
 }
