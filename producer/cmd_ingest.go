@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/rs/zerolog"
-
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/enrich"
@@ -80,7 +78,7 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	enricher, err := newEnricher(cfg.GeoIP, log)
+	enricher, err := enrich.NewLogged(cfg.GeoIP, log)
 	if err != nil {
 		return err
 	}
@@ -142,24 +140,6 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stdout, "total: %d lines, %d accepted, %d rejected\n", total.Lines, total.Accepted, total.RejectedTotal)
 	}
 	return nil
-}
-
-// newEnricher builds the address enricher cfg describes and says in the
-// log what it enriches from; nil when enrichment is off.
-func newEnricher(cfg enrich.Config, log zerolog.Logger) (*enrich.Enricher, error) {
-	e, err := enrich.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("address enrichment: %w", err)
-	}
-	switch {
-	case e == nil:
-		log.Info().Msg("address enrichment off")
-	case e.HasDatabases():
-		log.Info().Str("dir", cfg.Dir).Str("networks", cfg.Networks).Msg("enriching addresses from the databases and the networks lists")
-	default:
-		log.Info().Str("networks", cfg.Networks).Msg("no -geoip.dir: enriching only events that carry an ASN or organisation, from the networks lists")
-	}
-	return e, nil
 }
 
 // brokersCheck is the ingest endpoint's readiness check: ready when one of

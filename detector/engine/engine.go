@@ -345,33 +345,35 @@ func (e *Engine) command(rs *ruleState, target schemas.Target, g *group, end int
 			first = rec.t
 		}
 	}
+	summary := f.summary + " for " + rs.describeGroup(g.key)
+	return e.stamp(r, target, r.Action, trig.t, schemas.Reason{
+		Severity:       r.Severity,
+		Summary:        truncateText(summary, 1000),
+		Evidence:       ids,
+		FirstEventTime: first.UTC(),
+	})
+}
+
+// stamp completes the command of a detection by rule r completed at event
+// time t: its id (from the rule, target and evidence), times, issuer and
+// mode, and the reason's rule and times.
+func (e *Engine) stamp(r *Rule, target schemas.Target, action schemas.Action, t time.Time, reason schemas.Reason) schemas.RevokeCommand {
 	mode := schemas.ModeEnforce
 	if r.DryRun || e.cfg.DryRun {
 		mode = schemas.ModeDryRun
 	}
-	detected := trig.t.UTC()
-	summary := f.summary + " for " + rs.describeGroup(g.key)
-	if len(summary) > 1000 {
-		summary = summary[:1000] + "…"
-	}
+	detected := t.UTC()
+	reason.RuleID, reason.RuleVersion = r.ID, r.Version
+	reason.LastEventTime, reason.DetectedAt = detected, detected
 	return schemas.RevokeCommand{
-		CommandID: schemas.DetectionCommandID(r.ID, r.Version, target, ids),
+		CommandID: schemas.DetectionCommandID(r.ID, r.Version, target, reason.Evidence),
 		IssuedAt:  detected,
 		ExpiresAt: detected.Add(e.cfg.CommandTTL),
 		Issuer:    e.cfg.Issuer,
 		Target:    target,
-		Action:    r.Action,
+		Action:    action,
 		Mode:      mode,
-		Reason: schemas.Reason{
-			RuleID:         r.ID,
-			RuleVersion:    r.Version,
-			Severity:       r.Severity,
-			Summary:        summary,
-			Evidence:       ids,
-			FirstEventTime: first.UTC(),
-			LastEventTime:  detected,
-			DetectedAt:     detected,
-		},
+		Reason:    reason,
 	}
 }
 

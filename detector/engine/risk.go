@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"regexp"
@@ -228,15 +229,7 @@ func newRiskState(r *Rule, cfg Config, act *eventActivation) *riskState {
 		sessions: make(map[string]*riskAcc),
 	}
 	rs.thresholds = slices.Clone(r.Risk.Thresholds)
-	slices.SortStableFunc(rs.thresholds, func(a, b RiskThreshold) int {
-		switch {
-		case a.At > b.At:
-			return -1
-		case a.At < b.At:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(rs.thresholds, func(a, b RiskThreshold) int { return cmp.Compare(b.At, a.At) })
 	rs.notifyAt = math.Inf(1)
 	for _, t := range rs.thresholds {
 		if t.Scope != "session" {
@@ -463,15 +456,7 @@ func (rs *riskState) command(e *Engine, th RiskThreshold, target schemas.Target,
 	if n := len(ids); n > MaxEvidenceRecords {
 		ids = ids[n-MaxEvidenceRecords:]
 	}
-	slices.SortStableFunc(sigs, func(a, b schemas.Signal) int {
-		switch {
-		case a.Weight > b.Weight:
-			return -1
-		case a.Weight < b.Weight:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(sigs, func(a, b schemas.Signal) int { return cmp.Compare(b.Weight, a.Weight) })
 	var b strings.Builder
 	fmt.Fprintf(&b, "risk %.2f reached %.2f (%s) for %s %s:", v, th.At, th.Action, target.Kind, target.ID())
 	for i, s := range sigs {
@@ -484,32 +469,14 @@ func (rs *riskState) command(e *Engine, th RiskThreshold, target schemas.Target,
 	if sev == "" {
 		sev = r.Severity
 	}
-	mode := schemas.ModeEnforce
-	if r.DryRun || e.cfg.DryRun {
-		mode = schemas.ModeDryRun
-	}
-	detected := t.UTC()
-	return schemas.RevokeCommand{
-		CommandID: schemas.DetectionCommandID(r.ID, r.Version, target, ids),
-		IssuedAt:  detected,
-		ExpiresAt: detected.Add(e.cfg.CommandTTL),
-		Issuer:    e.cfg.Issuer,
-		Target:    target,
-		Action:    th.Action,
-		Mode:      mode,
-		Reason: schemas.Reason{
-			RuleID:         r.ID,
-			RuleVersion:    r.Version,
-			Severity:       sev,
-			Summary:        truncateText(b.String(), 1000),
-			Evidence:       ids,
-			FirstEventTime: first.UTC(),
-			LastEventTime:  detected,
-			DetectedAt:     detected,
-			Risk:           round3(v),
-			Signals:        sigs,
-		},
-	}
+	return e.stamp(r, target, th.Action, t, schemas.Reason{
+		Severity:       sev,
+		Summary:        truncateText(b.String(), 1000),
+		Evidence:       ids,
+		FirstEventTime: first.UTC(),
+		Risk:           round3(v),
+		Signals:        sigs,
+	})
 }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }

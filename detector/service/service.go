@@ -168,7 +168,7 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 	if err != nil {
 		return nil, err
 	}
-	enricher, err := newEnricher(cfg.GeoIP, log)
+	enricher, err := enrich.NewLogged(cfg.GeoIP, log)
 	if err != nil {
 		return nil, err
 	}
@@ -364,24 +364,6 @@ func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
 	s.pending[key] = p
 	s.mu.Unlock()
 	return p, nil
-}
-
-// newEnricher builds the address enricher cfg describes and says in the
-// log what it enriches from; nil when enrichment is off.
-func newEnricher(cfg enrich.Config, log zerolog.Logger) (*enrich.Enricher, error) {
-	e, err := enrich.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("address enrichment: %w", err)
-	}
-	switch {
-	case e == nil:
-		log.Info().Msg("address enrichment off")
-	case e.HasDatabases():
-		log.Info().Str("dir", cfg.Dir).Str("networks", cfg.Networks).Msg("enriching addresses from the databases and the networks lists")
-	default:
-		log.Info().Str("networks", cfg.Networks).Msg("no -geoip.dir: enriching only events that carry an ASN or organisation, from the networks lists")
-	}
-	return e, nil
 }
 
 // message encodes cmd as the signed message to publish: the JSON value,
