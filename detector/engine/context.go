@@ -366,11 +366,14 @@ func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 	case b.interleaved:
 		c.TokenInterleaved = c.TokenDeviceChanged || dev == b.device
 	case c.TokenDeviceChanged:
-		// Another device now, while the bound one used the token lately.
-		c.TokenInterleaved = b.firstAt != 0 && b.otherAt != 0 && within(t, b.firstAt) && b.firstAt > b.otherAt
+		// Another device now, while the bound one used the token lately
+		// (after another device last did). Only later uses count: an
+		// event redelivered or arriving late says nothing of who holds
+		// the token now.
+		c.TokenInterleaved = b.firstAt != 0 && b.otherAt != 0 && t > b.firstAt && within(t, b.firstAt) && b.firstAt > b.otherAt
 	case dev != 0 && dev == b.device:
-		// The bound device again, while another one used the token lately.
-		c.TokenInterleaved = b.otherAt != 0 && within(t, b.otherAt)
+		// The bound device again, after another one used the token lately.
+		c.TokenInterleaved = b.otherAt != 0 && t > b.otherAt && within(t, b.otherAt)
 	}
 }
 

@@ -216,3 +216,33 @@ func eachLine(t *testing.T, path string, f func([]byte)) {
 		t.Fatal(err)
 	}
 }
+
+// Every rule of the default pack shows in the commands of some case, as
+// the rule of a command or as one of its signals: none is untested.
+func TestEveryDefaultRuleHasACase(t *testing.T) {
+	rules, err := engine.DefaultRules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	dirs, err := os.ReadDir("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		for _, c := range readExpected(t, filepath.Join("testdata", d.Name(), "expected.jsonl")) {
+			seen[c.Reason.RuleID] = true
+			for _, s := range c.Reason.Signals {
+				seen[s.RuleID] = true
+			}
+		}
+	}
+	for _, r := range rules {
+		if !seen[r.ID] {
+			t.Errorf("no case of testdata shows rule %s", r.ID)
+		}
+	}
+}
