@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"testing"
+	"time"
+
+	"github.com/revoked-dev/revoked/schemas"
 )
 
 // The organisation sketch tells one user from a few and a few from twenty:
@@ -49,5 +53,38 @@ func TestSketchCountsDistinctUsers(t *testing.T) {
 	sk, _ := addUser(0, 42, 20)
 	if again, _ := addUser(sk, 42, 20); again != sk {
 		t.Error("a user counted twice")
+	}
+}
+
+// What the organisation baseline learned (an address twenty users sign in
+// from) is drained as entries, and an engine restored from them knows the
+// address as shared at once.
+func TestSharedEgressSurvivesRestore(t *testing.T) {
+	ct := newContextTracker(DefaultContextConfig())
+	t0 := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	var c Context
+	for u := range 40 {
+		ev := &schemas.AuditEvent{ID: fmt.Sprint(u), Time: t0.Add(time.Duration(u) * time.Minute), Type: schemas.EventLoginSuccess,
+			UserID: fmt.Sprintf("student%d", u), IP: "128.103.1.1"}
+		ct.compute(ev, &c)
+		ct.learn(ev, &c, true)
+	}
+	probe := &schemas.AuditEvent{ID: "p", Time: t0.Add(time.Hour), Type: schemas.EventLoginFailure, UserID: "student99", IP: "128.103.1.1"}
+	ct.compute(probe, &c)
+	if !c.SharedEgress {
+		t.Fatal("40 users from one address: not a shared egress")
+	}
+	entries := ct.drain(nil)
+	restored := newContextTracker(DefaultContextConfig())
+	for _, en := range entries {
+		restored.restore(en)
+	}
+	restored.compute(probe, &c)
+	if !c.SharedEgress {
+		t.Errorf("restored from %d entries: the address is not known as shared", len(entries))
+	}
+	other := &schemas.AuditEvent{ID: "o", Time: t0.Add(time.Hour), Type: schemas.EventLoginFailure, UserID: "x", IP: "198.51.100.7"}
+	if restored.compute(other, &c); c.SharedEgress {
+		t.Error("an address no one signed in from is shared")
 	}
 }
