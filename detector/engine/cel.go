@@ -32,7 +32,15 @@ import (
 //	event.geo.country, event.geo.city                   string
 //	event.geo.lat, event.geo.lon                        double (0 if absent)
 //	event.geo.asn                                       int (0 if absent)
+//	event.geo.org, event.geo.network                    string
 //	event.resource.type, event.resource.id              string
+//
+// and the variable "ctx", of type engine.Context: what the engine knows of
+// the event beyond it (see Context): ctx.new_device, ctx.new_network,
+// ctx.new_country, ctx.learned, ctx.shared_egress, ctx.org_network,
+// ctx.token_bound, ctx.token_device_changed, ctx.token_network_changed,
+// ctx.token_country_changed, ctx.token_interleaved (bool),
+// ctx.token_network (string), ctx.device_days (int, -1 if never seen).
 //
 // An absent geo or resource reads as one whose fields are all empty, so
 // event.geo.country != "" needs no has() guard; has(event.geo.lat) tells a
