@@ -163,6 +163,9 @@ func DecodeCommand(data []byte) (RevokeCommand, error) {
 	if len(data) > MaxCommandBytes {
 		return c, fmt.Errorf("%w: %w", ErrInvalidCommand, &FieldError{Reason: fmt.Sprintf("command is %d bytes, limit %d", len(data), MaxCommandBytes)})
 	}
+	if err := checkRaw(data, reflect.TypeFor[RevokeCommand]()); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
+	}
 	if err := strictUnmarshal(data, &c); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrInvalidCommand, decodeError(err, data, reflect.TypeFor[RevokeCommand]()))
 	}

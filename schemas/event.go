@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // EventType is the kind of an AuditEvent.
@@ -134,6 +135,9 @@ func DecodeEvent(data []byte) (AuditEvent, error) {
 	if len(data) > MaxEventBytes {
 		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, &FieldError{Reason: fmt.Sprintf("event is %d bytes, limit %d", len(data), MaxEventBytes)})
 	}
+	if err := checkRaw(data, reflect.TypeFor[AuditEvent]()); err != nil {
+		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
 	if err := strictUnmarshal(data, &ev); err != nil {
 		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, decodeError(err, data, reflect.TypeFor[AuditEvent]()))
 	}
@@ -237,6 +241,11 @@ func (e *AuditEvent) Validate() error {
 		if k == "" || len(k) > MaxIDLen || len(v) > MaxAttrLen {
 			errs.add("attrs."+truncate(k, 64), "key must be 1-%d bytes and value at most %d", MaxIDLen, MaxAttrLen)
 		}
+		if strings.ContainsRune(v, utf8.RuneError) {
+			// U+FFFD is what lossy decoding upstream left of bytes that
+			// were not text.
+			errs.add("attrs."+truncate(k, 64), "contains U+FFFD (bytes that were not UTF-8)")
+		}
 	}
 	return errs.join(ErrInvalidEvent)
 }
@@ -247,8 +256,8 @@ func checkID(errs *fieldErrors, field, v string, required bool) {
 		errs.add(field, "required")
 	case len(v) > MaxIDLen:
 		errs.add(field, "longer than %d bytes", MaxIDLen)
-	case strings.ContainsAny(v, "\x00\r\n"):
-		errs.add(field, "contains control characters")
+	case hasBadIDRune(v):
+		errs.add(field, "contains control, zero-width, bidirectional or invalid characters")
 	}
 }
 

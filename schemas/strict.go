@@ -1,0 +1,194 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// encoding/json is looser than the JSON Schema in two ways that matter
+// here: it matches object keys to fields case-insensitively ("User_ID" sets
+// user_id) and it turns invalid UTF-8 into U+FFFD without a word. checkRaw
+// closes both, naming the field: a cheap scan first (valid UTF-8, and no
+// object key with an upper-case letter or an escape, which our keys never
+// need), and only when it finds something, a walk of the value that tells
+// a key of a field written in another case (refused) from a key of a
+// free-form map such as attrs (allowed), and names the field of the bad
+// bytes.
+func checkRaw(data []byte, t reflect.Type) error {
+	if utf8.Valid(data) && !suspectKeys(data) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if fe := walk(dec, data, t, ""); fe != nil {
+		return fe
+	}
+	// Bad bytes outside any string are a syntax error, which the decoder
+	// proper reports.
+	return nil
+}
+
+// suspectKeys reports whether any object key of the JSON text holds an
+// ASCII upper-case letter or a backslash escape: one pass over the bytes,
+// remembering of each string only whether it held either.
+func suspectKeys(data []byte) bool {
+	const (
+		outside = iota
+		inString
+		escaped
+	)
+	state, flagged := outside, false
+	for _, c := range data {
+		switch state {
+		case outside:
+			if c == '"' {
+				state, flagged = inString, false
+			} else if c == ':' && flagged {
+				return true
+			} else if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+				flagged = false
+			}
+		case inString:
+			switch {
+			case c == '"':
+				state = outside
+			case c == '\\':
+				state, flagged = escaped, true
+			case c-'A' < 26:
+				flagged = true
+			}
+		case escaped:
+			state = inString
+		}
+	}
+	return false
+}
+
+// walk reads one JSON value from dec, checking it against t (nil: any
+// value, no key checks), and returns the first problem, or nil. Syntax
+// errors end the walk quietly: the decoder proper reports them.
+func walk(dec *json.Decoder, data []byte, t reflect.Type, path string) *FieldError {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	start := dec.InputOffset()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil
+	}
+	switch v := tok.(type) {
+	case string:
+		if !utf8.Valid(data[start:dec.InputOffset()]) {
+			return &FieldError{Field: path, Reason: "not valid UTF-8"}
+		}
+	case json.Delim:
+		switch v {
+		case '{':
+			for dec.More() {
+				kstart := dec.InputOffset()
+				ktok, err := dec.Token()
+				if err != nil {
+					return nil
+				}
+				key, _ := ktok.(string)
+				sub := joinPath(path, key)
+				if !utf8.Valid(data[kstart:dec.InputOffset()]) {
+					return &FieldError{Field: path, Reason: "a key is not valid UTF-8"}
+				}
+				var ft reflect.Type
+				switch {
+				case t == nil || t == timeType:
+				case t.Kind() == reflect.Map:
+					ft = t.Elem()
+				case t.Kind() == reflect.Struct:
+					var exact bool
+					ft, exact = structField(t, key)
+					if ft != nil && !exact {
+						return &FieldError{Field: sub, Reason: fmt.Sprintf("keys are case-sensitive: want %q", jsonName(t, key))}
+					}
+				}
+				if fe := walk(dec, data, ft, sub); fe != nil {
+					return fe
+				}
+			}
+			_, _ = dec.Token()
+		case '[':
+			var et reflect.Type
+			if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+				et = t.Elem()
+			}
+			for i := 0; dec.More(); i++ {
+				if fe := walk(dec, data, et, fmt.Sprintf("%s[%d]", path, i)); fe != nil {
+					return fe
+				}
+			}
+			_, _ = dec.Token()
+		}
+	}
+	return nil
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// structField finds the field of t that key names: exactly (exact true),
+// or only when case is ignored, as encoding/json would match it.
+func structField(t reflect.Type, key string) (reflect.Type, bool) {
+	var folded reflect.Type
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		if name == key {
+			return f.Type, true
+		}
+		if folded == nil && strings.EqualFold(name, key) {
+			folded = f.Type
+		}
+	}
+	return folded, false
+}
+
+func jsonName(t reflect.Type, key string) string {
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if strings.EqualFold(name, key) {
+			return name
+		}
+	}
+	return key
+}
+
+// badIDRune reports whether r may not stand in an identifier: a control
+// character (Cc) or a format character (Cf: zero-width spaces and joiners,
+// bidirectional overrides and isolates, the byte-order mark), which make
+// two different ids print alike, or U+FFFD, which stands for bytes that
+// were not UTF-8. The JSON Schema's identifier pattern refuses the same.
+func badIDRune(r rune) bool {
+	return r == utf8.RuneError || unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r)
+}
+
+// hasBadIDRune reports whether s holds a rune badIDRune refuses, looking
+// at ASCII bytes directly (only C0 controls and DEL are bad there).
+func hasBadIDRune(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return strings.ContainsFunc(s[i:], badIDRune)
+		}
+		if c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
