@@ -28,6 +28,12 @@ const (
 	HeaderDLQOffset    = "dlq-source-offset"
 	HeaderDLQTime      = "dlq-time"
 	HeaderDLQComponent = "dlq-component"
+	// A dead-letter copy too large for the broker is stored with its
+	// value cut: dlq-truncated says what was cut, dlq-original-size and
+	// dlq-original-sha256 describe the value as received.
+	HeaderDLQTruncated      = "dlq-truncated"
+	HeaderDLQOriginalSize   = "dlq-original-size"
+	HeaderDLQOriginalSHA256 = "dlq-original-sha256"
 )
 
 // Schema identifiers carried in HeaderSchema.

@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"strconv"
 	"time"
@@ -69,10 +71,10 @@ var dlqHeaderNames = []string{
 // where from and when. Dead-letter headers the message already carried (it
 // was dead-lettered before and replayed) are replaced, so that they always
 // describe the latest dead-lettering.
-func deadLetter(m kafka.Message, pe *PoisonError, component string, now time.Time) kafka.Message {
+func deadLetter(m kafka.Message, pe *PoisonError, component string, now time.Time, maxBytes int) kafka.Message {
 	headers := make([]kafka.Header, 0, len(m.Headers)+len(dlqHeaderNames))
 	for _, h := range m.Headers {
-		if !slices.Contains(dlqHeaderNames, h.Key) {
+		if !slices.Contains(dlqHeaderNames, h.Key) && !slices.Contains(truncationHeaders, h.Key) {
 			headers = append(headers, h)
 		}
 	}
@@ -84,5 +86,64 @@ func deadLetter(m kafka.Message, pe *PoisonError, component string, now time.Tim
 		kafka.Header{Key: schemas.HeaderDLQTime, Value: []byte(now.UTC().Format(time.RFC3339Nano))},
 		kafka.Header{Key: schemas.HeaderDLQComponent, Value: []byte(component)},
 	)
-	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+	dm := kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+	return fitDeadLetter(dm, m, maxBytes)
 }
+
+// DefaultDLQMaxBytes is the default bound of a dead-letter copy: well
+// below Kafka's default message.max.bytes (1,048,588) and kafka-go's
+// default batch size (1,048,576), leaving room for the record's framing.
+const DefaultDLQMaxBytes = 1_000_000
+
+// minDLQBytes is the least DLQMaxBytes: room for the dead-letter headers,
+// a key and a useful head of the value.
+const minDLQBytes = 16 << 10
+
+// messageBytes is what a message costs the broker, framing aside.
+func messageBytes(m kafka.Message) int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// fitDeadLetter cuts dm to maxBytes: the value first (its head is kept,
+// with headers giving the original size and SHA-256 so that the message
+// can be recognised and fetched from the source topic by offset while it
+// is retained), then the original's own headers, then the key. The
+// dead-letter headers always stay.
+func fitDeadLetter(dm, orig kafka.Message, maxBytes int) kafka.Message {
+	if maxBytes <= 0 || messageBytes(dm) <= maxBytes {
+		return dm
+	}
+	sum := sha256.Sum256(orig.Value)
+	dm.Headers = append(dm.Headers,
+		kafka.Header{Key: schemas.HeaderDLQTruncated, Value: []byte("value")},
+		kafka.Header{Key: schemas.HeaderDLQOriginalSize, Value: []byte(strconv.Itoa(len(orig.Value)))},
+		kafka.Header{Key: schemas.HeaderDLQOriginalSHA256, Value: []byte(hex.EncodeToString(sum[:]))},
+	)
+	rest := maxBytes - (messageBytes(dm) - len(dm.Value))
+	if rest < 0 {
+		// The original's headers (or key) alone are too large: keep the
+		// dead-letter ones.
+		var kept []kafka.Header
+		for _, h := range dm.Headers {
+			if slices.Contains(dlqHeaderNames, h.Key) || slices.Contains(truncationHeaders, h.Key) {
+				kept = append(kept, h)
+			}
+		}
+		dm.Headers = kept
+		if len(dm.Key) > 1024 {
+			dm.Key = dm.Key[:1024]
+		}
+		rest = max(0, maxBytes-(messageBytes(dm)-len(dm.Value)))
+	}
+	if len(dm.Value) > rest {
+		dm.Value = dm.Value[:rest]
+	}
+	return dm
+}
+
+// truncationHeaders are the headers fitDeadLetter adds.
+var truncationHeaders = []string{schemas.HeaderDLQTruncated, schemas.HeaderDLQOriginalSize, schemas.HeaderDLQOriginalSHA256}

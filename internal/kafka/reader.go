@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -109,6 +110,12 @@ type ReaderConfig struct {
 	SessionTimeout    time.Duration `flag:"session-timeout" env:"SESSION_TIMEOUT" yaml:"session_timeout" usage:"how long the group coordinator waits for a silent member before rebalancing"`
 	HeartbeatInterval time.Duration `flag:"heartbeat-interval" env:"HEARTBEAT_INTERVAL" yaml:"heartbeat_interval" usage:"how often the member tells the coordinator it is alive"`
 	RebalanceTimeout  time.Duration `flag:"rebalance-timeout" env:"REBALANCE_TIMEOUT" yaml:"rebalance_timeout" usage:"how long members have to rejoin during a rebalance"`
+	// DLQMaxBytes bounds a dead-letter copy (key, value and headers): a
+	// larger one is stored with its value cut to fit, and headers giving
+	// the original size and SHA-256, so that the copy never needs more
+	// than the broker accepts and a message at the broker's limit cannot
+	// stop its partition. Below Kafka's default message.max.bytes.
+	DLQMaxBytes int `flag:"dlq-max-bytes" env:"DLQ_MAX_BYTES" yaml:"dlq_max_bytes" usage:"most bytes of a dead-letter copy; a larger value is stored cut, with its size and SHA-256"`
 	// Security carries no prefix of its own: its settings are tls.* and
 	// sasl.* beside the others. The dead-letter writer uses it too.
 	Security Security
@@ -133,6 +140,7 @@ func DefaultReaderConfig() ReaderConfig {
 		SessionTimeout:    30 * time.Second,
 		HeartbeatInterval: 3 * time.Second,
 		RebalanceTimeout:  30 * time.Second,
+		DLQMaxBytes:       DefaultDLQMaxBytes,
 	}
 }
 
@@ -144,6 +152,7 @@ func (c ReaderConfig) Validate() error {
 	p.Check(c.GroupID != "", "group", "required: the reader commits offsets through a consumer group")
 	p.Check(c.DLQTopic != "", "dlq-topic", "required")
 	p.Check(c.DLQTopic == "" || c.DLQTopic != c.Topic, "dlq-topic", "must differ from topic %q", c.Topic)
+	p.Check(c.DLQMaxBytes >= minDLQBytes, "dlq-max-bytes", "must be at least %d", minDLQBytes)
 	p.Check(c.Component != "", "component", "required: it names the program in dead-letter headers")
 	p.Check(c.StartOffset == StartFirst || c.StartOffset == StartLast, "start-offset", "want first or last, got %q", c.StartOffset)
 	p.Check(c.MinBytes > 0, "min-bytes", "must be positive, got %d", c.MinBytes)
@@ -218,6 +227,18 @@ type Reader struct {
 	started atomic.Bool
 	kr      atomic.Pointer[kafka.Reader]
 	joined  atomic.Bool
+	// stuck names a lane whose dead-letter write keeps failing, for
+	// Check; nil while none is.
+	stuck atomic.Pointer[stuckLane]
+}
+
+// stuckLane is a message that can neither be handled nor dead-lettered.
+type stuckLane struct {
+	topic     string
+	partition int
+	offset    int64
+	since     time.Time
+	err       string
 }
 
 // NewReader returns a Reader for cfg, reporting to metrics (nil: metrics
@@ -293,6 +314,10 @@ func (r *Reader) Check(context.Context) error {
 	kr := r.kr.Load()
 	if kr == nil {
 		return fmt.Errorf("%w: not running", ErrNotReady)
+	}
+	if st := r.stuck.Load(); st != nil {
+		return fmt.Errorf("%w: %s partition %d offset %d cannot be dead-lettered since %s: %s",
+			ErrNotReady, st.topic, st.partition, st.offset, st.since.UTC().Format(time.RFC3339), st.err)
 	}
 	if !r.joined.Load() {
 		// Stats counts generations joined since the last call; only
@@ -583,7 +608,7 @@ func (s *session) process(m kafka.Message) bool {
 			return false
 		}
 		start := time.Now()
-		err := s.h(s.handlerCtx, m)
+		err := s.call(log, m)
 		<-s.sem
 		s.r.metrics.duration.Observe(time.Since(start).Seconds())
 
@@ -608,13 +633,32 @@ func (s *session) process(m kafka.Message) bool {
 	}
 }
 
+// call runs the handler on m. A panic is a bug, not a reason to die: it
+// is logged with its stack and the message is dead-lettered with the
+// panic's value as the reason, so the reader goes on and the redelivered
+// message does not bring it down again.
+func (s *session) call(log zerolog.Logger, m kafka.Message) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error().Str("panic", fmt.Sprint(p)).Bytes("stack", debug.Stack()).Msg("handler panicked; dead-lettering the message")
+			err = Poison("handler panicked", fmt.Errorf("%v", p))
+		}
+	}()
+	return s.h(s.handlerCtx, m)
+}
+
 // deadLetter writes m to the dead-letter topic, retrying until it succeeds
-// (true) or the Reader stops (false).
+// (true) or the Reader stops (false). While it keeps failing, the Reader's
+// Check names the message's partition and offset.
 func (s *session) deadLetter(log zerolog.Logger, m kafka.Message, pe *PoisonError) bool {
+	var stuck *stuckLane
 	for attempt := 0; ; attempt++ {
-		dm := deadLetter(m, pe, s.r.cfg.Component, time.Now())
+		dm := deadLetter(m, pe, s.r.cfg.Component, time.Now(), s.r.cfg.DLQMaxBytes)
 		err := s.dlq.WriteMessages(s.handlerCtx, dm)
 		if err == nil {
+			if stuck != nil {
+				s.r.stuck.CompareAndSwap(stuck, nil)
+			}
 			s.r.metrics.poisoned.Inc()
 			log.Warn().Str("reason", pe.Reason).AnErr("cause", pe.Err).Str("dlq_topic", s.r.cfg.DLQTopic).Msg("poison message dead-lettered")
 			return true
@@ -624,6 +668,12 @@ func (s *session) deadLetter(log zerolog.Logger, m kafka.Message, pe *PoisonErro
 			log.Warn().Err(err).Msg("dead-letter write failed during shutdown; the message will be delivered again")
 			return false
 		}
+		since := time.Now()
+		if stuck != nil {
+			since = stuck.since
+		}
+		stuck = &stuckLane{topic: m.Topic, partition: m.Partition, offset: m.Offset, since: since, err: err.Error()}
+		s.r.stuck.Store(stuck)
 		wait := s.r.backoff(attempt)
 		log.Error().Err(err).Int("attempt", attempt+1).Dur("retry_in", wait).Msg("dead-letter write failed; retrying")
 		if !sleep(s.runCtx, wait) {
