@@ -321,6 +321,9 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := srv.AddCheck("audit-store", check); err != nil {
 		return err
 	}
+	if err := srv.AddCheck("kafka-reader", svc.ReaderCheck); err != nil {
+		return err
+	}
 	mountAPI(srv, reader, cfg.APIToken, log)
 	mountGuards(srv, svc.Approvals(), svc.KillSwitch(), cfg.Consumer.Guard.AdminToken, log)
 	log.Info().Int("trusted_keys", keyring.Len()).Bool("sealing_key", seal != nil).

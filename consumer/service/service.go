@@ -204,3 +204,8 @@ func (s *Service) Run(ctx context.Context) error {
 
 // Check is a readiness check: the audit store answers.
 func (s *Service) Check(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// ReaderCheck reports whether the command reader has joined its group and
+// no lane is stuck on a message it can neither handle nor dead-letter; it
+// suits ops.Server.AddCheck.
+func (s *Service) ReaderCheck(ctx context.Context) error { return s.reader.Check(ctx) }

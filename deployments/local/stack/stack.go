@@ -263,7 +263,7 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 	if err != nil {
 		return nil, err
 	}
-	for name, check := range map[string]ops.Check{"detector": det.Check, "consumer": con.Check} {
+	for name, check := range map[string]ops.Check{"detector": det.Check, "consumer": con.Check, "consumer-reader": con.ReaderCheck} {
 		if err := srv.AddCheck(name, check); err != nil {
 			return nil, err
 		}
