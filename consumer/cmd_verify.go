@@ -30,7 +30,15 @@ type verifyConfig struct {
 	PageRows       int      `flag:"page-rows" usage:"rows read per query"`
 	NoProgress     bool     `flag:"no-progress" usage:"do not draw a progress bar on stderr"`
 	Expect         []string `flag:"expect" usage:"chain heads kept from an earlier run, chain:seq:hash, comma-separated: each chain must still hold them"`
+	// AllowUnanchored accepts a verification with neither checkpoint keys
+	// nor expected heads: hash chains alone cannot tell a trail whose last
+	// rows were deleted from one that ends there.
+	AllowUnanchored bool `flag:"allow-unanchored" usage:"accept a verification with neither -verify-key-files nor -expect (the chains' ends are then unproven)"`
 }
+
+// ErrUnanchored is returned by "consumer verify" when nothing anchors the
+// chains' ends and -allow-unanchored was not given.
+var ErrUnanchored = errors.New("unanchored: the hash chains hold together, but with neither -verify-key-files nor -expect nothing proves their last rows are the last written (deleting them would go unnoticed); give one, or -allow-unanchored to accept this")
 
 func parseTimeFlag(p *config.Problems, name, v string) time.Time {
 	if v == "" {
@@ -74,6 +82,7 @@ func verifyTrail(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	} else {
 		fmt.Fprintln(stderr, "consumer verify: no -verify-key-files: checkpoint signatures are not checked, only the hash chains")
 	}
+	unanchored := keyring == nil && len(opts.Expect) == 0
 	sess, err := cfg.Store.session(ctx, stderr)
 	if err != nil {
 		return err
@@ -99,6 +108,12 @@ func verifyTrail(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if err != nil {
 		return fmt.Errorf("verifying the audit trail: %w", err)
+	}
+	if unanchored {
+		if !cfg.AllowUnanchored {
+			return ErrUnanchored
+		}
+		fmt.Fprintln(stdout, "unanchored: the chains' ends are not proven (-allow-unanchored)")
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func TestHistoryReadsThroughReadDSN(t *testing.T) {
 
 	out.Reset()
 	errb.Reset()
-	if err := run(ctx, []string{"verify", "-allow-unsigned", "-no-progress"}, &out, &errb); err != nil {
+	if err := run(ctx, []string{"verify", "-allow-unsigned", "-allow-unanchored", "-no-progress"}, &out, &errb); err != nil {
 		t.Fatalf("verify: %v\n%s%s", err, out.String(), errb.String())
 	}
 
