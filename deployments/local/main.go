@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"syscall"
 	"time"
@@ -70,6 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			defer os.RemoveAll(dir)
 		}
 		cfg.Stack.Audit.ChDBPath = dir
+		cfg.Stack.KeyDir = filepath.Join(dir, "keys")
 	}
 	var p config.Problems
 	p.Nest("", cfg.Stack.Validate())
@@ -93,6 +95,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer s.Close()
 	fmt.Fprintf(stderr, "pipeline up: kafka %s, token API %s, analyst UI %s/ui/, analyst API %s/api/v1/revocations, metrics %s/metrics\n",
 		s.Brokers[0], s.TokenAPIURL, s.HTTPURL, s.HTTPURL, s.HTTPURL)
+	if cfg.Stack.KeyDir != "" {
+		fmt.Fprintf(stderr, "audit checkpoints signed with %s; verify the trail with: consumer verify -audit.chdb-path %s -verify-key-files %s\n",
+			filepath.Join(cfg.Stack.KeyDir, stack.CheckpointKeyFile), cfg.Stack.Audit.ChDBPath, filepath.Join(cfg.Stack.KeyDir, stack.CheckpointPublicKeyFile))
+	}
 
 	if cfg.Simulate == 0 {
 		fmt.Fprintln(stderr, "running until interrupted (Ctrl-C); produce AuditEvents to audit.events")

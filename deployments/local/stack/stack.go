@@ -7,11 +7,14 @@ package stack
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -48,6 +51,11 @@ type Config struct {
 	// GeoIP is the detector's address enrichment: -geoip.dir,
 	// REVOKED_GEOIP_DIR (run.sh installs the databases and sets it).
 	GeoIP enrich.Config `flag:"geoip" env:"REVOKED_GEOIP"`
+	// KeyDir keeps the audit checkpoint key (checkpoint.key, and its
+	// public half checkpoint.pub for `consumer verify`), made there on
+	// first use and read back after, so the trail stays anchored across
+	// runs; empty, the key lives in memory only.
+	KeyDir string `flag:"-" env:"-"`
 }
 
 // DefaultConfig listens on the documented local ports.
@@ -144,7 +152,7 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 		return nil, err
 	}
 	s.Signer = schemas.NewSigner(priv)
-	cpriv, err := schemas.GenerateSigningKey()
+	cpriv, err := checkpointKey(cfg.KeyDir)
 	if err != nil {
 		return nil, err
 	}
@@ -337,4 +345,46 @@ func randomSecret() string {
 // on loopback, so no bearer token is asked for.
 func mountAnalysts(srv *ops.Server, store audit.Store, log zerolog.Logger) {
 	api.New(store, log.With().Str("component", "api").Logger()).Mount(srv, config.Secret{})
+}
+
+// Checkpoint key files in Config.KeyDir.
+const (
+	CheckpointKeyFile       = "checkpoint.key"
+	CheckpointPublicKeyFile = "checkpoint.pub"
+)
+
+// checkpointKey reads the checkpoint signing key from dir, making it (and
+// its public half) there when absent; with no dir, a new key in memory.
+func checkpointKey(dir string) (ed25519.PrivateKey, error) {
+	if dir == "" {
+		return schemas.GenerateSigningKey()
+	}
+	path := filepath.Join(dir, CheckpointKeyFile)
+	if priv, err := schemas.LoadPrivateKeyFile(path); err == nil {
+		return priv, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("checkpoint key: %w", err)
+	}
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	privPEM, err := schemas.MarshalPrivateKeyPEM(priv)
+	if err != nil {
+		return nil, err
+	}
+	pubPEM, err := schemas.MarshalPublicKeyPEM(priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("checkpoint key: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, CheckpointPublicKeyFile), pubPEM, 0o644); err != nil {
+		return nil, fmt.Errorf("checkpoint key: %w", err)
+	}
+	if err := os.WriteFile(path, privPEM, 0o600); err != nil {
+		return nil, fmt.Errorf("checkpoint key: %w", err)
+	}
+	return priv, nil
 }
