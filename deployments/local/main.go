@@ -96,8 +96,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "pipeline up: kafka %s, token API %s, analyst UI %s/ui/, analyst API %s/api/v1/revocations, metrics %s/metrics\n",
 		s.Brokers[0], s.TokenAPIURL, s.HTTPURL, s.HTTPURL, s.HTTPURL)
 	if cfg.Stack.KeyDir != "" {
-		fmt.Fprintf(stderr, "audit checkpoints signed with %s; verify the trail with: consumer verify -audit.chdb-path %s -verify-key-files %s\n",
-			filepath.Join(cfg.Stack.KeyDir, stack.CheckpointKeyFile), cfg.Stack.Audit.ChDBPath, filepath.Join(cfg.Stack.KeyDir, stack.CheckpointPublicKeyFile))
+		kept := ""
+		if cfg.DataDir == "" {
+			kept = " (this directory is removed at exit; --data-dir keeps the trail and its key)"
+		}
+		fmt.Fprintf(stderr, "audit checkpoints signed with %s; verify the trail with: consumer verify -audit.backend chdb -audit.chdb-path %s -verify-key-files %s%s\n",
+			filepath.Join(cfg.Stack.KeyDir, stack.CheckpointKeyFile), cfg.Stack.Audit.ChDBPath, filepath.Join(cfg.Stack.KeyDir, stack.CheckpointPublicKeyFile), kept)
 	}
 
 	if cfg.Simulate == 0 {
