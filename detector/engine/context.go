@@ -526,10 +526,9 @@ func addUser(sk orgSketch, u uint32, limit int) (orgSketch, bool) {
 	return sk, false
 }
 
-// sweep forgets token bindings idle beyond the TTL, baseline values
-// beyond the retention, and organisation counts that never became shared
-// and saw nobody new for the retention (approximated by dropping those
-// with a single user, which is what almost every address is).
+// sweep forgets token bindings idle beyond the TTL. (Baseline values go
+// in sweepBaselines; organisation sketches are kept: 8 bytes and a map
+// entry per address or ASN ever seen signing in.)
 func (ct *contextTracker) sweep(watermark time.Time) {
 	before := watermark.Add(-ct.cfg.TokenTTL).UnixNano()
 	for k, b := range ct.tokens {

@@ -97,7 +97,7 @@ func New(cfg Config, rules []*Rule) (*Engine, error) {
 	}
 	for _, r := range sorted {
 		if r.Kind == KindRisk {
-			e.risk = newRiskState(r, cfg, &e.act)
+			e.risk = newRiskState(r)
 			continue
 		}
 		e.rules = append(e.rules, newRuleState(r, cfg, &e.act))

@@ -219,7 +219,7 @@ type riskState struct {
 	allow   *ruleState // the risk rule's allowlist
 }
 
-func newRiskState(r *Rule, cfg Config, act *eventActivation) *riskState {
+func newRiskState(r *Rule) *riskState {
 	rs := &riskState{
 		rule:     r,
 		halfLife: r.Risk.HalfLife.D(),
@@ -237,12 +237,7 @@ func newRiskState(r *Rule, cfg Config, act *eventActivation) *riskState {
 		}
 	}
 	rs.allow = &ruleState{rule: r}
-	rs.allow.allowUsers = setOf(r.Allowlist.UserIDs)
-	rs.allow.allowClient = setOf(r.Allowlist.ClientIDs)
-	for _, ip := range r.Allowlist.IPs {
-		p, _ := parsePrefix(ip)
-		rs.allow.allowIPs = append(rs.allow.allowIPs, p)
-	}
+	rs.allow.compileAllowlist(r.Allowlist)
 	return rs
 }
 
@@ -515,19 +510,6 @@ func (rs *riskState) sweep(watermark time.Time) {
 	}
 }
 
-// RiskOf returns the user's risk at t (the decayed sum of their signals),
-// for tools that print the distribution of risk.
-func (e *Engine) RiskOf(user string, t time.Time) float64 {
-	if e.risk == nil {
-		return 0
-	}
-	a := e.risk.users[user]
-	if a == nil {
-		return 0
-	}
-	return a.value(t, e.risk.halfLife)
-}
-
 // TrackRiskPeaks makes the engine remember the highest risk each user
 // reached, for PeakRisks; a backtest wants it, a live detector not (it
 // costs a map entry per user ever at risk).
@@ -544,16 +526,6 @@ func (e *Engine) PeakRisks() map[string]float64 {
 		return nil
 	}
 	return e.risk.peaks
-}
-
-// Risks calls fn with every user holding a risk, and its value at t.
-func (e *Engine) Risks(t time.Time, fn func(user string, risk float64)) {
-	if e.risk == nil {
-		return
-	}
-	for u, a := range e.risk.users {
-		fn(u, a.value(t, e.risk.halfLife))
-	}
 }
 
 // usesContext reports whether any condition of the rule reads the ctx

@@ -187,13 +187,18 @@ func newRuleState(r *Rule, cfg Config, act *eventActivation) *ruleState {
 		get, _ := lookupField(f)
 		rs.groupBy = append(rs.groupBy, get)
 	}
-	rs.allowUsers = setOf(r.Allowlist.UserIDs)
-	rs.allowClient = setOf(r.Allowlist.ClientIDs)
-	for _, ip := range r.Allowlist.IPs {
+	rs.compileAllowlist(r.Allowlist)
+	return rs
+}
+
+// compileAllowlist prepares the allowlist for allowlisted.
+func (rs *ruleState) compileAllowlist(a Allowlist) {
+	rs.allowUsers = setOf(a.UserIDs)
+	rs.allowClient = setOf(a.ClientIDs)
+	for _, ip := range a.IPs {
 		p, _ := parsePrefix(ip)
 		rs.allowIPs = append(rs.allowIPs, p)
 	}
-	return rs
 }
 
 func setOf(ids []string) map[string]struct{} {

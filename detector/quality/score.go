@@ -221,11 +221,7 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 	slices.SortFunc(r.Rules, func(a, b RuleReport) int { return strings.Compare(a.Rule, b.Rule) })
 
 	o.AttackedUsers, o.DetectedUsers = len(attacked), len(detected)
-	o.Recall = ratio(o.DetectedUsers, o.AttackedUsers)
-	o.BenignRevokedRate = rate(o.BenignRevoked, o.BenignUsers)
-	o.LogoutRate = ratio(o.LogoutsHonoured, o.Logouts)
-	o.PrecisionDetections = ratio(o.Commands-o.FalsePositives-o.LogoutCommands, o.Commands-o.LogoutCommands)
-	o.TimeToDetect, o.Latency = percentiles(o.ttd), percentiles(o.lat)
+	o.derive()
 	r.Overall = o
 	return r
 }
@@ -357,11 +353,7 @@ func Aggregate(name string, rs []Report) Report {
 	}
 	slices.SortFunc(agg.Rules, func(a, b RuleReport) int { return strings.Compare(a.Rule, b.Rule) })
 	agg.Kinds, agg.Classes = sortedKinds(kinds), sortedClasses(cls)
-	o.Recall = ratio(o.DetectedUsers, o.AttackedUsers)
-	o.BenignRevokedRate = rate(o.BenignRevoked, o.BenignUsers)
-	o.LogoutRate = ratio(o.LogoutsHonoured, o.Logouts)
-	o.PrecisionDetections = ratio(o.Commands-o.FalsePositives-o.LogoutCommands, o.Commands-o.LogoutCommands)
-	o.TimeToDetect, o.Latency = percentiles(o.ttd), percentiles(o.lat)
+	o.derive()
 	if agg.engineBusy > 0 {
 		agg.EngineEventsPerSec = float64(agg.engineEvents) / agg.engineBusy.Seconds()
 	}
@@ -392,4 +384,14 @@ func notifiedBy(dets []detection, g simulate.GroundTruth, slack time.Duration) s
 		return "; nothing"
 	}
 	return "; " + strings.Join(parts, "; ")
+}
+
+// derive works out the rates and percentiles of o from its counts and
+// samples.
+func (o *Overall) derive() {
+	o.Recall = ratio(o.DetectedUsers, o.AttackedUsers)
+	o.BenignRevokedRate = rate(o.BenignRevoked, o.BenignUsers)
+	o.LogoutRate = ratio(o.LogoutsHonoured, o.Logouts)
+	o.PrecisionDetections = ratio(o.Commands-o.FalsePositives-o.LogoutCommands, o.Commands-o.LogoutCommands)
+	o.TimeToDetect, o.Latency = percentiles(o.ttd), percentiles(o.lat)
 }
