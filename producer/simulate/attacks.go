@@ -715,16 +715,7 @@ func (s *Sim) startNewLocation(victim *user) {
 // then uses them at once: other people's files downloaded and shared, the
 // admin API called, within minutes.
 func (s *Sim) startPrivilegeEscalation(victim *user) {
-	sc := s.newScript(victim)
-	rng := rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
-	rec := sc.label(AttackPrivilegeEscalation, LabelAttack, victim)
-	tmpl := victim.event(schemas.EventPermissionChanged)
-	tmpl.TokenID = victim.tok.id
-	rec.tokenID, rec.sessionID = victim.tok.id, victim.session
-	grant := *tmpl
-	grant.Resource = &schemas.Resource{Type: "enterprise", ID: "enterprise_1"}
-	grant.Attrs = map[string]string{"change": "role_changed", "role": "admin", "previous_role": "user"}
-	sc.add(s.attackTime(uniform(rng, 30*time.Second, 3*time.Minute)), rec, emitStep(&grant))
+	sc, rng, rec, tmpl := s.adminGrant(victim, AttackPrivilegeEscalation, 3*time.Minute)
 	for i := range 20 + rng.IntN(21) {
 		sc.add(s.attackTime(uniform(rng, 2*time.Second, 15*time.Second)), rec, func(context.Context, *Sim) (*schemas.AuditEvent, error) {
 			ev := *tmpl
@@ -771,4 +762,22 @@ func (s *Sim) startTokenAfterPassword(victim *user) {
 		wait = s.attackTime(uniform(a.rng, attackUseMin, attackUseMax))
 	}
 	s.start(sc)
+}
+
+// adminGrant starts a script of the kind in the victim's own session: the
+// account is made an enterprise admin within 30 s to maxDelay. It returns
+// the script, its random source, the victim's ground-truth line and the
+// session's permission.changed event as a template for what follows.
+func (s *Sim) adminGrant(victim *user, kind string, maxDelay time.Duration) (*script, *rand.Rand, *attack, *schemas.AuditEvent) {
+	sc := s.newScript(victim)
+	rng := rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
+	rec := sc.label(kind, LabelAttack, victim)
+	tmpl := victim.event(schemas.EventPermissionChanged)
+	tmpl.TokenID = victim.tok.id
+	rec.tokenID, rec.sessionID = victim.tok.id, victim.session
+	grant := *tmpl
+	grant.Resource = &schemas.Resource{Type: "enterprise", ID: "enterprise_1"}
+	grant.Attrs = map[string]string{"change": "role_changed", "role": "admin", "previous_role": "user"}
+	sc.add(s.attackTime(uniform(rng, 30*time.Second, maxDelay)), rec, emitStep(&grant))
+	return sc, rng, rec, tmpl
 }

@@ -256,16 +256,7 @@ func (s *Sim) startMinting(victim *user) {
 // on the victim's machine), the account is made an admin and then shares
 // other people's files with anyone who has the link, by the hundred.
 func (s *Sim) startEscalationSharing(victim *user) {
-	sc := s.newScript(victim)
-	rng := rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
-	rec := sc.label(AttackEscalationSharing, LabelAttack, victim)
-	tmpl := victim.event(schemas.EventPermissionChanged)
-	tmpl.TokenID = victim.tok.id
-	rec.tokenID, rec.sessionID = victim.tok.id, victim.session
-	grant := *tmpl
-	grant.Resource = &schemas.Resource{Type: "enterprise", ID: "enterprise_1"}
-	grant.Attrs = map[string]string{"change": "role_changed", "role": "admin", "previous_role": "user"}
-	sc.add(s.attackTime(uniform(rng, 30*time.Second, 5*time.Minute)), rec, emitStep(&grant))
+	sc, rng, rec, tmpl := s.adminGrant(victim, AttackEscalationSharing, 5*time.Minute)
 	for range sharesMin + rng.IntN(sharesMax-sharesMin+1) {
 		sc.add(s.attackTime(uniform(rng, time.Second, 10*time.Second)), rec, func(context.Context, *Sim) (*schemas.AuditEvent, error) {
 			ev := *tmpl
