@@ -88,12 +88,6 @@ func locate(typ reflect.Type, doc any, path string) *FieldError {
 	for typ.Kind() == reflect.Pointer {
 		typ = typ.Elem()
 	}
-	join := func(name string) string {
-		if path == "" {
-			return name
-		}
-		return path + "." + name
-	}
 	switch {
 	case typ == timeType:
 		if s, ok := doc.(string); ok {
@@ -114,9 +108,9 @@ func locate(typ reflect.Type, doc any, path string) *FieldError {
 		for key, v := range obj {
 			ft, known := fields[key]
 			if !known {
-				return &FieldError{Field: join(key), Reason: "unknown field"}
+				return &FieldError{Field: joinPath(path, key), Reason: "unknown field"}
 			}
-			if fe := locate(ft, v, join(key)); fe != nil {
+			if fe := locate(ft, v, joinPath(path, key)); fe != nil {
 				return fe
 			}
 		}

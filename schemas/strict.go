@@ -106,10 +106,10 @@ func walk(dec *json.Decoder, data []byte, t reflect.Type, path string) *FieldErr
 				case t.Kind() == reflect.Map:
 					ft = t.Elem()
 				case t.Kind() == reflect.Struct:
-					var exact bool
-					ft, exact = structField(t, key)
-					if ft != nil && !exact {
-						return &FieldError{Field: sub, Reason: fmt.Sprintf("keys are case-sensitive: want %q", jsonName(t, key))}
+					var name string
+					ft, name = structField(t, key)
+					if ft != nil && name != key {
+						return &FieldError{Field: sub, Reason: fmt.Sprintf("keys are case-sensitive: want %q", name)}
 					}
 				}
 				if fe := walk(dec, data, ft, sub); fe != nil {
@@ -140,33 +140,25 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-// structField finds the field of t that key names: exactly (exact true),
-// or only when case is ignored, as encoding/json would match it.
-func structField(t reflect.Type, key string) (reflect.Type, bool) {
+// structField finds the field of t that key names, exactly or, as
+// encoding/json would match it, ignoring case, and returns its type and
+// JSON name (which differs from key in the second case); nil for none.
+func structField(t reflect.Type, key string) (reflect.Type, string) {
 	var folded reflect.Type
+	var foldedName string
 	for f := range t.Fields() {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "" || name == "-" {
 			continue
 		}
 		if name == key {
-			return f.Type, true
+			return f.Type, name
 		}
 		if folded == nil && strings.EqualFold(name, key) {
-			folded = f.Type
+			folded, foldedName = f.Type, name
 		}
 	}
-	return folded, false
-}
-
-func jsonName(t reflect.Type, key string) string {
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if strings.EqualFold(name, key) {
-			return name
-		}
-	}
-	return key
+	return folded, foldedName
 }
 
 // badIDRune reports whether r may not stand in an identifier: a control
