@@ -241,6 +241,12 @@ func networkIndex(n string) uint8 {
 	return 0
 }
 
+// eventKeys are what the context looks an event up by.
+type eventKeys struct {
+	dev, asn uint32
+	country  uint16
+}
+
 // contextTracker computes the Context of each event and learns from it.
 type contextTracker struct {
 	cfg    ContextConfig
@@ -248,6 +254,9 @@ type contextTracker struct {
 	egress map[string]orgSketch // by address
 	asns   map[uint32]orgSketch
 	tokens map[string]*binding
+	// cur holds the current event's device hash, ASN and country, worked
+	// out once by compute for learn.
+	cur eventKeys
 
 	changes []BaselineEntry
 }
@@ -301,21 +310,28 @@ func isFailure(t schemas.EventType) bool {
 	return t == schemas.EventLoginFailure || t == schemas.EventMFAFailure
 }
 
+// find returns vals' entry for v of the kind, or nil.
+func find(vals []seen, kind uint8, v uint32) *seen {
+	for i := range vals {
+		if vals[i].kind == kind && vals[i].v == v {
+			return &vals[i]
+		}
+	}
+	return nil
+}
+
 // familiar reports whether vals holds v of the kind, first seen before
 // the minute before.
 func familiar(vals []seen, kind uint8, v uint32, before uint32) bool {
-	for _, s := range vals {
-		if s.kind == kind && s.v == v {
-			return s.first <= before
-		}
-	}
-	return false
+	s := find(vals, kind, v)
+	return s != nil && s.first <= before
 }
 
 // compute fills c for ev from what was learned before ev.
 func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 	*c = Context{DeviceDays: -1}
 	dev, asn, country := deviceHash(ev), asnOf(ev), countryCode(ev)
+	ct.cur = eventKeys{dev: dev, asn: asn, country: country}
 	if b := ct.users[ev.UserID]; b == nil {
 		// A user never seen: whatever the event shows is new.
 		c.NewDevice, c.NewNetwork, c.NewCountry = dev != 0, asn != 0, country != 0
@@ -324,17 +340,15 @@ func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 		// Learned says whether that is a week's worth.
 		c.Learned = dayOf(ev.Time) >= b.since+day(ct.cfg.Learning/(24*time.Hour))
 		before := minuteOf(ev.Time.Add(-ct.cfg.FamiliarAfter))
-		c.NewDevice = dev != 0 && !familiar(b.vals, kindDevice, dev, before)
-		c.NewNetwork = asn != 0 && !familiar(b.vals, kindNetwork, asn, before)
-		c.NewCountry = country != 0 && !familiar(b.vals, kindCountry, uint32(country), before)
 		if dev != 0 {
-			now := minuteOf(ev.Time)
-			for _, s := range b.vals {
-				if s.kind == kindDevice && s.v == dev && s.first <= now {
-					c.DeviceDays = int((now - s.first) / (24 * 60))
-				}
+			s := find(b.vals, kindDevice, dev)
+			c.NewDevice = s == nil || s.first > before
+			if now := minuteOf(ev.Time); s != nil && s.first <= now {
+				c.DeviceDays = int((now - s.first) / (24 * 60))
 			}
 		}
+		c.NewNetwork = asn != 0 && !familiar(b.vals, kindNetwork, asn, before)
+		c.NewCountry = country != 0 && !familiar(b.vals, kindCountry, uint32(country), before)
 	}
 	if ev.IP != "" {
 		c.SharedEgress = ct.egress[ev.IP] == sharedSketch
@@ -377,10 +391,11 @@ func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 	}
 }
 
-// learn updates the baselines and the token's binding with ev. learnUser
-// is false while the user is under suspicion.
+// learn updates the baselines and the token's binding with ev, the event
+// compute was last called with. learnUser is false while the user is
+// under suspicion.
 func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bool) {
-	dev, asn, country := deviceHash(ev), asnOf(ev), countryCode(ev)
+	dev, asn, country := ct.cur.dev, ct.cur.asn, ct.cur.country
 	if ev.TokenID != "" {
 		t := ev.Time.UnixNano()
 		b := ct.tokens[ev.TokenID]
@@ -409,7 +424,8 @@ func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bo
 	if ev.Type == schemas.EventLoginSuccess {
 		u := fnv32(ev.UserID)
 		if ev.IP != "" {
-			if sk, shared := addUser(ct.egress[ev.IP], u, ct.cfg.SharedEgressUsers); sk != ct.egress[ev.IP] {
+			if old := ct.egress[ev.IP]; old != sharedSketch {
+				sk, shared := addUser(old, u, ct.cfg.SharedEgressUsers)
 				ct.egress[ev.IP] = sk
 				if shared {
 					ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: "egress:" + ev.IP, Field: "shared", FirstSeen: ev.Time, LastSeen: ev.Time})
@@ -417,7 +433,8 @@ func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bo
 			}
 		}
 		if asn != 0 {
-			if sk, shared := addUser(ct.asns[asn], u, ct.cfg.OrgNetworkUsers); sk != ct.asns[asn] {
+			if old := ct.asns[asn]; old != sharedSketch {
+				sk, shared := addUser(old, u, ct.cfg.OrgNetworkUsers)
 				ct.asns[asn] = sk
 				if shared {
 					ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: "asn:" + strconv.FormatUint(uint64(asn), 10), Field: "shared", FirstSeen: ev.Time, LastSeen: ev.Time})
