@@ -12,6 +12,16 @@ import (
 type Step string
 
 // Steps of a command's life.
+//
+// A revocation the token API accepted ends in one of three outcomes:
+// StepConfirmed when the IdP's own answer (introspection, its list of live
+// tokens) shows every targeted token inactive, StepUnconfirmed when the IdP
+// acknowledged and offers no way to prove it, and StepNotEffective when the
+// proof shows a targeted token still active after every repeat and
+// fallback the configuration allows: a failure, whose command is
+// dead-lettered. StepRevoked and StepVerified are the revocation and its
+// proof as trails written before the three outcomes recorded them; they
+// are read, never written.
 const (
 	StepReceived     Step = "received"
 	StepRejected     Step = "rejected"
@@ -22,17 +32,31 @@ const (
 	StepDeadLettered Step = "dead_lettered"
 	StepVerified     Step = "verified"
 	// StepNotified ends a command whose action is notify: nothing revoked.
-	StepNotified Step = "notified"
+	StepNotified     Step = "notified"
+	StepConfirmed    Step = "confirmed"
+	StepUnconfirmed  Step = "unconfirmed"
+	StepNotEffective Step = "not_effective"
 )
 
 // Steps lists every step in the order of a command's life.
-var Steps = []Step{StepReceived, StepRejected, StepHeld, StepDryRun, StepRevoked, StepFailed, StepDeadLettered, StepVerified, StepNotified}
+var Steps = []Step{StepReceived, StepRejected, StepHeld, StepDryRun, StepRevoked, StepConfirmed, StepUnconfirmed, StepNotEffective, StepFailed, StepDeadLettered, StepVerified, StepNotified}
 
 // Terminal reports whether a command whose trail holds this step needs no
 // further execution.
 func (s Step) Terminal() bool {
 	switch s {
-	case StepRejected, StepDryRun, StepRevoked, StepDeadLettered, StepHeld, StepNotified:
+	case StepRejected, StepDryRun, StepRevoked, StepConfirmed, StepUnconfirmed, StepNotEffective, StepDeadLettered, StepHeld, StepNotified:
+		return true
+	}
+	return false
+}
+
+// Revoked reports whether the step records a revocation the token API
+// accepted and that no proof contradicted: confirmed, unconfirmed, or the
+// revoked and verified steps of older trails.
+func (s Step) Revoked() bool {
+	switch s {
+	case StepConfirmed, StepUnconfirmed, StepRevoked, StepVerified:
 		return true
 	}
 	return false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/revoked-dev/revoked/schemas"
@@ -183,7 +184,7 @@ func ComputeStats(rows []schemas.AuditRow, q StatsQuery) (Stats, error) {
 	for _, r := range kept {
 		start := q.BucketStart(r.Time).Unix()
 		counts[key{start, r.RuleID, r.Step}]++
-		if r.Step == schemas.StepRevoked && r.RevokeLatencyMs > 0 {
+		if r.Step.Revoked() && r.RevokeLatencyMs > 0 {
 			lat[start] = append(lat[start], r.RevokeLatencyMs)
 			revoke = append(revoke, r.RevokeLatencyMs)
 			detect = append(detect, r.DetectLatencyMs)
@@ -309,7 +310,7 @@ func BuildTimeline(rows []schemas.AuditRow) []TimelineEntry {
 		e := base
 		e.Time, e.Step = r.Time, r.Step
 		e.Kind = TimelineExecution
-		if r.Step == schemas.StepVerified {
+		if r.Step == schemas.StepVerified || r.Step == schemas.StepNotEffective {
 			e.Kind = TimelineProof
 		}
 		e.Summary, e.Detail = stepSummary(r)
@@ -344,10 +345,25 @@ func stepSummary(r schemas.AuditRow) (summary, detail string) {
 	switch r.Step {
 	case schemas.StepReceived:
 		summary = "command received by " + r.Actor
-	case schemas.StepRevoked:
+	case schemas.StepRevoked, schemas.StepConfirmed, schemas.StepUnconfirmed:
 		summary = fmt.Sprintf("revoked %d token(s) after %d attempt(s)", r.TokensRevoked, r.Attempts)
+		switch r.Step {
+		case schemas.StepConfirmed:
+			summary = fmt.Sprintf("revoked and confirmed: %d token(s) after %d attempt(s)", r.TokensRevoked, r.Attempts)
+		case schemas.StepUnconfirmed:
+			summary = fmt.Sprintf("revoked, unconfirmed: the token API accepted after %d attempt(s) and offers no proof", r.Attempts)
+		}
 		if r.IdPStatus != 0 {
 			detail = fmt.Sprintf("token API answered %d %s", r.IdPStatus, r.IdPResponse)
+		}
+		if r.Proof != "" {
+			detail = strings.TrimPrefix(detail+"; proof: "+r.Proof, "; ")
+		}
+	case schemas.StepNotEffective:
+		summary = "not effective: the token API accepted, its proof shows a targeted token still active; dead-lettered"
+		detail = r.Proof
+		if r.IdPStatus != 0 {
+			detail = strings.TrimPrefix(fmt.Sprintf("%s; token API answered %d %s", detail, r.IdPStatus, r.IdPResponse), "; ")
 		}
 	case schemas.StepVerified:
 		summary = "revocation verified"

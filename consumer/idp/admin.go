@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -92,6 +93,74 @@ func (c *Client) RevokeClient(ctx context.Context, clientID string) (Result, err
 	return c.adminRevoke(ctx, "revoke_client", c.admin.Client, "client_id", clientID)
 }
 
+// RevokeSubjectClient revokes the user's tokens of one client with the
+// configured subject_client call. It blocks like RevokeSubject.
+func (c *Client) RevokeSubjectClient(ctx context.Context, userID, clientID string) (Result, error) {
+	const op = "revoke_subject_client"
+	resp, body, err := c.adminCall(ctx, op, c.admin.SubjectClient, map[string]string{"user_id": userID, "client_id": clientID}, maxBodyBytes)
+	if err != nil {
+		return Result{}, err
+	}
+	return c.result(c.admin.SubjectClient, resp, body), nil
+}
+
+// IsClient reports whether id names a registered client, with the
+// configured client_lookup call: true on its success statuses, false on
+// 404. Unconfigured, it answers ErrNotConfigured.
+func (c *Client) IsClient(ctx context.Context, id string) (bool, error) {
+	_, _, err := c.adminCall(ctx, "client_lookup", c.admin.ClientLookup, map[string]string{"client_id": id}, maxBodyBytes)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// LoginOnly reports whether the call that revokes a target of kind
+// ("user", "token", "session" or "client") ends login sessions and leaves
+// issued tokens active.
+func (c *Client) LoginOnly(kind string) bool {
+	switch kind {
+	case "user":
+		return c.admin.Subject.LoginOnly
+	case "session":
+		return c.admin.Session.LoginOnly
+	case "client":
+		return c.admin.Client.LoginOnly
+	case "token":
+		return c.admin.TokenID.LoginOnly
+	}
+	return false
+}
+
+// Escalation returns the fallbacks configured for a revocation of a target
+// of kind that did not take, and how often and after how long the
+// revocation is repeated first.
+func (c *Client) Escalation(kind string) (fallbacks []string, retries int, delay time.Duration) {
+	return c.admin.Escalate.For(kind), c.admin.NotEffectiveRetries, c.admin.NotEffectiveDelay
+}
+
+// Counts reports whether the call that revokes a target of kind says how
+// many tokens it revoked (its CountField is set).
+func (c *Client) Counts(kind string) bool {
+	switch kind {
+	case "user":
+		return c.admin.Subject.CountField != ""
+	case "session":
+		return c.admin.Session.CountField != ""
+	case "client":
+		return c.admin.Client.CountField != ""
+	case "token":
+		return c.admin.TokenID.CountField != ""
+	}
+	return false
+}
+
+// Lists reports whether the client can list a subject's live tokens.
+func (c *Client) Lists() bool { return c.admin.ListSubjectTokens.URL != "" }
+
 // ListSubjectTokens lists the user's live tokens with the configured list
 // call, whose answer must be a JSON array of TokenInfo. It blocks for one
 // request bounded by Config.Timeout; ctx cancels it.
@@ -113,6 +182,15 @@ func (c *Client) adminRevoke(ctx context.Context, op string, call AdminCall, par
 	if err != nil {
 		return Result{}, err
 	}
+	res := c.result(call, resp, body)
+	c.log.Debug().Str("op", op).Str(param, value).Int("status", res.Status).Int("revoked", res.Revoked).
+		Bool("count_known", res.CountKnown).Msg("token API admin call")
+	return res, nil
+}
+
+// result reads an admin call's answer: its status, an excerpt, and the
+// count of revoked tokens where the answer gives one.
+func (c *Client) result(call AdminCall, resp *http.Response, body []byte) Result {
 	res := Result{Status: resp.StatusCode, Body: sanitize(string(body), excerptBytes, nil)}
 	field := call.CountField
 	if field == "" {
@@ -125,9 +203,7 @@ func (c *Client) adminRevoke(ctx context.Context, op string, call AdminCall, par
 			res.Revoked, res.CountKnown = n, true
 		}
 	}
-	c.log.Debug().Str("op", op).Str(param, value).Int("status", res.Status).Int("revoked", res.Revoked).
-		Bool("count_known", res.CountKnown).Msg("token API admin call")
-	return res, nil
+	return res
 }
 
 // adminCall expands and sends one admin call and checks its status. vals

@@ -145,7 +145,61 @@ type AdminConfig struct {
 	// ListSubjectTokens lists a user's live tokens ({user_id}); the answer
 	// must be a JSON array of TokenInfo.
 	ListSubjectTokens AdminCall `flag:"-" env:"-" yaml:"list_subject_tokens"`
+	// SubjectClient revokes a user's tokens of one client ({user_id} and
+	// {client_id}): the narrowest wider call after a token revocation that
+	// did not take (Ory Hydra: the consent of that user for that client).
+	SubjectClient AdminCall `flag:"-" env:"-" yaml:"subject_client"`
+	// ClientLookup answers success when {client_id} names a registered
+	// client and 404 when it does not. With it, a user target whose id
+	// names a client (a client-credentials grant's subject is its client
+	// id on Ory Hydra, where the subject-wide call leaves such tokens
+	// alone) also gets the Client call.
+	ClientLookup AdminCall `flag:"-" env:"-" yaml:"client_lookup"`
+
+	// Escalate lists, per target kind (user, token, session, client), the
+	// wider calls a revocation that did not take falls back to, in order:
+	// subject_client, subject or client. A revocation did not take when
+	// the proof shows a targeted token still active, or at once when its
+	// call is LoginOnly. Each fallback is followed by the proof again.
+	Escalate Escalation `flag:"-" env:"-" yaml:"escalate"`
+	// NotEffectiveRetries is how many times a revocation whose proof shows
+	// a targeted token still active is repeated (call and proof, after
+	// NotEffectiveDelay) before it escalates; for providers whose
+	// revocation takes a moment to reach introspection.
+	NotEffectiveRetries int           `flag:"not-effective-retries" env:"NOT_EFFECTIVE_RETRIES" yaml:"not_effective_retries" usage:"repeats of a revocation the proof shows did not take, before escalating"`
+	NotEffectiveDelay   time.Duration `flag:"not-effective-delay" env:"NOT_EFFECTIVE_DELAY" yaml:"not_effective_delay" usage:"wait before repeating a revocation the proof shows did not take"`
 }
+
+// Escalation lists, per target kind, the fallbacks of a revocation that
+// did not take.
+type Escalation struct {
+	User    []string `yaml:"user"`
+	Token   []string `yaml:"token"`
+	Session []string `yaml:"session"`
+	Client  []string `yaml:"client"`
+}
+
+// For returns the fallbacks of a target kind.
+func (e Escalation) For(kind string) []string {
+	switch kind {
+	case "user":
+		return e.User
+	case "token":
+		return e.Token
+	case "session":
+		return e.Session
+	case "client":
+		return e.Client
+	}
+	return nil
+}
+
+// Fallbacks the Escalate lists may name.
+const (
+	EscalateSubjectClient = "subject_client"
+	EscalateSubject       = "subject"
+	EscalateClient        = "client"
+)
 
 // AdminCall is one admin call.
 //
@@ -170,6 +224,10 @@ type AdminCall struct {
 	CountField string `yaml:"count_field"`
 	// Auth overrides AdminConfig.Auth when its Kind is set.
 	Auth AdminAuth `yaml:"auth"`
+	// LoginOnly marks a call that ends login sessions and leaves tokens
+	// already issued active (Ory Hydra's session call): a revocation made
+	// with it alone is not effective, and escalates.
+	LoginOnly bool `yaml:"login_only"`
 }
 
 // AdminAuth authenticates admin calls.
@@ -262,7 +320,7 @@ func (c Config) withDefaults() Config {
 }
 
 func (a *AdminConfig) callPtrs() []*AdminCall {
-	return []*AdminCall{&a.Subject, &a.SubjectSessions, &a.TokenID, &a.Session, &a.Client, &a.ListSubjectTokens}
+	return []*AdminCall{&a.Subject, &a.SubjectSessions, &a.TokenID, &a.Session, &a.Client, &a.ListSubjectTokens, &a.SubjectClient, &a.ClientLookup}
 }
 
 // withClient makes client_credentials default to the OAuth client.
@@ -348,18 +406,21 @@ func (a AdminConfig) configured() bool {
 }
 
 type namedCall struct {
-	name, param string
-	call        AdminCall
+	name   string
+	params []string
+	call   AdminCall
 }
 
 func (a AdminConfig) calls() []namedCall {
 	return []namedCall{
-		{"subject", "user_id", a.Subject},
-		{"subject_sessions", "user_id", a.SubjectSessions},
-		{"token_id", "token_id", a.TokenID},
-		{"session", "session_id", a.Session},
-		{"client", "client_id", a.Client},
-		{"list_subject_tokens", "user_id", a.ListSubjectTokens},
+		{"subject", []string{"user_id"}, a.Subject},
+		{"subject_sessions", []string{"user_id"}, a.SubjectSessions},
+		{"token_id", []string{"token_id"}, a.TokenID},
+		{"session", []string{"session_id"}, a.Session},
+		{"client", []string{"client_id"}, a.Client},
+		{"list_subject_tokens", []string{"user_id"}, a.ListSubjectTokens},
+		{"subject_client", []string{"user_id", "client_id"}, a.SubjectClient},
+		{"client_lookup", []string{"client_id"}, a.ClientLookup},
 	}
 }
 
@@ -378,12 +439,30 @@ func (a AdminConfig) validate() error {
 		if nc.call.URL == "" {
 			continue
 		}
-		want := "{" + nc.param + "}"
-		if !strings.Contains(nc.call.URL, want) && !strings.Contains(nc.call.Body, want) {
-			p.Addf(nc.name+".url", "template uses neither in url nor in body the placeholder %s", want)
+		for _, param := range nc.params {
+			want := "{" + param + "}"
+			if !strings.Contains(nc.call.URL, want) && !strings.Contains(nc.call.Body, want) {
+				p.Addf(nc.name+".url", "template uses neither in url nor in body the placeholder %s", want)
+			}
 		}
-		validateCall(&p, nc.name, nc.call, []string{nc.param}, a.BaseURL, "base_url", a.Auth)
+		validateCall(&p, nc.name, nc.call, nc.params, a.BaseURL, "base_url", a.Auth)
 	}
+	for _, kind := range []string{"user", "token", "session", "client"} {
+		for _, step := range a.Escalate.For(kind) {
+			switch step {
+			case EscalateSubjectClient:
+				p.Check(a.SubjectClient.URL != "", "escalate."+kind, "%s needs the subject_client call", step)
+			case EscalateSubject:
+				p.Check(a.Subject.URL != "", "escalate."+kind, "%s needs the subject call", step)
+			case EscalateClient:
+				p.Check(a.Client.URL != "", "escalate."+kind, "%s needs the client call", step)
+			default:
+				p.Addf("escalate."+kind, "unknown fallback %q (want subject_client, subject or client)", step)
+			}
+		}
+	}
+	p.Check(a.NotEffectiveRetries >= 0, "not_effective_retries", "%d: must not be negative", a.NotEffectiveRetries)
+	p.Check(a.NotEffectiveDelay >= 0, "not_effective_delay", "%s: must not be negative", a.NotEffectiveDelay)
 	return p.Err()
 }
 

@@ -88,9 +88,30 @@ func OktaPreset(orgURL, authServerID string) Config {
 //     (revokes every consent of the user and the tokens issued under it),
 //     then DELETE /admin/oauth2/auth/sessions/login?subject={id} (ends the
 //     login sessions, so no new consent is given silently); both 204.
+//     Hydra answers 204 for a subject it never saw, and a client's
+//     client-credentials tokens (whose subject is the client id) have no
+//     consent, so the call leaves them active: a user id that
+//     GET /admin/clients/{id} finds (the client lookup) also gets the
+//     client call.
+//   - Client: DELETE /admin/oauth2/tokens?client_id={id}, 204: every
+//     access token of the client, whoever it was issued to.
+//   - Subject and client: DELETE /admin/oauth2/auth/sessions/consent?subject={id}&client={client},
+//     204: the user's tokens of one client, the fallback of a token
+//     revocation that did not take.
 //   - Session: DELETE /admin/oauth2/auth/sessions/login?sid={sid}, 204
 //     (Hydra 2.1 and later). It ends the login session; tokens already
-//     issued stay valid until a subject-wide revocation.
+//     issued stay active, so the call is marked login-only and a session
+//     command falls back to the subject-wide call (it needs the target's
+//     user id), whose effect Hydra cannot prove: unconfirmed.
+//   - RFC 7009 answers 200 and revokes nothing when the caller is not the
+//     token's client (it is the consumer's client, not the app's). The
+//     introspection that follows shows the token active, and the
+//     revocation falls back to the subject-and-client call with the
+//     subject and client introspection named, then, for a
+//     client-credentials token only, to the client call.
+//   - Proof: introspection, for a raw token. Hydra cannot list a
+//     subject's tokens, so user, session and client revocations are
+//     unconfirmed.
 func HydraPreset(publicURL, adminURL string) Config {
 	admin := strings.TrimSuffix(adminURL, "/")
 	return Config{
@@ -169,7 +190,18 @@ func (a AdminConfig) withProviderPreset() AdminConfig {
 	case PresetHydra:
 		fill(&a.Subject, call(http.MethodDelete, "{base}/admin/oauth2/auth/sessions/consent?subject={user_id}&all=true", "204"))
 		fill(&a.SubjectSessions, call(http.MethodDelete, "{base}/admin/oauth2/auth/sessions/login?subject={user_id}", "204"))
-		fill(&a.Session, call(http.MethodDelete, "{base}/admin/oauth2/auth/sessions/login?sid={session_id}", "204"))
+		session := call(http.MethodDelete, "{base}/admin/oauth2/auth/sessions/login?sid={session_id}", "204")
+		session.LoginOnly = true
+		fill(&a.Session, session)
+		fill(&a.Client, call(http.MethodDelete, "{base}/admin/oauth2/tokens?client_id={client_id}", "204"))
+		fill(&a.SubjectClient, call(http.MethodDelete, "{base}/admin/oauth2/auth/sessions/consent?subject={user_id}&client={client_id}", "204"))
+		fill(&a.ClientLookup, call(http.MethodGet, "{base}/admin/clients/{client_id}", "200"))
+		if a.Escalate.Token == nil {
+			a.Escalate.Token = []string{EscalateSubjectClient, EscalateClient}
+		}
+		if a.Escalate.Session == nil {
+			a.Escalate.Session = []string{EscalateSubject}
+		}
 	case PresetBox:
 		c := call(http.MethodPost, "{base}/users/terminate_sessions", "2xx")
 		c.Body = `{"user_ids":["{user_id}"],"user_logins":[]}`

@@ -399,7 +399,7 @@ func TestHydraExample(t *testing.T) {
 			}
 			writeJSON(w, 200, map[string]any{"active": false})
 		case r.Method == http.MethodDelete && r.URL.Path == "/admin/oauth2/auth/sessions/consent":
-			if q.Get("subject") != "user:alice@example.com" || q.Get("all") != "true" || len(q) != 2 {
+			if q.Get("subject") != "user:alice@example.com" || len(q) != 2 || (q.Get("all") != "true" && q.Get("client") != "app") {
 				t.Errorf("consent query %v", q)
 			}
 			if consentFails.Load() {
@@ -412,6 +412,17 @@ func TestHydraExample(t *testing.T) {
 				t.Errorf("login sessions query %v", q)
 			}
 			w.WriteHeader(204)
+		case r.Method == http.MethodDelete && r.URL.Path == "/admin/oauth2/tokens":
+			if len(q) != 1 || q.Get("client_id") != "cl" {
+				t.Errorf("client tokens query %v", q)
+			}
+			w.WriteHeader(204)
+		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/admin/clients/"):
+			if r.URL.Path != "/admin/clients/batch" {
+				writeJSON(w, 404, map[string]string{"error": "Unable to locate the resource"})
+				break
+			}
+			writeJSON(w, 200, map[string]string{"client_id": "batch"})
 		default:
 			return false
 		}
@@ -445,16 +456,34 @@ func TestHydraExample(t *testing.T) {
 	if _, err := c.RevokeSession(t.Context(), "a5f2c1e0-login-session"); err != nil {
 		t.Fatal(err)
 	}
+	if !c.LoginOnly("session") || c.LoginOnly("user") {
+		t.Error("the session call is Hydra's only login-only call")
+	}
+	if res, err := c.RevokeClient(t.Context(), "cl"); err != nil || res.Status != 204 {
+		t.Fatalf("client: %+v %v", res, err)
+	}
+	if res, err := c.RevokeSubjectClient(t.Context(), "user:alice@example.com", "app"); err != nil || res.Status != 204 {
+		t.Fatalf("subject and client: %+v %v", res, err)
+	}
+	for id, want := range map[string]bool{"batch": true, "user:alice@example.com": false} {
+		if got, err := c.IsClient(t.Context(), id); err != nil || got != want {
+			t.Errorf("IsClient(%q) = %v, %v", id, got, err)
+		}
+	}
 	wantLog := []string{
 		"POST /admin/oauth2/introspect",
 		"DELETE /admin/oauth2/auth/sessions/consent?subject=user%3Aalice%40example.com&all=true",
 		"DELETE /admin/oauth2/auth/sessions/login?subject=user%3Aalice%40example.com",
 		"DELETE /admin/oauth2/auth/sessions/login?sid=a5f2c1e0-login-session",
+		"DELETE /admin/oauth2/tokens?client_id=cl",
+		"DELETE /admin/oauth2/auth/sessions/consent?subject=user%3Aalice%40example.com&client=app",
+		"GET /admin/clients/batch",
+		"GET /admin/clients/user:alice@example.com",
 	}
 	if got := admin.log(); !reflect.DeepEqual(got, wantLog) {
 		t.Errorf("admin calls\n got %q\nwant %q", got, wantLog)
 	}
-	checkContract(t, c, contractIDs{user: "user:alice@example.com", session: "a5f2c1e0-login-session"})
+	checkContract(t, c, contractIDs{user: "user:alice@example.com", session: "a5f2c1e0-login-session", configured: []string{"client"}})
 	// When revoking the consents fails, the login sessions are left for
 	// the retry and the failure is transient.
 	calls := len(admin.log())

@@ -79,7 +79,7 @@ func benchConsumer(b *testing.B, lanes int) {
 	b.ResetTimer()
 	stop := f.startObserved(b, cfg, func(r schemas.AuditRow) {
 		first.CompareAndSwap(0, time.Now().UnixNano())
-		if r.Step == schemas.StepRevoked && revoked.Add(1) == int64(n) {
+		if r.Step == schemas.StepConfirmed && revoked.Add(1) == int64(n) {
 			close(allDone)
 		}
 	})

@@ -28,16 +28,21 @@ import (
 type Outcome struct {
 	// Status is the HTTP status of the final answer.
 	Status int
-	// Revoked is how many tokens the answer says were revoked (0 when the
-	// API does not say).
+	// Revoked is how many tokens were revoked: the answer's count, else
+	// the count the proof gives (0 when neither says).
 	Revoked int
+	// CountKnown says whether Revoked comes from the answer or the proof.
+	CountKnown bool
+	// Verdict is the outcome the proof settled: schemas.StepConfirmed,
+	// StepUnconfirmed or StepNotEffective. Empty is taken as unconfirmed.
+	Verdict schemas.Step
 	// Response is a short, sanitised excerpt of the answer for the audit
 	// trail. It never holds a token.
 	Response string
 	// Attempts is how many calls it took.
 	Attempts int
-	// Proof says how the revocation was confirmed (introspection, the list
-	// of live tokens); empty when the API offers no way to confirm.
+	// Proof says what the token API's proof showed (introspection, its
+	// list of live tokens), or why there is none.
 	Proof string
 	// FromLineage is how many of Revoked were downscoped tokens known only
 	// from token.exchanged events (the lineage index), revoked by id.
@@ -298,20 +303,35 @@ func (h *Handler) execute(ctx context.Context, cmd *schemas.RevokeCommand, pos p
 		return rows
 	}
 	switch {
-	case err == nil:
-		done := h.row(cmd, pos, schemas.StepRevoked, end)
-		fillOutcome(&done, out)
-		rows := append(lead, done)
-		if out.Proof != "" {
-			v := h.row(cmd, pos, schemas.StepVerified, end)
-			fillOutcome(&v, out)
-			v.Proof = out.Proof
-			rows = append(rows, v)
-		}
-		if err := h.write(ctx, stamp(rows)...); err != nil {
+	case err == nil && out.Verdict == schemas.StepNotEffective:
+		// The token API accepted the call and its own proof says a
+		// targeted token is still active after every repeat and
+		// fallback: a failure, recorded with the proof, and the
+		// command dead-lettered.
+		ne := h.row(cmd, pos, schemas.StepNotEffective, end)
+		fillOutcome(&ne, out)
+		ne.Proof = out.Proof
+		ne.Detail = "dead-lettered: the token API's proof shows a targeted token still active"
+		if err := h.write(ctx, stamp(append(lead, ne))...); err != nil {
 			return err
 		}
-		h.metrics.Revoked.WithLabelValues(string(cmd.Target.Kind)).Inc()
+		h.metrics.NotEffective.WithLabelValues(string(cmd.Target.Kind)).Inc()
+		h.metrics.DeadLettered.Inc()
+		h.log.Error().Str("command_id", cmd.CommandID).Str("target_kind", string(cmd.Target.Kind)).Str("proof", out.Proof).
+			Msg("revocation not effective: the token API's proof shows a targeted token still active")
+		return fmt.Errorf("%w: not effective: %s", ErrTerminal, out.Proof)
+	case err == nil:
+		verdict := out.Verdict
+		if verdict != schemas.StepConfirmed {
+			verdict = schemas.StepUnconfirmed
+		}
+		done := h.row(cmd, pos, verdict, end)
+		fillOutcome(&done, out)
+		done.Proof = out.Proof
+		if err := h.write(ctx, stamp(append(lead, done))...); err != nil {
+			return err
+		}
+		h.metrics.Revoked.WithLabelValues(string(cmd.Target.Kind), string(verdict)).Inc()
 		if !cmd.Reason.LastEventTime.IsZero() {
 			h.metrics.EventToRevoke.Observe(end.Sub(cmd.Reason.LastEventTime).Seconds())
 		}

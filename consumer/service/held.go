@@ -145,7 +145,7 @@ func heldState(commandID string, rows []schemas.AuditRow) (HeldCommand, error) {
 		}
 		var s HeldState
 		switch r.Step {
-		case schemas.StepRevoked:
+		case schemas.StepConfirmed, schemas.StepUnconfirmed, schemas.StepRevoked:
 			s = HeldApproved
 		case schemas.StepRejected:
 			s = HeldRejected

@@ -57,7 +57,7 @@ func TestBudgetHoldsThenApproveAndReject(t *testing.T) {
 	cfg.Guard.PerMinute = 1
 	svc, stop := f.startService(t, cfg, clk.now)
 	waitFor(t, "one revocation and two holds", func() bool {
-		return steps(t, f.store, cmds[0].CommandID)[schemas.StepRevoked] == 1 &&
+		return steps(t, f.store, cmds[0].CommandID)[schemas.StepConfirmed] == 1 &&
 			steps(t, f.store, cmds[1].CommandID)[schemas.StepHeld] == 1 &&
 			steps(t, f.store, cmds[2].CommandID)[schemas.StepHeld] == 1
 	})
@@ -91,7 +91,7 @@ func TestBudgetHoldsThenApproveAndReject(t *testing.T) {
 	rows, _ := f.store.CommandRows(ctx, cmds[1].CommandID)
 	revoked := 0
 	for _, r := range rows {
-		if r.Step == schemas.StepRevoked {
+		if r.Step == schemas.StepConfirmed {
 			revoked++
 			if r.Approver != "alice" || r.SourceOffset != list[1].Held.SourceOffset && r.SourceOffset != list[0].Held.SourceOffset {
 				t.Errorf("revoked row: approver %q offset %d", r.Approver, r.SourceOffset)

@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics of the command path.
 type Metrics struct {
 	Revoked       *prometheus.CounterVec
+	NotEffective  *prometheus.CounterVec
 	Rejected      prometheus.Counter
 	DeadLettered  prometheus.Counter
 	Failed        prometheus.Counter
@@ -21,7 +22,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "revoked", Subsystem: "consumer", Name: "revocations_total",
-			Help: "Commands carried out at the token API, by target kind.",
+			Help: "Revocations the token API accepted, by target kind and outcome: confirmed (its proof shows every targeted token inactive) or unconfirmed (it offers no proof).",
+		}, []string{"target_kind", "outcome"}),
+		NotEffective: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "consumer", Name: "not_effective_total",
+			Help: "Revocations the token API accepted while its proof showed a targeted token still active after every retry and fallback (dead-lettered); alert on any increase.",
 		}, []string{"target_kind"}),
 		Rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "revoked", Subsystem: "consumer", Name: "rejected_total",
@@ -58,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Revoked, m.Rejected, m.DeadLettered, m.Failed, m.Redelivered, m.Held, m.Decided, m.AuditErrors, m.EventToRevoke)
+		reg.MustRegister(m.Revoked, m.NotEffective, m.Rejected, m.DeadLettered, m.Failed, m.Redelivered, m.Held, m.Decided, m.AuditErrors, m.EventToRevoke)
 	}
 	return m
 }

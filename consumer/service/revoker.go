@@ -96,28 +96,44 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Revoke implements Revoker.
+// Revoke implements Revoker. It makes the call that carries out the
+// command (retrying transient failures), then settles its outcome with the
+// token API's proof (see settle), and for revoke_and_reverify calls the
+// step-up hook once the revocation took.
 func (r *IdPRevoker) Revoke(ctx context.Context, cmd *schemas.RevokeCommand, rawToken string) (Outcome, error) {
 	var out Outcome
 	call := r.call(cmd, rawToken, &out.FromLineage)
 	if call == nil {
 		return out, fmt.Errorf("%w: target %q cannot be revoked by this consumer", ErrTerminal, cmd.Target.Kind)
 	}
+	before := r.countBefore(ctx, cmd)
+	since := time.Now()
+	if err := r.retrying(ctx, cmd, &out, call); err != nil {
+		return out, err
+	}
+	if err := r.settle(ctx, cmd, rawToken, &out, call, since, before); err != nil {
+		return out, err
+	}
+	if cmd.Action == schemas.ActionRevokeAndReverify && out.Verdict != schemas.StepNotEffective {
+		note, err := r.stepUp(ctx, cmd)
+		if err != nil {
+			return out, err
+		}
+		out.Response = strings.TrimPrefix(out.Response+"; "+note, "; ")
+	}
+	return out, nil
+}
+
+// retrying makes call until it succeeds, fails terminally or runs out of
+// attempts, and records its answer in out.
+func (r *IdPRevoker) retrying(ctx context.Context, cmd *schemas.RevokeCommand, out *Outcome, call apiCall) error {
 	backoff := r.retry.MinBackoff
-	for {
+	for tries := 1; ; tries++ {
 		out.Attempts++
 		res, err := call(ctx)
-		out.Status, out.Revoked, out.Response = res.Status, res.Revoked, res.Body
+		out.Status, out.Revoked, out.CountKnown, out.Response = res.Status, res.Revoked, res.CountKnown, res.Body
 		if err == nil {
-			out.Proof = r.prove(ctx, cmd, rawToken)
-			if cmd.Action == schemas.ActionRevokeAndReverify {
-				note, err := r.stepUp(ctx, cmd)
-				if err != nil {
-					return out, err
-				}
-				out.Response = strings.TrimPrefix(out.Response+"; "+note, "; ")
-			}
-			return out, nil
+			return nil
 		}
 		var he *idp.HTTPError
 		if errors.As(err, &he) {
@@ -125,10 +141,10 @@ func (r *IdPRevoker) Revoke(ctx context.Context, cmd *schemas.RevokeCommand, raw
 		}
 		retry, after := idp.Retryable(err)
 		if !retry {
-			return out, fmt.Errorf("%w: %w", ErrTerminal, err)
+			return fmt.Errorf("%w: %w", ErrTerminal, err)
 		}
-		if out.Attempts >= r.retry.MaxAttempts {
-			return out, fmt.Errorf("after %d attempts: %w", out.Attempts, err)
+		if tries >= r.retry.MaxAttempts {
+			return fmt.Errorf("after %d attempts: %w", tries, err)
 		}
 		// Honour the server's Retry-After; otherwise back off
 		// exponentially with full jitter.
@@ -138,10 +154,10 @@ func (r *IdPRevoker) Revoke(ctx context.Context, cmd *schemas.RevokeCommand, raw
 			backoff = min(backoff*2, r.retry.MaxBackoff)
 		}
 		if !cmd.ExpiresAt.IsZero() && time.Now().Add(wait).After(cmd.ExpiresAt) {
-			return out, fmt.Errorf("%w: command expires before the token API can be retried: %w", ErrTerminal, err)
+			return fmt.Errorf("%w: command expires before the token API can be retried: %w", ErrTerminal, err)
 		}
 		if err := r.sleep(ctx, wait); err != nil {
-			return out, err
+			return err
 		}
 	}
 }
@@ -202,6 +218,9 @@ func (r *IdPRevoker) call(cmd *schemas.RevokeCommand, rawToken string, fromLinea
 		return func(ctx context.Context) (idp.Result, error) {
 			*fromLineage = 0
 			res, err := r.api.RevokeSubject(ctx, t.UserID)
+			if err == nil {
+				return r.clientSubject(ctx, t.UserID, res)
+			}
 			if !errors.Is(err, idp.ErrNotConfigured) {
 				return res, err
 			}
@@ -269,6 +288,38 @@ func (r *IdPRevoker) call(cmd *schemas.RevokeCommand, rawToken string, fromLinea
 		return func(ctx context.Context) (idp.Result, error) { return r.api.RevokeClient(ctx, t.ClientID) }
 	}
 	return nil
+}
+
+// clientSubject also revokes, with the client call, the tokens of a user
+// id that names a registered client (a client-credentials grant's subject
+// is its client id on Ory Hydra, whose subject-wide call leaves them
+// alone), when the token API can look clients up.
+func (r *IdPRevoker) clientSubject(ctx context.Context, userID string, res idp.Result) (idp.Result, error) {
+	prof, ok := r.api.(Profile)
+	if !ok {
+		return res, nil
+	}
+	isClient, err := prof.IsClient(ctx, userID)
+	switch {
+	case errors.Is(err, idp.ErrNotConfigured):
+		return res, nil
+	case err != nil:
+		return res, fmt.Errorf("looking up whether subject %q is a client: %w", userID, err)
+	case !isClient:
+		return res, nil
+	}
+	more, err := r.api.RevokeClient(ctx, userID)
+	if err != nil {
+		return res, fmt.Errorf("subject %q is a client, revoking its own tokens: %w", userID, err)
+	}
+	res.Status = more.Status
+	res.Body = strings.TrimPrefix(fmt.Sprintf("%s; the subject is a client: client call %d", res.Body, more.Status), "; ")
+	if more.CountKnown && res.CountKnown {
+		res.Revoked += more.Revoked
+	} else {
+		res.CountKnown, res.Revoked = false, 0
+	}
+	return res, nil
 }
 
 // revokeEach lists the user's live tokens and revokes, by id, each that
@@ -345,37 +396,4 @@ func descends(live []idp.TokenInfo, ti idp.TokenInfo, root string) bool {
 		seen[p] = true
 	}
 	return false
-}
-
-// prove asks the token API whether the revocation took. It returns a short
-// statement for the audit trail, or "" when it cannot tell. A failed proof
-// does not undo the revocation: the token API already answered success.
-func (r *IdPRevoker) prove(ctx context.Context, cmd *schemas.RevokeCommand, rawToken string) string {
-	t := cmd.Target
-	switch {
-	case rawToken != "":
-		in, err := r.api.Introspect(ctx, rawToken)
-		if err != nil || in.Active {
-			return ""
-		}
-		return "introspection: active=false"
-	case t.Kind == schemas.TargetUser:
-		live, err := r.api.ListSubjectTokens(ctx, t.UserID)
-		if err != nil || len(live) > 0 {
-			return ""
-		}
-		return "token API lists 0 live tokens for the subject"
-	case t.Kind == schemas.TargetToken && t.UserID != "":
-		live, err := r.api.ListSubjectTokens(ctx, t.UserID)
-		if err != nil {
-			return ""
-		}
-		if slices.ContainsFunc(live, func(ti idp.TokenInfo) bool {
-			return ti.TokenID == t.TokenID || descends(live, ti, t.TokenID)
-		}) {
-			return ""
-		}
-		return fmt.Sprintf("token API lists neither the token nor a descendant of it among the subject's %d live tokens", len(live))
-	}
-	return ""
 }

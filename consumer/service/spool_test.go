@@ -96,7 +96,7 @@ func TestAuditStoreOutageSpools(t *testing.T) {
 	cfg.Reader.CommitInterval = 5 * time.Millisecond
 	stop := startWithStore(t, f, cfg, sp, prometheus.NewRegistry())
 	for _, c := range cmds[:before] {
-		waitFor(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, mem, c.CommandID)[schemas.StepRevoked] == 1 })
+		waitFor(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, mem, c.CommandID)[schemas.StepConfirmed] == 1 })
 	}
 
 	// The store goes down; commands keep coming.
@@ -134,7 +134,7 @@ func TestAuditStoreOutageSpools(t *testing.T) {
 	}
 	for i, c := range cmds {
 		s := steps(t, mem, c.CommandID)
-		if s[schemas.StepReceived] != 1 || s[schemas.StepRevoked] != 1 || s[schemas.StepRejected] != 0 {
+		if s[schemas.StepReceived] != 1 || s[schemas.StepConfirmed] != 1 || s[schemas.StepRejected] != 0 {
 			t.Errorf("%s: steps %v, want one received and one revoked, no rejection", c.Target.UserID, s)
 		}
 		if f.introspect(t, raws[i]) {

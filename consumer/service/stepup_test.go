@@ -50,7 +50,7 @@ func TestRevokeAndReverifyCallsStepUp(t *testing.T) {
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, reverify), f.message(t, plain))
 	stop := f.start(t, f.config("g-stepup"))
 	for _, c := range []schemas.RevokeCommand{reverify, plain} {
-		waitFor(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, f.store, c.CommandID)[schemas.StepRevoked] == 1 })
+		waitFor(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, f.store, c.CommandID)[schemas.StepConfirmed] == 1 })
 	}
 	_ = stop()
 	if f.introspect(t, raw) {
@@ -63,7 +63,7 @@ func TestRevokeAndReverifyCallsStepUp(t *testing.T) {
 	}
 	rows, _ := f.store.CommandRows(t.Context(), reverify.CommandID)
 	for _, r := range rows {
-		if r.Step == schemas.StepRevoked && !strings.Contains(r.IdPResponse, "step-up: 204") {
+		if r.Step == schemas.StepConfirmed && !strings.Contains(r.IdPResponse, "step-up: 204") {
 			t.Errorf("revoked row's answer %q does not record the step-up", r.IdPResponse)
 		}
 	}

@@ -38,8 +38,13 @@ type AuditCounts struct {
 	// Seen counts commands with any row; the rest of the published ones
 	// have not reached the consumer yet (or its rows the store).
 	Seen int
-	// Revoked: executed. DryRun: audited, nothing revoked.
-	Revoked, DryRun int
+	// Revoked: executed, of which Confirmed by the token API's proof and
+	// Unconfirmed (no proof offered; older trails' revoked steps too).
+	// DryRun: audited, nothing revoked.
+	Revoked, Confirmed, Unconfirmed, DryRun int
+	// NotEffective: accepted by the token API while its proof showed a
+	// targeted token still active; dead-lettered, counted in Failed too.
+	NotEffective int
 	// Failed: dead-lettered, or failed and not yet retried to success.
 	Failed int
 	// Held: waiting for approval.
@@ -66,8 +71,8 @@ func (r Report) Summary() string {
 		b.WriteString(" (dry run)")
 	}
 	if a := r.Audit; a != nil {
-		fmt.Fprintf(&b, "; audit trail: %d revoked, %d failed, %d held, %d rejected, %d dry run, %d pending, %d not yet seen",
-			a.Revoked, a.Failed, a.Held, a.Rejected, a.DryRun, a.Pending, r.Published-a.Seen)
+		fmt.Fprintf(&b, "; audit trail: %d revoked (%d confirmed, %d unconfirmed), %d failed (%d not effective), %d held, %d rejected, %d dry run, %d pending, %d not yet seen",
+			a.Revoked, a.Confirmed, a.Unconfirmed, a.Failed, a.NotEffective, a.Held, a.Rejected, a.DryRun, a.Pending, r.Published-a.Seen)
 	} else if r.AuditErr != nil {
 		b.WriteString("; audit trail unavailable")
 	} else {
@@ -91,8 +96,8 @@ func (r Report) String() string {
 		fmt.Fprintf(&b, "  finished:  %s (%s)\n", r.FinishedAt.Format(time.RFC3339), r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond))
 	}
 	if a := r.Audit; a != nil {
-		fmt.Fprintf(&b, "  audit:     %d revoked, %d failed, %d held, %d rejected, %d dry run, %d pending, %d not yet seen\n",
-			a.Revoked, a.Failed, a.Held, a.Rejected, a.DryRun, a.Pending, r.Published-a.Seen)
+		fmt.Fprintf(&b, "  audit:     %d revoked (%d confirmed, %d unconfirmed), %d failed (%d not effective), %d held, %d rejected, %d dry run, %d pending, %d not yet seen\n",
+			a.Revoked, a.Confirmed, a.Unconfirmed, a.Failed, a.NotEffective, a.Held, a.Rejected, a.DryRun, a.Pending, r.Published-a.Seen)
 	} else if r.AuditErr != nil {
 		fmt.Fprintf(&b, "  audit:     unavailable: %v\n", r.AuditErr)
 	} else {
@@ -135,8 +140,11 @@ var stepRank = map[schemas.Step]int{
 	schemas.StepDeadLettered: 5,
 	schemas.StepDryRun:       6,
 	schemas.StepNotified:     6,
+	schemas.StepNotEffective: 5,
 	schemas.StepRevoked:      7,
+	schemas.StepUnconfirmed:  7,
 	schemas.StepVerified:     8,
+	schemas.StepConfirmed:    8,
 }
 
 // CountAudit counts the outcomes of the campaign's commands (not its
@@ -160,10 +168,17 @@ func CountAudit(ctx context.Context, h HistoryReader, st *State) (*AuditCounts, 
 	c := &AuditCounts{Seen: len(furthest)}
 	for _, s := range furthest {
 		switch s {
-		case schemas.StepRevoked, schemas.StepVerified:
+		case schemas.StepConfirmed, schemas.StepVerified:
 			c.Revoked++
+			c.Confirmed++
+		case schemas.StepUnconfirmed, schemas.StepRevoked:
+			c.Revoked++
+			c.Unconfirmed++
 		case schemas.StepDryRun:
 			c.DryRun++
+		case schemas.StepNotEffective:
+			c.Failed++
+			c.NotEffective++
 		case schemas.StepFailed, schemas.StepDeadLettered:
 			c.Failed++
 		case schemas.StepHeld:

@@ -56,10 +56,10 @@ func (t *tally) wrap(obs Observer) Observer {
 			if r.Step.Terminal() {
 				t.pending[r.CommandID] = false
 			}
-			if r.Step == schemas.StepRevoked || r.Step == schemas.StepNotified {
+			if r.Step.Revoked() || r.Step == schemas.StepNotified {
 				t.answered[r.UserID] = true
 			}
-			if r.Step == schemas.StepRevoked {
+			if r.Step.Revoked() {
 				if t.revokedBy[r.RuleID] == nil {
 					t.revokedBy[r.RuleID] = map[string]int{}
 				}

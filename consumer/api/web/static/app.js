@@ -16,10 +16,10 @@ const MAX_RULE_SERIES = 7;
 // Colours: rules get a categorical palette, outcomes a semantic one.
 const PALETTE = ["#2563eb", "#0d9488", "#f59e0b", "#8b5cf6", "#ec4899", "#64748b", "#84cc16", "#06b6d4"];
 const OUTCOME_COLORS = {
-  revoked: "#16a34a", held: "#8b5cf6", dry_run: "#a78bfa", notified: "#38bdf8",
+  confirmed: "#16a34a", unconfirmed: "#84cc16", revoked: "#4ade80", not_effective: "#b91c1c", held: "#8b5cf6", dry_run: "#a78bfa", notified: "#38bdf8",
   rejected: "#f59e0b", dead_lettered: "#dc2626",
 };
-const OUTCOME_ORDER = ["revoked", "notified", "dry_run", "held", "rejected", "dead_lettered"];
+const OUTCOME_ORDER = ["confirmed", "unconfirmed", "revoked", "notified", "dry_run", "held", "rejected", "not_effective", "dead_lettered"];
 
 const state = {
   user_id: "", token_id: "", rule_id: "", step: "", range: "7d", from: "", to: "",
@@ -249,13 +249,17 @@ function renderKPIs(st) {
   const by = {};
   let total = 0;
   for (const o of st.outcomes) { by[o.outcome] = (by[o.outcome] || 0) + o.count; total += o.count; }
-  const bad = (by.dead_lettered || 0) + (by.rejected || 0);
+  const bad = (by.dead_lettered || 0) + (by.rejected || 0) + (by.not_effective || 0);
+  const revoked = (by.confirmed || 0) + (by.unconfirmed || 0) + (by.revoked || 0);
   $("#k-total").textContent = fmtCount(total);
   $("#k-range").textContent = `${fmtTime(st.from).slice(0, 16)} → ${fmtTime(st.to).slice(0, 16)} UTC`;
-  $("#k-revoked").textContent = fmtCount(by.revoked || 0);
-  $("#k-revoked-note").textContent = total ? `${((100 * (by.revoked || 0)) / total).toFixed(1)}% of commands` : "";
+  $("#k-revoked").textContent = fmtCount(revoked);
+  $("#k-revoked-note").textContent = total
+    ? `${fmtCount(by.confirmed || 0)} confirmed · ${fmtCount((by.unconfirmed || 0) + (by.revoked || 0))} unconfirmed`
+    : "";
   $("#k-failed").textContent = fmtCount(bad);
-  $("#k-failed-note").textContent = `${fmtCount(by.dead_lettered || 0)} dead-lettered · ${fmtCount(by.rejected || 0)} rejected`;
+  $("#k-failed-note").textContent =
+    `${fmtCount(by.not_effective || 0)} not effective · ${fmtCount(by.dead_lettered || 0)} dead-lettered · ${fmtCount(by.rejected || 0)} rejected`;
   const rl = st.revoke_latency_ms, dl = st.detect_latency_ms;
   $("#k-latency").textContent = rl.count ? `${fmtMs(rl.p50)} · ${fmtMs(rl.p99)}` : "–";
   $("#k-detect").textContent = dl.count ? `detection p50 ${fmtMs(dl.p50)} · max ${fmtMs(rl.max)}` : "";

@@ -248,7 +248,7 @@ func Stats(table string, modern bool, q audit.StatsQuery) string {
 	}
 	return fmt.Sprintf("SELECT k AS kind, if(k = %[1]d, toUInt64(0), %[2]s) AS b, if(k = %[3]d, rule_id, '') AS r, if(k = %[3]d, step, '') AS s, "+
 		"toUInt64(count()) AS n, %[4]s AS r_q, toInt64(max(revoke_latency_ms)) AS r_max, %[5]s AS d_q, toInt64(max(detect_latency_ms)) AS d_max "+
-		"FROM (%[6]s) ARRAY JOIN if(step = 'revoked' AND revoke_latency_ms > 0, [%[3]d, %[7]d, %[1]d], [%[3]d]) AS k "+
+		"FROM (%[6]s) ARRAY JOIN if(step IN ('revoked', 'confirmed', 'unconfirmed') AND revoke_latency_ms > 0, [%[3]d, %[7]d, %[1]d], [%[3]d]) AS k "+
 		"GROUP BY kind, b, r, s ORDER BY kind, b, r, s",
 		StatsRange, StatsBucket(q.Bucket), StatsOutcome, quantiles("revoke_latency_ms"), quantiles("detect_latency_ms"),
 		statsRows(table, modern, q), StatsLatency)

@@ -1,0 +1,279 @@
+package service
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/revoked-dev/revoked/consumer/idp"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// hydraLike is a token API that behaves as Ory Hydra does where it
+// surprises: RFC 7009 from a client other than the token's own answers
+// 200 and revokes nothing; the session call ends the login session and
+// leaves its tokens active; the subject-wide call leaves a
+// client-credentials token (subject = client id) active; the client call
+// revokes every token of the client. Introspection tells the truth. It has
+// no listing and no counts.
+type hydraLike struct {
+	mu     sync.Mutex
+	tokens map[string]*fakeToken // raw → token
+	self   string                // the consumer's client id
+	esc    idp.Escalation
+	calls  []string
+}
+
+type fakeToken struct {
+	subject, client, session string
+	consent                  bool // issued under a user's consent (authorization code)
+	active                   bool
+}
+
+func (a *hydraLike) log(c string) { a.calls = append(a.calls, c) }
+
+func (a *hydraLike) RevokeToken(_ context.Context, raw, _ string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.log("revoke_token")
+	if t, ok := a.tokens[raw]; ok && t.client == a.self {
+		t.active = false
+	}
+	return nil
+}
+
+func (a *hydraLike) Introspect(_ context.Context, raw string) (idp.Introspection, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t, ok := a.tokens[raw]
+	if !ok || !t.active {
+		return idp.Introspection{}, nil
+	}
+	return idp.Introspection{Active: true, Subject: t.subject, ClientID: t.client}, nil
+}
+
+func (a *hydraLike) each(f func(*fakeToken) bool) {
+	for _, t := range a.tokens {
+		if f(t) {
+			t.active = false
+		}
+	}
+}
+
+func (a *hydraLike) RevokeSubject(_ context.Context, user string) (idp.Result, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.log("subject")
+	a.each(func(t *fakeToken) bool { return t.consent && t.subject == user })
+	return idp.Result{Status: 204}, nil
+}
+
+func (a *hydraLike) RevokeSubjectClient(_ context.Context, user, client string) (idp.Result, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.log("subject_client")
+	a.each(func(t *fakeToken) bool { return t.consent && t.subject == user && t.client == client })
+	return idp.Result{Status: 204}, nil
+}
+
+func (a *hydraLike) RevokeClient(_ context.Context, client string) (idp.Result, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.log("client")
+	a.each(func(t *fakeToken) bool { return t.client == client })
+	return idp.Result{Status: 204}, nil
+}
+
+func (a *hydraLike) RevokeSession(context.Context, string) (idp.Result, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.log("session")
+	return idp.Result{Status: 204}, nil
+}
+
+func (a *hydraLike) IsClient(_ context.Context, id string) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range a.tokens {
+		if t.client == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (a *hydraLike) RevokeTokenID(context.Context, string) (idp.Result, error) {
+	return idp.Result{}, idp.ErrNotConfigured
+}
+
+func (a *hydraLike) ListSubjectTokens(context.Context, string) ([]idp.TokenInfo, error) {
+	return nil, idp.ErrNotConfigured
+}
+
+func (a *hydraLike) LoginOnly(kind string) bool { return kind == "session" }
+func (a *hydraLike) Escalation(kind string) ([]string, int, time.Duration) {
+	return a.esc.For(kind), 0, 0
+}
+func (a *hydraLike) Lists() bool { return false }
+
+func (a *hydraLike) active(raw string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tokens[raw].active
+}
+
+func newHydraLike(esc idp.Escalation) *hydraLike {
+	return &hydraLike{self: "revoked-consumer", esc: esc, tokens: map[string]*fakeToken{
+		"at-alice-app":  {subject: "alice", client: "app", session: "sid-1", consent: true, active: true},
+		"at-alice-web":  {subject: "alice", client: "web", session: "sid-1", consent: true, active: true},
+		"at-bob-app":    {subject: "bob", client: "app", consent: true, active: true},
+		"at-batch-self": {subject: "batch", client: "batch", active: true},
+	}}
+}
+
+// TestOutcomesTellTheTruth drives every case where a token API answers
+// success without revoking: the outcome follows the proof, never the
+// answer, and the configured fallbacks make the revocation take.
+func TestOutcomesTellTheTruth(t *testing.T) {
+	ctx := context.Background()
+	token := func(raw string) *schemas.RevokeCommand {
+		return &schemas.RevokeCommand{CommandID: "c-" + raw, Target: schemas.Target{Kind: schemas.TargetToken, TokenID: schemas.Fingerprint(raw)}}
+	}
+	t.Run("logout by another client, no fallback", func(t *testing.T) {
+		api := newHydraLike(idp.Escalation{})
+		out, err := NewIdPRevoker(api, DefaultRetryConfig()).Revoke(ctx, token("at-alice-app"), "at-alice-app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Verdict != schemas.StepNotEffective || !api.active("at-alice-app") || !strings.Contains(out.Proof, "active=true") {
+			t.Fatalf("outcome %+v, token active %v", out, api.active("at-alice-app"))
+		}
+	})
+	t.Run("logout by another client, subject_client fallback", func(t *testing.T) {
+		api := newHydraLike(idp.Escalation{Token: []string{idp.EscalateSubjectClient, idp.EscalateClient}})
+		out, err := NewIdPRevoker(api, DefaultRetryConfig()).Revoke(ctx, token("at-alice-app"), "at-alice-app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Verdict != schemas.StepConfirmed || api.active("at-alice-app") || out.Revoked != 1 || !out.CountKnown {
+			t.Fatalf("outcome %+v", out)
+		}
+		if !api.active("at-alice-web") || !api.active("at-bob-app") {
+			t.Error("the fallback revoked more than the user's tokens of that client")
+		}
+		if strings.Join(api.calls, ",") != "revoke_token,subject_client" {
+			t.Errorf("calls %v", api.calls)
+		}
+	})
+	t.Run("client-credentials token: client fallback only for its own token", func(t *testing.T) {
+		api := newHydraLike(idp.Escalation{Token: []string{idp.EscalateSubjectClient, idp.EscalateClient}})
+		out, err := NewIdPRevoker(api, DefaultRetryConfig()).Revoke(ctx, token("at-batch-self"), "at-batch-self")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Verdict != schemas.StepConfirmed || api.active("at-batch-self") {
+			t.Fatalf("outcome %+v", out)
+		}
+		// A user's token never takes the client fallback.
+		api = newHydraLike(idp.Escalation{Token: []string{idp.EscalateClient}})
+		out, _ = NewIdPRevoker(api, DefaultRetryConfig()).Revoke(ctx, token("at-alice-app"), "at-alice-app")
+		if out.Verdict != schemas.StepNotEffective || !api.active("at-bob-app") || !strings.Contains(out.Response, "not its client's own") {
+			t.Fatalf("outcome %+v", out)
+		}
+	})
+	t.Run("session call that only ends the login", func(t *testing.T) {
+		api := newHydraLike(idp.Escalation{})
+		cmd := &schemas.RevokeCommand{CommandID: "c-s", Target: schemas.Target{Kind: schemas.TargetSession, SessionID: "sid-1", UserID: "alice"}}
+		out, err := NewIdPRevoker(api, DefaultRetryConfig()).Revoke(ctx, cmd, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Verdict != schemas.StepNotEffective || !strings.Contains(out.Proof, "leaves issued tokens active") {
+			t.Fatalf("outcome %+v", out)
+		}
+		// With the subject fallback the user's tokens go; there is no
+		// listing to prove it, so the outcome is unconfirmed.
+		api = newHydraLike(idp.Escalation{Session: []string{idp.EscalateSubject}})
+		out, err = NewIdPRevoker(api, DefaultRetryConfig()).Revoke(ctx, cmd, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Verdict != schemas.StepUnconfirmed || api.active("at-alice-app") || api.active("at-alice-web") || !api.active("at-bob-app") {
+			t.Fatalf("outcome %+v", out)
+		}
+	})
+	t.Run("a subject that is a client", func(t *testing.T) {
+		api := newHydraLike(idp.Escalation{})
+		cmd := &schemas.RevokeCommand{CommandID: "c-u", Target: schemas.Target{Kind: schemas.TargetUser, UserID: "batch"}}
+		out, err := NewIdPRevoker(api, DefaultRetryConfig()).Revoke(ctx, cmd, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Verdict != schemas.StepUnconfirmed || api.active("at-batch-self") || !strings.Contains(out.Response, "the subject is a client") {
+			t.Fatalf("outcome %+v, token active %v", out, api.active("at-batch-self"))
+		}
+		// A plain user is not looked up as a client twice, nor gets the
+		// client call.
+		api = newHydraLike(idp.Escalation{})
+		cmd.Target.UserID = "alice"
+		if _, err := NewIdPRevoker(api, DefaultRetryConfig()).Revoke(ctx, cmd, ""); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(api.calls, ",") != "subject" || !api.active("at-bob-app") {
+			t.Errorf("calls %v", api.calls)
+		}
+	})
+}
+
+// TestListProofIgnoresTokensIssuedAfter revokes a user through a token API
+// that issues the user a new token right after the revocation: the list
+// still proves the revocation, and a token left active is not effective.
+func TestListProofIgnoresTokensIssuedAfter(t *testing.T) {
+	api := &flatAPI{tokens: map[string]idp.TokenInfo{}, users: map[string]string{}}
+	api.add("u1", "old", "")
+	cmd := &schemas.RevokeCommand{CommandID: "c", Target: schemas.Target{Kind: schemas.TargetUser, UserID: "u1"}}
+	out, err := NewIdPRevoker(&reissuingAPI{flatAPI: api}, DefaultRetryConfig()).Revoke(context.Background(), cmd, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := api.tokens["new"]; !ok {
+		t.Fatal("no token issued after the revocation")
+	}
+	if out.Verdict != schemas.StepConfirmed || !strings.Contains(out.Proof, "1 issued since the revocation") {
+		t.Fatalf("outcome %+v", out)
+	}
+	delete(api.tokens, "new")
+	// A token the list still shows live, issued before the revocation,
+	// makes it not effective.
+	stuck := &stuckAPI{flatAPI: api}
+	api.add("u1", "stuck", "")
+	out, err = NewIdPRevoker(stuck, DefaultRetryConfig()).Revoke(context.Background(), cmd, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Verdict != schemas.StepNotEffective || !strings.Contains(out.Proof, "1 of tokens of the subject still live") {
+		t.Fatalf("outcome %+v", out)
+	}
+}
+
+// stuckAPI answers success to every revocation and revokes nothing.
+type stuckAPI struct{ *flatAPI }
+
+func (a *stuckAPI) RevokeTokenID(context.Context, string) (idp.Result, error) {
+	return idp.Result{Status: 200, Revoked: 1, CountKnown: true}, nil
+}
+
+// reissuingAPI issues the user a new token the moment one is revoked, as a
+// user (or an attacker) signing in again would.
+type reissuingAPI struct{ *flatAPI }
+
+func (a *reissuingAPI) RevokeTokenID(ctx context.Context, id string) (idp.Result, error) {
+	res, err := a.flatAPI.RevokeTokenID(ctx, id)
+	a.mu.Lock()
+	a.tokens["new"] = idp.TokenInfo{TokenID: "new", IssuedAt: time.Now()}
+	a.users["new"] = a.users[id]
+	a.mu.Unlock()
+	return res, err
+}
