@@ -70,25 +70,11 @@ version=v2.3.0
 # The published client SDK that replaces the module's internal/httpclient.
 client_version=v2.2.1
 
-# stop_hydra stops the server with process id $1 (SIGTERM, then SIGKILL
-# after 30 s) and removes directory $2.
-stop_hydra() {
-	local pid="$1" dir="$2"
-	if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 60); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.5
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	if [[ -n "$dir" && -d "$dir" ]]; then
-		rm -rf "$dir"
-	fi
-}
+# port_free, free_port, stop_server
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if [[ -n "${REVOKED_HYDRA_STOP:-}" ]]; then
-	stop_hydra "${REVOKED_HYDRA_PID:-}" "${REVOKED_HYDRA_DIR:-}"
+	stop_server "${REVOKED_HYDRA_PID:-}" "${REVOKED_HYDRA_DIR:-}"
 	exit 0
 fi
 
@@ -165,22 +151,6 @@ if [[ -n "${REVOKED_HYDRA_BUILD_ONLY:-}" ]]; then
 	printf '%s\n' "$bin"
 	exit 0
 fi
-
-# port_free reports whether nothing accepts connections on the port.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# free_port prints a port nothing listens on.
-free_port() {
-	local p
-	for _ in $(seq 1 50); do
-		p=$((20000 + RANDOM % 20000))
-		if port_free "$p"; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 
 # ready reports whether GET /health/ready on port $1 answers 200 (plain
 # HTTP/1.0 over bash's /dev/tcp, so no curl is needed).

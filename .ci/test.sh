@@ -44,23 +44,14 @@ REVOKED_GEOIP_DIR="$(bash deployments/local/install-geoip.sh)"
 export REVOKED_GEOIP_DIR
 log "geoip: $REVOKED_GEOIP_DIR"
 
+# stop_server
+. .ci/lib.sh
+
 # stop_servers stops the servers this script started and removes their
 # files.
 stop_servers() {
-	local pid="${REVOKED_CLICKHOUSE_PID:-}" dir="${REVOKED_CLICKHOUSE_DIR:-}"
-	if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 60); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.5
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	if [[ -n "$dir" && -d "$dir" ]]; then
-		rm -rf "$dir"
-	fi
-	# Stops $REVOKED_HYDRA_PID and removes $REVOKED_HYDRA_DIR, when set.
-	REVOKED_HYDRA_STOP=1 bash .ci/hydra.sh || true
+	stop_server "${REVOKED_CLICKHOUSE_PID:-}" "${REVOKED_CLICKHOUSE_DIR:-}"
+	stop_server "${REVOKED_HYDRA_PID:-}" "${REVOKED_HYDRA_DIR:-}"
 }
 trap stop_servers EXIT
 trap 'exit 130' INT TERM
