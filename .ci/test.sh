@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need when it is
-# missing (libchdb.so, the address databases, a ClickHouse server,
-# Chromium), starts a throwaway ClickHouse server, and runs go vet and the
-# race-enabled, shuffled tests of every package with every service
-# required (both audit backends, the browser, the address databases), so
-# a missing one fails the run instead of skipping tests. The server is
-# stopped on exit.
+# missing (libchdb.so, the address databases, a ClickHouse server, Ory
+# Hydra, Chromium), starts a throwaway ClickHouse server and Hydra server,
+# and runs go vet and the race-enabled, shuffled tests of every package
+# with every service required (both audit backends, the browser, the
+# address databases, the IdP), so a missing one fails the run instead of
+# skipping tests. The servers are stopped on exit.
 #
 # Environment (all optional):
 #   CHDB_LIB_PATH                 libchdb.so to use or install
 #   REVOKED_GEOIP_DIR             the address databases to use or install
 #   REVOKED_TEST_CLICKHOUSE_DSN   an existing server to use instead of
 #                                 starting one
+#   REVOKED_TEST_HYDRA_PUBLIC,    an existing Hydra server to use instead
+#   REVOKED_TEST_HYDRA_ADMIN      of starting one
 #   CHROMIUM                      the browser for the web UI's test
 #                                 (default /usr/bin/chromium, installed
 #                                 with apt-get when missing)
@@ -42,21 +44,16 @@ REVOKED_GEOIP_DIR="$(bash deployments/local/install-geoip.sh)"
 export REVOKED_GEOIP_DIR
 log "geoip: $REVOKED_GEOIP_DIR"
 
-stop_clickhouse() {
-	local pid="${REVOKED_CLICKHOUSE_PID:-}" dir="${REVOKED_CLICKHOUSE_DIR:-}"
-	if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 60); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.5
-		done
-		kill -9 "$pid" 2>/dev/null || true
-	fi
-	if [[ -n "$dir" && -d "$dir" ]]; then
-		rm -rf "$dir"
-	fi
+# stop_server
+. .ci/lib.sh
+
+# stop_servers stops the servers this script started and removes their
+# files.
+stop_servers() {
+	stop_server "${REVOKED_CLICKHOUSE_PID:-}" "${REVOKED_CLICKHOUSE_DIR:-}"
+	stop_server "${REVOKED_HYDRA_PID:-}" "${REVOKED_HYDRA_DIR:-}"
 }
-trap stop_clickhouse EXIT
+trap stop_servers EXIT
 trap 'exit 130' INT TERM
 
 # An assignment, not eval "$(...)", so a failure to start stops the run.
@@ -64,6 +61,14 @@ ch_env="$(bash .ci/clickhouse.sh)"
 eval "$ch_env"
 export REVOKED_TEST_CLICKHOUSE_DSN
 log "ClickHouse: $REVOKED_TEST_CLICKHOUSE_DSN"
+
+# Ory Hydra v2.3.0, the real IdP of the token API tests: built from its Go
+# module source the first time (see .ci/hydra.sh for how long that takes;
+# cached in ${XDG_CACHE_HOME:-$HOME/.cache}/revoked/hydra-v2.3.0), then
+# started on SQLite in about a second.
+hydra_env="$(bash .ci/hydra.sh)"
+eval "$hydra_env"
+log "Hydra: public $REVOKED_TEST_HYDRA_PUBLIC, admin $REVOKED_TEST_HYDRA_ADMIN"
 
 # Chromium for the web UI's browser test (consumer/api TestBrowserUI):
 # Debian's package when it is missing. On a bookworm image that is 155 MB
@@ -105,7 +110,7 @@ else
 fi
 rm -rf "$vendor_check"
 
-export REVOKED_TEST_REQUIRE="clickhouse,chdb,chromium,geoip"
+export REVOKED_TEST_REQUIRE="clickhouse,chdb,chromium,geoip,hydra"
 
 # shellcheck disable=SC2206 # a list of package patterns
 packages=(${TEST_PACKAGES:-./...})

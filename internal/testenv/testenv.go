@@ -12,10 +12,13 @@
 //	REVOKED_GEOIP_DIR            the address databases for the enrichment
 //	                             tests (deployments/local/install-geoip.sh
 //	                             installs them)
+//	REVOKED_TEST_HYDRA_PUBLIC    the public and admin URLs of an Ory Hydra
+//	REVOKED_TEST_HYDRA_ADMIN     server for the token API tests
+//	                             (.ci/hydra.sh builds and starts one)
 //	REVOKED_TEST_REQUIRE         services whose absence fails the tests:
 //	                             a comma- or space-separated list of
 //	                             "clickhouse", "chdb", "chromium", "geoip",
-//	                             or "all"
+//	                             "hydra", or "all"
 //	CI                           "true" requires every service
 package testenv
 

@@ -24,6 +24,8 @@ func TestRequired(t *testing.T) {
 		{"", "chdbx", ChDB, false},
 		{"", "clickhouse,chdb,chromium,geoip", GeoIP, true},
 		{"", "clickhouse,chdb", GeoIP, false},
+		{"", "clickhouse,chdb,chromium,geoip,hydra", Hydra, true},
+		{"", "clickhouse,chdb,chromium,geoip", Hydra, false},
 	} {
 		t.Setenv(EnvCI, tc.ci)
 		t.Setenv(EnvRequire, tc.require)
@@ -57,8 +59,11 @@ func TestMissingServiceSkips(t *testing.T) {
 	t.Setenv(EnvClickHouseDSN, "")
 	t.Setenv(EnvChDBLibPath, "/nonexistent/libchdb.so")
 	t.Setenv(EnvGeoIPDir, "/nonexistent/geoip")
+	t.Setenv(EnvHydraPublic, "http://127.0.0.1:4444")
+	t.Setenv(EnvHydraAdmin, "")
 	geoip := func(t testing.TB) string { return GeoIPDir(t, "asn-ipv4.csv") }
-	for name, f := range map[string]func(testing.TB) string{"clickhouse": ClickHouseDSN, "chdb": ChDBLibPath, "geoip": geoip} {
+	hydra := func(t testing.TB) string { _, admin := HydraURLs(t); return admin }
+	for name, f := range map[string]func(testing.TB) string{"clickhouse": ClickHouseDSN, "chdb": ChDBLibPath, "geoip": geoip, "hydra": hydra} {
 		ok := t.Run(name, func(t *testing.T) {
 			f(t)
 			t.Error("did not skip")
