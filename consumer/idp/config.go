@@ -108,7 +108,9 @@ type Config struct {
 	// next sign-in", a ticket, a chat message). Its templates may use
 	// {user_id}, {session_id}, {command_id} and {base}
 	// (Admin.BaseURL); its Auth falls back to Admin.Auth. Empty URL: not
-	// configured, and StepUp returns ErrNotConfigured.
+	// configured, and StepUp returns ErrNotConfigured, except with
+	// Admin.Preset "reference", which fills in ReferenceStepUp (the
+	// providers' calls are opt-in: KeycloakStepUp, OktaStepUp).
 	StepUp AdminCall `flag:"-" env:"-" yaml:"step_up"`
 	// Authenticator, if set, replaces the built-in client authentication,
 	// whatever AuthMethod says (for a key held in an HSM or KMS, say).
@@ -312,6 +314,7 @@ func (c Config) withDefaults() Config {
 		c.Breaker.Cooldown = DefaultBreakerCooldown
 	}
 	c.Admin = c.Admin.withPreset()
+	c.StepUp = c.withStepUpPreset()
 	c.Admin.Auth = c.Admin.Auth.withClient(c.ClientID, c.ClientSecret)
 	for _, call := range append(c.Admin.callPtrs(), &c.StepUp) {
 		call.Auth = call.Auth.withClient(c.ClientID, c.ClientSecret)
@@ -424,7 +427,9 @@ func (a AdminConfig) calls() []namedCall {
 	}
 }
 
-var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
+// placeholderRE matches a placeholder: a name in braces. A JSON object in
+// a body ({"a":false}) is not one.
+var placeholderRE = regexp.MustCompile(`\{[A-Za-z0-9_.-]*\}`)
 
 func (a AdminConfig) validate() error {
 	var p config.Problems

@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
+	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +18,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/idp"
+	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
+	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
 	"github.com/revoked-dev/revoked/internal/config"
 )
 
@@ -66,7 +72,9 @@ func TestStepUp(t *testing.T) {
 		}
 	}
 
-	bare := scriptedClient(t, ts, nil)
+	// The reference preset's step-up is the default; without the preset
+	// (its calls kept) there is none.
+	bare := scriptedClient(t, ts, func(c *idp.Config) { c.Admin.Preset = "" })
 	if _, err := bare.StepUp(t.Context(), idp.StepUpRequest{UserID: "alice"}); !errors.Is(err, idp.ErrNotConfigured) {
 		t.Errorf("unconfigured: %v", err)
 	}
@@ -111,5 +119,124 @@ func TestStepUpConfig(t *testing.T) {
 	}
 	if wrapped.IdP.StepUp.Method != "PUT" {
 		t.Errorf("%+v", wrapped.IdP.StepUp)
+	}
+}
+
+// uncommentStepUp turns the commented step_up block of an example into
+// configuration.
+var uncommentStepUp = map[string]string{"  # step_up:": "  step_up:", "  #   ": "    "}
+
+// The step-up presets, as the examples configure them, send what each
+// provider documents.
+func TestStepUpPresets(t *testing.T) {
+	const user = "00u1abcd2EFGH3ijk4l5"
+	type want struct {
+		method, path, query, body, auth string
+		status                          int
+	}
+	for _, tc := range []struct {
+		name   string
+		preset idp.AdminCall
+		env    map[string]string
+		want   want
+	}{
+		{"keycloak", idp.KeycloakStepUp(), map[string]string{"REVOKED_IDP_CLIENT_SECRET": "kc-secret"},
+			want{http.MethodPut, "/admin/realms/revoked/users/" + user, "", `{"emailVerified":false,"requiredActions":["VERIFY_EMAIL"]}`, "Bearer kc-admin", 204}},
+		{"okta", idp.OktaStepUp(), map[string]string{"REVOKED_IDP_ADMIN_AUTH_TOKEN": "00okta"},
+			want{http.MethodPost, "/api/v1/users/" + user + "/lifecycle/reset_password", "sendEmail=true", "", "SSWS 00okta", 200}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got atomic.Int32
+			_, ts := startFake(t, func(w http.ResponseWriter, r *http.Request, _ url.Values) bool {
+				switch {
+				case r.URL.Path == "/realms/revoked/protocol/openid-connect/token":
+					writeJSON(w, 200, map[string]any{"access_token": "kc-admin", "expires_in": 300, "token_type": "Bearer"})
+					return true
+				case r.Method == tc.want.method && r.URL.Path == tc.want.path:
+					body, _ := io.ReadAll(r.Body)
+					if r.URL.RawQuery != tc.want.query || string(body) != tc.want.body || r.Header.Get("Authorization") != tc.want.auth {
+						t.Errorf("step-up %s?%s body %q auth %q", r.URL.Path, r.URL.RawQuery, body, r.Header.Get("Authorization"))
+					}
+					if tc.want.body != "" && r.Header.Get("Content-Type") != "application/json" {
+						t.Errorf("content type %q", r.Header.Get("Content-Type"))
+					}
+					got.Add(1)
+					if tc.want.status == 200 {
+						writeJSON(w, 200, map[string]any{})
+					} else {
+						w.WriteHeader(tc.want.status)
+					}
+					return true
+				}
+				return false
+			})
+			// The example's commented block is the preset.
+			cfg := loadExample(t, tc.name, uncommentStepUp, tc.env)
+			if !reflect.DeepEqual(cfg.StepUp, tc.preset) {
+				t.Errorf("example's step_up differs from the preset:\n got %+v\nwant %+v", cfg.StepUp, tc.preset)
+			}
+			// Without uncommenting, no step-up: the presets are opt-in.
+			if off := loadExample(t, tc.name, nil, tc.env); off.StepUp.URL != "" {
+				t.Errorf("step-up on by default: %+v", off.StepUp)
+			}
+			cfg = loadExample(t, tc.name, mergeReplace(uncommentStepUp, map[string]string{
+				"https://keycloak.example.com": ts.URL, "https://example.okta.com": ts.URL,
+			}), tc.env)
+			cfg.PrivateKeyFile = writeKey(t, testKeys()["rsa"], true)
+			c, err := idp.New(cfg, nil, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.StepUp(t.Context(), idp.StepUpRequest{UserID: user, SessionID: "s", CommandID: "cmd-1"})
+			if err != nil || res.Status != tc.want.status || got.Load() != 1 {
+				t.Fatalf("step-up: %+v %v (%d calls)", res, err, got.Load())
+			}
+		})
+	}
+}
+
+func mergeReplace(a, b map[string]string) map[string]string {
+	out := maps.Clone(a)
+	maps.Copy(out, b)
+	return out
+}
+
+// With the reference preset the step-up is on by default and holds: after
+// it the token API refuses the user's tokens until they verify again, and
+// a token issued after the subject-wide revocation does not survive it.
+func TestReferenceStepUp(t *testing.T) {
+	env := servertest.Start(t)
+	c := newClient(t, env, nil)
+	late, _ := env.Issue(t, server.IssueRequest{UserID: "alice", ClientID: servertest.AppID})
+	res, err := c.StepUp(t.Context(), idp.StepUpRequest{UserID: "alice", CommandID: "cmd-1"})
+	if err != nil || res.Status != 200 || !strings.Contains(res.Body, `"required":true`) || !strings.Contains(res.Body, `"revoked":1`) {
+		t.Fatalf("step-up: %+v %v", res, err)
+	}
+	if in, err := c.Introspect(t.Context(), late); err != nil || in.Active {
+		t.Errorf("a token issued before the step-up is active: %+v %v", in, err)
+	}
+	var st server.ReverificationResponse
+	env.Admin(t, http.MethodGet, "/admin/subjects/alice/reverification", nil, &st)
+	if !st.Required {
+		t.Fatalf("not required: %+v", st)
+	}
+	// Repeating it (a redelivered command) is harmless.
+	if _, err := c.StepUp(t.Context(), idp.StepUpRequest{UserID: "alice", CommandID: "cmd-1"}); err != nil {
+		t.Fatal(err)
+	}
+	env.Admin(t, http.MethodPost, "/admin/subjects/alice/reverified", nil, nil)
+	env.Issue(t, server.IssueRequest{UserID: "alice", ClientID: servertest.AppID})
+
+	// An explicit step_up wins over the preset's.
+	var hits atomic.Int32
+	_, hook := startScripted(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	own := newClient(t, env, func(cfg *idp.Config) {
+		cfg.StepUp = idp.AdminCall{Method: http.MethodPost, URL: hook.URL + "/ticket/{user_id}", Auth: idp.AdminAuth{Kind: idp.AdminAuthNone}}
+	})
+	if _, err := own.StepUp(t.Context(), idp.StepUpRequest{UserID: "bob"}); err != nil || hits.Load() != 1 {
+		t.Errorf("explicit step-up: %v, %d hits", err, hits.Load())
 	}
 }

@@ -188,6 +188,11 @@ func printReport(w io.Writer, r stack.Report) {
 	}
 	fmt.Fprintf(w, "  benign users revoked %d %v\n", len(r.FalsePositives), r.FalsePositivesByRule)
 	fmt.Fprintf(w, "  attacked tokens    %d introspected, %d still active\n", r.TokensChecked, r.TokensStillActive)
+	a := r.AfterRevocation
+	fmt.Fprintf(w, "tokens the token API issued to a user after revoking them\n")
+	fmt.Fprintf(w, "  after revoke_and_reverify, before re-verifying  %d (named by an attack %d)\n", a.Unverified, a.AttackerUnverified)
+	fmt.Fprintf(w, "  after a plain revocation or re-verifying        %d (named by an attack %d)\n", a.Later, a.AttackerLater)
+	fmt.Fprintf(w, "  refused until the user verifies again           %d (users verified again %d times)\n", a.Refused, a.Reverified)
 	if r.Unfinished > 0 {
 		fmt.Fprintf(w, "  unfinished commands %d\n", r.Unfinished)
 	}

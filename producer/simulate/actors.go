@@ -520,7 +520,7 @@ func (u *user) destination() place {
 
 // newToken issues the session's token and emits token.issued.
 func (u *user) newToken(ctx context.Context, s *Sim) error {
-	t, err := s.issue(ctx, u.id, u.client, u.session, s.cfg.Scopes)
+	t, err := s.issue(ctx, asUser, u.id, u.client, u.session, s.cfg.Scopes)
 	if err != nil {
 		return err
 	}
@@ -534,7 +534,7 @@ func (u *user) newToken(ctx context.Context, s *Sim) error {
 // exchange gets the session a downscoped, read-only token bound to one of
 // the user's files, and emits token.exchanged.
 func (u *user) exchange(ctx context.Context, s *Sim) error {
-	child, err := s.exchange(ctx, u.id, u.client, u.session, u.tok, s.cfg.DownscopedScopes)
+	child, err := s.exchange(ctx, asUser, u.id, u.client, u.session, u.tok, s.cfg.DownscopedScopes)
 	if err != nil {
 		return err
 	}

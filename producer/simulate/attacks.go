@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -387,7 +388,12 @@ func (s *Sim) loginAndUse(sc *script, a *attacker, victim *user, rec *attack, wa
 		return a.eventAt(schemas.EventLoginSuccess, victim, session, at), nil
 	})
 	sc.add(uniform(a.rng, tokenDelayMin, tokenDelayMax), rec, func(ctx context.Context, s *Sim) (*schemas.AuditEvent, error) {
-		t, err := s.issue(ctx, victim.id, victim.client, session, s.cfg.Scopes)
+		t, err := s.issue(ctx, asAttacker, victim.id, victim.client, session, s.cfg.Scopes)
+		if errors.Is(err, errNoToken) {
+			// The identity provider asks for the second factor, which
+			// the attacker does not have: no token, nothing to use.
+			return a.eventAt(schemas.EventMFAFailure, victim, session, at), nil
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -399,6 +405,9 @@ func (s *Sim) loginAndUse(sc *script, a *attacker, victim *user, rec *attack, wa
 	rec.sessionID = session
 	for range n {
 		sc.add(s.attackTime(uniform(a.rng, attackUseMin, attackUseMax)), rec, func(context.Context, *Sim) (*schemas.AuditEvent, error) {
+			if tok.id == "" {
+				return nil, nil // refused a token
+			}
 			ev := a.eventAt(schemas.EventFileDownload, victim, session, at)
 			ev.TokenID = tok.id
 			ev.Resource = &schemas.Resource{Type: "file", ID: victim.file(a.rng)}
@@ -604,7 +613,8 @@ func (s *Sim) startDownscopedMisuse(victim *user) {
 	var child token
 	session, parent := victim.session, victim.tok
 	sc.add(s.attackTime(uniform(a.rng, 5*time.Second, time.Minute)), nil, func(ctx context.Context, s *Sim) (*schemas.AuditEvent, error) {
-		c, err := s.exchange(ctx, victim.id, victim.client, session, parent, s.cfg.DownscopedScopes)
+		// The victim's application exchanges; the attacker steals the child.
+		c, err := s.exchange(ctx, asUser, victim.id, victim.client, session, parent, s.cfg.DownscopedScopes)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -225,7 +226,12 @@ func (s *Sim) startMinting(victim *user) {
 	wait := s.attackTime(uniform(a.rng, time.Minute, 10*time.Minute))
 	for i := range n {
 		sc.add(wait, rec, func(ctx context.Context, s *Sim) (*schemas.AuditEvent, error) {
-			c, err := s.exchange(ctx, victim.id, victim.client, session, parent, s.cfg.DownscopedScopes)
+			c, err := s.exchange(ctx, asAttacker, victim.id, victim.client, session, parent, s.cfg.DownscopedScopes)
+			if errors.Is(err, errNoToken) {
+				// The parent is revoked and signing in again needs the
+				// second factor: no child to hand on.
+				return a.event(schemas.EventMFAFailure, victim, session), nil
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -242,6 +248,9 @@ func (s *Sim) startMinting(victim *user) {
 		sc.add(s.attackTime(uniform(a.rng, 2*time.Second, 30*time.Second)), rec, func(context.Context, *Sim) (*schemas.AuditEvent, error) {
 			mule.hostAnywhere()
 			mule.agent = attackerAgents[mule.rng.IntN(len(attackerAgents))]
+			if children[i].id == "" {
+				return nil, nil // no child was minted
+			}
 			ev := mule.event(schemas.EventFileDownload, victim, session)
 			ev.TokenID = children[i].id
 			ev.Resource = &schemas.Resource{Type: "file", ID: files[i]}

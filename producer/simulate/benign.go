@@ -234,7 +234,7 @@ func (c *syncClient) step(ctx context.Context, s *Sim) (time.Time, bool, error) 
 		c.phase++
 		return s.after(uniform(u.rng, tokenDelayMin, tokenDelayMax)), false, nil
 	case 1:
-		t, err := s.issue(ctx, u.id, "desktop-sync", c.session, s.cfg.Scopes)
+		t, err := s.issue(ctx, asUser, u.id, "desktop-sync", c.session, s.cfg.Scopes)
 		if err != nil {
 			return time.Time{}, false, err
 		}
@@ -374,7 +374,7 @@ func (sa *service) step(ctx context.Context, s *Sim) (time.Time, bool, error) {
 		sa.ip = ips[sa.rng.IntN(len(ips))]
 		sa.left = 2 + sa.rng.IntN(19)
 		if sa.tok.id == "" || sa.tokRegion != sa.region || s.simNow.Sub(sa.tokAt) > serviceTokenTTL-5*time.Minute {
-			t, err := s.issue(ctx, sa.id, sa.client, "", s.cfg.Scopes)
+			t, err := s.issue(ctx, asUser, sa.id, sa.client, "", s.cfg.Scopes)
 			if err != nil {
 				return time.Time{}, false, err
 			}

@@ -66,6 +66,7 @@ type HTTPIssuer struct {
 var (
 	_ TokenIssuer    = (*HTTPIssuer)(nil)
 	_ TokenExchanger = (*HTTPIssuer)(nil)
+	_ Reverifier     = (*HTTPIssuer)(nil)
 )
 
 // NewHTTPIssuer returns an issuer for the token API at cfg.URL. client may
@@ -146,6 +147,35 @@ func (h *HTTPIssuer) Exchange(ctx context.Context, clientID, parentRaw string, s
 // e.g. an exchange of a token that was revoked meanwhile.
 var ErrRefused = errors.New("token API refused the request")
 
+// ErrReverificationRequired means the token API refused a token because
+// the user must verify again first (after a revoke_and_reverify). The
+// reference token API says so with invalid_grant, which it answers for
+// nothing else. It also matches ErrRefused.
+var ErrReverificationRequired = errors.New("the user must verify again")
+
+// Reverify implements Reverifier with POST
+// /admin/subjects/{user_id}/reverified: the user passed the extra
+// verification, and the token API issues their tokens again.
+func (h *HTTPIssuer) Reverify(ctx context.Context, userID string) error {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.base+"/admin/subjects/"+url.PathEscape(userID)+"/reverified", nil)
+	if err != nil {
+		return fmt.Errorf("building re-verification request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+h.cfg.AdminToken.Reveal())
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("re-verifying %s: %w", userID, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("re-verifying %s: token API answered %s", userID, resp.Status)
+	}
+	return nil
+}
+
 // do sends req and reads a token answer. Errors name the status and the
 // API's error fields, never the token or the credentials.
 func (h *HTTPIssuer) do(req *http.Request, what string) (string, string, error) {
@@ -165,7 +195,10 @@ func (h *HTTPIssuer) do(req *http.Request, what string) (string, string, error) 
 		}
 		_ = json.Unmarshal(data, &e)
 		err := fmt.Errorf("%s: token API answered %s: %s %s", what, resp.Status, e.Error, e.Description)
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+		switch {
+		case resp.StatusCode == http.StatusBadRequest && e.Error == "invalid_grant":
+			err = fmt.Errorf("%w: %w: %w", ErrRefused, ErrReverificationRequired, err)
+		case resp.StatusCode >= 400 && resp.StatusCode < 500:
 			err = fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 		return "", "", err

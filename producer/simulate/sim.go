@@ -291,6 +291,18 @@ type TokenExchanger interface {
 	Exchange(ctx context.Context, clientID, parentRaw string, scopes []string) (raw, tokenID string, err error)
 }
 
+// Reverifier is implemented by TokenIssuers whose token API can refuse a
+// user's tokens until the user verifies again (ErrReverificationRequired
+// from Issue). Reverify records that the user passed the extra
+// verification (a second factor at the identity provider's login page);
+// it blocks until the token API has it, and ctx cancels it. A simulated
+// user who is refused verifies again and asks once more; an attacker,
+// who holds the password but not the second factor, cannot and gets no
+// token.
+type Reverifier interface {
+	Reverify(ctx context.Context, userID string) error
+}
+
 // Kinds of ground-truth line.
 const (
 	// LabelAttack: the user was attacked; their tokens should be revoked.
@@ -366,6 +378,7 @@ type Sim struct {
 	cfg    Config
 	issuer TokenIssuer
 	exch   TokenExchanger
+	reverf Reverifier
 	log    zerolog.Logger
 	wall   func() time.Time
 
@@ -417,6 +430,9 @@ func New(cfg Config, issuer TokenIssuer, log zerolog.Logger) (*Sim, error) {
 	s.credit = map[string]float64{}
 	if ex, ok := issuer.(TokenExchanger); ok {
 		s.exch = ex
+	}
+	if rv, ok := issuer.(Reverifier); ok {
+		s.reverf = rv
 	}
 	return s, nil
 }
@@ -677,14 +693,44 @@ type token struct {
 	raw string
 }
 
+// holder says who asks for a token, which decides what a refusal for
+// re-verification means.
+type holder int
+
+const (
+	// asUser is the user (or their sync client, their automation): a
+	// refusal for re-verification sends them through the extra
+	// verification, after which they ask again.
+	asUser holder = iota
+	// asAttacker holds the password or a stolen token but not the second
+	// factor: a refusal for re-verification leaves them without a token
+	// (errNoToken).
+	asAttacker
+)
+
+// errNoToken is an attacker's refusal: the token API wants the user to
+// verify again, which the attacker cannot.
+var errNoToken = errors.New("refused until the user verifies again")
+
 // issue gets a token for userID: from the issuer when there is one, made
 // up (a fingerprint of a synthetic value) otherwise.
-func (s *Sim) issue(ctx context.Context, userID, clientID, sessionID string, scopes []string) (token, error) {
+func (s *Sim) issue(ctx context.Context, by holder, userID, clientID, sessionID string, scopes []string) (token, error) {
 	if s.issuer == nil {
 		s.tokenN++
 		return token{id: schemas.Fingerprint(fmt.Sprintf("simulated-token/%d/%d", s.cfg.Seed, s.tokenN))}, nil
 	}
 	raw, _, err := s.issuer.Issue(ctx, userID, clientID, sessionID, scopes)
+	if errors.Is(err, ErrReverificationRequired) {
+		if by == asAttacker {
+			return token{}, errNoToken
+		}
+		if s.reverf != nil {
+			if err := s.reverf.Reverify(ctx, userID); err != nil {
+				return token{}, err
+			}
+			raw, _, err = s.issuer.Issue(ctx, userID, clientID, sessionID, scopes)
+		}
+	}
 	if err != nil {
 		return token{}, fmt.Errorf("issuing a token for %s: %w", userID, err)
 	}
@@ -694,15 +740,15 @@ func (s *Sim) issue(ctx context.Context, userID, clientID, sessionID string, sco
 
 // exchange gets a downscoped token for parent: through the issuer's token
 // exchange when it can, issued directly otherwise.
-func (s *Sim) exchange(ctx context.Context, userID, clientID, sessionID string, parent token, scopes []string) (token, error) {
+func (s *Sim) exchange(ctx context.Context, by holder, userID, clientID, sessionID string, parent token, scopes []string) (token, error) {
 	if s.issuer == nil || parent.raw == "" || s.exch == nil || !s.exch.CanExchange(clientID) {
-		return s.issue(ctx, userID, clientID, sessionID, scopes)
+		return s.issue(ctx, by, userID, clientID, sessionID, scopes)
 	}
 	raw, _, err := s.exch.Exchange(ctx, clientID, parent.raw, scopes)
 	if errors.Is(err, ErrRefused) {
 		// The parent was revoked meanwhile (by the pipeline under test,
 		// say): the application signs the user in again instead.
-		return s.issue(ctx, userID, clientID, sessionID, scopes)
+		return s.issue(ctx, by, userID, clientID, sessionID, scopes)
 	}
 	if err != nil {
 		return token{}, fmt.Errorf("exchanging a token of %s: %w", userID, err)

@@ -24,6 +24,7 @@ type tally struct {
 	steps      map[schemas.Step]int      // audit rows by step
 	revokedBy  map[string]map[string]int // rule → user → revocations
 	revokedAt  map[string]time.Time      // user → first revocation
+	revs       map[string][]revocation   // user → every revocation
 	answered   map[string]bool           // users revoked or notified about
 	latencies  []time.Duration           // last event → revoked
 	detectLat  []time.Duration           // last event → detected
@@ -34,6 +35,7 @@ func newTally() *tally {
 		detections: map[string]int{}, pending: map[string]bool{},
 		steps: map[schemas.Step]int{}, revokedBy: map[string]map[string]int{},
 		revokedAt: map[string]time.Time{}, answered: map[string]bool{},
+		revs: map[string][]revocation{},
 	}
 }
 
@@ -66,6 +68,9 @@ func (t *tally) wrap(obs Observer) Observer {
 				t.revokedBy[r.RuleID][r.UserID]++
 				if at, ok := t.revokedAt[r.UserID]; !ok || r.Time.Before(at) {
 					t.revokedAt[r.UserID] = r.Time
+				}
+				if r.UserID != "" {
+					t.revs[r.UserID] = append(t.revs[r.UserID], revocation{at: r.Time, action: r.Action})
 				}
 				if r.RevokeLatencyMs > 0 {
 					t.latencies = append(t.latencies, time.Duration(r.RevokeLatencyMs)*time.Millisecond)
@@ -121,6 +126,9 @@ type Report struct {
 	// TokensChecked attacked tokens were introspected afterwards;
 	// TokensStillActive of them were still active.
 	TokensChecked, TokensStillActive int
+	// AfterRevocation counts the tokens the token API issued to users
+	// after they were revoked, from its answers to the simulator.
+	AfterRevocation AfterRevocation
 	// Unfinished commands had not reached a terminal state at the end.
 	Unfinished int
 	// DetectorEvents is how many events the detector read, and
@@ -176,10 +184,11 @@ func (s *Stack) Simulate(ctx context.Context, cfg simulate.Config, drain time.Du
 	icfg.AdminToken = s.AdminToken
 	icfg.ExchangeClientID = "web-app"
 	icfg.ExchangeClientSecret = s.appSecret
-	issuer, err := simulate.NewHTTPIssuer(icfg, nil)
+	http, err := simulate.NewHTTPIssuer(icfg, nil)
 	if err != nil {
 		return Report{}, err
 	}
+	issuer := newIssuance(http)
 	sim, err := simulate.New(cfg, issuer, s.log.With().Str("component", "simulate").Logger())
 	if err != nil {
 		return Report{}, err
@@ -219,13 +228,13 @@ func (s *Stack) Simulate(ctx context.Context, cfg simulate.Config, drain time.Du
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	r := s.report(ctx, stats, sim)
+	r := s.report(ctx, stats, sim, issuer)
 	r.DetectorEvents = int64(s.counterSum("revoked_detector_events_total")) - before
 	r.DetectorCaughtUp = caughtUp
 	return r, nil
 }
 
-func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.Sim) Report {
+func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.Sim, issued *issuance) Report {
 	t := s.tally
 	t.mu.Lock()
 	r := Report{
@@ -251,6 +260,10 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 	}
 	answered := maps.Clone(t.answered)
 	revokedAt := maps.Clone(t.revokedAt)
+	revs := make(map[string][]revocation, len(t.revs))
+	for u, rs := range t.revs {
+		revs[u] = slices.Clone(rs)
+	}
 	for _, p := range t.pending {
 		if p {
 			r.Unfinished++
@@ -265,6 +278,13 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 	explained := map[string]bool{}  // attack or attempt
 	userAction := map[string]bool{} // logouts
 	tokens := sim.Tokens()
+	attackerTokens := map[string]bool{}
+	for _, g := range sim.Labels() {
+		if g.Label == simulate.LabelAttack && g.TokenID != "" {
+			attackerTokens[g.TokenID] = true
+		}
+	}
+	r.AfterRevocation = issued.afterRevocation(revs, attackerTokens)
 	for _, g := range sim.Labels() {
 		switch g.Label {
 		case simulate.LabelUserAction:

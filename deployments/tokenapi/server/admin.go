@@ -140,6 +140,12 @@ func (s *Server) handleAdminIssue(w http.ResponseWriter, r *http.Request) {
 			expiresAt: now.Add(ttl),
 		}
 	})
+	if errors.Is(err, errReverify) {
+		// The login this call stands for is refused like the token
+		// endpoint refuses a grant.
+		s.refuseReverify(w, req.UserID)
+		return
+	}
 	if err != nil {
 		s.writeInternal(w, err, "issuing token")
 		return
@@ -211,6 +217,72 @@ func (s *Server) handleAdminListSubject(w http.ResponseWriter, r *http.Request) 
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// ReverificationRequest is the optional body of POST
+// /admin/subjects/{user_id}/require-reverification: the command that asks,
+// for the log.
+type ReverificationRequest struct {
+	CommandID string `json:"command_id,omitempty"`
+}
+
+// ReverificationResponse answers the re-verification calls: whether the
+// subject must verify again, since when, and for require-reverification
+// how many live tokens it revoked.
+type ReverificationResponse struct {
+	Required bool       `json:"required"`
+	Since    *time.Time `json:"since,omitempty"`
+	Revoked  int        `json:"revoked"`
+}
+
+// handleAdminRequireReverification makes a subject verify again before
+// it gets another token: the token endpoint and POST /admin/tokens refuse
+// it with invalid_grant until POST .../reverified. The subject's live
+// tokens are revoked in the same step, so a token issued between a
+// revocation and this call does not survive it. Repeating it is harmless
+// (a redelivered command): the first time required stays.
+func (s *Server) handleAdminRequireReverification(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("user_id")
+	var req ReverificationRequest
+	body, err := io.ReadAll(r.Body)
+	if err == nil && len(strings.TrimSpace(string(body))) > 0 {
+		err = decodeStrict(strings.NewReader(string(body)), &req)
+	}
+	if err != nil {
+		s.adminError(w, http.StatusBadRequest, "malformed body: %v", err)
+		return
+	}
+	now := s.now()
+	n, since := s.store.requireReverification(user, now)
+	s.revoked.Add(uint64(n))
+	if since.Equal(now) {
+		s.reverifyAsked.Add(1)
+	}
+	s.log.Info().Str("user_id", user).Str("command_id", req.CommandID).Int("revoked", n).
+		Time("since", since).Msg("admin: re-verification required")
+	since = since.UTC()
+	writeJSON(w, http.StatusOK, ReverificationResponse{Required: true, Since: &since, Revoked: n})
+}
+
+// handleAdminReverified records that the subject verified again (the
+// login application calls it after the second factor): tokens are issued
+// again. Clearing a subject that had nothing to clear is a success.
+func (s *Server) handleAdminReverified(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("user_id")
+	was := s.store.reverified(user)
+	s.log.Info().Str("user_id", user).Bool("was_required", was).Msg("admin: re-verified")
+	writeJSON(w, http.StatusOK, ReverificationResponse{})
+}
+
+// handleAdminReverification says whether the subject must verify again.
+func (s *Server) handleAdminReverification(w http.ResponseWriter, r *http.Request) {
+	since, ok := s.store.reverification(r.PathValue("user_id"))
+	resp := ReverificationResponse{Required: ok}
+	if ok {
+		since = since.UTC()
+		resp.Since = &since
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // decodeStrict decodes exactly one JSON value and rejects unknown fields.

@@ -33,6 +33,20 @@
 // their descendants. A revoked token stays known (and inactive) until it
 // expires, then it is forgotten.
 //
+// # Re-verification
+//
+// POST /admin/subjects/{user_id}/require-reverification (the step-up call
+// of a revoke_and_reverify command) makes a subject verify again: its live
+// tokens are revoked in the same step, and until POST
+// /admin/subjects/{user_id}/reverified (the login application, after the
+// user passed the second factor) every token for the subject is refused,
+// at the token endpoint and at POST /admin/tokens, with invalid_grant
+// (RFC 6749 §5.2) and the description "re-verification required". The
+// server issues no refresh tokens, so there is no refresh grant to refuse;
+// a token exchange for the subject is refused the same way. GET
+// /admin/subjects/{user_id}/reverification says whether it is required.
+// The flag lives in the store beside the tokens and, like them, in memory.
+//
 // # State and locking
 //
 // All state lives in memory behind one sync.RWMutex. Every operation is a

@@ -37,6 +37,9 @@ func (m *httpMetrics) observe(route string, status int, took time.Duration) {
 //
 //   - revoked_tokenapi_tokens_issued_total, revoked_tokenapi_tokens_exchanged_total
 //     and revoked_tokenapi_tokens_revoked_total, the counters of Stats;
+//   - revoked_tokenapi_reverification_required_total and
+//     revoked_tokenapi_reverification_refused_total, the re-verification
+//     counters of Stats, and revoked_tokenapi_subjects_awaiting_reverification;
 //   - revoked_tokenapi_tokens_stored, the tokens currently held;
 //   - revoked_tokenapi_http_requests_total by route and status code, and
 //     revoked_tokenapi_http_request_duration_seconds by route. The route is
@@ -76,6 +79,14 @@ func (s *Server) RegisterMetrics(reg prometheus.Registerer) error {
 			func(st Stats) uint64 { return st.Exchanged }),
 		counter("tokens_revoked_total", "Live tokens revoked, descendants included.",
 			func(st Stats) uint64 { return st.Revoked }),
+		counter("reverification_required_total", "Subjects made to verify again before their next token.",
+			func(st Stats) uint64 { return st.ReverificationRequired }),
+		counter("reverification_refused_total", "Token requests refused because the subject must verify again.",
+			func(st Stats) uint64 { return st.ReverificationRefused }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "revoked", Subsystem: "tokenapi", Name: "subjects_awaiting_reverification",
+			Help: "Subjects that must verify again before they get a token.",
+		}, func() float64 { return float64(s.Stats().AwaitingReverification) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "revoked", Subsystem: "tokenapi", Name: "tokens_stored",
 			Help: "Tokens held in memory, revoked and expired ones not yet pruned included.",

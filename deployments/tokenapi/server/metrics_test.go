@@ -47,6 +47,8 @@ func TestMetrics(t *testing.T) {
 	mustExchange(t, env, asApp, root, nil)
 	postForm(t, env, server.PathRevoke, &asApp, url.Values{"token": {root}})
 	postForm(t, env, server.PathRevoke, nil, url.Values{"token": {root}}) // 401
+	env.Admin(t, http.MethodPost, "/admin/subjects/u/require-reverification", nil, nil)
+	adminReq(t, env, http.MethodPost, "/admin/tokens", servertest.AdminToken, server.IssueRequest{UserID: "u", ClientID: servertest.AppID}) // 400
 	if code, _ := getBody(t, env, "/no/such/path"); code != http.StatusNotFound {
 		t.Errorf("unknown path: %d", code)
 	}
@@ -63,6 +65,10 @@ func TestMetrics(t *testing.T) {
 		"revoked_tokenapi_tokens_exchanged_total 1\n",
 		"revoked_tokenapi_tokens_revoked_total 2\n",
 		"revoked_tokenapi_tokens_stored 2\n",
+		"revoked_tokenapi_reverification_required_total 1\n",
+		"revoked_tokenapi_reverification_refused_total 1\n",
+		"revoked_tokenapi_subjects_awaiting_reverification 1\n",
+		`revoked_tokenapi_http_requests_total{code="400",route="POST /admin/tokens"} 1` + "\n",
 		`revoked_tokenapi_http_requests_total{code="200",route="POST /oauth2/token"} 1` + "\n",
 		`revoked_tokenapi_http_requests_total{code="200",route="POST /admin/tokens"} 1` + "\n",
 		`revoked_tokenapi_http_requests_total{code="200",route="POST /oauth2/revoke"} 1` + "\n",

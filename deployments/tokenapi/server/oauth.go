@@ -17,8 +17,13 @@ import (
 // OAuth error codes this server answers with (RFC 6749 §5.2, RFC 7009
 // §2.2.1, RFC 8693 §2.2.2).
 const (
-	ErrCodeInvalidRequest       = "invalid_request"
-	ErrCodeInvalidClient        = "invalid_client"
+	ErrCodeInvalidRequest = "invalid_request"
+	ErrCodeInvalidClient  = "invalid_client"
+	// ErrCodeInvalidGrant (RFC 6749 §5.2) refuses a token to a subject
+	// that must verify again (see the admin call
+	// /admin/subjects/{user_id}/require-reverification); this server sends
+	// it for nothing else.
+	ErrCodeInvalidGrant         = "invalid_grant"
 	ErrCodeUnauthorizedClient   = "unauthorized_client"
 	ErrCodeUnsupportedGrantType = "unsupported_grant_type"
 	ErrCodeInvalidScope         = "invalid_scope"
@@ -46,6 +51,11 @@ func (e *oauthError) Error() string { return e.code + ": " + e.desc }
 func errInvalidRequest(format string, args ...any) *oauthError {
 	return &oauthError{http.StatusBadRequest, ErrCodeInvalidRequest, fmt.Sprintf(format, args...)}
 }
+
+// errReverification is the token endpoint's refusal of a token to a
+// subject that must verify again.
+var errReverification = &oauthError{http.StatusBadRequest, ErrCodeInvalidGrant,
+	"re-verification required: the user must verify again before new tokens are issued"}
 
 func errInvalidClient(desc string) *oauthError {
 	return &oauthError{http.StatusUnauthorized, ErrCodeInvalidClient, desc}
@@ -202,6 +212,10 @@ func (s *Server) clientCredentials(w http.ResponseWriter, c *client, form url.Va
 			expiresAt: now.Add(s.cfg.TokenTTL),
 		}
 	})
+	if errors.Is(err, errReverify) {
+		s.refuseReverify(w, c.id)
+		return
+	}
 	if err != nil {
 		s.writeInternal(w, err, "issuing token")
 		return
@@ -317,6 +331,9 @@ func (s *Server) tokenExchange(w http.ResponseWriter, c *client, form url.Values
 			// RFC 8693 §2.2.2: an invalid subject_token is invalid_request.
 			s.writeError(w, errInvalidRequest("subject_token is invalid, expired or revoked"))
 			return
+		case errors.Is(err, errReverify):
+			s.refuseReverify(w, "")
+			return
 		case errors.As(err, &oe):
 			s.writeError(w, oe)
 			return
@@ -338,6 +355,16 @@ func (s *Server) tokenExchange(w http.ResponseWriter, c *client, form url.Values
 		return
 	}
 	s.writeInternal(w, errCollision, "exchanging token")
+}
+
+// refuseReverify answers a token request for a subject that must verify
+// again: invalid_grant (RFC 6749 §5.2), which covers "the resource owner
+// credentials are invalid, expired, revoked" and suits a grant the
+// authorization server will not honour until the user proves themselves.
+func (s *Server) refuseReverify(w http.ResponseWriter, subject string) {
+	s.reverifyRefused.Add(1)
+	s.log.Info().Str("user_id", subject).Msg("token refused: re-verification required")
+	s.writeError(w, errReverification)
 }
 
 // handleRevoke is the RFC 7009 revocation endpoint.

@@ -58,10 +58,12 @@ type Server struct {
 	metricsServed bool
 	httpMetrics   atomic.Pointer[httpMetrics]
 
-	notReady  atomic.Bool
-	issued    atomic.Uint64
-	exchanged atomic.Uint64
-	revoked   atomic.Uint64
+	notReady        atomic.Bool
+	issued          atomic.Uint64
+	exchanged       atomic.Uint64
+	revoked         atomic.Uint64
+	reverifyAsked   atomic.Uint64
+	reverifyRefused atomic.Uint64
 }
 
 type client struct {
@@ -176,13 +178,19 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // Stats are cumulative counters of the server, for metrics. Issued counts
 // every token issued (client credentials, admin and exchange), Exchanged the
 // token exchanges among them, Revoked every live token revoked (descendants
-// included). Stored is the number of tokens currently held, revoked and
-// expired ones not yet pruned included.
+// included). ReverificationRequired counts the calls that made a subject
+// verify again, ReverificationRefused the token requests refused because
+// the subject had not yet. Stored is the number of tokens currently held,
+// revoked and expired ones not yet pruned included; AwaitingReverification
+// the subjects that must verify again.
 type Stats struct {
-	Issued    uint64
-	Exchanged uint64
-	Revoked   uint64
-	Stored    int
+	Issued                 uint64
+	Exchanged              uint64
+	Revoked                uint64
+	ReverificationRequired uint64
+	ReverificationRefused  uint64
+	Stored                 int
+	AwaitingReverification int
 }
 
 // Stats returns the current counters. It does not block on requests beyond
@@ -194,6 +202,10 @@ func (s *Server) Stats() Stats {
 		Exchanged: s.exchanged.Load(),
 		Revoked:   s.revoked.Load(),
 		Stored:    s.store.size(),
+
+		ReverificationRequired: s.reverifyAsked.Load(),
+		ReverificationRefused:  s.reverifyRefused.Load(),
+		AwaitingReverification: s.store.awaitingReverification(),
 	}
 }
 
@@ -220,6 +232,9 @@ func (s *Server) routes() http.Handler {
 		admin("POST "+p+"/admin/tokens/{token_id}/revoke", s.handleAdminRevokeToken)
 		admin("POST "+p+"/admin/subjects/{user_id}/revoke", s.handleAdminRevokeIndexed(bySubject, "user_id"))
 		admin("GET "+p+"/admin/subjects/{user_id}/tokens", s.handleAdminListSubject)
+		admin("POST "+p+"/admin/subjects/{user_id}/require-reverification", s.handleAdminRequireReverification)
+		admin("POST "+p+"/admin/subjects/{user_id}/reverified", s.handleAdminReverified)
+		admin("GET "+p+"/admin/subjects/{user_id}/reverification", s.handleAdminReverification)
 		admin("POST "+p+"/admin/sessions/{session_id}/revoke", s.handleAdminRevokeIndexed(bySession, "session_id"))
 		admin("POST "+p+"/admin/clients/{client_id}/revoke", s.handleAdminRevokeIndexed(byClient, "client_id"))
 	}

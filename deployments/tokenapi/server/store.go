@@ -16,6 +16,8 @@ const sweepBatch = 256
 var (
 	errInactive  = errors.New("token is unknown, expired or revoked")
 	errCollision = errors.New("token id collision")
+	// errReverify refuses a token for a subject that must verify again.
+	errReverify = errors.New("re-verification required")
 )
 
 // token is what the server remembers of an access token. It never holds the
@@ -98,7 +100,9 @@ func (ix index) remove(key, id string) {
 // Invariants: a token is in the subject, session and client indexes exactly
 // while it is stored and not revoked; every descendant of a revoked token is
 // revoked (revocation cascades, and a revoked token cannot be exchanged);
-// a child never outlives its parent.
+// a child never outlives its parent; a subject in reverify has no live
+// token (requiring re-verification revokes them, and no token is issued or
+// exchanged for the subject until it is cleared).
 type store struct {
 	mu        sync.RWMutex
 	tokens    map[string]*token
@@ -106,6 +110,10 @@ type store struct {
 	bySession index
 	byClient  index
 	expiry    expiryHeap
+	// reverify holds the subjects that must verify again before they get
+	// a token, with the moment that was first required. It lives in
+	// memory like the tokens; entries stay until cleared.
+	reverify map[string]time.Time
 }
 
 func newStore() *store {
@@ -114,6 +122,7 @@ func newStore() *store {
 		bySubject: make(index),
 		bySession: make(index),
 		byClient:  make(index),
+		reverify:  make(map[string]time.Time),
 	}
 }
 
@@ -142,11 +151,15 @@ func (s *store) unindexLocked(t *token) {
 	s.byClient.remove(t.clientID, t.id)
 }
 
-// issue stores a new root token.
+// issue stores a new root token, unless its subject must verify again
+// (errReverify).
 func (s *store) issue(t *token, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sweepLocked(now, sweepBatch)
+	if _, wait := s.reverify[t.subject]; wait {
+		return errReverify
+	}
 	return s.insertLocked(t)
 }
 
@@ -161,6 +174,9 @@ func (s *store) exchange(parentID string, now time.Time, derive func(parent toke
 	p := s.tokens[parentID]
 	if p == nil || !p.live(now) {
 		return nil, errInactive
+	}
+	if _, wait := s.reverify[p.subject]; wait {
+		return nil, errReverify
 	}
 	child, err := derive(p.view())
 	if err != nil {
@@ -255,6 +271,57 @@ func (s *store) revokeIndexed(k indexKind, key string, now time.Time) int {
 	}
 	s.sweepLocked(now, sweepBatch)
 	return n
+}
+
+// requireReverification makes the subject verify again before it gets
+// another token, and revokes its live tokens (with descendants) in the
+// same step, so no token issued before this call outlives it. It returns
+// how many tokens were live, and when re-verification was first required
+// (now, unless it already was and is not yet cleared).
+func (s *store) requireReverification(subject string, now time.Time) (revoked int, since time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	since, ok := s.reverify[subject]
+	if !ok {
+		since = now
+		s.reverify[subject] = since
+	}
+	set := s.bySubject[subject]
+	ids := make([]string, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		revoked += s.revokeFamilyLocked(id, now)
+	}
+	s.sweepLocked(now, sweepBatch)
+	return revoked, since
+}
+
+// reverified clears the subject's re-verification and reports whether one
+// was required.
+func (s *store) reverified(subject string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.reverify[subject]
+	delete(s.reverify, subject)
+	return ok
+}
+
+// reverification returns when the subject was first required to verify
+// again, and whether it still is.
+func (s *store) reverification(subject string) (time.Time, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	since, ok := s.reverify[subject]
+	return since, ok
+}
+
+// awaitingReverification is how many subjects must verify again.
+func (s *store) awaitingReverification() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.reverify)
 }
 
 // listSubject returns the subject's live tokens ordered by issue time.
