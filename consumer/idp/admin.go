@@ -104,19 +104,35 @@ func (c *Client) RevokeSubjectClient(ctx context.Context, userID, clientID strin
 	return c.result(c.admin.SubjectClient, resp, body), nil
 }
 
-// IsClient reports whether id names a registered client, with the
-// configured client_lookup call: true on its success statuses, false on
-// 404. Unconfigured, it answers ErrNotConfigured.
-func (c *Client) IsClient(ctx context.Context, id string) (bool, error) {
-	_, _, err := c.adminCall(ctx, "client_lookup", c.admin.ClientLookup, map[string]string{"client_id": id}, maxBodyBytes)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, ErrNotFound):
-		return false, nil
-	}
-	return false, err
+// ClientInfo is what the client lookup says of a client.
+type ClientInfo struct {
+	// GrantTypes are the client's RFC 7591 grant_types, when the answer
+	// names them.
+	GrantTypes []string `json:"grant_types"`
 }
+
+// HoldsRefreshTokens reports whether the client may hold refresh tokens.
+func (ci ClientInfo) HoldsRefreshTokens() bool { return slices.Contains(ci.GrantTypes, "refresh_token") }
+
+// LookupClient reports whether id names a registered client, with the
+// configured client_lookup call (found on its success statuses, not found
+// on 404), and what the answer says of it. Unconfigured, it answers
+// ErrNotConfigured.
+func (c *Client) LookupClient(ctx context.Context, id string) (ClientInfo, bool, error) {
+	_, body, err := c.adminCall(ctx, "client_lookup", c.admin.ClientLookup, map[string]string{"client_id": id}, maxBodyBytes)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return ClientInfo{}, false, nil
+	case err != nil:
+		return ClientInfo{}, false, err
+	}
+	var ci ClientInfo
+	_ = json.Unmarshal(body, &ci) // metadata is optional; found is what counts
+	return ci, true, nil
+}
+
+// AccessOnly reports whether the client call leaves refresh tokens active.
+func (c *Client) AccessOnly() bool { return c.admin.Client.AccessOnly }
 
 // LoginOnly reports whether the call that revokes a target of kind
 // ("user", "token", "session" or "client") ends login sessions and leaves

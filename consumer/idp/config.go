@@ -152,7 +152,8 @@ type AdminConfig struct {
 	// did not take (Ory Hydra: the consent of that user for that client).
 	SubjectClient AdminCall `flag:"-" env:"-" yaml:"subject_client"`
 	// ClientLookup answers success when {client_id} names a registered
-	// client and 404 when it does not. With it, a user target whose id
+	// client, with its RFC 7591 metadata (grant_types), and 404 when it
+	// does not. With it, a user target whose id
 	// names a client (a client-credentials grant's subject is its client
 	// id on Ory Hydra, where the subject-wide call leaves such tokens
 	// alone) also gets the Client call.
@@ -230,6 +231,11 @@ type AdminCall struct {
 	// already issued active (Ory Hydra's session call): a revocation made
 	// with it alone is not effective, and escalates.
 	LoginOnly bool `yaml:"login_only"`
+	// AccessOnly marks a client call that revokes access tokens and leaves
+	// refresh tokens active (Ory Hydra's): a client revocation made with
+	// it is not effective when the client lookup says the client may hold
+	// refresh tokens (its grant_types, RFC 7591, name refresh_token).
+	AccessOnly bool `yaml:"access_only"`
 }
 
 // AdminAuth authenticates admin calls.

@@ -94,7 +94,10 @@ func OktaPreset(orgURL, authServerID string) Config {
 //     GET /admin/clients/{id} finds (the client lookup) also gets the
 //     client call.
 //   - Client: DELETE /admin/oauth2/tokens?client_id={id}, 204: every
-//     access token of the client, whoever it was issued to.
+//     access token of the client, whoever it was issued to, and no refresh
+//     token. So a client revocation is not effective when the client may
+//     hold refresh tokens (its grant_types name refresh_token), and
+//     unconfirmed otherwise.
 //   - Subject and client: DELETE /admin/oauth2/auth/sessions/consent?subject={id}&client={client},
 //     204: the user's tokens of one client, the fallback of a token
 //     revocation that did not take.
@@ -193,7 +196,9 @@ func (a AdminConfig) withProviderPreset() AdminConfig {
 		session := call(http.MethodDelete, "{base}/admin/oauth2/auth/sessions/login?sid={session_id}", "204")
 		session.LoginOnly = true
 		fill(&a.Session, session)
-		fill(&a.Client, call(http.MethodDelete, "{base}/admin/oauth2/tokens?client_id={client_id}", "204"))
+		client := call(http.MethodDelete, "{base}/admin/oauth2/tokens?client_id={client_id}", "204")
+		client.AccessOnly = true
+		fill(&a.Client, client)
 		fill(&a.SubjectClient, call(http.MethodDelete, "{base}/admin/oauth2/auth/sessions/consent?subject={user_id}&client={client_id}", "204"))
 		fill(&a.ClientLookup, call(http.MethodGet, "{base}/admin/clients/{client_id}", "200"))
 		if a.Escalate.Token == nil {

@@ -466,9 +466,12 @@ func TestHydraExample(t *testing.T) {
 		t.Fatalf("subject and client: %+v %v", res, err)
 	}
 	for id, want := range map[string]bool{"batch": true, "user:alice@example.com": false} {
-		if got, err := c.IsClient(t.Context(), id); err != nil || got != want {
-			t.Errorf("IsClient(%q) = %v, %v", id, got, err)
+		if _, got, err := c.LookupClient(t.Context(), id); err != nil || got != want {
+			t.Errorf("LookupClient(%q) = %v, %v", id, got, err)
 		}
+	}
+	if !c.AccessOnly() {
+		t.Error("Hydra's client call leaves refresh tokens: it is access-only")
 	}
 	wantLog := []string{
 		"POST /admin/oauth2/introspect",

@@ -22,7 +22,8 @@ type Profile interface {
 	Escalation(kind string) (fallbacks []string, retries int, delay time.Duration)
 	Lists() bool
 	RevokeSubjectClient(ctx context.Context, userID, clientID string) (idp.Result, error)
-	IsClient(ctx context.Context, id string) (bool, error)
+	LookupClient(ctx context.Context, id string) (idp.ClientInfo, bool, error)
+	AccessOnly() bool
 }
 
 var _ Profile = (*idp.Client)(nil)
@@ -114,10 +115,33 @@ func (r *IdPRevoker) prove(ctx context.Context, cmd *schemas.RevokeCommand, rawT
 	if rawToken != "" {
 		return r.introspect(ctx, rawToken)
 	}
-	if t.UserID == "" || t.Kind == schemas.TargetClient {
+	if t.Kind == schemas.TargetClient {
+		return r.proveClient(ctx, t.ClientID)
+	}
+	if t.UserID == "" {
 		return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: fmt.Sprintf("no proof: the token API offers none for a %s target without its token", t.Kind)}
 	}
 	return r.list(ctx, cmd, since)
+}
+
+// proveClient settles a client revocation, which no token API here can
+// prove: unconfirmed, unless the client call leaves refresh tokens active
+// and the client may hold some.
+func (r *IdPRevoker) proveClient(ctx context.Context, clientID string) proof {
+	none := proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof: the token API offers none for a client"}
+	prof, ok := r.api.(Profile)
+	if !ok || !prof.AccessOnly() {
+		return none
+	}
+	ci, found, err := prof.LookupClient(ctx, clientID)
+	switch {
+	case err != nil:
+		return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof, and looking the client up failed: " + err.Error()}
+	case found && ci.HoldsRefreshTokens():
+		return proof{verdict: schemas.StepNotEffective, revoked: -1,
+			statement: "the token API's client call revokes access tokens only, and the client's refresh_token grant leaves its refresh tokens active"}
+	}
+	return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof: the client call revokes access tokens only, and the client holds no refresh tokens"}
 }
 
 // introspect proves a raw token's revocation.

@@ -93,16 +93,18 @@ func (a *hydraLike) RevokeSession(context.Context, string) (idp.Result, error) {
 	return idp.Result{Status: 204}, nil
 }
 
-func (a *hydraLike) IsClient(_ context.Context, id string) (bool, error) {
+func (a *hydraLike) LookupClient(_ context.Context, id string) (idp.ClientInfo, bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, t := range a.tokens {
 		if t.client == id {
-			return true, nil
+			return idp.ClientInfo{GrantTypes: []string{"authorization_code", "refresh_token"}}, true, nil
 		}
 	}
-	return false, nil
+	return idp.ClientInfo{}, false, nil
 }
+
+func (a *hydraLike) AccessOnly() bool { return true }
 
 func (a *hydraLike) RevokeTokenID(context.Context, string) (idp.Result, error) {
 	return idp.Result{}, idp.ErrNotConfigured

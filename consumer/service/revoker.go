@@ -299,7 +299,7 @@ func (r *IdPRevoker) clientSubject(ctx context.Context, userID string, res idp.R
 	if !ok {
 		return res, nil
 	}
-	isClient, err := prof.IsClient(ctx, userID)
+	_, isClient, err := prof.LookupClient(ctx, userID)
 	switch {
 	case errors.Is(err, idp.ErrNotConfigured):
 		return res, nil
