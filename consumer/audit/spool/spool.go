@@ -782,11 +782,21 @@ func (s *Store) Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, err
 	return s.inner.Stats(ctx, q)
 }
 
-// Checkpoints implements audit.Store: the store's checkpoints; spooled
-// ones appear once drained.
+// ErrNotDrained is the error of Checkpoints while the store lacks
+// records of the spool (or is thought down): the store's checkpoints
+// would then be older than the chain the spool knows, and a writer
+// checking its unsigned tail against them would take spooled rows for
+// missing ones. It is transient: the store is not at fault.
+var ErrNotDrained = errors.New("the audit spool holds records the store has not acknowledged")
+
+// Checkpoints implements audit.Store: the store's checkpoints, once it
+// has every spooled record; before, an error wrapping ErrNotDrained.
 func (s *Store) Checkpoints(ctx context.Context, chain string, afterSeq uint64, limit int) ([]schemas.Checkpoint, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
+	}
+	if n, _ := s.Pending(); n > 0 || !s.healthy.Load() {
+		return nil, fmt.Errorf("reading checkpoints of chain %q: %w (%d records pending)", chain, ErrNotDrained, n)
 	}
 	return s.inner.Checkpoints(ctx, chain, afterSeq, limit)
 }
