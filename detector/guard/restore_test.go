@@ -22,7 +22,7 @@ func TestRestore(t *testing.T) {
 	restore := func(c *schemas.RevokeCommand, ago time.Duration) { g.Restore(c, now.Add(-ago)) }
 	restore(cmdFor("r1", "u1", schemas.ActionRevoke), 10*time.Second)
 	restore(cmdFor("r2", "u2", schemas.ActionRevoke), 50*time.Second)
-	restore(cmdFor("r1", "u3", schemas.ActionRevoke), 5*time.Minute) // cooldown, not budget
+	restore(cmdFor("r1", "u3", schemas.ActionRevoke), 5*time.Minute)  // cooldown, not budget
 	restore(cmdFor("r1", "u4", schemas.ActionRevoke), 20*time.Minute) // beyond the cooldown
 	dry := cmdFor("r1", "u5", schemas.ActionRevoke)
 	dry.Mode = schemas.ModeDryRun
