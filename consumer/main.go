@@ -154,6 +154,11 @@ func (c storeConfig) reader(ctx context.Context, writer audit.Store, log zerolog
 	if c.Audit.ReadDSN == "" {
 		return backends.ReadOnly(writer), func() error { return nil }, nil
 	}
+	if c.Audit.SpoolDir != "" {
+		// The consumer starts while the store is down; so does its API.
+		store := backends.Deferred(func(ctx context.Context) (audit.Store, error) { return c.openReader(ctx, log) }, log)
+		return backends.ReadOnly(store), store.Close, nil
+	}
 	store, err := c.openReader(ctx, log)
 	if err != nil {
 		return nil, nil, err
@@ -268,13 +273,10 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	store, err := cfg.Store.open(ctx, log)
-	if err != nil {
-		return err
-	}
 	// With -audit.spool-dir the consumer writes through the spool, which
-	// owns the store from then on.
-	if store, err = cfg.Store.spool(store, reg, log); err != nil {
+	// owns the store from then on, and starts while the store is down.
+	store, err := cfg.Store.openWriter(ctx, reg, log)
+	if err != nil {
 		return err
 	}
 	defer store.Close()

@@ -145,6 +145,13 @@ type Writer struct {
 	unsignedFrom time.Time // when the first row after signedSeq was stored
 	closeErr     error     // the last checkpoint's, returned by Close
 	noSign       error     // why this writer must not sign (a broken tail)
+	// unchecked is set while the tail found at start could not be
+	// checked (the store did not answer): the Writer signs nothing until
+	// a later try of the check succeeds. startSeq and startHash are the
+	// head it found.
+	unchecked error
+	startSeq  uint64
+	startHash string
 }
 
 type writeRequest struct {
@@ -184,8 +191,15 @@ func NewWriterWithConfig(ctx context.Context, store Store, cfg WriterConfig, log
 		hash:  hash,
 	}
 	if cfg.Signer != nil && seq > 0 {
+		w.startSeq, w.startHash = seq, hash
 		if err := w.checkUnsignedTail(ctx); err != nil {
-			return nil, err
+			if Permanent(err) || ctx.Err() != nil {
+				return nil, err
+			}
+			// The store does not answer (an audit spool let the Writer
+			// start without it): write on, sign once the check passes.
+			w.unchecked = err
+			w.log.Warn().Err(err).Msg("cannot check the unsigned tail of the audit chain now; signing no checkpoint until it is checked")
 		}
 	}
 	w.log.Debug().Uint64("seq", seq).Uint64("signed_seq", w.signedSeq).Msg("audit chain head loaded")
@@ -201,21 +215,23 @@ func NewWriterWithConfig(ctx context.Context, store Store, cfg WriterConfig, log
 // not sign at all, so it does not vouch for the tampering; it logs the
 // broken link, writes on, and Close reports it. A chain with no checkpoint
 // of this key is signed from its head on without a check (verify it with
-// package trail first).
+// package trail first). It checks the tail up to the head the Writer
+// started from (startSeq, startHash), also when it runs again later
+// because the store did not answer at start.
 func (w *Writer) checkUnsignedTail(ctx context.Context) error {
 	keyring := schemas.NewKeyring(w.cfg.Signer.Public())
-	w.unsignedFrom = time.Now()
+	head, headHash := w.startSeq, w.startHash
 	var anchor *schemas.Checkpoint
 	// Look back from the head, widening the window, for the last
 	// checkpoint this key signed at or before it.
 	for back := uint64(1); ; back *= 64 {
-		after := w.seq - min(back, w.seq)
+		after := head - min(back, head)
 		cps, err := w.store.Checkpoints(ctx, w.cfg.Chain, after, 0)
 		if err != nil {
 			return fmt.Errorf("loading the checkpoints of audit chain %q: %w", w.cfg.Chain, err)
 		}
 		for i := range cps {
-			if c := cps[i]; c.Seq <= w.seq && c.Verify(keyring) == nil && (anchor == nil || c.Seq >= anchor.Seq) {
+			if c := cps[i]; c.Seq <= head && c.Verify(keyring) == nil && (anchor == nil || c.Seq >= anchor.Seq) {
 				anchor = &cps[i]
 			}
 		}
@@ -223,19 +239,29 @@ func (w *Writer) checkUnsignedTail(ctx context.Context) error {
 			break
 		}
 	}
+	if w.unsignedFrom.IsZero() {
+		w.unsignedFrom = time.Now()
+	}
 	switch {
 	case anchor == nil:
-		w.log.Warn().Uint64("seq", w.seq).Msg("audit chain has no checkpoint of this key; signing it from its head on unchecked")
+		w.log.Warn().Uint64("seq", head).Msg("audit chain has no checkpoint of this key; signing it from its head on unchecked")
 		return nil
-	case anchor.Seq == w.seq && anchor.Hash == w.hash:
-		w.signedSeq, w.unsignedFrom = w.seq, time.Time{}
+	case anchor.Seq == head && anchor.Hash == headHash:
+		w.headMu.Lock()
+		w.signedSeq = head
+		w.headMu.Unlock()
+		if w.seq == head {
+			w.unsignedFrom = time.Time{}
+		}
 		return nil
 	}
 	rows, err := w.store.ChainRows(ctx, w.cfg.Chain, anchor.Seq-1, 0)
 	if err != nil {
 		return fmt.Errorf("reading the unsigned tail of audit chain %q: %w", w.cfg.Chain, err)
 	}
+	w.headMu.Lock()
 	w.signedSeq = anchor.Seq
+	w.headMu.Unlock()
 	var broken error
 	switch {
 	case len(rows) == 0 || rows[0].Seq != anchor.Seq:
@@ -251,6 +277,10 @@ func (w *Writer) checkUnsignedTail(ctx context.Context) error {
 	}
 	return nil
 }
+
+// uncheckedTimeout bounds a later try of the start's tail check, which
+// holds up the writer's loop.
+const uncheckedTimeout = 5 * time.Second
 
 // Head returns the Seq and Hash of the last row the writer has stored.
 func (w *Writer) Head() (seq uint64, hash string) {
@@ -377,6 +407,20 @@ func (w *Writer) loop() {
 func (w *Writer) maybeCheckpoint(force bool) error {
 	if w.cfg.Signer == nil || w.seq == w.signedSeq {
 		return nil
+	}
+	if w.unchecked != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), min(w.cfg.FlushTimeout, uncheckedTimeout))
+		err := w.checkUnsignedTail(ctx)
+		cancel()
+		if err != nil {
+			w.unchecked = err
+			if force {
+				return fmt.Errorf("not signing audit chain %q: its unsigned tail could not be checked: %w", w.cfg.Chain, err)
+			}
+			return nil
+		}
+		w.unchecked = nil
+		w.log.Info().Uint64("signed_seq", w.SignedSeq()).Msg("the unsigned tail of the audit chain is checked; signing again")
 	}
 	if w.noSign != nil {
 		if force {

@@ -148,7 +148,7 @@ func newHandler(cfg Config, deps Deps, writer *audit.Writer, g *guard.Guard, m *
 		Keyring:      deps.Keyring,
 		Seal:         deps.Seal,
 		Revoker:      NewIdPRevoker(deps.TokenAPI, cfg.Retry).WithLineage(deps.Lineage),
-		Audit:        NewAuditLog(writer, deps.Store),
+		Audit:        withExecuted(NewAuditLog(writer, deps.Store), executedIndex(deps.Store)),
 		Actor:        cfg.Actor,
 		MaxClockSkew: cfg.MaxClockSkew,
 		Now:          deps.Now,
@@ -156,6 +156,15 @@ func newHandler(cfg Config, deps Deps, writer *audit.Writer, g *guard.Guard, m *
 		Observe:      deps.Observe,
 		Guard:        g,
 	}, log)
+}
+
+// executedIndex is the store's local index of executed commands when it
+// has one (an audit spool), else nil.
+func executedIndex(s audit.Store) ExecutedIndex {
+	if idx, ok := s.(ExecutedIndex); ok {
+		return idx
+	}
+	return nil
 }
 
 // Approvals lists, approves and rejects the commands this service held;

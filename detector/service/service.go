@@ -225,7 +225,10 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info().Str("topic", s.cfg.Reader.Topic).Str("group", s.cfg.Reader.GroupID).
 		Str("command_topic", s.cfg.Writer.Topic).Bool("dry_run", s.cfg.Engine.DryRun).Msg("detector started")
 	s.rec.start(ctx)
-	err := s.reader.Run(ctx, s.rec.wrap(s.handle))
+	var err error
+	if s.restoreGuard(ctx) {
+		err = s.reader.Run(ctx, s.rec.wrap(s.handle))
+	}
 	if cerr := s.rec.close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

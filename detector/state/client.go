@@ -49,6 +49,13 @@ func NewClient(brokers []string, sec kafkax.Security, clientID string) (*Client,
 // Close releases the Client's idle connections.
 func (c *Client) Close() { c.transport.CloseIdleConnections() }
 
+// Partitions returns the number of partitions of topic; 0 when it does
+// not exist.
+func (c *Client) Partitions(ctx context.Context, topic string) (int, error) {
+	n, err := partitionCount(ctx, c.client, topic)
+	return max(n, 0), err
+}
+
 // Bounds returns the first offset of a partition and the offset the next
 // message written to it will get.
 func (c *Client) Bounds(ctx context.Context, topic string, partition int) (first, end int64, err error) {

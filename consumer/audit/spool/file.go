@@ -16,12 +16,14 @@ import (
 //
 //	length  uint32, big endian: the bytes of kind and body
 //	crc     uint32, big endian: CRC-32C of kind and body
-//	kind    1 byte: kindRows or kindCheckpoints
-//	body    JSON: []schemas.AuditRow or []schemas.Checkpoint
+//	kind    1 byte: kindRows, kindCheckpoints or kindLedger
+//	body    JSON: []schemas.AuditRow, []schemas.Checkpoint or ledgerRecord
 //
 // A record is appended with one write and fsynced before the append
 // returns. A crash can only tear the last record: Open finds it by its
-// length or its CRC and truncates the file before it.
+// length or its CRC and truncates the file before it. The ledger file
+// (LedgerFileName) is framed the same way and holds only kindLedger
+// records.
 const (
 	headerSize = 8
 	// maxRecord bounds a record's length so a torn length field cannot
@@ -30,6 +32,7 @@ const (
 
 	kindRows        byte = 1
 	kindCheckpoints byte = 2
+	kindLedger      byte = 3
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -42,6 +45,7 @@ type record struct {
 	kind byte
 	rows []schemas.AuditRow
 	cps  []schemas.Checkpoint
+	led  *ledgerRecord
 }
 
 func (r *record) len() int { return len(r.rows) + len(r.cps) }
@@ -55,6 +59,8 @@ func encode(r *record) ([]byte, error) {
 		body, err = json.Marshal(r.rows)
 	case kindCheckpoints:
 		body, err = json.Marshal(r.cps)
+	case kindLedger:
+		body, err = json.Marshal(r.led)
 	default:
 		return nil, fmt.Errorf("unknown spool record kind %d", r.kind)
 	}
@@ -105,6 +111,9 @@ func readRecord(f io.ReaderAt, off int64) (*record, int64, error) {
 		err = json.Unmarshal(buf[1:], &r.rows)
 	case kindCheckpoints:
 		err = json.Unmarshal(buf[1:], &r.cps)
+	case kindLedger:
+		r.led = new(ledgerRecord)
+		err = json.Unmarshal(buf[1:], r.led)
 	default:
 		err = fmt.Errorf("unknown kind %d", r.kind)
 	}

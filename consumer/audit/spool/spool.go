@@ -1,9 +1,15 @@
 // Package spool keeps the consumer revoking while the audit store is down:
-// Store wraps the real audit.Store and, when an append to it fails
-// transiently, writes the rows durably to an append-only file on local disk
-// instead, then drains that file into the store, in order, once the store
-// answers again. The spool survives restarts: rows spooled by a process
-// that died are drained by the next one to open the same directory.
+// Store wraps the real audit.Store and writes every append durably to an
+// append-only file on local disk first (a write-ahead log), then to the
+// store: at once while the store answers, otherwise by a drainer, in
+// order, once the store answers again. The spool survives restarts: rows
+// spooled by a process that died are drained by the next one to open the
+// same directory.
+//
+// Beside the file, a ledger keeps what must outlive it once drained: the
+// terminal steps of recent commands (Executed), so the consumer refuses a
+// replay while the store is down, and each chain's head, so a writer can
+// continue its chain while the store is down, also at start.
 //
 // Rows are deterministic and every store deduplicates by RowID, so a row
 // appended twice (an append that timed out but was committed, a crash
@@ -42,6 +48,8 @@ const (
 	DefaultMinBackoff     = 100 * time.Millisecond
 	DefaultMaxBackoff     = 10 * time.Second
 	DefaultCloseTimeout   = 5 * time.Second
+	DefaultRollBytes      = 4 << 20
+	DefaultExecutedGrace  = time.Hour
 )
 
 // ErrInvalidOptions wraps every problem Options.Validate finds.
@@ -67,6 +75,18 @@ type Options struct {
 	// (default 5s; negative: none). Rows it does not drain stay spooled
 	// for the next process.
 	CloseTimeout time.Duration
+	// RollBytes is the size from which a spool file whose records the
+	// store has all acknowledged is emptied (default 4 MiB). While the
+	// store answers, records are acknowledged as they are written, and
+	// the file is emptied only then, so most appends cost one fsync.
+	RollBytes int64
+	// ExecutedGrace is how long after a command's expires_at the ledger
+	// still remembers its terminal steps (default 1h). The consumer
+	// refuses an expired command before it looks for a replay, so only a
+	// copy of the command re-signed with a later expiry needs more.
+	ExecutedGrace time.Duration
+	// Now is the ledger's clock (default time.Now).
+	Now func() time.Time
 	// Registerer, when set, receives the spool's metrics.
 	Registerer prometheus.Registerer
 }
@@ -82,6 +102,13 @@ func (o *Options) setDefaults() {
 	def(&o.MinBackoff, DefaultMinBackoff)
 	def(&o.MaxBackoff, DefaultMaxBackoff)
 	def(&o.CloseTimeout, DefaultCloseTimeout)
+	def(&o.ExecutedGrace, DefaultExecutedGrace)
+	if o.RollBytes == 0 {
+		o.RollBytes = DefaultRollBytes
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if o.DrainBatchRows == 0 {
 		o.DrainBatchRows = DefaultDrainBatchRows
 	}
@@ -91,13 +118,16 @@ func (o *Options) setDefaults() {
 // defaults).
 func (o Options) Validate() error {
 	var errs []error
-	for name, d := range map[string]time.Duration{"append timeout": o.AppendTimeout, "drain timeout": o.DrainTimeout, "min backoff": o.MinBackoff} {
+	for name, d := range map[string]time.Duration{"append timeout": o.AppendTimeout, "drain timeout": o.DrainTimeout, "min backoff": o.MinBackoff, "executed grace": o.ExecutedGrace} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%w: %s %s is negative", ErrInvalidOptions, name, d))
 		}
 	}
 	if o.MaxBackoff < o.MinBackoff {
 		errs = append(errs, fmt.Errorf("%w: max backoff %s is below min backoff %s", ErrInvalidOptions, o.MaxBackoff, o.MinBackoff))
+	}
+	if o.RollBytes < 0 {
+		errs = append(errs, fmt.Errorf("%w: roll bytes %d is negative", ErrInvalidOptions, o.RollBytes))
 	}
 	if o.DrainBatchRows < 0 {
 		errs = append(errs, fmt.Errorf("%w: drain batch rows %d is negative", ErrInvalidOptions, o.DrainBatchRows))
@@ -111,35 +141,49 @@ var _ audit.Store = (*Store)(nil)
 // it cannot take now. Every method may be called concurrently.
 //
 // Writes (Append, AppendCheckpoints) validate first: invalid rows fail
-// with ErrInvalidRow and nothing is stored or spooled. Then, while nothing
-// is spooled and the store is thought up, they try the store for at most
-// AppendTimeout; on success they return nil. On a transient failure (not
-// audit.Permanent), or while anything is spooled (so order is kept), they
-// append the rows to the spool file and fsync it, and return nil: the rows
-// are durable on local disk and will reach the store. They return an error
-// only for invalid rows, a closed spool, a caller's ctx that ended, or a
-// spool file that cannot be written (a full disk): then nothing is
-// spooled and the caller retries, as with any store error.
+// with ErrInvalidRow and nothing is stored or spooled. Then they append
+// the rows to the spool file and fsync it: from here on the rows are
+// durable and will reach the store, and the write returns nil. When the
+// store is thought up and every earlier record is acknowledged (so order
+// is kept), the write also appends the rows to the store, for at most
+// AppendTimeout, and marks the record acknowledged; otherwise, or when
+// that fails, the drainer sends it. A write returns an error only for
+// invalid rows, a closed spool, a caller's ctx that ended, or a spool
+// file that cannot be written (a full disk): then nothing is spooled and
+// the caller retries, as with any store error. Writing ahead costs one
+// fsync per append (one per group commit of the audit.Writer); in
+// exchange a crash can never leave rows the store acknowledged unknown to
+// the spool, so the ledger's heads and terminal steps are never behind.
 //
-// A drainer goroutine appends the spooled records to the store in order,
-// in batches of up to DrainBatchRows rows, retrying with backoff, and
-// truncates the file once the store has acknowledged everything in it.
+// A drainer goroutine appends the unacknowledged records to the store in
+// order, in batches of up to DrainBatchRows rows, retrying with backoff.
+// The file is emptied once the store has acknowledged everything in it:
+// at once when the drainer caught up, at RollBytes when records were
+// acknowledged as they were written. Before it is emptied, the heads of
+// its chains and the terminal steps of its rows go to the ledger.
 //
 // Reads: CommandRows merges the spooled rows of the command with the
-// store's (while the store is down: the spooled rows alone, so the
-// consumer's replay check may miss an older execution and run a command
-// again, which is harmless). ChainHead is the higher of the store's head
-// and the spool's (while the store is down: the spool's, if it holds rows
-// of the chain). History, Stats, ChainRows, Checkpoints and Chains read
-// the store alone: spooled rows appear in them once drained. Ping pings
-// the store; Check is the readiness check that tells "degraded" from
-// "down".
+// store's (while the store is down: the spooled rows alone). Executed is
+// what the consumer's replay check needs while the store is down: the
+// terminal steps of a command that the file or the ledger hold. ChainHead
+// is the higher of the store's head and the spool's (while the store is
+// down: the spool's, from the file or else the ledger). History, Stats,
+// ChainRows, Checkpoints and Chains read the store alone: spooled rows
+// appear in them once drained. Ping pings the store; Check is the
+// readiness check that tells "degraded" from "down".
 type Store struct {
 	inner audit.Store
 	path  string
 	opts  Options
 	log   zerolog.Logger
 	m     *metrics
+
+	// send is held by whoever appends records of the file to the store
+	// (the drainer, or a write acknowledging its own record), so records
+	// reach the store in order and are acknowledged once.
+	send sync.Mutex
+
+	led *ledger
 
 	mu      sync.RWMutex
 	f       *os.File
@@ -149,6 +193,7 @@ type Store struct {
 	// Index of the records in the file, drained or not, for the reads.
 	byCommand map[string][]int64 // offsets of the records holding rows of a command
 	heads     map[string]head    // highest row of each chain in the file
+	fileDone  []executed         // terminal steps of the rows in the file
 	closed    bool
 	// broken is set when a failed write could not be rolled back: the
 	// file may end in a torn record, so nothing more is appended after it.
@@ -197,8 +242,14 @@ func Open(dir string, store audit.Store, opts Options, log zerolog.Logger) (*Sto
 		_ = f.Close()
 		return nil, fmt.Errorf("syncing the audit spool directory: %w", err)
 	}
+	led, err := openLedger(dir, opts.ExecutedGrace, opts.Now, log.With().Str("component", "audit-spool").Logger())
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Store{
+		led:   led,
 		inner: store, path: path, opts: opts,
 		log:       log.With().Str("component", "audit-spool").Logger(),
 		f:         f,
@@ -212,11 +263,13 @@ func Open(dir string, store audit.Store, opts Options, log zerolog.Logger) (*Sto
 	if err := s.recover(); err != nil {
 		cancel()
 		_ = f.Close()
+		_ = led.close()
 		return nil, err
 	}
 	if s.m, err = newMetrics(opts.Registerer, s); err != nil {
 		cancel()
 		_ = f.Close()
+		_ = led.close()
 		return nil, err
 	}
 	if s.pending > 0 {
@@ -269,6 +322,7 @@ func (s *Store) index(off int64, rec *record) {
 			s.heads[r.Chain] = head{r.Seq, r.Hash}
 		}
 	}
+	s.fileDone = append(s.fileDone, terminal(rec.rows)...)
 }
 
 // Migrate implements audit.Store: it migrates the store.
@@ -303,45 +357,63 @@ func (s *Store) write(ctx context.Context, rec *record, direct func(context.Cont
 	if rec.len() == 0 {
 		return nil
 	}
-	if !s.spooling() && s.healthy.Load() {
-		tctx, cancel := context.WithTimeout(ctx, s.opts.AppendTimeout)
-		err := direct(tctx)
-		cancel()
-		switch {
-		case err == nil:
-			return nil
-		case audit.Permanent(err):
-			return err
-		case ctx.Err() != nil:
-			// The caller gave up; it owns the retry.
-			return err
-		}
-		s.storeDown(err)
+	off, end, err := s.spool(rec)
+	if err != nil {
+		return err
 	}
-	return s.spool(rec)
+	if s.healthy.Load() && s.send.TryLock() {
+		acked := false
+		s.mu.RLock()
+		first := s.drained == off
+		s.mu.RUnlock()
+		if first {
+			tctx, cancel := context.WithTimeout(ctx, s.opts.AppendTimeout)
+			err := direct(tctx)
+			cancel()
+			switch {
+			case err == nil:
+				acked = true
+				s.ack(end, rec.len())
+			case ctx.Err() != nil:
+				// The caller gave up; the rows are durable in the file and
+				// the drainer sends them.
+			default:
+				// Transient or not, the record stays in the file: the
+				// drainer retries it and logs what the store says.
+				s.storeDown(err)
+			}
+		}
+		s.send.Unlock()
+		if acked {
+			return nil
+		}
+	}
+	s.m.spooled.Add(float64(rec.len()))
+	s.signal()
+	return nil
 }
 
-// spooling reports whether the file holds records the store may lack:
-// appends then go to the spool too, behind them.
+// spooling reports whether the file holds records the store has not
+// acknowledged.
 func (s *Store) spooling() bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.size > 0
+	return s.drained < s.size
 }
 
-// spool appends rec to the file and fsyncs it.
-func (s *Store) spool(rec *record) error {
+// spool appends rec to the file and fsyncs it, and returns where it is.
+func (s *Store) spool(rec *record) (off, end int64, err error) {
 	buf, err := encode(rec)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.closed:
-		return fmt.Errorf("audit spool: %w", audit.ErrClosed)
+		return 0, 0, fmt.Errorf("audit spool: %w", audit.ErrClosed)
 	case s.broken != nil:
-		return fmt.Errorf("audit spool unusable after a failed write: %w", s.broken)
+		return 0, 0, fmt.Errorf("audit spool unusable after a failed write: %w", s.broken)
 	}
 	_, err = s.f.Write(buf)
 	if err == nil {
@@ -355,14 +427,29 @@ func (s *Store) spool(rec *record) error {
 			s.log.Error().Err(s.broken).Msg("a failed audit spool write could not be rolled back; the spool takes no more rows")
 		}
 		s.m.writeErrors.Inc()
-		return fmt.Errorf("spooling %d audit records to %s: %w", rec.len(), s.path, err)
+		return 0, 0, fmt.Errorf("spooling %d audit records to %s: %w", rec.len(), s.path, err)
 	}
-	s.index(s.size, rec)
+	off = s.size
+	s.index(off, rec)
 	s.size += int64(len(buf))
 	s.pending += rec.len()
-	s.m.spooled.Add(float64(rec.len()))
-	s.signal()
-	return nil
+	return off, s.size, nil
+}
+
+// ack marks the records up to end acknowledged by the store (n rows and
+// checkpoints) and empties the file when it has reached RollBytes and
+// holds nothing else. Callers hold send.
+func (s *Store) ack(end int64, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drained = end
+	s.pending -= n
+	if s.drained == s.size && s.size >= s.opts.RollBytes {
+		if err := s.truncate(); err != nil {
+			// The records stay, acknowledged; the next roll tries again.
+			s.log.Warn().Err(err).Msg("emptying the acknowledged audit spool failed")
+		}
+	}
 }
 
 // storeDown notes a transient failure of the store and has the drainer
@@ -447,80 +534,99 @@ func (s *Store) loop(ctx context.Context) {
 
 // drain appends the spooled records to the store in order until it has
 // caught up with the file, then truncates the file. Only the drainer (and
-// Close, after the drainer stopped) calls it; appends only add records
-// after the ones it reads, so it reads without the lock.
+// Close, after the drainer stopped) calls it. Each batch is sent holding
+// send; appends only add records after the ones it reads, so it reads the
+// file without mu.
 func (s *Store) drain(ctx context.Context) error {
 	for {
-		s.mu.RLock()
-		from, end := s.drained, s.size
-		s.mu.RUnlock()
-		if from == end {
-			s.mu.Lock()
-			caughtUp := s.drained == s.size
-			if caughtUp && s.size > 0 {
-				if err := s.truncate(); err != nil {
-					s.mu.Unlock()
-					return err
-				}
-			}
-			s.mu.Unlock()
-			if caughtUp {
-				return nil
-			}
-			continue
+		s.send.Lock()
+		done, err := s.drainBatch(ctx)
+		s.send.Unlock()
+		if err != nil || done {
+			return err
 		}
-		var rows []schemas.AuditRow
-		var cps []schemas.Checkpoint
-		next := from
-		for next < end && len(rows) < s.opts.DrainBatchRows {
-			rec, n, err := readRecord(s.f, next)
-			if err != nil {
-				return fmt.Errorf("reading the audit spool at offset %d: %w", next, err)
-			}
-			if rec.kind == kindCheckpoints {
-				if len(rows) > 0 {
-					break // the rows before it go first
-				}
-				cps = rec.cps
-				next += n
-				break
-			}
-			rows = append(rows, rec.rows...)
-			next += n
-		}
-		bctx, cancel := context.WithTimeout(ctx, s.opts.DrainTimeout)
-		var err error
-		if len(cps) > 0 {
-			err = s.inner.AppendCheckpoints(bctx, cps)
-		} else {
-			err = s.inner.Append(bctx, rows)
-		}
-		cancel()
-		if err != nil {
-			return fmt.Errorf("draining %d spooled audit records from offset %d: %w", len(rows)+len(cps), from, err)
-		}
-		s.storeUp()
-		s.mu.Lock()
-		s.drained = next
-		s.pending -= len(rows) + len(cps)
-		s.mu.Unlock()
-		s.m.drained.Add(float64(len(rows) + len(cps)))
 	}
 }
 
-// truncate empties the file once the store has everything in it. Callers
-// hold mu.
+// drainBatch sends the next batch of unacknowledged records, or, when
+// there is none, truncates the file and reports done. Callers hold send.
+func (s *Store) drainBatch(ctx context.Context) (done bool, err error) {
+	s.mu.RLock()
+	from, end := s.drained, s.size
+	s.mu.RUnlock()
+	if from == end {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.drained != s.size {
+			return false, nil
+		}
+		if s.size > 0 {
+			if err := s.truncate(); err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	}
+	var rows []schemas.AuditRow
+	var cps []schemas.Checkpoint
+	next := from
+	for next < end && len(rows) < s.opts.DrainBatchRows {
+		rec, n, err := readRecord(s.f, next)
+		if err != nil {
+			return false, fmt.Errorf("reading the audit spool at offset %d: %w", next, err)
+		}
+		if rec.kind == kindCheckpoints {
+			if len(rows) > 0 {
+				break // the rows before it go first
+			}
+			cps = rec.cps
+			next += n
+			break
+		}
+		rows = append(rows, rec.rows...)
+		next += n
+	}
+	bctx, cancel := context.WithTimeout(ctx, s.opts.DrainTimeout)
+	if len(cps) > 0 {
+		err = s.inner.AppendCheckpoints(bctx, cps)
+	} else {
+		err = s.inner.Append(bctx, rows)
+	}
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("draining %d spooled audit records from offset %d: %w", len(rows)+len(cps), from, err)
+	}
+	s.storeUp()
+	s.mu.Lock()
+	s.drained = next
+	s.pending -= len(rows) + len(cps)
+	s.mu.Unlock()
+	s.m.drained.Add(float64(len(rows) + len(cps)))
+	return false, nil
+}
+
+// truncate empties the file once the store has everything in it, after
+// the ledger took the heads of its chains and the terminal steps of its
+// rows. Callers hold mu.
 func (s *Store) truncate() error {
+	heads := make(map[string]ledgerHead, len(s.heads))
+	for c, h := range s.heads {
+		heads[c] = ledgerHead{h.seq, h.hash}
+	}
+	if err := s.led.save(&ledgerRecord{Heads: heads, Done: s.fileDone}); err != nil {
+		return fmt.Errorf("keeping the drained audit spool's heads and executed commands: %w", err)
+	}
 	if err := s.f.Truncate(0); err != nil {
 		return fmt.Errorf("truncating the drained audit spool: %w", err)
 	}
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("syncing the drained audit spool: %w", err)
 	}
-	s.log.Info().Int64("bytes", s.size).Msg("audit spool drained into the store")
+	s.log.Debug().Int64("bytes", s.size).Msg("audit spool acknowledged by the store; emptied")
 	s.size, s.drained, s.pending = 0, 0, 0
 	clear(s.byCommand)
 	clear(s.heads)
+	s.fileDone = nil
 	return nil
 }
 
@@ -563,6 +669,30 @@ func (s *Store) CommandRows(ctx context.Context, commandID string) ([]schemas.Au
 	}), nil
 }
 
+// Executed returns the terminal steps of a command that the spool knows
+// without the store: its rows in the file, and the ledger's entries for
+// rows of files since emptied (until the command's expires_at plus
+// ExecutedGrace). A ledger entry is a partial row: RowID, CommandID,
+// Step, ExpiresAt and the source position. It answers the consumer's
+// replay check while the store is down; with the store up, the store's
+// CommandRows answers it.
+func (s *Store) Executed(ctx context.Context, commandID string) ([]schemas.AuditRow, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	spooled, err := s.spooledRows(commandID)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.DeleteFunc(spooled, func(r schemas.AuditRow) bool { return !r.Step.Terminal() })
+	for _, r := range s.led.executed(commandID) {
+		if !slices.ContainsFunc(out, func(o schemas.AuditRow) bool { return o.RowID == r.RowID }) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
 // spooledRows reads the spooled rows of a command, drained or not.
 func (s *Store) spooledRows(commandID string) ([]schemas.AuditRow, error) {
 	s.mu.RLock()
@@ -587,9 +717,11 @@ func (s *Store) spooledRows(commandID string) ([]schemas.AuditRow, error) {
 
 // ChainHead implements audit.Store: the higher of the store's head and
 // the spool's. While the store is down it is the spool's head when the
-// spool holds rows of the chain: they were all written after the store's
-// last row of it, since everything goes to the spool once anything is
-// spooled, and one Writer at a time extends a chain.
+// spool's file or ledger holds rows of the chain: every row goes through
+// the file before the store, the ledger keeps the heads of emptied files,
+// and one Writer at a time extends a chain, so no row of the chain in the
+// store is later than it (as long as the chain is written through this
+// spool directory alone).
 func (s *Store) ChainHead(ctx context.Context, chain string) (uint64, string, error) {
 	if err := s.check(ctx); err != nil {
 		return 0, "", err
@@ -597,6 +729,9 @@ func (s *Store) ChainHead(ctx context.Context, chain string) (uint64, string, er
 	s.mu.RLock()
 	sh, inSpool := s.heads[chain]
 	s.mu.RUnlock()
+	if !inSpool {
+		sh, inSpool = s.led.head(chain)
+	}
 	if inSpool && !s.healthy.Load() {
 		return sh.seq, sh.hash, nil
 	}
@@ -607,6 +742,10 @@ func (s *Store) ChainHead(ctx context.Context, chain string) (uint64, string, er
 		if inSpool && !audit.Permanent(err) && ctx.Err() == nil {
 			s.storeDown(err)
 			return sh.seq, sh.hash, nil
+		}
+		if !audit.Permanent(err) && ctx.Err() == nil {
+			return 0, "", fmt.Errorf("the audit store is unavailable and the spool in %s has never written chain %q, so it does not know where the chain goes on (start once with the store reachable): %w",
+				filepath.Dir(s.path), chain, err)
 		}
 		return 0, "", err
 	}
@@ -643,11 +782,21 @@ func (s *Store) Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, err
 	return s.inner.Stats(ctx, q)
 }
 
-// Checkpoints implements audit.Store: the store's checkpoints; spooled
-// ones appear once drained.
+// ErrNotDrained is the error of Checkpoints while the store lacks
+// records of the spool (or is thought down): the store's checkpoints
+// would then be older than the chain the spool knows, and a writer
+// checking its unsigned tail against them would take spooled rows for
+// missing ones. It is transient: the store is not at fault.
+var ErrNotDrained = errors.New("the audit spool holds records the store has not acknowledged")
+
+// Checkpoints implements audit.Store: the store's checkpoints, once it
+// has every spooled record; before, an error wrapping ErrNotDrained.
 func (s *Store) Checkpoints(ctx context.Context, chain string, afterSeq uint64, limit int) ([]schemas.Checkpoint, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
+	}
+	if n, _ := s.Pending(); n > 0 || !s.healthy.Load() {
+		return nil, fmt.Errorf("reading checkpoints of chain %q: %w (%d records pending)", chain, ErrNotDrained, n)
 	}
 	return s.inner.Checkpoints(ctx, chain, afterSeq, limit)
 }
@@ -669,11 +818,11 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Pending returns the records (rows and checkpoints) spooled and not yet
-// acknowledged by the store, and the size of the spool file.
+// acknowledged by the store, and the bytes of the spool file they take.
 func (s *Store) Pending() (records int, bytes int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.pending, s.size
+	return s.pending, s.size - s.drained
 }
 
 func (s *Store) pendingRows() int {
@@ -742,12 +891,19 @@ func (s *Store) Close() error {
 		}
 		cancel()
 	}
+	s.mu.Lock()
+	if s.size > 0 && s.drained == s.size {
+		if err := s.truncate(); err != nil {
+			s.log.Warn().Err(err).Msg("emptying the acknowledged audit spool failed; the next start sends its records again")
+		}
+	}
+	s.mu.Unlock()
 	if n, size := s.Pending(); n > 0 {
 		s.log.Warn().Int("records", n).Int64("bytes", size).Str("path", s.path).
 			Msg("audit records stay spooled; the next start drains them")
 	}
 	s.m.unregister()
-	return errors.Join(s.f.Close(), s.inner.Close())
+	return errors.Join(s.f.Close(), s.led.close(), s.inner.Close())
 }
 
 // abandon stops the spool as a crash would: no last drain, the store left
@@ -761,4 +917,5 @@ func (s *Store) abandon() {
 	<-s.done
 	s.m.unregister()
 	_ = s.f.Close()
+	_ = s.led.close()
 }
