@@ -243,11 +243,11 @@ func CompileTokenIDPattern(pattern string) (*regexp.Regexp, error) {
 	if pattern == "" {
 		return nil, nil
 	}
-	re, err := regexp.Compile(`^(?:` + pattern + `)$`)
-	if err != nil {
+	// Compiled alone first, so that an error quotes the pattern as given.
+	if _, err := regexp.Compile(pattern); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTokenIDPattern, err)
 	}
-	return re, nil
+	return regexp.MustCompile(`^(?:` + pattern + `)$`), nil
 }
 
 // SetTokenIDPattern sets, for the whole process, the pattern that token ids
