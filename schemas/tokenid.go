@@ -1,6 +1,8 @@
 package schemas
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -294,4 +296,43 @@ func TokenIDProblem(v string) string {
 		return "looks like a raw token (a long random string), which must never travel in the clear; send its fingerprint (" + FingerprintPrefix + "…) instead, or set " + EnvTokenIDPattern + " to your token ids' format"
 	}
 	return ""
+}
+
+// RedactTokenIDs returns value, a JSON event or command, with every token id
+// that TokenIDProblem refuses (token_id and parent_token_id of an event,
+// target.token_id of a command) replaced by the Fingerprint of that value,
+// and the paths of the fields it replaced. A dead-letter copy of a message
+// refused for such a token id keeps the message useful to operators and
+// matchable at the token API, without the secret. It returns value
+// unchanged and no paths when nothing needed replacing or value is not a
+// JSON object.
+func RedactTokenIDs(value []byte) ([]byte, []string) {
+	var doc map[string]any
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	if dec.Decode(&doc) != nil {
+		return value, nil
+	}
+	var paths []string
+	redact := func(obj map[string]any, key, path string) {
+		if v, ok := obj[key].(string); ok && v != "" && TokenIDProblem(v) != "" {
+			obj[key] = Fingerprint(v)
+			paths = append(paths, path)
+		}
+	}
+	redact(doc, "token_id", "token_id")
+	redact(doc, "parent_token_id", "parent_token_id")
+	if target, ok := doc["target"].(map[string]any); ok {
+		redact(target, "token_id", "target.token_id")
+	}
+	if len(paths) == 0 {
+		return value, nil
+	}
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(doc) != nil {
+		return value, nil
+	}
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), paths
 }

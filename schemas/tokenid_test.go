@@ -288,6 +288,15 @@ func TestDecodeRefusesSecretTokenIDs(t *testing.T) {
 	if len(fields) != 1 || fields[0] != "target.token_id" || strings.Contains(err.Error(), secret) {
 		t.Errorf("DecodeCommand: %v (fields %q)", err, fields)
 	}
+
+	// The dead-letter copy can hold the fingerprint instead.
+	red, paths := RedactTokenIDs([]byte(cmd))
+	if strings.Join(paths, ",") != "target.token_id" || strings.Contains(string(red), secret) || !strings.Contains(string(red), Fingerprint(secret)) {
+		t.Errorf("RedactTokenIDs: %s %q", red, paths)
+	}
+	if red, paths := RedactTokenIDs([]byte(`{"token_id":"tok-1"}`)); paths != nil || string(red) != `{"token_id":"tok-1"}` {
+		t.Errorf("RedactTokenIDs changed an id: %s %q", red, paths)
+	}
 }
 
 func TestTokenIDProblemDoesNotAllocate(t *testing.T) {
