@@ -120,6 +120,9 @@ func SecretKind(s string) string {
 	if isAWSKeyID(s) {
 		return "an AWS access key id"
 	}
+	if s == "" || !secretFirstBytes[s[0]] {
+		return ""
+	}
 	for _, p := range secretPrefixes {
 		if strings.HasPrefix(s, p.Prefix) {
 			return p.Kind
@@ -127,6 +130,15 @@ func SecretKind(s string) string {
 	}
 	return ""
 }
+
+// secretFirstBytes marks the first bytes of secretPrefixes, so that most
+// ids (UUIDs, numbers) are cleared by one lookup.
+var secretFirstBytes = func() (t [256]bool) {
+	for _, p := range secretPrefixes {
+		t[p.Prefix[0]] = true
+	}
+	return t
+}()
 
 // isAWSKeyID reports whether s is an AWS access key id (AKIA long-term,
 // ASIA temporary): 20 upper-case letters and digits. It is half of a
@@ -182,12 +194,11 @@ func LooksRandom(s string) bool {
 	if len(s) < RandomMinLen {
 		return false
 	}
-	var counts [256]uint32
+	// First the cheap tests, then the entropy.
 	var upper, lower bool
 	inWords, run := 0, 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		counts[c]++
 		if c-'a' < 26 {
 			lower = true
 			run++
@@ -204,6 +215,10 @@ func LooksRandom(s string) bool {
 	}
 	if !upper || !lower || float64(inWords) > randomMaxWordShare*float64(len(s)) {
 		return false
+	}
+	var counts [256]uint32
+	for i := 0; i < len(s); i++ {
+		counts[s[i]]++
 	}
 	return entropy(&counts, len(s)) >= randomThreshold(len(s))
 }

@@ -362,3 +362,18 @@ func TestJSONSchemaTokenIDPattern(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkTokenIDProblem(b *testing.B) {
+	for name, v := range map[string]string{
+		"fingerprint": Fingerprint("x"),
+		"uuid":        idFormats["uuid v4"],
+		"random43":    secretFormats["reference token API token"],
+		"prefix":      secretFormats["github oauth token"],
+	} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				_ = TokenIDProblem(v)
+			}
+		})
+	}
+}
