@@ -105,6 +105,8 @@ type runConfig struct {
 	// APIToken is the bearer token the analyst API asks for. It is required
 	// when the HTTP address is not a loopback one.
 	APIToken config.Secret `env:"REVOKED_API_TOKEN" yaml:"-"`
+	// TokenIDs gives -token-id-pattern and REVOKED_TOKEN_ID_PATTERN.
+	TokenIDs cli.TokenIDs
 }
 
 func defaultStoreConfig() storeConfig {
@@ -217,6 +219,7 @@ func (c runConfig) Validate() error {
 	p.Nest("idp", c.IdP.Validate())
 	p.Nest("http", c.Ops.Validate())
 	p.Nest("lineage", c.Lineage.Validate())
+	p.Nest("", c.TokenIDs.Validate())
 	p.Check(len(c.VerifyKeyFiles) > 0, "verify-key-files", "at least one trusted signing key is required")
 	p.Check(c.APIToken.IsSet() || loopback(c.Ops.Addr), "http.addr",
 		"the analyst API listens beyond loopback on %q: set REVOKED_API_TOKEN or REVOKED_API_TOKEN_FILE", c.Ops.Addr)
@@ -253,6 +256,9 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg := defaultRunConfig()
 	log, err := cli.Configure(cli.NewFlagSet("consumer run", stderr), args, &cfg, &cfg.Store.Log, stderr)
 	if err != nil {
+		return err
+	}
+	if err := cfg.TokenIDs.Apply(); err != nil {
 		return err
 	}
 	keyring, err := schemas.LoadPublicKeyFiles(cfg.VerifyKeyFiles...)
@@ -445,6 +451,7 @@ func (c heldConfig) Validate() error {
 	var p config.Problems
 	p.Nest("audit", c.Run.Store.Audit.Validate())
 	p.Nest("log", c.Run.Store.Log.Validate())
+	p.Nest("", c.Run.TokenIDs.Validate())
 	p.Check(c.Limit > 0 && c.Limit <= 100000, "limit", "must be in [1, 100000]")
 	if c.action != "list" {
 		p.Nest("", c.Run.Consumer.Validate())
@@ -466,6 +473,9 @@ func held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := heldConfig{Run: defaultRunConfig(), Approver: os.Getenv("USER"), Limit: 100, action: action}
 	log, err := cli.Configure(cli.NewFlagSet("consumer held "+action, stderr), args, &cfg, &cfg.Run.Store.Log, stderr)
 	if err != nil {
+		return err
+	}
+	if err := cfg.Run.TokenIDs.Apply(); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

@@ -67,6 +67,8 @@ type runConfig struct {
 	Ops      ops.ServerConfig `flag:"ops" env:"REVOKED_OPS" yaml:"ops"`
 	Guard    guard.Config     `flag:"guard" env:"REVOKED_GUARD" yaml:"guard"`
 	Signing  cli.SigningKey
+	// TokenIDs gives -token-id-pattern and REVOKED_TOKEN_ID_PATTERN.
+	TokenIDs cli.TokenIDs
 }
 
 func defaultRunConfig() runConfig {
@@ -83,6 +85,7 @@ func (c runConfig) Validate() error {
 	p.Nest("ops", c.Ops.Validate())
 	p.Nest("guard", c.Guard.Validate())
 	p.Nest("", c.Signing.Validate())
+	p.Nest("", c.TokenIDs.Validate())
 	return p.Err()
 }
 
@@ -90,6 +93,9 @@ func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg := defaultRunConfig()
 	log, err := cli.Configure(cli.NewFlagSet("detector run", stderr), args, &cfg, &cfg.Log, stderr)
 	if err != nil {
+		return err
+	}
+	if err := cfg.TokenIDs.Apply(); err != nil {
 		return err
 	}
 	signer, err := cfg.Signing.Signer()

@@ -175,6 +175,9 @@ func runCampaignRun(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	if err := cfg.Common.TokenIDs.Apply(); err != nil {
+		return err
+	}
 	log, err := ops.NewLogger(cfg.Common.Log, stderr)
 	if err != nil {
 		return err

@@ -73,6 +73,9 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err := p.Err(); err != nil {
 		return err
 	}
+	if err := cfg.Common.TokenIDs.Apply(); err != nil {
+		return err
+	}
 
 	log, err := ops.NewLogger(cfg.Common.Log, stderr)
 	if err != nil {

@@ -89,6 +89,9 @@ func runRevoke(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	if err := cfg.Common.TokenIDs.Apply(); err != nil {
+		return err
+	}
 	req := revoke.Request{
 		Kind:              cfg.kind(),
 		UserID:            cfg.User,

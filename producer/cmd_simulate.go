@@ -89,6 +89,9 @@ func runSimulate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := p.Err(); err != nil {
 		return err
 	}
+	if err := cfg.Common.TokenIDs.Apply(); err != nil {
+		return err
+	}
 
 	log, err := ops.NewLogger(cfg.Common.Log, stderr)
 	if err != nil {

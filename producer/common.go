@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
@@ -24,6 +25,10 @@ type kafkaConfig struct {
 	// runs; production topics are created by their owners.
 	CreateTopics bool          `flag:"create-topics" env:"REVOKED_CREATE_TOPICS" yaml:"create_topics" usage:"create the topics this command writes to if they are missing"`
 	Log          ops.LogConfig `flag:"log" env:"REVOKED_LOG" yaml:"log"`
+	// TokenIDs gives -token-id-pattern and REVOKED_TOKEN_ID_PATTERN: what
+	// the events and commands this command publishes may carry as token
+	// ids.
+	TokenIDs cli.TokenIDs
 }
 
 func defaultKafkaConfig() kafkaConfig {
@@ -39,6 +44,7 @@ func (c kafkaConfig) validate(p *config.Problems) {
 	// refuse them all.
 	p.Check(c.Kafka.Topic == "", "kafka.topic", "not used by the producer: set the command's topic settings instead")
 	p.Nest("log", c.Log.Validate())
+	p.Nest("", c.TokenIDs.Validate())
 }
 
 // writer creates the topics if asked, then the Kafka writer.

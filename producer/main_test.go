@@ -191,3 +191,48 @@ func TestSimulateToFileIsReproducible(t *testing.T) {
 		}
 	}
 }
+
+// producer revoke refuses a raw token given as a token id, naming the
+// field and never repeating the value, and refuses a token id pattern that
+// does not compile at start.
+func TestRevokeRefusesRawTokenAsTokenID(t *testing.T) {
+	t.Cleanup(func() { _ = schemas.SetTokenIDPattern("") })
+	c := kafkatest.New(t, schemas.TopicRevokeCommands)
+	brokers := "--kafka.brokers=" + c.Addr()
+	keys := filepath.Join(t.TempDir(), "keys")
+	if _, err := runCLI(t, "", "keygen", "--out", keys); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("REVOKED_SIGNING_KEY_FILE", filepath.Join(keys, signingKeyFile))
+	for _, raw := range []string{
+		"ory_at_bzzHIqUZJ1XoVzvdcLnW8a-Bwc6bBn3OI6xGf3X8S5E.MLgyrXqbLL4QHGhyTcDDzlJ5qFQUI-YgGIzCo0Nl-XE",
+		"q0B3pVbS9nIc7tYx_1kEwRf2LmZ8uJg4HdA6oTsXyN5",
+	} {
+		_, err := runCLI(t, "", "revoke", brokers, "--operator", "oncall", "--user", "alice", "--token-id", raw)
+		if err == nil {
+			t.Fatalf("revoke --token-id %.10s… was accepted", raw)
+		}
+		t.Logf("revoke --token-id %.10s…: %v", raw, err)
+		if msg := err.Error(); !strings.Contains(msg, `"target.token_id"`) || !strings.Contains(msg, "fingerprint") || strings.Contains(msg, raw) {
+			t.Errorf("error %q should name target.token_id, suggest a fingerprint and not quote the value", msg)
+		}
+	}
+	// With a pattern, ids of that format go through; a bad pattern stops
+	// the command before it does anything.
+	const ksuid = "0ujtsYcgvSTl8PAuAdqWYSMnLOv"
+	if _, err := runCLI(t, "", "revoke", brokers, "--operator", "oncall", "--user", "alice", "--token-id", ksuid); err == nil {
+		t.Error("a KSUID was accepted without a pattern")
+	}
+	if _, err := runCLI(t, "", "revoke", brokers, "--operator", "oncall", "--user", "alice", "--token-id", ksuid, "--token-id-pattern", "[0-9A-Za-z]{27}"); err != nil {
+		t.Errorf("a KSUID matching the pattern was refused: %v", err)
+	}
+	t.Setenv("REVOKED_TOKEN_ID_PATTERN", "[a-z")
+	_, err := runCLI(t, "", "revoke", brokers, "--operator", "oncall", "--user", "alice")
+	t.Logf("with a bad pattern: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "token-id-pattern: invalid token id pattern") || !strings.Contains(err.Error(), "`[a-z`") {
+		t.Errorf("bad pattern: %v", err)
+	}
+	if got := len(c.Records(t, schemas.TopicRevokeCommands)); got != 1 {
+		t.Errorf("%d commands published, want the one with the KSUID", got)
+	}
+}

@@ -261,23 +261,20 @@ func checkID(errs *fieldErrors, field, v string, required bool) {
 	}
 }
 
-// checkTokenID rejects values that look like raw tokens rather than ids or
-// fingerprints, so a misconfigured source cannot leak tokens downstream.
+// checkTokenID rejects values that are not token ids but tokens (see
+// TokenIDProblem), so a misconfigured source cannot leak tokens downstream.
 func checkTokenID(errs *fieldErrors, field, v string) {
 	if v == "" {
 		return
 	}
+	n := len(*errs)
 	checkID(errs, field, v, false)
-	if LooksLikeRawToken(v) {
-		errs.add(field, "looks like a raw token (a JWT); send its fingerprint instead")
+	if len(*errs) > n {
+		return
 	}
-}
-
-// LooksLikeRawToken reports whether s has the shape of a JWT (three base64url
-// segments, the first starting with "eyJ"), which must never travel in an
-// event or command in the clear.
-func LooksLikeRawToken(s string) bool {
-	return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2
+	if reason := TokenIDProblem(v); reason != "" {
+		errs.add(field, "%s", reason)
+	}
 }
 
 func isCountryCode(s string) bool {

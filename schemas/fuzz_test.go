@@ -74,3 +74,31 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeEventTokenIDs decodes an event that carries a token id and
+// a parent token id, the path the token id checks run on.
+func BenchmarkDecodeEventTokenIDs(b *testing.B) {
+	data, err := os.ReadFile("testdata/events/valid/token_exchanged.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := DecodeEvent(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeCommand(b *testing.B) {
+	data, err := os.ReadFile("testdata/commands/valid/logout_sealed.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := DecodeCommand(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -34,6 +34,12 @@ const (
 	HeaderDLQTruncated      = "dlq-truncated"
 	HeaderDLQOriginalSize   = "dlq-original-size"
 	HeaderDLQOriginalSHA256 = "dlq-original-sha256"
+	// A dead-letter copy whose value held a raw token where a token id
+	// belongs is stored with that token replaced by its fingerprint
+	// (RedactTokenIDs): dlq-redacted names the fields replaced, and
+	// dlq-original-size and dlq-original-sha256 describe the value as
+	// received.
+	HeaderDLQRedacted = "dlq-redacted"
 )
 
 // Schema identifiers carried in HeaderSchema.

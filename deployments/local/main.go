@@ -53,6 +53,9 @@ type localConfig struct {
 	// AttackScale compresses attackers' timing so a one-minute run holds
 	// whole attacks (a realistic brute force takes minutes).
 	AttackScale float64 `flag:"attack-time-scale" usage:"multiplies attackers' timing in the simulation (1: realistic)"`
+	// TokenIDs gives -token-id-pattern and REVOKED_TOKEN_ID_PATTERN, for
+	// every part of the stack at once.
+	TokenIDs cli.TokenIDs
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -78,7 +81,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	p.Check(cfg.Simulate >= 0, "simulate", "must not be negative")
 	p.Check(cfg.Users > 0, "users", "must be positive")
 	p.Check(cfg.Rate > 0, "rate", "must be positive")
+	p.Nest("", cfg.TokenIDs.Validate())
 	if err := p.Err(); err != nil {
+		return err
+	}
+	if err := cfg.TokenIDs.Apply(); err != nil {
 		return err
 	}
 	log, err := ops.NewLogger(cfg.Log, stderr)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -87,6 +88,13 @@ func deadLetter(m kafka.Message, pe *PoisonError, component string, now time.Tim
 		kafka.Header{Key: schemas.HeaderDLQComponent, Value: []byte(component)},
 	)
 	dm := kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+	if value, paths := schemas.RedactTokenIDs(m.Value); len(paths) > 0 {
+		// A raw token where a token id belongs must not live on in the
+		// dead-letter topic: store its fingerprint instead.
+		dm.Value = value
+		dm.Headers = append(dm.Headers, kafka.Header{Key: schemas.HeaderDLQRedacted, Value: []byte(strings.Join(paths, ","))})
+		dm.Headers = appendOriginal(dm.Headers, m.Value)
+	}
 	return fitDeadLetter(dm, m, maxBytes)
 }
 
@@ -117,12 +125,8 @@ func fitDeadLetter(dm, orig kafka.Message, maxBytes int) kafka.Message {
 	if maxBytes <= 0 || messageBytes(dm) <= maxBytes {
 		return dm
 	}
-	sum := sha256.Sum256(orig.Value)
-	dm.Headers = append(dm.Headers,
-		kafka.Header{Key: schemas.HeaderDLQTruncated, Value: []byte("value")},
-		kafka.Header{Key: schemas.HeaderDLQOriginalSize, Value: []byte(strconv.Itoa(len(orig.Value)))},
-		kafka.Header{Key: schemas.HeaderDLQOriginalSHA256, Value: []byte(hex.EncodeToString(sum[:]))},
-	)
+	dm.Headers = append(dm.Headers, kafka.Header{Key: schemas.HeaderDLQTruncated, Value: []byte("value")})
+	dm.Headers = appendOriginal(dm.Headers, orig.Value)
 	rest := maxBytes - (messageBytes(dm) - len(dm.Value))
 	if rest < 0 {
 		// The original's headers (or key) alone are too large: keep the
@@ -145,5 +149,20 @@ func fitDeadLetter(dm, orig kafka.Message, maxBytes int) kafka.Message {
 	return dm
 }
 
-// truncationHeaders are the headers fitDeadLetter adds.
-var truncationHeaders = []string{schemas.HeaderDLQTruncated, schemas.HeaderDLQOriginalSize, schemas.HeaderDLQOriginalSHA256}
+// appendOriginal adds the headers that describe the value as received,
+// unless they are there already.
+func appendOriginal(headers []kafka.Header, value []byte) []kafka.Header {
+	for _, h := range headers {
+		if h.Key == schemas.HeaderDLQOriginalSHA256 {
+			return headers
+		}
+	}
+	sum := sha256.Sum256(value)
+	return append(headers,
+		kafka.Header{Key: schemas.HeaderDLQOriginalSize, Value: []byte(strconv.Itoa(len(value)))},
+		kafka.Header{Key: schemas.HeaderDLQOriginalSHA256, Value: []byte(hex.EncodeToString(sum[:]))},
+	)
+}
+
+// truncationHeaders are the headers fitDeadLetter and a redaction add.
+var truncationHeaders = []string{schemas.HeaderDLQTruncated, schemas.HeaderDLQOriginalSize, schemas.HeaderDLQOriginalSHA256, schemas.HeaderDLQRedacted}

@@ -11,6 +11,8 @@ package ingest
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -283,9 +285,21 @@ func (in *Ingester) message(line []byte, truncated bool, size int64, source stri
 	if truncated {
 		headers = append(headers, kafka.Header{Key: HeaderDLQTruncated, Value: []byte("true")})
 	}
+	value := append([]byte(nil), line...)
+	if redacted, paths := schemas.RedactTokenIDs(line); len(paths) > 0 {
+		// A raw token where a token id belongs must not live on in the
+		// dead-letter topic: store its fingerprint instead.
+		sum := sha256.Sum256(line)
+		value = redacted
+		headers = append(headers,
+			kafka.Header{Key: schemas.HeaderDLQRedacted, Value: []byte(strings.Join(paths, ","))},
+			kafka.Header{Key: schemas.HeaderDLQOriginalSize, Value: []byte(strconv.Itoa(len(line)))},
+			kafka.Header{Key: schemas.HeaderDLQOriginalSHA256, Value: []byte(hex.EncodeToString(sum[:]))},
+		)
+	}
 	return kafka.Message{
 		Topic:   in.cfg.DLQTopic,
-		Value:   append([]byte(nil), line...),
+		Value:   value,
 		Headers: headers,
 	}, &Rejection{Line: lineNo, Error: reason}
 }

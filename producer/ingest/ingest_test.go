@@ -376,3 +376,35 @@ func TestHTTPPublishFailureIs503(t *testing.T) {
 		t.Fatalf("status %d %v", status, e)
 	}
 }
+
+// A line whose token id is a raw token is refused naming the field, and its
+// dead-letter copy carries the token's fingerprint, never the token.
+func TestIngestRedactsRawTokenIDInDeadLetter(t *testing.T) {
+	const raw = "q0B3pVbS9nIc7tYx_1kEwRf2LmZ8uJg4HdA6oTsXyN5"
+	line := `{"id":"e-tok","time":"2026-03-01T10:00:00Z","type":"token.used","user_id":"u9","token_id":"` + raw + `"}`
+	pub := &memPublisher{}
+	in := newTestIngester(t, pub, nil)
+	res, err := in.Ingest(t.Context(), strings.NewReader(line+"\n"), "events.jsonl", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RejectedTotal != 1 || !strings.HasPrefix(res.Rejected[0].Error, `field "token_id": looks like a raw token`) || strings.Contains(res.Rejected[0].Error, raw) {
+		t.Fatalf("result %+v", res)
+	}
+	msgs := pub.all()
+	if len(msgs) != 1 || msgs[0].Topic != schemas.TopicDLQ {
+		t.Fatalf("published %+v", msgs)
+	}
+	dl := msgs[0]
+	if strings.Contains(string(dl.Value), raw) || !strings.Contains(string(dl.Value), schemas.Fingerprint(raw)) {
+		t.Errorf("dead letter value %s", dl.Value)
+	}
+	if header(dl, schemas.HeaderDLQRedacted) != "token_id" || header(dl, schemas.HeaderDLQOriginalSHA256) == "" {
+		t.Errorf("dead letter headers %+v", dl.Headers)
+	}
+	for _, h := range dl.Headers {
+		if strings.Contains(string(h.Value), raw) {
+			t.Errorf("header %s holds the raw token", h.Key)
+		}
+	}
+}
