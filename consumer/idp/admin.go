@@ -112,7 +112,9 @@ type ClientInfo struct {
 }
 
 // HoldsRefreshTokens reports whether the client may hold refresh tokens.
-func (ci ClientInfo) HoldsRefreshTokens() bool { return slices.Contains(ci.GrantTypes, "refresh_token") }
+func (ci ClientInfo) HoldsRefreshTokens() bool {
+	return slices.Contains(ci.GrantTypes, "refresh_token")
+}
 
 // LookupClient reports whether id names a registered client, with the
 // configured client_lookup call (found on its success statuses, not found
