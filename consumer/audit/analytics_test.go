@@ -48,7 +48,7 @@ func TestPercentilesOf(t *testing.T) {
 
 func TestTerminalSteps(t *testing.T) {
 	got := audit.TerminalSteps()
-	want := []schemas.Step{schemas.StepRejected, schemas.StepHeld, schemas.StepDryRun, schemas.StepRevoked, schemas.StepDeadLettered, schemas.StepNotified}
+	want := []schemas.Step{schemas.StepRejected, schemas.StepHeld, schemas.StepDryRun, schemas.StepRevoked, schemas.StepConfirmed, schemas.StepUnconfirmed, schemas.StepNotEffective, schemas.StepDeadLettered, schemas.StepNotified}
 	if !slices.Equal(got, want) {
 		t.Errorf("TerminalSteps = %v, want %v", got, want)
 	}

@@ -100,7 +100,7 @@ func TestConsumerExecutesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := campaign.AuditCounts{Seen: len(ids), Revoked: len(ids) - 1, Failed: 1}
+	want := campaign.AuditCounts{Seen: len(ids), Revoked: len(ids) - 1, Unconfirmed: len(ids) - 1, Failed: 1}
 	if rep.Audit == nil || *rep.Audit != want {
 		t.Fatalf("audit counts %+v (%v), want %+v", rep.Audit, rep.AuditErr, want)
 	}

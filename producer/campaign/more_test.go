@@ -191,15 +191,19 @@ func TestReportFromAudit(t *testing.T) {
 	for i, u := range ids {
 		rows = append(rows, row(u, schemas.StepReceived))
 		switch {
-		case i < 5: // revoked, one of them replayed later
-			rows = append(rows, row(u, schemas.StepRevoked))
+		case i < 5: // revoked, three confirmed, one of them replayed later
+			step := schemas.StepConfirmed
+			if i >= 3 {
+				step = schemas.StepUnconfirmed
+			}
+			rows = append(rows, row(u, step))
 			if i == 0 {
 				rows = append(rows, row(u, schemas.StepRejected))
 			}
-		case i == 5: // failed, then revoked on retry
+		case i == 5: // failed, then revoked on retry (an older trail's step)
 			rows = append(rows, row(u, schemas.StepFailed), row(u, schemas.StepRevoked))
-		case i == 6:
-			rows = append(rows, row(u, schemas.StepDeadLettered))
+		case i == 6: // the token API's proof showed a token still active
+			rows = append(rows, row(u, schemas.StepNotEffective))
 		case i == 7:
 			rows = append(rows, row(u, schemas.StepHeld))
 		case i == 8: // received only
@@ -218,12 +222,12 @@ func TestReportFromAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := campaign.AuditCounts{Seen: 9, Revoked: 6, Failed: 1, Held: 1, Pending: 1}
+	want := campaign.AuditCounts{Seen: 9, Revoked: 6, Confirmed: 3, Unconfirmed: 3, Failed: 1, NotEffective: 1, Held: 1, Pending: 1}
 	if rep.Audit == nil || *rep.Audit != want {
 		t.Fatalf("counts %+v (%v), want %+v", rep.Audit, rep.AuditErr, want)
 	}
 	s := rep.String()
-	for _, part := range []string{"complete", "10 user", "published: 10", "6 revoked, 1 failed, 1 held, 0 rejected, 0 dry run, 1 pending, 1 not yet seen"} {
+	for _, part := range []string{"complete", "10 user", "published: 10", "6 revoked (3 confirmed, 3 unconfirmed), 1 failed (1 not effective), 1 held, 0 rejected, 0 dry run, 1 pending, 1 not yet seen"} {
 		if !strings.Contains(s, part) {
 			t.Errorf("report lacks %q:\n%s", part, s)
 		}

@@ -187,9 +187,10 @@ type Store struct {
 
 	mu      sync.RWMutex
 	f       *os.File
-	size    int64 // bytes in the file
-	drained int64 // the store has acknowledged every record before this offset
-	pending int   // rows and checkpoints in records at or after drained
+	size    int64  // bytes in the file
+	drained int64  // the store has acknowledged every record before this offset
+	gen     uint64 // how often the file was emptied: offsets hold within one generation
+	pending int    // rows and checkpoints in records at or after drained
 	// Index of the records in the file, drained or not, for the reads.
 	byCommand map[string][]int64 // offsets of the records holding rows of a command
 	heads     map[string]head    // highest row of each chain in the file
@@ -357,33 +358,16 @@ func (s *Store) write(ctx context.Context, rec *record, direct func(context.Cont
 	if rec.len() == 0 {
 		return nil
 	}
-	off, end, err := s.spool(rec)
+	off, end, gen, err := s.spool(rec)
 	if err != nil {
 		return err
 	}
-	if s.healthy.Load() && s.send.TryLock() {
-		acked := false
-		s.mu.RLock()
-		first := s.drained == off
-		s.mu.RUnlock()
-		if first {
-			tctx, cancel := context.WithTimeout(ctx, s.opts.AppendTimeout)
-			err := direct(tctx)
-			cancel()
-			switch {
-			case err == nil:
-				acked = true
-				s.ack(end, rec.len())
-			case ctx.Err() != nil:
-				// The caller gave up; the rows are durable in the file and
-				// the drainer sends them.
-			default:
-				// Transient or not, the record stays in the file: the
-				// drainer retries it and logs what the store says.
-				s.storeDown(err)
-			}
-		}
-		s.send.Unlock()
+	if s.healthy.Load() {
+		// The store answers: the record reaches it before Append
+		// returns, after any record spooled before it (which another
+		// append or the drainer may be sending), so a read that follows
+		// sees it.
+		acked := s.sendThrough(ctx, off, end, gen, rec.len(), direct)
 		if acked {
 			return nil
 		}
@@ -391,6 +375,50 @@ func (s *Store) write(ctx context.Context, rec *record, direct func(context.Cont
 	s.m.spooled.Add(float64(rec.len()))
 	s.signal()
 	return nil
+}
+
+// sendThrough sends the records before off, then the record at off with
+// direct, holding send; it reports whether the store has the record. A
+// failure leaves the record in the file for the drainer.
+func (s *Store) sendThrough(ctx context.Context, off, end int64, gen uint64, n int, direct func(context.Context) error) bool {
+	s.send.Lock()
+	defer s.send.Unlock()
+	for {
+		s.mu.RLock()
+		drained, emptied := s.drained, s.gen != gen
+		s.mu.RUnlock()
+		switch {
+		case emptied || drained >= end:
+			// The file was emptied since the record was spooled, which
+			// happens only once the store acknowledged all of it.
+			return true
+		case ctx.Err() != nil:
+			// The caller gave up; the rows are durable in the file and
+			// the drainer sends them.
+			return false
+		case drained == off:
+			tctx, cancel := context.WithTimeout(ctx, s.opts.AppendTimeout)
+			err := direct(tctx)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					// Transient or not, the record stays in the file:
+					// the drainer retries it and logs what the store
+					// says.
+					s.storeDown(err)
+				}
+				return false
+			}
+			s.ack(end, n)
+			return true
+		}
+		if _, err := s.drainBatch(ctx); err != nil {
+			if ctx.Err() == nil {
+				s.storeDown(err)
+			}
+			return false
+		}
+	}
 }
 
 // spooling reports whether the file holds records the store has not
@@ -401,19 +429,20 @@ func (s *Store) spooling() bool {
 	return s.drained < s.size
 }
 
-// spool appends rec to the file and fsyncs it, and returns where it is.
-func (s *Store) spool(rec *record) (off, end int64, err error) {
+// spool appends rec to the file and fsyncs it, and returns where it is:
+// its offsets in the file of generation gen (truncate starts a new one).
+func (s *Store) spool(rec *record) (off, end int64, gen uint64, err error) {
 	buf, err := encode(rec)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case s.closed:
-		return 0, 0, fmt.Errorf("audit spool: %w", audit.ErrClosed)
+		return 0, 0, 0, fmt.Errorf("audit spool: %w", audit.ErrClosed)
 	case s.broken != nil:
-		return 0, 0, fmt.Errorf("audit spool unusable after a failed write: %w", s.broken)
+		return 0, 0, 0, fmt.Errorf("audit spool unusable after a failed write: %w", s.broken)
 	}
 	_, err = s.f.Write(buf)
 	if err == nil {
@@ -427,13 +456,13 @@ func (s *Store) spool(rec *record) (off, end int64, err error) {
 			s.log.Error().Err(s.broken).Msg("a failed audit spool write could not be rolled back; the spool takes no more rows")
 		}
 		s.m.writeErrors.Inc()
-		return 0, 0, fmt.Errorf("spooling %d audit records to %s: %w", rec.len(), s.path, err)
+		return 0, 0, 0, fmt.Errorf("spooling %d audit records to %s: %w", rec.len(), s.path, err)
 	}
 	off = s.size
 	s.index(off, rec)
 	s.size += int64(len(buf))
 	s.pending += rec.len()
-	return off, s.size, nil
+	return off, s.size, s.gen, nil
 }
 
 // ack marks the records up to end acknowledged by the store (n rows and
@@ -624,6 +653,7 @@ func (s *Store) truncate() error {
 	}
 	s.log.Debug().Int64("bytes", s.size).Msg("audit spool acknowledged by the store; emptied")
 	s.size, s.drained, s.pending = 0, 0, 0
+	s.gen++
 	clear(s.byCommand)
 	clear(s.heads)
 	s.fileDone = nil

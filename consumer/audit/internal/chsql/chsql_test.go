@@ -151,10 +151,10 @@ func TestStatsSQL(t *testing.T) {
 	for _, want := range []string{
 		// Filters run inside, before LIMIT 1 BY: the primary key and the
 		// partitions prune.
-		`WHERE time >= toDateTime(1700000000, 'UTC') AND time < toDateTime(1700086400, 'UTC') AND user_id = 'u\x271' AND rule_id = 'r' AND step IN ('rejected', 'held', 'dry_run', 'revoked', 'dead_lettered', 'notified') ORDER BY toUInt32(time) DESC, chain, seq DESC, hash LIMIT 1 BY row_id)`,
+		`WHERE time >= toDateTime(1700000000, 'UTC') AND time < toDateTime(1700086400, 'UTC') AND user_id = 'u\x271' AND rule_id = 'r' AND step IN ('rejected', 'held', 'dry_run', 'revoked', 'confirmed', 'unconfirmed', 'not_effective', 'dead_lettered', 'notified') ORDER BY toUInt32(time) DESC, chain, seq DESC, hash LIMIT 1 BY row_id)`,
 		`toUInt64(intDiv(toUInt32(time), 900) * 900)`,
 		`quantilesExact(0.5, 0.9, 0.99)(revoke_latency_ms)`,
-		`ARRAY JOIN if(step = 'revoked' AND revoke_latency_ms > 0, [0, 1, 2], [0]) AS k`,
+		`ARRAY JOIN if(step IN ('revoked', 'confirmed', 'unconfirmed') AND revoke_latency_ms > 0, [0, 1, 2], [0]) AS k`,
 	} {
 		if !strings.Contains(legacy, want) {
 			t.Errorf("stats query lacks %q:\n%s", want, legacy)
