@@ -490,9 +490,16 @@ func (c *Client) postForm(ctx context.Context, op, endpoint string, form url.Val
 // *CircuitOpenError, no request) and the rate limit must grant it (waiting
 // ends with ctx's error if ctx ends first). The outcome is recorded with
 // the breaker: 5xx, 408, timeouts and transient transport failures count
-// against the endpoint, any other answer resets it.
+// against the endpoint, any other answer resets it. A request of Check
+// (a ctx from checking) passes no breaker: it neither waits for an open
+// circuit nor takes the half-open probe's place nor counts, so a check
+// neither hides the IdP's answer behind a circuit nor opens one for the
+// commands.
 func (c *Client) do(ctx context.Context, op string, req *http.Request, limit int64) (*http.Response, []byte, error) {
-	br := c.breakers.get(op)
+	var br *breaker
+	if !isCheck(ctx) {
+		br = c.breakers.get(op)
+	}
 	if err := br.allow(); err != nil {
 		return nil, nil, err
 	}
