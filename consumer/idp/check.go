@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +73,13 @@ func (e *CheckError) Unwrap() []error { return e.Errs }
 //     calls and the step-up hook), an admin token: the cached one while
 //     it has life left, else one from its token endpoint.
 //
+// When step 2 or 3 refused the client (401, or 400 invalid_client or
+// invalid_request) and a token endpoint is known, the check asks it why
+// (diagnose): Ory Hydra's revocation answers only that authentication
+// failed, its token endpoint also why, e.g. "Claim 'audience' from
+// 'client_assertion' must match the authorization server's token endpoint
+// '…'". The refusal's error then ends in "(the token endpoint says: …)".
+//
 // Steps 2 to 4 all run, so the error names every failure. A configured
 // issuer or endpoint URL with neither a revocation nor an introspection
 // endpoint known is a failure (ErrNoEndpoint): token commands would fail
@@ -115,6 +126,10 @@ func (c *Client) check(ctx context.Context) (steps []string, err error) {
 			errs = append(errs, err)
 		}
 	}
+	if len(errs) > 0 && eps.token != "" {
+		steps = append(steps, "diagnose")
+		c.diagnose(ctx, eps, errs)
+	}
 	if eps.revocation == "" && eps.introspection == "" &&
 		(c.cfg.Issuer != "" || c.cfg.RevocationURL != "" || c.cfg.IntrospectionURL != "") {
 		errs = append(errs, fmt.Errorf("idp: check: neither a revocation nor an introspection endpoint: %w", ErrNoEndpoint))
@@ -129,6 +144,77 @@ func (c *Client) check(ctx context.Context) (steps []string, err error) {
 		return steps, &CheckError{Errs: errs}
 	}
 	return steps, nil
+}
+
+// diagnose asks the token endpoint why the client's authentication
+// failed, for providers whose revocation and introspection answers say
+// only that it did: Ory Hydra (fosite) answers there with the bare
+// invalid_client or invalid_request, and at the token endpoint adds the
+// reason (the assertion audience it wants, an unknown kid, the
+// authentication method the client is registered for). It replaces the
+// first refusal of the client in errs (401, or 400 invalid_client or
+// invalid_request) with that refusal and the token endpoint's reason,
+// when the reason says more. The request is a client credentials grant
+// for a random scope that no client has, authenticated as at the endpoint
+// that refused (a private_key_jwt assertion for its audience), so a server
+// that does authenticate the client refuses the scope (invalid_scope) and
+// issues no token.
+func (c *Client) diagnose(ctx context.Context, eps endpoints, errs []error) {
+	const op = "diagnose"
+	var failed *HTTPError
+	i := slices.IndexFunc(errs, func(err error) bool {
+		return errors.As(err, &failed) && (failed.Status == http.StatusUnauthorized ||
+			(failed.Status == http.StatusBadRequest && (failed.OAuthError == "invalid_client" || failed.OAuthError == "invalid_request")))
+	})
+	if i < 0 {
+		return
+	}
+	refusedAt := eps.revocation
+	if failed.Op == "introspect" {
+		refusedAt = eps.introspection
+	}
+	scope, err := checkToken()
+	if err != nil {
+		return
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
+	resp, body, err := c.postFormAs(ctx, op, refusedAt, eps.token, form, maxBodyBytes)
+	if err != nil || (resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusBadRequest) {
+		return
+	}
+	var oe struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &oe) != nil || (oe.Error != "invalid_client" && oe.Error != "invalid_request") {
+		return
+	}
+	redact := []string{c.cfg.ClientSecret.Reveal()}
+	reason := sanitize(oe.Description, 1000, redact)
+	// Hydra repeats the refusal's generic sentences and adds the reason.
+	reason = sanitize(strings.TrimLeft(reason[repeated(reason, failed.Description):], ". "), 300, redact)
+	if reason == "" {
+		return
+	}
+	errs[i] = fmt.Errorf("%w (the token endpoint says: %s)", errs[i], reason)
+}
+
+// repeated returns how many bytes at the start of reason, in whole
+// sentences, repeat desc (which sanitize may have cut, ending in "…").
+func repeated(reason, desc string) int {
+	cut := strings.HasSuffix(desc, "…")
+	desc = strings.TrimSuffix(desc, "…")
+	n := 0
+	for n < len(reason) && n < len(desc) && reason[n] == desc[n] {
+		n++
+	}
+	if n == len(reason) || (n == len(desc) && !cut) {
+		return n
+	}
+	if j := strings.LastIndex(reason[:n], ". "); j >= 0 {
+		return j + 2
+	}
+	return 0
 }
 
 // checkToken returns a random token that names none.

@@ -465,8 +465,15 @@ func numericDate(n json.Number) (time.Time, error) {
 
 // postForm sends an authenticated form POST to an OAuth endpoint.
 func (c *Client) postForm(ctx context.Context, op, endpoint string, form url.Values, limit int64) (*http.Response, []byte, error) {
+	return c.postFormAs(ctx, op, endpoint, endpoint, form, limit)
+}
+
+// postFormAs sends a form POST to endpoint, authenticated as the client
+// authenticates at authEndpoint (the audience of a private_key_jwt
+// assertion).
+func (c *Client) postFormAs(ctx context.Context, op, authEndpoint, endpoint string, form url.Values, limit int64) (*http.Response, []byte, error) {
 	header := http.Header{}
-	if err := c.auth.Authenticate(endpoint, form, header); err != nil {
+	if err := c.auth.Authenticate(authEndpoint, form, header); err != nil {
 		return nil, nil, fmt.Errorf("idp: %s: authenticating client: %w", op, err)
 	}
 	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
