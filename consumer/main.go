@@ -204,7 +204,7 @@ func defaultRunConfig() runConfig {
 	return runConfig{
 		Consumer: service.DefaultConfig(),
 		Store:    defaultStoreConfig(),
-		IdP:      idp.Config{AuthMethod: idp.AuthClientSecretBasic},
+		IdP:      idp.Config{AuthMethod: idp.AuthClientSecretBasic, CheckInterval: idp.DefaultCheckInterval},
 		Ops:      o,
 		Lineage:  lineage.DefaultConfig(),
 	}
@@ -332,28 +332,48 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := srv.AddCheck("kafka-reader", svc.ReaderCheck); err != nil {
 		return err
 	}
+	// Beside the service: the consumer starts whatever the token API
+	// says, and /readyz tells why it cannot authenticate there.
+	background := []func(context.Context) error{}
+	if cfg.IdP.CheckInterval > 0 {
+		readiness := idp.NewReadiness(client, cfg.IdP.CheckInterval, log)
+		if err := srv.AddCheck("idp", readiness.Check); err != nil {
+			return err
+		}
+		background = append(background, readiness.Run)
+	}
+	if follower != nil {
+		background = append(background, follower.Run)
+	}
 	mountAPI(srv, reader, cfg.APIToken, log)
 	mountGuards(srv, svc.Approvals(), svc.KillSwitch(), cfg.Consumer.Guard.AdminToken, log)
 	log.Info().Int("trusted_keys", keyring.Len()).Bool("sealing_key", seal != nil).
 		Str("audit_backend", cfg.Store.Audit.Backend).Bool("audit_read_only_user", cfg.Store.Audit.ReadDSN != "").
 		Str("http", cfg.Ops.Addr).Msg("consumer configured")
 
-	return cli.RunWithOps(ctx, stop, srv, withFollower(follower, svc.Run))
+	return cli.RunWithOps(ctx, stop, srv, alongside(svc.Run, background...))
 }
 
-// withFollower runs the lineage follower, when there is one, beside run
-// and stops it when run returns.
-func withFollower(f *lineage.Follower, run func(context.Context) error) func(context.Context) error {
-	if f == nil {
+// alongside runs tasks (the IdP readiness check, the lineage follower)
+// beside run and stops them when run returns; the result joins every
+// error.
+func alongside(run func(context.Context) error, tasks ...func(context.Context) error) func(context.Context) error {
+	if len(tasks) == 0 {
 		return run
 	}
 	return func(ctx context.Context) error {
-		fctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- f.Run(fctx) }()
+		tctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, len(tasks))
+		for _, task := range tasks {
+			go func() { done <- task(tctx) }()
+		}
 		err := run(ctx)
 		cancel()
-		return errors.Join(err, <-done)
+		errs := []error{err}
+		for range tasks {
+			errs = append(errs, <-done)
+		}
+		return errors.Join(errs...)
 	}
 }
 

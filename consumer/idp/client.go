@@ -465,8 +465,15 @@ func numericDate(n json.Number) (time.Time, error) {
 
 // postForm sends an authenticated form POST to an OAuth endpoint.
 func (c *Client) postForm(ctx context.Context, op, endpoint string, form url.Values, limit int64) (*http.Response, []byte, error) {
+	return c.postFormAs(ctx, op, endpoint, endpoint, form, limit)
+}
+
+// postFormAs sends a form POST to endpoint, authenticated as the client
+// authenticates at authEndpoint (the audience of a private_key_jwt
+// assertion).
+func (c *Client) postFormAs(ctx context.Context, op, authEndpoint, endpoint string, form url.Values, limit int64) (*http.Response, []byte, error) {
 	header := http.Header{}
-	if err := c.auth.Authenticate(endpoint, form, header); err != nil {
+	if err := c.auth.Authenticate(authEndpoint, form, header); err != nil {
 		return nil, nil, fmt.Errorf("idp: %s: authenticating client: %w", op, err)
 	}
 	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
@@ -490,9 +497,16 @@ func (c *Client) postForm(ctx context.Context, op, endpoint string, form url.Val
 // *CircuitOpenError, no request) and the rate limit must grant it (waiting
 // ends with ctx's error if ctx ends first). The outcome is recorded with
 // the breaker: 5xx, 408, timeouts and transient transport failures count
-// against the endpoint, any other answer resets it.
+// against the endpoint, any other answer resets it. A request of Check
+// (a ctx from checking) passes no breaker: it neither waits for an open
+// circuit nor takes the half-open probe's place nor counts, so a check
+// neither hides the IdP's answer behind a circuit nor opens one for the
+// commands.
 func (c *Client) do(ctx context.Context, op string, req *http.Request, limit int64) (*http.Response, []byte, error) {
-	br := c.breakers.get(op)
+	var br *breaker
+	if !isCheck(ctx) {
+		br = c.breakers.get(op)
+	}
 	if err := br.allow(); err != nil {
 		return nil, nil, err
 	}

@@ -35,6 +35,9 @@ const (
 // DefaultTimeout bounds one HTTP request when Config.Timeout is zero.
 const DefaultTimeout = 10 * time.Second
 
+// DefaultCheckInterval is the consumer's default Config.CheckInterval.
+const DefaultCheckInterval = time.Minute
+
 // Admin authentication kinds.
 const (
 	AdminAuthNone   = "none"
@@ -112,6 +115,11 @@ type Config struct {
 	// Admin.Preset "reference", which fills in ReferenceStepUp (the
 	// providers' calls are opt-in: KeycloakStepUp, OktaStepUp).
 	StepUp AdminCall `flag:"-" env:"-" yaml:"step_up"`
+	// CheckInterval is how often Readiness runs Check: once at start,
+	// then every interval (DefaultCheckInterval in the consumer's
+	// defaults). Zero disables the check. The Client itself does not use
+	// it.
+	CheckInterval time.Duration `flag:"check-interval" env:"CHECK_INTERVAL" yaml:"check_interval" usage:"how often the consumer checks that it can authenticate to the token API, for /readyz (0: never)"`
 	// Authenticator, if set, replaces the built-in client authentication,
 	// whatever AuthMethod says (for a key held in an HSM or KMS, say).
 	Authenticator ClientAuthenticator `flag:"-" env:"-" yaml:"-"`
@@ -397,6 +405,7 @@ func (c Config) Validate() error {
 		"rate_limit.per_second", "%v: must be a non-negative number", c.RateLimit.PerSecond)
 	p.Check(c.RateLimit.Burst >= 0, "rate_limit.burst", "%d: must not be negative", c.RateLimit.Burst)
 	p.Check(c.Breaker.Cooldown > 0, "breaker.cooldown", "%s: must be positive", c.Breaker.Cooldown)
+	p.Check(c.CheckInterval >= 0, "check_interval", "%s: must not be negative", c.CheckInterval)
 	p.Nest("admin", c.Admin.validate())
 	if c.StepUp.URL != "" {
 		validateCall(&p, "step_up", c.StepUp, stepUpParams, c.Admin.BaseURL, "admin.base_url", c.Admin.Auth)

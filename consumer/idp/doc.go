@@ -24,6 +24,11 @@
 // gets WithRegisterer) and a token bucket rate limit shared by all calls of
 // the client (RateLimitConfig; waiting honours ctx).
 //
+// Check proves, without a real token, that the client can work with the
+// token API (discovery, the revocation and introspection of a random
+// token, admin tokens) and says why not; Readiness runs it at start and
+// every Config.CheckInterval for a readiness check.
+//
 // StepUp calls an optional hook that makes a user prove themselves again
 // after a revoke_and_reverify command.
 //
