@@ -17,6 +17,7 @@ type ReaderMetrics struct {
 	lag          *prometheus.GaugeVec
 	commitErrors *prometheus.CounterVec
 	dlqErrors    *prometheus.CounterVec
+	stalled      *prometheus.GaugeVec
 }
 
 // NewReaderMetrics creates the metrics and registers them on reg. A nil reg
@@ -54,6 +55,10 @@ func NewReaderMetrics(reg prometheus.Registerer) (*ReaderMetrics, error) {
 			Namespace: "revoked", Subsystem: "kafka_reader", Name: "dead_letter_errors_total",
 			Help: "Failed writes to the dead-letter topic; each is retried.",
 		}, labels),
+		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "revoked", Subsystem: "kafka_reader", Name: "stalled_lanes",
+			Help: "Lanes (partitions, or key lanes of one) that have held one message for longer than the stall timeout.",
+		}, labels),
 	}
 	if reg == nil {
 		return m, nil
@@ -66,6 +71,7 @@ func NewReaderMetrics(reg prometheus.Registerer) (*ReaderMetrics, error) {
 	m.lag = register(reg, m.lag, &errs)
 	m.commitErrors = register(reg, m.commitErrors, &errs)
 	m.dlqErrors = register(reg, m.dlqErrors, &errs)
+	m.stalled = register(reg, m.stalled, &errs)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("registering kafka reader metrics: %w", err)
 	}
@@ -92,6 +98,7 @@ type readerMetrics struct {
 	handled, poisoned, retries, commitErrors, dlqErrors prometheus.Counter
 	duration                                            prometheus.Observer
 	lag                                                 *prometheus.GaugeVec
+	stalled                                             prometheus.Gauge
 }
 
 func (m *ReaderMetrics) forReader(topic, group string) readerMetrics {
@@ -104,5 +111,6 @@ func (m *ReaderMetrics) forReader(topic, group string) readerMetrics {
 		dlqErrors:    m.dlqErrors.With(l),
 		duration:     m.duration.With(l),
 		lag:          m.lag.MustCurryWith(l),
+		stalled:      m.stalled.With(l),
 	}
 }

@@ -116,6 +116,14 @@ type ReaderConfig struct {
 	// than the broker accepts and a message at the broker's limit cannot
 	// stop its partition. Below Kafka's default message.max.bytes.
 	DLQMaxBytes int `flag:"dlq-max-bytes" env:"DLQ_MAX_BYTES" yaml:"dlq_max_bytes" usage:"most bytes of a dead-letter copy; a larger value is stored cut, with its size and SHA-256"`
+	// StallTimeout is how long a lane may hold one message (handling it,
+	// retrying it after transient failures, waiting for a handler slot or
+	// dead-lettering it) before Check fails and names it. An idle lane is
+	// never stalled. It must exceed the longest legitimate handler call.
+	// 0 disables the check.
+	StallTimeout time.Duration `flag:"stall-timeout" env:"STALL_TIMEOUT" yaml:"stall_timeout" usage:"how long a partition or key lane may hold one message before readiness fails (0: never)"`
+	// Now is the clock of the stall check (nil: time.Now).
+	Now func() time.Time `flag:"-" env:"-" yaml:"-"`
 	// Security carries no prefix of its own: its settings are tls.* and
 	// sasl.* beside the others. The dead-letter writer uses it too.
 	Security Security
@@ -141,6 +149,7 @@ func DefaultReaderConfig() ReaderConfig {
 		HeartbeatInterval: 3 * time.Second,
 		RebalanceTimeout:  30 * time.Second,
 		DLQMaxBytes:       DefaultDLQMaxBytes,
+		StallTimeout:      2 * time.Minute,
 	}
 }
 
@@ -168,6 +177,7 @@ func (c ReaderConfig) Validate() error {
 	p.Check(c.SessionTimeout > 0, "session-timeout", "must be positive")
 	p.Check(c.HeartbeatInterval > 0 && c.HeartbeatInterval < c.SessionTimeout, "heartbeat-interval", "must be positive and below session-timeout")
 	p.Check(c.RebalanceTimeout > 0, "rebalance-timeout", "must be positive")
+	p.Check(c.StallTimeout >= 0, "stall-timeout", "must not be negative (0 disables the check)")
 	p.Nest("", c.Security.Validate())
 	return p.Err()
 }
@@ -211,6 +221,11 @@ func (c ReaderConfig) Validate() error {
 //     and a late commit from here can move its committed offset back
 //     (the new owner's next commit moves it forward again). Nothing is
 //     lost; some messages are delivered twice.
+//   - A lane (a partition, or a key lane of one) that holds one message
+//     for longer than StallTimeout is stalled: Check fails naming it, the
+//     stall is logged once at error level and its end at warn, and the
+//     stalled_lanes gauge counts it. A transient failure retried for that
+//     long is such a stall; so is a handler that does not return.
 //
 // Routine per-message logs (received, handled) are at debug level and carry
 // the key; failures and dead-letterings are logged at warn or error with
@@ -230,6 +245,9 @@ type Reader struct {
 	// stuck names a lane whose dead-letter write keeps failing, for
 	// Check; nil while none is.
 	stuck atomic.Pointer[stuckLane]
+	// lanes is the progress of the running session's lanes, for Check;
+	// nil while not running.
+	lanes atomic.Pointer[laneTable]
 }
 
 // stuckLane is a message that can neither be handled nor dead-lettered.
@@ -308,8 +326,10 @@ func kafkaReaderConfig(cfg ReaderConfig, dialer *kafka.Dialer, log zerolog.Logge
 	}
 }
 
-// Check reports ErrNotReady until Run has joined the consumer group, and
-// after Run returned. It suits ops.Server.AddCheck.
+// Check reports ErrNotReady until Run has joined the consumer group, after
+// Run returned, while a dead-letter write keeps failing and while a lane is
+// stalled (see StallTimeout); the error names the topic, partition and
+// offset that hold a lane. It suits ops.Server.AddCheck.
 func (r *Reader) Check(context.Context) error {
 	kr := r.kr.Load()
 	if kr == nil {
@@ -318,6 +338,11 @@ func (r *Reader) Check(context.Context) error {
 	if st := r.stuck.Load(); st != nil {
 		return fmt.Errorf("%w: %s partition %d offset %d cannot be dead-lettered since %s: %s",
 			ErrNotReady, st.topic, st.partition, st.offset, st.since.UTC().Format(time.RFC3339), st.err)
+	}
+	if l := r.lanes.Load(); l != nil && r.cfg.StallTimeout > 0 {
+		if stalls, _ := l.stalled(r.now(), r.cfg.StallTimeout, false); len(stalls) > 0 {
+			return fmt.Errorf("%w: %s", ErrNotReady, describeStalls(r.cfg.Topic, r.cfg.StallTimeout, stalls))
+		}
 	}
 	if !r.joined.Load() {
 		// Stats counts generations joined since the last call; only
@@ -374,12 +399,21 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 		sem:        make(chan struct{}, r.cfg.Concurrency),
 		workers:    map[int]chan kafka.Message{},
 		pending:    map[int]kafka.Message{},
+		lanes:      &laneTable{},
 	}
+	r.lanes.Store(s.lanes)
+	defer r.lanes.Store(nil)
 	committerDone := make(chan struct{})
 	if r.cfg.CommitInterval > 0 {
 		go s.commitLoop(committerDone)
 	} else {
 		close(committerDone)
+	}
+	watcherDone := make(chan struct{})
+	if r.cfg.StallTimeout > 0 {
+		go s.watchStalls(watcherDone)
+	} else {
+		close(watcherDone)
 	}
 	r.log.Info().Msg("kafka reader started")
 
@@ -397,6 +431,7 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 		errs = append(errs, err)
 	}
 	<-committerDone
+	<-watcherDone
 	// Commit what is terminal.
 	if err := s.finalCommit(ctx); err != nil {
 		errs = append(errs, err)
@@ -431,6 +466,13 @@ func (r *Reader) closeWithin(what string, closeFn func() error) error {
 	}
 }
 
+func (r *Reader) now() time.Time {
+	if r.cfg.Now != nil {
+		return r.cfg.Now()
+	}
+	return time.Now()
+}
+
 // backoff is the wait before attempt+1: exponential from RetryMin, capped
 // at RetryMax, with the upper half jittered so that retries of many
 // partitions spread out.
@@ -456,6 +498,7 @@ type session struct {
 	sem        chan struct{}
 	wg         sync.WaitGroup
 	workers    map[int]chan kafka.Message // by partition; only fetchLoop touches it
+	lanes      *laneTable
 
 	mu      sync.Mutex
 	pending map[int]kafka.Message // by partition: the newest terminal message not yet committed
@@ -482,9 +525,10 @@ func (s *session) fetchLoop() error {
 			q = make(chan kafka.Message, s.r.cfg.QueueSize)
 			s.workers[m.Partition] = q
 			if s.r.cfg.KeyConcurrency > 1 {
-				s.wg.Go(func() { s.workByKey(q) })
+				s.wg.Go(func() { s.workByKey(m.Partition, q) })
 			} else {
-				s.wg.Go(func() { s.work(q) })
+				p := s.lanes.add(m.Partition, -1)
+				s.wg.Go(func() { s.work(p, q) })
 			}
 		}
 		select {
@@ -496,8 +540,8 @@ func (s *session) fetchLoop() error {
 }
 
 // work handles one partition's messages in order until intake stops or a
-// message is abandoned at shutdown.
-func (s *session) work(q <-chan kafka.Message) {
+// message is abandoned at shutdown, reporting its progress to p.
+func (s *session) work(p *laneProgress, q <-chan kafka.Message) {
 	for {
 		select {
 		case <-s.runCtx.Done():
@@ -506,10 +550,13 @@ func (s *session) work(q <-chan kafka.Message) {
 			if s.runCtx.Err() != nil {
 				return // shutting down: leave queued messages uncommitted
 			}
-			if !s.process(m) {
+			p.take(m, s.r.now())
+			if !s.process(m, p) {
+				p.release(s.r.now())
 				return
 			}
 			s.commit(m)
+			s.progressed(p)
 		}
 	}
 }
@@ -517,23 +564,30 @@ func (s *session) work(q <-chan kafka.Message) {
 // workByKey hands one partition's messages to KeyConcurrency lanes by key
 // hash, each handling its messages in order, and commits the partition's
 // watermark as it advances.
-func (s *session) workByKey(q <-chan kafka.Message) {
+func (s *session) workByKey(partition int, q <-chan kafka.Message) {
 	wm := &watermark{done: map[int64]kafka.Message{}}
 	lanes := make([]chan kafka.Message, s.r.cfg.KeyConcurrency)
 	var wg sync.WaitGroup
 	for i := range lanes {
 		lanes[i] = make(chan kafka.Message, s.r.cfg.QueueSize)
 		lane := lanes[i]
+		p := s.lanes.add(partition, i)
 		wg.Go(func() {
 			for {
 				select {
 				case <-s.runCtx.Done():
 					return
 				case m := <-lane:
-					if s.runCtx.Err() != nil || !s.process(m) {
+					if s.runCtx.Err() != nil {
+						return
+					}
+					p.take(m, s.r.now())
+					if !s.process(m, p) {
+						p.release(s.r.now())
 						return
 					}
 					wm.finish(m, s.commit)
+					s.progressed(p)
 				}
 			}
 		})
@@ -595,8 +649,9 @@ func (w *watermark) finish(m kafka.Message, commit func(kafka.Message)) {
 }
 
 // process takes m to a terminal state and reports true, or reports false
-// when the Reader stopped first and m must stay uncommitted.
-func (s *session) process(m kafka.Message) bool {
+// when the Reader stopped first and m must stay uncommitted. Transient
+// failures are recorded in p, for the stall check.
+func (s *session) process(m kafka.Message, p *laneProgress) bool {
 	log := s.r.log.With().Int("partition", m.Partition).Int64("offset", m.Offset).Logger()
 	if e := log.Debug(); e.Enabled() {
 		e.Bytes("key", m.Key).Msg("message received")
@@ -625,6 +680,7 @@ func (s *session) process(m kafka.Message) bool {
 			return false
 		}
 		s.r.metrics.retries.Inc()
+		p.failed(err)
 		wait := s.r.backoff(attempt)
 		log.Warn().Err(err).Int("attempt", attempt+1).Dur("retry_in", wait).Msg("handler failed; retrying the message")
 		if !sleep(s.runCtx, wait) {

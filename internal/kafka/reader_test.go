@@ -683,10 +683,11 @@ func TestCheckAndSingleRun(t *testing.T) {
 
 func TestReaderConfigReportsEveryProblem(t *testing.T) {
 	cfg := kafkax.ReaderConfig{
-		Brokers:     []string{"no-port"},
-		DLQTopic:    "same",
-		Topic:       "same",
-		StartOffset: "middle",
+		Brokers:      []string{"no-port"},
+		DLQTopic:     "same",
+		Topic:        "same",
+		StartOffset:  "middle",
+		StallTimeout: -time.Second,
 		Security: kafkax.Security{
 			TLS:  kafkax.TLSConfig{CAFile: "/ca.pem", CertFile: "/cert.pem"},
 			SASL: kafkax.SASLConfig{Mechanism: "gssapi"},
@@ -698,7 +699,7 @@ func TestReaderConfigReportsEveryProblem(t *testing.T) {
 	}
 	for _, want := range []string{
 		"brokers: want host:port", "group: required", "dlq-topic: must differ", "component: required",
-		"start-offset", "min-bytes", "max-wait", "shutdown-timeout", "retry-min", "concurrency", "queue-size",
+		"start-offset", "min-bytes", "max-wait", "shutdown-timeout", "retry-min", "concurrency", "queue-size", "stall-timeout",
 		"tls.enabled", "tls.cert-file", "sasl.mechanism: unknown",
 	} {
 		if !strings.Contains(err.Error(), want) {
