@@ -232,7 +232,7 @@ func TestHeldApproveFromTheCommandLine(t *testing.T) {
 	}
 	revoked := 0
 	for _, r := range got {
-		if r.Step == schemas.StepRevoked {
+		if r.Step.Revoked() {
 			revoked++
 			if r.Approver != "alice" || r.Chain != "consumer-cli" {
 				t.Errorf("revoked row: approver %q chain %q", r.Approver, r.Chain)

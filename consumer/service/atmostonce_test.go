@@ -71,7 +71,7 @@ func TestReplayRefusedWhileStoreDown(t *testing.T) {
 	cfg.Reader.CommitInterval = 5 * time.Millisecond
 	_, stop := f.run(t, cfg, service.Deps{Store: sp1, TokenAPI: api})
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, cmd))
-	waitFor(t, "the revocation in the store", func() bool { return steps(t, mem, cmd.CommandID)[schemas.StepRevoked] == 1 })
+	waitFor(t, "the revocation in the store", func() bool { return steps(t, mem, cmd.CommandID)[schemas.StepConfirmed] == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +117,8 @@ func TestReplayRefusedWhileStoreDown(t *testing.T) {
 	if got := api.subject.Load(); got != 2 {
 		t.Fatalf("the token API saw %d subject revocations, want 2 (the command once, the next command once)", got)
 	}
-	if d := rejected[0].Detail; !strings.HasPrefix(d, "replayed: already revoked from "+schemas.TopicRevokeCommands) {
-		t.Errorf("rejection detail %q, want the store-backed dedupe's \"replayed: already revoked from ...\"", d)
+	if d := rejected[0].Detail; !strings.HasPrefix(d, "replayed: already confirmed from "+schemas.TopicRevokeCommands) {
+		t.Errorf("rejection detail %q, want the store-backed dedupe's \"replayed: already confirmed from ...\"", d)
 	}
 
 	// The store is back: everything arrives once and the chain verifies.
@@ -128,7 +128,7 @@ func TestReplayRefusedWhileStoreDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := steps(t, mem, cmd.CommandID)
-	if s[schemas.StepRevoked] != 1 || s[schemas.StepRejected] != 1 {
+	if s[schemas.StepConfirmed] != 1 || s[schemas.StepRejected] != 1 {
 		t.Errorf("steps %v, want one revocation and one rejection", s)
 	}
 	verifyChain(t, mem, nil)
@@ -185,7 +185,7 @@ func TestStartsWithStoreDown(t *testing.T) {
 	cfg.Reader.CommitInterval = 5 * time.Millisecond
 	_, stop := f.run(t, cfg, service.Deps{Store: sp1, CheckpointSigner: checkpoints})
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, first))
-	waitFor(t, "the first revocation", func() bool { return steps(t, mem, first.CommandID)[schemas.StepRevoked] == 1 })
+	waitFor(t, "the first revocation", func() bool { return steps(t, mem, first.CommandID)[schemas.StepConfirmed] == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestStartsWithStoreDown(t *testing.T) {
 		t.Errorf("the store was opened %d times, want once", u.opens.Load())
 	}
 	for _, c := range cmds {
-		if s := steps(t, mem, c.CommandID); s[schemas.StepReceived] != 1 || s[schemas.StepRevoked] != 1 {
+		if s := steps(t, mem, c.CommandID); s[schemas.StepReceived] != 1 || s[schemas.StepConfirmed] != 1 {
 			t.Errorf("%s: steps %v, want one received and one revoked", c.Target.UserID, s)
 		}
 	}
