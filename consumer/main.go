@@ -276,6 +276,11 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	proves := log.Info()
+	for kind, how := range service.Proves(client) {
+		proves = proves.Str(string(kind), how)
+	}
+	proves.Msg("how each target's revocation is proved")
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

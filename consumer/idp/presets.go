@@ -112,6 +112,9 @@ func OktaPreset(orgURL, authServerID string) Config {
 //     revocation falls back to the subject-and-client call with the
 //     subject and client introspection named, then, for a
 //     client-credentials token only, to the client call.
+//   - The fallbacks (Escalate) are set here and in examples/hydra.yaml;
+//     `preset: hydra` alone sets none, so such a revocation is not
+//     effective and dead-lettered.
 //   - Proof: introspection, for a raw token. Hydra cannot list a
 //     subject's tokens, so user, session and client revocations are
 //     unconfirmed.
@@ -126,6 +129,10 @@ func HydraPreset(publicURL, adminURL string) Config {
 			Preset:  PresetHydra,
 			BaseURL: admin,
 			Auth:    AdminAuth{Kind: AdminAuthNone},
+			Escalate: Escalation{
+				Token:   []string{EscalateSubjectClient, EscalateClient},
+				Session: []string{EscalateSubject},
+			},
 		},
 	}
 }
@@ -201,12 +208,6 @@ func (a AdminConfig) withProviderPreset() AdminConfig {
 		fill(&a.Client, client)
 		fill(&a.SubjectClient, call(http.MethodDelete, "{base}/admin/oauth2/auth/sessions/consent?subject={user_id}&client={client_id}", "204"))
 		fill(&a.ClientLookup, call(http.MethodGet, "{base}/admin/clients/{client_id}", "200"))
-		if a.Escalate.Token == nil {
-			a.Escalate.Token = []string{EscalateSubjectClient, EscalateClient}
-		}
-		if a.Escalate.Session == nil {
-			a.Escalate.Session = []string{EscalateSubject}
-		}
 	case PresetBox:
 		c := call(http.MethodPost, "{base}/users/terminate_sessions", "2xx")
 		c.Body = `{"user_ids":["{user_id}"],"user_logins":[]}`
