@@ -125,21 +125,9 @@ if [[ ! -f "$zk_jar" ]] || ! command -v java >/dev/null 2>&1; then
 	apt_install zookeeper || log "apt-get install zookeeper reported an error"
 fi
 
-# port_free reports whether nothing accepts connections on the port.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# free_port prints a port nothing listens on.
-free_port() {
-	local p
-	for _ in $(seq 1 50); do
-		p=$((20000 + RANDOM % 20000))
-		if port_free "$p"; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+# free_port and port_free.
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 dir="$(mktemp -d "${TMPDIR:-/tmp}/revoked-clickhouse.XXXXXX")"
 mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas" "$dir/log"

@@ -1,8 +1,6 @@
 # Shell functions that the .ci scripts share. Source it:
 #
 #   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-#
-# (.ci/clickhouse.sh still has its own copies of port_free and free_port.)
 
 # port_free reports whether nothing accepts connections on the port.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
