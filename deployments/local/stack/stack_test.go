@@ -110,7 +110,7 @@ func TestEndToEnd(t *testing.T) {
 			var rows []schemas.AuditRow
 			waitFor(t, "the audit rows", func() bool {
 				rows, err = s.Store.History(context.Background(), audit.Query{UserID: user, Limit: 100})
-				return err == nil && hasStep(rows, schemas.StepRevoked) && hasStep(rows, schemas.StepVerified)
+				return err == nil && hasStep(rows, schemas.StepConfirmed)
 			})
 			for _, r := range rows {
 				if r.RuleID != "risk" || r.Mode != schemas.ModeEnforce {
@@ -128,7 +128,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.StatusCode != 200 || !hasStep(page.Rows, schemas.StepRevoked) {
+			if resp.StatusCode != 200 || !hasStep(page.Rows, schemas.StepConfirmed) {
 				t.Fatalf("GET /api/v1/revocations: %d %+v", resp.StatusCode, page)
 			}
 

@@ -63,7 +63,7 @@ func TestRawTokenIDIsRefused(t *testing.T) {
 			waitFor(t, "the brute force after them to be revoked", func() bool {
 				var err error
 				rows, err = s.Store.History(context.Background(), audit.Query{UserID: user, Limit: 100})
-				return err == nil && hasStep(rows, schemas.StepRevoked)
+				return err == nil && hasStep(rows, schemas.StepConfirmed)
 			})
 
 			var haystack strings.Builder

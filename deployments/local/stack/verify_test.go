@@ -55,7 +55,7 @@ func TestLocalTrailVerifiesAndCatchesADeletedLastRow(t *testing.T) {
 	(&kafkatest.Cluster{Brokers: s.Brokers}).Produce(t, schemas.TopicAuditEvents, msgs...)
 	waitFor(t, "the revocation's audit rows", func() bool {
 		rows, err := s.Store.History(context.Background(), audit.Query{UserID: user, Limit: 100})
-		return err == nil && hasStep(rows, schemas.StepRevoked) && hasStep(rows, schemas.StepVerified)
+		return err == nil && hasStep(rows, schemas.StepConfirmed)
 	})
 	if in, err := s.IdP.Introspect(context.Background(), raw); err != nil || in.Active {
 		t.Fatalf("token still active: %+v %v", in, err)
