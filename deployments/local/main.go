@@ -5,6 +5,7 @@
 //
 //	go run ./deployments/local                  run until interrupted
 //	go run ./deployments/local --simulate 60s   feed simulated traffic, print a summary, exit
+//	go run ./deployments/local bench            measure each part against its plain baseline
 //
 // Any Kafka client can produce AuditEvents to audit.events and read
 // revoke.commands on the broker's port. chDB needs libchdb.so, and the
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
+	"github.com/revoked-dev/revoked/deployments/local/bench"
 	"github.com/revoked-dev/revoked/deployments/local/stack"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
@@ -34,7 +36,50 @@ import (
 )
 
 func main() {
-	cli.Exit("local", run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	cli.Exit("local", dispatch(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// dispatch runs the bench subcommand, or the pipeline (the default, whose
+// arguments are flags).
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd, rest := cli.Subcommand(args, "run")
+	switch cmd {
+	case "run":
+		return run(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
+	}
+	return fmt.Errorf("unknown command %q (want bench, or flags to run the pipeline)", cmd)
+}
+
+type benchConfig struct {
+	Bench bench.Config
+	Log   ops.LogConfig `flag:"log" env:"REVOKED_LOG"`
+}
+
+// runBench runs the benchmark and prints its tables to stdout; progress
+// and logs go to stderr.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := benchConfig{Bench: bench.DefaultConfig(), Log: ops.DefaultLogConfig()}
+	cfg.Log.Level = "warn"
+	if err := config.Load(cli.NewFlagSet("local bench", stderr), args, &cfg); err != nil {
+		return err
+	}
+	var p config.Problems
+	p.Nest("", cfg.Bench.Validate())
+	p.Nest("log", cfg.Log.Validate())
+	if err := p.Err(); err != nil {
+		return err
+	}
+	log, err := ops.NewLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, cfg.Bench, stderr, log)
+	res.Print(stdout)
+	return err
 }
 
 type localConfig struct {

@@ -1,0 +1,488 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/backends"
+	"github.com/revoked-dev/revoked/consumer/audit/chdbstore"
+	"github.com/revoked-dev/revoked/consumer/audit/chstore"
+	consumer "github.com/revoked-dev/revoked/consumer/service"
+	"github.com/revoked-dev/revoked/internal/progress"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Tables of the audit part: the store's, and the raw inserts' (the same
+// schema, schemas.RenderDDL).
+const (
+	storeTable = "audit_store"
+	rawTable   = "audit_raw"
+)
+
+// audit writes the same rows through the audit Writer into each store and
+// as one raw batch insert beside it.
+func (r *runner) audit(ctx context.Context) ([]Row, error) {
+	rows := auditRows(r.cfg.Rows, r.cfg.Seed)
+	// The raw inserts write the rows as the Writer stores them: normalized
+	// and linked into one chain.
+	linked := link("bench-raw", rows)
+	writers := consumer.DefaultConfig().Reader.Concurrency
+
+	chdbRow, err := r.auditChDB(ctx, rows, linked, writers)
+	if err != nil {
+		return nil, fmt.Errorf("chDB: %w", err)
+	}
+	out := []Row{chdbRow}
+	if r.cfg.ClickHouseDSN != "" {
+		row, err := r.auditClickHouse(ctx, rows, linked, writers)
+		if err != nil {
+			return nil, fmt.Errorf("ClickHouse %s: %w", chstore.RedactDSN(r.cfg.ClickHouseDSN), err)
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+func (r *runner) chdbLibPath() string {
+	for _, p := range []string{r.cfg.Audit.ChDBLibPath, os.Getenv(chdbstore.EnvLibPath)} {
+		if p != "" {
+			return p
+		}
+	}
+	return chdbstore.DefaultLibPath
+}
+
+// auditChDB inserts the rows raw through libchdb, then writes them
+// through the Writer into chdbstore, both in one data directory (chDB
+// holds one per process): the raw connection is closed before the store
+// opens the directory.
+func (r *runner) auditChDB(ctx context.Context, rows, linked []schemas.AuditRow, writers int) (Row, error) {
+	dir := filepath.Join(r.root, PartAudit, "chdb")
+	raw, err := r.rawChDBInsert(dir, linked)
+	if err != nil {
+		return Row{}, fmt.Errorf("raw insert: %w", err)
+	}
+	store, err := backends.Open(ctx, backends.Config{
+		Backend: backends.ChDB, ChDBPath: dir, ChDBLibPath: r.cfg.Audit.ChDBLibPath, Table: storeTable,
+	}, r.logger("audit"))
+	if err != nil {
+		return Row{}, err
+	}
+	project, err := r.writeThroughWriter(ctx, store, rows, writers, "  chDB store")
+	if err != nil {
+		return Row{}, errors.Join(fmt.Errorf("store: %w", err), store.Close())
+	}
+	if err := store.Close(); err != nil {
+		return Row{}, err
+	}
+	return Row{
+		Part: fmt.Sprintf("audit chDB (Writer, %d writers)", writers), Unit: "rows/s", Project: project, Baseline: raw,
+		Against: "one raw libchdb INSERT", Target: TargetAudit,
+	}, nil
+}
+
+// rawChDBInsert creates the raw table in dir and inserts rows into it in
+// one INSERT ... FORMAT JSONEachRow, encoding included in the time.
+func (r *runner) rawChDBInsert(dir string, rows []schemas.AuditRow) (float64, error) {
+	c, err := openRawChDB(r.chdbLibPath(), dir)
+	if err != nil {
+		return 0, err
+	}
+	defer c.close()
+	out, err := c.exec("SELECT version()", "TabSeparated")
+	if err != nil {
+		return 0, err
+	}
+	version, err := schemas.ParseServerVersion(string(out))
+	if err != nil {
+		return 0, err
+	}
+	ddl, err := schemas.RenderDDL(schemas.DDLOptions{Database: "default", Table: rawTable, ServerVersion: version})
+	if err != nil {
+		return 0, err
+	}
+	for _, stmt := range ddl {
+		if _, err := c.exec(stmt, "TabSeparated"); err != nil {
+			return 0, err
+		}
+	}
+	bar := progress.New(r.progress, progress.Config{Label: "  chDB raw INSERT", Total: int64(len(rows)), Unit: "rows"})
+	start := time.Now()
+	var b bytes.Buffer
+	b.WriteString("INSERT INTO `default`.`" + rawTable + "` (" + strings.Join(schemas.AuditColumnNames(), ", ") + ") FORMAT JSONEachRow\n")
+	enc := json.NewEncoder(&b)
+	for i := range rows {
+		if err := enc.Encode(wire(&rows[i])); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := c.exec(b.String(), "TabSeparated"); err != nil {
+		return 0, err
+	}
+	elapsed := time.Since(start)
+	bar.Set(int64(len(rows)))
+	bar.Finish()
+	out, err = c.exec("SELECT count() FROM `default`.`"+rawTable+"`", "TabSeparated")
+	if err != nil {
+		return 0, err
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n != len(rows) {
+		return 0, fmt.Errorf("the raw table holds %q rows, want %d", strings.TrimSpace(string(out)), len(rows))
+	}
+	return rate(int64(len(rows)), elapsed), nil
+}
+
+// auditClickHouse inserts the rows raw with one clickhouse-go batch, then
+// writes them through the Writer into chstore, in a database of their own
+// that is dropped afterwards.
+func (r *runner) auditClickHouse(ctx context.Context, rows, linked []schemas.AuditRow, writers int) (Row, error) {
+	opts, err := clickhouse.ParseDSN(r.cfg.ClickHouseDSN)
+	if err != nil {
+		return Row{}, err
+	}
+	opts.Auth.Database = ""
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return Row{}, err
+	}
+	defer conn.Close()
+	db := fmt.Sprintf("revoked_bench_%d", time.Now().UnixNano())
+	defer func() {
+		if err := conn.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS `"+db+"`"); err != nil {
+			r.log.Warn().Err(err).Str("database", db).Msg("dropping the benchmark database")
+		}
+	}()
+	var vs string
+	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&vs); err != nil {
+		return Row{}, err
+	}
+	version, err := schemas.ParseServerVersion(vs)
+	if err != nil {
+		return Row{}, err
+	}
+	ddl, err := schemas.RenderDDL(schemas.DDLOptions{Database: db, Table: rawTable, ServerVersion: version})
+	if err != nil {
+		return Row{}, err
+	}
+	for _, stmt := range ddl {
+		if err := conn.Exec(ctx, stmt); err != nil {
+			return Row{}, err
+		}
+	}
+
+	bar := progress.New(r.progress, progress.Config{Label: "  ClickHouse raw batch", Total: int64(len(linked)), Unit: "rows"})
+	start := time.Now()
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO `"+db+"`.`"+rawTable+"` ("+strings.Join(schemas.AuditColumnNames(), ", ")+")")
+	if err != nil {
+		bar.Finish()
+		return Row{}, err
+	}
+	for i := range linked {
+		if err := batch.Append(values(&linked[i])...); err != nil {
+			bar.Finish()
+			return Row{}, errors.Join(err, batch.Abort())
+		}
+	}
+	if err := batch.Send(); err != nil {
+		bar.Finish()
+		return Row{}, err
+	}
+	raw := rate(int64(len(linked)), time.Since(start))
+	bar.Set(int64(len(linked)))
+	bar.Finish()
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM `"+db+"`.`"+rawTable+"`").Scan(&n); err != nil {
+		return Row{}, err
+	}
+	if n != uint64(len(linked)) {
+		return Row{}, fmt.Errorf("the raw table holds %d rows, want %d", n, len(linked))
+	}
+
+	store, err := backends.Open(ctx, backends.Config{
+		Backend: backends.ClickHouse, DSN: r.cfg.ClickHouseDSN, Database: db, Table: storeTable,
+	}, r.logger("audit"))
+	if err != nil {
+		return Row{}, err
+	}
+	project, err := r.writeThroughWriter(ctx, store, rows, writers, "  ClickHouse store")
+	if err != nil {
+		return Row{}, errors.Join(fmt.Errorf("store: %w", err), store.Close())
+	}
+	if err := store.Close(); err != nil {
+		return Row{}, err
+	}
+	return Row{
+		Part: fmt.Sprintf("audit ClickHouse (Writer, %d writers)", writers), Unit: "rows/s", Project: project, Baseline: raw,
+		Against: "one raw clickhouse-go batch", Target: TargetAudit,
+	}, nil
+}
+
+// writeThroughWriter migrates store and writes rows through an audit
+// Writer that signs checkpoints, as the consumer does: one row per Write,
+// from writers goroutines at once (the consumer's handlers). It returns
+// rows per second until every Write returned and the Writer closed (its
+// last checkpoint stored), and checks that the store holds every row.
+func (r *runner) writeThroughWriter(ctx context.Context, store audit.Store, rows []schemas.AuditRow, writers int, label string) (float64, error) {
+	if err := store.Migrate(ctx); err != nil {
+		return 0, err
+	}
+	signer, err := newSigner()
+	if err != nil {
+		return 0, err
+	}
+	chain := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	w, err := audit.NewWriterWithConfig(ctx, store, audit.WriterConfig{Chain: chain, Signer: signer}, r.logger("audit-writer"))
+	if err != nil {
+		return 0, err
+	}
+	bar := progress.New(r.progress, progress.Config{Label: label, Total: int64(len(rows)), Unit: "rows"})
+	jobs := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range writers {
+		wg.Go(func() {
+			for i := range jobs {
+				if err := w.Write(ctx, rows[i]); err != nil {
+					report(errs, err)
+					continue
+				}
+				bar.Add(1)
+			}
+		})
+	}
+	for i := range rows {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	err = w.Close()
+	elapsed := time.Since(start)
+	bar.Finish()
+	select {
+	case werr := <-errs:
+		err = errors.Join(werr, err)
+	default:
+	}
+	if err != nil {
+		return 0, err
+	}
+	stored, err := store.ChainRows(ctx, chain, 0, 0)
+	if err != nil {
+		return 0, fmt.Errorf("reading the rows back: %w", err)
+	}
+	if len(stored) != len(rows) {
+		return 0, fmt.Errorf("the store holds %d rows of chain %s, want %d", len(stored), chain, len(rows))
+	}
+	return rate(int64(len(rows)), elapsed), nil
+}
+
+// auditRows returns n rows as the consumer writes them for commands the
+// detector sends: a received and a confirmed row per command, for a mix
+// of rules and targets, deterministic for a seed.
+func auditRows(n int, seed int64) []schemas.AuditRow {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x6175646974))
+	rules := []struct {
+		id, summary string
+		kind        schemas.TargetKind
+		action      schemas.Action
+	}{
+		{"brute_force_success", "login succeeded after 14 failures from 3 addresses in 6 minutes", schemas.TargetUser, schemas.ActionRevokeAndReverify},
+		{"token_moved", "token used from two networks 900 km apart within 4 minutes", schemas.TargetToken, schemas.ActionRevoke},
+		{"impossible_travel", "logins from Amsterdam and Singapore 40 minutes apart", schemas.TargetUser, schemas.ActionRevoke},
+		{"session_hijack", "session continued from a new device and network", schemas.TargetSession, schemas.ActionRevoke},
+		{"mass_download", "1,240 file downloads in 10 minutes, 30x the user's usual", schemas.TargetToken, schemas.ActionRevoke},
+		{"logout", "user logged out", schemas.TargetSession, schemas.ActionRevoke},
+	}
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	out := make([]schemas.AuditRow, 0, n)
+	for i := 0; len(out) < n; i++ {
+		rule := rules[rng.IntN(len(rules))]
+		user := simulateUserID(rng.IntN(5000))
+		last := start.Add(time.Duration(i) * 37 * time.Millisecond)
+		target := schemas.Target{Kind: rule.kind, UserID: user}
+		switch rule.kind {
+		case schemas.TargetToken:
+			target.TokenID = schemas.Fingerprint(fmt.Sprintf("raw-%d-%d", seed, i))
+		case schemas.TargetSession:
+			target.SessionID = fmt.Sprintf("s-%016x", rng.Uint64())
+		case schemas.TargetUser:
+			target.IncludeDownscoped = true
+		}
+		evidence := make([]string, 2+rng.IntN(6))
+		for j := range evidence {
+			evidence[j] = fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
+		}
+		detected := last.Add(time.Duration(1+rng.IntN(5)) * time.Millisecond)
+		cmd := schemas.RevokeCommand{
+			IssuedAt: detected, ExpiresAt: detected.Add(time.Hour), Issuer: "detector",
+			Target: target, Action: rule.action, Mode: schemas.ModeEnforce,
+			Reason: schemas.Reason{
+				RuleID: rule.id, RuleVersion: 1, Severity: schemas.SeverityHigh, Summary: rule.summary,
+				Evidence: evidence, FirstEventTime: last.Add(-time.Duration(rng.IntN(600)) * time.Second), LastEventTime: last, DetectedAt: detected,
+			},
+		}
+		cmd.CommandID = schemas.DetectionCommandID(rule.id, 1, target, evidence)
+		partition, offset := int32(rng.IntN(8)), int64(i)
+		received := detected.Add(time.Duration(1+rng.IntN(3)) * time.Millisecond)
+		for _, step := range []schemas.Step{schemas.StepReceived, schemas.StepConfirmed} {
+			row := schemas.RowFromCommand(&cmd)
+			row.RowID = schemas.AuditRowID(cmd.CommandID, step, schemas.TopicRevokeCommands, partition, offset)
+			row.Step = step
+			row.Time = received
+			row.Actor = "consumer"
+			row.SourceTopic, row.SourcePartition, row.SourceOffset = schemas.TopicRevokeCommands, partition, offset
+			row.DetectLatencyMs = detected.Sub(last).Milliseconds()
+			if step == schemas.StepConfirmed {
+				row.Time = received.Add(time.Duration(3+rng.IntN(20)) * time.Millisecond)
+				row.RevokeLatencyMs = row.Time.Sub(last).Milliseconds()
+				row.IdPStatus, row.IdPResponse = 200, `{"revoked":1}`
+				row.TokensRevoked, row.Attempts = uint32(1+rng.IntN(3)), 1
+				row.Proof = "introspection: every targeted token inactive"
+			}
+			out = append(out, row)
+			if len(out) == n {
+				break
+			}
+		}
+	}
+	return out
+}
+
+func simulateUserID(i int) string { return fmt.Sprintf("user-%06d", i+1) }
+
+// link normalizes rows and links them into one chain, as the Writer
+// stores them.
+func link(chain string, rows []schemas.AuditRow) []schemas.AuditRow {
+	out := make([]schemas.AuditRow, len(rows))
+	prev := ""
+	for i, r := range rows {
+		audit.Normalize(&r)
+		r.Chain, r.Seq, r.PrevHash = chain, uint64(i+1), prev
+		r.Hash = r.ComputeHash()
+		prev = r.Hash
+		out[i] = r
+	}
+	return out
+}
+
+// values are a row's columns in schemas.AuditColumns order, as a
+// clickhouse-go batch takes them.
+func values(r *schemas.AuditRow) []any {
+	return []any{
+		r.RowID, r.Chain, r.Seq, r.Time,
+		r.CommandID, string(r.Step), r.Detail,
+		r.Issuer, r.Actor, r.Approver,
+		string(r.TargetKind), r.UserID, r.TokenID, r.SessionID, r.ClientID, boolByte(r.IncludeDownscoped),
+		string(r.Action), string(r.Mode),
+		r.RuleID, r.RuleVersion, string(r.Severity), r.Summary, nonNil(r.Evidence),
+		epoch(r.FirstEventTime), epoch(r.LastEventTime), epoch(r.DetectedAt), epoch(r.IssuedAt), epoch(r.ExpiresAt),
+		r.IdPStatus, r.IdPResponse, r.TokensRevoked, r.Proof, r.Attempts,
+		r.DetectLatencyMs, r.RevokeLatencyMs,
+		r.SourceTopic, r.SourcePartition, r.SourceOffset,
+		r.PrevHash, r.Hash,
+	}
+}
+
+// wireRow is a row as JSONEachRow carries it into chDB, in column order.
+type wireRow struct {
+	RowID             string   `json:"row_id"`
+	Chain             string   `json:"chain"`
+	Seq               uint64   `json:"seq"`
+	Time              chTime   `json:"time"`
+	CommandID         string   `json:"command_id"`
+	Step              string   `json:"step"`
+	Detail            string   `json:"detail"`
+	Issuer            string   `json:"issuer"`
+	Actor             string   `json:"actor"`
+	Approver          string   `json:"approver"`
+	TargetKind        string   `json:"target_kind"`
+	UserID            string   `json:"user_id"`
+	TokenID           string   `json:"token_id"`
+	SessionID         string   `json:"session_id"`
+	ClientID          string   `json:"client_id"`
+	IncludeDownscoped uint8    `json:"include_downscoped"`
+	Action            string   `json:"action"`
+	Mode              string   `json:"mode"`
+	RuleID            string   `json:"rule_id"`
+	RuleVersion       uint32   `json:"rule_version"`
+	Severity          string   `json:"severity"`
+	Summary           string   `json:"summary"`
+	Evidence          []string `json:"evidence"`
+	FirstEventTime    chTime   `json:"first_event_time"`
+	LastEventTime     chTime   `json:"last_event_time"`
+	DetectedAt        chTime   `json:"detected_at"`
+	IssuedAt          chTime   `json:"issued_at"`
+	ExpiresAt         chTime   `json:"expires_at"`
+	IdPStatus         uint16   `json:"idp_status"`
+	IdPResponse       string   `json:"idp_response"`
+	TokensRevoked     uint32   `json:"tokens_revoked"`
+	Proof             string   `json:"proof"`
+	Attempts          uint32   `json:"attempts"`
+	DetectLatencyMs   int64    `json:"detect_latency_ms"`
+	RevokeLatencyMs   int64    `json:"revoke_latency_ms"`
+	SourceTopic       string   `json:"source_topic"`
+	SourcePartition   int32    `json:"source_partition"`
+	SourceOffset      int64    `json:"source_offset"`
+	PrevHash          string   `json:"prev_hash"`
+	Hash              string   `json:"hash"`
+}
+
+func wire(r *schemas.AuditRow) wireRow {
+	return wireRow{
+		RowID: r.RowID, Chain: r.Chain, Seq: r.Seq, Time: chTime(r.Time),
+		CommandID: r.CommandID, Step: string(r.Step), Detail: r.Detail,
+		Issuer: r.Issuer, Actor: r.Actor, Approver: r.Approver,
+		TargetKind: string(r.TargetKind), UserID: r.UserID, TokenID: r.TokenID, SessionID: r.SessionID, ClientID: r.ClientID,
+		IncludeDownscoped: boolByte(r.IncludeDownscoped), Action: string(r.Action), Mode: string(r.Mode),
+		RuleID: r.RuleID, RuleVersion: r.RuleVersion, Severity: string(r.Severity), Summary: r.Summary, Evidence: nonNil(r.Evidence),
+		FirstEventTime: chTime(r.FirstEventTime), LastEventTime: chTime(r.LastEventTime), DetectedAt: chTime(r.DetectedAt),
+		IssuedAt: chTime(r.IssuedAt), ExpiresAt: chTime(r.ExpiresAt),
+		IdPStatus: r.IdPStatus, IdPResponse: r.IdPResponse, TokensRevoked: r.TokensRevoked, Proof: r.Proof, Attempts: r.Attempts,
+		DetectLatencyMs: r.DetectLatencyMs, RevokeLatencyMs: r.RevokeLatencyMs,
+		SourceTopic: r.SourceTopic, SourcePartition: r.SourcePartition, SourceOffset: r.SourceOffset,
+		PrevHash: r.PrevHash, Hash: r.Hash,
+	}
+}
+
+// chTime is a DateTime64(3, 'UTC') value in JSON; the zero time is the
+// epoch.
+type chTime time.Time
+
+func (t chTime) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + epoch(time.Time(t)).UTC().Format("2006-01-02 15:04:05.000") + `"`), nil
+}
+
+func epoch(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Unix(0, 0).UTC()
+	}
+	return t
+}
+
+func boolByte(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
