@@ -133,6 +133,10 @@ func count(v float64) string {
 	return b.String()
 }
 
+// ms renders a latency in milliseconds, or seconds from one second up.
 func ms(d time.Duration) string {
+	if d >= time.Second {
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
 	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 }
