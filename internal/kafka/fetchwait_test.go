@@ -44,9 +44,8 @@ func (b *lockedBuffer) lines(substr string) []string {
 // answers every fetch: the hold kafka-go asks for starts this much after
 // the request arrived, as it does when kfake's single request loop is busy
 // (kfake starts the hold when it handles a fetch, not when it received it).
-// Four times the slack the old 50 ms MaxWait left, well inside the
-// default's.
-const brokerLateness = 50 * time.Millisecond
+// Twice the slack the old 50 ms MaxWait left, well inside the default's.
+const brokerLateness = 25 * time.Millisecond
 
 // A kafka-go reader drops its connection with "i/o timeout" when a fetch
 // is answered later than MaxWait after it was sent, while it asks the
