@@ -35,12 +35,17 @@ type WriterConfig struct {
 	Security Security
 }
 
-// DefaultWriterConfig batches for at most 5 ms and retries a batch ten
-// times within a ten second write timeout.
+// DefaultWriterConfig batches for at most 1 ms, up to 100 messages, and
+// retries a batch ten times within a ten second write timeout. A
+// synchronous WriteMessages waits out BatchTimeout for every batch that is
+// not full, so it is most of a hop's latency: BenchmarkHop measured a hop
+// at p50 5.3 ms with 5 ms and 1.2 ms with 1 ms, and BenchmarkThroughput
+// moved 2-3 times as many messages (README, "Kafka"). Going below 1 ms,
+// or to larger batches, measured no better.
 func DefaultWriterConfig() WriterConfig {
 	return WriterConfig{
 		ClientID:     "revoked",
-		BatchTimeout: 5 * time.Millisecond,
+		BatchTimeout: time.Millisecond,
 		BatchSize:    100,
 		BatchBytes:   1 << 20,
 		WriteTimeout: 10 * time.Second,
