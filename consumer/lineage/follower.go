@@ -239,7 +239,11 @@ func (f *Follower) tail(ctx context.Context, partition int, from int64) (int64, 
 		Dialer:         f.dialer,
 		MinBytes:       1,
 		MaxBytes:       10 << 20,
-		MaxWait:        250 * time.Millisecond,
+		// The reader's own fetch wait (kafkax.DefaultReaderConfig): a
+		// tail waits on an idle partition, and kafka-go gives the broker
+		// only 3/4 of MaxWait below a second, so a short one times out
+		// and reconnects whenever the broker answers a little late.
+		MaxWait:        kafkax.DefaultReaderConfig().MaxWait,
 		IsolationLevel: kafka.ReadCommitted,
 	})
 	defer func() { _ = r.Close() }()
