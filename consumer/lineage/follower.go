@@ -233,12 +233,12 @@ func (f *Follower) startOffset(ctx context.Context, partition int) (int64, error
 // tail reads from offset from on and returns the offset to resume at.
 func (f *Follower) tail(ctx context.Context, partition int, from int64) (int64, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        f.brokers,
-		Topic:          f.topic,
-		Partition:      partition,
-		Dialer:         f.dialer,
-		MinBytes:       1,
-		MaxBytes:       10 << 20,
+		Brokers:   f.brokers,
+		Topic:     f.topic,
+		Partition: partition,
+		Dialer:    f.dialer,
+		MinBytes:  1,
+		MaxBytes:  10 << 20,
 		// The reader's own fetch wait (kafkax.DefaultReaderConfig): a
 		// tail waits on an idle partition, and kafka-go gives the broker
 		// only 3/4 of MaxWait below a second, so a short one times out
