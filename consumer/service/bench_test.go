@@ -6,38 +6,65 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
 // BenchmarkConsumerVsPlainClient measures revocations per second through
 // the whole consumer (kfake broker, key lanes, signature check, unsealing,
-// replay check and audit rows in memstore, RFC 7009 revocation and an
-// introspection to prove it) against a plain net/http client posting the
+// replay check and audit rows, RFC 7009 revocation and an introspection
+// to prove it) against a plain net/http client posting the
 // same RFC 7009 revocations to the same reference token API, with as many
 // requests in flight as the consumer may have handlers. b.N is the number
 // of revocations of each side; run it with a fixed count, e.g.
-// -benchtime=2000x.
+// -benchtime=2000x. The audit store is memstore, and chDB too when
+// CHDB_LIB_PATH names libchdb (store=chdb; a fresh data directory per run).
 func BenchmarkConsumerVsPlainClient(b *testing.B) {
-	for _, lanes := range []int{1, 8} {
-		b.Run(fmt.Sprintf("lanes=%d", lanes), func(b *testing.B) { benchConsumer(b, lanes) })
+	stores := map[string]func(testing.TB) audit.Store{"mem": func(testing.TB) audit.Store { return memstore.New() }}
+	if os.Getenv("CHDB_LIB_PATH") != "" {
+		stores["chdb"] = openChDB
+	}
+	for _, name := range []string{"mem", "chdb"} {
+		open, ok := stores[name]
+		if !ok {
+			continue
+		}
+		for _, lanes := range []int{1, 8} {
+			b.Run(fmt.Sprintf("store=%s/lanes=%d", name, lanes), func(b *testing.B) { benchConsumer(b, open(b), lanes) })
+		}
 	}
 }
 
-func benchConsumer(b *testing.B, lanes int) {
-	const partitions, concurrency = 8, 32
-	f := newFixture(b, memstore.New())
+// openChDB opens a chDB store in a new directory, closed at cleanup.
+func openChDB(tb testing.TB) audit.Store {
+	tb.Helper()
+	s, err := backends.Open(context.Background(), backends.Config{Backend: backends.ChDB, ChDBPath: tb.TempDir(), ChDBLibPath: testenv.ChDBLibPath(tb)}, zerolog.Nop())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func benchConsumer(b *testing.B, store audit.Store, lanes int) {
+	const partitions, concurrency = 4, 32
+	f := newFixture(b, store)
 	n := b.N
 	issue := func(prefix string) []string {
 		raws := make([]string, n)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -84,6 +85,7 @@ type Handler struct {
 	metrics  *Metrics
 	observer func(schemas.AuditRow)
 	guard    *guard.Guard
+	replay   *replayIndex
 	// stripes serialise the handling of one command id, from the replay
 	// check to the audit rows: the reader keeps one key's commands in
 	// order, but a command republished under another key could otherwise
@@ -109,6 +111,11 @@ type HandlerConfig struct {
 	// Guard, when set, holds commands over budget or under the kill switch
 	// and refuses allowlisted targets.
 	Guard *guard.Guard
+
+	// replay, when set, answers the replay check without the store
+	// while it can (see replayIndex). Nil: every check reads the audit
+	// log.
+	replay *replayIndex
 }
 
 // NewHandler checks the dependencies and returns a Handler.
@@ -141,7 +148,7 @@ func NewHandler(cfg HandlerConfig, log zerolog.Logger) (*Handler, error) {
 	return &Handler{
 		keyring: cfg.Keyring, seal: cfg.Seal, revoker: cfg.Revoker, audit: cfg.Audit,
 		actor: cfg.Actor, maxSkew: cfg.MaxClockSkew, now: cfg.Now, log: log,
-		metrics: cfg.Metrics, observer: cfg.Observe, guard: cfg.Guard,
+		metrics: cfg.Metrics, observer: cfg.Observe, guard: cfg.Guard, replay: cfg.replay,
 	}, nil
 }
 
@@ -180,9 +187,9 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 	// same command at another position is a replay.
 	mu := h.lock(cmd.CommandID)
 	defer mu.Unlock()
-	prior, err := h.audit.CommandRows(ctx, cmd.CommandID)
+	prior, err := h.prior(ctx, &cmd, pos, string(m.Key) == cmd.Target.Key())
 	if err != nil {
-		return fmt.Errorf("reading the command's audit rows: %w", err)
+		return err
 	}
 	for _, r := range prior {
 		if !r.Step.Terminal() {
@@ -203,6 +210,20 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 		return h.reject(ctx, pos, &cmd, nil, reason, true)
 	}
 
+	// The received row is not written ahead of the token API call: it
+	// goes with the outcome row in one Write after the call, so the call
+	// never waits on the audit store and one group commit carries both.
+	// What a received row written first would have given, the offset
+	// gives: it is committed only once both rows are durable (store or
+	// spool). A crash between the call and that group commit leaves the
+	// message uncommitted and without a terminal row, so it is delivered
+	// again at the same position, is not a replay, and runs again; the
+	// token API's calls are idempotent (revoking twice is harmless), and
+	// the second run records the revocation. The one case the trail then
+	// tells differently is a redelivery that arrives after the command
+	// expired: it is rejected as expired, though the first run may have
+	// revoked (harmless to the tokens, and the source topic still holds
+	// the command).
 	received := h.row(&cmd, pos, schemas.StepReceived, start)
 	switch {
 	case cmd.Mode == schemas.ModeDryRun:
@@ -243,6 +264,29 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 		return kafkax.Poison("token API: "+strings.TrimPrefix(err.Error(), ErrTerminal.Error()+": "), err)
 	}
 	return err
+}
+
+// prior returns the terminal steps already recorded for the command:
+// from the replay index alone when it is sure (see replayIndex), else from
+// the audit log (the store, and the spool's ledger while the store is
+// down). The caller holds the command id's lock.
+func (h *Handler) prior(ctx context.Context, cmd *schemas.RevokeCommand, pos position, canonicalKey bool) ([]schemas.AuditRow, error) {
+	if h.replay != nil {
+		rows, sure := h.replay.lookup(cmd, pos, canonicalKey)
+		if sure || slices.ContainsFunc(rows, pos.same) {
+			h.metrics.ReplayChecks.WithLabelValues("index").Inc()
+			return rows, nil
+		}
+	}
+	h.metrics.ReplayChecks.WithLabelValues("store").Inc()
+	rows, err := h.audit.CommandRows(ctx, cmd.CommandID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the command's audit rows: %w", err)
+	}
+	if h.replay != nil {
+		h.replay.record(rows)
+	}
+	return rows, nil
 }
 
 func (h *Handler) lock(commandID string) *sync.Mutex {
@@ -433,6 +477,9 @@ func (h *Handler) write(ctx context.Context, rows ...schemas.AuditRow) error {
 	if err := h.audit.Write(ctx, rows...); err != nil {
 		h.metrics.AuditErrors.Inc()
 		return fmt.Errorf("writing audit rows: %w", err)
+	}
+	if h.replay != nil {
+		h.replay.record(rows)
 	}
 	if h.observer != nil {
 		for _, r := range rows {

@@ -14,6 +14,9 @@ type Metrics struct {
 	Decided       prometheus.Counter
 	AuditErrors   prometheus.Counter
 	EventToRevoke prometheus.Histogram
+	// ReplayChecks counts replay checks by what answered them: the
+	// in-memory index alone, or the audit store.
+	ReplayChecks *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -61,9 +64,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "From the event that completed a detection to the token API's answer.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		ReplayChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "consumer", Name: "replay_checks_total",
+			Help: "Replay checks by what answered them: index (in memory, no store query) or store (after a start or a reassignment, or for a command under a key other than its target's).",
+		}, []string{"by"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Revoked, m.NotEffective, m.Rejected, m.DeadLettered, m.Failed, m.Redelivered, m.Held, m.Decided, m.AuditErrors, m.EventToRevoke)
+		reg.MustRegister(m.Revoked, m.NotEffective, m.Rejected, m.DeadLettered, m.Failed, m.Redelivered, m.Held, m.Decided, m.AuditErrors, m.EventToRevoke, m.ReplayChecks)
 	}
 	return m
 }

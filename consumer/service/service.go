@@ -29,6 +29,9 @@ type Config struct {
 	Retry        RetryConfig   `flag:"retry" env:"RETRY" yaml:"retry"`
 	// Guard is the consumer's own budget, allowlist and kill switch.
 	Guard guard.Config `flag:"guard" env:"GUARD" yaml:"guard"`
+	// Replay tunes the in-memory index of executed commands that answers
+	// the replay check without a store query per command.
+	Replay ReplayConfig `flag:"replay" env:"REPLAY" yaml:"replay"`
 }
 
 // DefaultConfig reads revoke.commands as group revoked-consumer, each
@@ -41,7 +44,7 @@ func DefaultConfig() Config {
 	r.Component = "consumer"
 	r.KeyConcurrency = 8
 	r.Concurrency = 32
-	return Config{Reader: r, Actor: "consumer", MaxClockSkew: time.Minute, Retry: DefaultRetryConfig()}
+	return Config{Reader: r, Actor: "consumer", MaxClockSkew: time.Minute, Retry: DefaultRetryConfig(), Replay: DefaultReplayConfig()}
 }
 
 // Validate reports every problem at once.
@@ -53,6 +56,7 @@ func (c Config) Validate() error {
 	p.Check(c.Retry.MaxAttempts > 0, "retry.max-attempts", "must be positive")
 	p.Check(c.Retry.MinBackoff > 0 && c.Retry.MaxBackoff >= c.Retry.MinBackoff, "retry.min-backoff", "need 0 < min-backoff <= max-backoff")
 	p.Nest("guard", c.Guard.Validate())
+	p.Nest("replay", c.Replay.validate())
 	return p.Err()
 }
 
@@ -84,7 +88,7 @@ type Deps struct {
 // openWriter opens the audit chain writer, signing checkpoints when the
 // deps carry a key.
 func openWriter(ctx context.Context, deps Deps, chain string, log zerolog.Logger) (*audit.Writer, error) {
-	w, err := audit.NewWriterWithConfig(ctx, deps.Store, audit.WriterConfig{Chain: chain, Signer: deps.CheckpointSigner}, log)
+	w, err := audit.NewWriterWithConfig(ctx, deps.Store, audit.WriterConfig{Chain: chain, Signer: deps.CheckpointSigner, MaxDelay: -1}, log)
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit chain: %w", err)
 	}
@@ -95,6 +99,7 @@ func openWriter(ctx context.Context, deps Deps, chain string, log zerolog.Logger
 type Service struct {
 	reader    *kafkax.Reader
 	writer    *audit.Writer
+	replay    *replayIndex
 	handler   *Handler
 	store     audit.Store
 	approvals *Approvals
@@ -125,7 +130,8 @@ func New(ctx context.Context, cfg Config, deps Deps, log zerolog.Logger) (*Servi
 			return nil, errors.Join(err, writer.Close())
 		}
 	}
-	h, err := newHandler(cfg, deps, writer, g, NewMetrics(deps.Registry), log)
+	replay := newReplayIndex(deps.Store, cfg.Replay, deps.Now, log)
+	h, err := newHandler(cfg, deps, writer, g, NewMetrics(deps.Registry), replay, log)
 	if err != nil {
 		return nil, errors.Join(err, writer.Close())
 	}
@@ -133,17 +139,18 @@ func New(ctx context.Context, cfg Config, deps Deps, log zerolog.Logger) (*Servi
 	if err != nil {
 		return nil, errors.Join(err, writer.Close())
 	}
+	replay.start()
 	fetch := deps.Fetcher
 	if fetch == nil {
 		fetch = NewKafkaFetcher(cfg.Reader)
 	}
 	return &Service{
-		reader: reader, writer: writer, handler: h, store: deps.Store, guard: g, log: log,
+		reader: reader, writer: writer, replay: replay, handler: h, store: deps.Store, guard: g, log: log,
 		approvals: NewApprovals(h, deps.Store, fetch),
 	}, nil
 }
 
-func newHandler(cfg Config, deps Deps, writer *audit.Writer, g *guard.Guard, m *Metrics, log zerolog.Logger) (*Handler, error) {
+func newHandler(cfg Config, deps Deps, writer *audit.Writer, g *guard.Guard, m *Metrics, replay *replayIndex, log zerolog.Logger) (*Handler, error) {
 	return NewHandler(HandlerConfig{
 		Keyring:      deps.Keyring,
 		Seal:         deps.Seal,
@@ -155,6 +162,7 @@ func newHandler(cfg Config, deps Deps, writer *audit.Writer, g *guard.Guard, m *
 		Metrics:      m,
 		Observe:      deps.Observe,
 		Guard:        g,
+		replay:       replay,
 	}, log)
 }
 
@@ -193,7 +201,7 @@ func OpenApprovals(ctx context.Context, cfg Config, deps Deps, chain string, log
 	if err != nil {
 		return nil, nil, err
 	}
-	h, err := newHandler(cfg, deps, writer, g, NewMetrics(nil), log)
+	h, err := newHandler(cfg, deps, writer, g, NewMetrics(nil), nil, log)
 	if err != nil {
 		return nil, nil, errors.Join(err, writer.Close())
 	}
@@ -208,6 +216,7 @@ func OpenApprovals(ctx context.Context, cfg Config, deps Deps, chain string, log
 // in-flight commands finish, commits, and flushes the audit writer.
 func (s *Service) Run(ctx context.Context) error {
 	err := s.reader.Run(ctx, s.handler.Handle)
+	s.replay.close()
 	return errors.Join(err, s.writer.Close())
 }
 
