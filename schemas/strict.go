@@ -25,13 +25,18 @@ func checkRaw(data []byte, t reflect.Type) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	if fe := walk(dec, data, t, ""); fe != nil {
+	if fe := walk(dec, data, t, ""); fe != nil && fe != errWalkSyntax {
 		return fe
 	}
 	// Bad bytes outside any string are a syntax error, which the decoder
 	// proper reports.
 	return nil
 }
+
+// errWalkSyntax ends a walk at a syntax error. The walk must stop there:
+// the decoder's More keeps reporting another element after a failed
+// Token, so a walk that went on would never end (as it did on "[\x80").
+var errWalkSyntax = &FieldError{Reason: "malformed JSON"}
 
 // suspectKeys reports whether any object key of the JSON text holds an
 // ASCII upper-case letter or a backslash escape: one pass over the bytes,
@@ -70,8 +75,8 @@ func suspectKeys(data []byte) bool {
 }
 
 // walk reads one JSON value from dec, checking it against t (nil: any
-// value, no key checks), and returns the first problem, or nil. Syntax
-// errors end the walk quietly: the decoder proper reports them.
+// value, no key checks), and returns the first problem, or nil. A syntax
+// error ends the walk with errWalkSyntax: the decoder proper reports it.
 func walk(dec *json.Decoder, data []byte, t reflect.Type, path string) *FieldError {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -79,7 +84,7 @@ func walk(dec *json.Decoder, data []byte, t reflect.Type, path string) *FieldErr
 	start := dec.InputOffset()
 	tok, err := dec.Token()
 	if err != nil {
-		return nil
+		return errWalkSyntax
 	}
 	switch v := tok.(type) {
 	case string:
@@ -93,7 +98,7 @@ func walk(dec *json.Decoder, data []byte, t reflect.Type, path string) *FieldErr
 				kstart := dec.InputOffset()
 				ktok, err := dec.Token()
 				if err != nil {
-					return nil
+					return errWalkSyntax
 				}
 				key, _ := ktok.(string)
 				sub := joinPath(path, key)
