@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -135,11 +134,8 @@ func DecodeEvent(data []byte) (AuditEvent, error) {
 	if len(data) > MaxEventBytes {
 		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, &FieldError{Reason: fmt.Sprintf("event is %d bytes, limit %d", len(data), MaxEventBytes)})
 	}
-	if err := checkRaw(data, reflect.TypeFor[AuditEvent]()); err != nil {
+	if err := decodeStrict(data, &ev); err != nil {
 		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
-	}
-	if err := strictUnmarshal(data, &ev); err != nil {
-		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, decodeError(err, data, reflect.TypeFor[AuditEvent]()))
 	}
 	if err := ev.Validate(); err != nil {
 		return ev, err
