@@ -111,16 +111,29 @@ func (s *sequenceEval) scan(recs []record, end int, from time.Time, count func(i
 			case !s.reset:
 			case len(s.resetBy) == 0:
 				return
-			case !slices.Contains(s.cleared, r.vals):
+			case !s.isCleared(&r.vals):
 				s.cleared = append(s.cleared, r.vals)
 			}
 			continue
 		}
-		if len(s.resetBy) > 0 && slices.Contains(s.cleared, r.vals) {
+		if len(s.resetBy) > 0 && s.isCleared(&r.vals) {
 			continue
 		}
 		count(j)
 	}
+}
+
+// isCleared reports whether s.cleared holds vals, comparing only the
+// reset_by values (the others are empty).
+func (s *sequenceEval) isCleared(vals *[maxDistinct]string) bool {
+	n := len(s.resetBy)
+	for i := range s.cleared {
+		c := &s.cleared[i]
+		if c[0] == vals[0] && (n < 2 || c[1] == vals[1]) && (n < 3 || c[2] == vals[2]) {
+			return true
+		}
+	}
+	return false
 }
 
 var _ compactor = (*sequenceEval)(nil)
