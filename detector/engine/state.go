@@ -513,9 +513,12 @@ func (g *group) prune(before time.Time, maxRecs int) (byTime, byCap int) {
 				}
 			}
 		}
-		m := copy(g.recs, g.recs[n:])
-		clear(g.recs[m:])
-		g.recs = g.recs[:m]
+		// Drop the oldest by slicing past them rather than moving the
+		// rest down, which cost a copy of the whole group at nearly every
+		// event of a busy group; append moves the records when the array
+		// is full, once per doubling.
+		clear(g.recs[:n])
+		g.recs = g.recs[n:]
 	}
 	return byTime, byCap
 }
