@@ -126,9 +126,9 @@ const (
 )
 
 // DecodeEvent strictly decodes one AuditEvent v1 from JSON and validates it.
-// Unknown fields, unknown types, missing required fields, wrong types and
-// trailing data are rejected; the error wraps ErrInvalidEvent and one
-// *FieldError per problem naming the field.
+// Unknown fields, keys given twice, unknown types, missing required
+// fields, wrong types and trailing data are rejected; the error wraps
+// ErrInvalidEvent and one *FieldError per problem naming the field.
 func DecodeEvent(data []byte) (AuditEvent, error) {
 	var ev AuditEvent
 	if len(data) > MaxEventBytes {
