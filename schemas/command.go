@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"reflect"
 	"slices"
 	"strconv"
 	"time"
@@ -163,11 +162,8 @@ func DecodeCommand(data []byte) (RevokeCommand, error) {
 	if len(data) > MaxCommandBytes {
 		return c, fmt.Errorf("%w: %w", ErrInvalidCommand, &FieldError{Reason: fmt.Sprintf("command is %d bytes, limit %d", len(data), MaxCommandBytes)})
 	}
-	if err := checkRaw(data, reflect.TypeFor[RevokeCommand]()); err != nil {
+	if err := decodeStrict(data, &c); err != nil {
 		return c, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
-	}
-	if err := strictUnmarshal(data, &c); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrInvalidCommand, decodeError(err, data, reflect.TypeFor[RevokeCommand]()))
 	}
 	if err := c.Validate(); err != nil {
 		return c, err

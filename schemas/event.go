@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -127,19 +126,16 @@ const (
 )
 
 // DecodeEvent strictly decodes one AuditEvent v1 from JSON and validates it.
-// Unknown fields, unknown types, missing required fields, wrong types and
-// trailing data are rejected; the error wraps ErrInvalidEvent and one
-// *FieldError per problem naming the field.
+// Unknown fields, keys given twice, unknown types, missing required
+// fields, wrong types and trailing data are rejected; the error wraps
+// ErrInvalidEvent and one *FieldError per problem naming the field.
 func DecodeEvent(data []byte) (AuditEvent, error) {
 	var ev AuditEvent
 	if len(data) > MaxEventBytes {
 		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, &FieldError{Reason: fmt.Sprintf("event is %d bytes, limit %d", len(data), MaxEventBytes)})
 	}
-	if err := checkRaw(data, reflect.TypeFor[AuditEvent]()); err != nil {
+	if err := decodeStrict(data, &ev); err != nil {
 		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
-	}
-	if err := strictUnmarshal(data, &ev); err != nil {
-		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, decodeError(err, data, reflect.TypeFor[AuditEvent]()))
 	}
 	if err := ev.Validate(); err != nil {
 		return ev, err

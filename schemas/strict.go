@@ -3,12 +3,108 @@ package schemas
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
+
+// strictOptions make github.com/go-json-experiment/json (the proposed
+// encoding/json/v2) decode as strictly as the JSON Schema files: besides
+// what it does by default (object keys match field names exactly, invalid
+// UTF-8 and duplicate keys are errors, nothing may follow the value), it
+// rejects unknown fields, and it reads timestamps as encoding/json does
+// (time.Time.UnmarshalJSON on the raw string, so an escaped character in
+// a timestamp is refused as it always was).
+//
+// Measured on the 2-core machines here (go test -bench DecodeSimulated
+// ./detector/service): DecodeEvent of a simulated 514-byte event took
+// 7.5 µs and 30 allocations with checkRaw and encoding/json, 2.8 µs and 13
+// allocations this way, validation included.
+var strictOptions = jsonv2.JoinOptions(
+	jsonv2.RejectUnknownMembers(true),
+	jsonv2.WithUnmarshalers(jsonv2.UnmarshalFromFunc(unmarshalTime)),
+)
+
+func unmarshalTime(dec *jsontext.Decoder, t *time.Time) error {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	return t.UnmarshalJSON(raw)
+}
+
+// decodeStrict decodes exactly one JSON value from data into v, rejecting
+// unknown fields, keys that differ from a field's name in case, invalid
+// UTF-8, duplicate keys and trailing data, and returns a *FieldError that
+// names the field of the first problem.
+//
+// Valid input takes one pass (strictOptions). Only when that fails is the
+// input decoded again the way it was before (checkRaw, then encoding/json
+// and decodeError), whose errors name the field of every problem it knows;
+// what only the first pass refuses (a duplicate key, an unpaired surrogate
+// escape, data after the value) is named from that pass's JSON pointer.
+func decodeStrict[T any](data []byte, v *T) error {
+	err := jsonv2.Unmarshal(data, v, strictOptions)
+	if err == nil {
+		return nil
+	}
+	t := reflect.TypeFor[T]()
+	if ferr := checkRaw(data, t); ferr != nil {
+		return ferr
+	}
+	var again T
+	if lerr := strictUnmarshal(data, &again); lerr != nil {
+		return decodeError(lerr, data, t)
+	}
+	return jsonv2Error(err, t)
+}
+
+// jsonv2Error turns an error of jsonv2.Unmarshal into a FieldError naming
+// the field its JSON pointer leads to.
+func jsonv2Error(err error, t reflect.Type) *FieldError {
+	if se, ok := errors.AsType[*jsontext.SyntacticError](err); ok {
+		return &FieldError{Field: pointerPath(se.JSONPointer, t), Reason: strings.TrimPrefix(se.Err.Error(), "jsontext: ")}
+	}
+	if se, ok := errors.AsType[*jsonv2.SemanticError](err); ok {
+		reason := fmt.Sprintf("cannot decode JSON %s into %s", se.JSONKind, se.GoType)
+		if se.Err != nil {
+			reason = se.Err.Error()
+		}
+		return &FieldError{Field: pointerPath(se.JSONPointer, t), Reason: reason}
+	}
+	return &FieldError{Reason: strings.TrimPrefix(err.Error(), "json: ")}
+}
+
+// pointerPath is the dotted path (as FieldError.Field) of a JSON pointer
+// into a value of type t: "/geo/lat" is "geo.lat", "/scopes/2" is
+// "scopes[2]".
+func pointerPath(p jsontext.Pointer, t reflect.Type) string {
+	var path string
+	for tok := range p.Tokens() {
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch {
+		case t != nil && t.Kind() == reflect.Slice:
+			path, t = path+"["+tok+"]", t.Elem()
+		case t != nil && t.Kind() == reflect.Map:
+			path, t = joinPath(path, tok), t.Elem()
+		case t != nil && t.Kind() == reflect.Struct && t != timeType:
+			path = joinPath(path, tok)
+			t, _ = structField(t, tok)
+		default:
+			path, t = joinPath(path, tok), nil
+		}
+	}
+	return path
+}
 
 // encoding/json is looser than the JSON Schema in two ways that matter
 // here: it matches object keys to fields case-insensitively ("User_ID" sets
@@ -18,20 +114,26 @@ import (
 // need), and only when it finds something, a walk of the value that tells
 // a key of a field written in another case (refused) from a key of a
 // free-form map such as attrs (allowed), and names the field of the bad
-// bytes.
+// bytes. decodeStrict uses it only to name the problem of input it has
+// already refused.
 func checkRaw(data []byte, t reflect.Type) error {
 	if utf8.Valid(data) && !suspectKeys(data) {
 		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	if fe := walk(dec, data, t, ""); fe != nil {
+	if fe := walk(dec, data, t, ""); fe != nil && fe != errWalkSyntax {
 		return fe
 	}
 	// Bad bytes outside any string are a syntax error, which the decoder
 	// proper reports.
 	return nil
 }
+
+// errWalkSyntax ends a walk at a syntax error. The walk must stop there:
+// the decoder's More keeps reporting another element after a failed
+// Token, so a walk that went on would never end (as it did on "[\x80").
+var errWalkSyntax = &FieldError{Reason: "malformed JSON"}
 
 // suspectKeys reports whether any object key of the JSON text holds an
 // ASCII upper-case letter or a backslash escape: one pass over the bytes,
@@ -70,8 +172,8 @@ func suspectKeys(data []byte) bool {
 }
 
 // walk reads one JSON value from dec, checking it against t (nil: any
-// value, no key checks), and returns the first problem, or nil. Syntax
-// errors end the walk quietly: the decoder proper reports them.
+// value, no key checks), and returns the first problem, or nil. A syntax
+// error ends the walk with errWalkSyntax: the decoder proper reports it.
 func walk(dec *json.Decoder, data []byte, t reflect.Type, path string) *FieldError {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -79,7 +181,7 @@ func walk(dec *json.Decoder, data []byte, t reflect.Type, path string) *FieldErr
 	start := dec.InputOffset()
 	tok, err := dec.Token()
 	if err != nil {
-		return nil
+		return errWalkSyntax
 	}
 	switch v := tok.(type) {
 	case string:
@@ -93,7 +195,7 @@ func walk(dec *json.Decoder, data []byte, t reflect.Type, path string) *FieldErr
 				kstart := dec.InputOffset()
 				ktok, err := dec.Token()
 				if err != nil {
-					return nil
+					return errWalkSyntax
 				}
 				key, _ := ktok.(string)
 				sub := joinPath(path, key)

@@ -37,3 +37,24 @@ func TestIdentifierRunes(t *testing.T) {
 		}
 	}
 }
+
+// A syntax error ends checkRaw's walk: it used to loop for ever on a
+// truncated array or object once the scan sent it walking (invalid UTF-8,
+// an escape or an upper-case letter in a key), so one such message
+// stopped a reader's partition.
+func TestCheckRawEndsOnSyntaxErrors(t *testing.T) {
+	for _, s := range []string{
+		"[\x80",
+		`{"id":"é` + "\xff" + `","scopes":["a",`,
+		`{"reason":{"rule_id":"x\u2066","evidence":["ev-1","ev-e`,
+		`{"Attrs":{"K":[{"A":`,
+		`{"id":"\u0041", "x":[1,2,}`,
+	} {
+		if _, err := DecodeEvent([]byte(s)); err == nil {
+			t.Errorf("DecodeEvent(%q) accepted", s)
+		}
+		if _, err := DecodeCommand([]byte(s)); err == nil {
+			t.Errorf("DecodeCommand(%q) accepted", s)
+		}
+	}
+}

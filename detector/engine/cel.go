@@ -336,7 +336,10 @@ type celCompiled struct {
 	// types is the set of event types the condition can hold for (a bit
 	// per index in schemas.EventTypes), or allTypes.
 	types uint32
-	err   error
+	// typeOnly: the condition tests nothing but the event's type, so
+	// types decides it without evaluating it.
+	typeOnly bool
+	err      error
 }
 
 const allTypes = ^uint32(0)
@@ -388,6 +391,7 @@ func compiled(src string) *celCompiled {
 	if cc.err == nil {
 		if set, ok := typeSet(ast.NativeRep().Expr()); ok {
 			cc.types = set
+			cc.typeOnly = typeOnly(ast.NativeRep().Expr())
 		}
 	}
 	celPrograms.Store(src, cc)
@@ -444,6 +448,24 @@ func typeSet(e celast.Expr) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// typeOnly reports whether e is nothing but comparisons of event.type
+// with literal types (event.type == "x", event.type in [...]) joined by
+// && and ||, so that typeSet's set is exactly the events it holds for.
+func typeOnly(e celast.Expr) bool {
+	if e.Kind() != celast.CallKind {
+		return false
+	}
+	call := e.AsCall()
+	switch call.FunctionName() {
+	case operators.LogicalAnd, operators.LogicalOr:
+		return typeOnly(call.Args()[0]) && typeOnly(call.Args()[1])
+	case operators.Equals, operators.In:
+		_, ok := typeSet(e)
+		return ok
+	}
+	return false
 }
 
 func isEventType(e celast.Expr) bool {
@@ -503,7 +525,13 @@ func newCond(src string, act *eventActivation) cond {
 		// Unreachable: rules are validated, which compiles them, first.
 		panic("engine: condition does not compile: " + cc.err.Error())
 	}
-	return cond{src: src, prg: cc.prg, types: cc.types, act: act}
+	c := cond{src: src, prg: cc.prg, types: cc.types, act: act}
+	if cc.typeOnly {
+		// The type set decides it: an event of one of its types holds
+		// it, as evaluating it would say, at no cost.
+		c.prg = nil
+	}
+	return c
 }
 
 // match evaluates the condition against the engine's current event. An

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"cel.dev/cel-go/common/types"
+
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -82,6 +84,49 @@ func TestTypeSetOfConditions(t *testing.T) {
 	for _, c := range cases {
 		if got := compiled(c.expr).types; got != c.want {
 			t.Errorf("%s: types %b, want %b", c.expr, got, c.want)
+		}
+	}
+}
+
+// A condition that tests nothing but the event's type is decided by its
+// type set, as evaluating it would decide it, for every type; others are
+// evaluated.
+func TestTypeOnlyConditions(t *testing.T) {
+	for _, c := range []struct {
+		expr     string
+		typeOnly bool
+	}{
+		{`event.type == "logout"`, true},
+		{`"logout" == event.type`, true},
+		{`event.type in ["login.failure", "login.success"]`, true},
+		{`event.type == "logout" || event.type in ["token.used", "file.download"]`, true},
+		{`event.type == "logout" && event.type == "token.used"`, true},
+		{`event.type in ["mfa.failure", "login.success"] && (event.type == "login.success" || event.type == "mfa.failure")`, true},
+		{`event.type in ["login.failure", "login.success"] && !ctx.shared_egress`, false},
+		{`"logout" == event.type && event.session_id != ""`, false},
+		{`event.type == "logout" || event.ip != ""`, false},
+		{`event.type != "logout"`, false},
+		{`!(event.type in ["logout"])`, false},
+		{`has(event.geo.lat)`, false},
+	} {
+		cc := compiled(c.expr)
+		if cc.err != nil {
+			t.Fatalf("%s: %v", c.expr, cc.err)
+		}
+		if cc.typeOnly != c.typeOnly {
+			t.Errorf("%s: typeOnly %t, want %t", c.expr, cc.typeOnly, c.typeOnly)
+		}
+		for _, typ := range schemas.EventTypes {
+			ev := celEvent()
+			ev.Type = typ
+			act := &eventActivation{ev: ev}
+			act.typIdx = typeIndex(typ)
+			act.typ = 1 << act.typIdx
+			out, _, err := cc.prg.Eval(act)
+			want := err == nil && out == types.True
+			if got := newCond(c.expr, act).match(); got != want {
+				t.Errorf("%s on %s: match %t, evaluated %t", c.expr, typ, got, want)
+			}
 		}
 	}
 }

@@ -23,9 +23,16 @@ type sequenceEval struct {
 	reset   bool
 	resetBy []accessor
 	// cleared is scratch space: the reset_by values of the Then records
-	// met while scanning back.
-	cleared [][maxDistinct]string
+	// met while scanning back; beyond linearCleared of them, clearedSet
+	// holds them all.
+	cleared    [][maxDistinct]string
+	clearedSet map[[maxDistinct]string]struct{}
 }
+
+// linearCleared is how many cleared values a scan searches one by one
+// before it puts them in a map: a group of an address-rotating attack
+// meets hundreds.
+const linearCleared = 16
 
 var _ evaluator = (*sequenceEval)(nil)
 
@@ -104,6 +111,7 @@ func (s *sequenceEval) evaluate(recs []record, end int, window time.Duration) (f
 // before from that no Then record in between cleared.
 func (s *sequenceEval) scan(recs []record, end int, from time.Time, count func(int)) {
 	s.cleared = s.cleared[:0]
+	clear(s.clearedSet)
 	for j := end - 1; j >= 0 && !recs[j].t.Before(from); j-- {
 		r := &recs[j]
 		if r.step == stepThen {
@@ -111,16 +119,52 @@ func (s *sequenceEval) scan(recs []record, end int, from time.Time, count func(i
 			case !s.reset:
 			case len(s.resetBy) == 0:
 				return
-			case !slices.Contains(s.cleared, r.vals):
-				s.cleared = append(s.cleared, r.vals)
+			default:
+				s.addCleared(&r.vals)
 			}
 			continue
 		}
-		if len(s.resetBy) > 0 && slices.Contains(s.cleared, r.vals) {
+		if len(s.resetBy) > 0 && s.isCleared(&r.vals) {
 			continue
 		}
 		count(j)
 	}
+}
+
+// addCleared adds vals to the cleared values.
+func (s *sequenceEval) addCleared(vals *[maxDistinct]string) {
+	switch {
+	case len(s.clearedSet) > 0:
+		s.clearedSet[*vals] = struct{}{}
+	case s.isCleared(vals):
+	case len(s.cleared) < linearCleared:
+		s.cleared = append(s.cleared, *vals)
+	default:
+		if s.clearedSet == nil {
+			s.clearedSet = make(map[[maxDistinct]string]struct{})
+		}
+		for _, c := range s.cleared {
+			s.clearedSet[c] = struct{}{}
+		}
+		s.clearedSet[*vals] = struct{}{}
+	}
+}
+
+// isCleared reports whether vals are among the cleared values, comparing
+// only the reset_by values (the others are empty).
+func (s *sequenceEval) isCleared(vals *[maxDistinct]string) bool {
+	if len(s.clearedSet) > 0 {
+		_, ok := s.clearedSet[*vals]
+		return ok
+	}
+	n := len(s.resetBy)
+	for i := range s.cleared {
+		c := &s.cleared[i]
+		if c[0] == vals[0] && (n < 2 || c[1] == vals[1]) && (n < 3 || c[2] == vals[2]) {
+			return true
+		}
+	}
+	return false
 }
 
 var _ compactor = (*sequenceEval)(nil)

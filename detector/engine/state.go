@@ -347,19 +347,35 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine, out []schemas.Re
 // records beyond the allowance, and what the evaluator's compactor lets go.
 func (rs *ruleState) compactGroup(g *group) {
 	before := g.newest.Add(-rs.allowance)
-	if g.transient > 0 && len(g.recs) > 0 && g.recs[0].t.Before(before) {
-		n := 0
-		for j := range g.recs {
-			r := &g.recs[j]
-			if r.flags&recTransient != 0 && r.t.Before(before) {
-				g.transient--
-				continue
+	if g.transient > 0 {
+		// Records are in time order, so only those of the prefix older
+		// than before can go. A group whose oldest records are kept (a
+		// grant, a failed login still in the window) has such a prefix
+		// at every event; it is only read, and the group rewritten only
+		// when it holds a transient record.
+		k, drop := 0, 0
+		for k < len(g.recs) && g.recs[k].t.Before(before) {
+			if g.recs[k].flags&recTransient != 0 {
+				drop++
 			}
-			g.recs[n] = *r
-			n++
+			k++
 		}
-		clear(g.recs[n:])
-		g.recs = g.recs[:n]
+		if drop > 0 {
+			n := 0
+			for j := range k {
+				if g.recs[j].flags&recTransient != 0 {
+					continue
+				}
+				if n != j {
+					g.recs[n] = g.recs[j]
+				}
+				n++
+			}
+			m := n + copy(g.recs[n:], g.recs[k:])
+			clear(g.recs[m:])
+			g.recs = g.recs[:m]
+			g.transient -= drop
+		}
 	}
 	if rs.compact != nil {
 		g.recs = rs.compact.compact(g.recs, before)
@@ -497,9 +513,12 @@ func (g *group) prune(before time.Time, maxRecs int) (byTime, byCap int) {
 				}
 			}
 		}
-		m := copy(g.recs, g.recs[n:])
-		clear(g.recs[m:])
-		g.recs = g.recs[:m]
+		// Drop the oldest by slicing past them rather than moving the
+		// rest down, which cost a copy of the whole group at nearly every
+		// event of a busy group; append moves the records when the array
+		// is full, once per doubling.
+		clear(g.recs[:n])
+		g.recs = g.recs[n:]
 	}
 	return byTime, byCap
 }
