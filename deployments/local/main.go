@@ -82,6 +82,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return err
 }
 
+// LocalFlushInterval is the local run's bound on how long a simulated
+// event waits for its batch. The simulator's own default, 50 ms, suits a
+// remote broker; here it was most of event → revoked latency (p50 35 ms,
+// p99 61 ms at 600 events/s, against 5 and 16 ms with 2 ms).
+const LocalFlushInterval = 2 * time.Millisecond
+
 type localConfig struct {
 	Stack    stack.Config
 	Log      ops.LogConfig `flag:"log" env:"REVOKED_LOG"`
@@ -89,9 +95,13 @@ type localConfig struct {
 	Simulate time.Duration `flag:"simulate" usage:"feed this long of simulated traffic, print a summary and exit (0: run until interrupted)"`
 	Users    int           `flag:"users" usage:"simulated users"`
 	Rate     float64       `flag:"rate" usage:"simulated events per second"`
-	Seed     int64         `flag:"seed" usage:"simulation seed (0: from the clock)"`
-	Truth    string        `flag:"ground-truth" usage:"write the simulation's ground truth (JSON lines) to this file"`
-	Drain    time.Duration `flag:"drain" usage:"how long to wait after the simulation for the last revocations"`
+	// FlushInterval is how long a simulated event may wait for others
+	// to be published with it: short, as a source that publishes each
+	// event as it happens, since it counts in event → revoked latency.
+	FlushInterval time.Duration `flag:"flush-interval" usage:"longest time a simulated event waits to be published with others"`
+	Seed          int64         `flag:"seed" usage:"simulation seed (0: from the clock)"`
+	Truth         string        `flag:"ground-truth" usage:"write the simulation's ground truth (JSON lines) to this file"`
+	Drain         time.Duration `flag:"drain" usage:"how long to wait after the simulation for the last revocations"`
 	// Stay keeps the pipeline and the analyst UI up after a simulation,
 	// to browse its audit trail.
 	Stay bool `flag:"stay" usage:"after --simulate, keep the pipeline and the analyst UI running until interrupted"`
@@ -104,7 +114,7 @@ type localConfig struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := localConfig{Stack: stack.DefaultConfig(), Log: ops.DefaultLogConfig(), Users: 500, Rate: 300, Drain: 30 * time.Second, AttackScale: 0.05}
+	cfg := localConfig{Stack: stack.DefaultConfig(), Log: ops.DefaultLogConfig(), Users: 500, Rate: 300, FlushInterval: LocalFlushInterval, Drain: 30 * time.Second, AttackScale: 0.05}
 	cfg.Log.Level = "warn"
 	if err := config.Load(cli.NewFlagSet("local", stderr), args, &cfg); err != nil {
 		return err
@@ -126,6 +136,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	p.Check(cfg.Simulate >= 0, "simulate", "must not be negative")
 	p.Check(cfg.Users > 0, "users", "must be positive")
 	p.Check(cfg.Rate > 0, "rate", "must be positive")
+	p.Check(cfg.FlushInterval > 0, "flush-interval", "must be positive")
 	p.Nest("", cfg.TokenIDs.Validate())
 	if err := p.Err(); err != nil {
 		return err
@@ -166,6 +177,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	scfg.Clock = simulate.ClockLive
 	scfg.Users = cfg.Users
 	scfg.Rate = cfg.Rate
+	scfg.FlushInterval = cfg.FlushInterval
 	scfg.Duration = cfg.Simulate
 	scfg.Start = time.Time{}
 	scfg.Seed = cfg.Seed

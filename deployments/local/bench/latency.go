@@ -67,6 +67,7 @@ func (r *runner) latencyAt(ctx context.Context, rate float64, dir string) (_ Lat
 	sim.Start = time.Time{}
 	sim.Users = r.cfg.Users
 	sim.Rate = rate
+	sim.FlushInterval = 2 * time.Millisecond // as the local run's --flush-interval
 	sim.Duration = r.cfg.Duration
 	sim.Seed = r.cfg.Seed
 	sim.AttackTimeScale = 0.05
