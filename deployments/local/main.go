@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 	"time"
@@ -55,6 +56,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type benchConfig struct {
 	Bench bench.Config
 	Log   ops.LogConfig `flag:"log" env:"REVOKED_LOG"`
+	// CPUProfile, when set, is where the run's CPU profile is written
+	// (go tool pprof -top FILE), to see where the parts spend their time.
+	CPUProfile string `flag:"cpuprofile" usage:"write a CPU profile of the run to this file"`
 }
 
 // runBench runs the benchmark and prints its tables to stdout; progress
@@ -77,6 +81,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := bench.Run(ctx, cfg.Bench, stderr, log)
 	res.Print(stdout)
 	return err
