@@ -94,9 +94,10 @@ type Config struct {
 	// Drain is how long the latency part waits after feeding for the last
 	// revocations.
 	Drain time.Duration `flag:"drain" env:"REVOKED_BENCH_DRAIN" usage:"how long the latency part waits for the last revocations after each rate"`
-	// Users is the number of simulated users of the detector and latency
-	// parts.
-	Users int `flag:"users" env:"REVOKED_BENCH_USERS" usage:"simulated users"`
+	// Users is the number of simulated users of the detector part, and
+	// the fewest of the latency part, which takes one per event a second
+	// of its rate when that is more.
+	Users int `flag:"users" env:"REVOKED_BENCH_USERS" usage:"simulated users (the latency part takes at least one per event a second)"`
 	// Seed seeds the simulator and the audit rows.
 	Seed int64 `flag:"seed" env:"REVOKED_BENCH_SEED" usage:"seed of the simulated traffic and rows (same seed, same setup)"`
 	// Partitions of audit.events and revoke.commands on the embedded

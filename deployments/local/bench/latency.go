@@ -65,7 +65,11 @@ func (r *runner) latencyAt(ctx context.Context, rate float64, dir string) (_ Lat
 	sim := simulate.DefaultConfig()
 	sim.Clock = simulate.ClockLive
 	sim.Start = time.Time{}
-	sim.Users = r.cfg.Users
+	// A simulated user averages about 1.2 events a second at most (human
+	// timing), so a rate needs about as many users as events a second:
+	// fewer cap the rate (500 users reach about 600 events/s), far more
+	// spread it so thin that a short run holds few detections.
+	sim.Users = max(r.cfg.Users, int(rate))
 	sim.Rate = rate
 	sim.FlushInterval = 2 * time.Millisecond // as the local run's --flush-interval
 	sim.Duration = r.cfg.Duration
