@@ -302,12 +302,35 @@ func (w *Writer) Write(ctx context.Context, rows ...schemas.AuditRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	req, err := w.enqueue(rows)
+	if err != nil {
+		return err
+	}
+	return w.wait(ctx, req)
+}
+
+// Enqueue queues rows like Write and returns at once with the wait for
+// their durability, which returns what Write would have; a caller that
+// has other work gets on with it and waits later (the wait may be called
+// once). An error means nothing was queued.
+func (w *Writer) Enqueue(rows ...schemas.AuditRow) (wait func(context.Context) error, err error) {
+	if len(rows) == 0 {
+		return func(context.Context) error { return nil }, nil
+	}
+	req, err := w.enqueue(rows)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return w.wait(ctx, req) }, nil
+}
+
+func (w *Writer) enqueue(rows []schemas.AuditRow) (*writeRequest, error) {
 	own := make([]schemas.AuditRow, len(rows))
 	for i := range rows {
 		own[i] = rows[i]
 		Normalize(&own[i])
 		if err := validateContent(i, &own[i]); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	req := &writeRequest{rows: own, at: time.Now(), res: make(chan error, 1)}
@@ -315,13 +338,18 @@ func (w *Writer) Write(ctx context.Context, rows ...schemas.AuditRow) error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		return fmt.Errorf("audit writer for chain %q: %w", w.cfg.Chain, ErrClosed)
+		return nil, fmt.Errorf("audit writer for chain %q: %w", w.cfg.Chain, ErrClosed)
 	}
 	w.queue = append(w.queue, req)
 	w.queued += len(own)
 	w.mu.Unlock()
 	w.signal()
+	return req, nil
+}
 
+// wait waits for req's rows to be stored (or spooled); if ctx ends first,
+// the rows still queued are withdrawn.
+func (w *Writer) wait(ctx context.Context, req *writeRequest) error {
 	select {
 	case err := <-req.res:
 		return err

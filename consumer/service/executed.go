@@ -32,6 +32,15 @@ type executedLog struct {
 	idx ExecutedIndex
 }
 
+// Enqueue implements auditQueue when the log it wraps does.
+func (e *executedLog) Enqueue(rows ...schemas.AuditRow) (func(context.Context) error, error) {
+	q, ok := e.AuditLog.(auditQueue)
+	if !ok {
+		return nil, errNoQueue
+	}
+	return q.Enqueue(rows...)
+}
+
 // CommandRows returns the trail's rows of the command and, for rows the
 // trail lacks (the store is down), the index's terminal steps.
 func (e *executedLog) CommandRows(ctx context.Context, commandID string) ([]schemas.AuditRow, error) {

@@ -163,9 +163,11 @@ func header(m *kafka.Message, key string) string {
 
 // Handle is the reader's handler for revoke.commands. It returns nil once
 // the command reached a terminal state and that state is in the audit
-// trail; a *kafkax.PoisonError (dead-letter, then commit) for messages that
-// must never run, after auditing the rejection; any other error is
-// transient and the reader retries the same message.
+// trail; a *kafkax.LaterError once a revocation is carried out and its
+// rows are queued for the trail (the reader commits the message when they
+// are durable); a *kafkax.PoisonError (dead-letter, then commit) for
+// messages that must never run, after auditing the rejection; any other
+// error is transient and the reader retries the same message.
 func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 	start := h.now()
 	pos := position{topic: m.Topic, partition: int32(m.Partition), offset: m.Offset}
@@ -259,7 +261,7 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 		return nil
 	}
 
-	err = h.execute(ctx, &cmd, pos, rawToken, "", received)
+	err = h.execute(ctx, &cmd, pos, rawToken, "", true, received)
 	if errors.Is(err, ErrTerminal) {
 		return kafkax.Poison("token API: "+strings.TrimPrefix(err.Error(), ErrTerminal.Error()+": "), err)
 	}
@@ -337,7 +339,9 @@ func (h *Handler) unseal(cmd *schemas.RevokeCommand) (raw, reason string, err er
 // revocation is done and audited, an error wrapping ErrTerminal once a
 // terminal refusal is audited (dead_lettered), and any other error for a
 // transient failure (audited as failed when the trail could be written).
-func (h *Handler) execute(ctx context.Context, cmd *schemas.RevokeCommand, pos position, rawToken, approver string, lead ...schemas.AuditRow) error {
+// With deferred, a carried-out revocation returns a kafkax.Later instead
+// of nil, and its rows become durable after it returns (writeLater).
+func (h *Handler) execute(ctx context.Context, cmd *schemas.RevokeCommand, pos position, rawToken, approver string, deferred bool, lead ...schemas.AuditRow) error {
 	out, err := h.revoker.Revoke(ctx, cmd, rawToken)
 	end := h.now()
 	stamp := func(rows []schemas.AuditRow) []schemas.AuditRow {
@@ -372,14 +376,14 @@ func (h *Handler) execute(ctx context.Context, cmd *schemas.RevokeCommand, pos p
 		done := h.row(cmd, pos, verdict, end)
 		fillOutcome(&done, out)
 		done.Proof = out.Proof
-		if err := h.write(ctx, stamp(append(lead, done))...); err != nil {
-			return err
-		}
 		h.metrics.Revoked.WithLabelValues(string(cmd.Target.Kind), string(verdict)).Inc()
 		if !cmd.Reason.LastEventTime.IsZero() {
 			h.metrics.EventToRevoke.Observe(end.Sub(cmd.Reason.LastEventTime).Seconds())
 		}
-		return nil
+		if deferred {
+			return h.writeLater(ctx, stamp(append(lead, done))...)
+		}
+		return h.write(ctx, stamp(append(lead, done))...)
 	case errors.Is(err, ErrTerminal):
 		done := h.row(cmd, pos, schemas.StepDeadLettered, end)
 		fillOutcome(&done, out)
@@ -473,6 +477,71 @@ func (h *Handler) reject(ctx context.Context, pos position, cmd *schemas.RevokeC
 	return nil
 }
 
+// auditQueue is an AuditLog that can queue rows and wait for them later
+// (audit.Writer.Enqueue).
+type auditQueue interface {
+	Enqueue(rows ...schemas.AuditRow) (wait func(context.Context) error, err error)
+}
+
+var errNoQueue = errors.New("the audit log cannot queue rows")
+
+// writeLater queues the rows of a carried-out revocation and returns a
+// kafkax.Later, so the reader's lane takes its next command while the
+// rows wait for their group commit, and the offset is committed only
+// once they are durable (store or spool). The replay index learns the
+// command at once: a replay behind it must be refused before its rows
+// land. A failed wait queues the same rows again (their ids are
+// deterministic) until they are durable or the reader stops; stopped, the
+// message is not committed and its redelivery runs the (idempotent)
+// revocation again. An AuditLog that cannot queue is written through.
+func (h *Handler) writeLater(ctx context.Context, rows ...schemas.AuditRow) error {
+	q, ok := h.audit.(auditQueue)
+	if !ok {
+		return h.write(ctx, rows...)
+	}
+	wait, err := q.Enqueue(rows...)
+	if errors.Is(err, errNoQueue) {
+		return h.write(ctx, rows...)
+	}
+	if err != nil {
+		h.metrics.AuditErrors.Inc()
+		return fmt.Errorf("writing audit rows: %w", err)
+	}
+	if h.replay != nil {
+		h.replay.record(rows)
+	}
+	return kafkax.Later(func(ctx context.Context) error {
+		backoff := 10 * time.Millisecond
+		for {
+			err := wait(ctx)
+			if err == nil {
+				if h.observer != nil {
+					for _, r := range rows {
+						h.observer(r)
+					}
+				}
+				return nil
+			}
+			h.metrics.AuditErrors.Inc()
+			if ctx.Err() != nil {
+				return fmt.Errorf("writing audit rows: %w", err)
+			}
+			h.log.Warn().Err(err).Dur("retry_in", backoff).Msg("audit rows of a carried-out revocation not yet durable; queueing them again")
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("writing audit rows: %w", err)
+			case <-t.C:
+			}
+			backoff = min(2*backoff, time.Second)
+			if wait, err = q.Enqueue(rows...); err != nil {
+				return fmt.Errorf("writing audit rows: %w", err)
+			}
+		}
+	})
+}
+
 func (h *Handler) write(ctx context.Context, rows ...schemas.AuditRow) error {
 	if err := h.audit.Write(ctx, rows...); err != nil {
 		h.metrics.AuditErrors.Inc()
@@ -495,6 +564,11 @@ var _ AuditLog = (*auditLog)(nil)
 type auditLog struct {
 	w *audit.Writer
 	s audit.Store
+}
+
+// Enqueue implements auditQueue.
+func (a *auditLog) Enqueue(rows ...schemas.AuditRow) (func(context.Context) error, error) {
+	return a.w.Enqueue(rows...)
 }
 
 func (a *auditLog) Write(ctx context.Context, rows ...schemas.AuditRow) error {

@@ -210,7 +210,7 @@ func (a *Approvals) Approve(ctx context.Context, commandID, approver string) (He
 	if err != nil {
 		return hc, errors.New(reason)
 	}
-	err = a.h.execute(ctx, &cmd, pos, rawToken, approver)
+	err = a.h.execute(ctx, &cmd, pos, rawToken, approver, false)
 	a.h.metrics.Decided.Inc()
 	a.h.log.Warn().Str("command_id", commandID).Str("approver", approver).AnErr("error", err).Msg("held command approved")
 	return a.after(ctx, commandID, err)

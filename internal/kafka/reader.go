@@ -411,6 +411,7 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 		runCtx:     runCtx,
 		handlerCtx: handlerCtx,
 		sem:        make(chan struct{}, r.cfg.Concurrency),
+		durable:    make(chan struct{}, laterPerHandler*r.cfg.Concurrency),
 		workers:    map[int]chan kafka.Message{},
 		pending:    map[int]kafka.Message{},
 		lanes:      &laneTable{},
@@ -510,9 +511,13 @@ type session struct {
 	runCtx     context.Context // cancelled when intake stops
 	handlerCtx context.Context // cancelled when handlers run out of time
 	sem        chan struct{}
-	wg         sync.WaitGroup
-	workers    map[int]chan kafka.Message // by partition; only fetchLoop touches it
-	lanes      *laneTable
+	// durable bounds the messages handled and not yet durable (Later):
+	// a lane that would exceed it waits, so a slow store slows intake
+	// instead of piling up work.
+	durable chan struct{}
+	wg      sync.WaitGroup
+	workers map[int]chan kafka.Message // by partition; only fetchLoop touches it
+	lanes   *laneTable
 
 	mu      sync.Mutex
 	pending map[int]kafka.Message // by partition: the newest terminal message not yet committed
@@ -565,7 +570,12 @@ func (s *session) work(p *laneProgress, q <-chan kafka.Message) {
 				return // shutting down: leave queued messages uncommitted
 			}
 			p.take(m, s.r.now())
-			if !s.process(m, p) {
+			ok, later := s.process(m, p)
+			if ok && later != nil {
+				// One lane holds the partition's order: wait here.
+				ok = s.settle(m, later)
+			}
+			if !ok {
 				p.release(s.r.now())
 				return
 			}
@@ -596,7 +606,27 @@ func (s *session) workByKey(partition int, q <-chan kafka.Message) {
 						return
 					}
 					p.take(m, s.r.now())
-					if !s.process(m, p) {
+					ok, later := s.process(m, p)
+					if ok && later != nil {
+						// The lane goes on to its next message; the
+						// watermark holds the partition's commit at m
+						// until m is durable.
+						select {
+						case s.durable <- struct{}{}:
+						case <-s.runCtx.Done():
+							p.release(s.r.now())
+							return
+						}
+						s.wg.Go(func() {
+							defer func() { <-s.durable }()
+							if s.settle(m, later) {
+								wm.finish(m, s.commit)
+							}
+						})
+						s.progressed(p)
+						continue
+					}
+					if !ok {
 						p.release(s.r.now())
 						return
 					}
@@ -665,7 +695,7 @@ func (w *watermark) finish(m kafka.Message, commit func(kafka.Message)) {
 // process takes m to a terminal state and reports true, or reports false
 // when the Reader stopped first and m must stay uncommitted. Transient
 // failures are recorded in p, for the stall check.
-func (s *session) process(m kafka.Message, p *laneProgress) bool {
+func (s *session) process(m kafka.Message, p *laneProgress) (ok bool, later func(context.Context) error) {
 	log := s.r.log.With().Int("partition", m.Partition).Int64("offset", m.Offset).Logger()
 	if e := log.Debug(); e.Enabled() {
 		e.Bytes("key", m.Key).Msg("message received")
@@ -674,7 +704,7 @@ func (s *session) process(m kafka.Message, p *laneProgress) bool {
 		select {
 		case s.sem <- struct{}{}:
 		case <-s.runCtx.Done():
-			return false
+			return false, nil
 		}
 		start := time.Now()
 		err := s.call(log, m)
@@ -682,26 +712,66 @@ func (s *session) process(m kafka.Message, p *laneProgress) bool {
 		s.r.metrics.duration.Observe(time.Since(start).Seconds())
 
 		var pe *PoisonError
+		var le *LaterError
 		switch {
 		case err == nil:
 			s.r.metrics.handled.Inc()
 			log.Debug().Int("attempts", attempt+1).Msg("message handled")
-			return true
+			return true, nil
+		case errors.As(err, &le):
+			s.r.metrics.handled.Inc()
+			log.Debug().Int("attempts", attempt+1).Msg("message handled; durable later")
+			return true, le.Wait
 		case errors.As(err, &pe):
-			return s.deadLetter(log, m, pe)
+			return s.deadLetter(log, m, pe), nil
 		case s.runCtx.Err() != nil:
 			log.Info().Err(err).Msg("handler failed during shutdown; the message will be delivered again")
-			return false
+			return false, nil
 		}
 		s.r.metrics.retries.Inc()
 		p.failed(err)
 		wait := s.r.backoff(attempt)
 		log.Warn().Err(err).Int("attempt", attempt+1).Dur("retry_in", wait).Msg("handler failed; retrying the message")
 		if !sleep(s.runCtx, wait) {
-			return false
+			return false, nil
 		}
 	}
 }
+
+// settle waits for a handled message's effect to be durable (Later) and
+// reports whether it is; false leaves m uncommitted, to be delivered
+// again, which the handler's contract makes harmless.
+func (s *session) settle(m kafka.Message, later func(context.Context) error) bool {
+	if err := later(s.handlerCtx); err != nil {
+		s.r.log.Warn().Err(err).Int("partition", m.Partition).Int64("offset", m.Offset).
+			Msg("a handled message did not become durable; it stays uncommitted and will be delivered again")
+		return false
+	}
+	return true
+}
+
+// laterPerHandler is how many messages per handler slot may be handled
+// and not yet durable at once.
+const laterPerHandler = 4
+
+// LaterError is what a handler returns, through Later, when it has done
+// its work and what makes that work durable (an audit row in a group
+// commit, say) finishes after it returns: the Reader takes the message as
+// handled, lets its lane go on to the next message, and commits it only
+// once Wait returns nil. Wait gets a context that ends at the shutdown
+// timeout and may block; an error leaves the message uncommitted, so the
+// handler must take a delivery of the same message again as it takes a
+// redelivery after a crash. With one lane per partition (KeyConcurrency 1)
+// the lane waits before its next message, to keep the partition's order.
+type LaterError struct {
+	Wait func(context.Context) error
+}
+
+func (e *LaterError) Error() string { return "kafka reader: handled; durable later" }
+
+// Later returns a *LaterError: the message is handled and wait says when
+// its effect is durable.
+func Later(wait func(context.Context) error) error { return &LaterError{Wait: wait} }
 
 // call runs the handler on m. A panic is a bug, not a reason to die: it
 // is logged with its stack and the message is dead-lettered with the
