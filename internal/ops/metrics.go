@@ -17,3 +17,23 @@ func NewRegistry() *prometheus.Registry {
 	)
 	return reg
 }
+
+// CounterSum adds up every series of the counter name that g gathers (0
+// when g fails or has none): a component's total without knowing its
+// labels.
+func CounterSum(g prometheus.Gatherer, name string) float64 {
+	mfs, err := g.Gather()
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}

@@ -12,6 +12,7 @@ import (
 	detector "github.com/revoked-dev/revoked/detector/service"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/broker"
+	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/producer/simulate"
 	"github.com/revoked-dev/revoked/schemas"
@@ -157,7 +158,7 @@ func (r *runner) detectorRead(ctx context.Context, brokers []string, dcfg detect
 	}
 	bar := progress.New(r.progress, progress.Config{Label: "  detector", Total: int64(r.cfg.Events), Unit: "events"})
 	defer bar.Finish()
-	read := func() int64 { return int64(counterSum(reg, "revoked_detector_events_total")) }
+	read := func() int64 { return int64(ops.CounterSum(reg, "revoked_detector_events_total")) }
 	return runUntil(ctx, det.Run, int64(r.cfg.Events), read, bar)
 }
 
@@ -208,24 +209,6 @@ func runUntil(ctx context.Context, run func(context.Context) error, n int64, don
 			}
 		}
 	}
-}
-
-// counterSum adds up every series of the counter name in reg.
-func counterSum(reg *prometheus.Registry, name string) float64 {
-	mfs, err := reg.Gather()
-	if err != nil {
-		return 0
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue()
-		}
-	}
-	return sum
 }
 
 func newSigner() (*schemas.Signer, error) {

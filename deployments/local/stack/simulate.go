@@ -11,6 +11,7 @@ import (
 	"time"
 
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/producer/simulate"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -139,24 +140,6 @@ type Report struct {
 	DetectorCaughtUp time.Duration
 }
 
-// counterSum adds up every series of a counter in the stack's registry.
-func (s *Stack) counterSum(name string) float64 {
-	mfs, err := s.Registry.Gather()
-	if err != nil {
-		return 0
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			sum += m.GetCounter().GetValue()
-		}
-	}
-	return sum
-}
-
 // Percentiles of a latency sample.
 type Percentiles struct {
 	N             int
@@ -203,7 +186,7 @@ func (s *Stack) Simulate(ctx context.Context, cfg simulate.Config, drain time.Du
 	defer w.Close()
 
 	start := time.Now()
-	before := int64(s.counterSum("revoked_detector_events_total"))
+	before := int64(ops.CounterSum(s.Registry, "revoked_detector_events_total"))
 	stats, err := sim.Run(ctx, w, simulate.Options{GroundTruth: groundTruth, Progress: progress})
 	if err != nil {
 		return Report{}, fmt.Errorf("simulating: %w", err)
@@ -214,7 +197,7 @@ func (s *Stack) Simulate(ctx context.Context, cfg simulate.Config, drain time.Du
 	var caughtUp time.Duration
 	quiet := 0
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		read := int64(s.counterSum("revoked_detector_events_total")) - before
+		read := int64(ops.CounterSum(s.Registry, "revoked_detector_events_total")) - before
 		if caughtUp == 0 && read >= stats.Events {
 			caughtUp = time.Since(start)
 		}
@@ -229,7 +212,7 @@ func (s *Stack) Simulate(ctx context.Context, cfg simulate.Config, drain time.Du
 		time.Sleep(100 * time.Millisecond)
 	}
 	r := s.report(ctx, stats, sim, issuer)
-	r.DetectorEvents = int64(s.counterSum("revoked_detector_events_total")) - before
+	r.DetectorEvents = int64(ops.CounterSum(s.Registry, "revoked_detector_events_total")) - before
 	r.DetectorCaughtUp = caughtUp
 	return r, nil
 }
