@@ -55,11 +55,11 @@ type TokenInfo struct {
 // bodies of both and the sum of the counts when both give one. If it
 // fails, the error is returned: calling RevokeSubject again is harmless.
 func (c *Client) RevokeSubject(ctx context.Context, userID string) (Result, error) {
-	res, err := c.adminRevoke(ctx, "revoke_subject", c.admin.Subject, "user_id", userID)
+	res, err := c.adminRevoke(ctx, "revoke_subject", c.admin.Subject, map[string]string{"user_id": userID})
 	if err != nil || c.admin.SubjectSessions.URL == "" {
 		return res, err
 	}
-	res2, err := c.adminRevoke(ctx, "revoke_subject_sessions", c.admin.SubjectSessions, "user_id", userID)
+	res2, err := c.adminRevoke(ctx, "revoke_subject_sessions", c.admin.SubjectSessions, map[string]string{"user_id": userID})
 	if err != nil {
 		return Result{}, err
 	}
@@ -78,30 +78,25 @@ func (c *Client) RevokeSubject(ctx context.Context, userID string) (Result, erro
 // tracks them, by id (for the reference token API: its fingerprint). It
 // blocks like RevokeSubject.
 func (c *Client) RevokeTokenID(ctx context.Context, tokenID string) (Result, error) {
-	return c.adminRevoke(ctx, "revoke_token_id", c.admin.TokenID, "token_id", tokenID)
+	return c.adminRevoke(ctx, "revoke_token_id", c.admin.TokenID, map[string]string{"token_id": tokenID})
 }
 
 // RevokeSession revokes every token of a session. It blocks like
 // RevokeSubject.
 func (c *Client) RevokeSession(ctx context.Context, sessionID string) (Result, error) {
-	return c.adminRevoke(ctx, "revoke_session", c.admin.Session, "session_id", sessionID)
+	return c.adminRevoke(ctx, "revoke_session", c.admin.Session, map[string]string{"session_id": sessionID})
 }
 
 // RevokeClient revokes every token issued to a client. It blocks like
 // RevokeSubject.
 func (c *Client) RevokeClient(ctx context.Context, clientID string) (Result, error) {
-	return c.adminRevoke(ctx, "revoke_client", c.admin.Client, "client_id", clientID)
+	return c.adminRevoke(ctx, "revoke_client", c.admin.Client, map[string]string{"client_id": clientID})
 }
 
 // RevokeSubjectClient revokes the user's tokens of one client with the
 // configured subject_client call. It blocks like RevokeSubject.
 func (c *Client) RevokeSubjectClient(ctx context.Context, userID, clientID string) (Result, error) {
-	const op = "revoke_subject_client"
-	resp, body, err := c.adminCall(ctx, op, c.admin.SubjectClient, map[string]string{"user_id": userID, "client_id": clientID}, maxBodyBytes)
-	if err != nil {
-		return Result{}, err
-	}
-	return c.result(c.admin.SubjectClient, resp, body), nil
+	return c.adminRevoke(ctx, "revoke_subject_client", c.admin.SubjectClient, map[string]string{"user_id": userID, "client_id": clientID})
 }
 
 // ClientInfo is what the client lookup says of a client.
@@ -139,19 +134,7 @@ func (c *Client) AccessOnly() bool { return c.admin.Client.AccessOnly }
 // LoginOnly reports whether the call that revokes a target of kind
 // ("user", "token", "session" or "client") ends login sessions and leaves
 // issued tokens active.
-func (c *Client) LoginOnly(kind string) bool {
-	switch kind {
-	case "user":
-		return c.admin.Subject.LoginOnly
-	case "session":
-		return c.admin.Session.LoginOnly
-	case "client":
-		return c.admin.Client.LoginOnly
-	case "token":
-		return c.admin.TokenID.LoginOnly
-	}
-	return false
-}
+func (c *Client) LoginOnly(kind string) bool { return c.admin.revokeCall(kind).LoginOnly }
 
 // Escalation returns the fallbacks configured for a revocation of a target
 // of kind that did not take, and how often and after how long the
@@ -162,18 +145,22 @@ func (c *Client) Escalation(kind string) (fallbacks []string, retries int, delay
 
 // Counts reports whether the call that revokes a target of kind says how
 // many tokens it revoked (its CountField is set).
-func (c *Client) Counts(kind string) bool {
+func (c *Client) Counts(kind string) bool { return c.admin.revokeCall(kind).CountField != "" }
+
+// revokeCall is the admin call that revokes a target of kind by its id;
+// the zero AdminCall for an unknown kind.
+func (a *AdminConfig) revokeCall(kind string) AdminCall {
 	switch kind {
 	case "user":
-		return c.admin.Subject.CountField != ""
+		return a.Subject
 	case "session":
-		return c.admin.Session.CountField != ""
+		return a.Session
 	case "client":
-		return c.admin.Client.CountField != ""
+		return a.Client
 	case "token":
-		return c.admin.TokenID.CountField != ""
+		return a.TokenID
 	}
-	return false
+	return AdminCall{}
 }
 
 // Lists reports whether the client can list a subject's live tokens.
@@ -195,20 +182,14 @@ func (c *Client) ListSubjectTokens(ctx context.Context, userID string) ([]TokenI
 	return out, nil
 }
 
-func (c *Client) adminRevoke(ctx context.Context, op string, call AdminCall, param, value string) (Result, error) {
-	resp, body, err := c.adminCall(ctx, op, call, map[string]string{param: value}, maxBodyBytes)
+// adminRevoke makes one revoking admin call with the values of its
+// placeholders and reads its answer: its status, an excerpt, and the count
+// of revoked tokens where the answer gives one.
+func (c *Client) adminRevoke(ctx context.Context, op string, call AdminCall, vals map[string]string) (Result, error) {
+	resp, body, err := c.adminCall(ctx, op, call, vals, maxBodyBytes)
 	if err != nil {
 		return Result{}, err
 	}
-	res := c.result(call, resp, body)
-	c.log.Debug().Str("op", op).Str(param, value).Int("status", res.Status).Int("revoked", res.Revoked).
-		Bool("count_known", res.CountKnown).Msg("token API admin call")
-	return res, nil
-}
-
-// result reads an admin call's answer: its status, an excerpt, and the
-// count of revoked tokens where the answer gives one.
-func (c *Client) result(call AdminCall, resp *http.Response, body []byte) Result {
 	res := Result{Status: resp.StatusCode, Body: sanitize(string(body), excerptBytes, nil)}
 	field := call.CountField
 	if field == "" {
@@ -221,7 +202,15 @@ func (c *Client) result(call AdminCall, resp *http.Response, body []byte) Result
 			res.Revoked, res.CountKnown = n, true
 		}
 	}
-	return res
+	ev := c.log.Debug()
+	if ev.Enabled() {
+		for _, k := range slices.Sorted(maps.Keys(vals)) {
+			ev = ev.Str(k, vals[k])
+		}
+		ev.Str("op", op).Int("status", res.Status).Int("revoked", res.Revoked).
+			Bool("count_known", res.CountKnown).Msg("token API admin call")
+	}
+	return res, nil
 }
 
 // adminCall expands and sends one admin call and checks its status. vals
