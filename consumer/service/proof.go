@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ type Profile interface {
 	LoginOnly(kind string) bool
 	Escalation(kind string) (fallbacks []string, retries int, delay time.Duration)
 	Lists() bool
+	Counts(kind string) bool
 	RevokeSubjectClient(ctx context.Context, userID, clientID string) (idp.Result, error)
 	LookupClient(ctx context.Context, id string) (idp.ClientInfo, bool, error)
 	AccessOnly() bool
@@ -207,11 +209,8 @@ func targeted(t schemas.Target, live []idp.TokenInfo, ti idp.TokenInfo) bool {
 // will be a list and the token API does not count what it revokes, so the
 // count can come from the proof. -1: not listed.
 func (r *IdPRevoker) countBefore(ctx context.Context, cmd *schemas.RevokeCommand) int {
-	prof, ok := r.api.(interface{ Counts(kind string) bool })
-	if !ok || prof.Counts(string(cmd.Target.Kind)) || cmd.Target.UserID == "" || cmd.Target.Kind == schemas.TargetClient {
-		return -1
-	}
-	if p, ok := r.api.(Profile); !ok || !p.Lists() {
+	prof, ok := r.api.(Profile)
+	if !ok || !prof.Lists() || prof.Counts(string(cmd.Target.Kind)) || cmd.Target.UserID == "" || cmd.Target.Kind == schemas.TargetClient {
 		return -1
 	}
 	live, err := r.api.ListSubjectTokens(ctx, cmd.Target.UserID)
@@ -233,13 +232,13 @@ func (r *IdPRevoker) countBefore(ctx context.Context, cmd *schemas.RevokeCommand
 // or failed).
 func (r *IdPRevoker) escalate(ctx context.Context, prof Profile, cmd *schemas.RevokeCommand, fallback string, pr proof) (string, *schemas.Target, error) {
 	t := cmd.Target
-	user := firstOf(t.UserID, pr.subject)
+	user := cmp.Or(t.UserID, pr.subject)
 	var res idp.Result
 	var err error
 	var via schemas.Target
 	switch fallback {
 	case idp.EscalateSubjectClient:
-		client := firstOf(pr.client, t.ClientID)
+		client := cmp.Or(pr.client, t.ClientID)
 		if user == "" || client == "" {
 			return "fallback subject_client skipped: the subject or client is unknown", nil, nil
 		}
@@ -288,13 +287,6 @@ func (r *IdPRevoker) proveVia(ctx context.Context, cmd *schemas.RevokeCommand, r
 	// cannot tell them from ones issued before the fallback: take the
 	// fallback's own time.
 	return r.list(ctx, &c, time.Now())
-}
-
-func firstOf(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Proves says, for each target kind, how this revoker proves a revocation

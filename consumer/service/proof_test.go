@@ -118,7 +118,8 @@ func (a *hydraLike) LoginOnly(kind string) bool { return kind == "session" }
 func (a *hydraLike) Escalation(kind string) ([]string, int, time.Duration) {
 	return a.esc.For(kind), 0, 0
 }
-func (a *hydraLike) Lists() bool { return false }
+func (a *hydraLike) Lists() bool        { return false }
+func (a *hydraLike) Counts(string) bool { return false }
 
 func (a *hydraLike) active(raw string) bool {
 	a.mu.Lock()
