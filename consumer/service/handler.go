@@ -515,11 +515,7 @@ func (h *Handler) writeLater(ctx context.Context, rows ...schemas.AuditRow) erro
 		for {
 			err := wait(ctx)
 			if err == nil {
-				if h.observer != nil {
-					for _, r := range rows {
-						h.observer(r)
-					}
-				}
+				h.observe(rows)
 				return nil
 			}
 			h.metrics.AuditErrors.Inc()
@@ -550,12 +546,17 @@ func (h *Handler) write(ctx context.Context, rows ...schemas.AuditRow) error {
 	if h.replay != nil {
 		h.replay.record(rows)
 	}
+	h.observe(rows)
+	return nil
+}
+
+// observe hands durable rows to the observer, if any.
+func (h *Handler) observe(rows []schemas.AuditRow) {
 	if h.observer != nil {
 		for _, r := range rows {
 			h.observer(r)
 		}
 	}
-	return nil
 }
 
 var _ AuditLog = (*auditLog)(nil)
