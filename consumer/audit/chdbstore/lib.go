@@ -226,3 +226,27 @@ func (c *sharedConn) exec(sql, format string) ([]byte, error) {
 	}
 	return append([]byte(nil), unsafe.Slice(p, n)...), nil
 }
+
+// Conn is a plain connection to chDB on a data directory: libchdb's own
+// calls with nothing of the Store around them, to measure a Store against
+// (the local bench's raw insert). It shares the process's one connection
+// to the directory with any Store on it, and the rule that a process has
+// one directory open at a time.
+type Conn struct{ c *sharedConn }
+
+// OpenConn connects to chDB on dir, loading libchdb from libPath.
+func OpenConn(libPath, dir string) (*Conn, error) {
+	c, err := acquire(libPath, dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{c: c}, nil
+}
+
+// Exec runs one statement (or several separated by semicolons) and
+// returns its output in format; an error the engine reports is a
+// *QueryError.
+func (c *Conn) Exec(sql, format string) ([]byte, error) { return c.c.exec(sql, format) }
+
+// Close drops the connection; the directory closes with its last user.
+func (c *Conn) Close() { c.c.release() }

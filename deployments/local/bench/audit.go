@@ -97,12 +97,12 @@ func (r *runner) auditChDB(ctx context.Context, rows, linked []schemas.AuditRow,
 // rawChDBInsert creates the raw table in dir and inserts rows into it in
 // one INSERT ... FORMAT JSONEachRow, encoding included in the time.
 func (r *runner) rawChDBInsert(dir string, rows []schemas.AuditRow) (float64, error) {
-	c, err := openRawChDB(r.chdbLibPath(), dir)
+	c, err := chdbstore.OpenConn(r.chdbLibPath(), dir)
 	if err != nil {
 		return 0, err
 	}
-	defer c.close()
-	out, err := c.exec("SELECT version()", "TabSeparated")
+	defer c.Close()
+	out, err := c.Exec("SELECT version()", "TabSeparated")
 	if err != nil {
 		return 0, err
 	}
@@ -115,7 +115,7 @@ func (r *runner) rawChDBInsert(dir string, rows []schemas.AuditRow) (float64, er
 		return 0, err
 	}
 	for _, stmt := range ddl {
-		if _, err := c.exec(stmt, "TabSeparated"); err != nil {
+		if _, err := c.Exec(stmt, "TabSeparated"); err != nil {
 			return 0, err
 		}
 	}
@@ -129,13 +129,13 @@ func (r *runner) rawChDBInsert(dir string, rows []schemas.AuditRow) (float64, er
 			return 0, err
 		}
 	}
-	if _, err := c.exec(b.String(), "TabSeparated"); err != nil {
+	if _, err := c.Exec(b.String(), "TabSeparated"); err != nil {
 		return 0, err
 	}
 	elapsed := time.Since(start)
 	bar.Set(int64(len(rows)))
 	bar.Finish()
-	out, err = c.exec("SELECT count() FROM `default`.`"+rawTable+"`", "TabSeparated")
+	out, err = c.Exec("SELECT count() FROM `default`.`"+rawTable+"`", "TabSeparated")
 	if err != nil {
 		return 0, err
 	}
