@@ -62,7 +62,7 @@ func TestBaselinesSavedBeforeCommitAndRestored(t *testing.T) {
 		t.Fatalf("saved %+v (%v) for an event that was not handled", stored, err)
 	}
 	h = s.rec.wrap(func(context.Context, kafka.Message) error { return nil })
-	if err := h(ctx, m); err != nil {
+	if err := settled(ctx, h(ctx, m)); err != nil {
 		t.Fatal(err)
 	}
 	if stored, _, err = s.rec.store.Load(ctx, 1); err != nil || !reflect.DeepEqual(stored, []state.Baseline{learnt[1], learnt[0]}) {
@@ -77,7 +77,7 @@ func TestBaselinesSavedBeforeCommitAndRestored(t *testing.T) {
 
 	next := newService()
 	m.Offset = 1
-	if err := next.rec.wrap(func(context.Context, kafka.Message) error { return nil })(ctx, m); err != nil {
+	if err := settled(ctx, next.rec.wrap(func(context.Context, kafka.Message) error { return nil })(ctx, m)); err != nil {
 		t.Fatal(err)
 	}
 	if got := counterValue(t, next.rec.metrics.restored); got != 2 {
@@ -105,7 +105,7 @@ func TestForgottenBaselineDeletedByItsPartitionsOwner(t *testing.T) {
 			s.rec.learn(partition, learnt)
 			return nil
 		})
-		if err := h(ctx, kafka.Message{Topic: schemas.TopicAuditEvents, Partition: partition, Offset: offset, Time: now}); err != nil {
+		if err := settled(ctx, h(ctx, kafka.Message{Topic: schemas.TopicAuditEvents, Partition: partition, Offset: offset, Time: now})); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -69,7 +69,7 @@ func TestGuardedService(t *testing.T) {
 	feed := func(user string) {
 		t.Helper()
 		for _, m := range bruteForceUser(t, user, now.Add(-time.Hour), offset) {
-			if err := s.handle(ctx, m); err != nil {
+			if err := settled(ctx, s.handle(ctx, m)); err != nil {
 				t.Fatal(err)
 			}
 		}

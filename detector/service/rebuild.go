@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +58,8 @@ type recovery struct {
 	store   *state.Store
 	log     zerolog.Logger
 	metrics *stateMetrics
+	// out writes the baselines after the commands of their event.
+	out *outbox
 	// stopping is Run's context, set by start: a rebuild, which can
 	// take minutes, ends when the detector stops rather than holding up
 	// its shutdown.
@@ -73,8 +74,8 @@ type recovery struct {
 	// next holds, per partition, the offset after the last message
 	// handled.
 	next map[int]int64
-	// learnt holds, per partition, the baselines learnt from messages
-	// not yet done.
+	// learnt holds, per partition, the baselines learnt from the message
+	// being handled there.
 	learnt map[int][]state.Baseline
 	// where holds, per baseline record key, the partition its record is
 	// in.
@@ -160,10 +161,14 @@ func (r *recovery) close() error {
 	return err
 }
 
-// wrap runs h with the partition's state rebuilt before it and the
-// baselines h made the engine learn saved after it, so that they are
-// durable before the reader commits the message. A failure of either is
-// transient: the reader retries the message.
+// wrap runs h with the partition's state rebuilt before it, and queues the
+// baselines h made the engine learn on the outbox after h's own output, so
+// that they are written after the event's commands and before the reader
+// commits the event (h's result becomes, or stays, kafkax.Later). A
+// failure to rebuild, or any transient error of h, is returned for the
+// reader to retry the message. A poison event is dead-lettered and
+// committed without waiting for the baselines it made the engine forget
+// (it taught none): they are written by the same outbox soon after.
 func (r *recovery) wrap(h kafkax.Handler) kafkax.Handler {
 	return func(ctx context.Context, m kafka.Message) error {
 		if err := r.ensure(ctx, m); err != nil {
@@ -171,11 +176,17 @@ func (r *recovery) wrap(h kafkax.Handler) kafkax.Handler {
 		}
 		err := h(ctx, m)
 		var pe *kafkax.PoisonError
-		if err != nil && !errors.As(err, &pe) {
+		var le *kafkax.LaterError
+		if err != nil && !errors.As(err, &pe) && !errors.As(err, &le) {
 			return err
 		}
-		if serr := r.save(ctx, m.Partition); serr != nil {
-			return serr
+		if batch := r.collect(m.Partition); len(batch) > 0 {
+			// The outbox writes a partition's entries in order and never
+			// skips one, so this entry written means h's is too.
+			wait := r.out.add(m.Partition, &outboxEntry{baselines: batch})
+			if pe == nil {
+				err = kafkax.Later(wait)
+			}
 		}
 		r.mu.Lock()
 		if m.Offset >= r.next[m.Partition] {
@@ -186,7 +197,7 @@ func (r *recovery) wrap(h kafkax.Handler) kafkax.Handler {
 	}
 }
 
-// learn keeps baselines learnt from a message of partition until save.
+// learn keeps baselines learnt from a message of partition until collect.
 func (r *recovery) learn(partition int, learnt []state.Baseline) {
 	if len(learnt) == 0 {
 		return
@@ -196,42 +207,24 @@ func (r *recovery) learn(partition int, learnt []state.Baseline) {
 	r.mu.Unlock()
 }
 
-// save writes the baselines learnt on partition, and the deletions
-// deferred for it, to that partition; deletions of records in other
-// partitions are deferred. On failure they stay for the next attempt.
-func (r *recovery) save(ctx context.Context, partition int) error {
+// collect returns what partition's records must become: the baselines
+// learnt on partition, and the deletions deferred for it; deletions of
+// records in other partitions are deferred to them. It records each
+// record's partition as the one it is written to: the outbox writes it
+// there, retrying until it does.
+func (r *recovery) collect(partition int) []state.Baseline {
 	r.mu.Lock()
-	var own []state.Baseline
+	defer r.mu.Unlock()
+	batch := r.deferred[partition]
+	delete(r.deferred, partition)
 	for _, b := range r.learnt[partition] {
 		if q, ok := r.where[b.RecordKey()]; ok && q != partition && b.LastSeen.IsZero() {
 			r.deferred[q] = append(r.deferred[q], b)
 			continue
 		}
-		own = append(own, b)
+		batch = append(batch, b)
 	}
-	// Only this partition's handler adds to its learnt list, and it is
-	// busy here; other handlers may defer more deletions meanwhile.
 	delete(r.learnt, partition)
-	if len(own) > 0 {
-		r.learnt[partition] = own
-	}
-	deferred := len(r.deferred[partition])
-	batch := append(slices.Clone(r.deferred[partition]), own...)
-	r.mu.Unlock()
-	if len(batch) == 0 {
-		return nil
-	}
-	if err := r.store.Save(ctx, partition, batch); err != nil {
-		r.metrics.errors.WithLabelValues("persist").Inc()
-		return fmt.Errorf("saving baselines: %w", err)
-	}
-	r.mu.Lock()
-	delete(r.learnt, partition)
-	if rest := r.deferred[partition][deferred:]; len(rest) > 0 {
-		r.deferred[partition] = rest
-	} else {
-		delete(r.deferred, partition)
-	}
 	for _, b := range batch {
 		if b.LastSeen.IsZero() {
 			delete(r.where, b.RecordKey())
@@ -239,8 +232,19 @@ func (r *recovery) save(ctx context.Context, partition int) error {
 			r.where[b.RecordKey()] = partition
 		}
 	}
-	r.mu.Unlock()
-	r.metrics.persisted.Add(float64(len(batch)))
+	return batch
+}
+
+// persist writes baselines to partition of the baseline topic.
+func (r *recovery) persist(ctx context.Context, partition int, baselines []state.Baseline) error {
+	if len(baselines) == 0 {
+		return nil
+	}
+	if err := r.store.Save(ctx, partition, baselines); err != nil {
+		r.metrics.errors.WithLabelValues("persist").Inc()
+		return fmt.Errorf("saving baselines: %w", err)
+	}
+	r.metrics.persisted.Add(float64(len(baselines)))
 	return nil
 }
 

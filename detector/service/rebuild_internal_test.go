@@ -66,7 +66,7 @@ func TestRebuildOnTakeOverAndAfterAGap(t *testing.T) {
 		{6, 1, 2}, // the next one
 		{9, 2, 9}, // 7 and 8 handled elsewhere: replays 2 to 8
 	} {
-		if err := h(ctx, stored[step.offset]); err != nil {
+		if err := settled(ctx, h(ctx, stored[step.offset])); err != nil {
 			t.Fatalf("offset %d: %v", step.offset, err)
 		}
 		if got := rebuilds(); got != step.rebuilds {
@@ -145,7 +145,7 @@ func TestRedeliveredDetectionIsTheSameCommand(t *testing.T) {
 			from = len(stored) - 1
 		}
 		for _, m := range stored[from:] {
-			if err := h(ctx, m); err != nil {
+			if err := settled(ctx, h(ctx, m)); err != nil {
 				t.Fatalf("owner %d, offset %d: %v", i, m.Offset, err)
 			}
 		}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,24 +103,13 @@ type Service struct {
 	// enrich adds address context to events before the engine sees
 	// them; nil when enrichment is off.
 	enrich *enrich.Enricher
-
-	mu sync.Mutex
-	// pending holds, per partition, the signed commands of the event
-	// being handled until Kafka acknowledged them. The reader retries a
-	// message whose handler failed; the retry publishes the same
-	// commands instead of feeding the event to the engine again, which
-	// would count it as a duplicate and lose them.
-	pending map[partitionKey]pendingEvent
+	// out writes the commands and baselines of handled events.
+	out *outbox
 }
 
-type partitionKey struct {
-	topic     string
-	partition int
-}
-
+// pendingEvent is what handling one event produced, for the outbox.
 type pendingEvent struct {
-	offset int64
-	msgs   []kafka.Message
+	msgs []kafka.Message
 	cmds   []schemas.RevokeCommand
 	// detected holds, per command, the event time at which the engine
 	// detected it: the time of the event that completed the pattern.
@@ -188,7 +176,6 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 		onDetection: o.onDetection,
 		now:         o.now,
 		guard:       o.guard,
-		pending:     make(map[partitionKey]pendingEvent),
 		rec:         rec,
 		enrich:      enricher,
 	}
@@ -199,6 +186,8 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 		}
 		s.pub, s.ownWriter = w, w
 	}
+	s.out = newOutbox(s)
+	rec.out = s.out
 	for _, r := range eng.Rules() {
 		log.Info().Str("rule", r.ID).Int("version", r.Version).Str("kind", string(r.Kind)).
 			Str("source", r.Source).Bool("dry_run", r.DryRun || cfg.Engine.DryRun).Msg("rule loaded")
@@ -229,6 +218,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.restoreGuard(ctx) {
 		err = s.reader.Run(ctx, s.rec.wrap(s.handle))
 	}
+	s.out.close()
 	if cerr := s.rec.close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
@@ -247,11 +237,13 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// handle is the reader's handler for one audit event. It returns nil once
-// every command the event produced is acknowledged by Kafka, a poison error
-// for an event that can never be handled, and any other error when
-// publishing failed (the reader retries the event).
-func (s *Service) handle(ctx context.Context, m kafka.Message) error {
+// handle is the reader's handler for one audit event. It runs the event
+// through the engine and returns nil when the event produced nothing to
+// publish, a poison error for an event that can never be handled, and
+// otherwise kafkax.Later with what waits until the outbox has written the
+// event's commands (the reader commits the event only then, while the
+// partition's next event is handled meanwhile).
+func (s *Service) handle(_ context.Context, m kafka.Message) error {
 	p, err := s.detect(m)
 	if err != nil {
 		return err
@@ -259,22 +251,27 @@ func (s *Service) handle(ctx context.Context, m kafka.Message) error {
 	if len(p.msgs) == 0 && len(p.held) == 0 {
 		return nil
 	}
-	if len(p.msgs) > 0 {
-		if err := s.pub.WriteMessages(ctx, p.msgs...); err != nil {
-			s.metrics.publishErrors.Inc()
-			return fmt.Errorf("publishing %d command(s): %w", len(p.msgs), err)
-		}
+	return kafkax.Later(s.out.add(m.Partition, &outboxEntry{ev: p}))
+}
+
+// publish writes signed commands to the command topic.
+func (s *Service) publish(ctx context.Context, msgs []kafka.Message) error {
+	if len(msgs) == 0 {
+		return nil
 	}
-	if err := s.publishHeld(ctx, p.held); err != nil {
-		return err
+	if err := s.pub.WriteMessages(ctx, msgs...); err != nil {
+		s.metrics.publishErrors.Inc()
+		return fmt.Errorf("publishing %d command(s): %w", len(msgs), err)
 	}
-	s.mu.Lock()
-	delete(s.pending, partitionKey{m.Topic, m.Partition})
-	s.mu.Unlock()
-	published := s.now()
+	return nil
+}
+
+// published records p's commands as published at t: metrics, a log line
+// each and the detection callback.
+func (s *Service) published(p pendingEvent, t time.Time) {
 	for i, c := range p.cmds {
 		s.metrics.published.WithLabelValues(c.Reason.RuleID, string(c.Mode)).Inc()
-		s.metrics.latency.Observe(published.Sub(p.detected[i]).Seconds())
+		s.metrics.latency.Observe(t.Sub(p.detected[i]).Seconds())
 		s.log.Info().Str("command_id", c.CommandID).Str("rule", c.Reason.RuleID).
 			Str("target_kind", string(c.Target.Kind)).Str("target", c.Target.ID()).
 			Str("action", string(c.Action)).Str("mode", string(c.Mode)).Str("severity", string(c.Reason.Severity)).
@@ -283,26 +280,11 @@ func (s *Service) handle(ctx context.Context, m kafka.Message) error {
 			s.onDetection(c)
 		}
 	}
-	return nil
 }
 
-// detect returns the signed commands of m: those already built for it when
-// this is a retry, else those the engine builds from it now.
+// detect returns the signed commands the engine builds from m, or a
+// poison error for an event that can never be handled.
 func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
-	key := partitionKey{m.Topic, m.Partition}
-	s.mu.Lock()
-	p, ok := s.pending[key]
-	if ok && p.offset != m.Offset {
-		// A different message of the partition: the reader gave up on
-		// the pending one (a rebalance or a restart of the session).
-		delete(s.pending, key)
-		ok = false
-	}
-	s.mu.Unlock()
-	if ok {
-		return p, nil
-	}
-
 	if schema := header(m, schemas.HeaderSchema); schema != "" && schema != schemas.SchemaAuditEventV1 {
 		s.metrics.events.WithLabelValues(resultInvalid).Inc()
 		return pendingEvent{}, kafkax.Poison(fmt.Sprintf("unexpected schema %.64q, want %s", schema, schemas.SchemaAuditEventV1), nil)
@@ -329,7 +311,7 @@ func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
 		return pendingEvent{}, nil
 	}
 
-	p = pendingEvent{offset: m.Offset}
+	p := pendingEvent{}
 	for i := range cmds {
 		c := &cmds[i]
 		detected := c.Reason.DetectedAt
@@ -341,8 +323,7 @@ func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
 		c.IssuedAt = now.UTC()
 		c.ExpiresAt = c.IssuedAt.Add(s.cfg.Engine.CommandTTL)
 		c.Reason.DetectedAt = c.IssuedAt
-		// The guard decides once per command; a retry of the event
-		// publishes the pending decisions.
+		// The guard decides once per command.
 		d := s.guardCommand(c, &ev)
 		if d.Verdict == guard.Suppress {
 			continue
@@ -363,9 +344,6 @@ func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
 		p.detected = append(p.detected, detected)
 		p.msgs = append(p.msgs, msg)
 	}
-	s.mu.Lock()
-	s.pending[key] = p
-	s.mu.Unlock()
 	return p, nil
 }
 

@@ -559,8 +559,11 @@ func (s *session) fetchLoop() error {
 }
 
 // work handles one partition's messages in order until intake stops or a
-// message is abandoned at shutdown, reporting its progress to p.
+// message is abandoned at shutdown, reporting its progress to p. A message
+// whose handler returned Later does not hold up the next one: the
+// partition's commit waits behind it on the watermark instead.
 func (s *session) work(p *laneProgress, q <-chan kafka.Message) {
+	wm := &watermark{done: map[int64]kafka.Message{}}
 	for {
 		select {
 		case <-s.runCtx.Done():
@@ -569,20 +572,45 @@ func (s *session) work(p *laneProgress, q <-chan kafka.Message) {
 			if s.runCtx.Err() != nil {
 				return // shutting down: leave queued messages uncommitted
 			}
-			p.take(m, s.r.now())
-			ok, later := s.process(m, p)
-			if ok && later != nil {
-				// One lane holds the partition's order: wait here.
-				ok = s.settle(m, later)
-			}
-			if !ok {
-				p.release(s.r.now())
+			wm.add(m.Offset)
+			if !s.handleIn(p, wm, m) {
 				return
 			}
-			s.commit(m)
-			s.progressed(p)
 		}
 	}
+}
+
+// handleIn takes m to a terminal state on lane p, whose partition's
+// commits wm orders, and reports whether the lane goes on. A message
+// handled with Later becomes committable on wm once its wait returns nil,
+// while the lane goes on to its next message; at most laterPerHandler
+// times Concurrency such waits run at once, so a slow sink slows intake
+// instead of piling up work.
+func (s *session) handleIn(p *laneProgress, wm *watermark, m kafka.Message) bool {
+	p.take(m, s.r.now())
+	ok, later := s.process(m, p)
+	if !ok {
+		p.release(s.r.now())
+		return false
+	}
+	if later != nil {
+		select {
+		case s.durable <- struct{}{}:
+		case <-s.runCtx.Done():
+			p.release(s.r.now())
+			return false
+		}
+		s.wg.Go(func() {
+			defer func() { <-s.durable }()
+			if s.settle(m, later) {
+				wm.finish(m, s.commit)
+			}
+		})
+	} else {
+		wm.finish(m, s.commit)
+	}
+	s.progressed(p)
+	return true
 }
 
 // workByKey hands one partition's messages to KeyConcurrency lanes by key
@@ -605,33 +633,9 @@ func (s *session) workByKey(partition int, q <-chan kafka.Message) {
 					if s.runCtx.Err() != nil {
 						return
 					}
-					p.take(m, s.r.now())
-					ok, later := s.process(m, p)
-					if ok && later != nil {
-						// The lane goes on to its next message; the
-						// watermark holds the partition's commit at m
-						// until m is durable.
-						select {
-						case s.durable <- struct{}{}:
-						case <-s.runCtx.Done():
-							p.release(s.r.now())
-							return
-						}
-						s.wg.Go(func() {
-							defer func() { <-s.durable }()
-							if s.settle(m, later) {
-								wm.finish(m, s.commit)
-							}
-						})
-						s.progressed(p)
-						continue
-					}
-					if !ok {
-						p.release(s.r.now())
+					if !s.handleIn(p, wm, m) {
 						return
 					}
-					wm.finish(m, s.commit)
-					s.progressed(p)
 				}
 			}
 		})
@@ -761,8 +765,9 @@ const laterPerHandler = 4
 // once Wait returns nil. Wait gets a context that ends at the shutdown
 // timeout and may block; an error leaves the message uncommitted, so the
 // handler must take a delivery of the same message again as it takes a
-// redelivery after a crash. With one lane per partition (KeyConcurrency 1)
-// the lane waits before its next message, to keep the partition's order.
+// redelivery after a crash. Handler calls keep their lane's order either
+// way; what waits is the commit, which never passes a message whose wait
+// has not returned nil.
 type LaterError struct {
 	Wait func(context.Context) error
 }
