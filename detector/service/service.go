@@ -110,7 +110,7 @@ type Service struct {
 // pendingEvent is what handling one event produced, for the outbox.
 type pendingEvent struct {
 	msgs []kafka.Message
-	cmds   []schemas.RevokeCommand
+	cmds []schemas.RevokeCommand
 	// detected holds, per command, the event time at which the engine
 	// detected it: the time of the event that completed the pattern.
 	detected []time.Time
