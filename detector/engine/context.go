@@ -253,6 +253,9 @@ type contextTracker struct {
 	users  map[string]*userBase
 	egress map[string]orgSketch // by address
 	asns   map[uint32]orgSketch
+	// sharedEgress and sharedASNs count the addresses and networks of
+	// egress and asns that are shared (sharedSketch).
+	sharedEgress, sharedASNs int
 	tokens map[string]*binding
 	// cur holds the current event's device hash, ASN and country, worked
 	// out once by compute for learn.
@@ -428,6 +431,7 @@ func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bo
 				sk, shared := addUser(old, u, ct.cfg.SharedEgressUsers)
 				ct.egress[ev.IP] = sk
 				if shared {
+					ct.sharedEgress++
 					ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: "egress:" + ev.IP, Field: "shared", FirstSeen: ev.Time, LastSeen: ev.Time})
 				}
 			}
@@ -437,6 +441,7 @@ func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bo
 				sk, shared := addUser(old, u, ct.cfg.OrgNetworkUsers)
 				ct.asns[asn] = sk
 				if shared {
+					ct.sharedASNs++
 					ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: "asn:" + strconv.FormatUint(uint64(asn), 10), Field: "shared", FirstSeen: ev.Time, LastSeen: ev.Time})
 				}
 			}
@@ -578,10 +583,14 @@ func (ct *contextTracker) restore(en BaselineEntry) {
 	if kind, key, ok := strings.Cut(en.Key, ":"); ok && en.Field == "shared" {
 		switch kind {
 		case "egress":
-			ct.egress[key] = sharedSketch
+			if ct.egress[key] != sharedSketch {
+				ct.egress[key] = sharedSketch
+				ct.sharedEgress++
+			}
 		case "asn":
-			if n, err := strconv.ParseUint(key, 10, 32); err == nil {
+			if n, err := strconv.ParseUint(key, 10, 32); err == nil && ct.asns[uint32(n)] != sharedSketch {
 				ct.asns[uint32(n)] = sharedSketch
+				ct.sharedASNs++
 			}
 		}
 		return

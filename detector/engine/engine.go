@@ -291,9 +291,7 @@ func (e *Engine) Stats() Stats {
 		rst.RuleID = rs.rule.ID
 		rst.Groups = len(rs.groups)
 		rst.Cooldowns = len(rs.fired)
-		for _, g := range rs.groups {
-			rst.Records += len(g.recs)
-		}
+		rst.Records = rs.records
 		if sw, ok := rs.eval.(stateSweeper); ok {
 			rst.Baselines = sw.stateSize()
 		}
@@ -311,20 +309,8 @@ func (e *Engine) Stats() Stats {
 	}
 	c := &s.Context
 	c.Users, c.Tokens = len(e.ctx.users), len(e.ctx.tokens)
-	for _, o := range e.ctx.egress {
-		if o == sharedSketch {
-			c.SharedEgress++
-		} else {
-			c.Candidates++
-		}
-	}
-	for _, o := range e.ctx.asns {
-		if o == sharedSketch {
-			c.OrgNetworks++
-		} else {
-			c.Candidates++
-		}
-	}
+	c.SharedEgress, c.OrgNetworks = e.ctx.sharedEgress, e.ctx.sharedASNs
+	c.Candidates = len(e.ctx.egress) - c.SharedEgress + len(e.ctx.asns) - c.OrgNetworks
 	return s
 }
 

@@ -149,6 +149,9 @@ type ruleState struct {
 	maxRecs   int
 
 	groups map[string]*group
+	// records is the number of records in groups, kept as they change so
+	// that Stats does not walk every group under the engine's lock.
+	records int
 	// scratch holds a transient record judged alone (see process).
 	scratch group
 	// fired holds, per target (or group), the detection time of the last
@@ -304,6 +307,8 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine, out []schemas.Re
 		g = &group{key: key}
 		rs.groups[key] = g
 	}
+	had := len(g.recs)
+	defer func() { rs.records += len(g.recs) - had }()
 	i, dup := g.position(&rec)
 	if dup {
 		rs.stats.Duplicates++
@@ -450,12 +455,14 @@ func (rs *ruleState) sweep(watermark time.Time, allowance time.Duration) {
 	for k, g := range rs.groups {
 		switch {
 		case g.newest.Before(groupsBefore):
+			rs.records -= len(g.recs)
 			delete(rs.groups, k)
 		case g.newest.Before(settled) && (g.transient == len(g.recs) || rs.starts != nil && !rs.starts.canStart(g.recs)):
 			// Nothing in the group can begin a detection, and no event
 			// can arrive before its records any more: records that can
 			// only end one have nothing left to end. Most groups of
 			// most rules are one user's last login or token use.
+			rs.records -= len(g.recs)
 			delete(rs.groups, k)
 		}
 	}
