@@ -29,11 +29,11 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/revoked-dev/revoked/detector/app"
 	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/detector/service"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
-	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
 )
 
@@ -103,16 +103,7 @@ func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	reg := ops.NewRegistry()
-	g, err := guard.New(cfg.Guard, guard.WithRegistry(reg), guard.WithLogger(log.With().Str("component", "guard").Logger()))
-	if err != nil {
-		return err
-	}
-	heldWriter, err := kafkax.NewWriter(cfg.Detector.HeldWriter(cfg.Guard.HeldTopic), log)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = heldWriter.Close() }()
-	svc, err := service.New(cfg.Detector, signer, log, service.WithRegistry(reg), service.WithGuard(g, heldWriter))
+	a, err := app.New(app.Config{Detector: cfg.Detector, Guard: cfg.Guard}, signer, log, reg)
 	if err != nil {
 		return err
 	}
@@ -120,34 +111,15 @@ func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Guard.AdminToken.IsSet() {
-		h := guard.AdminHandler(g.KillSwitch(), cfg.Guard.AdminToken.Reveal(), log)
-		srv.Handle("GET "+guard.KillSwitchPath, h)
-		srv.Handle("POST "+guard.KillSwitchPath, h)
-	}
-	if err := srv.AddCheck("kafka-reader", svc.Check); err != nil {
+	if err := a.Mount(srv, ""); err != nil {
 		return err
 	}
-	// Without its held topic the detector cannot hold a command and
-	// retries the event that built it: not ready.
-	hw := cfg.Detector.HeldWriter(cfg.Guard.HeldTopic)
-	heldTopic, err := guard.NewKafkaTopicReader(hw.Brokers, hw.Security, "revoked-detector")
-	if err != nil {
-		return err
-	}
-	if err := srv.AddCheck("held-topic", func(ctx context.Context) error { return heldTopic.CheckTopic(ctx, hw.Topic) }); err != nil {
-		return err
-	}
-	log.Info().Str("signing_key_id", signer.KeyID()).Strs("brokers", cfg.Detector.Reader.Brokers).
-		Int("budget", cfg.Guard.Budget).Int("rule_budget", cfg.Guard.RuleBudget).Dur("guard_cooldown", cfg.Guard.Cooldown).
-		Int("allowlist_entries", g.Allowlist().Len()).Str("held_topic", cfg.Guard.HeldTopic).
-		Bool("kill_switch_endpoint", cfg.Guard.AdminToken.IsSet()).Msg("detector configured")
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The detector may stop on its own (a fatal fetch error): RunWithOps
 	// takes the ops server down with it.
-	return cli.RunWithOps(ctx, stop, srv, svc.Run)
+	return cli.RunWithOps(ctx, stop, srv, a.Run)
 }
 
 // listRules loads the rules the detector would run, reports every problem

@@ -256,7 +256,7 @@ type contextTracker struct {
 	// sharedEgress and sharedASNs count the addresses and networks of
 	// egress and asns that are shared (sharedSketch).
 	sharedEgress, sharedASNs int
-	tokens map[string]*binding
+	tokens                   map[string]*binding
 	// cur holds the current event's device hash, ASN and country, worked
 	// out once by compute for learn.
 	cur eventKeys

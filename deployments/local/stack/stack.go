@@ -29,6 +29,8 @@ import (
 	"github.com/revoked-dev/revoked/consumer/idp"
 	consumer "github.com/revoked-dev/revoked/consumer/service"
 	tokenapi "github.com/revoked-dev/revoked/deployments/tokenapi/server"
+	detapp "github.com/revoked-dev/revoked/detector/app"
+	"github.com/revoked-dev/revoked/detector/guard"
 	detector "github.com/revoked-dev/revoked/detector/service"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/enrich"
@@ -48,6 +50,12 @@ type Config struct {
 	Audit backends.Config `flag:"audit" env:"REVOKED_AUDIT"`
 	// DryRun makes the detector issue only dry-run commands.
 	DryRun bool `flag:"dry-run" env:"REVOKED_LOCAL_DRY_RUN" usage:"detect but do not revoke (every command is dry_run)"`
+	// Guard is the detector's guard, as in production: allowlist, kill
+	// switch, cross-rule cooldown and budgets (-guard.*). The local run's
+	// budgets are off by default: its simulated tenant revokes several
+	// hundred tokens a minute (every logout is one), which a production
+	// budget of 60 would hold for approval.
+	Guard guard.Config `flag:"guard" env:"REVOKED_GUARD"`
 	// GeoIP is the detector's address enrichment: -geoip.dir,
 	// REVOKED_GEOIP_DIR (run.sh installs the databases and sets it).
 	GeoIP enrich.Config `flag:"geoip" env:"REVOKED_GEOIP"`
@@ -67,7 +75,15 @@ func DefaultConfig() Config {
 		Partitions:   8,
 		Audit:        backends.Config{Backend: backends.ChDB},
 		GeoIP:        enrich.DefaultConfig(),
+		Guard:        localGuard(),
 	}
+}
+
+// localGuard is the guard's defaults without budgets.
+func localGuard() guard.Config {
+	g := guard.DefaultConfig()
+	g.Budget, g.RuleBudget = 0, 0
+	return g
 }
 
 // Validate reports every problem at once.
@@ -80,6 +96,7 @@ func (c Config) Validate() error {
 	}
 	p.Check(c.Partitions > 0 && c.Partitions <= 256, "partitions", "must be in [1, 256]")
 	p.Nest("audit", c.Audit.Validate())
+	p.Nest("guard", c.Guard.Validate())
 	return p.Err()
 }
 
@@ -170,7 +187,10 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 	// Kafka.
 	bcfg := broker.DefaultConfig()
 	bcfg.Addr = cfg.KafkaAddr
-	bcfg.Topics = map[string]int{schemas.TopicAuditEvents: cfg.Partitions, schemas.TopicRevokeCommands: cfg.Partitions, schemas.TopicDLQ: 1}
+	bcfg.Topics = map[string]int{
+		schemas.TopicAuditEvents: cfg.Partitions, schemas.TopicRevokeCommands: cfg.Partitions, schemas.TopicDLQ: 1,
+		cfg.Guard.HeldTopic: 1, cfg.Guard.DecisionsTopic: 1,
+	}
 	bcfg.Logger = log.With().Str("component", "kafka").Logger()
 	if s.broker, err = broker.Start(infraCtx, bcfg); err != nil {
 		return nil, fmt.Errorf("starting the embedded broker: %w", err)
@@ -232,19 +252,20 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 		s.Store = sp
 	}
 
-	// The detector.
-	dcfg := detector.DefaultConfig()
-	dcfg.Reader.Brokers = s.Brokers
-	dcfg.Reader.StartOffset = kafkax.StartFirst
-	dcfg.Writer.Brokers = s.Brokers
-	dcfg.Engine.Issuer = "detector"
-	dcfg.Engine.DryRun = cfg.DryRun
-	dcfg.GeoIP = cfg.GeoIP
-	dopts := []detector.Option{detector.WithRegistry(s.Registry)}
+	// The detector, assembled as the detector command assembles it.
+	dcfg := detapp.DefaultConfig()
+	dcfg.Detector.Reader.Brokers = s.Brokers
+	dcfg.Detector.Reader.StartOffset = kafkax.StartFirst
+	dcfg.Detector.Writer.Brokers = s.Brokers
+	dcfg.Detector.Engine.Issuer = "detector"
+	dcfg.Detector.Engine.DryRun = cfg.DryRun
+	dcfg.Detector.GeoIP = cfg.GeoIP
+	dcfg.Guard = cfg.Guard
+	var dopts []detector.Option
 	if obs.Detection != nil {
 		dopts = append(dopts, detector.WithOnDetection(obs.Detection))
 	}
-	det, err := detector.New(dcfg, s.Signer, log.With().Str("component", "detector").Logger(), dopts...)
+	det, err := detapp.New(dcfg, s.Signer, log.With().Str("component", "detector").Logger(), s.Registry, dopts...)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +292,10 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 	if err != nil {
 		return nil, err
 	}
-	for name, check := range map[string]ops.Check{"detector": det.Check, "consumer": con.Check, "consumer-reader": con.ReaderCheck} {
+	if err := det.Mount(srv, "detector-"); err != nil {
+		return nil, err
+	}
+	for name, check := range map[string]ops.Check{"consumer": con.Check, "consumer-reader": con.ReaderCheck} {
 		if err := srv.AddCheck(name, check); err != nil {
 			return nil, err
 		}

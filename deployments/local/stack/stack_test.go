@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,13 @@ import (
 
 func startStack(t *testing.T, backend string) (*stack.Stack, *testenv.LogBuffer) {
 	t.Helper()
+	return startStackWith(t, backend, nil)
+}
+
+// startStackWith starts the stack on backend with its defaults changed by
+// mutate.
+func startStackWith(t *testing.T, backend string, mutate func(*stack.Config)) (*stack.Stack, *testenv.LogBuffer) {
+	t.Helper()
 	cfg := stack.DefaultConfig()
 	cfg.KafkaAddr, cfg.TokenAPIAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Partitions = 2
@@ -37,6 +46,9 @@ func startStack(t *testing.T, backend string) (*stack.Stack, *testenv.LogBuffer)
 	case "clickhouse":
 		cfg.Audit.DSN = testenv.ClickHouseDSN(t)
 		cfg.Audit.Table = fmt.Sprintf("e2e_%d", time.Now().UnixNano())
+	}
+	if mutate != nil {
+		mutate(&cfg)
 	}
 	logs := &testenv.LogBuffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
@@ -175,6 +187,43 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal("verified no rows")
 			}
 		})
+	}
+}
+
+// The local detector is assembled as the detector command assembles it,
+// guard included: a brute force against an allowlisted user becomes a
+// dry run, which the consumer audits and does not carry out.
+func TestDetectorGuardEnforced(t *testing.T) {
+	allow := filepath.Join(t.TempDir(), "allowlist.yaml")
+	if err := os.WriteFile(allow, []byte("entries:\n  - user_ids: [u-breakglass]\n    reason: break-glass account\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := startStackWith(t, "chdb", func(c *stack.Config) { c.Guard.AllowlistFile = allow })
+	k := &kafkatest.Cluster{Brokers: s.Brokers}
+	user := "u-breakglass"
+	raw, tokenID := issue(t, s, user)
+	now := time.Now()
+	var msgs []kafka.Message
+	for i := range 6 {
+		msgs = append(msgs, event(fmt.Sprintf("%s-f%d", user, i), "login.failure", user, now.Add(time.Duration(i-10)*time.Second), ""))
+	}
+	msgs = append(msgs, event(user+"-ok", "login.success", user, now, fmt.Sprintf(`,"token_id":%q`, tokenID)))
+	k.Produce(t, schemas.TopicAuditEvents, msgs...)
+
+	var rows []schemas.AuditRow
+	waitFor(t, "the dry run's audit rows", func() bool {
+		var err error
+		rows, err = s.Store.History(context.Background(), audit.Query{UserID: user, Limit: 100})
+		return err == nil && hasStep(rows, schemas.StepDryRun)
+	})
+	for _, r := range rows {
+		if r.Mode != schemas.ModeDryRun || r.Step.Revoked() {
+			t.Errorf("row %+v: want dry runs only", r)
+		}
+	}
+	in, err := s.IdP.Introspect(context.Background(), raw)
+	if err != nil || !in.Active {
+		t.Fatalf("the allowlisted user's token was revoked (%v)", err)
 	}
 }
 

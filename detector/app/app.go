@@ -1,0 +1,112 @@
+// Package app assembles a detector as it runs in production: the service
+// (reader, engine, state recovery, outbox) with its guard, the writer of the
+// held-command topic, and what it adds to the operations server (the kill
+// switch endpoint and its readiness checks). The detector command and the
+// all-in-one local deployment both build their detector here, so the local
+// run is the production wiring with embedded parts substituted.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/detector/guard"
+	"github.com/revoked-dev/revoked/detector/service"
+	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/internal/ops"
+	"github.com/revoked-dev/revoked/schemas"
+)
+
+// Config is a detector's settings: the service's at the top level
+// (-kafka.brokers, REVOKED_KAFKA_BROKERS, kafka.brokers in YAML) and the
+// guard's under guard.
+type Config struct {
+	Detector service.Config `env:"REVOKED"`
+	Guard    guard.Config   `flag:"guard" env:"REVOKED_GUARD" yaml:"guard"`
+}
+
+// DefaultConfig is the detector's and the guard's defaults.
+func DefaultConfig() Config {
+	return Config{Detector: service.DefaultConfig(), Guard: guard.DefaultConfig()}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var p config.Problems
+	p.Nest("", c.Detector.Validate())
+	p.Nest("guard", c.Guard.Validate())
+	return p.Err()
+}
+
+// App is an assembled detector.
+type App struct {
+	cfg     Config
+	log     zerolog.Logger
+	Service *service.Service
+	Guard   *guard.Guard
+	held    *kafkax.Writer
+	signer  *schemas.Signer
+}
+
+// New builds the guard, the held-command writer and the service from cfg,
+// registering their metrics on reg. opts are added to the service's
+// (WithOnDetection, say). It connects to nothing until Run.
+func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, reg prometheus.Registerer, opts ...service.Option) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g, err := guard.New(cfg.Guard, guard.WithRegistry(reg), guard.WithLogger(log.With().Str("component", "guard").Logger()))
+	if err != nil {
+		return nil, err
+	}
+	held, err := kafkax.NewWriter(cfg.Detector.HeldWriter(cfg.Guard.HeldTopic), log)
+	if err != nil {
+		return nil, err
+	}
+	opts = append([]service.Option{service.WithRegistry(reg), service.WithGuard(g, held)}, opts...)
+	svc, err := service.New(cfg.Detector, signer, log, opts...)
+	if err != nil {
+		return nil, errors.Join(err, held.Close())
+	}
+	return &App{cfg: cfg, log: log, Service: svc, Guard: g, held: held, signer: signer}, nil
+}
+
+// Mount adds the detector's endpoints and readiness checks to srv: the
+// kill switch (when the guard has an admin token), the reader's check and
+// the held topic's (without it the detector cannot hold a command and
+// retries the event that built it). Check names begin with prefix.
+func (a *App) Mount(srv *ops.Server, prefix string) error {
+	if a.cfg.Guard.AdminToken.IsSet() {
+		h := guard.AdminHandler(a.Guard.KillSwitch(), a.cfg.Guard.AdminToken.Reveal(), a.log)
+		srv.Handle("GET "+guard.KillSwitchPath, h)
+		srv.Handle("POST "+guard.KillSwitchPath, h)
+	}
+	if err := srv.AddCheck(prefix+"kafka-reader", a.Service.Check); err != nil {
+		return err
+	}
+	hw := a.cfg.Detector.HeldWriter(a.cfg.Guard.HeldTopic)
+	heldTopic, err := guard.NewKafkaTopicReader(hw.Brokers, hw.Security, "revoked-detector")
+	if err != nil {
+		return err
+	}
+	return srv.AddCheck(prefix+"held-topic", func(ctx context.Context) error { return heldTopic.CheckTopic(ctx, hw.Topic) })
+}
+
+// Run logs the configuration, runs the service until ctx ends and closes
+// the held-command writer.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info().Str("signing_key_id", a.signer.KeyID()).Strs("brokers", a.cfg.Detector.Reader.Brokers).
+		Int("budget", a.cfg.Guard.Budget).Int("rule_budget", a.cfg.Guard.RuleBudget).Dur("guard_cooldown", a.cfg.Guard.Cooldown).
+		Int("allowlist_entries", a.Guard.Allowlist().Len()).Str("held_topic", a.cfg.Guard.HeldTopic).
+		Bool("kill_switch_endpoint", a.cfg.Guard.AdminToken.IsSet()).Msg("detector configured")
+	err := a.Service.Run(ctx)
+	if cerr := a.held.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("closing the held-command writer: %w", cerr))
+	}
+	return err
+}
