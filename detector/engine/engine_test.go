@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/revoked-dev/revoked/detector/engine"
 	"github.com/revoked-dev/revoked/schemas"

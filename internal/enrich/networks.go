@@ -10,7 +10,7 @@ import (
 	"os"
 	"slices"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/revoked-dev/revoked/schemas"
 )
