@@ -9,10 +9,11 @@
 // held by another process fails with ErrLocked. Statements run one at a
 // time; a statement cannot be interrupted, so ctx is checked before each.
 //
-// Rows go in as one INSERT ... FORMAT JSONEachRow statement per Append,
-// the rows encoded by encoding/json after the FORMAT clause, where the
+// Rows go in as one INSERT ... FORMAT TabSeparated statement per Append,
+// the rows escaped by appendTSVRow after the FORMAT clause, where the
 // engine reads them as data, never as SQL; filters in queries are quoted
-// by chsql.Quote. Results come back as JSONEachRow.
+// by chsql.Quote. Checkpoints go in as JSONEachRow, and results come
+// back as JSONEachRow.
 package chdbstore
 
 import (
@@ -184,7 +185,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// wireRow is a row as JSONEachRow carries it, in column order. 64-bit
+// wireRow is a row as JSONEachRow carries it out of the engine, in
+// column order. 64-bit
 // integers are read both bare and quoted (ClickHouse quotes them in JSON
 // output by default).
 type wireRow struct {
@@ -228,24 +230,6 @@ type wireRow struct {
 	SourceOffset      jsonI64  `json:"source_offset"`
 	PrevHash          string   `json:"prev_hash"`
 	Hash              string   `json:"hash"`
-}
-
-func toWire(row *schemas.AuditRow) wireRow {
-	r := chsql.StoredRow(*row)
-	return wireRow{
-		RowID: r.RowID, Chain: r.Chain, Seq: jsonU64(r.Seq), Time: jsonTime(r.Time),
-		CommandID: r.CommandID, Step: string(r.Step), Detail: r.Detail,
-		Issuer: r.Issuer, Actor: r.Actor, Approver: r.Approver,
-		TargetKind: string(r.TargetKind), UserID: r.UserID, TokenID: r.TokenID, SessionID: r.SessionID, ClientID: r.ClientID,
-		IncludeDownscoped: chsql.Bool(r.IncludeDownscoped), Action: string(r.Action), Mode: string(r.Mode),
-		RuleID: r.RuleID, RuleVersion: r.RuleVersion, Severity: string(r.Severity), Summary: r.Summary, Evidence: r.Evidence,
-		FirstEventTime: jsonTime(r.FirstEventTime), LastEventTime: jsonTime(r.LastEventTime), DetectedAt: jsonTime(r.DetectedAt),
-		IssuedAt: jsonTime(r.IssuedAt), ExpiresAt: jsonTime(r.ExpiresAt),
-		IdPStatus: r.IdPStatus, IdPResponse: r.IdPResponse, TokensRevoked: r.TokensRevoked, Proof: r.Proof, Attempts: r.Attempts,
-		DetectLatencyMs: jsonI64(r.DetectLatencyMs), RevokeLatencyMs: jsonI64(r.RevokeLatencyMs),
-		SourceTopic: r.SourceTopic, SourcePartition: r.SourcePartition, SourceOffset: jsonI64(r.SourceOffset),
-		PrevHash: r.PrevHash, Hash: r.Hash,
-	}
 }
 
 func (w *wireRow) row() schemas.AuditRow {
@@ -309,7 +293,8 @@ func (n *jsonI64) UnmarshalJSON(b []byte) error {
 const maxStatementBytes = 8 << 20
 
 // Append implements audit.Store: one INSERT statement (one per 8 MiB of
-// rows), committed when it returns.
+// rows), committed when it returns. The rows go as TabSeparated text (see
+// appendTSVRow).
 func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	if len(rows) == 0 {
 		if s.closed.Load() {
@@ -320,33 +305,28 @@ func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	if err := audit.ValidateRows(rows); err != nil {
 		return err
 	}
-	head := chsql.Insert(s.table) + " FORMAT JSONEachRow\n"
-	var b bytes.Buffer
-	b.Grow(min(len(rows)*1024, maxStatementBytes) + len(head))
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
+	head := chsql.Insert(s.table) + " FORMAT TabSeparated\n"
+	b := make([]byte, 0, min(len(rows)*1024, maxStatementBytes)+len(head))
 	pending, done := 0, 0
 	flush := func() error {
 		if pending == 0 {
 			return nil
 		}
-		if _, err := s.exec(ctx, b.String(), "TabSeparated"); err != nil {
+		if _, err := s.exec(ctx, string(b), "TabSeparated"); err != nil {
 			return fmt.Errorf("chdbstore: inserting %d rows (%d of %d stored before): %w", pending, done, len(rows), err)
 		}
 		done += pending
 		pending = 0
-		b.Reset()
+		b = b[:0]
 		return nil
 	}
 	for i := range rows {
-		if b.Len() == 0 {
-			b.WriteString(head)
+		if len(b) == 0 {
+			b = append(b, head...)
 		}
-		if err := enc.Encode(toWire(&rows[i])); err != nil {
-			return fmt.Errorf("chdbstore: encoding row %d (%s): %w", i, rows[i].RowID, err)
-		}
+		b = appendTSVRow(b, &rows[i])
 		pending++
-		if b.Len() >= maxStatementBytes {
+		if len(b) >= maxStatementBytes {
 			if err := flush(); err != nil {
 				return err
 			}

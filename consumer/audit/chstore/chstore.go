@@ -203,7 +203,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 }
 
 // Append implements audit.Store: one INSERT, committed by the server
-// before Append returns.
+// before Append returns. The rows go column by column (one slice per
+// column, see columns), which costs clickhouse-go a fraction of appending
+// them row by row through 40 interface values each.
 func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	if err := s.check(); err != nil {
 		return err
@@ -219,30 +221,64 @@ func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 		return fmt.Errorf("chstore: preparing insert: %w", err)
 	}
 	defer func() { _ = batch.Close() }()
-	for i := range rows {
-		r := chsql.StoredRow(rows[i])
-		err := batch.Append(
-			r.RowID, r.Chain, r.Seq, r.Time,
-			r.CommandID, string(r.Step), r.Detail,
-			r.Issuer, r.Actor, r.Approver,
-			string(r.TargetKind), r.UserID, r.TokenID, r.SessionID, r.ClientID, chsql.Bool(r.IncludeDownscoped),
-			string(r.Action), string(r.Mode),
-			r.RuleID, r.RuleVersion, string(r.Severity), r.Summary, r.Evidence,
-			r.FirstEventTime, r.LastEventTime, r.DetectedAt, r.IssuedAt, r.ExpiresAt,
-			r.IdPStatus, r.IdPResponse, r.TokensRevoked, r.Proof, r.Attempts,
-			r.DetectLatencyMs, r.RevokeLatencyMs,
-			r.SourceTopic, r.SourcePartition, r.SourceOffset,
-			r.PrevHash, r.Hash,
-		)
-		if err != nil {
+	for i, col := range columns(rows) {
+		if err := batch.Column(i).Append(col); err != nil {
 			_ = batch.Abort()
-			return fmt.Errorf("chstore: encoding row %d (%s): %w", i, r.RowID, err)
+			return fmt.Errorf("chstore: encoding column %s: %w", schemas.AuditColumnNames()[i], err)
 		}
 	}
 	if err := batch.Send(); err != nil {
 		return fmt.Errorf("chstore: inserting %d rows: %w", len(rows), err)
 	}
 	return nil
+}
+
+// columns returns the rows' stored values (chsql.StoredRow) as one slice
+// per column, in column order (schemas.AuditColumns).
+func columns(rows []schemas.AuditRow) []any {
+	n := len(rows)
+	str := func() []string { return make([]string, n) }
+	ts := func() []time.Time { return make([]time.Time, n) }
+	var (
+		rowID, chain, commandID, step, detail, issuer, actor, approver = str(), str(), str(), str(), str(), str(), str(), str()
+		kind, user, tokenID, session, client, action, mode, rule       = str(), str(), str(), str(), str(), str(), str(), str()
+		severity, summary, idpResponse, proof, topic, prevHash, hash   = str(), str(), str(), str(), str(), str(), str()
+		at, first, last, detected, issued, expires                     = ts(), ts(), ts(), ts(), ts(), ts()
+		seq                                                            = make([]uint64, n)
+		incl                                                           = make([]uint8, n)
+		ruleVersion, tokensRevoked, attempts                           = make([]uint32, n), make([]uint32, n), make([]uint32, n)
+		evidence                                                       = make([][]string, n)
+		idpStatus                                                      = make([]uint16, n)
+		detectLatency, revokeLatency, offset                           = make([]int64, n), make([]int64, n), make([]int64, n)
+		partition                                                      = make([]int32, n)
+	)
+	for i := range rows {
+		r := chsql.StoredRow(rows[i])
+		rowID[i], chain[i], seq[i], at[i] = r.RowID, r.Chain, r.Seq, r.Time
+		commandID[i], step[i], detail[i] = r.CommandID, string(r.Step), r.Detail
+		issuer[i], actor[i], approver[i] = r.Issuer, r.Actor, r.Approver
+		kind[i], user[i], tokenID[i], session[i], client[i], incl[i] = string(r.TargetKind), r.UserID, r.TokenID, r.SessionID, r.ClientID, chsql.Bool(r.IncludeDownscoped)
+		action[i], mode[i] = string(r.Action), string(r.Mode)
+		rule[i], ruleVersion[i], severity[i], summary[i], evidence[i] = r.RuleID, r.RuleVersion, string(r.Severity), r.Summary, r.Evidence
+		first[i], last[i], detected[i], issued[i], expires[i] = r.FirstEventTime, r.LastEventTime, r.DetectedAt, r.IssuedAt, r.ExpiresAt
+		idpStatus[i], idpResponse[i], tokensRevoked[i], proof[i], attempts[i] = r.IdPStatus, r.IdPResponse, r.TokensRevoked, r.Proof, r.Attempts
+		detectLatency[i], revokeLatency[i] = r.DetectLatencyMs, r.RevokeLatencyMs
+		topic[i], partition[i], offset[i] = r.SourceTopic, r.SourcePartition, r.SourceOffset
+		prevHash[i], hash[i] = r.PrevHash, r.Hash
+	}
+	return []any{
+		rowID, chain, seq, at,
+		commandID, step, detail,
+		issuer, actor, approver,
+		kind, user, tokenID, session, client, incl,
+		action, mode,
+		rule, ruleVersion, severity, summary, evidence,
+		first, last, detected, issued, expires,
+		idpStatus, idpResponse, tokensRevoked, proof, attempts,
+		detectLatency, revokeLatency,
+		topic, partition, offset,
+		prevHash, hash,
+	}
 }
 
 func (s *Store) query(ctx context.Context, what, sql string) ([]schemas.AuditRow, error) {

@@ -40,18 +40,24 @@ func (r *runner) audit(ctx context.Context) ([]Row, error) {
 	// and linked into one chain.
 	linked := link("bench-raw", rows)
 	writers := consumer.DefaultConfig().Reader.Concurrency
+	// The consumer's reader lets each handler slot have laterPerHandler
+	// messages handled and not yet durable (internal/kafka), each waiting
+	// on rows it enqueued on the Writer: that bounds what it has
+	// outstanding on the Writer.
+	const laterPerHandler = 4
+	modes := []writeMode{{enqueue: laterPerHandler * writers}, {writers: writers}}
 
-	chdbRow, err := r.auditChDB(ctx, rows, linked, writers)
+	chdbRow, err := r.auditChDB(ctx, rows, linked, modes)
 	if err != nil {
 		return nil, fmt.Errorf("chDB: %w", err)
 	}
-	out := []Row{chdbRow}
+	out := chdbRow
 	if r.cfg.ClickHouseDSN != "" {
-		row, err := r.auditClickHouse(ctx, rows, linked, writers)
+		rows, err := r.auditClickHouse(ctx, rows, linked, modes)
 		if err != nil {
 			return nil, fmt.Errorf("ClickHouse %s: %w", chstore.RedactDSN(r.cfg.ClickHouseDSN), err)
 		}
-		out = append(out, row)
+		out = append(out, rows...)
 	}
 	return out, nil
 }
@@ -69,29 +75,33 @@ func (r *runner) chdbLibPath() string {
 // through the Writer into chdbstore, both in one data directory (chDB
 // holds one per process): the raw connection is closed before the store
 // opens the directory.
-func (r *runner) auditChDB(ctx context.Context, rows, linked []schemas.AuditRow, writers int) (Row, error) {
+func (r *runner) auditChDB(ctx context.Context, rows, linked []schemas.AuditRow, modes []writeMode) ([]Row, error) {
 	dir := filepath.Join(r.root, PartAudit, "chdb")
 	raw, err := r.rawChDBInsert(dir, linked)
 	if err != nil {
-		return Row{}, fmt.Errorf("raw insert: %w", err)
+		return nil, fmt.Errorf("raw insert: %w", err)
 	}
 	store, err := backends.Open(ctx, backends.Config{
 		Backend: backends.ChDB, ChDBPath: dir, ChDBLibPath: r.cfg.Audit.ChDBLibPath, Table: storeTable,
 	}, r.logger("audit"))
 	if err != nil {
-		return Row{}, err
+		return nil, err
 	}
-	project, err := r.writeThroughWriter(ctx, store, rows, writers, "  chDB store")
-	if err != nil {
-		return Row{}, errors.Join(fmt.Errorf("store: %w", err), store.Close())
+	var out []Row
+	for _, m := range modes {
+		project, err := r.writeThroughWriter(ctx, store, rows, m, "  chDB store, "+m.String())
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("store: %w", err), store.Close())
+		}
+		out = append(out, Row{
+			Part: "audit chDB (" + m.String() + ")", Unit: "rows/s", Project: project, Baseline: raw,
+			Against: "one raw libchdb INSERT", Target: TargetAudit,
+		})
 	}
 	if err := store.Close(); err != nil {
-		return Row{}, err
+		return nil, err
 	}
-	return Row{
-		Part: fmt.Sprintf("audit chDB (Writer, %d writers)", writers), Unit: "rows/s", Project: project, Baseline: raw,
-		Against: "one raw libchdb INSERT", Target: TargetAudit,
-	}, nil
+	return out, nil
 }
 
 // rawChDBInsert creates the raw table in dir and inserts rows into it in
@@ -148,15 +158,15 @@ func (r *runner) rawChDBInsert(dir string, rows []schemas.AuditRow) (float64, er
 // auditClickHouse inserts the rows raw with one clickhouse-go batch, then
 // writes them through the Writer into chstore, in a database of their own
 // that is dropped afterwards.
-func (r *runner) auditClickHouse(ctx context.Context, rows, linked []schemas.AuditRow, writers int) (Row, error) {
+func (r *runner) auditClickHouse(ctx context.Context, rows, linked []schemas.AuditRow, modes []writeMode) ([]Row, error) {
 	opts, err := clickhouse.ParseDSN(r.cfg.ClickHouseDSN)
 	if err != nil {
-		return Row{}, err
+		return nil, err
 	}
 	opts.Auth.Database = ""
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
-		return Row{}, err
+		return nil, err
 	}
 	defer conn.Close()
 	db := fmt.Sprintf("revoked_bench_%d", time.Now().UnixNano())
@@ -167,19 +177,19 @@ func (r *runner) auditClickHouse(ctx context.Context, rows, linked []schemas.Aud
 	}()
 	var vs string
 	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&vs); err != nil {
-		return Row{}, err
+		return nil, err
 	}
 	version, err := schemas.ParseServerVersion(vs)
 	if err != nil {
-		return Row{}, err
+		return nil, err
 	}
 	ddl, err := schemas.RenderDDL(schemas.DDLOptions{Database: db, Table: rawTable, ServerVersion: version})
 	if err != nil {
-		return Row{}, err
+		return nil, err
 	}
 	for _, stmt := range ddl {
 		if err := conn.Exec(ctx, stmt); err != nil {
-			return Row{}, err
+			return nil, err
 		}
 	}
 
@@ -188,54 +198,73 @@ func (r *runner) auditClickHouse(ctx context.Context, rows, linked []schemas.Aud
 	batch, err := conn.PrepareBatch(ctx, "INSERT INTO `"+db+"`.`"+rawTable+"` ("+strings.Join(schemas.AuditColumnNames(), ", ")+")")
 	if err != nil {
 		bar.Finish()
-		return Row{}, err
+		return nil, err
 	}
 	for i := range linked {
 		if err := batch.Append(values(&linked[i])...); err != nil {
 			bar.Finish()
-			return Row{}, errors.Join(err, batch.Abort())
+			return nil, errors.Join(err, batch.Abort())
 		}
 	}
 	if err := batch.Send(); err != nil {
 		bar.Finish()
-		return Row{}, err
+		return nil, err
 	}
 	raw := rate(int64(len(linked)), time.Since(start))
 	bar.Set(int64(len(linked)))
 	bar.Finish()
 	var n uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM `"+db+"`.`"+rawTable+"`").Scan(&n); err != nil {
-		return Row{}, err
+		return nil, err
 	}
 	if n != uint64(len(linked)) {
-		return Row{}, fmt.Errorf("the raw table holds %d rows, want %d", n, len(linked))
+		return nil, fmt.Errorf("the raw table holds %d rows, want %d", n, len(linked))
 	}
 
 	store, err := backends.Open(ctx, backends.Config{
 		Backend: backends.ClickHouse, DSN: r.cfg.ClickHouseDSN, Database: db, Table: storeTable,
 	}, r.logger("audit"))
 	if err != nil {
-		return Row{}, err
+		return nil, err
 	}
-	project, err := r.writeThroughWriter(ctx, store, rows, writers, "  ClickHouse store")
-	if err != nil {
-		return Row{}, errors.Join(fmt.Errorf("store: %w", err), store.Close())
+	var out []Row
+	for _, m := range modes {
+		project, err := r.writeThroughWriter(ctx, store, rows, m, "  ClickHouse store, "+m.String())
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("store: %w", err), store.Close())
+		}
+		out = append(out, Row{
+			Part: "audit ClickHouse (" + m.String() + ")", Unit: "rows/s", Project: project, Baseline: raw,
+			Against: "one raw clickhouse-go batch", Target: TargetAudit,
+		})
 	}
 	if err := store.Close(); err != nil {
-		return Row{}, err
+		return nil, err
 	}
-	return Row{
-		Part: fmt.Sprintf("audit ClickHouse (Writer, %d writers)", writers), Unit: "rows/s", Project: project, Baseline: raw,
-		Against: "one raw clickhouse-go batch", Target: TargetAudit,
-	}, nil
+	return out, nil
+}
+
+// writeMode says how writeThroughWriter hands rows to the Writer: with
+// enqueue, as the consumer does, one row per Enqueue with at most enqueue
+// rows enqueued and not yet durable; otherwise one row per Write from
+// writers goroutines at once, which caps a group commit at writers rows.
+type writeMode struct {
+	enqueue, writers int
+}
+
+func (m writeMode) String() string {
+	if m.enqueue > 0 {
+		return fmt.Sprintf("Writer.Enqueue, %d outstanding", m.enqueue)
+	}
+	return fmt.Sprintf("Writer.Write, %d writers", m.writers)
 }
 
 // writeThroughWriter migrates store and writes rows through an audit
-// Writer that signs checkpoints, as the consumer does: one row per Write,
-// from writers goroutines at once (the consumer's handlers). It returns
-// rows per second until every Write returned and the Writer closed (its
-// last checkpoint stored), and checks that the store holds every row.
-func (r *runner) writeThroughWriter(ctx context.Context, store audit.Store, rows []schemas.AuditRow, writers int, label string) (float64, error) {
+// Writer that signs checkpoints, as the consumer does, one row at a time
+// as mode says. It returns rows per second until every row was durable
+// and the Writer closed (its last checkpoint stored), and checks that the
+// store holds every row.
+func (r *runner) writeThroughWriter(ctx context.Context, store audit.Store, rows []schemas.AuditRow, mode writeMode, label string) (float64, error) {
 	if err := store.Migrate(ctx); err != nil {
 		return 0, err
 	}
@@ -249,25 +278,49 @@ func (r *runner) writeThroughWriter(ctx context.Context, store audit.Store, rows
 		return 0, err
 	}
 	bar := progress.New(r.progress, progress.Config{Label: label, Total: int64(len(rows)), Unit: "rows"})
-	jobs := make(chan int)
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range writers {
+	if mode.enqueue > 0 {
+		// Rows become durable in the order they were enqueued: one
+		// goroutine waits for them in that order, freeing a slot each.
+		waits := make(chan func(context.Context) error, mode.enqueue-1)
 		wg.Go(func() {
-			for i := range jobs {
-				if err := w.Write(ctx, rows[i]); err != nil {
+			for wait := range waits {
+				if err := wait(ctx); err != nil {
 					report(errs, err)
 					continue
 				}
 				bar.Add(1)
 			}
 		})
+		for i := range rows {
+			wait, err := w.Enqueue(rows[i])
+			if err != nil {
+				report(errs, err)
+				break
+			}
+			waits <- wait
+		}
+		close(waits)
+	} else {
+		jobs := make(chan int)
+		for range mode.writers {
+			wg.Go(func() {
+				for i := range jobs {
+					if err := w.Write(ctx, rows[i]); err != nil {
+						report(errs, err)
+						continue
+					}
+					bar.Add(1)
+				}
+			})
+		}
+		for i := range rows {
+			jobs <- i
+		}
+		close(jobs)
 	}
-	for i := range rows {
-		jobs <- i
-	}
-	close(jobs)
 	wg.Wait()
 	err = w.Close()
 	elapsed := time.Since(start)
