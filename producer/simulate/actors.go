@@ -46,6 +46,7 @@ const (
 
 func (s *Sim) setup(start time.Time) {
 	gap := s.meanGap()
+	s.liveScale = 1
 	s.users = make([]*user, 0, s.cfg.Users)
 	// About 300 users share each campus or carrier-grade NAT address.
 	nats := min(len(natSites), max(1, int(math.Round(float64(s.cfg.Users)*s.cfg.SharedNATShare/300))))
@@ -107,8 +108,11 @@ func (s *Sim) setup(start time.Time) {
 		}
 		u.cur = address{u.isp, u.isp.ip(rng, u.subnet), home}
 		s.users = append(s.users, u)
-		// Spread first logins over half an offline pause, by time of day.
-		s.schedule(u, u.nextLogin(start, offlineGaps*gap/2))
+		// Spread first logins over half an offline pause, by time of day
+		// (in a live run, of the pause at its scaled gap, below).
+		if s.cfg.Clock != ClockLive {
+			s.schedule(u, u.nextLogin(start, offlineGaps*gap/2))
+		}
 		if rng.Float64() < s.cfg.SyncShare {
 			s.addClass(u.id, ClassSyncNewDevice)
 			s.schedule(&syncClient{u: u}, s.newDeviceDay(u, start))
@@ -117,6 +121,33 @@ func (s *Sim) setup(start time.Time) {
 	if s.cfg.OutageRate > 0 {
 		s.schedule(&outageActor{}, start.Add(s.outageGap()))
 	}
+	if s.cfg.Clock == ClockLive {
+		s.liveScale = s.liveGapScale(start)
+		for _, u := range s.users {
+			u.gap = time.Duration(float64(u.gap) * s.liveScale)
+			s.schedule(u, u.nextLogin(start, offlineGaps*u.gap/2))
+		}
+	}
+}
+
+// liveGapScale is what a live run multiplies its users' mean gap by so
+// that they produce Config.Rate events a second at start, the hour and
+// day they run at, rather than on average over a week: on a Sunday evening
+// (UTC) the simulated users are at about half their weekly average, and a
+// local run asked for 10,000 events/s made 5,700. A user's session
+// rate at intensity i is proportional to 1/(actionsMean + offlineGaps/i)
+// (the pause between sessions stretches as activity falls); the scale
+// brings the mean over users of that rate to its value at i = 1. A run
+// that lasts hours still follows the day's rhythm from there.
+func (s *Sim) liveGapScale(start time.Time) float64 {
+	if len(s.users) == 0 {
+		return 1
+	}
+	var sum float64
+	for _, u := range s.users {
+		sum += 1 / (actionsMean + offlineGaps/u.intensity(start))
+	}
+	return float64(actionsMean+offlineGaps) * sum / float64(len(s.users))
 }
 
 type userState int
@@ -238,20 +269,27 @@ func (u *user) nextLogin(from time.Time, mean time.Duration) time.Time {
 	}
 	for range 10_000 {
 		t = t.Add(exponential(u.rng, time.Duration(float64(mean)/top)))
-		local := u.localTime(t)
-		a := activity(local.Hour())
-		switch {
-		case u.weekend:
-		case u.worksOn(local):
-			a *= weekdayActivity
-		default:
-			a *= weekendActivity
-		}
-		if u.rng.Float64()*top < a {
+		if u.rng.Float64()*top < u.intensity(t) {
 			break
 		}
 	}
 	return t.Truncate(time.Millisecond)
+}
+
+// intensity is how active the user is at t relative to their weekly
+// average: by the local hour and, for those who do not work weekends, the
+// day.
+func (u *user) intensity(t time.Time) float64 {
+	local := u.localTime(t)
+	a := activity(local.Hour())
+	switch {
+	case u.weekend:
+	case u.worksOn(local):
+		a *= weekdayActivity
+	default:
+		a *= weekendActivity
+	}
+	return a
 }
 
 // carrierAddr is an address of the phone's carrier: in the user's city at

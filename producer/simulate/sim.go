@@ -398,6 +398,9 @@ type Sim struct {
 
 	attacks []*attack
 	pending []*attack // finished, waiting for their events to be published
+	// liveScale multiplies the users' mean gap in a live run (see
+	// liveGapScale); 1 with the fast clock.
+	liveScale float64
 	truth   []GroundTruth
 	labels  []GroundTruth
 	// mix weighs otherAttacks (Config.AttackMix); credit is each kind's
@@ -503,7 +506,8 @@ func (s *Sim) Run(ctx context.Context, pub Publisher, opts Options) (Stats, erro
 	s.attacksFrom = start.Add(s.cfg.AttacksAfter)
 	s.setup(start)
 	log := s.log.With().Int64("seed", s.cfg.Seed).Str("clock", string(s.cfg.Clock)).Logger()
-	log.Info().Int("users", s.cfg.Users).Float64("rate", s.cfg.Rate).Dur("mean_gap", s.meanGap()).Msg("simulation started")
+	log.Info().Int("users", s.cfg.Users).Float64("rate", s.cfg.Rate).Dur("mean_gap", s.meanGap()).
+		Float64("live_gap_scale", s.liveScale).Msg("simulation started")
 
 	// One batch is on the wire while the next is generated: a live run
 	// that waited for each write (a Kafka round trip, 1 to 2 ms) before
