@@ -350,10 +350,10 @@ func testRestartAfterCrash(t *testing.T, store audit.Store) {
 	}
 
 	// First run: the handler sees the audit trail through a store wrapper
-	// that fails every write after the 5th append, as a crash would
+	// that fails every write once it holds 10 rows, as a crash would
 	// stop it; the rows already written stay, their offsets may not be
 	// committed.
-	crashing := &failAfter{Store: store, after: 5}
+	crashing := &failAfter{Store: store, after: 10}
 	cfg := f.config("g-crash")
 	cfg.Reader.CommitInterval = time.Hour // no periodic commit: only the shutdown flush
 	reg1 := prometheus.NewRegistry()
@@ -395,8 +395,10 @@ func testRestartAfterCrash(t *testing.T, store audit.Store) {
 
 // failAfter is an audit store standing in for a process that dies right
 // after its audit rows became durable and before the reader committed
-// their offsets: append number after+1 is stored but reported as failed,
-// and every later append fails without storing anything.
+// their offsets: the append that takes the store past after rows is
+// stored but reported as failed, and every later append fails without
+// storing anything. (Counting rows, not appends: group commits put many
+// commands' rows in one append.)
 type failAfter struct {
 	audit.Store
 	after  int32
@@ -405,14 +407,16 @@ type failAfter struct {
 }
 
 func (s *failAfter) Append(ctx context.Context, rows []schemas.AuditRow) error {
-	n := s.n.Add(1)
-	if n <= s.after {
-		return s.Store.Append(ctx, rows)
+	if s.failed.Load() > 0 {
+		s.failed.Add(1)
+		return errors.New("simulated crash")
 	}
-	if n == s.after+1 {
-		if err := s.Store.Append(ctx, rows); err != nil {
-			return err
-		}
+	n := s.n.Add(int32(len(rows)))
+	if err := s.Store.Append(ctx, rows); err != nil {
+		return err
+	}
+	if n <= s.after {
+		return nil
 	}
 	s.failed.Add(1)
 	return errors.New("simulated crash")

@@ -401,8 +401,8 @@ type Sim struct {
 	// liveScale multiplies the users' mean gap in a live run (see
 	// liveGapScale); 1 with the fast clock.
 	liveScale float64
-	truth   []GroundTruth
-	labels  []GroundTruth
+	truth     []GroundTruth
+	labels    []GroundTruth
 	// mix weighs otherAttacks (Config.AttackMix); credit is each kind's
 	// standing in the weighted round robin that picks the next.
 	mix      map[string]float64
