@@ -297,7 +297,11 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer closeReader()
+	defer func() {
+		if err := closeReader(); err != nil {
+			log.Warn().Err(err).Msg("closing the read-only audit store")
+		}
+	}()
 
 	checkpoints, err := cfg.checkpointSigner()
 	if err != nil {

@@ -409,7 +409,8 @@ func (w *Writer) loop() {
 		select {
 		case <-w.wake:
 		case <-tick:
-			w.maybeCheckpoint(false)
+			// A failure is logged and retried at the next occasion.
+			_ = w.maybeCheckpoint(false)
 			continue
 		}
 		for {
@@ -425,7 +426,7 @@ func (w *Writer) loop() {
 			}
 			w.waitForBatch()
 			w.flush(w.take())
-			w.maybeCheckpoint(false)
+			_ = w.maybeCheckpoint(false) // logged; retried at the next occasion
 		}
 	}
 }

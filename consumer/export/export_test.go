@@ -439,7 +439,9 @@ func TestTamperingIsCaught(t *testing.T) {
 					}
 					b = out.Bytes()
 				}
-				os.WriteFile(p, b, 0o644)
+				if err := os.WriteFile(p, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
 				rewriteSums(t, dir, data)
 			}, nil, export.ErrManifest},
 			{"data truncated, signature not checked", func(t *testing.T, dir string) {

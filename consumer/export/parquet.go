@@ -230,7 +230,7 @@ func readParquet(r io.Reader, fn func(schemas.AuditRow) error) error {
 		return fmt.Errorf("not a Parquet file: %w", err)
 	}
 	if !parquet.EqualNodes(f.Schema(), parquetSchema) {
-		return errors.New("Parquet schema is not the export's (see export.ParquetSchema)")
+		return errors.New("the Parquet schema is not the export's (see export.ParquetSchema)")
 	}
 	var read int64
 	batch := make([]parquetRow, parquetBatch)

@@ -387,7 +387,7 @@ func TestReadiness(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	waitFor("first check", func(err error) bool { return err == nil })
+	_ = waitFor("first check", func(err error) bool { return err == nil })
 
 	// The secret is rotated at the server.
 	s.secret.Store("rotated")
@@ -402,7 +402,7 @@ func TestReadiness(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	s.secret.Store("s")
-	waitFor("passing again", func(err error) bool { return err == nil })
+	_ = waitFor("passing again", func(err error) bool { return err == nil })
 	n = checks()
 	for checks() < n+3 {
 		time.Sleep(5 * time.Millisecond)

@@ -108,7 +108,9 @@ func TestFollowerStartsAtRetention(t *testing.T) {
 	go func() { done <- f.Run(ctx) }()
 	defer func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("follower: %v", err)
+		}
 	}()
 	waitFor(t, "the recent exchange", func() bool { return x.Len() == 1 })
 	if _, ok := x.Lookup("tok-new"); !ok {

@@ -292,14 +292,6 @@ func headerValue(m kafka.Message, key string) string {
 	return ""
 }
 
-// crashingHandler audits the n-th message it sees, then fails it as if the
-// process died before the commit, and cancels the consumer.
-type crashAfter struct {
-	n      int32
-	seen   atomic.Int32
-	cancel context.CancelFunc
-}
-
 // TestRestartAfterCrashLosesNothingAndDuplicatesNothing stops a consumer
 // in the middle of a stream, right after a command was audited but before
 // its offset was committed, and starts another: every command runs, none

@@ -386,7 +386,6 @@ func (v *verifier) run(ctx context.Context) (ChainReport, error) {
 		// A checkpoint beyond the last row: the tail was cut off.
 		for _, c := range valid {
 			if c.Seq > v.rep.LastSeq && c.Seq > after && c.Seq <= end {
-				halt = true
 				v.fail(v.rep.LastSeq+1, "", audit.FaultTruncated, "%s vouches for seq %d, the chain ends at seq %d", describe(c), c.Seq, v.rep.LastSeq)
 				break
 			}

@@ -33,7 +33,6 @@ type stepEval struct {
 	count int
 	slot  int // 1 + index into distinct, or 0
 	join  uint8
-	types string
 }
 
 var _ evaluator = (*stepsEval)(nil)

@@ -72,9 +72,9 @@ var (
 
 func pick[T any](r *rand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
 
-func some(r *rand.Rand, prefix string, n, max int) []string {
+func some(r *rand.Rand, prefix string, n, most int) []string {
 	out := []string{}
-	for range r.IntN(max + 1) {
+	for range r.IntN(most + 1) {
 		out = append(out, fmt.Sprintf("%s%d", prefix, r.IntN(n)))
 	}
 	return out

@@ -138,16 +138,13 @@ func (o *outbox) flusher(partition int, q *outboxQueue) {
 
 // flush writes batch, retrying what fails, and settles its entries.
 func (o *outbox) flush(partition int, batch []*outboxEntry) {
-	var cmds, held []kafka.Message
+	var cmds []kafka.Message
 	var heldCmds []heldCommand
 	var baselines []state.Baseline
 	for _, e := range batch {
 		cmds = append(cmds, e.ev.msgs...)
 		heldCmds = append(heldCmds, e.ev.held...)
 		baselines = append(baselines, e.baselines...)
-	}
-	for _, h := range heldCmds {
-		held = append(held, h.msg)
 	}
 	steps := []func(context.Context) error{
 		func(ctx context.Context) error { return o.s.publish(ctx, cmds) },

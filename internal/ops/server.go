@@ -204,7 +204,10 @@ func (s *Server) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.srv.Shutdown(sctx)
-	<-errc // Serve returns http.ErrServerClosed once Shutdown begins.
+	// Serve returns http.ErrServerClosed once Shutdown begins.
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
 	if err != nil {
 		_ = s.srv.Close()
 		return fmt.Errorf("%w after %s: %w", ErrShutdownTimeout, s.cfg.ShutdownTimeout, err)

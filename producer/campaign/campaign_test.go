@@ -128,7 +128,7 @@ func records(t testing.TB, c *kafkatest.Cluster, topic string) []kafka.Message {
 					m.Value, _ = io.ReadAll(rec.Value)
 				}
 				for _, h := range rec.Headers {
-					m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+					m.Headers = append(m.Headers, kafka.Header(h))
 				}
 				out = append(out, m)
 				offset = rec.Offset + 1

@@ -327,9 +327,7 @@ func (s *Sim) start(sc *script) {
 	for _, u := range sc.users {
 		u.attacked = true
 	}
-	for _, r := range sc.recs {
-		s.attacks = append(s.attacks, r)
-	}
+	s.attacks = append(s.attacks, sc.recs...)
 	s.schedule(sc, s.after(sc.steps[0].wait))
 }
 
@@ -556,9 +554,9 @@ func (s *Sim) startOther(ctx context.Context, victim *user) {
 // victim's, the last, with which the attacker logs in.
 func (s *Sim) startManyUsers(victim *user, kind string, n int, unknown float64, lo, hi time.Duration) {
 	var others []*user
-	real := n - 1 - int(unknown*float64(n-1))
+	known := n - 1 - int(unknown*float64(n-1))
 	for _, i := range s.rng.Perm(len(s.users)) {
-		if len(others) == real {
+		if len(others) == known {
 			break
 		}
 		if u := s.users[i]; u != victim && s.mayAttack(u, kind) {

@@ -159,7 +159,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		_ = hs.Close()
 		err = fmt.Errorf("shutting down token API: %w", err)
 	}
-	<-errc // http.ErrServerClosed
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, fmt.Errorf("serving token API: %w", serr))
+	}
 	s.log.Info().Err(err).Msg("token API stopped")
 	return err
 }

@@ -270,11 +270,11 @@ func AddStats(st *audit.Stats, kind uint8, bucket uint64, rule, step string, n u
 
 // PercentilesOf turns a row of count, quantiles and max into
 // audit.Percentiles (all zero when n is).
-func PercentilesOf(n uint64, q []int64, max int64) audit.Percentiles {
+func PercentilesOf(n uint64, q []int64, hi int64) audit.Percentiles {
 	if n == 0 {
 		return audit.Percentiles{}
 	}
-	p := audit.Percentiles{Count: n, Max: max}
+	p := audit.Percentiles{Count: n, Max: hi}
 	for i, dst := range []*int64{&p.P50, &p.P90, &p.P99} {
 		if i < len(q) {
 			*dst = q[i]
