@@ -275,6 +275,11 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 	return err
 }
 
+// maxRefreshWaits bounds how many refreshes of the replay index one
+// replay check waits for: the one under way at start and the one its
+// partitions' appearance asked for after it.
+const maxRefreshWaits = 3
+
 // prior returns the terminal steps already recorded for the command:
 // from the replay index alone when it is sure (see replayIndex), else from
 // the audit log (the store, and the spool's ledger while the store is
@@ -282,6 +287,12 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 func (h *Handler) prior(ctx context.Context, cmd *schemas.RevokeCommand, pos position, canonicalKey bool) ([]schemas.AuditRow, error) {
 	if h.replay != nil {
 		rows, sure := h.replay.lookup(cmd, pos, canonicalKey)
+		// Unsure while a refresh reads the store: wait for it rather
+		// than read the store for this one command (a failed refresh
+		// leaves the lookup unsure, and the store answers below).
+		for waits := 0; waits < maxRefreshWaits && !sure && !slices.ContainsFunc(rows, pos.same) && h.replay.await(ctx, cmd, canonicalKey); waits++ {
+			rows, sure = h.replay.lookup(cmd, pos, canonicalKey)
+		}
 		if sure || slices.ContainsFunc(rows, pos.same) {
 			h.metrics.ReplayChecks.WithLabelValues("index").Inc()
 			return rows, nil
