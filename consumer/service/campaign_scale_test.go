@@ -38,6 +38,7 @@ func TestCampaignAtScale(t *testing.T) {
 	done := make(chan struct{})
 	cfg := f.config("g-campaign")
 	cfg.Reader.QueueSize = 1024
+	cfg.Reader.MaxWait = kafkax.DefaultReaderConfig().MaxWait
 	start := time.Now()
 	_, stop := f.run(t, cfg, service.Deps{Observe: func(r schemas.AuditRow) {
 		switch {

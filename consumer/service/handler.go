@@ -75,7 +75,7 @@ type AuditLog interface {
 // the reader's partition workers.
 type Handler struct {
 	keyring  *schemas.Keyring
-	seal     *schemas.SealKey
+	seal     *opener // nil: no sealing key
 	revoker  Revoker
 	audit    AuditLog
 	actor    string
@@ -133,6 +133,13 @@ func NewHandler(cfg HandlerConfig, log zerolog.Logger) (*Handler, error) {
 	if cfg.Actor == "" {
 		errs = append(errs, errors.New("actor is empty"))
 	}
+	var seal *opener
+	if cfg.Seal != nil {
+		var err error
+		if seal, err = newOpener(cfg.Seal); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -146,7 +153,7 @@ func NewHandler(cfg HandlerConfig, log zerolog.Logger) (*Handler, error) {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	return &Handler{
-		keyring: cfg.Keyring, seal: cfg.Seal, revoker: cfg.Revoker, audit: cfg.Audit,
+		keyring: cfg.Keyring, seal: seal, revoker: cfg.Revoker, audit: cfg.Audit,
 		actor: cfg.Actor, maxSkew: cfg.MaxClockSkew, now: cfg.Now, log: log,
 		metrics: cfg.Metrics, observer: cfg.Observe, guard: cfg.Guard, replay: cfg.replay,
 	}, nil
@@ -268,6 +275,11 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 	return err
 }
 
+// maxRefreshWaits bounds how many refreshes of the replay index one
+// replay check waits for: the one under way at start and the one its
+// partitions' appearance asked for after it.
+const maxRefreshWaits = 3
+
 // prior returns the terminal steps already recorded for the command:
 // from the replay index alone when it is sure (see replayIndex), else from
 // the audit log (the store, and the spool's ledger while the store is
@@ -275,6 +287,12 @@ func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
 func (h *Handler) prior(ctx context.Context, cmd *schemas.RevokeCommand, pos position, canonicalKey bool) ([]schemas.AuditRow, error) {
 	if h.replay != nil {
 		rows, sure := h.replay.lookup(cmd, pos, canonicalKey)
+		// Unsure while a refresh reads the store: wait for it rather
+		// than read the store for this one command (a failed refresh
+		// leaves the lookup unsure, and the store answers below).
+		for waits := 0; waits < maxRefreshWaits && !sure && !slices.ContainsFunc(rows, pos.same) && h.replay.await(ctx, cmd, canonicalKey); waits++ {
+			rows, sure = h.replay.lookup(cmd, pos, canonicalKey)
+		}
 		if sure || slices.ContainsFunc(rows, pos.same) {
 			h.metrics.ReplayChecks.WithLabelValues("index").Inc()
 			return rows, nil
@@ -321,7 +339,7 @@ func (h *Handler) unseal(cmd *schemas.RevokeCommand) (raw, reason string, err er
 		reason = "command carries a sealed token but this consumer has no sealing key"
 		return "", reason, errors.New(reason)
 	}
-	raw, err = h.seal.Open(cmd.Target.SealedToken)
+	raw, err = h.seal.open(cmd.Target.SealedToken)
 	if err != nil {
 		return "", err.Error(), err
 	}

@@ -136,8 +136,11 @@ type replayIndex struct {
 	parts      map[partKey]*partState
 	refreshing bool // a refresh runs
 	again      bool // and another is due after it
-	closed     bool
-	recorded   int // entries added since the last prune
+	// refreshed is closed when the refresh under way ends (completed or
+	// failed) and replaced by the next one's; see await.
+	refreshed chan struct{}
+	closed    bool
+	recorded  int // entries added since the last prune
 }
 
 func newReplayIndex(store audit.Store, cfg ReplayConfig, now func() time.Time, log zerolog.Logger) *replayIndex {
@@ -147,6 +150,7 @@ func newReplayIndex(store audit.Store, cfg ReplayConfig, now func() time.Time, l
 	return &replayIndex{
 		store: store, cfg: cfg, now: now, log: log.With().Str("component", "replay-index").Logger(),
 		done: make(map[string][]doneEntry), parts: make(map[partKey]*partState),
+		refreshed: make(chan struct{}),
 	}
 }
 
@@ -263,10 +267,37 @@ func (x *replayIndex) triggerLocked() {
 	}
 }
 
+// await waits until the refresh under way ends and reports whether one
+// was under way and can make the lookup of cmd sure (false at once when
+// not, or when ctx ends first).
+// A lookup that was not sure because a refresh had yet to read its
+// partition is worth repeating after it: one store read then answers the
+// commands that would each have read the store meanwhile (at start, every
+// command in flight until the first load completes).
+func (x *replayIndex) await(ctx context.Context, cmd *schemas.RevokeCommand, canonicalKey bool) bool {
+	x.mu.Lock()
+	// Only a refresh can make such a lookup sure (see lookup).
+	helps := canonicalKey && (x.loadedFrom.IsZero() || !cmd.IssuedAt.Before(x.loadedFrom))
+	if !x.refreshing || !helps {
+		x.mu.Unlock()
+		return false
+	}
+	ch := x.refreshed
+	x.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 func (x *replayIndex) refreshLoop() {
 	for {
 		x.refresh()
 		x.mu.Lock()
+		close(x.refreshed)
+		x.refreshed = make(chan struct{})
 		if !x.again || x.closed {
 			x.refreshing = false
 			x.mu.Unlock()

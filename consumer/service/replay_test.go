@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/schemas"
@@ -92,5 +93,40 @@ func TestReplayCheckFromTheIndex(t *testing.T) {
 	}
 	if got := count(schemas.StepConfirmed) + count(schemas.StepUnconfirmed); got != n {
 		t.Fatalf("%d outcomes in the trail, want %d", got, n)
+	}
+}
+
+// slowHistoryStore takes a while to read the trail, as a store does at
+// start under a day of rows.
+type slowHistoryStore struct {
+	*countingStore
+	delay time.Duration
+}
+
+func (s *slowHistoryStore) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow, error) {
+	time.Sleep(s.delay)
+	return s.countingStore.History(ctx, q)
+}
+
+// TestReplayCheckWaitsForTheLoad: the commands that arrive while the
+// index loads the trail wait for that one read instead of each reading
+// the store, and run once.
+func TestReplayCheckWaitsForTheLoad(t *testing.T) {
+	store := &slowHistoryStore{countingStore: &countingStore{Store: memstore.New()}, delay: 300 * time.Millisecond}
+	f := newFixture(t, store)
+	api := &countingAPI{TokenAPI: f.client}
+	const n = 100
+	now := time.Now()
+	for i := range n {
+		c := command(schemas.Target{Kind: schemas.TargetUser, UserID: fmt.Sprintf("u-load-%d", i)}, now)
+		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
+	}
+	_, stop := f.run(t, f.config("g-load"), service.Deps{TokenAPI: api})
+	waitFor(t, "every command", func() bool { return int(api.subject.Load()) == n })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := store.commandRows.Load(); got > n/10 {
+		t.Errorf("%d of %d replay checks read the store while the index loaded", got, n)
 	}
 }
