@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/revoked-dev/revoked/consumer/app"
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
@@ -97,9 +98,9 @@ func TestGuardRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := memstore.New()
-	mountAPI(srv, store, config.Secret{}, zerolog.Nop())
+	app.MountAPI(srv, store, config.Secret{}, zerolog.Nop())
 	kill := guard.NewKillSwitch("", false)
-	mountGuards(srv, service.NewApprovals(nil, store, nil), kill, config.NewSecret("tok"), zerolog.Nop())
+	app.MountGuards(srv, service.NewApprovals(nil, store, nil), kill, config.NewSecret("tok"), zerolog.Nop())
 	h := srv.Handler()
 	do := func(method, path, auth, body string) int {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
@@ -251,7 +252,7 @@ func TestAPIToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mountAPI(srv, memstore.New(), config.NewSecret("analyst-token"), zerolog.Nop())
+	app.MountAPI(srv, memstore.New(), config.NewSecret("analyst-token"), zerolog.Nop())
 	for auth, want := range map[string]int{"": 401, "wrong": 401, "analyst-token": 200} {
 		req := httptest.NewRequest("GET", "/api/v1/revocations?user_id=a", nil)
 		if auth != "" {

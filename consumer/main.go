@@ -39,14 +39,12 @@ import (
 	"syscall"
 	"text/tabwriter"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/api"
+	"github.com/revoked-dev/revoked/consumer/app"
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
-	"github.com/revoked-dev/revoked/consumer/audit/spool"
-	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/lineage"
 	"github.com/revoked-dev/revoked/consumer/service"
@@ -122,20 +120,6 @@ func (c storeConfig) open(ctx context.Context, log zerolog.Logger) (audit.Store,
 	return store, nil
 }
 
-// spool puts the spool of -audit.spool-dir in front of store, which it
-// then owns; without a spool directory it returns store. On error it
-// closes store.
-func (c storeConfig) spool(store audit.Store, reg prometheus.Registerer, log zerolog.Logger) (audit.Store, error) {
-	if c.Audit.SpoolDir == "" {
-		return store, nil
-	}
-	sp, err := spool.Open(c.Audit.SpoolDir, store, spool.Options{Registerer: reg}, log)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("opening the audit spool: %w", err), store.Close())
-	}
-	return sp, nil
-}
-
 // openReader opens the store of the read path (backends.OpenReader): as
 // the read-only user of -audit.read-dsn when one is set, never migrated;
 // its writes are refused either way. The caller closes it.
@@ -145,27 +129,6 @@ func (c storeConfig) openReader(ctx context.Context, log zerolog.Logger) (audit.
 		return nil, fmt.Errorf("opening the audit store for reading: %w", err)
 	}
 	return store, nil
-}
-
-// reader returns the store the analysts' API of "consumer run" reads
-// through, and how to close it: a connection of its own as the read-only
-// user when -audit.read-dsn is set, otherwise the writer's store with its
-// writes refused (chDB is one store per process, and a second pool as
-// the same user would buy nothing).
-func (c storeConfig) reader(ctx context.Context, writer audit.Store, log zerolog.Logger) (audit.Store, func() error, error) {
-	if c.Audit.ReadDSN == "" {
-		return backends.ReadOnly(writer), func() error { return nil }, nil
-	}
-	if c.Audit.SpoolDir != "" {
-		// The consumer starts while the store is down; so does its API.
-		store := backends.Deferred(func(ctx context.Context) (audit.Store, error) { return c.openReader(ctx, log) }, log)
-		return backends.ReadOnly(store), store.Close, nil
-	}
-	store, err := c.openReader(ctx, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	return store, store.Close, nil
 }
 
 // session is what a one-shot read command (history, verify, export) works
@@ -282,27 +245,6 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	proves.Msg("how each target's revocation is proved")
 
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// With -audit.spool-dir the consumer writes through the spool, which
-	// owns the store from then on, and starts while the store is down.
-	store, err := cfg.Store.openWriter(ctx, reg, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	// The analysts' API reads as the read-only user where there is one;
-	// the writer keeps its own connection.
-	reader, closeReader, err := cfg.Store.reader(ctx, store, log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := closeReader(); err != nil {
-			log.Warn().Err(err).Msg("closing the read-only audit store")
-		}
-	}()
-
 	checkpoints, err := cfg.checkpointSigner()
 	if err != nil {
 		return err
@@ -310,98 +252,33 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 	if checkpoints == nil {
 		log.Warn().Msg("no REVOKED_CHECKPOINT_SIGNING_KEY(_FILE): the audit chain gets no signed checkpoints")
 	}
-	deps := service.Deps{
-		Store: store, TokenAPI: client, Keyring: keyring, Seal: seal, Registry: reg,
-		CheckpointSigner: checkpoints,
-	}
-	var follower *lineage.Follower
-	if cfg.Lineage.Enabled {
-		index := lineage.NewIndex(cfg.Lineage.Retention, cfg.Lineage.MaxEntries, nil)
-		if follower, err = lineage.NewFollower(cfg.Consumer.Reader.Brokers, cfg.Consumer.Reader.Security, cfg.Lineage, index, log); err != nil {
-			return err
-		}
-		deps.Lineage = index
-	}
-	svc, err := service.New(ctx, cfg.Consumer, deps, log)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, app.Config{
+		Consumer: cfg.Consumer, Audit: cfg.Store.Audit, Lineage: cfg.Lineage,
+		IdPCheckInterval: cfg.IdP.CheckInterval, APIToken: cfg.APIToken,
+	}, app.Deps{TokenAPI: client, Keyring: keyring, Seal: seal, CheckpointSigner: checkpoints, Registry: reg}, log)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := a.Close(); err != nil {
+			log.Warn().Err(err).Msg("closing the audit stores")
+		}
+	}()
 	srv, err := ops.NewServer(cfg.Ops, log, reg)
 	if err != nil {
 		return err
 	}
-	check := svc.Check
-	if sp, ok := store.(*spool.Store); ok {
-		// Spooling is degraded service, not unreadiness.
-		check = sp.Check
-	}
-	if err := srv.AddCheck("audit-store", check); err != nil {
+	if err := a.Mount(srv, ""); err != nil {
 		return err
 	}
-	if err := srv.AddCheck("kafka-reader", svc.ReaderCheck); err != nil {
-		return err
-	}
-	// Beside the service: the consumer starts whatever the token API
-	// says, and /readyz tells why it cannot authenticate there.
-	background := []func(context.Context) error{}
-	if cfg.IdP.CheckInterval > 0 {
-		readiness := idp.NewReadiness(client, cfg.IdP.CheckInterval, log)
-		if err := srv.AddCheck("idp", readiness.Check); err != nil {
-			return err
-		}
-		background = append(background, readiness.Run)
-	}
-	if follower != nil {
-		background = append(background, follower.Run)
-	}
-	mountAPI(srv, reader, cfg.APIToken, log)
-	mountGuards(srv, svc.Approvals(), svc.KillSwitch(), cfg.Consumer.Guard.AdminToken, log)
 	log.Info().Int("trusted_keys", keyring.Len()).Bool("sealing_key", seal != nil).
 		Str("audit_backend", cfg.Store.Audit.Backend).Bool("audit_read_only_user", cfg.Store.Audit.ReadDSN != "").
 		Str("http", cfg.Ops.Addr).Msg("consumer configured")
 
-	return cli.RunWithOps(ctx, stop, srv, alongside(svc.Run, background...))
-}
-
-// alongside runs tasks (the IdP readiness check, the lineage follower)
-// beside run and stops them when run returns; the result joins every
-// error.
-func alongside(run func(context.Context) error, tasks ...func(context.Context) error) func(context.Context) error {
-	if len(tasks) == 0 {
-		return run
-	}
-	return func(ctx context.Context) error {
-		tctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, len(tasks))
-		for _, task := range tasks {
-			go func() { done <- task(tctx) }()
-		}
-		err := run(ctx)
-		cancel()
-		errs := []error{err}
-		for range tasks {
-			errs = append(errs, <-done)
-		}
-		return errors.Join(errs...)
-	}
-}
-
-// mountAPI serves the analysts' API and web UI beside /livez, /readyz and
-// /metrics; the API's data is behind the bearer token when one is set, the
-// UI's static files (which hold no data) are not.
-func mountAPI(srv *ops.Server, store audit.Store, token config.Secret, log zerolog.Logger) {
-	api.New(store, log).Mount(srv, token)
-}
-
-// mountGuards serves the held commands and the kill switch, behind the
-// guard admin token; without one, neither is served.
-func mountGuards(srv *ops.Server, held api.HeldCommands, kill *guard.KillSwitch, token config.Secret, log zerolog.Logger) {
-	if !token.IsSet() {
-		log.Warn().Msg("no guard admin token: the held-command and kill-switch endpoints are not served")
-		return
-	}
-	api.NewHeld(held, token, log).Register(srv)
-	kill.Register(srv, token)
+	return cli.RunWithOps(ctx, stop, srv, a.Run)
 }
 
 // historyConfig is what "consumer history" reads.

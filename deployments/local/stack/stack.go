@@ -22,10 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/revoked-dev/revoked/consumer/api"
+	conapp "github.com/revoked-dev/revoked/consumer/app"
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
-	"github.com/revoked-dev/revoked/consumer/audit/spool"
+	"github.com/revoked-dev/revoked/consumer/lineage"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	consumer "github.com/revoked-dev/revoked/consumer/service"
 	tokenapi "github.com/revoked-dev/revoked/deployments/tokenapi/server"
@@ -124,8 +124,9 @@ type Stack struct {
 	CheckpointSigner *schemas.Signer
 	// Seal is the consumer's sealing key pair.
 	Seal *schemas.SealKey
-	// Store is the audit store.
-	Store audit.Store
+	// Store is the audit store the consumer writes (through its spool).
+	Store    audit.Store
+	consumer *conapp.App
 	// IdP is a privileged client of the token API.
 	IdP *idp.Client
 	// Registry holds every component's metrics.
@@ -231,27 +232,6 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 		return nil, err
 	}
 
-	// The audit store.
-	if s.Store, err = backends.Open(ctx, cfg.Audit, log.With().Str("component", "audit").Logger()); err != nil {
-		return nil, fmt.Errorf("opening the audit store: %w", err)
-	}
-	if err := s.Store.Migrate(ctx); err != nil {
-		return nil, fmt.Errorf("migrating the audit store: %w", err)
-	}
-	// Audit rows spool to local disk while the store is down: in
-	// -audit.spool-dir, else beside chDB's data.
-	spoolDir := cfg.Audit.SpoolDir
-	if spoolDir == "" && cfg.Audit.ChDBPath != "" {
-		spoolDir = filepath.Join(cfg.Audit.ChDBPath, "spool")
-	}
-	if spoolDir != "" {
-		sp, err := spool.Open(spoolDir, s.Store, spool.Options{Registerer: s.Registry}, log)
-		if err != nil {
-			return nil, fmt.Errorf("opening the audit spool: %w", err)
-		}
-		s.Store = sp
-	}
-
 	// The detector, assembled as the detector command assembles it.
 	dcfg := detapp.DefaultConfig()
 	dcfg.Detector.Reader.Brokers = s.Brokers
@@ -271,18 +251,27 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 	}
 	s.goRun("detector", func() error { return det.Run(ctx) })
 
-	// The consumer.
+	// The consumer, assembled as the consumer command assembles it: the
+	// audit store behind a spool (in -audit.spool-dir, else beside chDB's
+	// data), the analysts' API on the read-only store, the lineage
+	// follower and the token API's readiness check.
+	acfg := cfg.Audit
+	if acfg.SpoolDir == "" && acfg.ChDBPath != "" {
+		acfg.SpoolDir = filepath.Join(acfg.ChDBPath, "spool")
+	}
 	ccfg := consumer.DefaultConfig()
 	ccfg.Reader.Brokers = s.Brokers
 	ccfg.Reader.StartOffset = kafkax.StartFirst
 	ccfg.Actor = "consumer-local"
-	con, err := consumer.New(ctx, ccfg, consumer.Deps{
-		Store: s.Store, TokenAPI: s.IdP, Keyring: schemas.NewKeyring(s.Signer.Public()), Seal: s.Seal,
+	lcfg := lineage.DefaultConfig()
+	con, err := conapp.New(ctx, conapp.Config{Consumer: ccfg, Audit: acfg, Lineage: lcfg, IdPCheckInterval: idp.DefaultCheckInterval}, conapp.Deps{
+		TokenAPI: s.IdP, Keyring: schemas.NewKeyring(s.Signer.Public()), Seal: s.Seal,
 		Registry: s.Registry, Observe: obs.AuditRow, CheckpointSigner: s.CheckpointSigner,
 	}, log.With().Str("component", "consumer").Logger())
 	if err != nil {
 		return nil, err
 	}
+	s.consumer, s.Store = con, con.Store
 	s.goRun("consumer", func() error { return con.Run(ctx) })
 
 	// The analyst API and operations endpoints.
@@ -295,12 +284,9 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 	if err := det.Mount(srv, "detector-"); err != nil {
 		return nil, err
 	}
-	for name, check := range map[string]ops.Check{"consumer": con.Check, "consumer-reader": con.ReaderCheck} {
-		if err := srv.AddCheck(name, check); err != nil {
-			return nil, err
-		}
+	if err := con.Mount(srv, "consumer-"); err != nil {
+		return nil, err
 	}
-	mountAnalysts(srv, s.Store, log)
 	addr, err := srv.Listen()
 	if err != nil {
 		return nil, fmt.Errorf("analyst API: %w", err)
@@ -309,6 +295,10 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 	s.goRun("http", func() error { return srv.Run(ctx) })
 	return s, nil
 }
+
+// LineageStats is what the consumer's lineage follower has read, and
+// false when it is off.
+func (s *Stack) LineageStats() (lineage.Stats, bool) { return s.consumer.LineageStats() }
 
 func (s *Stack) goRun(name string, fn func() error) { s.run(&s.wg, name, fn) }
 
@@ -347,8 +337,8 @@ func (s *Stack) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	var errs []error
-	if s.Store != nil {
-		errs = append(errs, s.Store.Close())
+	if s.consumer != nil {
+		errs = append(errs, s.consumer.Close())
 	}
 	s.infraCancel()
 	s.infraWG.Wait()
@@ -363,12 +353,6 @@ func randomSecret() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// mountAnalysts serves the analyst API and web UI; the local stack listens
-// on loopback, so no bearer token is asked for.
-func mountAnalysts(srv *ops.Server, store audit.Store, log zerolog.Logger) {
-	api.New(store, log.With().Str("component", "api").Logger()).Mount(srv, config.Secret{})
 }
 
 // Checkpoint key files in Config.KeyDir.

@@ -227,6 +227,54 @@ func TestDetectorGuardEnforced(t *testing.T) {
 	}
 }
 
+// The local consumer is assembled as the consumer command assembles it,
+// lineage follower included: a token the token API issued on its own,
+// which a token.exchanged event on audit.events names as another token's
+// child, is revoked with its parent by a command that includes downscoped
+// tokens, though only the follower knows the two are related.
+func TestConsumerFollowsLineage(t *testing.T) {
+	s, _ := startStack(t, "chdb")
+	k := &kafkatest.Cluster{Brokers: s.Brokers}
+	user := "u-lineage"
+	parentRaw, parentID := issue(t, s, user)
+	childRaw, childID := issue(t, s, user)
+	otherRaw, _ := issue(t, s, user)
+	k.Produce(t, schemas.TopicAuditEvents, event(user+"-x", "token.exchanged", user, time.Now(),
+		fmt.Sprintf(`,"token_id":%q,"parent_token_id":%q,"scopes":["files.read"]`, childID, parentID)))
+	waitFor(t, "the follower to learn the exchange", func() bool {
+		st, on := s.LineageStats()
+		return on && st.Learned >= 1
+	})
+
+	now := time.Now()
+	target := schemas.Target{Kind: schemas.TargetToken, TokenID: parentID, UserID: user, IncludeDownscoped: true}
+	reason := schemas.Reason{RuleID: "manual", RuleVersion: 1, Severity: schemas.SeverityHigh, Summary: "parent token leaked",
+		Evidence: []string{"ticket-1"}, FirstEventTime: now, LastEventTime: now, DetectedAt: now}
+	cmd := schemas.RevokeCommand{
+		CommandID: schemas.DetectionCommandID(reason.RuleID, reason.RuleVersion, target, reason.Evidence),
+		IssuedAt:  now, ExpiresAt: now.Add(time.Hour), Issuer: "detector",
+		Target: target, Action: schemas.ActionRevoke, Mode: schemas.ModeEnforce, Reason: reason,
+	}
+	value, err := json.Marshal(&cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Produce(t, schemas.TopicRevokeCommands, kafka.Message{Key: cmd.Key(), Value: value, Headers: []kafka.Header{
+		{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
+		{Key: schemas.HeaderKeyID, Value: []byte(s.Signer.KeyID())},
+		{Key: schemas.HeaderSignature, Value: []byte(s.Signer.Sign(value))},
+	}})
+	for name, raw := range map[string]string{"parent": parentRaw, "child": childRaw} {
+		waitFor(t, "the "+name+" to be revoked", func() bool {
+			in, err := s.IdP.Introspect(context.Background(), raw)
+			return err == nil && !in.Active
+		})
+	}
+	if in, err := s.IdP.Introspect(context.Background(), otherRaw); err != nil || !in.Active {
+		t.Errorf("the user's unrelated token was revoked too (%v): the command was not the token's", err)
+	}
+}
+
 // TestSimulatedRun runs a short simulation through the stack on chDB and
 // checks the summary against the ground truth.
 func TestSimulatedRun(t *testing.T) {
