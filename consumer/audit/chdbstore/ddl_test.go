@@ -115,15 +115,13 @@ func TestTTL(t *testing.T) {
 // (here OPTIMIZE ... FINAL) removes the expired rows it reads.
 func TestTTLDropsWholeParts(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
-	if now.Add(-4*time.Hour).Month() != now.Month() {
-		t.Skip("within four hours of a month's start the rows fall into two partitions")
-	}
-	s := openTTL(t, t.TempDir(), "audit", time.Hour)
+	ttl, expired, live := mixedPart(now)
+	s := openTTL(t, t.TempDir(), "audit", ttl)
 	s.scalar(t, "SYSTEM STOP TTL MERGES "+s.table)
 	// One part with an expired and a live row; one part, of an earlier
 	// month, all expired. Each is alone in its partition, so no ordinary
 	// merge joins them.
-	appendAt(t, s, "mixed", now.Add(-3*time.Hour), now)
+	appendAt(t, s, "mixed", expired, live)
 	appendAt(t, s, "expired", now.AddDate(0, 0, -41), now.AddDate(0, 0, -40))
 	if got := s.rowIDs(t); got != "expired-0,expired-1,mixed-0,mixed-1" {
 		t.Fatalf("rows before the TTL is applied: %q", got)
@@ -141,6 +139,34 @@ func TestTTLDropsWholeParts(t *testing.T) {
 	s.scalar(t, "OPTIMIZE TABLE "+s.table+" FINAL")
 	if got := s.rowIDs(t); got != "mixed-1" {
 		t.Errorf("rows after OPTIMIZE FINAL: %q, want the live row only", got)
+	}
+}
+
+// mixedPart picks a TTL and the times of an expired and a live row in the
+// same month (the table's partition) at any moment of the calendar: the
+// rows sit a minute before and two minutes after the TTL's threshold,
+// which for one of a one-hour and a two-hour TTL is never a month's start.
+func mixedPart(now time.Time) (ttl time.Duration, expired, live time.Time) {
+	for _, ttl = range []time.Duration{time.Hour, 2 * time.Hour} {
+		th := now.Add(-ttl)
+		expired, live = th.Add(-time.Minute), th.Add(2*time.Minute)
+		if expired.Year() == live.Year() && expired.Month() == live.Month() {
+			return ttl, expired, live
+		}
+	}
+	panic("month starts less than an hour apart")
+}
+
+// TestMixedPartAtMonthStarts: mixedPart finds rows of one month around
+// every month start.
+func TestMixedPartAtMonthStarts(t *testing.T) {
+	start := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+	for d := -3 * time.Hour; d <= 3*time.Hour; d += 15 * time.Second {
+		now := start.Add(d)
+		ttl, expired, live := mixedPart(now)
+		if expired.Month() != live.Month() || !expired.Before(now.Add(-ttl)) || !live.After(now.Add(-ttl).Add(time.Minute)) {
+			t.Fatalf("at %s: ttl %s, rows at %s and %s", now, ttl, expired, live)
+		}
 	}
 }
 
