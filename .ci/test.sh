@@ -2,7 +2,7 @@
 # The project's test command: installs what the tests need when it is
 # missing (libchdb.so, the address databases, a ClickHouse server, Ory
 # Hydra, Chromium), starts a throwaway ClickHouse server and Hydra server,
-# and runs go vet and the race-enabled, shuffled tests of every package
+# and runs go vet, golangci-lint (.ci/lint.sh) and the race-enabled, shuffled tests of every package
 # with every service required (both audit backends, the browser, the
 # address databases, the IdP), so a missing one fails the run instead of
 # skipping tests. The servers are stopped on exit.
@@ -117,6 +117,13 @@ packages=(${TEST_PACKAGES:-./...})
 
 log "go vet ${packages[*]}"
 go vet "${packages[@]}"
+
+# golangci-lint with the project's linters and import rules (kafka-go only
+# under internal/kafka, schemas importing nothing of the module, a pure
+# engine, no fmt.Print outside the commands).
+if [[ -z "${TEST_PACKAGES:-}" ]]; then
+	bash .ci/lint.sh
+fi
 
 log "go test -race -shuffle=on -count=1 ${packages[*]}"
 # shellcheck disable=SC2086 # GO_TEST_FLAGS is a list of flags
