@@ -282,13 +282,13 @@ func NewReadiness(client *Client, interval time.Duration, log zerolog.Logger) *R
 // when it fails), then every change from passing to failing and back,
 // once.
 func (r *Readiness) Run(ctx context.Context) error {
-	t := time.NewTimer(0)
+	t := r.client.clock.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-t.Chan():
 		}
 		r.runOnce(ctx)
 		t.Reset(r.interval)
@@ -298,7 +298,7 @@ func (r *Readiness) Run(ctx context.Context) error {
 func (r *Readiness) runOnce(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	start := time.Now()
+	start := r.client.now()
 	steps, err := r.client.check(cctx)
 	if ctx.Err() != nil {
 		// Shutting down: the check was cut short, it found nothing.
@@ -309,13 +309,13 @@ func (r *Readiness) runOnce(ctx context.Context) {
 	changed := first || (err == nil) != (r.err == nil)
 	r.checked, r.err = true, err
 	if changed {
-		r.since = time.Now()
+		r.since = r.client.now()
 	}
 	r.mu.Unlock()
 	if !changed {
 		return
 	}
-	took := time.Since(start)
+	took := r.client.clock.Since(start)
 	switch {
 	case err != nil:
 		r.log.Error().Err(err).Strs("steps", steps).Dur("took", took).

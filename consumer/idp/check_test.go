@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -135,13 +136,12 @@ func (s *checkServer) log() []string {
 	return append([]string(nil), s.calls...)
 }
 
-func (s *checkServer) client(t *testing.T, reg prometheus.Registerer, mutate func(*idp.Config)) *idp.Client {
+func (s *checkServer) client(t *testing.T, reg prometheus.Registerer, mutate func(*idp.Config), opts ...idp.Option) *idp.Client {
 	t.Helper()
 	cfg := idp.Config{Issuer: s.ts.URL, ClientID: "c", ClientSecret: config.NewSecret("s"), Timeout: 2 * time.Second}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	var opts []idp.Option
 	if reg != nil {
 		opts = append(opts, idp.WithRegisterer(reg))
 	}
@@ -358,8 +358,10 @@ func TestReadiness(t *testing.T) {
 	s := startCheckServer(t)
 	checks := func() int { return strings.Count(fmt.Sprint(s.log()), "POST /revoke") }
 	var logs syncBuffer
-	c := s.client(t, nil, nil)
-	r := idp.NewReadiness(c, 20*time.Millisecond, zerolog.New(&logs))
+	clk := clockwork.NewFakeClock()
+	c := s.client(t, nil, nil, idp.WithClock(clk))
+	const interval = 20 * time.Millisecond
+	r := idp.NewReadiness(c, interval, zerolog.New(&logs))
 	if err := r.Check(t.Context()); !errors.Is(err, idp.ErrNotChecked) {
 		t.Fatalf("before Run: %v", err)
 	}
@@ -373,20 +375,33 @@ func TestReadiness(t *testing.T) {
 		}
 	}()
 
-	waitFor := func(what string, ok func(error) bool) error {
+	// settled returns once Run has ended a check and waits on the clock
+	// for the next; tick moves the clock to the next check.
+	wctx, wcancel := context.WithTimeout(t.Context(), 10*time.Second) // a hang fails instead of stalling the run
+	defer wcancel()
+	settled := func() {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			err := r.Check(t.Context())
-			if ok(err) {
-				return err
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: still %v", what, err)
-			}
-			time.Sleep(5 * time.Millisecond)
+		if err := clk.BlockUntilContext(wctx, 1); err != nil {
+			t.Fatalf("Run does not wait for its next check: %v", err)
 		}
 	}
+	tick := func() {
+		t.Helper()
+		clk.Advance(interval)
+		settled()
+	}
+	waitFor := func(what string, ok func(error) bool) error {
+		t.Helper()
+		for range 100 {
+			if err := r.Check(t.Context()); ok(err) {
+				return err
+			}
+			tick()
+		}
+		t.Fatalf("%s: still %v", what, r.Check(t.Context()))
+		return nil
+	}
+	settled()
 	_ = waitFor("first check", func(err error) bool { return err == nil })
 
 	// The secret is rotated at the server.
@@ -399,13 +414,13 @@ func TestReadiness(t *testing.T) {
 	// Several failing checks, one log line.
 	n := checks()
 	for checks() < n+3 {
-		time.Sleep(5 * time.Millisecond)
+		tick()
 	}
 	s.secret.Store("s")
 	_ = waitFor("passing again", func(err error) bool { return err == nil })
 	n = checks()
 	for checks() < n+3 {
-		time.Sleep(5 * time.Millisecond)
+		tick()
 	}
 
 	out := logs.String()

@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -72,9 +74,10 @@ type Client struct {
 	log   zerolog.Logger
 	auth  ClientAuthenticator
 	admin AdminConfig
-	now   func() time.Time
+	clock clockwork.Clock
+	now   func() time.Time // clock.Now
 
-	limiter  *tokenBucket // nil: unlimited
+	limiter  *rate.Limiter
 	breakers *breakers
 	tokens   *tokenCache
 
@@ -102,7 +105,7 @@ func New(cfg Config, httpClient *http.Client, log zerolog.Logger, opts ...Option
 		return nil, fmt.Errorf("idp config: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	var o options
+	o := options{clock: clockwork.NewRealClock()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -124,10 +127,11 @@ func New(cfg Config, httpClient *http.Client, log zerolog.Logger, opts ...Option
 		log:   log.With().Str("component", "idp").Logger(),
 		auth:  cfg.Authenticator,
 		admin: cfg.Admin,
-		now:   time.Now,
+		clock: o.clock,
+		now:   o.clock.Now,
 
-		limiter:  newTokenBucket(cfg.RateLimit),
-		breakers: &breakers{cfg: cfg.Breaker, gauge: gauge, m: map[string]*breaker{}},
+		limiter:  newLimiter(cfg.RateLimit),
+		breakers: &breakers{cfg: cfg.Breaker, gauge: gauge, now: o.clock.Now, m: map[string]*breaker{}},
 		tokens:   &tokenCache{m: map[string]cachedToken{}},
 		eps: endpoints{
 			token:         cfg.TokenURL,
@@ -510,7 +514,7 @@ func (c *Client) do(ctx context.Context, op string, req *http.Request, limit int
 	if err := br.allow(); err != nil {
 		return nil, nil, err
 	}
-	if err := c.limiter.wait(ctx); err != nil {
+	if err := c.waitLimit(ctx); err != nil {
 		br.record(outcomeAbandoned)
 		return nil, nil, fmt.Errorf("idp: %s: waiting for the rate limit: %w", op, err)
 	}

@@ -9,7 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/revoked-dev/revoked/internal/pace"
 )
 
 // Defaults of BreakerConfig.
@@ -64,7 +68,8 @@ type BreakerConfig struct {
 type Option func(*options)
 
 type options struct {
-	reg prometheus.Registerer
+	reg   prometheus.Registerer
+	clock clockwork.Clock
 }
 
 // WithRegisterer registers the client's metrics (the circuit state gauge,
@@ -72,6 +77,14 @@ type options struct {
 // Clients sharing a registerer share the gauge.
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(o *options) { o.reg = reg }
+}
+
+// WithClock replaces the real clock, which paces the rate limit, times the
+// circuit breakers' cool-downs and the readiness checks, and dates answers
+// (Retry-After as a date) and cached admin tokens. For tests: a
+// clockwork.FakeClock moves only when told.
+func WithClock(clk clockwork.Clock) Option {
+	return func(o *options) { o.clock = clk }
 }
 
 // Circuit states as exported by the gauge.
@@ -103,56 +116,27 @@ func newCircuitGauge(reg prometheus.Registerer) (*prometheus.GaugeVec, error) {
 	return g, nil
 }
 
-// tokenBucket is a rate limiter whose waits honour ctx.
-type tokenBucket struct {
-	mu     sync.Mutex
-	rate   float64 // tokens per second
-	burst  float64
-	tokens float64
-	last   time.Time
-}
-
-func newTokenBucket(c RateLimitConfig) *tokenBucket {
+// newLimiter returns the client's rate limit, a token bucket that starts
+// full; without PerSecond, one that never waits.
+func newLimiter(c RateLimitConfig) *rate.Limiter {
 	if c.PerSecond <= 0 {
-		return nil
+		return rate.NewLimiter(rate.Inf, 0)
 	}
-	burst := float64(c.Burst)
+	burst := c.Burst
 	if burst <= 0 {
-		burst = math.Max(1, math.Ceil(c.PerSecond))
+		burst = max(1, int(math.Ceil(c.PerSecond)))
 	}
-	return &tokenBucket{rate: c.PerSecond, burst: burst, tokens: burst, last: time.Now()}
+	return rate.NewLimiter(rate.Limit(c.PerSecond), burst)
 }
 
-// wait takes a token, sleeping until one is due. If ctx ends first the
-// token is given back and ctx's error returned. A nil bucket never waits.
-func (b *tokenBucket) wait(ctx context.Context) error {
-	if b == nil {
-		return ctx.Err()
+// waitLimit takes a token of the rate limit, waiting on the client's clock
+// until one is due. If ctx ends first the token is given back and ctx's
+// error returned.
+func (c *Client) waitLimit(ctx context.Context) error {
+	if err := pace.Wait(ctx, c.clock, c.limiter, 1); err != nil {
+		return err
 	}
-	b.mu.Lock()
-	now := time.Now()
-	b.tokens = math.Min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	b.tokens--
-	var d time.Duration
-	if b.tokens < 0 {
-		d = time.Duration(-b.tokens / b.rate * float64(time.Second))
-	}
-	b.mu.Unlock()
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		b.mu.Lock()
-		b.tokens++
-		b.mu.Unlock()
-		return ctx.Err()
-	}
+	return ctx.Err()
 }
 
 // outcome of a call as the breaker sees it.
@@ -177,6 +161,7 @@ type breaker struct {
 	failures int
 	cooldown time.Duration
 	gauge    prometheus.Gauge
+	now      func() time.Time
 
 	mu       sync.Mutex
 	state    int
@@ -199,7 +184,7 @@ func (b *breaker) allow() error {
 	defer b.mu.Unlock()
 	switch b.state {
 	case circuitOpen:
-		if rem := b.cooldown - time.Since(b.openedAt); rem > 0 {
+		if rem := b.cooldown - b.now().Sub(b.openedAt); rem > 0 {
 			return &CircuitOpenError{Op: b.op, Remaining: rem}
 		}
 		b.setState(circuitHalfOpen)
@@ -229,7 +214,7 @@ func (b *breaker) record(o outcome) {
 			b.count = 0
 			b.setState(circuitClosed)
 		case outcomeTransient:
-			b.openedAt = time.Now()
+			b.openedAt = b.now()
 			b.setState(circuitOpen)
 		}
 	case circuitClosed:
@@ -239,7 +224,7 @@ func (b *breaker) record(o outcome) {
 		case outcomeTransient:
 			b.count++
 			if b.count >= b.failures {
-				b.openedAt = time.Now()
+				b.openedAt = b.now()
 				b.setState(circuitOpen)
 			}
 		}
@@ -252,6 +237,7 @@ func (b *breaker) record(o outcome) {
 type breakers struct {
 	cfg   BreakerConfig
 	gauge *prometheus.GaugeVec
+	now   func() time.Time
 
 	mu sync.Mutex
 	m  map[string]*breaker
@@ -265,7 +251,7 @@ func (bs *breakers) get(op string) *breaker {
 	defer bs.mu.Unlock()
 	b, ok := bs.m[op]
 	if !ok {
-		b = &breaker{op: op, failures: bs.cfg.Failures, cooldown: bs.cfg.Cooldown, gauge: bs.gauge.WithLabelValues(op)}
+		b = &breaker{op: op, failures: bs.cfg.Failures, cooldown: bs.cfg.Cooldown, gauge: bs.gauge.WithLabelValues(op), now: bs.now}
 		b.gauge.Set(circuitClosed)
 		bs.m[op] = b
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -43,14 +44,14 @@ func circuitState(t *testing.T, reg *prometheus.Registry, endpoint string) float
 	return -1
 }
 
-func faultClient(t *testing.T, url string, reg *prometheus.Registry, mutate func(*idp.Config)) *idp.Client {
+func faultClient(t *testing.T, url string, reg *prometheus.Registry, mutate func(*idp.Config), opts ...idp.Option) *idp.Client {
 	t.Helper()
 	cfg := idp.Config{RevocationURL: url + "/revoke", IntrospectionURL: url + "/introspect", ClientID: "c"}
 	cfg.ClientSecret = config.NewSecret("s")
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	c, err := idp.New(cfg, nil, zerolog.Nop(), idp.WithRegisterer(reg))
+	c, err := idp.New(cfg, nil, zerolog.Nop(), append([]idp.Option{idp.WithRegisterer(reg)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,9 +72,10 @@ func TestCircuitBreaker(t *testing.T) {
 	})
 	reg := prometheus.NewRegistry()
 	const cooldown = 200 * time.Millisecond
+	clk := clockwork.NewFakeClock()
 	c := faultClient(t, ts.URL, reg, func(c *idp.Config) {
 		c.Breaker = idp.BreakerConfig{Failures: 3, Cooldown: cooldown}
-	})
+	}, idp.WithClock(clk))
 
 	for i := range 3 {
 		err := c.RevokeToken(t.Context(), "tok", "")
@@ -108,7 +110,7 @@ func TestCircuitBreaker(t *testing.T) {
 	}
 
 	// After the cool-down a failing probe opens it again for a full cool-down.
-	time.Sleep(cooldown + 20*time.Millisecond)
+	clk.Advance(cooldown + 20*time.Millisecond)
 	if err := c.RevokeToken(t.Context(), "tok", ""); !errors.Is(err, idp.ErrUnavailable) {
 		t.Fatalf("probe: %v", err)
 	}
@@ -121,7 +123,7 @@ func TestCircuitBreaker(t *testing.T) {
 
 	// A successful probe closes it.
 	status.Store(http.StatusOK)
-	time.Sleep(cooldown + 20*time.Millisecond)
+	clk.Advance(cooldown + 20*time.Millisecond)
 	for range 3 {
 		if err := c.RevokeToken(t.Context(), "tok", ""); err != nil {
 			t.Fatal(err)
@@ -147,14 +149,15 @@ func TestCircuitHalfOpenSingleProbe(t *testing.T) {
 		<-release
 	})
 	reg := prometheus.NewRegistry()
+	clk := clockwork.NewFakeClock()
 	c := faultClient(t, ts.URL, reg, func(c *idp.Config) {
 		c.Breaker = idp.BreakerConfig{Failures: 1, Cooldown: 50 * time.Millisecond}
-	})
+	}, idp.WithClock(clk))
 	if err := c.RevokeToken(t.Context(), "tok", ""); !errors.Is(err, idp.ErrServerError) {
 		t.Fatal(err)
 	}
 	fail.Store(false)
-	time.Sleep(70 * time.Millisecond)
+	clk.Advance(70 * time.Millisecond)
 	probe := make(chan error, 1)
 	go func() { probe <- c.RevokeToken(context.Background(), "tok", "") }()
 	<-entered
@@ -221,11 +224,26 @@ func TestCircuitIgnoresTerminalAndRateLimit(t *testing.T) {
 	}
 }
 
-// The rate limit is shared by all calls of a client.
+// The rate limit is shared by all calls of a client. The clock moves only
+// when the test moves it, so the pace is exact.
 func TestRateLimitShared(t *testing.T) {
-	_, ts := startScripted(t, func(w http.ResponseWriter, r *http.Request) {})
-	c := scriptedClient(t, ts, func(c *idp.Config) { c.RateLimit = idp.RateLimitConfig{PerSecond: 20, Burst: 2} })
-	start := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a hang fails instead of stalling the run
+	defer cancel()
+	clk := clockwork.NewFakeClock()
+	arrived := make(chan time.Time, 6)
+	_, ts := startScripted(t, func(w http.ResponseWriter, r *http.Request) { arrived <- clk.Now() })
+	c := scriptedClient(t, ts, func(c *idp.Config) { c.RateLimit = idp.RateLimitConfig{PerSecond: 20, Burst: 2} }, idp.WithClock(clk))
+	next := func() time.Time {
+		t.Helper()
+		select {
+		case at := <-arrived:
+			return at
+		case <-ctx.Done():
+			t.Fatal("a call never reached the server")
+			return time.Time{}
+		}
+	}
+	start := clk.Now()
 	var wg sync.WaitGroup
 	for i := range 6 {
 		wg.Go(func() {
@@ -240,24 +258,38 @@ func TestRateLimitShared(t *testing.T) {
 			}
 		})
 	}
+	var last time.Time
+	for range 2 {
+		last = next()
+	}
+	// The other four wait for the shared limit, one more every 50 ms.
+	for waiting := 4; waiting > 0; waiting-- {
+		if err := clk.BlockUntilContext(ctx, waiting); err != nil {
+			t.Fatalf("%d calls should wait for the limit: %v", waiting, err)
+		}
+		clk.Advance(50 * time.Millisecond)
+		last = next()
+	}
 	wg.Wait()
 	// 2 at once, then 4 more at 20/s: at least 200ms.
-	if d := time.Since(start); d < 180*time.Millisecond {
+	if d := last.Sub(start); d < 180*time.Millisecond {
 		t.Errorf("6 calls took %s, want >= 200ms", d)
 	}
 }
 
-// Waiting for the rate limit ends with ctx, before any request.
+// Waiting for the rate limit ends with ctx, before any request. The clock
+// never moves: the wait ends with ctx's deadline, not with a token.
 func TestRateLimitHonoursContext(t *testing.T) {
 	var hits atomic.Int32
 	_, ts := startScripted(t, func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })
-	c := scriptedClient(t, ts, func(c *idp.Config) { c.RateLimit = idp.RateLimitConfig{PerSecond: 0.5} })
+	clk := clockwork.NewFakeClock()
+	c := scriptedClient(t, ts, func(c *idp.Config) { c.RateLimit = idp.RateLimitConfig{PerSecond: 0.5} }, idp.WithClock(clk))
 	if err := c.RevokeToken(t.Context(), "tok", ""); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	start := time.Now()
+	start := clk.Now()
 	err := c.RevokeToken(ctx, "tok", "")
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
@@ -265,7 +297,7 @@ func TestRateLimitHonoursContext(t *testing.T) {
 	if retry, _ := idp.Retryable(err); retry {
 		t.Error("ended context retryable")
 	}
-	if d := time.Since(start); d > time.Second || hits.Load() != 1 {
+	if d := clk.Since(start); d > time.Second || hits.Load() != 1 {
 		t.Errorf("took %s, %d requests", d, hits.Load())
 	}
 }

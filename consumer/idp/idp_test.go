@@ -332,7 +332,7 @@ func startScripted(t *testing.T, answer func(w http.ResponseWriter, r *http.Requ
 	return s, ts
 }
 
-func scriptedClient(t *testing.T, ts *httptest.Server, mutate func(*idp.Config)) *idp.Client {
+func scriptedClient(t *testing.T, ts *httptest.Server, mutate func(*idp.Config), opts ...idp.Option) *idp.Client {
 	t.Helper()
 	cfg := idp.Config{
 		RevocationURL:    ts.URL + "/revoke",
@@ -345,7 +345,7 @@ func scriptedClient(t *testing.T, ts *httptest.Server, mutate func(*idp.Config))
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	c, err := idp.New(cfg, nil, zerolog.Nop())
+	c, err := idp.New(cfg, nil, zerolog.Nop(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

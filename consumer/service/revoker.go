@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -127,7 +129,17 @@ func (r *IdPRevoker) Revoke(ctx context.Context, cmd *schemas.RevokeCommand, raw
 // retrying makes call until it succeeds, fails terminally or runs out of
 // attempts, and records its answer in out.
 func (r *IdPRevoker) retrying(ctx context.Context, cmd *schemas.RevokeCommand, out *Outcome, call apiCall) error {
-	backoff := r.retry.MinBackoff
+	// Each wait is drawn at random up to the schedule's next interval
+	// (full jitter): MinBackoff, doubling up to MaxBackoff. The loop is
+	// ours rather than backoff.Retry's: a Retry-After overrides the
+	// schedule without advancing it, a command that would expire during
+	// the wait is given up as terminal, every attempt is counted in out,
+	// and the wait goes through r.sleep, which tests replace.
+	schedule := &backoff.ExponentialBackOff{
+		InitialInterval: r.retry.MinBackoff,
+		Multiplier:      2,
+		MaxInterval:     r.retry.MaxBackoff,
+	}
 	for tries := 1; ; tries++ {
 		out.Attempts++
 		res, err := call(ctx)
@@ -150,8 +162,7 @@ func (r *IdPRevoker) retrying(ctx context.Context, cmd *schemas.RevokeCommand, o
 		// exponentially with full jitter.
 		wait := after
 		if wait <= 0 {
-			wait = time.Duration(rand.Int64N(int64(backoff)) + 1)
-			backoff = min(backoff*2, r.retry.MaxBackoff)
+			wait = time.Duration(rand.Int64N(int64(schedule.NextBackOff())) + 1)
 		}
 		if !cmd.ExpiresAt.IsZero() && time.Now().Add(wait).After(cmd.ExpiresAt) {
 			return fmt.Errorf("%w: command expires before the token API can be retried: %w", ErrTerminal, err)

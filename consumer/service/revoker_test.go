@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/schemas"
@@ -108,5 +109,51 @@ func TestDescends(t *testing.T) {
 	}
 	if !descends(live, live[2], "gone") {
 		t.Error("a child of an unlisted root does not descend from it")
+	}
+}
+
+// failingAPI answers its first len(errs) token-id revocations with errs,
+// then as flatAPI does.
+type failingAPI struct {
+	*flatAPI
+	errs []error
+}
+
+func (a *failingAPI) RevokeTokenID(ctx context.Context, id string) (idp.Result, error) {
+	if len(a.errs) > 0 {
+		err := a.errs[0]
+		a.errs = a.errs[1:]
+		return idp.Result{}, err
+	}
+	return a.flatAPI.RevokeTokenID(ctx, id)
+}
+
+// The waits between attempts are drawn up to MinBackoff doubling to
+// MaxBackoff; a Retry-After is waited as given and does not advance that
+// schedule. The waits are recorded, not slept.
+func TestRetryBackoffSchedule(t *testing.T) {
+	flat := &flatAPI{tokens: map[string]idp.TokenInfo{}, users: map[string]string{}}
+	flat.add("u1", "t1", "")
+	e500 := &idp.HTTPError{Op: "revoke_token_id", Status: 500}
+	e503 := &idp.HTTPError{Op: "revoke_token_id", Status: 503, RetryAfter: 2 * time.Second}
+	api := &failingAPI{flatAPI: flat, errs: []error{e500, e500, e503, e500, e500, e500}}
+	r := NewIdPRevoker(api, RetryConfig{MaxAttempts: 7, MinBackoff: 50 * time.Millisecond, MaxBackoff: 120 * time.Millisecond})
+	var waits []time.Duration
+	r.sleep = func(_ context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}
+	out, err := r.Revoke(t.Context(), &schemas.RevokeCommand{CommandID: "c", Target: schemas.Target{Kind: schemas.TargetToken, UserID: "u1", TokenID: "t1"}}, "")
+	if err != nil || out.Attempts != 7 {
+		t.Fatalf("attempts %d, %v", out.Attempts, err)
+	}
+	bounds := []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 2 * time.Second, 120 * time.Millisecond, 120 * time.Millisecond, 120 * time.Millisecond}
+	if len(waits) != len(bounds) {
+		t.Fatalf("waits %v, want %d", waits, len(bounds))
+	}
+	for i, w := range waits {
+		if w <= 0 || w > bounds[i] || (bounds[i] == 2*time.Second && w != bounds[i]) {
+			t.Errorf("wait %d: %s, want (0, %s]", i, w, bounds[i])
+		}
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/internal/config"
@@ -155,7 +156,8 @@ type Runner struct {
 	topic    string
 	bar      *progress.Bar
 	log      zerolog.Logger
-	now      func() time.Time
+	clock    clockwork.Clock
+	now      func() time.Time // clock.Now
 }
 
 // Option configures a Runner.
@@ -175,6 +177,10 @@ func WithLog(l Log, topic string) Option { return func(r *Runner) { r.kafkaLog, 
 // WithProgress draws progress on bar (nil: none).
 func WithProgress(bar *progress.Bar) Option { return func(r *Runner) { r.bar = bar } }
 
+// WithClock replaces the real clock, which paces the campaign and dates
+// its state. For tests: a clockwork.FakeClock moves only when told.
+func WithClock(clk clockwork.Clock) Option { return func(r *Runner) { r.clock, r.now = clk, clk.Now } }
+
 // New returns a Runner for cfg. rev builds and signs the commands (its
 // topic is where they go); pub publishes them, and must be the publisher
 // rev was made with or one writing to the same cluster.
@@ -185,7 +191,7 @@ func New(cfg Config, rev *revoke.Revoker, pub revoke.Publisher, log zerolog.Logg
 	if rev == nil || pub == nil {
 		return nil, errors.New("campaign: nil revoker or publisher")
 	}
-	r := &Runner{cfg: cfg, rev: rev, pub: pub, log: log.With().Str("component", "campaign").Str("campaign", cfg.ID).Logger(), now: time.Now}
+	r := &Runner{cfg: cfg, rev: rev, pub: pub, log: log.With().Str("component", "campaign").Str("campaign", cfg.ID).Logger(), clock: clockwork.NewRealClock(), now: time.Now}
 	for _, o := range opts {
 		o(r)
 	}
@@ -336,7 +342,7 @@ func (r *Runner) Run(ctx context.Context, targets *Targets) (Report, error) {
 	if r.cfg.Rate > 0 {
 		batch = max(1, min(batch, int(r.cfg.Rate/10)))
 	}
-	bucket := newBucket(r.cfg.Rate, batch, r.now)
+	bucket := newBucket(r.cfg.Rate, batch, r.clock)
 	r.bar.SetTotal(int64(st.Total))
 	r.bar.Set(int64(st.Next))
 	defer r.bar.Finish()

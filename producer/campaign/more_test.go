@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
@@ -136,13 +137,42 @@ func TestPaced(t *testing.T) {
 	f := newFixture(t, 1)
 	cfg := f.config("paced")
 	cfg.Rate = 400
-	start := time.Now()
-	rep, err := f.runner(t, cfg, f.w).Run(t.Context(), &campaign.Targets{Kind: schemas.TargetUser, IDs: userIDs(200)})
+	clk := clockwork.NewFakeClock()
+	start := clk.Now()
+	type result struct {
+		rep campaign.Report
+		err error
+	}
+	done := make(chan result, 1)
+	r := f.runner(t, cfg, f.w, campaign.WithClock(clk))
+	go func() {
+		rep, err := r.Run(t.Context(), &campaign.Targets{Kind: schemas.TargetUser, IDs: userIDs(200)})
+		done <- result{rep, err}
+	}()
+	// Move the clock 10 ms whenever the campaign waits on it, until it
+	// is done: the clock then says how long the pacing made it take.
+	var res result
+	for running := true; running; {
+		wctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a hang fails instead of stalling the run
+		waiting := make(chan error, 1)
+		go func() { waiting <- clk.BlockUntilContext(wctx, 1) }()
+		select {
+		case res = <-done:
+			running = false
+		case err := <-waiting:
+			if err != nil {
+				t.Fatalf("the campaign neither waits nor ends: %v", err)
+			}
+			clk.Advance(10 * time.Millisecond)
+		}
+		cancel()
+	}
+	rep, err := res.rep, res.err
 	if err != nil || rep.Published != 200 {
 		t.Fatalf("%+v, %v", rep, err)
 	}
 	// 200 commands at 400/s, the bucket starting empty: half a second.
-	if el := time.Since(start); el < 450*time.Millisecond {
+	if el := clk.Since(start); el < 450*time.Millisecond {
 		t.Fatalf("200 commands at 400/s took %s", el)
 	}
 }
