@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/app"
 	"github.com/revoked-dev/revoked/consumer/audit"
@@ -25,6 +24,7 @@ import (
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/testenv"
@@ -166,7 +166,7 @@ func TestHeldApproveFromTheCommandLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc.ProduceTo(t, schemas.TopicRevokeCommands, 0, kafka.Message{Key: []byte("u-cli"), Value: value, Headers: []kafka.Header{
+	kc.ProduceTo(t, schemas.TopicRevokeCommands, 0, kafkax.Message{Key: []byte("u-cli"), Value: value, Headers: []kafkax.Header{
 		{Key: schemas.HeaderKeyID, Value: []byte(signer.KeyID())},
 		{Key: schemas.HeaderSignature, Value: []byte(signer.Sign(value))},
 	}})

@@ -108,7 +108,7 @@ func newHeldStore(cfg runConfig, stderr io.Writer) (*guard.HeldStore, func(), er
 		return nil, nil, err
 	}
 	r := cfg.Detector.Reader
-	reader, err := guard.NewKafkaTopicReader(r.Brokers, r.Security, "revoked-detector-held")
+	reader, err := kafkax.NewClient(r.Brokers, r.Security, "revoked-detector-held")
 	if err != nil {
 		return nil, nil, err
 	}

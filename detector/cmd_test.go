@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/revoked-dev/revoked/detector/guard"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
@@ -94,7 +93,7 @@ func TestHeldApproveFlow(t *testing.T) {
 	opsAddr := freeAddr(t)
 
 	t0 := time.Now().Add(-time.Hour).UTC()
-	var msgs []kafka.Message
+	var msgs []kafkax.Message
 	for _, user := range []string{"u1", "u2"} {
 		for i := range 6 {
 			typ := schemas.EventLoginFailure
@@ -102,7 +101,7 @@ func TestHeldApproveFlow(t *testing.T) {
 				typ = schemas.EventLoginSuccess
 			}
 			v, _ := json.Marshal(schemas.AuditEvent{ID: fmt.Sprintf("%s-e%d", user, i), Time: t0.Add(time.Duration(i) * time.Second), Type: typ, UserID: user})
-			msgs = append(msgs, kafka.Message{Key: []byte(user), Value: v})
+			msgs = append(msgs, kafkax.Message{Key: []byte(user), Value: v})
 		}
 	}
 	c.Produce(t, schemas.TopicAuditEvents, msgs...)

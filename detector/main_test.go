@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
@@ -31,14 +30,14 @@ func TestRunWiring(t *testing.T) {
 	t.Setenv("REVOKED_KAFKA_BROKERS", c.Addr())
 
 	t0 := time.Now().Add(-time.Hour).UTC()
-	var msgs []kafka.Message
+	var msgs []kafkax.Message
 	for i := range 6 {
 		typ := schemas.EventLoginFailure
 		if i == 5 {
 			typ = schemas.EventLoginSuccess
 		}
 		v, _ := json.Marshal(schemas.AuditEvent{ID: fmt.Sprintf("e%d", i), Time: t0.Add(time.Duration(i) * time.Second), Type: typ, UserID: "u1"})
-		msgs = append(msgs, kafka.Message{Key: []byte("u1"), Value: v})
+		msgs = append(msgs, kafkax.Message{Key: []byte("u1"), Value: v})
 	}
 	c.Produce(t, schemas.TopicAuditEvents, msgs...)
 

@@ -17,6 +17,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/producer/campaign"
@@ -211,14 +212,14 @@ func runCampaignRun(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	bar := newBar(stderr, cfg.Progress, progress.Config{Label: "campaign " + cfg.Campaign.ID, Unit: "commands"})
-	transport, err := cfg.Common.Kafka.Security.NewTransport(cfg.Common.Kafka.ClientID)
+	client, err := kafkax.NewClient(cfg.Common.Kafka.Brokers, cfg.Common.Kafka.Security, cfg.Common.Kafka.ClientID)
 	if err != nil {
 		return err
 	}
-	defer transport.CloseIdleConnections()
+	defer client.Close()
 	opts := []campaign.Option{
 		campaign.WithProgress(bar),
-		campaign.WithLog(campaign.NewKafkaLog(cfg.Common.Kafka.Brokers, transport), cfg.Revoke.Topic),
+		campaign.WithLog(campaign.NewKafkaLog(client), cfg.Revoke.Topic),
 	}
 	if store != nil {
 		opts = append(opts, campaign.WithAudit(store))

@@ -11,10 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/producer/simulate"
@@ -198,7 +197,7 @@ func newJSONLSink(w io.Writer) *jsonlSink { return &jsonlSink{w: bufio.NewWriter
 
 // WriteMessages writes each message's value and a newline. The values go
 // out buffered: a message counts as written once flush returned nil.
-func (s *jsonlSink) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+func (s *jsonlSink) WriteMessages(_ context.Context, msgs ...kafkax.Message) error {
 	for _, m := range msgs {
 		if _, err := s.w.Write(m.Value); err != nil {
 			return fmt.Errorf("writing events: %w", err)

@@ -8,8 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/segmentio/kafka-go"
-
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -24,7 +23,7 @@ func runCLI(t *testing.T, stdin string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func header(m kafka.Message, key string) string {
+func header(m kafkax.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
@@ -58,15 +57,12 @@ type Stats struct {
 // consumer group, from the offset of now less the retention, and feeds
 // the token.exchanged events to an index. It commits nothing.
 type Follower struct {
-	brokers []string
-	topic   string
-	since   time.Duration
-	index   *Index
-	log     zerolog.Logger
+	topic string
+	since time.Duration
+	index *Index
+	log   zerolog.Logger
 
-	client *kafka.Client
-	trans  *kafka.Transport
-	dialer *kafka.Dialer
+	client *kafkax.Client
 	now    func() time.Time
 	retry  time.Duration
 
@@ -87,19 +83,14 @@ func NewFollower(brokers []string, sec kafkax.Security, cfg Config, index *Index
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention
 	}
-	trans, err := sec.NewTransport("revoked-consumer-lineage")
-	if err != nil {
-		return nil, fmt.Errorf("lineage: %w", err)
-	}
-	dialer, err := sec.NewDialer("revoked-consumer-lineage")
+	client, err := kafkax.NewClient(brokers, sec, "revoked-consumer-lineage")
 	if err != nil {
 		return nil, fmt.Errorf("lineage: %w", err)
 	}
 	return &Follower{
-		brokers: brokers, topic: cfg.Topic, since: cfg.Retention, index: index,
+		topic: cfg.Topic, since: cfg.Retention, index: index,
 		log:    log.With().Str("component", "lineage").Logger(),
-		client: &kafka.Client{Addr: kafka.TCP(brokers...), Transport: trans},
-		trans:  trans, dialer: dialer, now: time.Now, retry: time.Second,
+		client: client, now: time.Now, retry: time.Second,
 	}, nil
 }
 
@@ -112,7 +103,7 @@ func (f *Follower) Stats() Stats {
 // failures are logged and retried; partitions added to the topic later
 // are picked up.
 func (f *Follower) Run(ctx context.Context) error {
-	defer f.trans.CloseIdleConnections()
+	defer f.client.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	started := map[int]bool{}
@@ -152,23 +143,7 @@ func (f *Follower) Run(ctx context.Context) error {
 }
 
 func (f *Follower) partitions(ctx context.Context) ([]int, error) {
-	resp, err := f.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{f.topic}})
-	if err != nil {
-		return nil, err
-	}
-	var out []int
-	for _, t := range resp.Topics {
-		if t.Name != f.topic {
-			continue
-		}
-		if t.Error != nil {
-			return nil, t.Error
-		}
-		for _, p := range t.Partitions {
-			out = append(out, p.ID)
-		}
-	}
-	return out, nil
+	return f.client.Partitions(ctx, f.topic)
 }
 
 // follow reads one partition until ctx is done, restarting after a
@@ -199,66 +174,24 @@ func (f *Follower) follow(ctx context.Context, partition int) {
 // startOffset is the first offset stamped at or after now less the
 // retention, or the end of the partition when none is.
 func (f *Follower) startOffset(ctx context.Context, partition int) (int64, error) {
-	resp, err := f.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{
-		Topics: map[string][]kafka.OffsetRequest{f.topic: {
-			kafka.TimeOffsetOf(partition, f.now().Add(-f.since)), kafka.LastOffsetOf(partition),
-		}},
-		IsolationLevel: kafka.ReadCommitted,
-	})
+	off, ok, err := f.client.OffsetAt(ctx, f.topic, partition, f.now().Add(-f.since))
+	if err != nil || ok {
+		return off, err
+	}
+	// None stamped at or after the time: only new messages count.
+	_, end, err := f.client.Bounds(ctx, f.topic, partition)
 	if err != nil {
 		return 0, err
 	}
-	for _, po := range resp.Topics[f.topic] {
-		if po.Partition != partition {
-			continue
-		}
-		if po.Error != nil {
-			return 0, po.Error
-		}
-		// A found time offset is filed under Offsets; "none at or after
-		// the time" comes back as -1, and then only new messages count.
-		for off := range po.Offsets {
-			if off >= 0 {
-				return off, nil
-			}
-		}
-		if po.LastOffset >= 0 {
-			return po.LastOffset, nil
-		}
+	if end < 0 {
 		return 0, fmt.Errorf("no end offset for %s/%d", f.topic, partition)
 	}
-	return 0, fmt.Errorf("%s/%d missing from the offsets answer", f.topic, partition)
+	return end, nil
 }
 
 // tail reads from offset from on and returns the offset to resume at.
 func (f *Follower) tail(ctx context.Context, partition int, from int64) (int64, error) {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:   f.brokers,
-		Topic:     f.topic,
-		Partition: partition,
-		Dialer:    f.dialer,
-		MinBytes:  1,
-		MaxBytes:  10 << 20,
-		// The reader's own fetch wait (kafkax.DefaultReaderConfig): a
-		// tail waits on an idle partition, and kafka-go gives the broker
-		// only 3/4 of MaxWait below a second, so a short one times out
-		// and reconnects whenever the broker answers a little late.
-		MaxWait:        kafkax.DefaultReaderConfig().MaxWait,
-		IsolationLevel: kafka.ReadCommitted,
-	})
-	defer func() { _ = r.Close() }()
-	if err := r.SetOffset(from); err != nil {
-		return from, err
-	}
-	next := from
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			return next, err
-		}
-		next = m.Offset + 1
-		f.learn(m.Value)
-	}
+	return f.client.Tail(ctx, f.topic, partition, from, func(m kafkax.Message) { f.learn(m.Value) })
 }
 
 func (f *Follower) learn(value []byte) {

@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-func exchanged(t *testing.T, id, user, token, parent string) kafka.Message {
+func exchanged(t *testing.T, id, user, token, parent string) kafkax.Message {
 	t.Helper()
 	b, err := json.Marshal(schemas.AuditEvent{
 		ID: id, Time: time.Now().UTC(), Type: schemas.EventTokenExchanged,
@@ -23,7 +23,7 @@ func exchanged(t *testing.T, id, user, token, parent string) kafka.Message {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kafka.Message{Key: []byte(user), Value: b}
+	return kafkax.Message{Key: []byte(user), Value: b}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -48,7 +48,7 @@ func TestFollowerFillsIndex(t *testing.T) {
 	}
 	c.ProduceTo(t, schemas.TopicAuditEvents, 0, exchanged(t, "e1", "u1", "tok-c1", "tok-root"))
 	c.ProduceTo(t, schemas.TopicAuditEvents, 1, exchanged(t, "e2", "u1", "tok-g1", "tok-c1"),
-		kafka.Message{Value: []byte("{not json")}, kafka.Message{Value: used})
+		kafkax.Message{Value: []byte("{not json")}, kafkax.Message{Value: used})
 
 	x := NewIndex(time.Hour, 100, nil)
 	cfg := DefaultConfig()

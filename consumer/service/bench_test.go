@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
@@ -22,6 +21,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -84,7 +84,7 @@ func benchConsumer(b *testing.B, store audit.Store, lanes int) {
 	// The consumer: n sealed-token commands, one per user.
 	raws := issue("bench-consumer")
 	now := time.Now()
-	msgs := make([]kafka.Message, 0, n)
+	msgs := make([]kafkax.Message, 0, n)
 	for i, raw := range raws {
 		sealed, err := schemas.SealToken(raw, f.seal.Public)
 		if err != nil {

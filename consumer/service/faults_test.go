@@ -14,13 +14,13 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -139,7 +139,7 @@ func TestFaultsProperty(t *testing.T) {
 		cmds = append(cmds, c)
 	}
 	for i := 0; i < len(cmds); i += 40 {
-		msgs := make([]kafka.Message, 0, 40)
+		msgs := make([]kafkax.Message, 0, 40)
 		for _, c := range cmds[i:min(i+40, len(cmds))] {
 			msgs = append(msgs, f.message(t, c))
 		}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/guard"
@@ -159,7 +158,7 @@ func NewHandler(cfg HandlerConfig, log zerolog.Logger) (*Handler, error) {
 	}, nil
 }
 
-func header(m *kafka.Message, key string) string {
+func header(m *kafkax.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)
@@ -175,7 +174,7 @@ func header(m *kafka.Message, key string) string {
 // are durable); a *kafkax.PoisonError (dead-letter, then commit) for
 // messages that must never run, after auditing the rejection; any other
 // error is transient and the reader retries the same message.
-func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
+func (h *Handler) Handle(ctx context.Context, m kafkax.Message) error {
 	start := h.now()
 	pos := position{topic: m.Topic, partition: int32(m.Partition), offset: m.Offset}
 
@@ -319,7 +318,7 @@ func (h *Handler) lock(commandID string) *sync.Mutex {
 
 // verify checks the signature over the exact bytes, then decodes and
 // validates the command. On failure it returns the reason for the trail.
-func (h *Handler) verify(m kafka.Message) (schemas.RevokeCommand, string, error) {
+func (h *Handler) verify(m kafkax.Message) (schemas.RevokeCommand, string, error) {
 	if err := h.keyring.Verify(header(&m, schemas.HeaderKeyID), header(&m, schemas.HeaderSignature), m.Value); err != nil {
 		return schemas.RevokeCommand{}, "signature: " + err.Error(), err
 	}

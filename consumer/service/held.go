@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/revoked-dev/revoked/consumer/audit"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
@@ -63,7 +61,7 @@ type HeldStore interface {
 
 // MessageFetcher reads one message back from Kafka by its position.
 type MessageFetcher interface {
-	FetchAt(ctx context.Context, topic string, partition int32, offset int64) (kafka.Message, error)
+	FetchAt(ctx context.Context, topic string, partition int32, offset int64) (kafkax.Message, error)
 }
 
 // Approvals lists held commands and lets a human approve or reject them.
@@ -297,27 +295,13 @@ func NewKafkaFetcher(cfg kafkax.ReaderConfig) *KafkaFetcher {
 
 // FetchAt implements MessageFetcher. It blocks until the message is read,
 // the fetcher's timeout passes or ctx ends.
-func (f *KafkaFetcher) FetchAt(ctx context.Context, topic string, partition int32, offset int64) (kafka.Message, error) {
-	dialer, err := f.cfg.Security.NewDialer(f.cfg.Component + "-approvals")
+func (f *KafkaFetcher) FetchAt(ctx context.Context, topic string, partition int32, offset int64) (kafkax.Message, error) {
+	client, err := kafkax.NewClient(f.cfg.Brokers, f.cfg.Security, f.cfg.Component+"-approvals")
 	if err != nil {
-		return kafka.Message{}, err
+		return kafkax.Message{}, err
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: f.cfg.Brokers, Topic: topic, Partition: int(partition), Dialer: dialer,
-		MaxWait: 100 * time.Millisecond, MaxBytes: 1 << 20,
-	})
-	defer r.Close()
-	if err := r.SetOffset(offset); err != nil {
-		return kafka.Message{}, err
-	}
+	defer client.Close()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	m, err := r.FetchMessage(ctx)
-	if err != nil {
-		return kafka.Message{}, fmt.Errorf("reading %s[%d]@%d: %w", topic, partition, offset, err)
-	}
-	if m.Offset != offset {
-		return kafka.Message{}, fmt.Errorf("reading %s[%d]@%d: the offset is gone (got %d)", topic, partition, offset, m.Offset)
-	}
-	return m, nil
+	return client.FetchAt(ctx, topic, int(partition), offset)
 }

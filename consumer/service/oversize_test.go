@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -38,7 +38,7 @@ func TestMessageAtTheBrokerLimitDoesNotStopTheCommandBehindIt(t *testing.T) {
 	// the signature does not cover, and is exactly as large as the
 	// command topic's max.message.bytes allows: one byte more is refused.
 	limit := maxMessageBytes(t, f.kafka.Brokers, schemas.TopicRevokeCommands)
-	big := kafka.Message{Key: good.Key, Headers: good.Headers, Value: bytes.Repeat([]byte("x"), limit)}
+	big := kafkax.Message{Key: good.Key, Headers: good.Headers, Value: bytes.Repeat([]byte("x"), limit)}
 	for batchBytes(big) > limit {
 		big.Value = big.Value[:len(big.Value)-1]
 	}
@@ -47,11 +47,11 @@ func TestMessageAtTheBrokerLimitDoesNotStopTheCommandBehindIt(t *testing.T) {
 	if n := batchBytes(over); n != limit+1 {
 		t.Fatalf("a value one byte longer makes a batch of %d bytes, want %d", n, limit+1)
 	}
-	var refused kafka.WriteErrors
-	if err := produceTo(f.kafka.Brokers, partition, over); !errors.As(err, &refused) || len(refused) != 1 || !errors.Is(refused[0], kafka.MessageSizeTooLarge) {
+	var refused kafkax.WriteErrors
+	if err := produceTo(f.kafka, partition, over); !errors.As(err, &refused) || len(refused) != 1 || !errors.Is(refused[0], kafkax.ErrMessageSizeTooLarge) {
 		t.Fatalf("producing a batch of %d bytes, one over max.message.bytes: %v, want the broker's MESSAGE_TOO_LARGE", limit+1, err)
 	}
-	if err := produceTo(f.kafka.Brokers, partition, big); err != nil {
+	if err := produceTo(f.kafka, partition, big); err != nil {
 		t.Fatalf("producing a batch of exactly max.message.bytes (%d): %v", limit, err)
 	}
 	f.kafka.ProduceTo(t, schemas.TopicRevokeCommands, partition, good)
@@ -124,34 +124,28 @@ func maxMessageBytes(t *testing.T, brokers []string, topic string) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 20 * time.Second}
-	resp, err := cl.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"max.message.bytes"},
-	}}})
+	cl, err := kafkax.NewClient(brokers, kafkax.Security{}, "oversize-test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range resp.Resources {
-		if r.Error != nil {
-			t.Fatalf("describing %s: %v", topic, r.Error)
-		}
-		for _, e := range r.ConfigEntries {
-			if e.ConfigName == "max.message.bytes" {
-				n, err := strconv.Atoi(e.ConfigValue)
-				if err != nil {
-					t.Fatalf("max.message.bytes %q: %v", e.ConfigValue, err)
-				}
-				return n
-			}
-		}
+	defer cl.Close()
+	v, ok, err := cl.TopicConfig(ctx, topic, "max.message.bytes")
+	if err != nil {
+		t.Fatalf("describing %s: %v", topic, err)
 	}
-	t.Fatalf("the broker did not report max.message.bytes of %s", topic)
-	return 0
+	if !ok {
+		t.Fatalf("the broker did not report max.message.bytes of %s", topic)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("max.message.bytes %q: %v", v, err)
+	}
+	return n
 }
 
 // batchBytes is the size of an uncompressed v2 record batch holding m
 // alone: what the broker compares with max.message.bytes.
-func batchBytes(m kafka.Message) int {
+func batchBytes(m kafkax.Message) int {
 	varint := func(n int) int { return len(binary.AppendVarint(nil, int64(n))) }
 	rec := 1 + varint(0) + varint(0) // attributes, timestamp delta, offset delta
 	rec += varint(len(m.Key)) + len(m.Key) + varint(len(m.Value)) + len(m.Value) + varint(len(m.Headers))
@@ -164,18 +158,8 @@ func batchBytes(m kafka.Message) int {
 
 // produceTo writes m alone to one partition of the command topic, with a
 // client-side batch limit above the broker's so that the broker decides.
-func produceTo(brokers []string, partition int, m kafka.Message) error {
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(brokers...),
-		Topic:        schemas.TopicRevokeCommands,
-		Balancer:     kafka.BalancerFunc(func(kafka.Message, ...int) int { return partition }),
-		RequiredAcks: kafka.RequireAll,
-		BatchBytes:   4 << 20,
-		BatchTimeout: time.Millisecond,
-		MaxAttempts:  1,
-	}
-	defer func() { _ = w.Close() }()
+func produceTo(c *kafkatest.Cluster, partition int, m kafkax.Message) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	return w.WriteMessages(ctx, m)
+	return c.WriteTo(ctx, schemas.TopicRevokeCommands, partition, m)
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
@@ -23,6 +22,7 @@ import (
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
@@ -131,13 +131,13 @@ func command(target schemas.Target, now time.Time) schemas.RevokeCommand {
 	}
 }
 
-func (f *fixture) message(t testing.TB, c schemas.RevokeCommand) kafka.Message {
+func (f *fixture) message(t testing.TB, c schemas.RevokeCommand) kafkax.Message {
 	t.Helper()
 	value, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kafka.Message{Key: c.Key(), Value: value, Headers: []kafka.Header{
+	return kafkax.Message{Key: c.Key(), Value: value, Headers: []kafkax.Header{
 		{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
 		{Key: schemas.HeaderKeyID, Value: []byte(f.signer.KeyID())},
 		{Key: schemas.HeaderSignature, Value: []byte(f.signer.Sign(value))},
@@ -283,7 +283,7 @@ func TestRejectsUnsignedForgedExpiredReplayed(t *testing.T) {
 	_ = stop()
 }
 
-func headerValue(m kafka.Message, key string) string {
+func headerValue(m kafkax.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)

@@ -90,7 +90,7 @@ func (a *App) Mount(srv *ops.Server, prefix string) error {
 		return err
 	}
 	hw := a.cfg.Detector.HeldWriter(a.cfg.Guard.HeldTopic)
-	heldTopic, err := guard.NewKafkaTopicReader(hw.Brokers, hw.Security, "revoked-detector")
+	heldTopic, err := kafkax.NewClient(hw.Brokers, hw.Security, "revoked-detector")
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -56,7 +54,7 @@ type Resolution struct {
 // any.
 type Held struct {
 	Command    schemas.RevokeCommand
-	Message    kafka.Message // as held: value, key and signature headers
+	Message    kafkax.Message // as held: value, key and signature headers
 	Reason     string
 	HeldAt     time.Time
 	Resolution *Resolution
@@ -65,11 +63,11 @@ type Held struct {
 // HeldMessage turns the signed message of a command into its held form:
 // the same key, value and signature headers, plus why and when it was
 // held.
-func HeldMessage(signed kafka.Message, reason string, at time.Time) kafka.Message {
-	m := kafka.Message{Key: signed.Key, Value: signed.Value, Headers: slices.Clone(signed.Headers)}
+func HeldMessage(signed kafkax.Message, reason string, at time.Time) kafkax.Message {
+	m := kafkax.Message{Key: signed.Key, Value: signed.Value, Headers: slices.Clone(signed.Headers)}
 	m.Headers = append(m.Headers,
-		kafka.Header{Key: HeaderHeldReason, Value: []byte(reason)},
-		kafka.Header{Key: HeaderHeldAt, Value: []byte(at.UTC().Format(time.RFC3339Nano))},
+		kafkax.Header{Key: HeaderHeldReason, Value: []byte(reason)},
+		kafkax.Header{Key: HeaderHeldAt, Value: []byte(at.UTC().Format(time.RFC3339Nano))},
 	)
 	return m
 }
@@ -77,11 +75,7 @@ func HeldMessage(signed kafka.Message, reason string, at time.Time) kafka.Messag
 // Publisher writes messages, each naming its topic; *kafkax.Writer built
 // without a topic satisfies it. See the detector service's Publisher for
 // the contract.
-type Publisher interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-}
-
-var _ Publisher = (*kafkax.Writer)(nil)
+type Publisher = kafkax.Publisher
 
 // HeldStore lists held commands and records decisions on them. Approving
 // publishes the held message, value and signature unchanged, to the command
@@ -108,8 +102,10 @@ type Topics struct {
 // TopicReader returns every message a topic holds now; a topic that does
 // not exist holds none.
 type TopicReader interface {
-	ReadTopic(ctx context.Context, topic string) ([]kafka.Message, error)
+	ReadTopic(ctx context.Context, topic string) ([]kafkax.Message, error)
 }
+
+var _ TopicReader = (*kafkax.Client)(nil)
 
 func (s *HeldStore) now() time.Time {
 	if s.Now != nil {
@@ -174,7 +170,7 @@ func (s *HeldStore) Approve(ctx context.Context, id, approver, note string) (Hel
 	if h.Command.Expired(now) {
 		return h, fmt.Errorf("%w: %s expired at %s", ErrHeldExpired, id, h.Command.ExpiresAt.Format(time.RFC3339))
 	}
-	m := kafka.Message{Topic: s.Topics.Commands, Key: h.Message.Key, Value: h.Message.Value}
+	m := kafkax.Message{Topic: s.Topics.Commands, Key: h.Message.Key, Value: h.Message.Value}
 	for _, hd := range h.Message.Headers {
 		switch hd.Key {
 		case schemas.HeaderSchema, schemas.HeaderKeyID, schemas.HeaderSignature, HeaderHeldReason, HeaderHeldAt:
@@ -182,8 +178,8 @@ func (s *HeldStore) Approve(ctx context.Context, id, approver, note string) (Hel
 		}
 	}
 	m.Headers = append(m.Headers,
-		kafka.Header{Key: HeaderApprovedBy, Value: []byte(approver)},
-		kafka.Header{Key: HeaderApprovedAt, Value: []byte(now.Format(time.RFC3339Nano))},
+		kafkax.Header{Key: HeaderApprovedBy, Value: []byte(approver)},
+		kafkax.Header{Key: HeaderApprovedAt, Value: []byte(now.Format(time.RFC3339Nano))},
 	)
 	if err := s.Publisher.WriteMessages(ctx, m); err != nil {
 		return h, fmt.Errorf("publishing approved command %s to %s: %w", id, s.Topics.Commands, err)
@@ -224,14 +220,14 @@ func (s *HeldStore) record(ctx context.Context, h Held, outcome, by, note string
 	if err != nil {
 		return h, err
 	}
-	if err := s.Publisher.WriteMessages(ctx, kafka.Message{Topic: s.Topics.Decisions, Key: []byte(r.CommandID), Value: v}); err != nil {
+	if err := s.Publisher.WriteMessages(ctx, kafkax.Message{Topic: s.Topics.Decisions, Key: []byte(r.CommandID), Value: v}); err != nil {
 		return h, fmt.Errorf("recording the %s decision on %s in %s: %w", outcome, r.CommandID, s.Topics.Decisions, err)
 	}
 	h.Resolution = &r
 	return h, nil
 }
 
-func headerValue(m kafka.Message, key string) string {
+func headerValue(m kafkax.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)

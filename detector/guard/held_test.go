@@ -8,14 +8,13 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-func signedMessage(t *testing.T, s *schemas.Signer, id string, issued time.Time) kafka.Message {
+func signedMessage(t *testing.T, s *schemas.Signer, id string, issued time.Time) kafkax.Message {
 	t.Helper()
 	cmd := schemas.RevokeCommand{CommandID: id, IssuedAt: issued, ExpiresAt: issued.Add(time.Hour), Issuer: "revoked-detector",
 		Target: schemas.Target{Kind: schemas.TargetUser, UserID: "u-" + id}, Action: schemas.ActionRevoke, Mode: schemas.ModeEnforce,
@@ -24,7 +23,7 @@ func signedMessage(t *testing.T, s *schemas.Signer, id string, issued time.Time)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kafka.Message{Key: []byte(cmd.Target.Key()), Value: v, Headers: []kafka.Header{
+	return kafkax.Message{Key: []byte(cmd.Target.Key()), Value: v, Headers: []kafkax.Header{
 		{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
 		{Key: schemas.HeaderKeyID, Value: []byte(s.KeyID())},
 		{Key: schemas.HeaderSignature, Value: []byte(s.Sign(v))},
@@ -48,7 +47,7 @@ func TestHeldStore(t *testing.T) {
 		HeldMessage(signedMessage(t, signer, "cmd_b", now.Add(time.Second)), ReasonBudgetRule, now.Add(time.Second)),
 		HeldMessage(signedMessage(t, signer, "cmd_old", now.Add(-2*time.Hour)), ReasonBudgetRule, now.Add(-2*time.Hour)),
 	)
-	reader, err := NewKafkaTopicReader([]string{c.Addr()}, kafkax.Security{}, "test")
+	reader, err := kafkax.NewClient([]string{c.Addr()}, kafkax.Security{}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +118,7 @@ func TestHeldStore(t *testing.T) {
 
 func TestKafkaTopicReaderMissingTopic(t *testing.T) {
 	c := kafkatest.New(t, TopicHeld)
-	r, err := NewKafkaTopicReader([]string{c.Addr()}, kafkax.Security{}, "test")
+	r, err := kafkax.NewClient([]string{c.Addr()}, kafkax.Security{}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +126,7 @@ func TestKafkaTopicReaderMissingTopic(t *testing.T) {
 	if err != nil || len(msgs) != 0 {
 		t.Errorf("ReadTopic of a missing topic = %d, %v", len(msgs), err)
 	}
-	if err := r.CheckTopic(t.Context(), "no.such.topic"); !errors.Is(err, ErrNoTopic) {
+	if err := r.CheckTopic(t.Context(), "no.such.topic"); !errors.Is(err, kafkax.ErrNoTopic) {
 		t.Errorf("CheckTopic of a missing topic = %v", err)
 	}
 	if err := r.CheckTopic(t.Context(), TopicHeld); err != nil {

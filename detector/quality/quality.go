@@ -30,10 +30,10 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/detector/engine"
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/producer/simulate"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -169,7 +169,7 @@ type feeder struct {
 
 var _ simulate.Publisher = (*feeder)(nil)
 
-func (f *feeder) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+func (f *feeder) WriteMessages(_ context.Context, msgs ...kafkax.Message) error {
 	for _, m := range msgs {
 		t0 := time.Now()
 		ev, err := schemas.DecodeEvent(m.Value)

@@ -10,9 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/detector/state"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -42,7 +42,7 @@ func TestBaselinesSavedBeforeCommitAndRestored(t *testing.T) {
 
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	value, _ := json.Marshal(schemas.AuditEvent{ID: "e1", Time: now, Type: schemas.EventLoginSuccess, UserID: "alice"})
-	m := kafka.Message{Topic: schemas.TopicAuditEvents, Partition: 1, Offset: 0, Value: value, Time: now}
+	m := kafkax.Message{Topic: schemas.TopicAuditEvents, Partition: 1, Offset: 0, Value: value, Time: now}
 	learnt := []state.Baseline{
 		{Rule: "new_device", Key: "alice", Field: "device_id", Value: "d1", FirstSeen: now, LastSeen: now},
 		{Rule: "new_country", Key: "alice", Field: "geo.country", Value: "FR", FirstSeen: now, LastSeen: now},
@@ -50,7 +50,7 @@ func TestBaselinesSavedBeforeCommitAndRestored(t *testing.T) {
 
 	s := newService()
 	fail := errors.New("publishing failed")
-	h := s.rec.wrap(func(context.Context, kafka.Message) error {
+	h := s.rec.wrap(func(context.Context, kafkax.Message) error {
 		s.rec.learn(m.Partition, learnt)
 		return fail
 	})
@@ -61,7 +61,7 @@ func TestBaselinesSavedBeforeCommitAndRestored(t *testing.T) {
 	if err != nil || len(stored) != 0 {
 		t.Fatalf("saved %+v (%v) for an event that was not handled", stored, err)
 	}
-	h = s.rec.wrap(func(context.Context, kafka.Message) error { return nil })
+	h = s.rec.wrap(func(context.Context, kafkax.Message) error { return nil })
 	if err := settled(ctx, h(ctx, m)); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestBaselinesSavedBeforeCommitAndRestored(t *testing.T) {
 
 	next := newService()
 	m.Offset = 1
-	if err := settled(ctx, next.rec.wrap(func(context.Context, kafka.Message) error { return nil })(ctx, m)); err != nil {
+	if err := settled(ctx, next.rec.wrap(func(context.Context, kafkax.Message) error { return nil })(ctx, m)); err != nil {
 		t.Fatal(err)
 	}
 	if got := counterValue(t, next.rec.metrics.restored); got != 2 {
@@ -101,11 +101,11 @@ func TestForgottenBaselineDeletedByItsPartitionsOwner(t *testing.T) {
 	forgotten.LastSeen = time.Time{}
 	handle := func(partition int, offset int64, learnt ...state.Baseline) {
 		t.Helper()
-		h := s.rec.wrap(func(context.Context, kafka.Message) error {
+		h := s.rec.wrap(func(context.Context, kafkax.Message) error {
 			s.rec.learn(partition, learnt)
 			return nil
 		})
-		if err := settled(ctx, h(ctx, kafka.Message{Topic: schemas.TopicAuditEvents, Partition: partition, Offset: offset, Time: now})); err != nil {
+		if err := settled(ctx, h(ctx, kafkax.Message{Topic: schemas.TopicAuditEvents, Partition: partition, Offset: offset, Time: now})); err != nil {
 			t.Fatal(err)
 		}
 	}

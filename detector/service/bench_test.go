@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/enrich"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
@@ -24,7 +23,7 @@ import (
 // settings, encoded as the producer publishes them, one partition's
 // offsets in order. The local run at --rate 10000 has 500 users, 20
 // events per second each.
-func simulated(users int, rate float64, n int) ([]kafka.Message, error) {
+func simulated(users int, rate float64, n int) ([]kafkax.Message, error) {
 	cfg := simulate.DefaultConfig()
 	cfg.Users = users
 	cfg.Rate = rate
@@ -47,24 +46,24 @@ func simulated(users int, rate float64, n int) ([]kafka.Message, error) {
 
 // benchEvents is the local run's traffic at --rate 10000: 2^17 events,
 // about 13 s of event time.
-var benchEvents = sync.OnceValues(func() ([]kafka.Message, error) { return simulated(500, 10_000, 1<<17) })
+var benchEvents = sync.OnceValues(func() ([]kafkax.Message, error) { return simulated(500, 10_000, 1<<17) })
 
 // steadyEvents is traffic as dense per user (20 events per second each)
 // over 50 users: 2^18 events, about 4.4 minutes of event time, so that
 // the second half meets the state a long run holds (records kept for
 // the out-of-order allowance and the rules' windows).
-var steadyEvents = sync.OnceValues(func() ([]kafka.Message, error) { return simulated(50, 1_000, 1<<18) })
+var steadyEvents = sync.OnceValues(func() ([]kafkax.Message, error) { return simulated(50, 1_000, 1<<18) })
 
-type collect struct{ msgs []kafka.Message }
+type collect struct{ msgs []kafkax.Message }
 
-func (c *collect) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+func (c *collect) WriteMessages(_ context.Context, msgs ...kafkax.Message) error {
 	c.msgs = append(c.msgs, msgs...)
 	return nil
 }
 
 type discardPublisher struct{}
 
-func (discardPublisher) WriteMessages(context.Context, ...kafka.Message) error { return nil }
+func (discardPublisher) WriteMessages(context.Context, ...kafkax.Message) error { return nil }
 
 // BenchmarkHandle runs the detector's whole per-event path without Kafka:
 // decoding, enrichment from the address databases, the default pack,
@@ -95,7 +94,7 @@ func BenchmarkHandleSteady(b *testing.B) {
 // benchHandle times s.handle over msgs[warm:], after feeding msgs[:warm]
 // untimed to a fresh service; when b.N runs past the end, it starts over
 // with another fresh service.
-func benchHandle(b *testing.B, msgs []kafka.Message, warm int) {
+func benchHandle(b *testing.B, msgs []kafkax.Message, warm int) {
 	dir := testenv.GeoIPDir(b, enrich.Files...)
 	t0, err := time.Parse(time.RFC3339, "2026-01-01T00:00:00Z")
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/revoked-dev/revoked/detector/guard"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
@@ -22,7 +20,7 @@ type guardSink struct {
 // topic.
 type heldCommand struct {
 	cmd    schemas.RevokeCommand
-	msg    kafka.Message
+	msg    kafkax.Message
 	reason string
 }
 
@@ -70,7 +68,7 @@ func (s *Service) publishHeld(ctx context.Context, held []heldCommand) error {
 	if len(held) == 0 {
 		return nil
 	}
-	msgs := make([]kafka.Message, len(held))
+	msgs := make([]kafkax.Message, len(held))
 	for i, h := range held {
 		msgs[i] = h.msg
 	}

@@ -10,16 +10,16 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/detector/guard"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-func bruteForceUser(t *testing.T, user string, t0 time.Time, offset int64) []kafka.Message {
+func bruteForceUser(t *testing.T, user string, t0 time.Time, offset int64) []kafkax.Message {
 	t.Helper()
-	var out []kafka.Message
+	var out []kafkax.Message
 	for i := range 6 {
 		typ := schemas.EventLoginFailure
 		if i == 5 {
@@ -30,7 +30,7 @@ func bruteForceUser(t *testing.T, user string, t0 time.Time, offset int64) []kaf
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, kafka.Message{Topic: schemas.TopicAuditEvents, Partition: 0, Offset: offset + int64(i), Key: []byte(user), Value: v})
+		out = append(out, kafkax.Message{Topic: schemas.TopicAuditEvents, Partition: 0, Offset: offset + int64(i), Key: []byte(user), Value: v})
 	}
 	return out
 }

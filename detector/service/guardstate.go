@@ -4,8 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -79,7 +78,7 @@ func (s *Service) readEnforced(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		_, err = s.rec.client.Read(ctx, topic, p, from, end, func(m kafka.Message) error {
+		_, err = s.rec.client.Read(ctx, topic, p, from, end, func(m kafkax.Message) error {
 			if keyring.Verify(header(m, schemas.HeaderKeyID), header(m, schemas.HeaderSignature), m.Value) != nil {
 				return nil // another issuer's command (a manual revoke), or not a command
 			}

@@ -5,11 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/revoked-dev/revoked/detector/engine"
 	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/detector/service"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -53,7 +52,7 @@ threshold:
 // discard is the held topic of a guard that holds nothing here.
 type discard struct{}
 
-func (discard) WriteMessages(context.Context, ...kafka.Message) error { return nil }
+func (discard) WriteMessages(context.Context, ...kafkax.Message) error { return nil }
 
 // A detector publishes a revocation of dave and dies; the guard kept its
 // cooldown in memory alone. The next instance, with a guard of its own,

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
@@ -22,10 +21,10 @@ type flakyPublisher struct {
 	mu       sync.Mutex
 	failures int
 	calls    int
-	got      []kafka.Message
+	got      []kafkax.Message
 }
 
-func (p *flakyPublisher) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+func (p *flakyPublisher) WriteMessages(_ context.Context, msgs ...kafkax.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls++
@@ -54,9 +53,9 @@ func newTestService(t *testing.T, mutate func(*Config), pub Publisher, now time.
 	return s
 }
 
-func bruteForce(t *testing.T, t0 time.Time) []kafka.Message {
+func bruteForce(t *testing.T, t0 time.Time) []kafkax.Message {
 	t.Helper()
-	var out []kafka.Message
+	var out []kafkax.Message
 	for i := range 6 {
 		typ := schemas.EventLoginFailure
 		if i == 5 {
@@ -67,7 +66,7 @@ func bruteForce(t *testing.T, t0 time.Time) []kafka.Message {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, kafka.Message{Topic: schemas.TopicAuditEvents, Partition: 3, Offset: int64(i), Key: []byte("u1"), Value: v})
+		out = append(out, kafkax.Message{Topic: schemas.TopicAuditEvents, Partition: 3, Offset: int64(i), Key: []byte("u1"), Value: v})
 	}
 	return out
 }
@@ -159,13 +158,13 @@ func TestPoisonEvents(t *testing.T) {
 	future, _ := json.Marshal(schemas.AuditEvent{ID: "b", Time: now.Add(6 * time.Minute), Type: schemas.EventLogout, UserID: "u1"})
 	cases := []struct {
 		name string
-		m    kafka.Message
+		m    kafkax.Message
 		want string
 	}{
-		{"not json", kafka.Message{Value: []byte("login failed for bob")}, "invalid audit event"},
-		{"missing fields", kafka.Message{Value: []byte(`{"id":"a"}`)}, `invalid audit event: field "time": required (RFC 3339); field "type": required; field "user_id": required`},
-		{"wrong schema", kafka.Message{Value: good, Headers: []kafka.Header{{Key: schemas.HeaderSchema, Value: []byte("revoke-command/v1")}}}, "unexpected schema"},
-		{"future", kafka.Message{Value: future}, "6m0s ahead of the detector's clock"},
+		{"not json", kafkax.Message{Value: []byte("login failed for bob")}, "invalid audit event"},
+		{"missing fields", kafkax.Message{Value: []byte(`{"id":"a"}`)}, `invalid audit event: field "time": required (RFC 3339); field "type": required; field "user_id": required`},
+		{"wrong schema", kafkax.Message{Value: good, Headers: []kafkax.Header{{Key: schemas.HeaderSchema, Value: []byte("revoke-command/v1")}}}, "unexpected schema"},
+		{"future", kafkax.Message{Value: future}, "6m0s ahead of the detector's clock"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -182,7 +181,7 @@ func TestPoisonEvents(t *testing.T) {
 			}
 		})
 	}
-	if err := s.handle(context.Background(), kafka.Message{Value: good}); err != nil {
+	if err := s.handle(context.Background(), kafkax.Message{Value: good}); err != nil {
 		t.Errorf("a valid event after poison ones: %v", err)
 	}
 }

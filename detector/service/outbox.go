@@ -7,9 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/revoked-dev/revoked/detector/state"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 )
 
 // errOutboxClosed is what waiting on an entry reports when the detector
@@ -138,7 +137,7 @@ func (o *outbox) flusher(partition int, q *outboxQueue) {
 
 // flush writes batch, retrying what fails, and settles its entries.
 func (o *outbox) flush(partition int, batch []*outboxEntry) {
-	var cmds []kafka.Message
+	var cmds []kafkax.Message
 	var heldCmds []heldCommand
 	var baselines []state.Baseline
 	for _, e := range batch {

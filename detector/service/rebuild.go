@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/detector/state"
 	"github.com/revoked-dev/revoked/internal/enrich"
@@ -54,7 +53,7 @@ type recovery struct {
 	// enrich enriches replayed events as the handler enriches live ones,
 	// so the rebuilt state is the state they built.
 	enrich  *enrich.Enricher
-	client  *state.Client
+	client  *kafkax.Client
 	store   *state.Store
 	log     zerolog.Logger
 	metrics *stateMetrics
@@ -95,7 +94,7 @@ func newRecovery(cfg Config, eng *engineGuard, now func() time.Time, log zerolog
 	if err != nil {
 		return nil, err
 	}
-	client, err := state.NewClient(cfg.Reader.Brokers, cfg.Reader.Security, cfg.Reader.Component+"-state")
+	client, err := kafkax.NewClient(cfg.Reader.Brokers, cfg.Reader.Security, cfg.Reader.Component+"-state")
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +169,7 @@ func (r *recovery) close() error {
 // committed without waiting for the baselines it made the engine forget
 // (it taught none): they are written by the same outbox soon after.
 func (r *recovery) wrap(h kafkax.Handler) kafkax.Handler {
-	return func(ctx context.Context, m kafka.Message) error {
+	return func(ctx context.Context, m kafkax.Message) error {
 		if err := r.ensure(ctx, m); err != nil {
 			return err
 		}
@@ -250,7 +249,7 @@ func (r *recovery) persist(ctx context.Context, partition int, baselines []state
 
 // ensure rebuilds the state of m's partition when m is the first message
 // handled there since the partition was taken on.
-func (r *recovery) ensure(ctx context.Context, m kafka.Message) error {
+func (r *recovery) ensure(ctx context.Context, m kafkax.Message) error {
 	r.mu.Lock()
 	next, seen := r.next[m.Partition]
 	r.mu.Unlock()
@@ -295,7 +294,7 @@ func (r *recovery) ensure(ctx context.Context, m kafka.Message) error {
 
 // rebuild restores m's partition's baselines, then replays the messages of
 // the partition before m that the engine's horizon reaches.
-func (r *recovery) rebuild(ctx context.Context, m kafka.Message) (restored, replayed int, err error) {
+func (r *recovery) rebuild(ctx context.Context, m kafkax.Message) (restored, replayed int, err error) {
 	if err := r.ensureTopic(ctx, m.Partition); err != nil {
 		return 0, 0, err
 	}
@@ -337,7 +336,7 @@ func (r *recovery) rebuild(ctx context.Context, m kafka.Message) (restored, repl
 // and its Kafka timestamp. Events are written after they happen, so every
 // event within the horizon of m's event time was stamped by Kafka after
 // that point, give or take the slack.
-func (r *recovery) replayFrom(m kafka.Message) time.Time {
+func (r *recovery) replayFrom(m kafkax.Message) time.Time {
 	ref := m.Time
 	if ev, err := schemas.DecodeEvent(m.Value); err == nil && (ref.IsZero() || ev.Time.Before(ref)) {
 		ref = ev.Time
@@ -361,7 +360,7 @@ func (r *recovery) replaySpan() time.Duration {
 // without emitting commands. Messages the handler dead-lettered are
 // skipped the same way; the baselines replayed events touch were saved
 // when the events were first handled.
-func (r *recovery) replay(m kafka.Message) error {
+func (r *recovery) replay(m kafkax.Message) error {
 	if schema := header(m, schemas.HeaderSchema); schema != "" && schema != schemas.SchemaAuditEventV1 {
 		return nil
 	}

@@ -10,8 +10,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -35,16 +35,16 @@ func TestRebuildOnTakeOverAndAfterAGap(t *testing.T) {
 	for i := range 8 {
 		times = append(times, now.Add(time.Duration(i-8)*time.Minute))
 	}
-	var msgs []kafka.Message
+	var msgs []kafkax.Message
 	for i, at := range times {
 		v, _ := json.Marshal(schemas.AuditEvent{ID: fmt.Sprintf("e%d", i), Time: at, Type: schemas.EventLoginFailure, UserID: "u1"})
-		msgs = append(msgs, kafka.Message{Key: []byte("u1"), Value: v, Time: at})
+		msgs = append(msgs, kafkax.Message{Key: []byte("u1"), Value: v, Time: at})
 	}
 	c.ProduceTo(t, schemas.TopicAuditEvents, 1, msgs...)
 	stored := c.Records(t, schemas.TopicAuditEvents)
 
 	var handled []int64
-	h := s.rec.wrap(func(_ context.Context, m kafka.Message) error {
+	h := s.rec.wrap(func(_ context.Context, m kafkax.Message) error {
 		handled = append(handled, m.Offset)
 		return nil
 	})
@@ -96,20 +96,20 @@ func TestReplayFrom(t *testing.T) {
 	h := s.eng.eng.Horizon() + s.cfg.State.ReplaySlack
 	for _, tc := range []struct {
 		name string
-		m    kafka.Message
+		m    kafkax.Message
 		want time.Time
 	}{
-		{"written after it happened", kafka.Message{Value: value(now.Add(-time.Hour)), Time: now}, now.Add(-time.Hour - h)},
-		{"stamped before its event time", kafka.Message{Value: value(now), Time: now.Add(-time.Minute)}, now.Add(-time.Minute - h)},
-		{"not an event", kafka.Message{Value: []byte("x"), Time: now}, now.Add(-h)},
-		{"no timestamp", kafka.Message{Value: []byte("x")}, now.Add(-h)},
+		{"written after it happened", kafkax.Message{Value: value(now.Add(-time.Hour)), Time: now}, now.Add(-time.Hour - h)},
+		{"stamped before its event time", kafkax.Message{Value: value(now), Time: now.Add(-time.Minute)}, now.Add(-time.Minute - h)},
+		{"not an event", kafkax.Message{Value: []byte("x"), Time: now}, now.Add(-h)},
+		{"no timestamp", kafkax.Message{Value: []byte("x")}, now.Add(-h)},
 	} {
 		if got := s.rec.replayFrom(tc.m); !got.Equal(tc.want) {
 			t.Errorf("%s: from %s, want %s", tc.name, got, tc.want)
 		}
 	}
 	capped := newTestService(t, func(c *Config) { c.State.MaxReplay = 10 * time.Minute }, &flakyPublisher{}, now)
-	if got, want := capped.rec.replayFrom(kafka.Message{Value: []byte("x"), Time: now}), now.Add(-10*time.Minute-capped.cfg.State.ReplaySlack); !got.Equal(want) {
+	if got, want := capped.rec.replayFrom(kafkax.Message{Value: []byte("x"), Time: now}), now.Add(-10*time.Minute-capped.cfg.State.ReplaySlack); !got.Equal(want) {
 		t.Errorf("capped: from %s, want %s", got, want)
 	}
 }
@@ -174,8 +174,8 @@ func TestRebuildEndsWhenTheDetectorStops(t *testing.T) {
 	s := recoveringService(t, run, c, "detector-stop", &flakyPublisher{})
 	stop()
 	called := false
-	h := s.rec.wrap(func(context.Context, kafka.Message) error { called = true; return nil })
-	err := h(context.Background(), kafka.Message{Topic: schemas.TopicAuditEvents, Offset: 5, Time: time.Now()})
+	h := s.rec.wrap(func(context.Context, kafkax.Message) error { called = true; return nil })
+	err := h(context.Background(), kafkax.Message{Topic: schemas.TopicAuditEvents, Offset: 5, Time: time.Now()})
 	if !errors.Is(err, context.Canceled) || called {
 		t.Errorf("got %v (handler called: %v), want the rebuild cancelled", err, called)
 	}

@@ -9,10 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/detector/engine"
 	"github.com/revoked-dev/revoked/detector/service"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -66,9 +66,9 @@ func (d *detector) metric(t *testing.T, name string, labels map[string]string) f
 
 // attack is a brute force on user: five failed logins then a success,
 // from one address, a minute apart, the success at end.
-func attack(prefix, user string, end time.Time) []kafka.Message {
+func attack(prefix, user string, end time.Time) []kafkax.Message {
 	t0 := end.Add(-5 * time.Minute)
-	var out []kafka.Message
+	var out []kafkax.Message
 	for i := range 5 {
 		out = append(out, event(fmt.Sprintf("%s-f%d", prefix, i), t0.Add(time.Duration(i)*time.Minute), schemas.EventLoginFailure, user, nil))
 	}
@@ -202,26 +202,7 @@ func TestPartitionMoveMidAttackDetectsOnce(t *testing.T) {
 // waitMembers waits until group is stable with n members.
 func waitMembers(t *testing.T, c *kafkatest.Cluster, group string, n int) {
 	t.Helper()
-	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 5 * time.Second, Transport: &kafka.Transport{}}
-	deadline := time.Now().Add(20 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		resp, err := cl.DescribeGroups(context.Background(), &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
-		switch {
-		case err != nil:
-			last = err.Error()
-		case len(resp.Groups) != 1:
-			last = fmt.Sprintf("%d groups", len(resp.Groups))
-		default:
-			g := resp.Groups[0]
-			last = fmt.Sprintf("state %s, %d members", g.GroupState, len(g.Members))
-			if g.GroupState == "Stable" && len(g.Members) == n {
-				return
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("group %s: want stable with %d members, have %s", group, n, last)
+	c.WaitStableGroup(t, group, n)
 }
 
 // newCountry fires when a user shows up from a country never seen for them,
@@ -263,7 +244,7 @@ func TestBaselinesSurviveRestart(t *testing.T) {
 	first := startDetector(t, c, "first", group, signer, service.WithRules(rules))
 	// Stamped with their event time, as a producer forwarding a backlog
 	// may: they are beyond the replay of the next instance.
-	old := []kafka.Message{
+	old := []kafkax.Message{
 		event("b1", now.Add(-3*time.Hour), schemas.EventLoginSuccess, "carol", from("FR")),
 		event("b2", now.Add(-2*time.Hour), schemas.EventLoginSuccess, "carol", from("FR")),
 	}
@@ -315,7 +296,7 @@ func TestJoiningDetectorTakesPartitionMidAttack(t *testing.T) {
 	waitMembers(t, c, group, 1)
 
 	end := time.Now().Add(-time.Minute)
-	attacks := [][]kafka.Message{attack("j0", "mallory", end), attack("j1", "trudy", end)}
+	attacks := [][]kafkax.Message{attack("j0", "mallory", end), attack("j1", "trudy", end)}
 	for p, msgs := range attacks {
 		c.ProduceTo(t, schemas.TopicAuditEvents, p, msgs[:3]...)
 	}

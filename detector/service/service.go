@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/detector/engine"
 	"github.com/revoked-dev/revoked/detector/guard"
@@ -32,11 +31,7 @@ import (
 // error; ctx cancels the wait, after which some messages may have been
 // written. A command counts as published only when it returned nil.
 // Messages carry no topic: the publisher knows its own.
-type Publisher interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-}
-
-var _ Publisher = (*kafkax.Writer)(nil)
+type Publisher = kafkax.Publisher
 
 // ErrNoSigner means New was given no signer: commands travel signed.
 var ErrNoSigner = errors.New("detector: a signing key is required")
@@ -109,7 +104,7 @@ type Service struct {
 
 // pendingEvent is what handling one event produced, for the outbox.
 type pendingEvent struct {
-	msgs []kafka.Message
+	msgs []kafkax.Message
 	cmds []schemas.RevokeCommand
 	// detected holds, per command, the event time at which the engine
 	// detected it: the time of the event that completed the pattern.
@@ -243,7 +238,7 @@ func (s *Service) Run(ctx context.Context) error {
 // otherwise kafkax.Later with what waits until the outbox has written the
 // event's commands (the reader commits the event only then, while the
 // partition's next event is handled meanwhile).
-func (s *Service) handle(_ context.Context, m kafka.Message) error {
+func (s *Service) handle(_ context.Context, m kafkax.Message) error {
 	p, err := s.detect(m)
 	if err != nil {
 		return err
@@ -255,7 +250,7 @@ func (s *Service) handle(_ context.Context, m kafka.Message) error {
 }
 
 // publish writes signed commands to the command topic.
-func (s *Service) publish(ctx context.Context, msgs []kafka.Message) error {
+func (s *Service) publish(ctx context.Context, msgs []kafkax.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -284,7 +279,7 @@ func (s *Service) published(p pendingEvent, t time.Time) {
 
 // detect returns the signed commands the engine builds from m, or a
 // poison error for an event that can never be handled.
-func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
+func (s *Service) detect(m kafkax.Message) (pendingEvent, error) {
 	if schema := header(m, schemas.HeaderSchema); schema != "" && schema != schemas.SchemaAuditEventV1 {
 		s.metrics.events.WithLabelValues(resultInvalid).Inc()
 		return pendingEvent{}, kafkax.Poison(fmt.Sprintf("unexpected schema %.64q, want %s", schema, schemas.SchemaAuditEventV1), nil)
@@ -350,18 +345,18 @@ func (s *Service) detect(m kafka.Message) (pendingEvent, error) {
 // message encodes cmd as the signed message to publish: the JSON value,
 // the Ed25519 signature over exactly those bytes, the key id and the
 // schema in headers, keyed by the target key.
-func (s *Service) message(cmd schemas.RevokeCommand) (kafka.Message, error) {
+func (s *Service) message(cmd schemas.RevokeCommand) (kafkax.Message, error) {
 	if err := cmd.Validate(); err != nil {
-		return kafka.Message{}, err
+		return kafkax.Message{}, err
 	}
 	value, err := json.Marshal(&cmd)
 	if err != nil {
-		return kafka.Message{}, fmt.Errorf("encoding command: %w", err)
+		return kafkax.Message{}, fmt.Errorf("encoding command: %w", err)
 	}
-	return kafka.Message{
+	return kafkax.Message{
 		Key:   []byte(cmd.Target.Key()),
 		Value: value,
-		Headers: []kafka.Header{
+		Headers: []kafkax.Header{
 			{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
 			{Key: schemas.HeaderKeyID, Value: []byte(s.signer.KeyID())},
 			{Key: schemas.HeaderSignature, Value: []byte(s.signer.Sign(value))},
@@ -390,7 +385,7 @@ type causeError struct {
 func (e *causeError) Error() string { return e.msg }
 func (e *causeError) Unwrap() error { return e.err }
 
-func header(m kafka.Message, key string) string {
+func header(m kafkax.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(bytes.TrimSpace(h.Value))

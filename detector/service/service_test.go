@@ -13,15 +13,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/detector/service"
 	"github.com/revoked-dev/revoked/internal/enrich"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-func event(id string, at time.Time, typ schemas.EventType, user string, mutate func(*schemas.AuditEvent)) kafka.Message {
+func event(id string, at time.Time, typ schemas.EventType, user string, mutate func(*schemas.AuditEvent)) kafkax.Message {
 	ev := schemas.AuditEvent{ID: id, Time: at.UTC().Truncate(time.Millisecond), Type: typ, UserID: user, IP: "203.0.113.7"}
 	if mutate != nil {
 		mutate(&ev)
@@ -30,8 +30,8 @@ func event(id string, at time.Time, typ schemas.EventType, user string, mutate f
 	if err != nil {
 		panic(err)
 	}
-	return kafka.Message{Key: []byte(user), Value: value,
-		Headers: []kafka.Header{{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaAuditEventV1)}}}
+	return kafkax.Message{Key: []byte(user), Value: value,
+		Headers: []kafkax.Header{{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaAuditEventV1)}}}
 }
 
 func geo(token, country string, asn uint32, device string) func(*schemas.AuditEvent) {
@@ -41,7 +41,7 @@ func geo(token, country string, asn uint32, device string) func(*schemas.AuditEv
 	}
 }
 
-func header(m kafka.Message, key string) string {
+func header(m kafkax.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)
@@ -82,13 +82,13 @@ func TestEventsInSignedCommandsOut(t *testing.T) {
 	}
 
 	t0 := time.Now().Add(-20 * time.Minute)
-	var msgs []kafka.Message
+	var msgs []kafkax.Message
 	for i := range 5 {
 		msgs = append(msgs, event(fmt.Sprintf("bf-%d", i), t0.Add(time.Duration(i)*time.Minute), schemas.EventLoginFailure, "alice", nil))
 	}
 	msgs = append(msgs,
-		kafka.Message{Key: []byte("alice"), Value: []byte(`{"id": "broken", "time": `)},
-		kafka.Message{Key: []byte("alice"), Value: []byte(`{"id":"x","time":"2025-03-01T10:00:00Z","type":"login.success","user_id":"alice","password":"hunter2"}`)},
+		kafkax.Message{Key: []byte("alice"), Value: []byte(`{"id": "broken", "time": `)},
+		kafkax.Message{Key: []byte("alice"), Value: []byte(`{"id":"x","time":"2025-03-01T10:00:00Z","type":"login.success","user_id":"alice","password":"hunter2"}`)},
 		event("future", time.Now().Add(time.Hour), schemas.EventLoginFailure, "mallory", nil),
 		event("bf-s", t0.Add(6*time.Minute), schemas.EventLoginSuccess, "alice", nil),
 		event("tr-1", t0.Add(7*time.Minute), schemas.EventTokenUsed, "bob", geo("tok-bob", "US", 7922, "laptop")),

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 )
 
 // SchemaBaselineV1 is the schema header of a baseline record.
@@ -39,35 +39,24 @@ func (b Baseline) RecordKey() string {
 // the partition of the same number as the event partition it was learnt
 // from. It is safe for concurrent use.
 type Store struct {
-	c     *Client
+	c     *kafkax.Client
 	topic string
-	w     *kafka.Writer
-	tr    *kafka.Transport
+	w     *kafkax.Writer
 }
 
 // NewStore returns a Store for topic that reads through c and writes with
 // a transport of its own, waiting for every in-sync replica.
-func NewStore(c *Client, topic string) (*Store, error) {
+func NewStore(c *kafkax.Client, topic string) (*Store, error) {
 	if topic == "" {
 		return nil, errors.New("state: no baseline topic")
 	}
-	tr, err := c.sec.NewTransport(c.clientID)
+	// Every record goes to the partition Save names, not to the hash of
+	// its key.
+	w, err := c.NewPartitionWriter(topic)
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	w := &kafka.Writer{
-		Addr:  kafka.TCP(c.brokers...),
-		Topic: topic,
-		// Every record goes to the partition Save names, not to the
-		// hash of its key.
-		Balancer:     kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition }),
-		RequiredAcks: kafka.RequireAll,
-		BatchTimeout: 2 * time.Millisecond,
-		WriteTimeout: 10 * time.Second,
-		MaxAttempts:  10,
-		Transport:    tr,
-	}
-	return &Store{c: c, topic: topic, w: w, tr: tr}, nil
+	return &Store{c: c, topic: topic, w: w}, nil
 }
 
 // Topic is the baseline topic.
@@ -81,14 +70,13 @@ func (s *Store) Topic() string { return s.topic }
 // that looked the topic up before it existed keeps failing for a few
 // seconds.
 func (s *Store) Ensure(ctx context.Context, source string, create bool) (int, error) {
-	// A transport of its own, so that no cached metadata outlives the
+	// A client of its own, so that no cached metadata outlives the
 	// changes made here.
-	tr, err := s.c.sec.NewTransport(s.c.clientID)
+	admin, err := s.c.Fresh()
 	if err != nil {
 		return 0, fmt.Errorf("state: %w", err)
 	}
-	defer tr.CloseIdleConnections()
-	admin := &kafka.Client{Addr: kafka.TCP(s.c.brokers...), Transport: tr}
+	defer admin.Close()
 	want, err := partitionCount(ctx, admin, source)
 	if err != nil {
 		return 0, err
@@ -108,24 +96,16 @@ func (s *Store) Ensure(ctx context.Context, source string, create bool) (int, er
 	case !create:
 		return 0, fmt.Errorf("%w: %q has %d, %q has %d", ErrPartitionCount, s.topic, have, source, want)
 	case have < 0:
-		resp, err := admin.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
-			Topic: s.topic, NumPartitions: want, ReplicationFactor: -1,
-			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
-		}}})
+		err := admin.CreateTopics(ctx, kafkax.TopicSpec{
+			Name: s.topic, Partitions: want, Configs: map[string]string{"cleanup.policy": "compact"},
+		})
 		if err != nil {
-			return 0, fmt.Errorf("creating baseline topic %q: %w", s.topic, err)
-		}
-		if err := resp.Errors[s.topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			return 0, fmt.Errorf("creating baseline topic %q: %w", s.topic, err)
+			return 0, fmt.Errorf("creating baseline topic: %w", err)
 		}
 		return want, nil
 	default:
-		resp, err := admin.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: s.topic, Count: int32(want)}}})
-		if err != nil {
-			return 0, fmt.Errorf("growing baseline topic %q to %d partitions: %w", s.topic, want, err)
-		}
-		if err := resp.Errors[s.topic]; err != nil {
-			return 0, fmt.Errorf("growing baseline topic %q to %d partitions: %w", s.topic, want, err)
+		if err := admin.GrowPartitions(ctx, s.topic, want); err != nil {
+			return 0, fmt.Errorf("growing baseline topic: %w", err)
 		}
 		return want, nil
 	}
@@ -133,24 +113,15 @@ func (s *Store) Ensure(ctx context.Context, source string, create bool) (int, er
 
 // partitionCount is the number of partitions of topic, or -1 when it does
 // not exist.
-func partitionCount(ctx context.Context, admin *kafka.Client, topic string) (int, error) {
-	md, err := admin.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+func partitionCount(ctx context.Context, admin *kafkax.Client, topic string) (int, error) {
+	ps, err := admin.Partitions(ctx, topic)
+	if errors.Is(err, kafkax.ErrNoTopic) {
+		return -1, nil
+	}
 	if err != nil {
-		return 0, fmt.Errorf("metadata of %q: %w", topic, err)
+		return 0, err
 	}
-	for _, t := range md.Topics {
-		if t.Name != topic {
-			continue
-		}
-		if errors.Is(t.Error, kafka.UnknownTopicOrPartition) {
-			return -1, nil
-		}
-		if t.Error != nil {
-			return 0, fmt.Errorf("metadata of %q: %w", topic, t.Error)
-		}
-		return len(t.Partitions), nil
-	}
-	return -1, nil
+	return len(ps), nil
 }
 
 // Save writes entries to partition and returns once every record is
@@ -164,17 +135,17 @@ func (s *Store) Save(ctx context.Context, partition int, entries []Baseline) err
 		return nil
 	}
 	index := make(map[string]int, len(entries))
-	msgs := make([]kafka.Message, 0, len(entries))
+	msgs := make([]kafkax.Message, 0, len(entries))
 	for _, b := range entries {
 		value, err := json.Marshal(b)
 		if err != nil {
 			return fmt.Errorf("encoding baseline: %w", err)
 		}
-		m := kafka.Message{
+		m := kafkax.Message{
 			Partition: partition,
 			Key:       []byte(b.RecordKey()),
 			Value:     value,
-			Headers:   []kafka.Header{{Key: "schema", Value: []byte(SchemaBaselineV1)}},
+			Headers:   []kafkax.Header{{Key: "schema", Value: []byte(SchemaBaselineV1)}},
 		}
 		if b.LastSeen.IsZero() {
 			m.Value, m.Headers = nil, nil
@@ -204,7 +175,7 @@ func (s *Store) Load(ctx context.Context, partition int) (entries []Baseline, sk
 	latest := map[string]*Baseline{}
 	// Compaction never cleans the active segment, so the partition's
 	// last offset (end-1) holds a record, which is what Read needs.
-	_, err = s.c.Read(ctx, s.topic, partition, first, end, func(m kafka.Message) error {
+	_, err = s.c.Read(ctx, s.topic, partition, first, end, func(m kafkax.Message) error {
 		key := string(m.Key)
 		if m.Value == nil {
 			delete(latest, key)
@@ -235,9 +206,7 @@ func (s *Store) Load(ctx context.Context, partition int) (entries []Baseline, sk
 
 // Close flushes pending writes and closes the Store's connections.
 func (s *Store) Close() error {
-	err := s.w.Close()
-	s.tr.CloseIdleConnections()
-	if err != nil {
+	if err := s.w.Close(); err != nil {
 		return fmt.Errorf("closing baseline writer: %w", err)
 	}
 	return nil

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/revoked-dev/revoked/detector/state"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
@@ -16,9 +14,9 @@ import (
 
 const events = "audit.events"
 
-func newClient(t *testing.T, c *kafkatest.Cluster) *state.Client {
+func newClient(t *testing.T, c *kafkatest.Cluster) *kafkax.Client {
 	t.Helper()
-	cl, err := state.NewClient(c.Brokers, kafkax.Security{}, "state-test")
+	cl, err := kafkax.NewClient(c.Brokers, kafkax.Security{}, "state-test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +24,7 @@ func newClient(t *testing.T, c *kafkatest.Cluster) *state.Client {
 	return cl
 }
 
-func newStore(t *testing.T, cl *state.Client, topic string) *state.Store {
+func newStore(t *testing.T, cl *kafkax.Client, topic string) *state.Store {
 	t.Helper()
 	s, err := state.NewStore(cl, topic)
 	if err != nil {
@@ -111,7 +109,7 @@ func TestStoreKeepsNewestBaselinePerPartition(t *testing.T) {
 	if err := s.Save(ctx, 2, []state.Baseline{forgotten}); err != nil {
 		t.Fatal(err)
 	}
-	c.ProduceTo(t, state.DefaultBaselineTopic, 1, kafka.Message{Key: []byte("x"), Value: []byte("not json")})
+	c.ProduceTo(t, state.DefaultBaselineTopic, 1, kafkax.Message{Key: []byte("x"), Value: []byte("not json")})
 	if got, _ := load(2); !reflect.DeepEqual(got, []state.Baseline{moved}) {
 		t.Errorf("partition 2 after a tombstone: %+v", got)
 	}
@@ -150,9 +148,9 @@ func TestClientReadsFromTime(t *testing.T) {
 	ctx := ctxT(t)
 	cl := newClient(t, c)
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-	var msgs []kafka.Message
+	var msgs []kafkax.Message
 	for i := range 5 {
-		msgs = append(msgs, kafka.Message{Value: []byte{byte('a' + i)}, Time: t0.Add(time.Duration(i) * time.Minute)})
+		msgs = append(msgs, kafkax.Message{Value: []byte{byte('a' + i)}, Time: t0.Add(time.Duration(i) * time.Minute)})
 	}
 	c.ProduceTo(t, events, 1, msgs...)
 
@@ -180,7 +178,7 @@ func TestClientReadsFromTime(t *testing.T) {
 	}
 
 	var got string
-	n, err := cl.Read(ctx, events, 1, 1, 4, func(m kafka.Message) error {
+	n, err := cl.Read(ctx, events, 1, 1, 4, func(m kafkax.Message) error {
 		got += string(m.Value)
 		return nil
 	})
@@ -191,26 +189,21 @@ func TestClientReadsFromTime(t *testing.T) {
 		t.Errorf("Read of an empty range = %d, %v", n, err)
 	}
 	stop := errors.New("stop")
-	if n, err := cl.Read(ctx, events, 1, 0, 5, func(kafka.Message) error { return stop }); n != 1 || !errors.Is(err, stop) {
+	if n, err := cl.Read(ctx, events, 1, 0, 5, func(kafkax.Message) error { return stop }); n != 1 || !errors.Is(err, stop) {
 		t.Errorf("Read stopped by fn = %d, %v", n, err)
 	}
 }
 
 func cleanupPolicy(t *testing.T, c *kafkatest.Cluster, topic string) string {
 	t.Helper()
-	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 5 * time.Second, Transport: &kafka.Transport{}}
-	resp, err := cl.DescribeConfigs(context.Background(), &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"cleanup.policy"},
-	}}})
+	cl, err := kafkax.NewClient(c.Brokers, kafkax.Security{}, "state-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	v, _, err := cl.TopicConfig(context.Background(), topic, "cleanup.policy")
 	if err != nil {
 		t.Fatalf("describing %s: %v", topic, err)
 	}
-	for _, r := range resp.Resources {
-		for _, e := range r.ConfigEntries {
-			if e.ConfigName == "cleanup.policy" {
-				return e.ConfigValue
-			}
-		}
-	}
-	return ""
+	return v
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
-	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -335,8 +334,8 @@ func kafkaReaderConfig(cfg ReaderConfig, dialer *kafka.Dialer, log zerolog.Logge
 		// batches them itself so that it learns whether they succeeded
 		// and can make a last one before leaving the group.
 		CommitInterval: 0,
-		Logger:         ops.KafkaLogger(log, zerolog.DebugLevel),
-		ErrorLogger:    ops.KafkaLogger(log, zerolog.WarnLevel),
+		Logger:         kafkaLogger(log, zerolog.DebugLevel),
+		ErrorLogger:    kafkaLogger(log, zerolog.WarnLevel),
 	}
 }
 

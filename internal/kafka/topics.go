@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -26,27 +28,50 @@ func EnsureTopics(ctx context.Context, brokers []string, sec Security, topics ma
 	if len(brokers) == 0 {
 		return errors.New("ensuring kafka topics: no brokers")
 	}
-	transport, err := sec.NewTransport("revoked-admin")
+	c, err := NewClient(brokers, sec, "revoked-admin")
 	if err != nil {
 		return fmt.Errorf("ensuring kafka topics: %w", err)
 	}
-	defer transport.CloseIdleConnections()
-
-	names := make([]string, 0, len(topics))
-	for name := range topics {
-		names = append(names, name)
+	defer c.Close()
+	specs := make([]TopicSpec, 0, len(topics))
+	for _, name := range slices.Sorted(maps.Keys(topics)) {
+		specs = append(specs, TopicSpec{Name: name, Partitions: topics[name]})
 	}
-	slices.Sort(names)
+	return c.CreateTopics(ctx, specs...)
+}
+
+// TopicSpec describes a topic to create.
+type TopicSpec struct {
+	Name string
+	// Partitions is the partition count; below 1, the broker's default.
+	Partitions int
+	// Configs are topic settings such as cleanup.policy.
+	Configs map[string]string
+}
+
+// CreateTopics creates topics with the broker's default replication
+// factor. A topic that exists already is left as it is, whatever its
+// settings, and is no error. It reports every topic it could not create,
+// joined.
+func (c *Client) CreateTopics(ctx context.Context, topics ...TopicSpec) error {
+	if len(topics) == 0 {
+		return nil
+	}
 	req := &kafka.CreateTopicsRequest{}
-	for _, name := range names {
-		partitions := topics[name]
+	names := make([]string, 0, len(topics))
+	for _, t := range topics {
+		partitions := t.Partitions
 		if partitions < 1 {
 			partitions = -1
 		}
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: name, NumPartitions: partitions, ReplicationFactor: -1})
+		tc := kafka.TopicConfig{Topic: t.Name, NumPartitions: partitions, ReplicationFactor: -1}
+		for _, k := range slices.Sorted(maps.Keys(t.Configs)) {
+			tc.ConfigEntries = append(tc.ConfigEntries, kafka.ConfigEntry{ConfigName: k, ConfigValue: t.Configs[k]})
+		}
+		req.Topics = append(req.Topics, tc)
+		names = append(names, t.Name)
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport}
-	resp, err := client.CreateTopics(ctx, req)
+	resp, err := c.client.CreateTopics(ctx, req)
 	if err != nil {
 		return fmt.Errorf("creating kafka topics %v: %w", names, err)
 	}
@@ -62,4 +87,64 @@ func EnsureTopics(ctx context.Context, brokers []string, sec Security, topics ma
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// GrowPartitions raises the partition count of topic to count. The broker
+// refuses a count at or below the current one.
+func (c *Client) GrowPartitions(ctx context.Context, topic string, count int) error {
+	resp, err := c.client.CreatePartitions(ctx, &kafka.CreatePartitionsRequest{
+		Topics: []kafka.TopicPartitionsConfig{{Name: topic, Count: int32(count)}},
+	})
+	if err == nil {
+		err = resp.Errors[topic]
+	}
+	if err != nil {
+		return fmt.Errorf("growing topic %q to %d partitions: %w", topic, count, err)
+	}
+	return nil
+}
+
+// TopicConfig returns the value of the setting name of topic (such as
+// cleanup.policy or max.message.bytes), and false when the broker did not
+// report it.
+func (c *Client) TopicConfig(ctx context.Context, topic, name string) (string, bool, error) {
+	resp, err := c.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{name},
+	}}})
+	if err != nil {
+		return "", false, fmt.Errorf("describing %s: %w", topic, err)
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return "", false, fmt.Errorf("describing %s: %w", topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == name {
+				return e.ConfigValue, true, nil
+			}
+		}
+	}
+	return "", false, nil
+}
+
+// NewPartitionWriter returns a Writer for topic that writes every message
+// to the partition the message names (its Partition field), not to the
+// hash of its key, waiting for every in-sync replica. It has a connection
+// pool of its own; Close it when done.
+func (c *Client) NewPartitionWriter(topic string) (*Writer, error) {
+	tr, err := c.sec.NewTransport(c.clientID)
+	if err != nil {
+		return nil, fmt.Errorf("kafka writer: %w", err)
+	}
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(c.brokers...),
+		Topic:        topic,
+		Balancer:     kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition }),
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 2 * time.Millisecond,
+		WriteTimeout: 10 * time.Second,
+		MaxAttempts:  10,
+		Transport:    tr,
+	}
+	return &Writer{w: w, transport: tr}, nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
-	"github.com/revoked-dev/revoked/internal/ops"
 )
 
 // WriterConfig configures a Writer.
@@ -114,8 +113,8 @@ func NewWriter(cfg WriterConfig, log zerolog.Logger) (*Writer, error) {
 		MaxAttempts:            cfg.MaxAttempts,
 		AllowAutoTopicCreation: cfg.AllowAutoTopicCreation,
 		Transport:              transport,
-		Logger:                 ops.KafkaLogger(log, zerolog.DebugLevel),
-		ErrorLogger:            ops.KafkaLogger(log, zerolog.WarnLevel),
+		Logger:                 kafkaLogger(log, zerolog.DebugLevel),
+		ErrorLogger:            kafkaLogger(log, zerolog.WarnLevel),
 	}
 	return &Writer{w: w, transport: transport}, nil
 }

@@ -6,11 +6,9 @@ package ops
 import (
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
 )
@@ -68,21 +66,4 @@ type timeHook struct{}
 
 func (timeHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
 	e.Str(zerolog.TimestampFieldName, time.Now().UTC().Format(time.RFC3339Nano))
-}
-
-// KafkaLogger adapts l to kafka-go's Logger, writing each line at level.
-// kafka-go is chatty at its normal level; pass zerolog.DebugLevel for
-// ReaderConfig.Logger and zerolog.WarnLevel for ErrorLogger.
-//
-// Each call creates its own event: handing kafka-go a method value such as
-// l.Info().Msgf would reuse one pooled zerolog event for every line, which
-// panics or corrupts output.
-func KafkaLogger(l zerolog.Logger, level zerolog.Level) kafka.Logger {
-	return kafka.LoggerFunc(func(format string, args ...any) {
-		e := l.WithLevel(level)
-		if e == nil {
-			return
-		}
-		e.Str("lib", "kafka-go").Msg(strings.TrimSpace(fmt.Sprintf(format, args...)))
-	})
 }

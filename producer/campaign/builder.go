@@ -6,7 +6,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/segmentio/kafka-go"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 )
 
 // builder builds and signs batches of commands, the next batch in the
@@ -23,7 +23,7 @@ type builder struct {
 }
 
 type built struct {
-	msgs    []kafka.Message
+	msgs    []kafkax.Message
 	covered int // targets the batch covers, skipped ones included
 	err     error
 }
@@ -34,7 +34,7 @@ func newBuilder(r *Runner, st *State, batch int, skip map[string]bool) *builder 
 
 // next returns the signed messages for the batch starting at target start
 // and how many targets it covers, and starts building the one after it.
-func (b *builder) next(ids []string, start int) ([]kafka.Message, int, error) {
+func (b *builder) next(ids []string, start int) ([]kafkax.Message, int, error) {
 	var res built
 	if b.pending != nil && b.start == start {
 		res = <-b.pending
@@ -64,7 +64,7 @@ func (b *builder) stop() {
 
 func (b *builder) build(ids []string, start int) built {
 	n := min(b.batch, len(ids)-start)
-	msgs := make([]kafka.Message, n)
+	msgs := make([]kafkax.Message, n)
 	workers := 1
 	if n >= 64 {
 		workers = runtime.GOMAXPROCS(0)
@@ -101,7 +101,7 @@ func (b *builder) build(ids []string, start int) built {
 		}
 	}
 	if len(b.skip) > 0 {
-		msgs = slices.DeleteFunc(msgs, func(m kafka.Message) bool { return m.Value == nil })
+		msgs = slices.DeleteFunc(msgs, func(m kafkax.Message) bool { return m.Value == nil })
 	}
 	return built{msgs: msgs, covered: n}
 }

@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
@@ -83,7 +81,7 @@ type killAfter struct {
 	cancel context.CancelFunc
 }
 
-func (k *killAfter) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+func (k *killAfter) WriteMessages(ctx context.Context, msgs ...kafkax.Message) error {
 	err := k.pub.WriteMessages(ctx, msgs...)
 	if k.sent.Add(int64(len(msgs))) >= k.n {
 		k.cancel()
@@ -94,51 +92,27 @@ func (k *killAfter) WriteMessages(ctx context.Context, msgs ...kafka.Message) er
 // records reads every message of topic, partition by partition, with a
 // deadline that suits large topics under the race detector on a busy
 // machine.
-func records(t testing.TB, c *kafkatest.Cluster, topic string) []kafka.Message {
+func records(t testing.TB, c *kafkatest.Cluster, topic string) []kafkax.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: time.Minute}
-	var out []kafka.Message
-	for _, p := range c.Partitions(t, topic) {
-		for offset := int64(0); ; {
-			resp, err := cl.Fetch(ctx, &kafka.FetchRequest{Topic: topic, Partition: p, Offset: offset, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 50 * time.Millisecond})
-			if err == nil {
-				err = resp.Error
-			}
-			if err != nil {
-				t.Fatalf("reading %s/%d at %d: %v", topic, p, offset, err)
-			}
-			for {
-				rec, err := resp.Records.ReadRecord()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatalf("reading %s/%d at %d: %v", topic, p, offset, err)
-				}
-				if rec.Offset < offset {
-					continue
-				}
-				m := kafka.Message{Topic: topic, Partition: p, Offset: rec.Offset}
-				if rec.Key != nil {
-					m.Key, _ = io.ReadAll(rec.Key)
-				}
-				if rec.Value != nil {
-					m.Value, _ = io.ReadAll(rec.Value)
-				}
-				for _, h := range rec.Headers {
-					m.Headers = append(m.Headers, kafka.Header(h))
-				}
-				out = append(out, m)
-				offset = rec.Offset + 1
-			}
-			if offset >= resp.HighWatermark {
-				break
-			}
-		}
+	cl := newClient(t, c)
+	out, err := cl.ReadTopic(ctx, topic)
+	if err != nil {
+		t.Fatalf("reading %s: %v", topic, err)
 	}
 	return out
+}
+
+// newClient returns a kafkax.Client of c, closed at cleanup.
+func newClient(t testing.TB, c *kafkatest.Cluster) *kafkax.Client {
+	t.Helper()
+	cl, err := kafkax.NewClient(c.Brokers, kafkax.Security{}, "campaign-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
 }
 
 func userIDs(n int) []string {
@@ -224,7 +198,7 @@ func testKillAndResume(t *testing.T, n int) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	kill := &killAfter{pub: f.w, n: int64(n / 2), cancel: cancel}
-	readBack := campaign.WithLog(campaign.NewKafkaLog(f.c.Brokers, nil), schemas.TopicRevokeCommands)
+	readBack := campaign.WithLog(campaign.NewKafkaLog(newClient(t, f.c)), schemas.TopicRevokeCommands)
 	start := time.Now()
 	rep, err := f.runner(t, cfg, kill, readBack).Run(ctx, targets)
 	if !errors.Is(err, context.Canceled) {

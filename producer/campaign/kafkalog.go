@@ -3,12 +3,9 @@ package campaign
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"time"
 
-	"github.com/segmentio/kafka-go"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 )
 
 // Log is the command topic read back, which lets a campaign resumed after
@@ -25,131 +22,40 @@ type Log interface {
 	Scan(ctx context.Context, topic string, from map[int]int64, fn func(value []byte)) error
 }
 
-// KafkaLog reads a topic with kafka-go's Client, outside any consumer
-// group: it commits nothing.
+// KafkaLog is a Log over a kafkax.Client, outside any consumer group: it
+// commits nothing.
 type KafkaLog struct {
-	client *kafka.Client
+	client *kafkax.Client
 }
 
 var _ Log = (*KafkaLog)(nil)
 
-// NewKafkaLog returns a Log over the brokers, connecting through transport
-// (nil: kafka-go's default, plaintext).
-func NewKafkaLog(brokers []string, transport kafka.RoundTripper) *KafkaLog {
-	return &KafkaLog{client: &kafka.Client{Addr: kafka.TCP(brokers...), Transport: transport, Timeout: 30 * time.Second}}
-}
-
-func (l *KafkaLog) partitions(ctx context.Context, topic string) ([]int, error) {
-	md, err := l.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, fmt.Errorf("reading metadata of %s: %w", topic, err)
-	}
-	for _, t := range md.Topics {
-		if t.Name != topic {
-			continue
-		}
-		if t.Error != nil {
-			return nil, fmt.Errorf("reading metadata of %s: %w", topic, t.Error)
-		}
-		ps := make([]int, 0, len(t.Partitions))
-		for _, p := range t.Partitions {
-			ps = append(ps, p.ID)
-		}
-		return ps, nil
-	}
-	return nil, fmt.Errorf("reading metadata of %s: topic not found", topic)
-}
-
-func (l *KafkaLog) offsets(ctx context.Context, topic string) ([]kafka.PartitionOffsets, error) {
-	ps, err := l.partitions(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for _, p := range ps {
-		req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
-	}
-	resp, err := l.client.ListOffsets(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("listing offsets of %s: %w", topic, err)
-	}
-	out := resp.Topics[topic]
-	for _, p := range out {
-		if p.Error != nil {
-			return nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, p.Partition, p.Error)
-		}
-	}
-	return out, nil
+// NewKafkaLog returns a Log that reads through client.
+func NewKafkaLog(client *kafkax.Client) *KafkaLog {
+	return &KafkaLog{client: client}
 }
 
 // Ends implements Log.
 func (l *KafkaLog) Ends(ctx context.Context, topic string) (map[int]int64, error) {
-	offs, err := l.offsets(ctx, topic)
-	if err != nil {
-		return nil, err
-	}
-	ends := make(map[int]int64, len(offs))
-	for _, p := range offs {
-		ends[p.Partition] = p.LastOffset
-	}
-	return ends, nil
+	return l.client.Ends(ctx, topic)
 }
 
 // Scan implements Log.
 func (l *KafkaLog) Scan(ctx context.Context, topic string, from map[int]int64, fn func(value []byte)) error {
-	offs, err := l.offsets(ctx, topic)
+	ranges, err := l.client.Ranges(ctx, topic)
 	if err != nil {
 		return err
 	}
-	for _, p := range offs {
-		offset := max(from[p.Partition], p.FirstOffset)
-		for offset < p.LastOffset {
-			next, err := l.fetch(ctx, topic, p.Partition, offset, fn)
-			if err != nil {
-				return err
-			}
-			if next <= offset {
-				return fmt.Errorf("reading %s/%d at %d: no progress", topic, p.Partition, offset)
-			}
-			offset = next
+	for _, r := range ranges {
+		_, err := l.client.Read(ctx, topic, r.Partition, max(from[r.Partition], r.First), r.End, func(m kafkax.Message) error {
+			fn(m.Value)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// fetch reads one response's worth from offset and returns the offset
-// after the last message it saw.
-func (l *KafkaLog) fetch(ctx context.Context, topic string, partition int, offset int64, fn func([]byte)) (int64, error) {
-	resp, err := l.client.Fetch(ctx, &kafka.FetchRequest{
-		Topic: topic, Partition: partition, Offset: offset, MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 100 * time.Millisecond,
-	})
-	if err == nil {
-		err = resp.Error
-	}
-	if err != nil {
-		return offset, fmt.Errorf("reading %s/%d at %d: %w", topic, partition, offset, err)
-	}
-	next := offset
-	for {
-		rec, err := resp.Records.ReadRecord()
-		if errors.Is(err, io.EOF) {
-			return next, nil
-		}
-		if err != nil {
-			return next, fmt.Errorf("reading %s/%d at %d: %w", topic, partition, next, err)
-		}
-		if rec.Offset < offset {
-			continue
-		}
-		var value []byte
-		if rec.Value != nil {
-			if value, err = io.ReadAll(rec.Value); err != nil {
-				return next, fmt.Errorf("reading %s/%d at %d: %w", topic, partition, rec.Offset, err)
-			}
-		}
-		fn(value)
-		next = rec.Offset + 1
-	}
 }
 
 // publishedSince returns the ids of the campaign's commands that the log

@@ -12,10 +12,10 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/producer/campaign"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -32,10 +32,10 @@ func TestCrashBeforeCheckpoint(t *testing.T) {
 			f := newFixture(t, 2)
 			var opts []campaign.Option
 			if readBack {
-				opts = append(opts, campaign.WithLog(campaign.NewKafkaLog(f.c.Brokers, nil), schemas.TopicRevokeCommands))
+				opts = append(opts, campaign.WithLog(campaign.NewKafkaLog(newClient(t, f.c)), schemas.TopicRevokeCommands))
 			}
 			// Another producer's command lands between the batches.
-			f.c.Produce(t, schemas.TopicRevokeCommands, kafka.Message{Key: []byte("someone"), Value: []byte(`{"command_id":"cmd_x","issuer":"detector"}`)})
+			f.c.Produce(t, schemas.TopicRevokeCommands, kafkax.Message{Key: []byte("someone"), Value: []byte(`{"command_id":"cmd_x","issuer":"detector"}`)})
 			testCrashBeforeCheckpoint(t, f, readBack, opts)
 		})
 	}

@@ -22,23 +22,21 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// Publisher writes messages to Kafka; *kafka.Writer satisfies it.
+// Publisher writes messages to Kafka; *kafkax.Writer satisfies it.
 //
 // WriteMessages blocks until every message is acknowledged (as the writer's
 // RequiredAcks say) or returns an error; ctx cancels the wait. A message
 // counts as published only when WriteMessages returned nil for its batch.
-// Every message names its Topic, so a *kafka.Writer used here must be
+// Every message names its Topic, so a *kafkax.Writer used here must be
 // created without one. It must be safe for concurrent use when one
 // Ingester serves several HTTP requests at once.
-type Publisher interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-}
+type Publisher = kafkax.Publisher
 
 // Header names that ingestion adds to dead-lettered lines besides the
 // schemas.HeaderDLQ* ones. For a line from a file, schemas.HeaderDLQOffset
@@ -176,7 +174,7 @@ func (in *Ingester) Ingest(ctx context.Context, r io.Reader, source string, prog
 	res := Result{Source: source}
 	log := in.log.With().Str("source", source).Logger()
 	lr := newLineReader(r, in.cfg.MaxLineBytes)
-	batch := make([]kafka.Message, 0, in.cfg.BatchSize)
+	batch := make([]kafkax.Message, 0, in.cfg.BatchSize)
 	var batchLast int64
 
 	flush := func() error {
@@ -249,7 +247,7 @@ func (in *Ingester) Ingest(ctx context.Context, r io.Reader, source string, prog
 // message turns one line into the message to publish: the normalised event
 // for the events topic, or the line as received for the dead-letter topic
 // together with the Rejection.
-func (in *Ingester) message(line []byte, truncated bool, size int64, source string, lineNo int64) (kafka.Message, *Rejection) {
+func (in *Ingester) message(line []byte, truncated bool, size int64, source string, lineNo int64) (kafkax.Message, *Rejection) {
 	var reason string
 	if truncated {
 		reason = fmt.Sprintf("line is %d bytes, longer than the limit of %d (only the first %d bytes are kept)", size, in.cfg.MaxLineBytes, in.cfg.MaxLineBytes)
@@ -263,18 +261,18 @@ func (in *Ingester) message(line []byte, truncated bool, size int64, source stri
 			// schema order, whatever spacing the source used.
 			value, merr := json.Marshal(&ev)
 			if merr == nil {
-				return kafka.Message{
+				return kafkax.Message{
 					Topic:   in.cfg.Topic,
 					Key:     ev.Key(),
 					Value:   value,
-					Headers: []kafka.Header{{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaAuditEventV1)}},
+					Headers: []kafkax.Header{{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaAuditEventV1)}},
 				}, nil
 			}
 			err = fmt.Errorf("re-encoding event: %w", merr)
 		}
 		reason = Describe(err)
 	}
-	headers := []kafka.Header{
+	headers := []kafkax.Header{
 		{Key: schemas.HeaderDLQReason, Value: []byte(reason)},
 		{Key: schemas.HeaderDLQTopic, Value: []byte(in.cfg.Topic)},
 		{Key: schemas.HeaderDLQComponent, Value: []byte(Component)},
@@ -283,7 +281,7 @@ func (in *Ingester) message(line []byte, truncated bool, size int64, source stri
 		{Key: HeaderDLQSource, Value: []byte(source)},
 	}
 	if truncated {
-		headers = append(headers, kafka.Header{Key: HeaderDLQTruncated, Value: []byte("true")})
+		headers = append(headers, kafkax.Header{Key: HeaderDLQTruncated, Value: []byte("true")})
 	}
 	value := append([]byte(nil), line...)
 	if redacted, paths := schemas.RedactTokenIDs(line); len(paths) > 0 {
@@ -292,12 +290,12 @@ func (in *Ingester) message(line []byte, truncated bool, size int64, source stri
 		sum := sha256.Sum256(line)
 		value = redacted
 		headers = append(headers,
-			kafka.Header{Key: schemas.HeaderDLQRedacted, Value: []byte(strings.Join(paths, ","))},
-			kafka.Header{Key: schemas.HeaderDLQOriginalSize, Value: []byte(strconv.Itoa(len(line)))},
-			kafka.Header{Key: schemas.HeaderDLQOriginalSHA256, Value: []byte(hex.EncodeToString(sum[:]))},
+			kafkax.Header{Key: schemas.HeaderDLQRedacted, Value: []byte(strings.Join(paths, ","))},
+			kafkax.Header{Key: schemas.HeaderDLQOriginalSize, Value: []byte(strconv.Itoa(len(line)))},
+			kafkax.Header{Key: schemas.HeaderDLQOriginalSHA256, Value: []byte(hex.EncodeToString(sum[:]))},
 		)
 	}
-	return kafka.Message{
+	return kafkax.Message{
 		Topic:   in.cfg.DLQTopic,
 		Value:   value,
 		Headers: headers,

@@ -13,42 +13,42 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
 // memPublisher records published batches.
 type memPublisher struct {
 	mu      sync.Mutex
-	batches [][]kafka.Message
+	batches [][]kafkax.Message
 	failAt  int // fail the n-th call (1-based); 0 never
 	calls   int
 }
 
-func (p *memPublisher) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+func (p *memPublisher) WriteMessages(_ context.Context, msgs ...kafkax.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls++
 	if p.failAt == p.calls {
 		return errors.New("broker unavailable")
 	}
-	p.batches = append(p.batches, append([]kafka.Message(nil), msgs...))
+	p.batches = append(p.batches, append([]kafkax.Message(nil), msgs...))
 	return nil
 }
 
-func (p *memPublisher) all() []kafka.Message {
+func (p *memPublisher) all() []kafkax.Message {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []kafka.Message
+	var out []kafkax.Message
 	for _, b := range p.batches {
 		out = append(out, b...)
 	}
 	return out
 }
 
-func header(m kafka.Message, key string) string {
+func header(m kafkax.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)

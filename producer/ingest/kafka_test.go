@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
@@ -15,7 +14,7 @@ import (
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-func header(m kafka.Message, key string) string {
+func header(m kafkax.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)

@@ -18,21 +18,19 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// Publisher writes messages to Kafka; *kafka.Writer satisfies it.
+// Publisher writes messages to Kafka; *kafkax.Writer satisfies it.
 //
 // WriteMessages blocks until every message is acknowledged (as the writer's
 // RequiredAcks say) or returns an error; ctx cancels the wait. A command
 // counts as published only when it returned nil. Messages name their Topic,
-// so a *kafka.Writer used here must be created without one.
-type Publisher interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-}
+// so a *kafkax.Writer used here must be created without one.
+type Publisher = kafkax.Publisher
 
 // RuleID is the reason.rule_id of every manual command.
 const RuleID = "manual"
@@ -267,16 +265,16 @@ func (r *Revoker) commandID() (string, error) {
 // Message encodes cmd as the signed message to publish: the JSON value, the
 // signature over exactly those bytes, the key id and the schema in headers,
 // keyed by the target key (see schemas.Target.Key).
-func (r *Revoker) Message(cmd schemas.RevokeCommand) (kafka.Message, error) {
+func (r *Revoker) Message(cmd schemas.RevokeCommand) (kafkax.Message, error) {
 	value, err := json.Marshal(&cmd)
 	if err != nil {
-		return kafka.Message{}, fmt.Errorf("encoding command: %w", err)
+		return kafkax.Message{}, fmt.Errorf("encoding command: %w", err)
 	}
-	return kafka.Message{
+	return kafkax.Message{
 		Topic: r.cfg.Topic,
 		Key:   cmd.Key(),
 		Value: value,
-		Headers: []kafka.Header{
+		Headers: []kafkax.Header{
 			{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
 			{Key: schemas.HeaderKeyID, Value: []byte(r.signer.KeyID())},
 			{Key: schemas.HeaderSignature, Value: []byte(r.signer.Sign(value))},

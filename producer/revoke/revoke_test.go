@@ -11,26 +11,26 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-type memPublisher struct{ msgs []kafka.Message }
+type memPublisher struct{ msgs []kafkax.Message }
 
-func (p *memPublisher) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+func (p *memPublisher) WriteMessages(_ context.Context, msgs ...kafkax.Message) error {
 	p.msgs = append(p.msgs, msgs...)
 	return nil
 }
 
 type failPublisher struct{}
 
-func (failPublisher) WriteMessages(context.Context, ...kafka.Message) error {
+func (failPublisher) WriteMessages(context.Context, ...kafkax.Message) error {
 	return errors.New("no brokers")
 }
 
-func header(m kafka.Message, key string) string {
+func header(m kafkax.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)

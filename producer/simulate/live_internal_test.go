@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
+
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 )
 
 // timeCounter counts published events by their event time.
@@ -18,7 +19,7 @@ type timeCounter struct {
 	n        int
 }
 
-func (c *timeCounter) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+func (c *timeCounter) WriteMessages(_ context.Context, msgs ...kafkax.Message) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, m := range msgs {

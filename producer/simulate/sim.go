@@ -61,20 +61,18 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// Publisher writes messages to Kafka; *kafka.Writer satisfies it.
+// Publisher writes messages to Kafka; *kafkax.Writer satisfies it.
 //
 // WriteMessages blocks until every message is acknowledged (as the writer's
 // RequiredAcks say) or returns an error; ctx cancels the wait. Messages name
-// their Topic, so a *kafka.Writer used here must be created without one.
-type Publisher interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
-}
+// their Topic, so a *kafkax.Writer used here must be created without one.
+type Publisher = kafkax.Publisher
 
 // Clock says how simulated time relates to the wall clock.
 type Clock string
@@ -391,7 +389,7 @@ type Sim struct {
 	end    time.Time // zero without a duration
 	// attacksFrom is the first instant an attack may start.
 	attacksFrom time.Time
-	batch       []kafka.Message
+	batch       []kafkax.Message
 	batchAt     time.Time
 	stats       Stats
 	ran         bool
@@ -545,7 +543,7 @@ func (s *Sim) Run(ctx context.Context, pub Publisher, opts Options) (Stats, erro
 			wctx := context.WithoutCancel(ctx)
 			go func() { result <- pub.WriteMessages(wctx, batch...) }()
 			inflight, inflightEvents, inflightTruth = result, len(batch), s.pending
-			s.batch = make([]kafka.Message, 0, cap(batch))
+			s.batch = make([]kafkax.Message, 0, cap(batch))
 			s.pending = nil
 		}
 		s.attacks = slices.DeleteFunc(s.attacks, func(a *attack) bool { return a.done })
@@ -705,11 +703,11 @@ func (s *Sim) emit(ev *schemas.AuditEvent) time.Time {
 	if len(s.batch) == 0 {
 		s.batchAt = s.wall()
 	}
-	s.batch = append(s.batch, kafka.Message{
+	s.batch = append(s.batch, kafkax.Message{
 		Topic:   s.cfg.Topic,
 		Key:     ev.Key(),
 		Value:   value,
-		Headers: []kafka.Header{{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaAuditEventV1)}},
+		Headers: []kafkax.Header{{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaAuditEventV1)}},
 	})
 	return ev.Time
 }

@@ -15,22 +15,22 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
 	"github.com/revoked-dev/revoked/internal/config"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/producer/simulate"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
 type memPublisher struct {
 	mu      sync.Mutex
-	msgs    []kafka.Message
+	msgs    []kafkax.Message
 	batches int
 	max     int
 }
 
-func (p *memPublisher) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+func (p *memPublisher) WriteMessages(_ context.Context, msgs ...kafkax.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.msgs = append(p.msgs, msgs...)
@@ -41,7 +41,7 @@ func (p *memPublisher) WriteMessages(_ context.Context, msgs ...kafka.Message) e
 
 type discard struct{}
 
-func (discard) WriteMessages(context.Context, ...kafka.Message) error { return nil }
+func (discard) WriteMessages(context.Context, ...kafkax.Message) error { return nil }
 
 func testConfig() simulate.Config {
 	cfg := simulate.DefaultConfig()
@@ -54,7 +54,7 @@ func testConfig() simulate.Config {
 }
 
 type run struct {
-	msgs   []kafka.Message
+	msgs   []kafkax.Message
 	events []schemas.AuditEvent
 	truth  []simulate.GroundTruth
 	raw    []byte // the ground-truth file

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
@@ -274,7 +273,7 @@ func (r *runner) publishCommands(ctx context.Context, brokers []string, signer *
 		return err
 	}
 	now := time.Now().UTC()
-	msgs := make([]kafka.Message, 0, len(raws))
+	msgs := make([]kafkax.Message, 0, len(raws))
 	for i, raw := range raws {
 		sealed, err := schemas.SealToken(raw, seal.Public)
 		if err != nil {
@@ -312,14 +311,14 @@ func benchCommand(i int, target schemas.Target, now time.Time) schemas.RevokeCom
 }
 
 // signedMessage encodes cmd as the detector publishes it.
-func signedMessage(signer *schemas.Signer, cmd schemas.RevokeCommand) (kafka.Message, error) {
+func signedMessage(signer *schemas.Signer, cmd schemas.RevokeCommand) (kafkax.Message, error) {
 	value, err := json.Marshal(&cmd)
 	if err != nil {
-		return kafka.Message{}, fmt.Errorf("encoding command: %w", err)
+		return kafkax.Message{}, fmt.Errorf("encoding command: %w", err)
 	}
-	return kafka.Message{
+	return kafkax.Message{
 		Key: cmd.Key(), Value: value,
-		Headers: []kafka.Header{
+		Headers: []kafkax.Header{
 			{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
 			{Key: schemas.HeaderKeyID, Value: []byte(signer.KeyID())},
 			{Key: schemas.HeaderSignature, Value: []byte(signer.Sign(value))},

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 
 	detector "github.com/revoked-dev/revoked/detector/service"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
@@ -102,15 +101,7 @@ func (r *runner) fillEvents(ctx context.Context, brokers []string) error {
 // configured to (bytes per fetch, wait) and committing nothing. It returns
 // events per second from the first event to the last.
 func (r *runner) rawFetch(ctx context.Context, brokers []string, rc kafkax.ReaderConfig) (float64, error) {
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     brokers,
-		GroupID:     "revoked-bench-raw",
-		Topic:       schemas.TopicAuditEvents,
-		MinBytes:    rc.MinBytes,
-		MaxBytes:    rc.MaxBytes,
-		MaxWait:     rc.MaxWait,
-		StartOffset: kafka.FirstOffset,
-	})
+	reader := kafkax.NewRawGroupReader(brokers, schemas.TopicAuditEvents, "revoked-bench-raw", rc)
 	defer reader.Close()
 	n := int64(r.cfg.Events)
 	bar := progress.New(r.progress, progress.Config{Label: "  raw fetch", Total: n, Unit: "events"})
@@ -118,7 +109,7 @@ func (r *runner) rawFetch(ctx context.Context, brokers []string, rc kafkax.Reade
 	var first time.Time
 	for i := int64(0); i < n; i++ {
 		fctx, cancel := context.WithTimeout(ctx, stallTimeout)
-		_, err := reader.FetchMessage(fctx)
+		_, err := reader.Fetch(fctx)
 		cancel()
 		if err != nil {
 			return 0, fmt.Errorf("after %d of %d events: %w", i, n, err)

@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/api"
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/trail"
 	"github.com/revoked-dev/revoked/deployments/local/stack"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/producer/simulate"
@@ -80,10 +80,10 @@ func issue(t *testing.T, s *stack.Stack, user string) (raw, id string) {
 	return raw, id
 }
 
-func event(id, typ, user string, at time.Time, extra string) kafka.Message {
+func event(id, typ, user string, at time.Time, extra string) kafkax.Message {
 	v := fmt.Sprintf(`{"id":%q,"time":%q,"type":%q,"user_id":%q,"ip":"198.51.100.9","geo":{"country":"NL","asn":1136}%s}`,
 		id, at.UTC().Format(time.RFC3339Nano), typ, user, extra)
-	return kafka.Message{Key: []byte(user), Value: []byte(v)}
+	return kafkax.Message{Key: []byte(user), Value: []byte(v)}
 }
 
 // TestEndToEnd drives the whole pipeline on each audit backend: a brute
@@ -102,7 +102,7 @@ func TestEndToEnd(t *testing.T) {
 			bystander, _ := issue(t, s, "u-bystander-"+backend)
 
 			now := time.Now()
-			msgs := []kafka.Message{
+			msgs := []kafkax.Message{
 				{Key: []byte(user), Value: []byte(`{"id":"bad-1","type":"login.failure","user_id":"` + user + `","colour":"red"}`)},
 			}
 			for i := range 6 {
@@ -203,7 +203,7 @@ func TestDetectorGuardEnforced(t *testing.T) {
 	user := "u-breakglass"
 	raw, tokenID := issue(t, s, user)
 	now := time.Now()
-	var msgs []kafka.Message
+	var msgs []kafkax.Message
 	for i := range 6 {
 		msgs = append(msgs, event(fmt.Sprintf("%s-f%d", user, i), "login.failure", user, now.Add(time.Duration(i-10)*time.Second), ""))
 	}
@@ -327,7 +327,7 @@ func hasStep(rows []schemas.AuditRow, step schemas.Step) bool {
 	return false
 }
 
-func header(m kafka.Message, key string) string {
+func header(m kafkax.Message, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)

@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/revoked-dev/revoked/consumer/audit"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -35,7 +34,7 @@ func TestRawTokenIDIsRefused(t *testing.T) {
 			const ory = "ory_at_bzzHIqUZJ1XoVzvdcLnW8a-Bwc6bBn3OI6xGf3X8S5E.MLgyrXqbLL4QHGhyTcDDzlJ5qFQUI-YgGIzCo0Nl-XE"
 
 			now := time.Now()
-			msgs := []kafka.Message{
+			msgs := []kafkax.Message{
 				event(user+"-raw", "token.used", user, now.Add(-20*time.Second), fmt.Sprintf(`,"token_id":%q`, raw)),
 				event(user+"-ory", "token.exchanged", user, now.Add(-19*time.Second), fmt.Sprintf(`,"token_id":%q,"parent_token_id":%q`, tokenID, ory)),
 			}

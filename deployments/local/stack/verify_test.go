@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/chdbstore"
 	"github.com/revoked-dev/revoked/consumer/trail"
 	"github.com/revoked-dev/revoked/deployments/local/stack"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
@@ -47,7 +47,7 @@ func TestLocalTrailVerifiesAndCatchesADeletedLastRow(t *testing.T) {
 	user := "u-verify"
 	raw, tokenID := issue(t, s, user)
 	now := time.Now()
-	var msgs []kafka.Message
+	var msgs []kafkax.Message
 	for i := range 6 {
 		msgs = append(msgs, event(fmt.Sprintf("%s-f%d", user, i), "login.failure", user, now.Add(time.Duration(i-10)*time.Second), ""))
 	}

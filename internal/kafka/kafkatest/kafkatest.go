@@ -145,6 +145,53 @@ func (c *Cluster) ProduceTo(t testing.TB, topic string, partition int, msgs ...k
 	}
 }
 
+// WriteTo writes m alone to one partition of topic once, without retries
+// and with a client-side batch limit of 4 MiB, above what the broker takes
+// by default, so that the broker decides whether m is too large. It
+// returns the write's error, which wraps a kafkax.WriteErrors when the
+// broker refused m.
+func (c *Cluster) WriteTo(ctx context.Context, topic string, partition int, m kafka.Message) error {
+	w := &kafka.Writer{
+		Addr:         kafka.TCP(c.Brokers...),
+		Topic:        topic,
+		Balancer:     fixedPartition(partition),
+		RequiredAcks: kafka.RequireAll,
+		BatchBytes:   4 << 20,
+		BatchTimeout: time.Millisecond,
+		MaxAttempts:  1,
+	}
+	defer func() { _ = w.Close() }()
+	return w.WriteMessages(ctx, m)
+}
+
+// WaitStableGroup waits until group is stable with n members, failing
+// the test after 20 seconds.
+func (c *Cluster) WaitStableGroup(t testing.TB, group string, n int) {
+	t.Helper()
+	var last string
+	err := c.poll(func(ctx context.Context) (bool, error) {
+		var resp *kafka.DescribeGroupsResponse
+		err := c.withClient(func(cl *kafka.Client) (err error) {
+			resp, err = cl.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+			return err
+		})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case len(resp.Groups) != 1:
+			last = fmt.Sprintf("%d groups", len(resp.Groups))
+		default:
+			g := resp.Groups[0]
+			last = fmt.Sprintf("state %s, %d members", g.GroupState, len(g.Members))
+			return g.GroupState == "Stable" && len(g.Members) == n, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("group %s: want stable with %d members, have %s (%v)", group, n, last, err)
+	}
+}
+
 type fixedPartition int
 
 func (p fixedPartition) Balance(_ kafka.Message, partitions ...int) int {
@@ -219,17 +266,28 @@ func (c *Cluster) records(ctx context.Context, topic string) ([]kafka.Message, e
 	if err != nil {
 		return nil, err
 	}
+	// A Client of its own per call: its metadata cache would not see
+	// partitions added meanwhile.
+	cl, err := kafkax.NewClient(c.Brokers, kafkax.Security{}, "kafkatest")
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
 	var out []kafka.Message
-	err = c.withClient(func(cl *kafka.Client) (err error) {
-		out, err = kafkax.ReadPartitions(ctx, cl, kafka.ReaderConfig{
-			Brokers:  c.Brokers,
-			MinBytes: 1,
-			MaxBytes: 10 << 20,
-			MaxWait:  10 * time.Millisecond,
-		}, topic, ps)
-		return err
-	})
-	return out, err
+	for _, p := range ps {
+		first, end, err := cl.Bounds(ctx, topic, p)
+		if err != nil {
+			return nil, err
+		}
+		_, err = cl.Read(ctx, topic, p, first, end, func(m kafka.Message) error {
+			out = append(out, m)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // WaitRecords waits until topic holds at least n messages and returns them
