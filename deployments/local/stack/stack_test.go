@@ -259,7 +259,7 @@ func TestConsumerFollowsLineage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.Produce(t, schemas.TopicRevokeCommands, kafka.Message{Key: cmd.Key(), Value: value, Headers: []kafka.Header{
+	k.Produce(t, schemas.TopicRevokeCommands, kafkax.Message{Key: cmd.Key(), Value: value, Headers: []kafkax.Header{
 		{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
 		{Key: schemas.HeaderKeyID, Value: []byte(s.Signer.KeyID())},
 		{Key: schemas.HeaderSignature, Value: []byte(s.Signer.Sign(value))},
