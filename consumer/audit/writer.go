@@ -42,6 +42,11 @@ type WriterConfig struct {
 	// join it (default 2ms; negative: no wait, though Writes that queue up
 	// while a batch is being stored still go together).
 	MaxDelay time.Duration
+	// WriteDelay, when positive, is how long a Write (whose caller waits
+	// for its rows) lets others join its batch, where rows queued with
+	// Enqueue wait MaxDelay: a caller that gets on with other work can
+	// let a batch fill longer than one that waits. Zero: MaxDelay.
+	WriteDelay time.Duration
 	// FlushTimeout bounds one Append of a batch to the store (default 30s).
 	FlushTimeout time.Duration
 
@@ -68,6 +73,9 @@ func (c *WriterConfig) setDefaults() {
 	}
 	if c.MaxDelay < 0 {
 		c.MaxDelay = 0
+	}
+	if c.WriteDelay <= 0 {
+		c.WriteDelay = c.MaxDelay
 	}
 	if c.FlushTimeout == 0 {
 		c.FlushTimeout = DefaultFlushTimeout
@@ -157,6 +165,7 @@ type Writer struct {
 type writeRequest struct {
 	rows []schemas.AuditRow
 	at   time.Time
+	due  time.Time // when its batch goes at the latest: at plus its delay
 	res  chan error // capacity 1
 }
 
@@ -302,7 +311,7 @@ func (w *Writer) Write(ctx context.Context, rows ...schemas.AuditRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	req, err := w.enqueue(rows)
+	req, err := w.enqueue(rows, w.cfg.WriteDelay)
 	if err != nil {
 		return err
 	}
@@ -317,14 +326,14 @@ func (w *Writer) Enqueue(rows ...schemas.AuditRow) (wait func(context.Context) e
 	if len(rows) == 0 {
 		return func(context.Context) error { return nil }, nil
 	}
-	req, err := w.enqueue(rows)
+	req, err := w.enqueue(rows, w.cfg.MaxDelay)
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) error { return w.wait(ctx, req) }, nil
 }
 
-func (w *Writer) enqueue(rows []schemas.AuditRow) (*writeRequest, error) {
+func (w *Writer) enqueue(rows []schemas.AuditRow, delay time.Duration) (*writeRequest, error) {
 	own := make([]schemas.AuditRow, len(rows))
 	for i := range rows {
 		own[i] = rows[i]
@@ -333,7 +342,8 @@ func (w *Writer) enqueue(rows []schemas.AuditRow) (*writeRequest, error) {
 			return nil, err
 		}
 	}
-	req := &writeRequest{rows: own, at: time.Now(), res: make(chan error, 1)}
+	now := time.Now()
+	req := &writeRequest{rows: own, at: now, due: now.Add(delay), res: make(chan error, 1)}
 
 	w.mu.Lock()
 	if w.closed {
@@ -477,30 +487,34 @@ func (w *Writer) maybeCheckpoint(force bool) error {
 	return nil
 }
 
-// waitForBatch waits until the oldest queued Write is MaxDelay old, enough
-// rows are queued, or the writer is closing.
+// waitForBatch waits until the delay of a queued Write (WriteDelay) or
+// Enqueue (MaxDelay) has run out, enough rows are queued, or the writer
+// is closing.
 func (w *Writer) waitForBatch() {
-	w.mu.Lock()
-	if len(w.queue) == 0 {
-		// A Write whose ctx ended withdrew itself.
-		w.mu.Unlock()
-		return
-	}
-	deadline := w.queue[0].at.Add(w.cfg.MaxDelay)
-	w.mu.Unlock()
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
 	for {
 		w.mu.Lock()
-		ready := w.queued >= w.cfg.MaxBatchRows || w.closed || len(w.queue) == 0
-		w.mu.Unlock()
-		if ready || !time.Now().Before(deadline) {
+		if len(w.queue) == 0 || w.queued >= w.cfg.MaxBatchRows || w.closed {
+			// An empty queue: a Write whose ctx ended withdrew itself.
+			w.mu.Unlock()
 			return
 		}
+		deadline := w.queue[0].due
+		for _, r := range w.queue[1:] {
+			if r.due.Before(deadline) {
+				deadline = r.due
+			}
+		}
+		w.mu.Unlock()
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:
 			return
 		case <-w.wake:
+			timer.Stop()
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,45 @@ func TestWriterGroupsConcurrentWrites(t *testing.T) {
 	sizes := s.appendSizes()
 	if len(sizes) > 5 {
 		t.Errorf("20 concurrent writes went in %d appends %v, want them grouped", len(sizes), sizes)
+	}
+}
+
+// Enqueued rows wait MaxDelay for company and a Write waits WriteDelay:
+// with an hour's MaxDelay, a Write still goes in milliseconds and takes
+// the enqueued rows queued before it along; enqueued rows alone go once
+// MaxBatchRows of them are queued.
+func TestWriterWriteDelayAndMaxDelay(t *testing.T) {
+	t.Parallel()
+	s := &slowStore{Store: memstore.New()}
+	w := newWriter(t, s, audit.WriterConfig{MaxDelay: time.Hour, WriteDelay: time.Millisecond, MaxBatchRows: 4})
+	// The deadline only ends a hung test: an hour's delay would outlast it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	early, err := w.Enqueue(row(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(ctx, row(1)); err != nil {
+		t.Fatalf("Write waited out the enqueued rows' delay: %v", err)
+	}
+	if err := early(ctx); err != nil {
+		t.Fatalf("the row enqueued before the Write: %v", err)
+	}
+	var waits []func(context.Context) error
+	for i := 2; i < 6; i++ {
+		wait, err := w.Enqueue(row(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, wait)
+	}
+	for i, wait := range waits {
+		if err := wait(ctx); err != nil {
+			t.Fatalf("enqueued row %d of a full batch: %v", i+2, err)
+		}
+	}
+	if got := s.appendSizes(); !slices.Equal(got, []int{2, 4}) {
+		t.Errorf("appends of %v rows, want [2 4]", got)
 	}
 }
 

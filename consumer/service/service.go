@@ -100,10 +100,26 @@ type Deps struct {
 // by a fifth of a second.
 const auditMaxDelay = 200 * time.Millisecond
 
+// AuditWriterConfig is the configuration of the consumer's audit chain
+// writer for chain: rows the handler enqueues (a revocation's, whose
+// offset commit waits for them) wait up to auditMaxDelay for a group
+// commit, which goes at once when it holds as many rows as the reader
+// lets messages wait on it (every such message has at least one row), so
+// that a reader at its bound never waits out the delay; rows a handler
+// waits for (dry runs, notices, holds, rejections) wait the Writer's
+// default of a few milliseconds; checkpoints are signed by signer (nil:
+// none).
+func AuditWriterConfig(cfg Config, chain string, signer *schemas.Signer) audit.WriterConfig {
+	return audit.WriterConfig{
+		Chain: chain, Signer: signer, MaxDelay: auditMaxDelay, WriteDelay: audit.DefaultMaxDelay,
+		MaxBatchRows: min(audit.DefaultMaxBatchRows, cfg.Reader.MaxLater()),
+	}
+}
+
 // openWriter opens the audit chain writer, signing checkpoints when the
 // deps carry a key.
-func openWriter(ctx context.Context, deps Deps, chain string, log zerolog.Logger) (*audit.Writer, error) {
-	w, err := audit.NewWriterWithConfig(ctx, deps.Store, audit.WriterConfig{Chain: chain, Signer: deps.CheckpointSigner, MaxDelay: auditMaxDelay}, log)
+func openWriter(ctx context.Context, cfg Config, deps Deps, chain string, log zerolog.Logger) (*audit.Writer, error) {
+	w, err := audit.NewWriterWithConfig(ctx, deps.Store, AuditWriterConfig(cfg, chain, deps.CheckpointSigner), log)
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit chain: %w", err)
 	}
@@ -135,7 +151,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log zerolog.Logger) (*Servi
 	if err != nil {
 		return nil, err
 	}
-	writer, err := openWriter(ctx, deps, cfg.Actor, log)
+	writer, err := openWriter(ctx, cfg, deps, cfg.Actor, log)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +228,7 @@ func OpenApprovals(ctx context.Context, cfg Config, deps Deps, chain string, log
 	if err != nil {
 		return nil, nil, err
 	}
-	writer, err := openWriter(ctx, deps, chain, log)
+	writer, err := openWriter(ctx, cfg, deps, chain, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -437,3 +437,21 @@ func startWithStore(t *testing.T, f *fixture, cfg service.Config, store audit.St
 	_, stop := f.run(t, cfg, service.Deps{Store: store, Registry: reg})
 	return stop
 }
+
+// The audit writer's group commit goes once it holds as many rows as the
+// reader lets messages wait on it, so a reader at its bound never waits
+// out the commit delay; it never grows past the Writer's default cap.
+func TestAuditWriterConfigMatchesTheReadersBound(t *testing.T) {
+	for _, concurrency := range []int{1, 8, 128, 1024} {
+		cfg := service.DefaultConfig()
+		cfg.Reader.Concurrency = concurrency
+		wc := service.AuditWriterConfig(cfg, "c", nil)
+		want := min(audit.DefaultMaxBatchRows, cfg.Reader.MaxLater())
+		if wc.MaxBatchRows != want || wc.MaxBatchRows > cfg.Reader.MaxLater() {
+			t.Errorf("concurrency %d: batches of %d rows, the reader lets %d messages wait", concurrency, wc.MaxBatchRows, cfg.Reader.MaxLater())
+		}
+		if wc.WriteDelay >= wc.MaxDelay {
+			t.Errorf("a handler that waits for its rows waits %s, as long as enqueued rows (%s)", wc.WriteDelay, wc.MaxDelay)
+		}
+	}
+}

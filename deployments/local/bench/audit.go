@@ -39,13 +39,12 @@ func (r *runner) audit(ctx context.Context) ([]Row, error) {
 	// The raw inserts write the rows as the Writer stores them: normalized
 	// and linked into one chain.
 	linked := link("bench-raw", rows)
-	writers := consumer.DefaultConfig().Reader.Concurrency
-	// The consumer's reader lets each handler slot have laterPerHandler
-	// messages handled and not yet durable (internal/kafka), each waiting
-	// on rows it enqueued on the Writer: that bounds what it has
-	// outstanding on the Writer.
-	const laterPerHandler = 4
-	modes := []writeMode{{enqueue: laterPerHandler * writers}, {writers: writers}}
+	ccfg := consumer.DefaultConfig()
+	writers := ccfg.Reader.Concurrency
+	// The consumer's reader lets MaxLater messages be handled and not yet
+	// durable, each waiting on rows it enqueued on the Writer: that bounds
+	// what it has outstanding on the Writer.
+	modes := []writeMode{{enqueue: ccfg.Reader.MaxLater()}, {writers: writers}}
 
 	chdbRow, err := r.auditChDB(ctx, rows, linked, modes)
 	if err != nil {
@@ -273,7 +272,17 @@ func (r *runner) writeThroughWriter(ctx context.Context, store audit.Store, rows
 		return 0, err
 	}
 	chain := fmt.Sprintf("bench-%d", time.Now().UnixNano())
-	w, err := audit.NewWriterWithConfig(ctx, store, audit.WriterConfig{Chain: chain, Signer: signer}, r.logger("audit-writer"))
+	// The Writer as the consumer configures it (group commit delay and
+	// size).
+	wcfg := consumer.AuditWriterConfig(consumer.DefaultConfig(), chain, signer)
+	if mode.enqueue == 0 {
+		// One row per Write from as many goroutines as the consumer runs
+		// handlers: each waits for its row, so a batch never fills and
+		// would wait out the consumer's delay every time; this mode
+		// measures the Writer's own default.
+		wcfg = audit.WriterConfig{Chain: chain, Signer: signer}
+	}
+	w, err := audit.NewWriterWithConfig(ctx, store, wcfg, r.logger("audit-writer"))
 	if err != nil {
 		return 0, err
 	}
