@@ -165,7 +165,7 @@ type Writer struct {
 type writeRequest struct {
 	rows []schemas.AuditRow
 	at   time.Time
-	due  time.Time // when its batch goes at the latest: at plus its delay
+	due  time.Time  // when its batch goes at the latest: at plus its delay
 	res  chan error // capacity 1
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/guard"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/internal/retry"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -528,7 +529,7 @@ func (h *Handler) writeLater(ctx context.Context, rows ...schemas.AuditRow) erro
 		h.replay.record(rows)
 	}
 	return kafkax.Later(func(ctx context.Context) error {
-		backoff := 10 * time.Millisecond
+		sched := retry.New(10*time.Millisecond, time.Second)
 		for {
 			err := wait(ctx)
 			if err == nil {
@@ -539,15 +540,11 @@ func (h *Handler) writeLater(ctx context.Context, rows ...schemas.AuditRow) erro
 			if ctx.Err() != nil {
 				return fmt.Errorf("writing audit rows: %w", err)
 			}
-			h.log.Warn().Err(err).Dur("retry_in", backoff).Msg("audit rows of a carried-out revocation not yet durable; queueing them again")
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			pause := sched.Next()
+			h.log.Warn().Err(err).Dur("retry_in", pause).Msg("audit rows of a carried-out revocation not yet durable; queueing them again")
+			if !retry.Sleep(ctx, pause) {
 				return fmt.Errorf("writing audit rows: %w", err)
-			case <-t.C:
 			}
-			backoff = min(2*backoff, time.Second)
 			if wait, err = q.Enqueue(rows...); err != nil {
 				return fmt.Errorf("writing audit rows: %w", err)
 			}

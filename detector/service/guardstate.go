@@ -5,6 +5,7 @@ import (
 	"time"
 
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/internal/retry"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -30,7 +31,7 @@ func (s *Service) restoreGuard(ctx context.Context) bool {
 	if s.guard == nil {
 		return true
 	}
-	backoff := restoreMinBackoff
+	sched := retry.New(restoreMinBackoff, restoreMaxBackoff)
 	for {
 		n, err := s.readEnforced(ctx)
 		if err == nil {
@@ -41,15 +42,11 @@ func (s *Service) restoreGuard(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("restoring the guard from the command topic failed; the detector handles no event until it succeeds")
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		wait := sched.Next()
+		s.log.Warn().Err(err).Dur("retry_in", wait).Msg("restoring the guard from the command topic failed; the detector handles no event until it succeeds")
+		if !retry.Sleep(ctx, wait) {
 			return false
 		}
-		backoff = min(2*backoff, restoreMaxBackoff)
 	}
 }
 

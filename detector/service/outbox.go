@@ -3,12 +3,12 @@ package service
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/revoked-dev/revoked/detector/state"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/internal/retry"
 )
 
 // errOutboxClosed is what waiting on an entry reports when the detector
@@ -151,6 +151,7 @@ func (o *outbox) flush(partition int, batch []*outboxEntry) {
 		func(ctx context.Context) error { return o.s.rec.persist(ctx, partition, baselines) },
 	}
 	for _, step := range steps {
+		sched := retry.New(o.retryMin, o.retryMax)
 		for attempt := 0; ; attempt++ {
 			err := step(o.ctx)
 			if err == nil {
@@ -163,13 +164,10 @@ func (o *outbox) flush(partition int, batch []*outboxEntry) {
 				}
 				return
 			}
-			wait := o.backoff(attempt)
+			wait := sched.Next()
 			o.s.log.Warn().Err(err).Int("partition", partition).Int("attempt", attempt+1).Dur("retry_in", wait).
 				Msg("writing the detector's output failed; retrying")
-			select {
-			case <-time.After(wait):
-			case <-o.ctx.Done():
-			}
+			retry.Sleep(o.ctx, wait)
 		}
 	}
 	published := o.s.now()
@@ -177,19 +175,6 @@ func (o *outbox) flush(partition int, batch []*outboxEntry) {
 		o.s.published(e.ev, published)
 		close(e.done)
 	}
-}
-
-// backoff is the wait before attempt+1: exponential from retryMin, capped
-// at retryMax, the upper half jittered.
-func (o *outbox) backoff(attempt int) time.Duration {
-	d := o.retryMax
-	if attempt < 32 {
-		if e := o.retryMin << attempt; e > 0 && e < d {
-			d = e
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
 }
 
 // close stops the flushers after the batches they are writing; entries

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/retry"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -487,20 +487,6 @@ func (r *Reader) now() time.Time {
 	return time.Now()
 }
 
-// backoff is the wait before attempt+1: exponential from RetryMin, capped
-// at RetryMax, with the upper half jittered so that retries of many
-// partitions spread out.
-func (r *Reader) backoff(attempt int) time.Duration {
-	d := r.cfg.RetryMax
-	if attempt < 32 {
-		if e := r.cfg.RetryMin << attempt; e > 0 && e < d {
-			d = e
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
 // session is the state of one Run.
 type session struct {
 	r          *Reader
@@ -703,6 +689,7 @@ func (s *session) process(m kafka.Message, p *laneProgress) (ok bool, later func
 	if e := log.Debug(); e.Enabled() {
 		e.Bytes("key", m.Key).Msg("message received")
 	}
+	var sched *retry.Schedule // from the first failure
 	for attempt := 0; ; attempt++ {
 		select {
 		case s.sem <- struct{}{}:
@@ -733,9 +720,12 @@ func (s *session) process(m kafka.Message, p *laneProgress) (ok bool, later func
 		}
 		s.r.metrics.retries.Inc()
 		p.failed(err)
-		wait := s.r.backoff(attempt)
+		if sched == nil {
+			sched = retry.New(s.r.cfg.RetryMin, s.r.cfg.RetryMax)
+		}
+		wait := sched.Next()
 		log.Warn().Err(err).Int("attempt", attempt+1).Dur("retry_in", wait).Msg("handler failed; retrying the message")
-		if !sleep(s.runCtx, wait) {
+		if !retry.Sleep(s.runCtx, wait) {
 			return false, nil
 		}
 	}
@@ -801,6 +791,7 @@ func (s *session) call(log zerolog.Logger, m kafka.Message) (err error) {
 // Check names the message's partition and offset.
 func (s *session) deadLetter(log zerolog.Logger, m kafka.Message, pe *PoisonError) bool {
 	var stuck *stuckLane
+	sched := retry.New(s.r.cfg.RetryMin, s.r.cfg.RetryMax)
 	for attempt := 0; ; attempt++ {
 		dm := deadLetter(m, pe, s.r.cfg.Component, time.Now(), s.r.cfg.DLQMaxBytes)
 		err := s.dlq.WriteMessages(s.handlerCtx, dm)
@@ -823,9 +814,9 @@ func (s *session) deadLetter(log zerolog.Logger, m kafka.Message, pe *PoisonErro
 		}
 		stuck = &stuckLane{topic: m.Topic, partition: m.Partition, offset: m.Offset, since: since, err: err.Error()}
 		s.r.stuck.Store(stuck)
-		wait := s.r.backoff(attempt)
+		wait := sched.Next()
 		log.Error().Err(err).Int("attempt", attempt+1).Dur("retry_in", wait).Msg("dead-letter write failed; retrying")
-		if !sleep(s.runCtx, wait) {
+		if !retry.Sleep(s.runCtx, wait) {
 			return false
 		}
 	}
@@ -940,16 +931,4 @@ func (s *session) finalCommit(parent context.Context) error {
 		return fmt.Errorf("final offset commit: %w", err)
 	}
 	return nil
-}
-
-// sleep waits for d and reports true, or reports false when ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -34,6 +34,7 @@ import (
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/internal/ops"
+	"github.com/revoked-dev/revoked/internal/retry"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -507,7 +508,7 @@ func (s *Store) signal() {
 // probes the store while it is thought down, backing off after failures.
 func (s *Store) loop(ctx context.Context) {
 	defer close(s.done)
-	backoff := s.opts.MinBackoff
+	sched := retry.New(s.opts.MinBackoff, s.opts.MaxBackoff)
 	for {
 		pending := s.spooling()
 		if !pending && s.healthy.Load() {
@@ -534,7 +535,7 @@ func (s *Store) loop(ctx context.Context) {
 			err = s.drain(ctx)
 		}
 		if err == nil {
-			backoff = s.opts.MinBackoff
+			sched.Reset()
 			continue
 		}
 		if ctx.Err() != nil {
@@ -549,15 +550,11 @@ func (s *Store) loop(ctx context.Context) {
 			// the spool keeps them for an operator rather than drop them.
 			ev = s.log.Error()
 		}
-		ev.Err(err).Dur("retry_in", backoff).Int("spooled", s.pendingRows()).Msg("the audit store is still unavailable")
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		wait := sched.Next()
+		ev.Err(err).Dur("retry_in", wait).Int("spooled", s.pendingRows()).Msg("the audit store is still unavailable")
+		if !retry.Sleep(ctx, wait) {
 			return
 		}
-		backoff = min(backoff*2, s.opts.MaxBackoff)
 	}
 }
 
