@@ -89,7 +89,8 @@
 // types it holds for (event.type == "x", event.type in [...], as a
 // conjunct) is not evaluated at all for other types. Rule files of an
 // earlier format, with lists of {field, equals|in} conditions in place of
-// CEL (under match:, of:, then:), still load, as the CEL they stand for.
+// CEL (under match:, of:, then:), are refused, each error naming the CEL
+// to write instead.
 //
 // Fields named in group_by, distinct, reset_by, join and first_seen are
 // those of FieldNames: the event's fields by JSON name, nested ones dotted

@@ -128,37 +128,12 @@ func lookupField(name string) (accessor, bool) {
 	return nil, false
 }
 
-// Condition is one test on an event field: the field equals a value, or is
-// one of a list of values. An absent field reads as "".
+// Condition is one test on an event field of the older rule format: the
+// field equals a value, or is one of a list of values (an absent field
+// reading as ""). Rules with them are refused with the CEL they stand for.
 type Condition struct {
 	Field  string   `yaml:"field"`
 	Equals *string  `yaml:"equals,omitempty"`
 	In     []string `yaml:"in,omitempty"`
 }
 
-func (c Condition) validate(path string, errs *fieldErrors) {
-	if c.Field == "" {
-		errs.add(path+".field", "required")
-	} else if _, ok := lookupField(c.Field); !ok || c.Field == "ip.prefix" {
-		errs.add(path+".field", "unknown field %q (known: %s, attrs.<key>)", c.Field, strings.Join(FieldNames(), ", "))
-	}
-	switch {
-	case c.Equals == nil && c.In == nil:
-		errs.add(path, "needs equals or in")
-	case c.Equals != nil && c.In != nil:
-		errs.add(path, "has both equals and in; use one")
-	case c.Equals == nil && len(c.In) == 0:
-		errs.add(path+".in", "must list at least one value")
-	}
-	if c.Field == "type" {
-		vals := c.In
-		if c.Equals != nil {
-			vals = []string{*c.Equals}
-		}
-		for _, v := range vals {
-			if !schemas.EventType(v).Known() {
-				errs.add(path, "unknown event type %q", v)
-			}
-		}
-	}
-}

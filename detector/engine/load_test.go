@@ -67,9 +67,7 @@ func TestLoadErrorsNameFileLineAndReason(t *testing.T) {
 			file: `id: Bad Rule
 version: 0
 kind: sequence_threshold
-match:
-  - field: geo.planet
-    equals: mars
+when: event.type == "logon"
 group_by: [user_id]
 window: -1m
 severity: urgent
@@ -77,23 +75,21 @@ action: delete
 target: {kind: tenant}
 sequence_threshold:
   count: 0
-  of:
-    - field: type
-      equals: login.failed
+  of: event.type == "login.failed"
   then:
     - field: type
 `,
 			want: []string{
 				`bad.yaml:1: rule "Bad Rule": id: must be`,
 				`bad.yaml:2: rule "Bad Rule": version: must be at least 1`,
-				`bad.yaml:5: rule "Bad Rule": match[0].field: unknown field "geo.planet"`,
-				`bad.yaml:8: rule "Bad Rule": window: must be positive`,
-				`bad.yaml:9: rule "Bad Rule": severity: unknown severity "urgent"`,
-				`bad.yaml:10: rule "Bad Rule": action: unknown action "delete"`,
-				`bad.yaml:11: rule "Bad Rule": target.kind: unknown target kind "tenant"`,
-				`bad.yaml:13: rule "Bad Rule": sequence_threshold.count: must be at least 1`,
-				`bad.yaml:15: rule "Bad Rule": sequence_threshold.of[0]: unknown event type "login.failed"`,
-				`bad.yaml:18: rule "Bad Rule": sequence_threshold.then[0]: needs equals or in`,
+				`bad.yaml:4: rule "Bad Rule": when: unknown event type "logon"`,
+				`bad.yaml:6: rule "Bad Rule": window: must be positive`,
+				`bad.yaml:7: rule "Bad Rule": severity: unknown severity "urgent"`,
+				`bad.yaml:8: rule "Bad Rule": action: unknown action "delete"`,
+				`bad.yaml:9: rule "Bad Rule": target.kind: unknown target kind "tenant"`,
+				`bad.yaml:11: rule "Bad Rule": sequence_threshold.count: must be at least 1`,
+				`bad.yaml:12: rule "Bad Rule": sequence_threshold.of: unknown event type "login.failed"`,
+				`bad.yaml:13: rule "Bad Rule": sequence_threshold.then: the list form of conditions is no longer read; write them as CEL`,
 			},
 		},
 		{
@@ -108,8 +104,8 @@ action: notify
 target: {kind: user}
 sequence_threshold:
   count: 3
-  of: [{field: type, equals: login.failure}]
-  then: [{field: type, equals: login.success}]
+  of: event.type == "login.failure"
+  then: event.type == "login.success"
   reset: false
   reset_by: [ip, geo.galaxy]
 `,
@@ -265,9 +261,7 @@ func TestDocumentedExampleLoads(t *testing.T) {
 version: 1
 description: Failed logins, then a successful one.
 kind: sequence_threshold
-match:
-  - field: source
-    in: [okta, keycloak]
+when: event.source in ["okta", "keycloak"]
 group_by: [user_id]
 window: 10m
 cooldown: 1h
@@ -281,8 +275,8 @@ allowlist:
   user_ids: [svc-monitor]
 sequence_threshold:
   count: 5
-  of:   [{field: type, equals: login.failure}]
-  then: [{field: type, equals: login.success}]
+  of: event.type == "login.failure"
+  then: event.type == "login.success"
   reset: true
   reset_by: [ip]
 `
@@ -365,9 +359,10 @@ first_seen:
 }
 
 // Rule files written with field conditions (match, of, then as lists)
-// load as the CEL they stand for.
-func TestConditionListsStillLoad(t *testing.T) {
-	rules, err := engine.ParseRules("old.yaml", []byte(`id: old_style
+// are refused, each error naming the CEL to write instead; written so,
+// the rule detects what the lists described.
+func TestConditionListsRefusedWithTheirCEL(t *testing.T) {
+	_, err := engine.ParseRules("old.yaml", []byte(`id: old_style
 version: 1
 kind: sequence_threshold
 match:
@@ -386,6 +381,34 @@ sequence_threshold:
   count: 2
   of: [{field: type, equals: login.failure}]
   then: [{field: type, in: [login.success]}]
+`))
+	if err == nil {
+		t.Fatal("a rule with condition lists loaded")
+	}
+	when := `event.source in [\"okta\", \"keycloak\"] && (\"tenant\" in event.attrs ? event.attrs[\"tenant\"] : \"\") in [\"acme\"] && (event.geo.asn == 0 ? \"\" : string(event.geo.asn)) in [\"3320\"]`
+	for _, want := range []string{
+		`old.yaml:4: rule "old_style": match: the list form of conditions is no longer read; write them as CEL: when: "` + when + `"`,
+		`sequence_threshold.of: the list form of conditions is no longer read; write them as CEL: sequence_threshold.of: "event.type in [\"login.failure\"]"`,
+		`sequence_threshold.then: the list form of conditions is no longer read; write them as CEL: sequence_threshold.then: "event.type in [\"login.success\"]"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q; got:\n%v", want, err)
+		}
+	}
+
+	rules, err := engine.ParseRules("new.yaml", []byte(`id: new_style
+version: 1
+kind: sequence_threshold
+when: 'event.source in ["okta", "keycloak"] && ("tenant" in event.attrs ? event.attrs["tenant"] : "") in ["acme"] && (event.geo.asn == 0 ? "" : string(event.geo.asn)) in ["3320"]'
+group_by: [user_id]
+window: 10m
+severity: high
+action: notify
+target: {kind: user}
+sequence_threshold:
+  count: 2
+  of: 'event.type in ["login.failure"]'
+  then: 'event.type in ["login.success"]'
 `))
 	if err != nil {
 		t.Fatal(err)

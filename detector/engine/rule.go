@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,8 +75,8 @@ type Rule struct {
 	Kind        Kind   `yaml:"kind"`
 	// When is a CEL condition every event the rule looks at must meet.
 	When string `yaml:"when,omitempty"`
-	// Match is the older form of When: field conditions, all of which must
-	// hold. When both are given, both must hold.
+	// Match is the older form of When (field conditions, all of which had
+	// to hold). It is read only to refuse it with the CEL to write instead.
 	Match []Condition `yaml:"match,omitempty"`
 	// GroupBy names the event fields whose values split the rule's state.
 	// Events missing any of them are ignored by the rule.
@@ -134,8 +135,9 @@ type Allowlist struct {
 	ClientIDs []string `yaml:"client_ids,omitempty"`
 }
 
-// Expr is a condition in a kind's block: a CEL expression over event, or
-// (the older form) a list of field conditions that must all hold.
+// Expr is a condition in a kind's block: a CEL expression over event. The
+// older form, a list of field conditions, is read only to refuse it with
+// the CEL to write instead.
 type Expr struct {
 	CEL        string
 	Conditions []Condition
@@ -161,29 +163,16 @@ func (x Expr) MarshalYAML() (any, error) {
 }
 
 // expr is the condition as CEL.
-func (x Expr) expr() string {
-	if x.Conditions != nil {
-		return conditionsCEL(x.Conditions)
-	}
-	return x.CEL
-}
+func (x Expr) expr() string { return x.CEL }
 
 func (x Expr) empty() bool { return x.CEL == "" && len(x.Conditions) == 0 }
 
 func (x Expr) validate(path string, errs *fieldErrors) {
 	if x.Conditions != nil {
-		if len(x.Conditions) > maxConditions {
-			errs.add(path, "%d conditions, limit %d", len(x.Conditions), maxConditions)
-		}
-		before := len(*errs)
-		for i, c := range x.Conditions {
-			c.validate(fmt.Sprintf("%s[%d]", path, i), errs)
-		}
-		if len(*errs) > before {
-			return
-		}
+		errs.add(path, "the list form of conditions is no longer read; write them as CEL: %s: %s", path, strconv.Quote(conditionsCEL(x.Conditions)))
+		return
 	}
-	validateCEL(path, x.expr(), errs)
+	validateCEL(path, x.CEL, errs)
 }
 
 // validateCEL compiles a condition and checks the event types it names.
@@ -381,20 +370,11 @@ func (r *Rule) Validate() error {
 	if r.Version < 1 {
 		errs.add("version", "must be at least 1")
 	}
-	if len(r.Match) > maxConditions {
-		errs.add("match", "%d conditions, limit %d", len(r.Match), maxConditions)
-	}
-	matchOK := true
-	for i, c := range r.Match {
-		before := len(errs)
-		c.validate(fmt.Sprintf("match[%d]", i), &errs)
-		matchOK = matchOK && len(errs) == before
+	if len(r.Match) > 0 {
+		errs.add("match", "the list form of conditions is no longer read; write them as CEL: when: %s", strconv.Quote(andCEL(r.When, conditionsCEL(r.Match))))
 	}
 	if r.When != "" {
 		validateCEL("when", r.When, &errs)
-	}
-	if matchOK && len(r.Match) > 0 {
-		validateCEL("match", conditionsCEL(r.Match), &errs)
 	}
 	switch {
 	case len(r.GroupBy) == 0:

@@ -172,7 +172,7 @@ type group struct {
 func newRuleState(r *Rule, cfg Config, act *eventActivation) *ruleState {
 	rs := &ruleState{
 		rule:      r,
-		when:      newCond(andCEL(r.When, conditionsCEL(r.Match)), act),
+		when:      newCond(r.When, act),
 		eval:      newEvaluator(r, act),
 		window:    r.Window.D(),
 		cooldown:  r.cooldown(),
