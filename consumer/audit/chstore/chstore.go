@@ -202,6 +202,25 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// batchContext is the context of one batch insert (PrepareBatch, Append,
+// Send): it ends when ctx ends while the insert is under way, and never
+// after done. clickhouse-go's batch.Send closes the connection's socket
+// from a goroutine that watches the batch's context (contextWatchdog)
+// until Send returns; a goroutine that has not run yet when Send returns
+// and the context ends (the audit Writer cancels its flush timeout right
+// then) sees both at once, may take the end, and closes the socket of a
+// connection already back in the pool without marking it closed: the
+// next insert on it fails with "use of closed network connection". That
+// needs the goroutine starved for a whole insert, which CI's parallel
+// -race packages managed (TestContract/WriterConcurrentChain) and the
+// audit bench did twice. The context, derived from none, is garbage once
+// done; there is nothing to release.
+func batchContext(ctx context.Context) (context.Context, func()) {
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, cancel)
+	return bctx, func() { stop() }
+}
+
 // Append implements audit.Store: one INSERT, committed by the server
 // before Append returns. The rows go column by column (one slice per
 // column, see columns), which costs clickhouse-go a fraction of appending
@@ -216,7 +235,9 @@ func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	if err := audit.ValidateRows(rows); err != nil {
 		return err
 	}
-	batch, err := s.conn.PrepareBatch(ctx, chsql.Insert(s.table))
+	bctx, done := batchContext(ctx)
+	defer done()
+	batch, err := s.conn.PrepareBatch(bctx, chsql.Insert(s.table))
 	if err != nil {
 		return fmt.Errorf("chstore: preparing insert: %w", err)
 	}
@@ -426,7 +447,9 @@ func (s *Store) AppendCheckpoints(ctx context.Context, cps []schemas.Checkpoint)
 	if err := audit.ValidateCheckpoints(cps); err != nil {
 		return err
 	}
-	batch, err := s.conn.PrepareBatch(ctx, chsql.CheckpointInsert(s.cpTable))
+	bctx, done := batchContext(ctx)
+	defer done()
+	batch, err := s.conn.PrepareBatch(bctx, chsql.CheckpointInsert(s.cpTable))
 	if err != nil {
 		return fmt.Errorf("chstore: preparing checkpoint insert: %w", err)
 	}
