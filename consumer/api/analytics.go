@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/internal/ops"
 )
 
 // MaxTimelineRows caps the audit rows one timeline is built from: the
@@ -47,7 +48,7 @@ func ParseTimelineQuery(v map[string][]string) (audit.Query, error) {
 func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
 	q, err := ParseTimelineQuery(r.URL.Query())
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		ops.WriteJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 		return
 	}
 	rows, err := a.store.History(r.Context(), q)
@@ -61,7 +62,7 @@ func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
 	}
 	tl.Rows = len(rows)
 	tl.Entries = audit.BuildTimeline(rows)
-	writeJSON(w, http.StatusOK, tl)
+	ops.WriteJSON(w, http.StatusOK, tl)
 }
 
 // ParseStatsQuery reads the parameters of a stats request: from and to
@@ -126,7 +127,7 @@ func parseBucket(s string) (time.Duration, error) {
 func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 	q, err := ParseStatsQuery(r.URL.Query(), time.Now())
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		ops.WriteJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 		return
 	}
 	st, err := a.store.Stats(r.Context(), q)
@@ -134,18 +135,18 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err, "stats query failed")
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	ops.WriteJSON(w, http.StatusOK, st)
 }
 
 // storeError answers a failed store call: 400 for a query the store
 // refuses, 503 for anything else (the store may be down; try again).
 func (a *API) storeError(w http.ResponseWriter, err error, msg string) {
 	if errors.Is(err, audit.ErrInvalidQuery) {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		ops.WriteJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 		return
 	}
 	a.log.Error().Err(err).Msg(msg)
-	writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "audit store unavailable"})
+	ops.WriteJSON(w, http.StatusServiceUnavailable, apiError{Error: "audit store unavailable"})
 }
 
 func first(v map[string][]string, k string) string {

@@ -15,7 +15,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,6 +26,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -139,7 +139,7 @@ func validStep(s schemas.Step) bool { return slices.Contains(schemas.Steps, s) }
 func (a *API) revocations(w http.ResponseWriter, r *http.Request) {
 	q, err := ParseQuery(r.URL.Query())
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		ops.WriteJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 		return
 	}
 	// One more row than asked tells whether there is a next page.
@@ -148,7 +148,7 @@ func (a *API) revocations(w http.ResponseWriter, r *http.Request) {
 	rows, err := a.store.History(r.Context(), q)
 	if err != nil {
 		a.log.Error().Err(err).Msg("history query failed")
-		writeJSON(w, http.StatusServiceUnavailable, apiError{Error: "audit store unavailable"})
+		ops.WriteJSON(w, http.StatusServiceUnavailable, apiError{Error: "audit store unavailable"})
 		return
 	}
 	page := Page{Rows: rows, Limit: want, Offset: q.Offset}
@@ -160,14 +160,7 @@ func (a *API) revocations(w http.ResponseWriter, r *http.Request) {
 	if page.Rows == nil {
 		page.Rows = []schemas.AuditRow{}
 	}
-	writeJSON(w, http.StatusOK, page)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	ops.WriteJSON(w, http.StatusOK, page)
 }
 
 // Handler returns the API's routes as one handler.

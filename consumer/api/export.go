@@ -9,6 +9,7 @@ import (
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/export"
+	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -79,7 +80,7 @@ func ParseExportQuery(v map[string][]string) (ExportRequest, error) {
 func (a *API) export(w http.ResponseWriter, r *http.Request) {
 	req, err := ParseExportQuery(r.URL.Query())
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		ops.WriteJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 		return
 	}
 	q := req.Query

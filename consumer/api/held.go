@@ -12,6 +12,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/ops"
 )
 
 // HeldCommands is what the held-command endpoints drive
@@ -73,7 +74,7 @@ func (a *HeldAPI) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	page, err := ParseQuery(map[string][]string{"limit": q["limit"]})
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		ops.WriteJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 		return
 	}
 	held, err := a.held.List(r.Context(), q.Get("all") == "true", page.Limit)
@@ -81,7 +82,7 @@ func (a *HeldAPI) list(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, held)
+	ops.WriteJSON(w, http.StatusOK, held)
 }
 
 func (a *HeldAPI) approve(w http.ResponseWriter, r *http.Request) {
@@ -94,7 +95,7 @@ func (a *HeldAPI) approve(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, hc)
+	ops.WriteJSON(w, http.StatusOK, hc)
 }
 
 func (a *HeldAPI) reject(w http.ResponseWriter, r *http.Request) {
@@ -107,7 +108,7 @@ func (a *HeldAPI) reject(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, hc)
+	ops.WriteJSON(w, http.StatusOK, hc)
 }
 
 func decode(w http.ResponseWriter, r *http.Request) (Decision, bool) {
@@ -115,7 +116,7 @@ func decode(w http.ResponseWriter, r *http.Request) (Decision, bool) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d); err != nil || strings.TrimSpace(d.Approver) == "" {
-		writeJSON(w, http.StatusBadRequest, apiError{Error: `want {"approver": "name", "reason": "optional"}`})
+		ops.WriteJSON(w, http.StatusBadRequest, apiError{Error: `want {"approver": "name", "reason": "optional"}`})
 		return d, false
 	}
 	return d, true
@@ -136,5 +137,5 @@ func (a *HeldAPI) fail(w http.ResponseWriter, err error) {
 	if status >= 500 {
 		a.log.Error().Err(err).Msg("held command request failed")
 	}
-	writeJSON(w, status, apiError{Error: err.Error()})
+	ops.WriteJSON(w, status, apiError{Error: err.Error()})
 }

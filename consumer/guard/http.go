@@ -1,12 +1,12 @@
 package guard
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"strings"
 
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/ops"
 )
 
 // KillSwitchPath is where KillSwitchHandler is mounted.
@@ -31,40 +31,24 @@ func (k *KillSwitch) Register(mux interface {
 	}
 	mux.Handle("GET "+KillSwitchPath, Bearer(token, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		on, why := k.Engaged()
-		writeJSON(w, http.StatusOK, KillSwitchState{Engaged: on, Reason: why})
+		ops.WriteJSON(w, http.StatusOK, KillSwitchState{Engaged: on, Reason: why})
 	})))
 	mux.Handle("POST "+KillSwitchPath, Bearer(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var s KillSwitchState
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&s); err != nil || strings.TrimSpace(s.By) == "" {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"engaged": bool, "by": "name"}`})
+			ops.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"engaged": bool, "by": "name"}`})
 			return
 		}
 		k.Set(s.Engaged, s.By)
 		on, why := k.Engaged()
-		writeJSON(w, http.StatusOK, KillSwitchState{Engaged: on, Reason: why})
+		ops.WriteJSON(w, http.StatusOK, KillSwitchState{Engaged: on, Reason: why})
 	})))
 }
 
 // Bearer lets through only requests that carry the token as a bearer
-// credential, compared in constant time.
+// credential, compared in constant time (ops.RequireBearer).
 func Bearer(token config.Secret, next http.Handler) http.Handler {
-	want := []byte("Bearer " + token.Reveal())
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if !token.IsSet() || subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="revoked"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized"})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	return ops.RequireBearer(token, next)
 }

@@ -1,12 +1,12 @@
 package guard
 
 import (
-	"crypto/subtle"
-	"encoding/json"
 	"net/http"
 	"strings"
 
 	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/internal/ops"
 )
 
 // KillSwitchPath is where AdminHandler serves the kill switch.
@@ -25,7 +25,7 @@ const KillSwitchPath = "/admin/kill-switch"
 // level with the caller's address.
 func AdminHandler(k *KillSwitch, token string, log zerolog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !authorized(r, token) {
+		if !ops.BearerMatches(r, token) {
 			log.Warn().Str("remote", r.RemoteAddr).Str("method", r.Method).Msg("kill switch: unauthorized request")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="revoked-detector"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -48,18 +48,8 @@ func AdminHandler(k *KillSwitch, token string, log zerolog.Logger) http.Handler 
 			return
 		}
 		runtime, file := k.State()
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(map[string]bool{"on": runtime || file, "runtime": runtime, "file": file})
+		ops.WriteJSON(w, http.StatusOK, map[string]bool{"on": runtime || file, "runtime": runtime, "file": file})
 	})
-}
-
-func authorized(r *http.Request, token string) bool {
-	if token == "" {
-		return false
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
 }
 
 func parseState(s string) (on, ok bool) {

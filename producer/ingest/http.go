@@ -3,8 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -281,28 +279,15 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if rejected == nil {
 		rejected = []Rejection{}
 	}
-	writeJSON(w, status, Response{Accepted: res.Accepted, Rejected: rejected, RejectedTotal: res.RejectedTotal})
+	ops.WriteJSON(w, status, Response{Accepted: res.Accepted, Rejected: rejected, RejectedTotal: res.RejectedTotal})
 }
 
 func (s *Server) authorized(r *http.Request) bool {
-	if !s.cfg.BearerToken.IsSet() {
-		return true
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(s.cfg.BearerToken.Reveal())) == 1
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	return !s.cfg.BearerToken.IsSet() || ops.BearerMatches(r, s.cfg.BearerToken.Reveal())
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	ops.WriteJSON(w, status, map[string]string{"error": msg})
 }
 
 // httpMetrics are the Prometheus metrics of the HTTP endpoint.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -75,13 +76,10 @@ func (s *Server) writeInternal(w http.ResponseWriter, err error, msg string) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	// RFC 6749 §5.1: responses with tokens or credentials are not cached.
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	// RFC 6749 §5.1: responses with tokens or credentials are not cached
+	// (ops.WriteJSON sets Cache-Control: no-store).
+	w.Header().Set("Pragma", "no-cache")
+	ops.WriteJSON(w, status, v)
 }
 
 // multiValued are the parameters that may repeat (RFC 8693 §2.1).
