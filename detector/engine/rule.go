@@ -46,10 +46,70 @@ const (
 	KindTokenLineage Kind = "token_lineage"
 )
 
+// kindBlock is a kind's parameter block in a rule.
+type kindBlock interface{ validate(errs *fieldErrors) }
+
+// kindSpec is what the engine knows of a rule kind: where its block is in
+// a rule and what evaluates it. Every list and switch over kinds reads
+// this one table.
+type kindSpec struct {
+	kind Kind
+	// block returns the rule's block of the kind, nil when it has none.
+	block func(*Rule) kindBlock
+	// eval builds the kind's evaluator; nil for risk, which the risk
+	// model evaluates over the other rules' signals.
+	eval func(*Rule, *eventActivation) evaluator
+}
+
+var kindSpecs = []kindSpec{
+	{KindThreshold, func(r *Rule) kindBlock { return blockIf(r.Threshold) },
+		func(r *Rule, _ *eventActivation) evaluator { return &thresholdEval{count: r.Threshold.Count} }},
+	{KindDistinct, func(r *Rule) kindBlock { return blockIf(r.Distinct) },
+		func(r *Rule, _ *eventActivation) evaluator { return newDistinctEval(r.Distinct) }},
+	{KindSequence, func(r *Rule) kindBlock { return blockIf(r.Sequence) },
+		func(r *Rule, act *eventActivation) evaluator { return newStepsEval(r.Sequence, act) }},
+	{KindSequenceThreshold, func(r *Rule) kindBlock { return blockIf(r.SequenceThreshold) },
+		func(r *Rule, act *eventActivation) evaluator { return newSequenceEval(r.SequenceThreshold, act) }},
+	{KindGeoVelocity, func(r *Rule) kindBlock { return blockIf(r.GeoVelocity) },
+		func(r *Rule, _ *eventActivation) evaluator { return newGeoEval(r.GeoVelocity) }},
+	{KindFirstSeen, func(r *Rule) kindBlock { return blockIf(r.FirstSeen) },
+		func(r *Rule, act *eventActivation) evaluator { return newFirstSeenEval(r, act) }},
+	{KindVolume, func(r *Rule) kindBlock { return blockIf(r.Volume) },
+		func(r *Rule, _ *eventActivation) evaluator { return newVolumeEval(r.Volume) }},
+	{KindTokenLineage, func(r *Rule) kindBlock { return blockIf(r.TokenLineage) },
+		func(r *Rule, _ *eventActivation) evaluator { return newLineageEval(r.TokenLineage) }},
+	{KindRisk, func(r *Rule) kindBlock { return blockIf(r.Risk) }, nil},
+}
+
+// blockIf is b as a kindBlock, and nil (not a nil pointer in an
+// interface) when b is nil.
+func blockIf[T any, P interface {
+	*T
+	kindBlock
+}](b P) kindBlock {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+// specOf returns the spec of kind k, and false for an unknown kind.
+func specOf(k Kind) (kindSpec, bool) {
+	for _, s := range kindSpecs {
+		if s.kind == k {
+			return s, true
+		}
+	}
+	return kindSpec{}, false
+}
+
 // Kinds lists the rule kinds this engine evaluates.
 func Kinds() []Kind {
-	return []Kind{KindThreshold, KindDistinct, KindSequence, KindSequenceThreshold,
-		KindGeoVelocity, KindFirstSeen, KindVolume, KindTokenLineage, KindRisk}
+	out := make([]Kind, len(kindSpecs))
+	for i, s := range kindSpecs {
+		out[i] = s.kind
+	}
+	return out
 }
 
 // Limits on rules. They bound the state a rule can make the engine hold.
@@ -482,71 +542,29 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// block returns whether the rule has the parameter block of kind k.
-func (r *Rule) block(k Kind) bool {
-	switch k {
-	case KindThreshold:
-		return r.Threshold != nil
-	case KindDistinct:
-		return r.Distinct != nil
-	case KindSequence:
-		return r.Sequence != nil
-	case KindSequenceThreshold:
-		return r.SequenceThreshold != nil
-	case KindGeoVelocity:
-		return r.GeoVelocity != nil
-	case KindFirstSeen:
-		return r.FirstSeen != nil
-	case KindVolume:
-		return r.Volume != nil
-	case KindTokenLineage:
-		return r.TokenLineage != nil
-	case KindRisk:
-		return r.Risk != nil
-	}
-	return false
-}
-
 // validateKind checks that exactly the block of the rule's kind is present
 // and valid.
 func (r *Rule) validateKind(errs *fieldErrors) {
-	for _, k := range Kinds() {
-		if k != r.Kind && r.block(k) {
-			errs.add(string(k), "is the block of kind %s, but the rule is of kind %q", k, r.Kind)
+	for _, k := range kindSpecs {
+		if k.kind != r.Kind && k.block(r) != nil {
+			errs.add(string(k.kind), "is the block of kind %s, but the rule is of kind %q", k.kind, r.Kind)
 		}
 	}
 	if r.Kind == "" {
 		errs.add("kind", "required (%s)", kindList())
 		return
 	}
-	if !slices.Contains(Kinds(), r.Kind) {
+	spec, ok := specOf(r.Kind)
+	if !ok {
 		errs.add("kind", "unknown kind %q (%s)", r.Kind, kindList())
 		return
 	}
-	if !r.block(r.Kind) {
+	b := spec.block(r)
+	if b == nil {
 		errs.add("kind", "kind %s needs a %s block", r.Kind, r.Kind)
 		return
 	}
-	switch r.Kind {
-	case KindThreshold:
-		r.Threshold.validate(errs)
-	case KindDistinct:
-		r.Distinct.validate(errs)
-	case KindSequence:
-		r.Sequence.validate(errs)
-	case KindSequenceThreshold:
-		r.SequenceThreshold.validate(errs)
-	case KindGeoVelocity:
-		r.GeoVelocity.validate(errs)
-	case KindFirstSeen:
-		r.FirstSeen.validate(errs)
-	case KindVolume:
-		r.Volume.validate(errs)
-	case KindTokenLineage:
-		r.TokenLineage.validate(errs)
-	case KindRisk:
-		r.Risk.validate(errs)
-	}
+	b.validate(errs)
 }
 
 func kindList() string {

@@ -105,25 +105,11 @@ type stateSweeper interface {
 }
 
 func newEvaluator(r *Rule, act *eventActivation) evaluator {
-	switch r.Kind {
-	case KindThreshold:
-		return &thresholdEval{count: r.Threshold.Count}
-	case KindDistinct:
-		return newDistinctEval(r.Distinct)
-	case KindSequence:
-		return newStepsEval(r.Sequence, act)
-	case KindSequenceThreshold:
-		return newSequenceEval(r.SequenceThreshold, act)
-	case KindGeoVelocity:
-		return newGeoEval(r.GeoVelocity)
-	case KindFirstSeen:
-		return newFirstSeenEval(r, act)
-	case KindVolume:
-		return newVolumeEval(r.Volume)
-	case KindTokenLineage:
-		return newLineageEval(r.TokenLineage)
+	if spec, ok := specOf(r.Kind); ok && spec.eval != nil {
+		return spec.eval(r, act)
 	}
-	// Unreachable: New validates every rule first.
+	// Unreachable: New validates every rule first, and the risk model
+	// takes the risk rule.
 	panic("engine: no evaluator for kind " + string(r.Kind))
 }
 
