@@ -136,4 +136,3 @@ type Condition struct {
 	Equals *string  `yaml:"equals,omitempty"`
 	In     []string `yaml:"in,omitempty"`
 }
-
