@@ -111,7 +111,7 @@ func TestHeldApproveFlow(t *testing.T) {
 	var stderr testenv.LogBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"run", "-ops.addr", opsAddr, "-log.level", "warn",
+		done <- run(ctx, []string{"run", "-http.addr", opsAddr, "-log.level", "warn",
 			"-kafka.max-wait", "10ms", "-kafka.commit-interval", "10ms", "-guard.budget", "1"}, &bytes.Buffer{}, &stderr)
 	}()
 	c.WaitRecords(t, guard.TopicHeld, 1)

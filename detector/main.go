@@ -64,7 +64,9 @@ type runConfig struct {
 	// REVOKED_KAFKA_BROKERS, kafka.brokers in YAML.
 	Detector service.Config   `env:"REVOKED"`
 	Log      ops.LogConfig    `flag:"log" env:"REVOKED_LOG" yaml:"log"`
-	Ops      ops.ServerConfig `flag:"ops" env:"REVOKED_OPS" yaml:"ops"`
+	// Ops is the HTTP server of /livez, /readyz, /metrics and the kill
+	// switch: -http.*, REVOKED_HTTP_*, http in YAML, as the consumer's.
+	Ops ops.ServerConfig `flag:"http" env:"REVOKED_HTTP" yaml:"http"`
 	Guard    guard.Config     `flag:"guard" env:"REVOKED_GUARD" yaml:"guard"`
 	Signing  cli.SigningKey
 	// TokenIDs gives -token-id-pattern and REVOKED_TOKEN_ID_PATTERN.
@@ -90,6 +92,9 @@ func (c runConfig) Validate() error {
 }
 
 func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
+	if err := refuseOpsSettings(args, os.Environ()); err != nil {
+		return err
+	}
 	cfg := defaultRunConfig()
 	log, err := cli.Configure(cli.NewFlagSet("detector run", stderr), args, &cfg, &cfg.Log, stderr)
 	if err != nil {
@@ -120,6 +125,24 @@ func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 	// The detector may stop on its own (a fatal fetch error): RunWithOps
 	// takes the ops server down with it.
 	return cli.RunWithOps(ctx, stop, srv, a.Run)
+}
+
+// refuseOpsSettings refuses the HTTP server settings of earlier versions,
+// -ops.* and REVOKED_OPS_*, naming what replaced them, rather than let
+// them pass unnoticed (an environment variable) or fail as an unknown flag.
+func refuseOpsSettings(args, environ []string) error {
+	for _, a := range args {
+		name := strings.TrimLeft(a, "-")
+		if name != a && strings.HasPrefix(name, "ops.") {
+			return fmt.Errorf("%s: the HTTP server's settings are -http.* now (-http.%s), as the consumer's", a, strings.TrimPrefix(name, "ops."))
+		}
+	}
+	for _, kv := range environ {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "REVOKED_OPS_") {
+			return fmt.Errorf("%s: the HTTP server's settings are REVOKED_HTTP_* now (%s), as the consumer's", k, "REVOKED_HTTP_"+strings.TrimPrefix(k, "REVOKED_OPS_"))
+		}
+	}
+	return nil
 }
 
 // listRules loads the rules the detector would run, reports every problem

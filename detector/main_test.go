@@ -46,7 +46,7 @@ func TestRunWiring(t *testing.T) {
 	var stderr testenv.LogBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"run", "-ops.addr", "127.0.0.1:0", "-log.level", "warn",
+		done <- run(ctx, []string{"run", "-http.addr", "127.0.0.1:0", "-log.level", "warn",
 			"-kafka.max-wait", "10ms", "-kafka.commit-interval", "10ms", "-engine.dry-run"}, &bytes.Buffer{}, &stderr)
 	}()
 	out := c.WaitRecords(t, schemas.TopicRevokeCommands, 1)
@@ -108,5 +108,26 @@ func TestRulesCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"frobnicate"}, &out, &bytes.Buffer{}); err == nil {
 		t.Error("unknown command: no error")
+	}
+}
+
+// The HTTP server's settings of earlier versions are refused, naming
+// what replaced them.
+func TestOpsSettingsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args, env []string
+		want      string
+	}{
+		{[]string{"-ops.addr", ":9091"}, nil, "-http.addr"},
+		{[]string{"--ops.addr=:9091"}, nil, "-http.addr=:9091"},
+		{nil, []string{"PATH=/bin", "REVOKED_OPS_ADDR=:9091"}, "REVOKED_HTTP_ADDR"},
+	} {
+		err := refuseOpsSettings(tc.args, tc.env)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: %v, want it to name %s", tc.args, tc.env, err, tc.want)
+		}
+	}
+	if err := refuseOpsSettings([]string{"-http.addr", ":9091", "-ops"}, []string{"REVOKED_HTTP_ADDR=:1"}); err != nil {
+		t.Errorf("current settings refused: %v", err)
 	}
 }
