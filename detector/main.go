@@ -62,13 +62,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 type runConfig struct {
 	// Detector's settings sit at the top level: -kafka.brokers,
 	// REVOKED_KAFKA_BROKERS, kafka.brokers in YAML.
-	Detector service.Config   `env:"REVOKED"`
-	Log      ops.LogConfig    `flag:"log" env:"REVOKED_LOG" yaml:"log"`
+	Detector service.Config `env:"REVOKED"`
+	Log      ops.LogConfig  `flag:"log" env:"REVOKED_LOG" yaml:"log"`
 	// Ops is the HTTP server of /livez, /readyz, /metrics and the kill
 	// switch: -http.*, REVOKED_HTTP_*, http in YAML, as the consumer's.
-	Ops ops.ServerConfig `flag:"http" env:"REVOKED_HTTP" yaml:"http"`
-	Guard    guard.Config     `flag:"guard" env:"REVOKED_GUARD" yaml:"guard"`
-	Signing  cli.SigningKey
+	Ops     ops.ServerConfig `flag:"http" env:"REVOKED_HTTP" yaml:"http"`
+	Guard   guard.Config     `flag:"guard" env:"REVOKED_GUARD" yaml:"guard"`
+	Signing cli.SigningKey
 	// TokenIDs gives -token-id-pattern and REVOKED_TOKEN_ID_PATTERN.
 	TokenIDs cli.TokenIDs
 }
