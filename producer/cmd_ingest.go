@@ -14,7 +14,6 @@ import (
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/enrich"
-	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/producer/ingest"
@@ -81,11 +80,6 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err != nil {
 		return err
 	}
-	enricher, err := enrich.NewLogged(cfg.GeoIP, log)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = enricher.Close() }()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	w, err := cfg.Common.writer(ctx, log, cfg.Ingest.Topic, cfg.Ingest.DLQTopic)
@@ -93,6 +87,19 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 	defer func() { _ = w.Close() }()
+	if cfg.HTTP.Addr != "" {
+		ep, err := ingest.NewEndpoint(ingest.EndpointConfig{Ingest: cfg.Ingest, HTTP: cfg.HTTP, GeoIP: cfg.GeoIP, Kafka: cfg.Common.Kafka},
+			w, log, ops.NewRegistry())
+		if err != nil {
+			return err
+		}
+		return ep.Run(ctx)
+	}
+	enricher, err := enrich.NewLogged(cfg.GeoIP, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = enricher.Close() }()
 	var opts []ingest.Option
 	if enricher != nil {
 		opts = append(opts, ingest.WithEnrich(enricher.Enrich))
@@ -100,22 +107,6 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	in, err := ingest.New(cfg.Ingest, w, log, opts...)
 	if err != nil {
 		return err
-	}
-
-	if cfg.HTTP.Addr != "" {
-		if !cfg.HTTP.BearerToken.IsSet() {
-			log.Warn().Msg("ingest endpoint accepts events without authentication: set REVOKED_INGEST_BEARER_TOKEN_FILE")
-		}
-		check, err := brokersCheck(cfg.Common.Kafka)
-		if err != nil {
-			return err
-		}
-		srv, err := ingest.NewServer(cfg.HTTP, in, log,
-			ingest.WithRegistry(ops.NewRegistry()), ingest.WithReadyCheck("kafka", check))
-		if err != nil {
-			return err
-		}
-		return srv.Run(ctx)
 	}
 
 	if cfg.Stdin {
@@ -145,27 +136,6 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	return nil
 }
 
-// brokersCheck is the ingest endpoint's readiness check: ready when one of
-// the bootstrap brokers accepts a connection made the way the writer makes
-// it (TLS and SASL included). It does not check the topics.
-func brokersCheck(c kafkax.WriterConfig) (ops.Check, error) {
-	d, err := c.Security.NewDialer(c.ClientID)
-	if err != nil {
-		return nil, fmt.Errorf("kafka readiness check: %w", err)
-	}
-	return func(ctx context.Context) error {
-		var errs []error
-		for _, b := range c.Brokers {
-			conn, err := d.DialContext(ctx, "tcp", b)
-			if err == nil {
-				_ = conn.Close()
-				return nil
-			}
-			errs = append(errs, err)
-		}
-		return fmt.Errorf("no Kafka broker reachable: %w", errors.Join(errs...))
-	}, nil
-}
 
 // report prints what an ingestion did, with the rejected lines.
 func report(w io.Writer, res ingest.Result) {

@@ -29,7 +29,7 @@ func freeAddr(t *testing.T) string {
 func TestBrokersCheck(t *testing.T) {
 	wc := kafkax.DefaultWriterConfig()
 	wc.Brokers = []string{freeAddr(t)}
-	check, err := brokersCheck(wc)
+	check, err := kafkax.BrokersCheck(wc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
 // Command local runs the whole revocation pipeline in one process on
 // embedded defaults: an in-process Kafka broker on 127.0.0.1:9092, the
 // reference token API on 127.0.0.1:8090, the detector, the consumer with a
-// chDB audit store, and the analyst API on 127.0.0.1:8080.
+// chDB audit store, the analyst API on 127.0.0.1:8080 and the HTTP ingest
+// endpoint on 127.0.0.1:8081.
 //
 //	go run ./deployments/local                  run until interrupted
 //	go run ./deployments/local --simulate 60s   feed simulated traffic, print a summary, exit

@@ -38,6 +38,7 @@ func (r *runner) latency(ctx context.Context) ([]Latency, error) {
 func (r *runner) latencyAt(ctx context.Context, rate float64, dir string) (_ Latency, err error) {
 	scfg := stack.DefaultConfig()
 	scfg.KafkaAddr, scfg.TokenAPIAddr, scfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	scfg.IngestAddr = "" // the traffic goes to Kafka directly
 	scfg.Partitions = r.cfg.Partitions
 	scfg.GeoIP = r.cfg.GeoIP
 	scfg.Audit = r.cfg.Audit

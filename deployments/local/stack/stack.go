@@ -37,6 +37,7 @@ import (
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/broker"
 	"github.com/revoked-dev/revoked/internal/ops"
+	"github.com/revoked-dev/revoked/producer/ingest"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	KafkaAddr    string `flag:"kafka-addr" env:"REVOKED_LOCAL_KAFKA_ADDR" usage:"listen address of the embedded Kafka broker"`
 	TokenAPIAddr string `flag:"tokenapi-addr" env:"REVOKED_LOCAL_TOKENAPI_ADDR" usage:"listen address of the reference token API"`
 	HTTPAddr     string `flag:"http-addr" env:"REVOKED_LOCAL_HTTP_ADDR" usage:"listen address of the analyst API, /metrics, /livez and /readyz"`
+	// IngestAddr is where the HTTP ingest endpoint listens, as `producer
+	// ingest --listen` serves it (empty: none).
+	IngestAddr string `flag:"ingest-addr" env:"REVOKED_LOCAL_INGEST_ADDR" usage:"listen address of the HTTP ingest endpoint, POST /v1/events (empty: none)"`
 	Partitions   int    `flag:"partitions" env:"REVOKED_LOCAL_PARTITIONS" usage:"partitions of audit.events and revoke.commands"`
 	// Audit selects the audit store: chDB in DataDir by default.
 	Audit backends.Config `flag:"audit" env:"REVOKED_AUDIT"`
@@ -72,6 +76,7 @@ func DefaultConfig() Config {
 		KafkaAddr:    "127.0.0.1:9092",
 		TokenAPIAddr: "127.0.0.1:8090",
 		HTTPAddr:     "127.0.0.1:8080",
+		IngestAddr:   "127.0.0.1:8081",
 		Partitions:   8,
 		Audit:        backends.Config{Backend: backends.ChDB},
 		GeoIP:        enrich.DefaultConfig(),
@@ -89,7 +94,10 @@ func localGuard() guard.Config {
 // Validate reports every problem at once.
 func (c Config) Validate() error {
 	var p config.Problems
-	for name, addr := range map[string]string{"kafka-addr": c.KafkaAddr, "tokenapi-addr": c.TokenAPIAddr, "http-addr": c.HTTPAddr} {
+	for name, addr := range map[string]string{"kafka-addr": c.KafkaAddr, "tokenapi-addr": c.TokenAPIAddr, "http-addr": c.HTTPAddr, "ingest-addr": c.IngestAddr} {
+		if addr == "" && name == "ingest-addr" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			p.Addf(name, "not host:port: %v", err)
 		}
@@ -124,6 +132,8 @@ type Stack struct {
 	CheckpointSigner *schemas.Signer
 	// Seal is the consumer's sealing key pair.
 	Seal *schemas.SealKey
+	// IngestURL is the HTTP ingest endpoint's base URL ("" when off).
+	IngestURL string
 	// Store is the audit store the consumer writes (through its spool).
 	Store    audit.Store
 	consumer *conapp.App
@@ -293,7 +303,39 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 	}
 	s.HTTPURL = "http://" + addr.String()
 	s.goRun("http", func() error { return srv.Run(ctx) })
+
+	// The ingest endpoint, assembled as the producer's ingest command
+	// assembles it, publishing to audit.events.
+	if cfg.IngestAddr != "" {
+		if err := s.startIngest(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// startIngest starts the HTTP ingest endpoint on cfg.IngestAddr.
+func (s *Stack) startIngest(ctx context.Context, cfg Config, log zerolog.Logger) error {
+	wcfg := kafkax.DefaultWriterConfig()
+	wcfg.Brokers = s.Brokers
+	wcfg.ClientID = "revoked-local-ingest"
+	w, err := kafkax.NewWriter(wcfg, log.With().Str("component", "ingest").Logger())
+	if err != nil {
+		return err
+	}
+	icfg := ingest.EndpointConfig{Ingest: ingest.DefaultConfig(), HTTP: ingest.DefaultHTTPConfig(), GeoIP: cfg.GeoIP, Kafka: wcfg}
+	icfg.HTTP.Addr = cfg.IngestAddr
+	ep, err := ingest.NewEndpoint(icfg, w, log.With().Str("component", "ingest").Logger(), ops.NewRegistry())
+	if err != nil {
+		return errors.Join(err, w.Close())
+	}
+	ln, err := net.Listen("tcp", cfg.IngestAddr)
+	if err != nil {
+		return errors.Join(fmt.Errorf("ingest endpoint: %w", err), w.Close())
+	}
+	s.IngestURL = "http://" + ln.Addr().String()
+	s.goRun("ingest", func() error { return errors.Join(ep.Serve(ctx, ln), w.Close()) })
+	return nil
 }
 
 // LineageStats is what the consumer's lineage follower has read, and

@@ -36,7 +36,7 @@ func startStack(t *testing.T, backend string) (*stack.Stack, *testenv.LogBuffer)
 func startStackWith(t *testing.T, backend string, mutate func(*stack.Config)) (*stack.Stack, *testenv.LogBuffer) {
 	t.Helper()
 	cfg := stack.DefaultConfig()
-	cfg.KafkaAddr, cfg.TokenAPIAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.KafkaAddr, cfg.TokenAPIAddr, cfg.HTTPAddr, cfg.IngestAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Partitions = 2
 	cfg.Audit.Backend = backend
 	switch backend {
@@ -273,6 +273,35 @@ func TestConsumerFollowsLineage(t *testing.T) {
 	if in, err := s.IdP.Introspect(context.Background(), otherRaw); err != nil || !in.Active {
 		t.Errorf("the user's unrelated token was revoked too (%v): the command was not the token's", err)
 	}
+}
+
+// Events posted to the local ingest endpoint, assembled as the producer's
+// ingest command assembles it, go through the whole pipeline: a brute
+// force posted as JSON lines ends with the victim's token revoked.
+func TestIngestEndpointFeedsThePipeline(t *testing.T) {
+	s, _ := startStack(t, "chdb")
+	user := "u-posted"
+	raw, tokenID := issue(t, s, user)
+	now := time.Now()
+	var body strings.Builder
+	for i := range 6 {
+		body.Write(event(fmt.Sprintf("%s-f%d", user, i), "login.failure", user, now.Add(time.Duration(i-10)*time.Second), "").Value)
+		body.WriteByte('\n')
+	}
+	body.Write(event(user+"-ok", "login.success", user, now, fmt.Sprintf(`,"token_id":%q`, tokenID)).Value)
+	body.WriteByte('\n')
+	resp, err := http.Post(s.IngestURL+"/v1/events", "application/x-ndjson", strings.NewReader(body.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/events: %d", resp.StatusCode)
+	}
+	waitFor(t, "the posted victim's token to be revoked", func() bool {
+		in, err := s.IdP.Introspect(context.Background(), raw)
+		return err == nil && !in.Active
+	})
 }
 
 // TestSimulatedRun runs a short simulation through the stack on chDB and
