@@ -136,7 +136,6 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	return nil
 }
 
-
 // report prints what an ingestion did, with the rejected lines.
 func report(w io.Writer, res ingest.Result) {
 	fmt.Fprintf(w, "%s: %d lines, %d accepted, %d rejected (dead-lettered)", res.Source, res.Lines, res.Accepted, res.RejectedTotal)

@@ -49,7 +49,7 @@ type Config struct {
 	// IngestAddr is where the HTTP ingest endpoint listens, as `producer
 	// ingest --listen` serves it (empty: none).
 	IngestAddr string `flag:"ingest-addr" env:"REVOKED_LOCAL_INGEST_ADDR" usage:"listen address of the HTTP ingest endpoint, POST /v1/events (empty: none)"`
-	Partitions   int    `flag:"partitions" env:"REVOKED_LOCAL_PARTITIONS" usage:"partitions of audit.events and revoke.commands"`
+	Partitions int    `flag:"partitions" env:"REVOKED_LOCAL_PARTITIONS" usage:"partitions of audit.events and revoke.commands"`
 	// Audit selects the audit store: chDB in DataDir by default.
 	Audit backends.Config `flag:"audit" env:"REVOKED_AUDIT"`
 	// DryRun makes the detector issue only dry-run commands.
