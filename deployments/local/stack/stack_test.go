@@ -86,6 +86,17 @@ func event(id, typ, user string, at time.Time, extra string) kafkax.Message {
 	return kafkax.Message{Key: []byte(user), Value: []byte(v)}
 }
 
+// bruteForce is six failed logins of user ending ten seconds before now,
+// then a successful one with the token tokenID at now: what the default
+// rules revoke.
+func bruteForce(user, tokenID string, now time.Time) []kafkax.Message {
+	var msgs []kafkax.Message
+	for i := range 6 {
+		msgs = append(msgs, event(fmt.Sprintf("%s-f%d", user, i), "login.failure", user, now.Add(time.Duration(i-10)*time.Second), ""))
+	}
+	return append(msgs, event(user+"-ok", "login.success", user, now, fmt.Sprintf(`,"token_id":%q`, tokenID)))
+}
+
 // TestEndToEnd drives the whole pipeline on each audit backend: a brute
 // force against a user whose real token lives at the token API, and a
 // malformed event in the same partition before it. The token ends
@@ -105,10 +116,7 @@ func TestEndToEnd(t *testing.T) {
 			msgs := []kafkax.Message{
 				{Key: []byte(user), Value: []byte(`{"id":"bad-1","type":"login.failure","user_id":"` + user + `","colour":"red"}`)},
 			}
-			for i := range 6 {
-				msgs = append(msgs, event(fmt.Sprintf("%s-f%d", user, i), "login.failure", user, now.Add(time.Duration(i-10)*time.Second), ""))
-			}
-			msgs = append(msgs, event(user+"-ok", "login.success", user, now, fmt.Sprintf(`,"token_id":%q`, tokenID)))
+			msgs = append(msgs, bruteForce(user, tokenID, now)...)
 			k.Produce(t, schemas.TopicAuditEvents, msgs...)
 
 			waitFor(t, "the victim's token to be revoked", func() bool {
@@ -202,13 +210,7 @@ func TestDetectorGuardEnforced(t *testing.T) {
 	k := &kafkatest.Cluster{Brokers: s.Brokers}
 	user := "u-breakglass"
 	raw, tokenID := issue(t, s, user)
-	now := time.Now()
-	var msgs []kafkax.Message
-	for i := range 6 {
-		msgs = append(msgs, event(fmt.Sprintf("%s-f%d", user, i), "login.failure", user, now.Add(time.Duration(i-10)*time.Second), ""))
-	}
-	msgs = append(msgs, event(user+"-ok", "login.success", user, now, fmt.Sprintf(`,"token_id":%q`, tokenID)))
-	k.Produce(t, schemas.TopicAuditEvents, msgs...)
+	k.Produce(t, schemas.TopicAuditEvents, bruteForce(user, tokenID, time.Now())...)
 
 	var rows []schemas.AuditRow
 	waitFor(t, "the dry run's audit rows", func() bool {
@@ -282,14 +284,11 @@ func TestIngestEndpointFeedsThePipeline(t *testing.T) {
 	s, _ := startStack(t, "chdb")
 	user := "u-posted"
 	raw, tokenID := issue(t, s, user)
-	now := time.Now()
 	var body strings.Builder
-	for i := range 6 {
-		body.Write(event(fmt.Sprintf("%s-f%d", user, i), "login.failure", user, now.Add(time.Duration(i-10)*time.Second), "").Value)
+	for _, m := range bruteForce(user, tokenID, time.Now()) {
+		body.Write(m.Value)
 		body.WriteByte('\n')
 	}
-	body.Write(event(user+"-ok", "login.success", user, now, fmt.Sprintf(`,"token_id":%q`, tokenID)).Value)
-	body.WriteByte('\n')
 	resp, err := http.Post(s.IngestURL+"/v1/events", "application/x-ndjson", strings.NewReader(body.String()))
 	if err != nil {
 		t.Fatal(err)

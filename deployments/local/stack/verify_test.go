@@ -3,7 +3,6 @@ package stack_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit/chdbstore"
 	"github.com/revoked-dev/revoked/consumer/trail"
 	"github.com/revoked-dev/revoked/deployments/local/stack"
-	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
@@ -46,13 +44,7 @@ func TestLocalTrailVerifiesAndCatchesADeletedLastRow(t *testing.T) {
 	// revokes it and writes received, revoked and verified rows.
 	user := "u-verify"
 	raw, tokenID := issue(t, s, user)
-	now := time.Now()
-	var msgs []kafkax.Message
-	for i := range 6 {
-		msgs = append(msgs, event(fmt.Sprintf("%s-f%d", user, i), "login.failure", user, now.Add(time.Duration(i-10)*time.Second), ""))
-	}
-	msgs = append(msgs, event(user+"-ok", "login.success", user, now, fmt.Sprintf(`,"token_id":%q`, tokenID)))
-	(&kafkatest.Cluster{Brokers: s.Brokers}).Produce(t, schemas.TopicAuditEvents, msgs...)
+	(&kafkatest.Cluster{Brokers: s.Brokers}).Produce(t, schemas.TopicAuditEvents, bruteForce(user, tokenID, time.Now())...)
 	waitFor(t, "the revocation's audit rows", func() bool {
 		rows, err := s.Store.History(context.Background(), audit.Query{UserID: user, Limit: 100})
 		return err == nil && hasStep(rows, schemas.StepConfirmed)
