@@ -58,7 +58,7 @@ type Config struct {
 	// "impossible-travel=20".
 	PerRule []string `flag:"budget-per-rule" env:"BUDGET_PER_RULE" yaml:"budget_per_rule" usage:"revocations per minute per rule, as rule=count pairs, comma-separated"`
 	// AllowlistFile names the YAML allowlist (see Allowlist).
-	AllowlistFile string `flag:"allowlist-file" env:"ALLOWLIST_FILE" yaml:"allowlist_file" usage:"YAML file of users and clients never revoked automatically, scoped per rule and action"`
+	AllowlistFile string `flag:"allowlist-file" env:"ALLOWLIST_FILE" yaml:"allowlist_file" usage:"YAML allowlist (user_ids, client_ids, scoped per rule and action) of targets never revoked automatically"`
 	// KillSwitchFile: while a file exists at this path, enforcement stops.
 	KillSwitchFile string `flag:"kill-switch-file" env:"KILL_SWITCH_FILE" yaml:"kill_switch_file" usage:"while this file exists, no command is enforced (they are held)"`
 	// KillSwitch engaged from the start (environment or configuration).
@@ -127,7 +127,7 @@ func (g *Guard) Check(cmd *schemas.RevokeCommand) Decision {
 		return Decision{Verdict: Allow}
 	}
 	if g.allow != nil {
-		if e, ok := g.allow.Match(cmd); ok {
+		if e, ok := g.allow.Match(cmd, nil); ok {
 			return Decision{Verdict: Refuse, Reason: "allowlisted: " + e}
 		}
 	}

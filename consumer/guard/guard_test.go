@@ -54,9 +54,9 @@ func TestBudgetConfigErrors(t *testing.T) {
 func TestAllowlistScopedPerRuleAndAction(t *testing.T) {
 	a, err := guard.ParseAllowlist([]byte(`
 entries:
-  - users: [admin]
-    note: break glass
-  - clients: [batch]
+  - user_ids: [admin]
+    reason: break glass
+  - client_ids: [batch]
     rules: [travel]
     actions: [revoke]
 `))
@@ -82,7 +82,8 @@ entries:
 	if d := g.Check(client("travel", schemas.ActionRevokeAndReverify)); d.Verdict != guard.Allow {
 		t.Errorf("batch, other action: %+v", d)
 	}
-	for _, bad := range []string{"entries: [{rules: [x]}]", "entries: [{users: [a], actions: [nuke]}]", "entries: [{users: [a], bogus: 1}]"} {
+	for _, bad := range []string{"entries: [{rules: [x]}]", "entries: [{user_ids: [a], actions: [nuke]}]", "entries: [{user_ids: [a], bogus: 1}]",
+		"entries: [{users: [a]}]", "entries: [{ips: [10.0.0.0/8]}]"} {
 		if _, err := guard.ParseAllowlist([]byte(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
@@ -91,7 +92,7 @@ entries:
 
 func TestAllowlistFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "allow.yaml")
-	if err := os.WriteFile(p, []byte("entries:\n  - users: [u1]\n"), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte("entries:\n  - user_ids: [u1]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g, err := guard.New(guard.Config{AllowlistFile: p}, nil)

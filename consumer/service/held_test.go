@@ -165,7 +165,7 @@ func TestAllowlistRefuses(t *testing.T) {
 	c := command(schemas.Target{Kind: schemas.TargetUser, UserID: "break-glass"}, time.Now())
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
 	cfg := f.config("g-allow")
-	cfg.Guard.AllowlistFile = writeFile(t, "entries:\n  - users: [break-glass]\n    rules: [manual]\n")
+	cfg.Guard.AllowlistFile = writeFile(t, "entries:\n  - user_ids: [break-glass]\n    rules: [manual]\n")
 	_, stop := f.startService(t, cfg, nil)
 	waitFor(t, "the refusal", func() bool { return steps(t, f.store, c.CommandID)[schemas.StepRejected] == 1 })
 	_ = stop()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/revoked-dev/revoked/detector/engine"
+	"github.com/revoked-dev/revoked/internal/allowlist"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -58,7 +59,7 @@ func checkEngineProperties(r *rand.Rand) (commands, enforcedN int, err error) {
 	if len(allowed) > 0 {
 		doc = fmt.Sprintf("entries:\n  - user_ids: [%s]\n", joinQuoted(allowed))
 	}
-	allow, err := ParseAllowlist([]byte(doc))
+	allow, err := allowlist.Parse([]byte(doc))
 	if err != nil {
 		return 0, 0, err
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revoked-dev/revoked/internal/allowlist"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -158,7 +159,7 @@ func checkGuardProperties(r *rand.Rand, killFile string, seen map[string]int) er
 		entries = append(entries, e)
 		doc += e.yaml()
 	}
-	allow, err := ParseAllowlist([]byte(doc))
+	allow, err := allowlist.Parse([]byte(doc))
 	if err != nil {
 		return fmt.Errorf("allowlist %q: %w", doc, err)
 	}

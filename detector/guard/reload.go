@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/revoked-dev/revoked/internal/allowlist"
 )
 
 // AllowlistReloadInterval is the least time between two looks at the
@@ -37,7 +39,7 @@ func newAllowlistFile(path string, log zerolog.Logger) (*reloadingAllowlist, err
 	if err != nil {
 		return nil, fmt.Errorf("reading allowlist: %w", err)
 	}
-	a, err := LoadAllowlist(path)
+	a, err := allowlist.Load(path)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +66,7 @@ func (f *reloadingAllowlist) get(now time.Time) *Allowlist {
 	if st.ModTime().Equal(f.modTime) && st.Size() == f.size {
 		return f.cur.Load()
 	}
-	a, err := LoadAllowlist(f.path)
+	a, err := allowlist.Load(f.path)
 	if err != nil {
 		f.failures.Add(1)
 		f.log.Error().Err(err).Str("file", f.path).Msg("allowlist file invalid; the previous allowlist stays in force")

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/detector/guard"
+	"github.com/revoked-dev/revoked/internal/allowlist"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
@@ -43,7 +44,7 @@ func TestGuardedService(t *testing.T) {
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	cfg := DefaultConfig()
 	cfg.Reader.Brokers = []string{"127.0.0.1:1"}
-	allow, err := guard.ParseAllowlist([]byte("entries:\n  - user_ids: [vip]\n    rules: [risk]\n"))
+	allow, err := allowlist.Parse([]byte("entries:\n  - user_ids: [vip]\n    rules: [risk]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
