@@ -216,6 +216,14 @@ func (c runConfig) checkpointSigner() (*schemas.Signer, error) {
 }
 
 func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
+	// The guard's budgets were -guard.budget-per-minute and
+	// -guard.budget-per-rule; they are named as the detector's now.
+	if err := cli.RefuseRenamed(args, os.Environ(),
+		cli.Renamed{Flag: "guard.budget-per-minute", NowFlag: "guard.budget", Env: "REVOKED_GUARD_BUDGET_PER_MINUTE", NowEnv: "REVOKED_GUARD_BUDGET"},
+		cli.Renamed{Flag: "guard.budget-per-rule", NowFlag: "guard.rule-budgets", Env: "REVOKED_GUARD_BUDGET_PER_RULE", NowEnv: "REVOKED_GUARD_RULE_BUDGETS"},
+	); err != nil {
+		return err
+	}
 	cfg := defaultRunConfig()
 	log, err := cli.Configure(cli.NewFlagSet("consumer run", stderr), args, &cfg, &cfg.Store.Log, stderr)
 	if err != nil {

@@ -92,7 +92,8 @@ func (c runConfig) Validate() error {
 }
 
 func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
-	if err := refuseOpsSettings(args, os.Environ()); err != nil {
+	// The HTTP server's settings were -ops.* and REVOKED_OPS_*.
+	if err := cli.RefuseRenamed(args, os.Environ(), cli.Renamed{Flag: "ops.", NowFlag: "http.", Env: "REVOKED_OPS_", NowEnv: "REVOKED_HTTP_"}); err != nil {
 		return err
 	}
 	cfg := defaultRunConfig()
@@ -125,24 +126,6 @@ func runDetector(ctx context.Context, args []string, stderr io.Writer) error {
 	// The detector may stop on its own (a fatal fetch error): RunWithOps
 	// takes the ops server down with it.
 	return cli.RunWithOps(ctx, stop, srv, a.Run)
-}
-
-// refuseOpsSettings refuses the HTTP server settings of earlier versions,
-// -ops.* and REVOKED_OPS_*, naming what replaced them, rather than let
-// them pass unnoticed (an environment variable) or fail as an unknown flag.
-func refuseOpsSettings(args, environ []string) error {
-	for _, a := range args {
-		name := strings.TrimLeft(a, "-")
-		if name != a && strings.HasPrefix(name, "ops.") {
-			return fmt.Errorf("%s: the HTTP server's settings are -http.* now (-http.%s), as the consumer's", a, strings.TrimPrefix(name, "ops."))
-		}
-	}
-	for _, kv := range environ {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "REVOKED_OPS_") {
-			return fmt.Errorf("%s: the HTTP server's settings are REVOKED_HTTP_* now (%s), as the consumer's", k, "REVOKED_HTTP_"+strings.TrimPrefix(k, "REVOKED_OPS_"))
-		}
-	}
-	return nil
 }
 
 // listRules loads the rules the detector would run, reports every problem

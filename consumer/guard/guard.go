@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/revoked-dev/revoked/internal/budget"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -51,12 +52,13 @@ type Decision struct {
 
 // Config configures the guards. The zero value guards nothing.
 type Config struct {
-	// PerMinute caps the commands carried out in any 60 s window across all
-	// rules (0: no global cap).
-	PerMinute int `flag:"budget-per-minute" env:"BUDGET_PER_MINUTE" yaml:"budget_per_minute" usage:"revocations per minute beyond which commands are held for approval (0: no cap)"`
-	// PerRule caps rules of their own, as rule=count pairs, e.g.
-	// "impossible-travel=20".
-	PerRule []string `flag:"budget-per-rule" env:"BUDGET_PER_RULE" yaml:"budget_per_rule" usage:"revocations per minute per rule, as rule=count pairs, comma-separated"`
+	// Budget caps the commands carried out in any 60 s window across all
+	// rules (0: no cap); RuleBudget caps each rule that RuleBudgets does
+	// not name; RuleBudgets names rules of their own, as rule_id=N items.
+	// The detector's guard reads the same three settings.
+	Budget      int      `flag:"budget" env:"BUDGET" yaml:"budget" usage:"revocations per minute across rules before commands are held for approval (0: unlimited)"`
+	RuleBudget  int      `flag:"rule-budget" env:"RULE_BUDGET" yaml:"rule_budget" usage:"revocations per minute per rule before its commands are held for approval (0: unlimited)"`
+	RuleBudgets []string `flag:"rule-budgets" env:"RULE_BUDGETS" yaml:"rule_budgets" usage:"per-rule budgets overriding rule-budget, as rule_id=N, comma-separated"`
 	// AllowlistFile names the YAML allowlist (see Allowlist).
 	AllowlistFile string `flag:"allowlist-file" env:"ALLOWLIST_FILE" yaml:"allowlist_file" usage:"YAML allowlist (user_ids, client_ids, scoped per rule and action) of targets never revoked automatically"`
 	// KillSwitchFile: while a file exists at this path, enforcement stops.
@@ -71,9 +73,10 @@ type Config struct {
 // Validate reports every problem at once.
 func (c Config) Validate() error {
 	var p config.Problems
-	p.Check(c.PerMinute >= 0, "budget-per-minute", "must not be negative")
-	if _, err := ParsePerRule(c.PerRule); err != nil {
-		p.Check(false, "budget-per-rule", "%v", err)
+	p.Check(c.Budget >= 0, "budget", "must not be negative (0: unlimited)")
+	p.Check(c.RuleBudget >= 0, "rule-budget", "must not be negative (0: unlimited)")
+	if _, err := budget.ParseRules(c.RuleBudgets); err != nil {
+		p.Addf("rule-budgets", "%v", err)
 	}
 	return p.Err()
 }
@@ -95,9 +98,9 @@ func New(cfg Config, now func() time.Time) (*Guard, error) {
 	if now == nil {
 		now = time.Now
 	}
-	perRule, _ := ParsePerRule(cfg.PerRule)
+	perRule, _ := budget.ParseRules(cfg.RuleBudgets)
 	g := &Guard{
-		budget: NewBudget(cfg.PerMinute, perRule),
+		budget: NewBudget(cfg.Budget, cfg.RuleBudget, perRule),
 		kill:   NewKillSwitch(cfg.KillSwitchFile, cfg.KillSwitch),
 		now:    now,
 	}

@@ -21,7 +21,7 @@ func cmd(id, rule, user string, action schemas.Action) *schemas.RevokeCommand {
 
 func TestBudgetGlobalAndPerRuleWithClock(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	g, err := guard.New(guard.Config{PerMinute: 3, PerRule: []string{"noisy=1"}}, func() time.Time { return now })
+	g, err := guard.New(guard.Config{Budget: 3, RuleBudgets: []string{"noisy=1"}}, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,8 +45,8 @@ func TestBudgetGlobalAndPerRuleWithClock(t *testing.T) {
 }
 
 func TestBudgetConfigErrors(t *testing.T) {
-	_, err := guard.New(guard.Config{PerMinute: -1, PerRule: []string{"x", "y=0"}}, nil)
-	if err == nil || !strings.Contains(err.Error(), "budget-per-minute") || !strings.Contains(err.Error(), "budget-per-rule") {
+	_, err := guard.New(guard.Config{Budget: -1, RuleBudgets: []string{"x", "y=-1"}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "budget:") || !strings.Contains(err.Error(), "rule-budgets") {
 		t.Fatalf("err = %v", err)
 	}
 }

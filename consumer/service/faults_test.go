@@ -151,7 +151,7 @@ func TestFaultsProperty(t *testing.T) {
 	cfg.Reader.KeyConcurrency = 4
 	cfg.Reader.Concurrency = 16
 	cfg.Reader.CommitInterval = 5 * time.Millisecond
-	cfg.Guard.PerRule = []string{"capped=5"}
+	cfg.Guard.RuleBudgets = []string{"capped=5"}
 	cfg.Retry.MaxAttempts = 3
 	frozen := time.Now()
 	_, stop := f.startService(t, cfg, func() time.Time { return frozen })

@@ -54,7 +54,7 @@ func TestBudgetHoldsThenApproveAndReject(t *testing.T) {
 		f.kafka.Produce(t, schemas.TopicRevokeCommands, m)
 	}
 	cfg := f.config("g-held")
-	cfg.Guard.PerMinute = 1
+	cfg.Guard.Budget = 1
 	svc, stop := f.startService(t, cfg, clk.now)
 	waitFor(t, "one revocation and two holds", func() bool {
 		return steps(t, f.store, cmds[0].CommandID)[schemas.StepConfirmed] == 1 &&

@@ -1,11 +1,9 @@
 package guard
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/revoked-dev/revoked/internal/budget"
 	"github.com/revoked-dev/revoked/internal/config"
 )
 
@@ -75,19 +73,4 @@ func (c Config) Validate() error {
 }
 
 // ruleBudgets parses RuleBudgets.
-func (c Config) ruleBudgets() (map[string]int, error) {
-	out := make(map[string]int, len(c.RuleBudgets))
-	for _, item := range c.RuleBudgets {
-		id, n, ok := strings.Cut(strings.TrimSpace(item), "=")
-		id = strings.TrimSpace(id)
-		v, err := strconv.Atoi(strings.TrimSpace(n))
-		if !ok || id == "" || err != nil || v < 0 {
-			return nil, fmt.Errorf("want rule_id=N with N >= 0, got %q", item)
-		}
-		if _, dup := out[id]; dup {
-			return nil, fmt.Errorf("rule %q named twice", id)
-		}
-		out[id] = v
-	}
-	return out, nil
-}
+func (c Config) ruleBudgets() (map[string]int, error) { return budget.ParseRules(c.RuleBudgets) }

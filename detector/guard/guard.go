@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/revoked-dev/revoked/internal/budget"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -74,10 +75,10 @@ type Guard struct {
 	metrics   *metrics
 
 	mu          sync.Mutex
-	global      window
+	global      budget.Window
 	ruleDefault int
 	ruleLimits  map[string]int
-	rules       map[string]*window
+	rules       map[string]*budget.Window
 	// enforced maps a target (kind and id, and the notify action for
 	// notifications) to when an enforce command last named it.
 	enforced  map[string]time.Time
@@ -118,10 +119,10 @@ func New(cfg Config, opts ...Option) (*Guard, error) {
 		cooldown:    cfg.Cooldown,
 		heldTopic:   cfg.HeldTopic,
 		metrics:     &metrics{},
-		global:      window{limit: cfg.Budget},
+		global:      budget.Window{Limit: cfg.Budget},
 		ruleDefault: cfg.RuleBudget,
 		ruleLimits:  limits,
-		rules:       make(map[string]*window),
+		rules:       make(map[string]*budget.Window),
 		enforced:    make(map[string]time.Time),
 	}
 	for _, o := range opts {
@@ -199,14 +200,14 @@ func (g *Guard) decide(cmd *schemas.RevokeCommand, ev *schemas.AuditEvent) Decis
 		return Decision{Verdict: Publish, Reason: ReasonNotify, Mode: schemas.ModeEnforce}
 	}
 	rw := g.ruleWindow(cmd.Reason.RuleID)
-	if g.global.full(now) {
+	if g.global.Full(now) {
 		return Decision{Verdict: Hold, Reason: ReasonBudgetGlobal, Mode: schemas.ModeEnforce}
 	}
-	if rw.full(now) {
+	if rw.Full(now) {
 		return Decision{Verdict: Hold, Reason: ReasonBudgetRule, Mode: schemas.ModeEnforce}
 	}
-	g.global.add(now)
-	rw.add(now)
+	g.global.Add(now)
+	rw.Add(now)
 	g.markEnforced(target, now)
 	return Decision{Verdict: Publish, Reason: ReasonEnforce, Mode: schemas.ModeEnforce}
 }
@@ -222,14 +223,14 @@ func (g *Guard) markEnforced(target string, now time.Time) {
 	}
 }
 
-func (g *Guard) ruleWindow(rule string) *window {
+func (g *Guard) ruleWindow(rule string) *budget.Window {
 	w, ok := g.rules[rule]
 	if !ok {
 		limit, named := g.ruleLimits[rule]
 		if !named {
 			limit = g.ruleDefault
 		}
-		w = &window{limit: limit}
+		w = &budget.Window{Limit: limit}
 		g.rules[rule] = w
 	}
 	return w
@@ -259,9 +260,9 @@ func (g *Guard) Usage() Usage {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	u := Usage{Global: g.global.used(now), Rules: make(map[string]int, len(g.rules))}
+	u := Usage{Global: g.global.Used(now), Rules: make(map[string]int, len(g.rules))}
 	for id, w := range g.rules {
-		u.Rules[id] = w.used(now)
+		u.Rules[id] = w.Used(now)
 	}
 	return u
 }
@@ -341,11 +342,11 @@ func (c *guardCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.g.now()
 	c.g.mu.Lock()
 	defer c.g.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(c.g.global.used(now)), "")
-	ch <- prometheus.MustNewConstMetric(c.lim, prometheus.GaugeValue, float64(c.g.global.limit), "")
+	ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(c.g.global.Used(now)), "")
+	ch <- prometheus.MustNewConstMetric(c.lim, prometheus.GaugeValue, float64(c.g.global.Limit), "")
 	for id, w := range c.g.rules {
-		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(w.used(now)), id)
-		ch <- prometheus.MustNewConstMetric(c.lim, prometheus.GaugeValue, float64(w.limit), id)
+		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(w.Used(now)), id)
+		ch <- prometheus.MustNewConstMetric(c.lim, prometheus.GaugeValue, float64(w.Limit), id)
 	}
 }
 

@@ -1,16 +1,16 @@
 package guard
 
 import (
-	"slices"
 	"time"
 
+	"github.com/revoked-dev/revoked/internal/budget"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
 // Lookback is how far back the commands that still weigh on the guard's
 // decisions go: the longer of the cooldown and the budget's minute. A
 // restarted detector restores them (Restore) from its command topic.
-func (g *Guard) Lookback() time.Duration { return max(g.cooldown, budgetPeriod) }
+func (g *Guard) Lookback() time.Duration { return max(g.cooldown, budget.Period) }
 
 // Restore records cmd, a command this detector published at issuedAt
 // before it (re)started, as Check recorded it when it let it pass: an
@@ -35,9 +35,9 @@ func (g *Guard) Restore(cmd *schemas.RevokeCommand, issuedAt time.Time) {
 		g.restoreEnforced(target+"\x00"+string(schemas.ActionNotify), issuedAt)
 		return
 	}
-	if now.Sub(issuedAt) < budgetPeriod {
-		g.global.insert(issuedAt)
-		g.ruleWindow(cmd.Reason.RuleID).insert(issuedAt)
+	if now.Sub(issuedAt) < budget.Period {
+		g.global.Insert(issuedAt)
+		g.ruleWindow(cmd.Reason.RuleID).Insert(issuedAt)
 	}
 	g.restoreEnforced(target, issuedAt)
 }
@@ -48,14 +48,4 @@ func (g *Guard) restoreEnforced(key string, t time.Time) {
 	if last, ok := g.enforced[key]; !ok || t.After(last) {
 		g.markEnforced(key, t)
 	}
-}
-
-// insert records an event at t, keeping the times in order whatever
-// order they are restored in.
-func (w *window) insert(t time.Time) {
-	if w.limit == 0 {
-		return
-	}
-	i, _ := slices.BinarySearchFunc(w.times, t, func(a, b time.Time) int { return a.Compare(b) })
-	w.times = slices.Insert(w.times, i, t)
 }
