@@ -18,7 +18,6 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
-	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
@@ -26,6 +25,7 @@ import (
 	"github.com/revoked-dev/revoked/internal/config"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/killswitch"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
@@ -99,7 +99,7 @@ func TestGuardRoutes(t *testing.T) {
 	}
 	store := memstore.New()
 	app.MountAPI(srv, store, config.Secret{}, zerolog.Nop())
-	kill := guard.NewKillSwitch("", false)
+	kill := killswitch.New("", false)
 	app.MountGuards(srv, service.NewApprovals(nil, store, nil), kill, config.NewSecret("tok"), zerolog.Nop())
 	h := srv.Handler()
 	do := func(method, path, auth, body string) int {
@@ -120,8 +120,8 @@ func TestGuardRoutes(t *testing.T) {
 		{"GET", "/api/v1/held", "tok", "", 200},
 		{"POST", "/api/v1/held/x/approve", "tok", `{"approver":"a"}`, 503}, // listing-only approvals
 		{"POST", "/api/v1/held/x/reject", "tok", `{"approver":"a"}`, 503},
-		{"GET", "/api/v1/killswitch", "", "", 401},
-		{"POST", "/api/v1/killswitch", "tok", `{"engaged":true,"by":"test"}`, 200},
+		{"GET", "/admin/kill-switch", "", "", 401},
+		{"POST", "/admin/kill-switch", "tok", `{"engaged":true,"by":"test"}`, 200},
 	} {
 		if got := do(tc.method, tc.path, tc.auth, tc.body); got != tc.want {
 			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, got, tc.want)

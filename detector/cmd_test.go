@@ -17,6 +17,7 @@ import (
 	"github.com/revoked-dev/revoked/detector/guard"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/killswitch"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -121,7 +122,7 @@ func TestHeldApproveFlow(t *testing.T) {
 		token string
 		want  int
 	}{{"", http.StatusUnauthorized}, {"wrong", http.StatusUnauthorized}, {"s3cret", http.StatusOK}} {
-		req, _ := http.NewRequest("POST", "http://"+opsAddr+guard.KillSwitchPath+"?state=on", nil)
+		req, _ := http.NewRequest("POST", "http://"+opsAddr+killswitch.Path+"?state=on&by=test", nil)
 		if tc.token != "" {
 			req.Header.Set("Authorization", "Bearer "+tc.token)
 		}
@@ -131,7 +132,7 @@ func TestHeldApproveFlow(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
-		if resp.StatusCode != tc.want || (tc.want == http.StatusOK && !strings.Contains(string(body), `"on":true`)) {
+		if resp.StatusCode != tc.want || (tc.want == http.StatusOK && !strings.Contains(string(body), `"engaged":true`)) {
 			t.Errorf("token %q: %d %s", tc.token, resp.StatusCode, body)
 		}
 	}

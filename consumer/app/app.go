@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/lineage"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/killswitch"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -205,7 +207,12 @@ func MountGuards(srv *ops.Server, held api.HeldCommands, kill *guard.KillSwitch,
 		return
 	}
 	api.NewHeld(held, token, log).Register(srv)
-	kill.Register(srv, token)
+	kill.Mount(srv, token, guard.KillSwitchMeaning, log)
+	// The consumer's earlier kill-switch path says where the one shape of
+	// both components is served now.
+	srv.Handle("/api/v1/killswitch", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		ops.WriteJSON(w, http.StatusGone, map[string]string{"error": "the kill switch is at " + killswitch.Path + " (GET; POST {\"engaged\": bool, \"by\": \"name\"})"})
+	}))
 }
 
 // Run runs the service until ctx ends, with the token API's readiness

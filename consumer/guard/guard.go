@@ -9,12 +9,11 @@ package guard
 import (
 	"errors"
 	"fmt"
-	"os"
-	"sync"
 	"time"
 
 	"github.com/revoked-dev/revoked/internal/budget"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/killswitch"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -101,7 +100,7 @@ func New(cfg Config, now func() time.Time) (*Guard, error) {
 	perRule, _ := budget.ParseRules(cfg.RuleBudgets)
 	g := &Guard{
 		budget: NewBudget(cfg.Budget, cfg.RuleBudget, perRule),
-		kill:   NewKillSwitch(cfg.KillSwitchFile, cfg.KillSwitch),
+		kill:   killswitch.New(cfg.KillSwitchFile, cfg.KillSwitch),
 		now:    now,
 	}
 	if cfg.AllowlistFile != "" {
@@ -158,47 +157,9 @@ func (g *Guard) Enforcing() error {
 // ErrKillSwitch means enforcement is stopped.
 var ErrKillSwitch = errors.New("kill switch engaged")
 
-// KillSwitch stops enforcement while it is engaged: by a file that exists,
-// by configuration at start, or by Set (the HTTP endpoint).
-type KillSwitch struct {
-	file string
-	mu   sync.Mutex
-	on   bool
-	why  string
-}
+// KillSwitch is the guards' one kill switch (internal/killswitch): while it
+// is engaged the consumer holds every enforcing command for approval.
+type KillSwitch = killswitch.Switch
 
-// NewKillSwitch watches file (empty: none) and starts engaged when on.
-func NewKillSwitch(file string, on bool) *KillSwitch {
-	k := &KillSwitch{file: file, on: on}
-	if on {
-		k.why = "configured"
-	}
-	return k
-}
-
-// Set engages or releases the switch; by names who did, for the record.
-// A kill-switch file still engages it while it exists.
-func (k *KillSwitch) Set(on bool, by string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.on, k.why = on, "set by "+by
-}
-
-// Engaged reports whether enforcement is stopped, and why.
-func (k *KillSwitch) Engaged() (bool, string) {
-	if k == nil {
-		return false, ""
-	}
-	k.mu.Lock()
-	on, why := k.on, k.why
-	k.mu.Unlock()
-	if on {
-		return true, why
-	}
-	if k.file != "" {
-		if _, err := os.Stat(k.file); err == nil {
-			return true, "file " + k.file + " exists"
-		}
-	}
-	return false, ""
-}
+// KillSwitchMeaning is what engaging the consumer's kill switch does.
+const KillSwitchMeaning = "enforcing commands are held for approval"

@@ -1,6 +1,8 @@
 package guard_test
 
 import (
+	"github.com/rs/zerolog"
+
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/killswitch"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -124,16 +127,16 @@ func TestKillSwitchFileConfigAndHTTP(t *testing.T) {
 	}
 	_ = os.Remove(file)
 
-	if on, _ := guard.NewKillSwitch("", true).Engaged(); !on {
+	if on, _ := killswitch.New("", true).Engaged(); !on {
 		t.Fatal("configured switch not engaged")
 	}
 
 	mux := http.NewServeMux()
-	g.KillSwitch().Register(mux, config.NewSecret("tok"))
+	g.KillSwitch().Mount(mux, config.NewSecret("tok"), guard.KillSwitchMeaning, zerolog.Nop())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	do := func(method, auth, body string) int {
-		req, _ := http.NewRequest(method, srv.URL+guard.KillSwitchPath, strings.NewReader(body))
+		req, _ := http.NewRequest(method, srv.URL+killswitch.Path, strings.NewReader(body))
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}

@@ -81,11 +81,7 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, reg prometheus.
 // the held topic's (without it the detector cannot hold a command and
 // retries the event that built it). Check names begin with prefix.
 func (a *App) Mount(srv *ops.Server, prefix string) error {
-	if a.cfg.Guard.AdminToken.IsSet() {
-		h := guard.AdminHandler(a.Guard.KillSwitch(), a.cfg.Guard.AdminToken.Reveal(), a.log)
-		srv.Handle("GET "+guard.KillSwitchPath, h)
-		srv.Handle("POST "+guard.KillSwitchPath, h)
-	}
+	a.Guard.KillSwitch().Mount(srv, a.cfg.Guard.AdminToken, guard.KillSwitchMeaning, a.log)
 	if err := srv.AddCheck(prefix+"kafka-reader", a.Service.Check); err != nil {
 		return err
 	}

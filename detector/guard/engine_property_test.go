@@ -88,7 +88,7 @@ func checkEngineProperties(r *rand.Rand) (commands, enforcedN int, err error) {
 			ev.Geo = &schemas.Geo{Country: pick(r, countries)}
 		}
 		if r.IntN(8) == 0 {
-			g.KillSwitch().Set(!g.KillSwitch().On())
+			g.KillSwitch().Set(!g.KillSwitch().On(), "property test")
 		}
 		for _, cmd := range eng.Process(&ev) {
 			commands++

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/internal/budget"
+	"github.com/revoked-dev/revoked/internal/killswitch"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -115,7 +116,7 @@ func New(cfg Config, opts ...Option) (*Guard, error) {
 	g := &Guard{
 		now:         time.Now,
 		log:         zerolog.Nop(),
-		kill:        NewKillSwitch(cfg.KillSwitchFile),
+		kill:        killswitch.New(cfg.KillSwitchFile, false),
 		cooldown:    cfg.Cooldown,
 		heldTopic:   cfg.HeldTopic,
 		metrics:     &metrics{},
@@ -332,7 +333,8 @@ func (c *guardCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *guardCollector) Collect(ch chan<- prometheus.Metric) {
-	runtime, file := c.g.kill.State()
+	ks := c.g.kill.State()
+	runtime, file := ks.Runtime, ks.File
 	ch <- prometheus.MustNewConstMetric(c.kill, prometheus.GaugeValue, b2f(runtime), "runtime")
 	ch <- prometheus.MustNewConstMetric(c.kill, prometheus.GaugeValue, b2f(file), "file")
 	ch <- prometheus.MustNewConstMetric(c.allw, prometheus.GaugeValue, float64(c.g.Allowlist().Len()))

@@ -1,9 +1,6 @@
 package guard
 
 import (
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -135,55 +131,9 @@ func TestKillSwitchFile(t *testing.T) {
 	if d := g.Check(cmdFor("a", "u2", schemas.ActionRevoke), nil); d.Mode != schemas.ModeDryRun || d.Reason != ReasonKillSwitch {
 		t.Errorf("with the file: %+v", d)
 	}
-	g.KillSwitch().Set(false)
+	g.KillSwitch().Set(false, "test")
 	if !g.KillSwitch().On() {
 		t.Error("Set(false) overrode the file")
-	}
-}
-
-func TestAdminHandler(t *testing.T) {
-	k := NewKillSwitch("")
-	h := AdminHandler(k, "s3cret", zerolog.Nop())
-	do := func(method, target, token string) (*httptest.ResponseRecorder, map[string]bool) {
-		req := httptest.NewRequest(method, target, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		var body map[string]bool
-		_ = json.Unmarshal(rec.Body.Bytes(), &body)
-		return rec, body
-	}
-	if rec, _ := do("POST", KillSwitchPath+"?state=on", ""); rec.Code != http.StatusUnauthorized || k.On() {
-		t.Errorf("no token: %d, on %t", rec.Code, k.On())
-	}
-	if rec, _ := do("POST", KillSwitchPath+"?state=on", "wrong"); rec.Code != http.StatusUnauthorized || k.On() {
-		t.Errorf("wrong token: %d", rec.Code)
-	}
-	if rec, _ := do("POST", KillSwitchPath+"?state=maybe", "s3cret"); rec.Code != http.StatusBadRequest {
-		t.Errorf("bad state: %d", rec.Code)
-	}
-	if rec, body := do("POST", KillSwitchPath+"?state=on", "s3cret"); rec.Code != http.StatusOK || !k.On() || !body["on"] || !body["runtime"] {
-		t.Errorf("on: %d %v", rec.Code, body)
-	}
-	if rec, body := do("GET", KillSwitchPath, "s3cret"); rec.Code != http.StatusOK || !body["on"] {
-		t.Errorf("get: %d %v", rec.Code, body)
-	}
-	if rec, _ := do("POST", KillSwitchPath+"?state=off", "s3cret"); rec.Code != http.StatusOK || k.On() {
-		t.Errorf("off: %d", rec.Code)
-	}
-	if rec, _ := do("DELETE", KillSwitchPath, "s3cret"); rec.Code != http.StatusMethodNotAllowed {
-		t.Errorf("delete: %d", rec.Code)
-	}
-	if rec, _ := do("GET", KillSwitchPath, ""); rec.Code != http.StatusUnauthorized {
-		t.Errorf("an empty configured token must refuse everyone: %d", rec.Code)
-	}
-	if rec := httptest.NewRecorder(); true {
-		AdminHandler(k, "", zerolog.Nop()).ServeHTTP(rec, httptest.NewRequest("GET", KillSwitchPath, nil))
-		if rec.Code != http.StatusUnauthorized {
-			t.Errorf("no configured token: %d", rec.Code)
-		}
 	}
 }
 

@@ -178,7 +178,7 @@ func checkGuardProperties(r *rand.Rand, killFile string, seen map[string]int) er
 			now = now.Add(time.Duration(r.IntN(8000)) * time.Millisecond)
 		}
 		if r.IntN(25) == 0 {
-			g.KillSwitch().Set(!g.KillSwitch().set.Load())
+			g.KillSwitch().Set(!g.KillSwitch().State().Runtime, "property test")
 		}
 		if useFile && r.IntN(25) == 0 {
 			if _, err := os.Stat(killFile); err == nil {
@@ -204,7 +204,7 @@ func checkGuardProperties(r *rand.Rand, killFile string, seen map[string]int) er
 			cmd.Mode = schemas.ModeDryRun
 		}
 		wasDry := cmd.Mode == schemas.ModeDryRun
-		killed := g.KillSwitch().set.Load()
+		killed := g.KillSwitch().State().Runtime
 		if useFile {
 			_, err := os.Stat(killFile)
 			killed = killed || err == nil

@@ -79,7 +79,7 @@ func TestGuardedService(t *testing.T) {
 	for _, u := range []string{"u1", "vip", "u2", "u3"} {
 		feed(u)
 	}
-	g.KillSwitch().Set(true)
+	g.KillSwitch().Set(true, "test")
 	feed("u4")
 
 	modes := map[string]schemas.Mode{}
