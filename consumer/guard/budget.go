@@ -14,20 +14,18 @@ import (
 // within the minute is not charged again. It is safe for concurrent use;
 // the clock is the caller's (Take's now).
 type Budget struct {
-	mu          sync.Mutex
-	global      budget.Window
-	ruleDefault int
-	ruleLimits  map[string]int
-	rules       map[string]*budget.Window
-	ids         map[string]time.Time
+	mu     sync.Mutex
+	global budget.Window
+	rules  budget.Rules
+	ids    map[string]time.Time
 }
 
 // NewBudget caps the commands per minute at global across rules, at
 // ruleDefault per rule and at perRule[rule] for the rules named there (0:
 // no cap).
 func NewBudget(global, ruleDefault int, perRule map[string]int) *Budget {
-	return &Budget{global: budget.Window{Limit: global}, ruleDefault: ruleDefault, ruleLimits: perRule,
-		rules: map[string]*budget.Window{}, ids: map[string]time.Time{}}
+	return &Budget{global: budget.Window{Limit: global}, rules: budget.Rules{Default: ruleDefault, Limits: perRule},
+		ids: map[string]time.Time{}}
 }
 
 // Take charges command id of rule to the budget at now, or returns why it
@@ -46,15 +44,7 @@ func (b *Budget) Take(now time.Time, id, rule string) error {
 	if _, ok := b.ids[id]; ok {
 		return nil
 	}
-	rw, ok := b.rules[rule]
-	if !ok {
-		limit, named := b.ruleLimits[rule]
-		if !named {
-			limit = b.ruleDefault
-		}
-		rw = &budget.Window{Limit: limit}
-		b.rules[rule] = rw
-	}
+	rw := b.rules.Window(rule)
 	if b.global.Full(now) {
 		return fmt.Errorf("over budget: %d revocations in the last minute (global cap %d)", b.global.Used(now), b.global.Limit)
 	}

@@ -75,11 +75,9 @@ type Guard struct {
 	heldTopic string
 	metrics   *metrics
 
-	mu          sync.Mutex
-	global      budget.Window
-	ruleDefault int
-	ruleLimits  map[string]int
-	rules       map[string]*budget.Window
+	mu     sync.Mutex
+	global budget.Window
+	rules  budget.Rules
 	// enforced maps a target (kind and id, and the notify action for
 	// notifications) to when an enforce command last named it.
 	enforced  map[string]time.Time
@@ -114,17 +112,15 @@ func New(cfg Config, opts ...Option) (*Guard, error) {
 	}
 	limits, _ := cfg.ruleBudgets() // validated
 	g := &Guard{
-		now:         time.Now,
-		log:         zerolog.Nop(),
-		kill:        killswitch.New(cfg.KillSwitchFile, false),
-		cooldown:    cfg.Cooldown,
-		heldTopic:   cfg.HeldTopic,
-		metrics:     &metrics{},
-		global:      budget.Window{Limit: cfg.Budget},
-		ruleDefault: cfg.RuleBudget,
-		ruleLimits:  limits,
-		rules:       make(map[string]*budget.Window),
-		enforced:    make(map[string]time.Time),
+		now:       time.Now,
+		log:       zerolog.Nop(),
+		kill:      killswitch.New(cfg.KillSwitchFile, false),
+		cooldown:  cfg.Cooldown,
+		heldTopic: cfg.HeldTopic,
+		metrics:   &metrics{},
+		global:    budget.Window{Limit: cfg.Budget},
+		rules:     budget.Rules{Default: cfg.RuleBudget, Limits: limits},
+		enforced:  make(map[string]time.Time),
 	}
 	for _, o := range opts {
 		o(g)
@@ -224,18 +220,7 @@ func (g *Guard) markEnforced(target string, now time.Time) {
 	}
 }
 
-func (g *Guard) ruleWindow(rule string) *budget.Window {
-	w, ok := g.rules[rule]
-	if !ok {
-		limit, named := g.ruleLimits[rule]
-		if !named {
-			limit = g.ruleDefault
-		}
-		w = &budget.Window{Limit: limit}
-		g.rules[rule] = w
-	}
-	return w
-}
+func (g *Guard) ruleWindow(rule string) *budget.Window { return g.rules.Window(rule) }
 
 // sweep forgets cooldowns that ended, at most once a minute.
 func (g *Guard) sweep(now time.Time) {
@@ -261,8 +246,8 @@ func (g *Guard) Usage() Usage {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	u := Usage{Global: g.global.Used(now), Rules: make(map[string]int, len(g.rules))}
-	for id, w := range g.rules {
+	u := Usage{Global: g.global.Used(now), Rules: make(map[string]int, len(g.rules.Windows()))}
+	for id, w := range g.rules.Windows() {
 		u.Rules[id] = w.Used(now)
 	}
 	return u
@@ -346,7 +331,7 @@ func (c *guardCollector) Collect(ch chan<- prometheus.Metric) {
 	defer c.g.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(c.g.global.Used(now)), "")
 	ch <- prometheus.MustNewConstMetric(c.lim, prometheus.GaugeValue, float64(c.g.global.Limit), "")
-	for id, w := range c.g.rules {
+	for id, w := range c.g.rules.Windows() {
 		ch <- prometheus.MustNewConstMetric(c.used, prometheus.GaugeValue, float64(w.Used(now)), id)
 		ch <- prometheus.MustNewConstMetric(c.lim, prometheus.GaugeValue, float64(w.Limit), id)
 	}

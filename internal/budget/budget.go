@@ -67,6 +67,34 @@ func (w *Window) Used(now time.Time) int {
 	return len(w.times)
 }
 
+// Rules holds a window per rule: Limits for the rules named there,
+// Default for the others. It is not safe for concurrent use.
+type Rules struct {
+	Default int
+	Limits  map[string]int
+	windows map[string]*Window
+}
+
+// Window returns rule's window, made on first use.
+func (r *Rules) Window(rule string) *Window {
+	w, ok := r.windows[rule]
+	if !ok {
+		limit, named := r.Limits[rule]
+		if !named {
+			limit = r.Default
+		}
+		w = &Window{Limit: limit}
+		if r.windows == nil {
+			r.windows = map[string]*Window{}
+		}
+		r.windows[rule] = w
+	}
+	return w
+}
+
+// Windows returns the windows made so far, by rule.
+func (r *Rules) Windows() map[string]*Window { return r.windows }
+
 // ParseRules reads per-rule budgets, "rule_id=N" items (N >= 0; 0: that
 // rule unlimited), each rule named once.
 func ParseRules(items []string) (map[string]int, error) {
