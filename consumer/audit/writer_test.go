@@ -179,12 +179,15 @@ func TestWriterCanceledWhileQueued(t *testing.T) {
 	go func() { first <- w.Write(context.Background(), row(1)) }()
 	<-s.entered // the first batch is in the store, held
 
+	// Enqueue is Write's first half: the row is queued when it returns,
+	// and the wait is Write's second half.
 	ctx, cancel := context.WithCancel(context.Background())
-	second := make(chan error, 1)
-	go func() { second <- w.Write(ctx, row(2)) }()
-	time.Sleep(20 * time.Millisecond) // let it queue
+	wait, err := w.Enqueue(row(2))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cancel()
-	if err := <-second; !errors.Is(err, context.Canceled) {
+	if err := wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled Write: %v, want context.Canceled", err)
 	}
 	s.mu.Lock()
@@ -221,13 +224,14 @@ func TestWriterCloseFlushesQueued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- w.Write(context.Background(), row(1)) }()
-	time.Sleep(20 * time.Millisecond)
+	wait, err := w.Enqueue(row(1)) // queued when it returns
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; err != nil {
+	if err := wait(context.Background()); err != nil {
 		t.Errorf("Write queued at Close: %v", err)
 	}
 	if seq, _, _ := s.ChainHead(context.Background(), "c"); seq != 1 {
