@@ -14,33 +14,47 @@ import (
 // within the minute is not charged again. It is safe for concurrent use;
 // the clock is the caller's (Take's now).
 type Budget struct {
+	capped bool // some cap is set; without one Take charges nothing
 	mu     sync.Mutex
 	global budget.Window
 	rules  budget.Rules
-	ids    map[string]time.Time
+	// charged holds the ids charged within the minute, oldest first, and
+	// ids the same as a set.
+	charged []charge
+	ids     map[string]struct{}
+}
+
+type charge struct {
+	at time.Time
+	id string
 }
 
 // NewBudget caps the commands per minute at global across rules, at
 // ruleDefault per rule and at perRule[rule] for the rules named there (0:
 // no cap).
 func NewBudget(global, ruleDefault int, perRule map[string]int) *Budget {
-	return &Budget{global: budget.Window{Limit: global}, rules: budget.Rules{Default: ruleDefault, Limits: perRule},
-		ids: map[string]time.Time{}}
+	capped := global > 0 || ruleDefault > 0
+	for _, n := range perRule {
+		capped = capped || n > 0
+	}
+	return &Budget{capped: capped, global: budget.Window{Limit: global},
+		rules: budget.Rules{Default: ruleDefault, Limits: perRule}, ids: map[string]struct{}{}}
 }
 
 // Take charges command id of rule to the budget at now, or returns why it
 // cannot: the global or the rule's cap is reached within the last minute.
 func (b *Budget) Take(now time.Time, id, rule string) error {
-	if b == nil {
+	if b == nil || !b.capped {
 		return nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for k, at := range b.ids {
-		if !at.After(now.Add(-budget.Period)) {
-			delete(b.ids, k)
-		}
+	cut := 0
+	for cut < len(b.charged) && !b.charged[cut].at.After(now.Add(-budget.Period)) {
+		delete(b.ids, b.charged[cut].id)
+		cut++
 	}
+	b.charged = b.charged[cut:]
 	if _, ok := b.ids[id]; ok {
 		return nil
 	}
@@ -53,6 +67,7 @@ func (b *Budget) Take(now time.Time, id, rule string) error {
 	}
 	b.global.Add(now)
 	rw.Add(now)
-	b.ids[id] = now
+	b.charged = append(b.charged, charge{at: now, id: id})
+	b.ids[id] = struct{}{}
 	return nil
 }
