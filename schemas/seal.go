@@ -1,13 +1,17 @@
 package schemas
 
 import (
+	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
 
+	"golang.org/x/crypto/blake2b"
 	"golang.org/x/crypto/nacl/box"
+	"golang.org/x/crypto/nacl/secretbox"
+	"golang.org/x/crypto/salsa20/salsa" //nolint:staticcheck // HSalsa20 is what box.Precompute applies to the X25519 secret; done here so that a box costs one scalar multiplication (see Open)
 )
 
 // ErrUnseal means a sealed token could not be opened with the consumer's key.
@@ -19,15 +23,17 @@ var ErrUnseal = errors.New("sealed token does not open with this key")
 type SealKey struct {
 	Public  [32]byte
 	private [32]byte
+	// opener is the private half parsed once (see Open).
+	opener *ecdh.PrivateKey
 }
 
 // GenerateSealKey makes a new sealing key pair.
 func GenerateSealKey() (*SealKey, error) {
-	pub, priv, err := box.GenerateKey(rand.Reader)
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating sealing key: %w", err)
 	}
-	return &SealKey{Public: *pub, private: *priv}, nil
+	return newSealKey(k), nil
 }
 
 // ParseSealKey reads a sealing key pair from the base64 of its 32-byte
@@ -37,14 +43,19 @@ func ParseSealKey(data []byte) (*SealKey, error) {
 	if err != nil || len(raw) != 32 {
 		return nil, errors.New("sealing key is not base64 of 32 bytes")
 	}
-	k := &SealKey{}
-	copy(k.private[:], raw)
-	pub, err := publicFromPrivate(k.private)
+	k, err := ecdh.X25519().NewPrivateKey(raw)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("parsing sealing key: %w", err)
 	}
-	k.Public = pub
-	return k, nil
+	return newSealKey(k), nil
+}
+
+// newSealKey is the pair of k, kept parsed for Open.
+func newSealKey(k *ecdh.PrivateKey) *SealKey {
+	s := &SealKey{opener: k}
+	copy(s.private[:], k.Bytes())
+	copy(s.Public[:], k.PublicKey().Bytes())
+	return s
 }
 
 // MarshalPrivate is the base64 of the private half, for a key file.
@@ -77,13 +88,46 @@ func SealToken(rawToken string, consumerPublic [32]byte) (string, error) {
 
 // Open returns the raw token inside a sealed value.
 func (k *SealKey) Open(sealed string) (string, error) {
-	raw, err := base64.StdEncoding.DecodeString(sealed)
+	data, err := base64.StdEncoding.DecodeString(sealed)
 	if err != nil {
 		return "", fmt.Errorf("%w: not base64", ErrUnseal)
 	}
-	out, ok := box.OpenAnonymous(nil, raw, &k.Public, &k.private)
+	if len(data) < box.AnonymousOverhead {
+		return "", ErrUnseal
+	}
+	eph, err := ecdh.X25519().NewPublicKey(data[:32])
+	if err != nil {
+		return "", ErrUnseal
+	}
+	// One scalar multiplication with the key parsed once: box.OpenAnonymous
+	// parses the private key for every box, and crypto/ecdh derives the
+	// public half as it parses, which doubled the cost of a command's
+	// unsealing (66.7 against 41.8 µs, BenchmarkSealKeyOpen). An ephemeral
+	// key of low order (shared secret all zero) is refused here, where
+	// box.OpenAnonymous goes on with an all-zero key anyone can seal to.
+	shared, err := k.opener.ECDH(eph)
+	if err != nil {
+		return "", ErrUnseal
+	}
+	var key [32]byte
+	salsa.HSalsa20(&key, &zeros16, (*[32]byte)(shared), &salsa.Sigma) // as box.Precompute
+	// The nonce is blake2b-192 of the ephemeral and the recipient's public
+	// keys (box.SealAnonymous).
+	h, err := blake2b.New(24, nil)
+	if err != nil {
+		return "", ErrUnseal
+	}
+	h.Write(data[:32])
+	h.Write(k.Public[:])
+	var nonce [24]byte
+	h.Sum(nonce[:0])
+	out, ok := secretbox.Open(nil, data[32:], &nonce, &key)
 	if !ok {
 		return "", ErrUnseal
 	}
 	return string(out), nil
 }
+
+// zeros16 is HSalsa20's input when it derives a box's key from the shared
+// secret (as box.Precompute does).
+var zeros16 [16]byte

@@ -75,7 +75,7 @@ type AuditLog interface {
 // the reader's partition workers.
 type Handler struct {
 	keyring  *schemas.Keyring
-	seal     *opener // nil: no sealing key
+	seal     *schemas.SealKey
 	revoker  Revoker
 	audit    AuditLog
 	actor    string
@@ -133,13 +133,6 @@ func NewHandler(cfg HandlerConfig, log zerolog.Logger) (*Handler, error) {
 	if cfg.Actor == "" {
 		errs = append(errs, errors.New("actor is empty"))
 	}
-	var seal *opener
-	if cfg.Seal != nil {
-		var err error
-		if seal, err = newOpener(cfg.Seal); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -153,7 +146,7 @@ func NewHandler(cfg HandlerConfig, log zerolog.Logger) (*Handler, error) {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	return &Handler{
-		keyring: cfg.Keyring, seal: seal, revoker: cfg.Revoker, audit: cfg.Audit,
+		keyring: cfg.Keyring, seal: cfg.Seal, revoker: cfg.Revoker, audit: cfg.Audit,
 		actor: cfg.Actor, maxSkew: cfg.MaxClockSkew, now: cfg.Now, log: log,
 		metrics: cfg.Metrics, observer: cfg.Observe, guard: cfg.Guard, replay: cfg.replay,
 	}, nil
@@ -339,7 +332,7 @@ func (h *Handler) unseal(cmd *schemas.RevokeCommand) (raw, reason string, err er
 		reason = "command carries a sealed token but this consumer has no sealing key"
 		return "", reason, errors.New(reason)
 	}
-	raw, err = h.seal.open(cmd.Target.SealedToken)
+	raw, err = h.seal.Open(cmd.Target.SealedToken)
 	if err != nil {
 		return "", err.Error(), err
 	}
