@@ -120,20 +120,9 @@ func (c storeConfig) open(ctx context.Context, log zerolog.Logger) (audit.Store,
 	return store, nil
 }
 
-// openReader opens the store of the read path (backends.OpenReader): as
-// the read-only user of -audit.read-dsn when one is set, never migrated;
-// its writes are refused either way. The caller closes it.
-func (c storeConfig) openReader(ctx context.Context, log zerolog.Logger) (audit.Store, error) {
-	store, err := backends.OpenReader(ctx, c.Audit, log)
-	if err != nil {
-		return nil, fmt.Errorf("opening the audit store for reading: %w", err)
-	}
-	return store, nil
-}
-
 // session is what a one-shot read command (history, verify, export) works
 // with: a context ended by SIGINT or SIGTERM and the audit store opened for
-// reading (openReader), with a logger from the store's log settings. Close
+// reading (app.OpenReadOnly), with a logger from the store's log settings. Close
 // it when done.
 type session struct {
 	ctx   context.Context
@@ -147,7 +136,7 @@ func (c storeConfig) session(ctx context.Context, stderr io.Writer) (*session, e
 		return nil, err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	store, err := c.openReader(ctx, log)
+	store, err := app.OpenReadOnly(ctx, c.Audit, log)
 	if err != nil {
 		stop()
 		return nil, err

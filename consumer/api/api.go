@@ -24,7 +24,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
-	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
@@ -72,7 +71,7 @@ func (a *API) mount(mux interface {
 }, token config.Secret) {
 	data := func(h http.HandlerFunc) http.Handler {
 		if token.IsSet() {
-			return guard.Bearer(token, h)
+			return ops.RequireBearer(token, h)
 		}
 		return h
 	}

@@ -52,9 +52,9 @@ func NewHeld(held HeldCommands, token config.Secret, log zerolog.Logger) *HeldAP
 func (a *HeldAPI) Register(mux interface {
 	Handle(pattern string, h http.Handler)
 }) {
-	mux.Handle("GET /api/v1/held", guard.Bearer(a.token, http.HandlerFunc(a.list)))
-	mux.Handle("POST /api/v1/held/{command_id}/approve", guard.Bearer(a.token, http.HandlerFunc(a.approve)))
-	mux.Handle("POST /api/v1/held/{command_id}/reject", guard.Bearer(a.token, http.HandlerFunc(a.reject)))
+	mux.Handle("GET /api/v1/held", ops.RequireBearer(a.token, http.HandlerFunc(a.list)))
+	mux.Handle("POST /api/v1/held/{command_id}/approve", ops.RequireBearer(a.token, http.HandlerFunc(a.approve)))
+	mux.Handle("POST /api/v1/held/{command_id}/reject", ops.RequireBearer(a.token, http.HandlerFunc(a.reject)))
 }
 
 // Handler returns the routes as one handler.

@@ -146,13 +146,7 @@ func openReader(ctx context.Context, cfg backends.Config, writer audit.Store, lo
 	if cfg.ReadDSN == "" {
 		return backends.ReadOnly(writer), func() error { return nil }, nil
 	}
-	open := func(ctx context.Context) (audit.Store, error) {
-		store, err := backends.OpenReader(ctx, cfg, log)
-		if err != nil {
-			return nil, fmt.Errorf("opening the audit store for reading: %w", err)
-		}
-		return store, nil
-	}
+	open := func(ctx context.Context) (audit.Store, error) { return OpenReadOnly(ctx, cfg, log) }
 	if cfg.SpoolDir != "" {
 		// The consumer starts while the store is down; so does its API.
 		store := backends.Deferred(open, log)
@@ -163,6 +157,17 @@ func openReader(ctx context.Context, cfg backends.Config, writer audit.Store, lo
 		return nil, nil, err
 	}
 	return store, store.Close, nil
+}
+
+// OpenReadOnly opens the store of the read path (backends.OpenReader): as
+// the read-only user of -audit.read-dsn when one is set, never migrated;
+// its writes are refused either way. The caller closes it.
+func OpenReadOnly(ctx context.Context, cfg backends.Config, log zerolog.Logger) (audit.Store, error) {
+	store, err := backends.OpenReader(ctx, cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit store for reading: %w", err)
+	}
+	return store, nil
 }
 
 // Mount adds the consumer's readiness checks (named with prefix), the

@@ -24,7 +24,7 @@ type Allowlist = allowlist.Allowlist
 func LoadAllowlist(path string) (*Allowlist, error) {
 	a, err := allowlist.Load(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading the allowlist: %w", err)
+		return nil, err
 	}
 	return forConsumer(a, path)
 }
