@@ -16,7 +16,6 @@ import (
 
 	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/detector/service"
-	"github.com/revoked-dev/revoked/internal/config"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
@@ -35,14 +34,6 @@ func DefaultConfig() Config {
 	return Config{Detector: service.DefaultConfig(), Guard: guard.DefaultConfig()}
 }
 
-// Validate reports every problem at once.
-func (c Config) Validate() error {
-	var p config.Problems
-	p.Nest("", c.Detector.Validate())
-	p.Nest("guard", c.Guard.Validate())
-	return p.Err()
-}
-
 // App is an assembled detector.
 type App struct {
 	cfg     Config
@@ -57,9 +48,7 @@ type App struct {
 // registering their metrics on reg. opts are added to the service's
 // (WithOnDetection, say). It connects to nothing until Run.
 func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, reg prometheus.Registerer, opts ...service.Option) (*App, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
+	// guard.New and service.New each validate the settings they take.
 	g, err := guard.New(cfg.Guard, guard.WithRegistry(reg), guard.WithLogger(log.With().Str("component", "guard").Logger()))
 	if err != nil {
 		return nil, err

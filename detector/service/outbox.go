@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/revoked-dev/revoked/detector/state"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
@@ -39,8 +38,6 @@ var errOutboxClosed = errors.New("detector stopped before the event's output was
 type outbox struct {
 	s   *Service
 	ctx context.Context // ends when the outbox closes
-	// retryMin and retryMax bound the backoff between failed writes.
-	retryMin, retryMax time.Duration
 
 	mu     sync.Mutex
 	parts  map[int]*outboxQueue
@@ -66,10 +63,7 @@ type outboxEntry struct {
 
 func newOutbox(s *Service) *outbox {
 	ctx, stop := context.WithCancel(context.Background())
-	return &outbox{
-		s: s, ctx: ctx, stop: stop, parts: map[int]*outboxQueue{},
-		retryMin: s.cfg.Reader.RetryMin, retryMax: s.cfg.Reader.RetryMax,
-	}
+	return &outbox{s: s, ctx: ctx, stop: stop, parts: map[int]*outboxQueue{}}
 }
 
 // add queues e for partition and returns what waits until it is written.
@@ -151,7 +145,8 @@ func (o *outbox) flush(partition int, batch []*outboxEntry) {
 		func(ctx context.Context) error { return o.s.rec.persist(ctx, partition, baselines) },
 	}
 	for _, step := range steps {
-		sched := retry.New(o.retryMin, o.retryMax)
+		// Backing off as the reader does between attempts at a message.
+		sched := retry.New(o.s.cfg.Reader.RetryMin, o.s.cfg.Reader.RetryMax)
 		for attempt := 0; ; attempt++ {
 			err := step(o.ctx)
 			if err == nil {

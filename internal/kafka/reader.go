@@ -410,7 +410,7 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 		runCtx:     runCtx,
 		handlerCtx: handlerCtx,
 		sem:        make(chan struct{}, r.cfg.Concurrency),
-		durable:    make(chan struct{}, laterPerHandler*r.cfg.Concurrency),
+		durable:    make(chan struct{}, r.cfg.MaxLater()),
 		workers:    map[int]chan kafka.Message{},
 		pending:    map[int]kafka.Message{},
 		lanes:      &laneTable{},
