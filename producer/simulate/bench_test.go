@@ -22,26 +22,10 @@ import (
 // an event generated and written (the broker, in process, included). Run
 // it with -cpu 1 for the events one core generates and writes.
 func BenchmarkRunKafka(b *testing.B) {
-	c := kafkatest.NewWithPartitions(b, map[string]int{schemas.TopicAuditEvents: 8})
-	w, err := kafkax.NewWriter(c.WriterConfig(""), zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = w.Close() }()
 	cfg := simulate.DefaultConfig()
 	cfg.Users = 1000
 	cfg.Events = int64(b.N)
-	sim, err := simulate.New(cfg, nil, zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	st, err := sim.Run(context.Background(), w, simulate.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(st.Events)/b.Elapsed().Seconds(), "events/s")
+	runToKafka(b, cfg, nil)
 }
 
 // BenchmarkRunKafkaIssuer is BenchmarkRunKafka with real tokens from the
@@ -58,29 +42,13 @@ func BenchmarkRunKafkaIssuer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := kafkatest.NewWithPartitions(b, map[string]int{schemas.TopicAuditEvents: 8})
-	w, err := kafkax.NewWriter(c.WriterConfig(""), zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = w.Close() }()
 	cfg := simulate.DefaultConfig()
 	cfg.Users = 1000
 	cfg.Events = int64(b.N)
 	cfg.ClientIDs = []string{servertest.AppID, "web-app"}
 	cfg.Scopes = servertest.AppScopes
 	cfg.DownscopedScopes = []string{"files.read"}
-	sim, err := simulate.New(cfg, issuer, zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	st, err := sim.Run(context.Background(), w, simulate.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(st.Events)/b.Elapsed().Seconds(), "events/s")
+	runToKafka(b, cfg, issuer)
 }
 
 // BenchmarkRunLive paces b.N events on the live clock at 30,000 events/s
@@ -90,19 +58,30 @@ func BenchmarkRunKafkaIssuer(b *testing.B) {
 // a simulator that keeps up at 10,000 events/s on a third of a core
 // needs 30,000 events/cpu-s.
 func BenchmarkRunLive(b *testing.B) {
-	c := kafkatest.NewWithPartitions(b, map[string]int{schemas.TopicAuditEvents: 8})
-	w, err := kafkax.NewWriter(c.WriterConfig(""), zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = w.Close() }()
 	const rate = 30_000
 	cfg := simulate.DefaultConfig()
 	cfg.Clock = simulate.ClockLive
 	cfg.Rate = rate
 	cfg.Users = rate
 	cfg.Events = int64(b.N)
-	sim, err := simulate.New(cfg, nil, zerolog.Nop())
+	st, cpu := runToKafka(b, cfg, nil)
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(st.Events), "cpu-ns/event")
+	b.ReportMetric(float64(st.Events)/cpu.Seconds(), "events/cpu-s")
+}
+
+// runToKafka runs a simulation of cfg, with issuer (nil: none), into an
+// embedded broker through the project's writer, timing the run alone,
+// reports events per second, and returns the run's stats and the CPU
+// time the process spent during the run.
+func runToKafka(b *testing.B, cfg simulate.Config, issuer simulate.TokenIssuer) (simulate.Stats, time.Duration) {
+	b.Helper()
+	c := kafkatest.NewWithPartitions(b, map[string]int{schemas.TopicAuditEvents: 8})
+	w, err := kafkax.NewWriter(c.WriterConfig(""), zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = w.Close() }()
+	sim, err := simulate.New(cfg, issuer, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -114,9 +93,9 @@ func BenchmarkRunLive(b *testing.B) {
 		b.Fatal(err)
 	}
 	cpu := cpuTime(b) - cpu0
+	b.StopTimer()
 	b.ReportMetric(float64(st.Events)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(st.Events), "cpu-ns/event")
-	b.ReportMetric(float64(st.Events)/cpu.Seconds(), "events/cpu-s")
+	return st, cpu
 }
 
 // cpuTime is the user and system CPU time the process has used.
