@@ -138,6 +138,10 @@ type Writer struct {
 	mu     sync.Mutex
 	queue  []*writeRequest
 	queued int // rows in queue
+	// due is the earliest due of the queue: kept as requests are queued
+	// and found again when some leave, so the loop need not scan the queue
+	// at every wake.
+	due    time.Time
 	closed bool
 	wake   chan struct{} // capacity 1: something changed for the loop
 	done   chan struct{} // closed when the loop has exited
@@ -352,6 +356,9 @@ func (w *Writer) enqueue(rows []schemas.AuditRow, delay time.Duration) (*writeRe
 	}
 	w.queue = append(w.queue, req)
 	w.queued += len(own)
+	if len(w.queue) == 1 || req.due.Before(w.due) {
+		w.due = req.due
+	}
 	w.mu.Unlock()
 	w.signal()
 	return req, nil
@@ -368,6 +375,7 @@ func (w *Writer) wait(ctx context.Context, req *writeRequest) error {
 		if i := slices.Index(w.queue, req); i >= 0 {
 			w.queue = slices.Delete(w.queue, i, i+1)
 			w.queued -= len(req.rows)
+			w.findDue()
 		}
 		w.mu.Unlock()
 		return fmt.Errorf("writing audit rows: %w", ctx.Err())
@@ -498,12 +506,7 @@ func (w *Writer) waitForBatch() {
 			w.mu.Unlock()
 			return
 		}
-		deadline := w.queue[0].due
-		for _, r := range w.queue[1:] {
-			if r.due.Before(deadline) {
-				deadline = r.due
-			}
-		}
+		deadline := w.due
 		w.mu.Unlock()
 		wait := time.Until(deadline)
 		if wait <= 0 {
@@ -515,6 +518,16 @@ func (w *Writer) waitForBatch() {
 			return
 		case <-w.wake:
 			timer.Stop()
+		}
+	}
+}
+
+// findDue sets due to the earliest due of the queue. The caller holds mu.
+func (w *Writer) findDue() {
+	w.due = time.Time{}
+	for i, r := range w.queue {
+		if i == 0 || r.due.Before(w.due) {
+			w.due = r.due
 		}
 	}
 }
@@ -532,6 +545,7 @@ func (w *Writer) take() []*writeRequest {
 	batch := slices.Clone(w.queue[:n])
 	w.queue = slices.Delete(w.queue, 0, n)
 	w.queued -= rows
+	w.findDue()
 	if len(w.queue) > 0 {
 		// More is waiting: make sure the loop comes round again.
 		w.signal()
