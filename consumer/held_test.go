@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/killswitch"
@@ -100,7 +102,7 @@ func TestGuardRoutes(t *testing.T) {
 	store := memstore.New()
 	app.MountAPI(srv, store, config.Secret{}, zerolog.Nop())
 	kill := killswitch.New("", false)
-	app.MountGuards(srv, service.NewApprovals(nil, store, nil), kill, config.NewSecret("tok"), zerolog.Nop())
+	app.MountGuards(srv, service.NewApprovals(nil, store, nil).Source(), kill, config.NewSecret("tok"), zerolog.Nop())
 	h := srv.Handler()
 	do := func(method, path, auth, body string) int {
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
@@ -118,8 +120,8 @@ func TestGuardRoutes(t *testing.T) {
 		{"GET", "/api/v1/revocations?user_id=a", "", "", 200},
 		{"GET", "/api/v1/held", "", "", 401},
 		{"GET", "/api/v1/held", "tok", "", 200},
-		{"POST", "/api/v1/held/x/approve", "tok", `{"approver":"a"}`, 503}, // listing-only approvals
-		{"POST", "/api/v1/held/x/reject", "tok", `{"approver":"a"}`, 503},
+		{"POST", "/api/v1/held/x/approve", "tok", `{"approver":"a"}`, 404}, // x is held nowhere
+		{"POST", "/api/v1/held/x/reject", "tok", `{"approver":"a"}`, 404},
 		{"GET", "/admin/kill-switch", "", "", 401},
 		{"POST", "/admin/kill-switch", "tok", `{"engaged":true,"by":"test"}`, 200},
 	} {
@@ -276,5 +278,130 @@ func TestAPIToken(t *testing.T) {
 		if err := cfg.Validate(); err != nil && strings.Contains(err.Error(), "REVOKED_API_TOKEN") {
 			t.Errorf("%s with a token: %v", addr, err)
 		}
+	}
+}
+
+// TestHeldOneWorkflow lists and decides the commands both components
+// held in one place: the consumer's held-command API shows its own held
+// row and the detector's held message side by side, each naming who held
+// it, and approving the detector's republishes it, signed as it was, to
+// the command topic the consumer reads.
+func TestHeldOneWorkflow(t *testing.T) {
+	c := kafkatest.New(t, schemas.TopicRevokeCommands, held.TopicHeld, held.TopicHeldDecisions)
+	priv, err := schemas.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := schemas.NewSigner(priv)
+	now := time.Now().UTC().Truncate(time.Second)
+	newCommand := func(id, user string) schemas.RevokeCommand {
+		return schemas.RevokeCommand{
+			CommandID: id, IssuedAt: now, ExpiresAt: now.Add(time.Hour), Issuer: "detector",
+			Target: schemas.Target{Kind: schemas.TargetUser, UserID: user}, Action: schemas.ActionRevoke, Mode: schemas.ModeEnforce,
+			Reason: schemas.Reason{RuleID: "mass_download", Severity: schemas.SeverityHigh, Summary: "s"},
+		}
+	}
+	// The detector held cmd_det over its budget.
+	det := newCommand("cmd_det", "dana")
+	v, err := json.Marshal(det)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := kafkax.Message{Key: []byte(det.Target.Key()), Value: v, Headers: []kafkax.Header{
+		{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
+		{Key: schemas.HeaderKeyID, Value: []byte(signer.KeyID())},
+		{Key: schemas.HeaderSignature, Value: []byte(signer.Sign(v))},
+	}}
+	c.Produce(t, held.TopicHeld, held.HeldMessage(signed, "budget_global", now.Add(-time.Minute)))
+	// The consumer held cmd_con under its kill switch.
+	con := newCommand("cmd_con", "carl")
+	store := memstore.New()
+	w, err := audit.NewWriter(context.Background(), store, "consumer-test", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []schemas.Step{schemas.StepReceived, schemas.StepHeld} {
+		r := schemas.RowFromCommand(&con)
+		r.Step, r.Time, r.Actor = step, now, "consumer-test"
+		r.RowID = schemas.AuditRowID(con.CommandID, step, schemas.TopicRevokeCommands, 0, 7)
+		r.SourceTopic, r.SourceOffset = schemas.TopicRevokeCommands, 7
+		if step == schemas.StepHeld {
+			r.Detail = "kill switch engaged: runtime by alice"
+		}
+		if err := w.Write(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := service.DefaultConfig()
+	cfg.Reader.Brokers = []string{c.Addr()}
+	src, closeSources, err := service.HeldSources(cfg, service.NewApprovals(nil, store, nil), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := closeSources(); err != nil {
+			t.Error(err)
+		}
+	}()
+	srv := httptest.NewServer(held.NewAPI(src, config.NewSecret("tok"), zerolog.Nop()).Handler())
+	defer srv.Close()
+	call := func(method, path, body string, into any) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if into != nil {
+			if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode
+	}
+
+	var list []held.Held
+	if code := call("GET", "/api/v1/held", "", &list); code != http.StatusOK {
+		t.Fatalf("list: %d", code)
+	}
+	got := map[string]held.Held{}
+	for _, h := range list {
+		got[h.CommandID] = h
+	}
+	if h := got["cmd_con"]; len(list) != 2 || h.HeldBy != held.ByConsumer || h.State != held.Pending || h.Target != "carl" || !strings.Contains(h.Reason, "kill switch") {
+		t.Errorf("consumer's held command: %+v (of %d)", h, len(list))
+	}
+	if h := got["cmd_det"]; h.HeldBy != held.ByDetector || h.State != held.Pending || h.Target != "dana" || h.Reason != "budget_global" {
+		t.Errorf("detector's held command: %+v", h)
+	}
+	// Newest first: the consumer held its command after the detector.
+	if len(list) == 2 && list[0].CommandID != "cmd_con" {
+		t.Errorf("order: %s, %s", list[0].CommandID, list[1].CommandID)
+	}
+
+	var decided held.Held
+	if code := call("POST", "/api/v1/held/cmd_det/approve", `{"approver":"alice","reason":"checked with dana"}`, &decided); code != http.StatusOK ||
+		decided.State != held.Approved || decided.Decision == nil || decided.Decision.By != "alice" {
+		t.Fatalf("approving the detector's command: %d %+v", code, decided)
+	}
+	cmds := c.Records(t, schemas.TopicRevokeCommands)
+	if len(cmds) != 1 || string(cmds[0].Value) != string(v) {
+		t.Fatalf("command topic holds %d messages, want the approved command as signed", len(cmds))
+	}
+	if code := call("POST", "/api/v1/held/cmd_det/reject", `{"approver":"bob"}`, nil); code != http.StatusConflict {
+		t.Errorf("rejecting an approved command: %d, want 409", code)
+	}
+	if code := call("POST", "/api/v1/held/cmd_none/approve", `{"approver":"bob"}`, nil); code != http.StatusNotFound {
+		t.Errorf("approving a command nobody held: %d, want 404", code)
+	}
+	list = nil
+	if code := call("GET", "/api/v1/held", "", &list); code != http.StatusOK || len(list) != 1 || list[0].CommandID != "cmd_con" {
+		t.Errorf("pending after the approval: %d %+v", code, list)
 	}
 }

@@ -35,9 +35,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strings"
+	"slices"
 	"syscall"
-	"text/tabwriter"
 
 	"github.com/rs/zerolog"
 
@@ -50,6 +49,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/held"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "export", "verify-export":
 		return exportCommand(ctx, cmd, args, stdout, stderr)
 	case "held":
-		return held(ctx, args, stdout, stderr)
+		return runHeld(ctx, args, stdout, stderr)
 	}
 	return fmt.Errorf("unknown command %q (want run, history, held, verify, export or verify-export)", cmd)
 }
@@ -337,43 +337,38 @@ func history(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // heldConfig is what "consumer held" reads: what "consumer run" reads, to
 // verify and carry out an approved command the way the consumer would,
-// and the decision.
+// and the held command's own settings, the same as "detector held" takes.
 type heldConfig struct {
-	Run      runConfig
-	ID       string `flag:"id" usage:"command id of the held command"`
-	Approver string `flag:"approver" usage:"who approves or rejects (default: $USER)"`
-	Reason   string `flag:"reason" usage:"why it is rejected"`
-	All      bool   `flag:"all" usage:"list decided held commands too"`
-	Limit    int    `flag:"limit" usage:"most held commands to list"`
-	AsJSON   bool   `flag:"json" usage:"print JSON instead of a table"`
-	action   string
+	Run    runConfig
+	Held   held.Flags
+	action string
 }
 
-// Validate reports every problem at once; listing needs only the store.
+// Validate reports every problem at once; listing needs only the store
+// (and Kafka for the detector's held commands, when brokers are given).
 func (c heldConfig) Validate() error {
 	var p config.Problems
 	p.Nest("audit", c.Run.Store.Audit.Validate())
 	p.Nest("log", c.Run.Store.Log.Validate())
 	p.Nest("", c.Run.TokenIDs.Validate())
-	p.Check(c.Limit > 0 && c.Limit <= 100000, "limit", "must be in [1, 100000]")
+	p.Nest("guard", c.Run.Consumer.Guard.Validate())
+	p.Nest("", c.Held.Validate(c.action))
 	if c.action != "list" {
 		p.Nest("", c.Run.Consumer.Validate())
 		p.Nest("idp", c.Run.IdP.Validate())
 		p.Check(len(c.Run.VerifyKeyFiles) > 0, "verify-key-files", "at least one trusted signing key is required")
-		p.Check(c.ID != "", "id", "name the held command")
-		p.Check(strings.TrimSpace(c.Approver) != "", "approver", "name who decides (or set $USER)")
 	}
 	return p.Err()
 }
 
-func held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// held lists the commands held for approval, the consumer's and the
+// detector's, or approves or rejects one, wherever it is held.
+func runHeld(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	action, args := cli.Subcommand(args, "list")
-	switch action {
-	case "list", "approve", "reject":
-	default:
-		return fmt.Errorf("unknown held command %q (want list, approve or reject)", action)
+	if !slices.Contains(held.Actions, action) {
+		return held.DefaultFlags("").Validate(action)
 	}
-	cfg := heldConfig{Run: defaultRunConfig(), Approver: os.Getenv("USER"), Limit: 100, action: action}
+	cfg := heldConfig{Run: defaultRunConfig(), Held: held.DefaultFlags(os.Getenv("USER")), action: action}
 	log, err := cli.Configure(cli.NewFlagSet("consumer held "+action, stderr), args, &cfg, &cfg.Run.Store.Log, stderr)
 	if err != nil {
 		return err
@@ -389,96 +384,38 @@ func held(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 
-	if action == "list" {
-		// Listing reads the trail only: no token API, keys or Kafka.
-		a := service.NewApprovals(nil, store, nil)
-		list, err := a.List(ctx, cfg.All, cfg.Limit)
+	// Listing reads the trail (and the detector's held topic): no token
+	// API or keys.
+	a := service.NewApprovals(nil, store, nil)
+	closeApprovals := func() error { return nil }
+	if action != "list" {
+		keyring, err := schemas.LoadPublicKeyFiles(cfg.Run.VerifyKeyFiles...)
 		if err != nil {
 			return err
 		}
-		return printHeld(stdout, cfg.AsJSON, list...)
-	}
-
-	keyring, err := schemas.LoadPublicKeyFiles(cfg.Run.VerifyKeyFiles...)
-	if err != nil {
-		return err
-	}
-	var seal *schemas.SealKey
-	if cfg.Run.SealKey.IsSet() {
-		if seal, err = schemas.ParseSealKey([]byte(cfg.Run.SealKey.Reveal())); err != nil {
-			return fmt.Errorf("REVOKED_SEAL_KEY: %w", err)
-		}
-	}
-	client, err := idp.New(cfg.Run.IdP, nil, log)
-	if err != nil {
-		return err
-	}
-	checkpoints, err := cfg.Run.checkpointSigner()
-	if err != nil {
-		return err
-	}
-	a, closeApprovals, err := service.OpenApprovals(ctx, cfg.Run.Consumer, service.Deps{
-		Store: store, TokenAPI: client, Keyring: keyring, Seal: seal, CheckpointSigner: checkpoints,
-	}, cfg.Run.Consumer.Actor+"-cli", log)
-	if err != nil {
-		return err
-	}
-	var hc service.HeldCommand
-	if action == "approve" {
-		hc, err = a.Approve(ctx, cfg.ID, cfg.Approver)
-	} else {
-		hc, err = a.Reject(ctx, cfg.ID, cfg.Approver, cfg.Reason)
-	}
-	err = errors.Join(err, closeApprovals())
-	if perr := printHeld(stdout, cfg.AsJSON, hc); perr != nil && err == nil {
-		err = perr
-	}
-	return err
-}
-
-func printHeld(w io.Writer, asJSON bool, list ...service.HeldCommand) error {
-	if asJSON {
-		enc := json.NewEncoder(w)
-		for _, hc := range list {
-			if hc.CommandID == "" {
-				continue
-			}
-			if err := enc.Encode(hc); err != nil {
-				return err
+		var seal *schemas.SealKey
+		if cfg.Run.SealKey.IsSet() {
+			if seal, err = schemas.ParseSealKey([]byte(cfg.Run.SealKey.Reveal())); err != nil {
+				return fmt.Errorf("REVOKED_SEAL_KEY: %w", err)
 			}
 		}
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HELD AT (UTC)\tSTATE\tCOMMAND\tTARGET\tRULE\tEXPIRES\tWHY\tDECIDED BY")
-	n := 0
-	for _, hc := range list {
-		if hc.CommandID == "" {
-			continue
+		client, err := idp.New(cfg.Run.IdP, nil, log)
+		if err != nil {
+			return err
 		}
-		n++
-		r := hc.Held
-		by := ""
-		if hc.Decision != nil {
-			by = hc.Decision.Approver
+		checkpoints, err := cfg.Run.checkpointSigner()
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format("2006-01-02 15:04:05"), hc.State, hc.CommandID,
-			r.TargetKind, targetID(r), r.RuleID, r.ExpiresAt.UTC().Format("2006-01-02 15:04:05"), r.Detail, by)
+		if a, closeApprovals, err = service.OpenApprovals(ctx, cfg.Run.Consumer, service.Deps{
+			Store: store, TokenAPI: client, Keyring: keyring, Seal: seal, CheckpointSigner: checkpoints,
+		}, cfg.Run.Consumer.Actor+"-cli", log); err != nil {
+			return err
+		}
 	}
-	if n == 0 {
-		fmt.Fprintln(tw, "(no held commands)")
+	src, closeSources, err := service.HeldSources(cfg.Run.Consumer, a, log)
+	if err != nil {
+		return errors.Join(err, closeApprovals())
 	}
-	return tw.Flush()
-}
-
-func targetID(r schemas.AuditRow) string {
-	switch r.TargetKind {
-	case schemas.TargetUser:
-		return r.UserID
-	case schemas.TargetToken:
-		return r.TokenID
-	case schemas.TargetSession:
-		return r.SessionID
-	}
-	return r.ClientID
+	return errors.Join(held.Run(ctx, action, cfg.Held, src, stdout), closeSources(), closeApprovals())
 }

@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/revoked-dev/revoked/detector/guard"
+	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/killswitch"
@@ -156,6 +158,21 @@ func TestHeldApproveFlow(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// The held commands are served there too, in the one shape of both
+	// components.
+	req, _ := http.NewRequest("GET", "http://"+opsAddr+"/api/v1/held", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served []held.Held
+	err = json.NewDecoder(resp.Body).Decode(&served)
+	_ = resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(served) != 1 || served[0].HeldBy != held.ByDetector ||
+		served[0].State != held.Pending || served[0].Reason != guard.ReasonBudgetGlobal {
+		t.Errorf("GET /api/v1/held: %d %+v %v", resp.StatusCode, served, err)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
@@ -186,7 +203,7 @@ func TestHeldApproveFlow(t *testing.T) {
 	var approvedBy string
 	for _, m := range cmds {
 		for _, h := range m.Headers {
-			if h.Key == guard.HeaderApprovedBy {
+			if h.Key == held.HeaderApprovedBy {
 				approvedBy = string(h.Value)
 			}
 		}
@@ -201,8 +218,11 @@ func TestHeldApproveFlow(t *testing.T) {
 	if err := run(context.Background(), []string{"held", "list", "-all"}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "approved by alice") {
+	if !regexp.MustCompile(`detector +approved +` + heldCmd.CommandID + `.* alice\n`).MatchString(out.String()) {
 		t.Errorf("held list -all:\n%s", out.String())
+	}
+	if err := run(context.Background(), []string{"held", "reject", "-id", heldCmd.CommandID, "-note", "x"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "-reason") {
+		t.Errorf("held reject -note: %v, want it refused naming -reason", err)
 	}
 	if err := run(context.Background(), []string{"held", "approve"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 		t.Error("approve without -id: no error")

@@ -28,6 +28,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/lineage"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/held"
 	"github.com/revoked-dev/revoked/internal/killswitch"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
@@ -71,8 +72,11 @@ type App struct {
 	// one); Reader is the read-only store the analysts' API reads.
 	Store, Reader audit.Store
 	closeReader   func() error
-	follower      *lineage.Follower
-	readiness     *idp.Readiness
+	// closeHeld closes what the held-command endpoints opened, once
+	// mounted.
+	closeHeld func() error
+	follower  *lineage.Follower
+	readiness *idp.Readiness
 }
 
 // New opens the stores, builds the lineage follower (when enabled) and the
@@ -193,7 +197,16 @@ func (a *App) Mount(srv *ops.Server, prefix string) error {
 		}
 	}
 	MountAPI(srv, a.Reader, a.cfg.APIToken, a.log)
-	MountGuards(srv, a.Service.Approvals(), a.Service.KillSwitch(), a.cfg.Consumer.Guard.AdminToken, a.log)
+	if a.cfg.Consumer.Guard.AdminToken.IsSet() && a.closeHeld == nil {
+		src, closeHeld, err := service.HeldSources(a.cfg.Consumer, a.Service.Approvals(), a.log)
+		if err != nil {
+			return err
+		}
+		a.closeHeld = closeHeld
+		MountGuards(srv, src, a.Service.KillSwitch(), a.cfg.Consumer.Guard.AdminToken, a.log)
+		return nil
+	}
+	MountGuards(srv, nil, a.Service.KillSwitch(), a.cfg.Consumer.Guard.AdminToken, a.log)
 	return nil
 }
 
@@ -204,14 +217,15 @@ func MountAPI(srv *ops.Server, store audit.Store, token config.Secret, log zerol
 	api.New(store, log).Mount(srv, token)
 }
 
-// MountGuards serves the held commands and the kill switch, behind the
-// guard admin token; without one, neither is served.
-func MountGuards(srv *ops.Server, held api.HeldCommands, kill *guard.KillSwitch, token config.Secret, log zerolog.Logger) {
+// MountGuards serves the held commands (every component's: see
+// service.HeldSources) and the kill switch, behind the guard admin token;
+// without one, neither is served.
+func MountGuards(srv *ops.Server, src held.Source, kill *guard.KillSwitch, token config.Secret, log zerolog.Logger) {
 	if !token.IsSet() {
 		log.Warn().Msg("no guard admin token: the held-command and kill-switch endpoints are not served")
 		return
 	}
-	api.NewHeld(held, token, log).Register(srv)
+	held.NewAPI(src, token, log).Register(srv)
 	kill.Mount(srv, token, guard.KillSwitchMeaning, log)
 	// The consumer's earlier kill-switch path says where the one shape of
 	// both components is served now.
@@ -266,9 +280,12 @@ func (a *App) LineageStats() (lineage.Stats, bool) {
 	return a.follower.Stats(), true
 }
 
-// Close closes the stores.
+// Close closes the stores, and the held-command endpoints' writer.
 func (a *App) Close() error {
 	var errs []error
+	if a.closeHeld != nil {
+		errs = append(errs, a.closeHeld())
+	}
 	if a.closeReader != nil {
 		errs = append(errs, a.closeReader())
 	}

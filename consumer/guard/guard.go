@@ -64,9 +64,15 @@ type Config struct {
 	KillSwitchFile string `flag:"kill-switch-file" env:"KILL_SWITCH_FILE" yaml:"kill_switch_file" usage:"while this file exists, no command is enforced (they are held)"`
 	// KillSwitch engaged from the start (environment or configuration).
 	KillSwitch bool `flag:"kill-switch" env:"KILL_SWITCH" yaml:"kill_switch" usage:"hold every enforcing command from the start"`
-	// AdminToken authenticates the kill-switch HTTP endpoint (bearer);
-	// unset disables the endpoint.
+	// AdminToken authenticates the kill-switch and held-command HTTP
+	// endpoints (bearer); unset disables them.
 	AdminToken config.Secret `env:"ADMIN_TOKEN" yaml:"admin_token"`
+	// HeldTopic and DecisionsTopic are the detector's held commands and
+	// the decisions on them, the detector's settings of the same names:
+	// the consumer lists and decides them beside its own. Empty
+	// HeldTopic: the consumer shows only its own.
+	HeldTopic      string `flag:"held-topic" env:"HELD_TOPIC" yaml:"held_topic" usage:"topic of the commands the detector held for approval, listed and decided beside the consumer's own (empty: only the consumer's)"`
+	DecisionsTopic string `flag:"decisions-topic" env:"DECISIONS_TOPIC" yaml:"decisions_topic" usage:"topic recording approvals and rejections of the detector's held commands"`
 }
 
 // Validate reports every problem at once.
@@ -77,6 +83,8 @@ func (c Config) Validate() error {
 	if _, err := budget.ParseRules(c.RuleBudgets); err != nil {
 		p.Addf("rule-budgets", "%v", err)
 	}
+	p.Check(c.HeldTopic == "" || c.DecisionsTopic != "", "decisions-topic", "required with held-topic")
+	p.Check(c.HeldTopic == "" || c.HeldTopic != c.DecisionsTopic, "decisions-topic", "must differ from held-topic")
 	return p.Err()
 }
 

@@ -9,23 +9,28 @@ import (
 	"time"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// Errors of Approvals.
+// Errors of Approvals, the held workflow's own (package held).
 var (
 	// ErrNotHeld: the audit trail holds no held row for the command.
-	ErrNotHeld = errors.New("command is not held")
+	ErrNotHeld = held.ErrNotHeld
 	// ErrDecided: the held command was already decided the other way
 	// (approving a rejected command, or rejecting an executed one).
-	ErrDecided = errors.New("held command already decided")
+	ErrDecided = held.ErrDecided
 	// ErrNoApprover: an approval or rejection must name who made it.
-	ErrNoApprover = errors.New("approver is required")
+	ErrNoApprover = held.ErrNoApprover
 	// ErrMismatch: the message at the held row's Kafka position is not the
 	// held command (the topic was recreated, or the row is not genuine).
 	ErrMismatch = errors.New("the message at the held position is not the held command")
 )
+
+// errListingOnly: the approvals were opened without the handler that
+// carries a decision out.
+var errListingOnly = errors.New("approvals: opened for listing only")
 
 // HeldState is where a held command stands.
 type HeldState string
@@ -169,14 +174,14 @@ func (a *Approvals) Approve(ctx context.Context, commandID, approver string) (He
 	if strings.TrimSpace(approver) == "" {
 		return HeldCommand{}, ErrNoApprover
 	}
-	if a.h == nil || a.fetch == nil {
-		return HeldCommand{}, errors.New("approvals: opened for listing only")
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	hc, err := a.state(ctx, commandID)
 	if err != nil {
 		return hc, err
+	}
+	if a.h == nil || a.fetch == nil {
+		return hc, errListingOnly
 	}
 	switch hc.State {
 	case HeldApproved:
@@ -220,14 +225,14 @@ func (a *Approvals) Reject(ctx context.Context, commandID, approver, reason stri
 	if strings.TrimSpace(approver) == "" {
 		return HeldCommand{}, ErrNoApprover
 	}
-	if a.h == nil {
-		return HeldCommand{}, errors.New("approvals: opened for listing only")
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	hc, err := a.state(ctx, commandID)
 	if err != nil {
 		return hc, err
+	}
+	if a.h == nil {
+		return hc, errListingOnly
 	}
 	switch hc.State {
 	case HeldRejected:

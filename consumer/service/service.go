@@ -12,6 +12,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -47,7 +48,8 @@ func DefaultConfig() Config {
 	r.Component = "consumer"
 	r.KeyConcurrency = 32
 	r.Concurrency = 128
-	return Config{Reader: r, Actor: "consumer", MaxClockSkew: time.Minute, Retry: DefaultRetryConfig(), Replay: DefaultReplayConfig()}
+	return Config{Reader: r, Actor: "consumer", MaxClockSkew: time.Minute, Retry: DefaultRetryConfig(), Replay: DefaultReplayConfig(),
+		Guard: guard.Config{HeldTopic: held.TopicHeld, DecisionsTopic: held.TopicHeldDecisions}}
 }
 
 // Validate reports every problem at once.
@@ -61,6 +63,35 @@ func (c Config) Validate() error {
 	p.Nest("guard", c.Guard.Validate())
 	p.Nest("replay", c.Replay.validate())
 	return p.Err()
+}
+
+// HeldSources returns every held command the consumer of cfg lists and
+// decides: its own (approvals) and, when cfg names the detector's held
+// topic, the detector's, whose approvals are published to the command
+// topic the consumer reads. The function returned closes what it opened.
+func HeldSources(cfg Config, approvals *Approvals, log zerolog.Logger) (held.Source, func() error, error) {
+	own := approvals.Source()
+	if cfg.Guard.HeldTopic == "" || len(cfg.Reader.Brokers) == 0 {
+		return own, func() error { return nil }, nil
+	}
+	clientID := cfg.Reader.Component + "-held"
+	reader, err := kafkax.NewClient(cfg.Reader.Brokers, cfg.Reader.Security, clientID)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := kafkax.DefaultWriterConfig()
+	w.Brokers, w.Security, w.ClientID = cfg.Reader.Brokers, cfg.Reader.Security, clientID
+	w.BatchSize = 1 // a decision is one message, written at once
+	writer, err := kafkax.NewWriter(w, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	detector := &held.TopicStore{
+		Topics:    held.Topics{Held: cfg.Guard.HeldTopic, Decisions: cfg.Guard.DecisionsTopic, Commands: cfg.Reader.Topic},
+		Reader:    reader,
+		Publisher: writer,
+	}
+	return held.Sources{own, detector}, writer.Close, nil
 }
 
 // Deps are the consumer's collaborators, opened by the caller.

@@ -1,7 +1,7 @@
 // Package app assembles a detector as it runs in production: the service
 // (reader, engine, state recovery, outbox) with its guard, the writer of the
 // held-command topic, and what it adds to the operations server (the kill
-// switch endpoint and its readiness checks). The detector command and the
+// switch and held-command endpoints and its readiness checks). The detector command and the
 // all-in-one local deployment both build their detector here, so the local
 // run is the production wiring with embedded parts substituted.
 package app
@@ -16,6 +16,7 @@ import (
 
 	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/detector/service"
+	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/schemas"
@@ -42,6 +43,8 @@ type App struct {
 	Guard   *guard.Guard
 	held    *kafkax.Writer
 	signer  *schemas.Signer
+	// closeStore closes the held-command API's writer, when it is served.
+	closeStore func() error
 }
 
 // New builds the guard, the held-command writer and the service from cfg,
@@ -66,11 +69,20 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, reg prometheus.
 }
 
 // Mount adds the detector's endpoints and readiness checks to srv: the
-// kill switch (when the guard has an admin token), the reader's check and
-// the held topic's (without it the detector cannot hold a command and
-// retries the event that built it). Check names begin with prefix.
+// kill switch and the held commands (when the guard has an admin token),
+// the reader's check and the held topic's (without it the detector cannot
+// hold a command and retries the event that built it). Check names begin
+// with prefix.
 func (a *App) Mount(srv *ops.Server, prefix string) error {
 	a.Guard.KillSwitch().Mount(srv, a.cfg.Guard.AdminToken, guard.KillSwitchMeaning, a.log)
+	if a.cfg.Guard.AdminToken.IsSet() && a.closeStore == nil {
+		store, closeStore, err := NewHeldStore(a.cfg, "revoked-detector-held", a.log)
+		if err != nil {
+			return err
+		}
+		a.closeStore = closeStore
+		held.NewAPI(store, a.cfg.Guard.AdminToken, a.log).Register(srv)
+	}
 	if err := srv.AddCheck(prefix+"kafka-reader", a.Service.Check); err != nil {
 		return err
 	}
@@ -93,5 +105,32 @@ func (a *App) Run(ctx context.Context) error {
 	if cerr := a.held.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("closing the held-command writer: %w", cerr))
 	}
+	if a.closeStore != nil {
+		if cerr := a.closeStore(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing the held-command API's writer: %w", cerr))
+		}
+	}
 	return err
+}
+
+// NewHeldStore returns the commands the detector of cfg held, from its
+// held and decisions topics, with a writer that publishes approvals to its
+// command topic; the function returned closes the writer.
+func NewHeldStore(cfg Config, clientID string, log zerolog.Logger) (*held.TopicStore, func() error, error) {
+	r := cfg.Detector.Reader
+	reader, err := kafkax.NewClient(r.Brokers, r.Security, clientID)
+	if err != nil {
+		return nil, nil, err
+	}
+	w := cfg.Detector.HeldWriter("") // every message names its topic
+	w.ClientID = clientID
+	writer, err := kafkax.NewWriter(w, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &held.TopicStore{
+		Topics:    held.Topics{Held: cfg.Guard.HeldTopic, Decisions: cfg.Guard.DecisionsTopic, Commands: cfg.Detector.Writer.Topic},
+		Reader:    reader,
+		Publisher: writer,
+	}, writer.Close, nil
 }

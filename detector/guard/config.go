@@ -5,12 +5,13 @@ import (
 
 	"github.com/revoked-dev/revoked/internal/budget"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/held"
 )
 
 // Default topics of held commands and of the decisions taken on them.
 const (
-	TopicHeld          = "revoke.held"
-	TopicHeldDecisions = "revoke.held.decisions"
+	TopicHeld          = held.TopicHeld
+	TopicHeldDecisions = held.TopicHeldDecisions
 )
 
 // Config configures a Guard.

@@ -20,7 +20,7 @@
 //     service publishes it, signed as usual, to the held topic instead of
 //     the command topic, and logs an error. An operator approves it
 //     (republished to the command topic with a header naming the approver)
-//     or rejects it (recorded, never published). See HeldStore.
+//     or rejects it (recorded, never published). See held.TopicStore.
 //
 // The budget counts, over a sliding minute of the Guard's clock, the
 // commands it let through as enforce; held, suppressed and dry_run commands

@@ -13,6 +13,7 @@ import (
 
 	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/internal/allowlist"
+	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
@@ -58,9 +59,9 @@ func TestGuardedService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, held := &flakyPublisher{}, &flakyPublisher{}
+	pub, heldPub := &flakyPublisher{}, &flakyPublisher{}
 	var logs testenv.LogBuffer
-	s, err := New(cfg, schemas.NewSigner(priv), zerolog.New(&logs), WithPublisher(pub), WithGuard(g, held),
+	s, err := New(cfg, schemas.NewSigner(priv), zerolog.New(&logs), WithPublisher(pub), WithGuard(g, heldPub),
 		WithClock(func() time.Time { return now }))
 	if err != nil {
 		t.Fatal(err)
@@ -94,10 +95,10 @@ func TestGuardedService(t *testing.T) {
 	if fmt.Sprint(modes) != fmt.Sprint(want) {
 		t.Errorf("published %v, want %v", modes, want)
 	}
-	if len(held.got) != 1 {
-		t.Fatalf("held %d commands, want 1", len(held.got))
+	if len(heldPub.got) != 1 {
+		t.Fatalf("held %d commands, want 1", len(heldPub.got))
 	}
-	h := held.got[0]
+	h := heldPub.got[0]
 	c, err := schemas.DecodeCommand(h.Value)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +113,7 @@ func TestGuardedService(t *testing.T) {
 			keyID = string(hd.Value)
 		case schemas.HeaderSignature:
 			sig = string(hd.Value)
-		case guard.HeaderHeldReason:
+		case held.HeaderHeldReason:
 			reason = string(hd.Value)
 		}
 	}

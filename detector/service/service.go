@@ -20,6 +20,7 @@ import (
 	"github.com/revoked-dev/revoked/detector/engine"
 	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/internal/enrich"
+	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -332,7 +333,7 @@ func (s *Service) detect(m kafkax.Message) (pendingEvent, error) {
 			return pendingEvent{}, kafkax.Poison("detector built an invalid command", err)
 		}
 		if d.Verdict == guard.Hold {
-			p.held = append(p.held, heldCommand{cmd: *c, msg: guard.HeldMessage(msg, d.Reason, now), reason: d.Reason})
+			p.held = append(p.held, heldCommand{cmd: *c, msg: held.HeldMessage(msg, d.Reason, now), reason: d.Reason})
 			continue
 		}
 		p.cmds = append(p.cmds, *c)

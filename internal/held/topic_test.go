@@ -1,4 +1,4 @@
-package guard
+package held
 
 import (
 	"crypto/ed25519"
@@ -43,9 +43,9 @@ func TestHeldStore(t *testing.T) {
 	signer := schemas.NewSigner(priv)
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	c.Produce(t, topics.Held,
-		HeldMessage(signedMessage(t, signer, "cmd_a", now), ReasonBudgetGlobal, now),
-		HeldMessage(signedMessage(t, signer, "cmd_b", now.Add(time.Second)), ReasonBudgetRule, now.Add(time.Second)),
-		HeldMessage(signedMessage(t, signer, "cmd_old", now.Add(-2*time.Hour)), ReasonBudgetRule, now.Add(-2*time.Hour)),
+		HeldMessage(signedMessage(t, signer, "cmd_a", now), "budget_global", now),
+		HeldMessage(signedMessage(t, signer, "cmd_b", now.Add(time.Second)), "budget_rule", now.Add(time.Second)),
+		HeldMessage(signedMessage(t, signer, "cmd_old", now.Add(-2*time.Hour)), "budget_rule", now.Add(-2*time.Hour)),
 	)
 	reader, err := kafkax.NewClient([]string{c.Addr()}, kafkax.Security{}, "test")
 	if err != nil {
@@ -56,15 +56,23 @@ func TestHeldStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	store := &HeldStore{Topics: topics, Reader: reader, Publisher: w, Now: func() time.Time { return now.Add(time.Minute) }}
+	store := &TopicStore{Topics: topics, Reader: reader, Publisher: w, Now: func() time.Time { return now.Add(time.Minute) }}
 	ctx := t.Context()
 
-	list, err := store.List(ctx)
+	list, err := store.List(ctx, true, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 3 || list[0].Command.CommandID != "cmd_old" || list[1].Reason != ReasonBudgetGlobal || list[1].Resolution != nil {
+	// Newest first; the command that expired undecided says so.
+	if len(list) != 3 || list[2].CommandID != "cmd_old" || list[2].State != Expired || list[1].Reason != "budget_global" ||
+		list[1].State != Pending || list[1].Decision != nil || list[1].HeldBy != ByDetector || list[1].Target != "u-cmd_a" {
 		t.Fatalf("list %+v", list)
+	}
+	if pending, err := store.List(ctx, false, 0); err != nil || len(pending) != 2 {
+		t.Fatalf("pending %+v, %v", pending, err)
+	}
+	if _, err := store.Approve(ctx, "cmd_a", " ", ""); !errors.Is(err, ErrNoApprover) {
+		t.Errorf("approving without an approver: %v", err)
 	}
 
 	if _, err := store.Approve(ctx, "cmd_a", "alice", "checked with the user"); err != nil {
@@ -73,16 +81,16 @@ func TestHeldStore(t *testing.T) {
 	if _, err := store.Reject(ctx, "cmd_b", "bob", "false positive"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Approve(ctx, "cmd_old", "alice", ""); !errors.Is(err, ErrHeldExpired) {
+	if _, err := store.Approve(ctx, "cmd_old", "alice", ""); !errors.Is(err, ErrExpired) {
 		t.Errorf("approving an expired command: %v", err)
 	}
-	if _, err := store.Approve(ctx, "cmd_b", "alice", ""); !errors.Is(err, ErrAlreadyDecided) {
+	if _, err := store.Approve(ctx, "cmd_b", "alice", ""); !errors.Is(err, ErrDecided) {
 		t.Errorf("approving a rejected command: %v", err)
 	}
-	if _, err := store.Reject(ctx, "cmd_a", "bob", ""); !errors.Is(err, ErrAlreadyDecided) {
+	if _, err := store.Reject(ctx, "cmd_a", "bob", ""); !errors.Is(err, ErrDecided) {
 		t.Errorf("rejecting an approved command: %v", err)
 	}
-	if _, err := store.Approve(ctx, "cmd_nope", "alice", ""); !errors.Is(err, ErrHeldNotFound) {
+	if _, err := store.Approve(ctx, "cmd_nope", "alice", ""); !errors.Is(err, ErrNotHeld) {
 		t.Errorf("approving an unknown command: %v", err)
 	}
 
@@ -94,25 +102,28 @@ func TestHeldStore(t *testing.T) {
 	if err := schemas.NewKeyring(priv.Public().(ed25519.PublicKey)).Verify(headerValue(got, schemas.HeaderKeyID), headerValue(got, schemas.HeaderSignature), got.Value); err != nil {
 		t.Errorf("approved command does not verify: %v", err)
 	}
-	if headerValue(got, HeaderApprovedBy) != "alice" || headerValue(got, HeaderHeldReason) != ReasonBudgetGlobal || string(got.Key) != "u-cmd_a" {
+	if headerValue(got, HeaderApprovedBy) != "alice" || headerValue(got, HeaderHeldReason) != "budget_global" || string(got.Key) != "u-cmd_a" {
 		t.Errorf("approved command headers %v key %q", got.Headers, got.Key)
 	}
-	list, err = store.List(ctx)
+	list, err = store.List(ctx, true, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	byID := map[string]Held{}
 	for _, h := range list {
-		byID[h.Command.CommandID] = h
+		byID[h.CommandID] = h
 	}
-	if r := byID["cmd_a"].Resolution; r == nil || r.Outcome != Approved || r.By != "alice" || r.Note != "checked with the user" {
-		t.Errorf("cmd_a resolution %+v", r)
+	if h := byID["cmd_a"]; h.State != Approved || h.Decision == nil || h.Decision.By != "alice" || h.Decision.Note != "checked with the user" {
+		t.Errorf("cmd_a %+v", h)
 	}
-	if r := byID["cmd_b"].Resolution; r == nil || r.Outcome != Rejected || r.By != "bob" {
-		t.Errorf("cmd_b resolution %+v", r)
+	if h := byID["cmd_b"]; h.State != Rejected || h.Decision == nil || h.Decision.By != "bob" {
+		t.Errorf("cmd_b %+v", h)
 	}
-	if byID["cmd_old"].Resolution != nil {
-		t.Errorf("cmd_old resolution %+v", byID["cmd_old"].Resolution)
+	if h := byID["cmd_old"]; h.Decision != nil || h.State != Expired {
+		t.Errorf("cmd_old %+v", h)
+	}
+	if pending, err := store.List(ctx, false, 0); err != nil || len(pending) != 0 {
+		t.Errorf("pending after the decisions %+v, %v", pending, err)
 	}
 }
 

@@ -1,4 +1,4 @@
-package api_test
+package held_test
 
 import (
 	"context"
@@ -12,61 +12,69 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/revoked-dev/revoked/consumer/api"
-	"github.com/revoked-dev/revoked/consumer/guard"
-	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/held"
 )
 
 // fakeHeld keeps decisions in memory, with the errors Approvals returns.
 type fakeHeld struct {
 	mu    sync.Mutex
-	state map[string]service.HeldState
+	state map[string]held.State
 	by    map[string]string
 	kill  bool
 }
 
-func (f *fakeHeld) List(_ context.Context, all bool, limit int) ([]service.HeldCommand, error) {
+func (f *fakeHeld) List(_ context.Context, all bool, limit int) ([]held.Held, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := []service.HeldCommand{}
+	out := []held.Held{}
 	for id, s := range f.state {
-		if all || s == service.HeldPending {
-			out = append(out, service.HeldCommand{CommandID: id, State: s})
+		if all || s == held.Pending {
+			out = append(out, held.Held{CommandID: id, State: s})
 		}
 	}
 	return out[:min(limit, len(out))], nil
 }
 
-func (f *fakeHeld) decide(id, approver string, to service.HeldState) (service.HeldCommand, error) {
+func (f *fakeHeld) decide(id, approver string, to held.State) (held.Held, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.state[id]
 	switch {
 	case !ok:
-		return service.HeldCommand{}, service.ErrNotHeld
+		return held.Held{}, held.ErrNotHeld
 	case s == to:
-		return service.HeldCommand{CommandID: id, State: s}, nil
-	case s != service.HeldPending:
-		return service.HeldCommand{CommandID: id, State: s}, service.ErrDecided
-	case to == service.HeldApproved && f.kill:
-		return service.HeldCommand{CommandID: id, State: s}, guard.ErrKillSwitch
+		return held.Held{CommandID: id, State: s}, nil
+	case s != held.Pending:
+		return held.Held{CommandID: id, State: s}, held.ErrDecided
+	case to == held.Approved && f.kill:
+		return held.Held{CommandID: id, State: s}, held.ErrBlocked
 	}
 	f.state[id], f.by[id] = to, approver
-	return service.HeldCommand{CommandID: id, State: to}, nil
+	return held.Held{CommandID: id, State: to}, nil
 }
 
-func (f *fakeHeld) Approve(_ context.Context, id, approver string) (service.HeldCommand, error) {
-	return f.decide(id, approver, service.HeldApproved)
+func (f *fakeHeld) Get(_ context.Context, id string) (held.Held, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.state[id]
+	if !ok {
+		return held.Held{}, held.ErrNotHeld
+	}
+	return held.Held{CommandID: id, State: s}, nil
 }
 
-func (f *fakeHeld) Reject(_ context.Context, id, approver, _ string) (service.HeldCommand, error) {
-	return f.decide(id, approver, service.HeldRejected)
+func (f *fakeHeld) Approve(_ context.Context, id, approver, _ string) (held.Held, error) {
+	return f.decide(id, approver, held.Approved)
+}
+
+func (f *fakeHeld) Reject(_ context.Context, id, approver, _ string) (held.Held, error) {
+	return f.decide(id, approver, held.Rejected)
 }
 
 func TestHeldEndpoints(t *testing.T) {
-	held := &fakeHeld{state: map[string]service.HeldState{"c1": service.HeldPending, "c2": service.HeldPending, "c3": service.HeldPending}, by: map[string]string{}}
-	srv := httptest.NewServer(api.NewHeld(held, config.NewSecret("s3cret"), zerolog.Nop()).Handler())
+	h := &fakeHeld{state: map[string]held.State{"c1": held.Pending, "c2": held.Pending, "c3": held.Pending}, by: map[string]string{}}
+	srv := httptest.NewServer(held.NewAPI(h, config.NewSecret("s3cret"), zerolog.Nop()).Handler())
 	defer srv.Close()
 	call := func(method, path, auth, body string) (int, string) {
 		t.Helper()
@@ -104,10 +112,10 @@ func TestHeldEndpoints(t *testing.T) {
 			t.Errorf("%s %s (auth %q, %s): %d, want %d", tc.method, tc.path, tc.auth, tc.body, got, tc.want)
 		}
 	}
-	if held.by["c1"] != "alice" || held.by["c2"] != "bob" {
-		t.Errorf("approvers: %v", held.by)
+	if h.by["c1"] != "alice" || h.by["c2"] != "bob" {
+		t.Errorf("approvers: %v", h.by)
 	}
-	held.kill = true
+	h.kill = true
 	if got, _ := call("POST", "/api/v1/held/c3/approve", "s3cret", `{"approver":"alice"}`); got != 409 {
 		t.Errorf("approval under the kill switch: %d, want 409", got)
 	}
@@ -118,7 +126,7 @@ func TestHeldEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var list []service.HeldCommand
+	var list []held.Held
 	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || len(list) != 3 {
 		t.Fatalf("all held: %v, %v", list, err)
 	}

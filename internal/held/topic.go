@@ -1,4 +1,4 @@
-package guard
+package held
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
@@ -27,32 +28,27 @@ const (
 	HeaderApprovedAt = "approved-at"
 )
 
-// Outcomes of a Resolution.
-const (
-	Approved = "approved"
-	Rejected = "rejected"
-)
+// Outcomes of a Resolution are the states Approved and Rejected.
 
-// Errors of HeldStore.
-var (
-	ErrHeldNotFound   = errors.New("no held command with this id")
-	ErrAlreadyDecided = errors.New("held command already decided")
-	ErrHeldExpired    = errors.New("held command has expired")
+// Default topics of held commands and of the decisions taken on them.
+const (
+	TopicHeld          = "revoke.held"
+	TopicHeldDecisions = "revoke.held.decisions"
 )
 
 // Resolution is an operator's decision on a held command, the value of a
 // message in the decisions topic (keyed by command id).
 type Resolution struct {
 	CommandID string    `json:"command_id"`
-	Outcome   string    `json:"outcome"`
+	Outcome   State     `json:"outcome"`
 	By        string    `json:"by"`
 	At        time.Time `json:"at"`
 	Note      string    `json:"note,omitempty"`
 }
 
-// Held is a command held for approval, with the decision taken on it if
-// any.
-type Held struct {
+// entry is a command held in the held topic, with the decision taken on it
+// if any.
+type entry struct {
 	Command    schemas.RevokeCommand
 	Message    kafkax.Message // as held: value, key and signature headers
 	Reason     string
@@ -73,18 +69,20 @@ func HeldMessage(signed kafkax.Message, reason string, at time.Time) kafkax.Mess
 }
 
 // Publisher writes messages, each naming its topic; *kafkax.Writer built
-// without a topic satisfies it. See the detector service's Publisher for
-// the contract.
+// without a topic satisfies it.
 type Publisher = kafkax.Publisher
 
-// HeldStore lists held commands and records decisions on them. Approving
+var _ Source = (*TopicStore)(nil)
+
+// TopicStore is the Source of the commands the detector held: the held
+// topic, and the decisions topic beside it. Approving
 // publishes the held message, value and signature unchanged, to the command
 // topic with HeaderApprovedBy and HeaderApprovedAt added, then records a
 // Resolution; rejecting records a Resolution only. Decisions are final: a
 // command decided once cannot be decided again. An approval that published
 // but failed to record can be repeated: the consumer executes a command id
 // once.
-type HeldStore struct {
+type TopicStore struct {
 	Topics    Topics
 	Reader    TopicReader
 	Publisher Publisher
@@ -92,7 +90,7 @@ type HeldStore struct {
 	Now func() time.Time
 }
 
-// Topics names the topics a HeldStore uses.
+// Topics names the topics a TopicStore uses.
 type Topics struct {
 	Held      string
 	Decisions string
@@ -107,17 +105,17 @@ type TopicReader interface {
 
 var _ TopicReader = (*kafkax.Client)(nil)
 
-func (s *HeldStore) now() time.Time {
+func (s *TopicStore) now() time.Time {
 	if s.Now != nil {
 		return s.Now()
 	}
 	return time.Now()
 }
 
-// List returns the held commands, oldest first, with their resolutions.
-// A message of the held topic that is not a valid command is skipped and
-// reported in the returned error, after the others.
-func (s *HeldStore) List(ctx context.Context) ([]Held, error) {
+// entries returns the held commands, oldest first, with their
+// resolutions. A message of the held topic that is not a valid command is
+// skipped and reported in the returned error, after the others.
+func (s *TopicStore) entries(ctx context.Context) ([]entry, error) {
 	msgs, err := s.Reader.ReadTopic(ctx, s.Topics.Held)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", s.Topics.Held, err)
@@ -136,7 +134,7 @@ func (s *HeldStore) List(ctx context.Context) ([]Held, error) {
 			resolved[r.CommandID] = &r // the first decision stands
 		}
 	}
-	var out []Held
+	var out []entry
 	var errs []error
 	seen := make(map[string]bool)
 	for _, m := range msgs {
@@ -149,26 +147,26 @@ func (s *HeldStore) List(ctx context.Context) ([]Held, error) {
 			continue // held again after a redelivery
 		}
 		seen[cmd.CommandID] = true
-		h := Held{Command: cmd, Message: m, Reason: headerValue(m, HeaderHeldReason), Resolution: resolved[cmd.CommandID]}
+		h := entry{Command: cmd, Message: m, Reason: headerValue(m, HeaderHeldReason), Resolution: resolved[cmd.CommandID]}
 		h.HeldAt, _ = time.Parse(time.RFC3339Nano, headerValue(m, HeaderHeldAt))
 		out = append(out, h)
 	}
-	slices.SortStableFunc(out, func(a, b Held) int { return a.HeldAt.Compare(b.HeldAt) })
+	slices.SortStableFunc(out, func(a, b entry) int { return a.HeldAt.Compare(b.HeldAt) })
 	return out, errors.Join(errs...)
 }
 
-// Approve publishes the held command id to the command topic on behalf of
+// approve publishes the held command id to the command topic on behalf of
 // approver and records the approval. It refuses a command that is
 // unknown, decided already or expired (a stale command must not be
 // executed; the consumer would reject it anyway).
-func (s *HeldStore) Approve(ctx context.Context, id, approver, note string) (Held, error) {
+func (s *TopicStore) approve(ctx context.Context, id, approver, note string) (entry, error) {
 	h, err := s.pending(ctx, id)
 	if err != nil {
 		return h, err
 	}
 	now := s.now().UTC()
 	if h.Command.Expired(now) {
-		return h, fmt.Errorf("%w: %s expired at %s", ErrHeldExpired, id, h.Command.ExpiresAt.Format(time.RFC3339))
+		return h, fmt.Errorf("%w: %s expired at %s", ErrExpired, id, h.Command.ExpiresAt.Format(time.RFC3339))
 	}
 	m := kafkax.Message{Topic: s.Topics.Commands, Key: h.Message.Key, Value: h.Message.Value}
 	for _, hd := range h.Message.Headers {
@@ -187,9 +185,9 @@ func (s *HeldStore) Approve(ctx context.Context, id, approver, note string) (Hel
 	return s.record(ctx, h, Approved, approver, note, now)
 }
 
-// Reject records that approver rejected the held command id. It is never
+// reject records that approver rejected the held command id. It is never
 // published.
-func (s *HeldStore) Reject(ctx context.Context, id, approver, note string) (Held, error) {
+func (s *TopicStore) reject(ctx context.Context, id, approver, note string) (entry, error) {
 	h, err := s.pending(ctx, id)
 	if err != nil {
 		return h, err
@@ -197,24 +195,24 @@ func (s *HeldStore) Reject(ctx context.Context, id, approver, note string) (Held
 	return s.record(ctx, h, Rejected, approver, note, s.now().UTC())
 }
 
-func (s *HeldStore) pending(ctx context.Context, id string) (Held, error) {
-	list, err := s.List(ctx)
+func (s *TopicStore) pending(ctx context.Context, id string) (entry, error) {
+	list, err := s.entries(ctx)
 	if list == nil && err != nil {
-		return Held{}, err
+		return entry{}, err
 	}
 	for _, h := range list {
 		if h.Command.CommandID != id {
 			continue
 		}
 		if h.Resolution != nil {
-			return h, fmt.Errorf("%w: %s was %s by %s at %s", ErrAlreadyDecided, id, h.Resolution.Outcome, h.Resolution.By, h.Resolution.At.Format(time.RFC3339))
+			return h, fmt.Errorf("%w: %s was %s by %s at %s", ErrDecided, id, h.Resolution.Outcome, h.Resolution.By, h.Resolution.At.Format(time.RFC3339))
 		}
 		return h, nil
 	}
-	return Held{}, fmt.Errorf("%w: %q in %s", ErrHeldNotFound, id, s.Topics.Held)
+	return entry{}, fmt.Errorf("%w: %q in %s", ErrNotHeld, id, s.Topics.Held)
 }
 
-func (s *HeldStore) record(ctx context.Context, h Held, outcome, by, note string, at time.Time) (Held, error) {
+func (s *TopicStore) record(ctx context.Context, h entry, outcome State, by, note string, at time.Time) (entry, error) {
 	r := Resolution{CommandID: h.Command.CommandID, Outcome: outcome, By: by, At: at, Note: note}
 	v, err := json.Marshal(r)
 	if err != nil {
@@ -234,4 +232,83 @@ func headerValue(m kafkax.Message, key string) string {
 		}
 	}
 	return ""
+}
+
+// List implements Source: the held topic's commands, newest first, with
+// the decisions of the decisions topic. Invalid messages of the held
+// topic are left out and reported in the error, after the others.
+func (s *TopicStore) List(ctx context.Context, all bool, limit int) ([]Held, error) {
+	entries, err := s.entries(ctx)
+	if entries == nil && err != nil {
+		return nil, err
+	}
+	now := s.now()
+	out := []Held{}
+	for _, e := range entries {
+		h := e.held(now)
+		if all || h.State == Pending {
+			out = append(out, h)
+		}
+	}
+	Sort(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}
+
+// Get implements Source.
+func (s *TopicStore) Get(ctx context.Context, id string) (Held, error) {
+	entries, err := s.entries(ctx)
+	if entries == nil && err != nil {
+		return Held{CommandID: id}, err
+	}
+	for _, e := range entries {
+		if e.Command.CommandID == id {
+			return e.held(s.now()), nil
+		}
+	}
+	return Held{CommandID: id}, fmt.Errorf("%w: %q in %s", ErrNotHeld, id, s.Topics.Held)
+}
+
+// Approve implements Source: it republishes the held command, signed as
+// it was, to the command topic with the approver named, and records the
+// approval. A decided, expired or unknown command is refused.
+func (s *TopicStore) Approve(ctx context.Context, id, approver, note string) (Held, error) {
+	if strings.TrimSpace(approver) == "" {
+		return Held{CommandID: id}, ErrNoApprover
+	}
+	e, err := s.approve(ctx, id, approver, note)
+	return e.held(s.now()), err
+}
+
+// Reject implements Source: it records the rejection; the command is
+// never published.
+func (s *TopicStore) Reject(ctx context.Context, id, approver, note string) (Held, error) {
+	if strings.TrimSpace(approver) == "" {
+		return Held{CommandID: id}, ErrNoApprover
+	}
+	e, err := s.reject(ctx, id, approver, note)
+	return e.held(s.now()), err
+}
+
+// held describes an entry as a Held at now.
+func (e entry) held(now time.Time) Held {
+	c := e.Command
+	h := Held{
+		CommandID: c.CommandID, HeldBy: ByDetector, State: Pending, Reason: e.Reason, HeldAt: e.HeldAt,
+		RuleID: c.Reason.RuleID, TargetKind: string(c.Target.Kind), Target: c.Target.ID(), Action: string(c.Action),
+		ExpiresAt: c.ExpiresAt,
+	}
+	switch r := e.Resolution; {
+	case r != nil:
+		h.State = Rejected
+		if r.Outcome == Approved {
+			h.State = Approved
+		}
+		h.Decision = &Decision{By: r.By, At: r.At, Note: r.Note}
+	case c.CommandID != "" && c.Expired(now):
+		h.State = Expired
+	}
+	return h
 }
