@@ -11,16 +11,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/detector/engine"
-	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/internal/enrich"
-	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -101,6 +98,8 @@ type Service struct {
 	enrich *enrich.Enricher
 	// out writes the commands and baselines of handled events.
 	out *outbox
+	// chain is the event path, composed once from the steps.
+	chain next
 }
 
 // pendingEvent is what handling one event produced, for the outbox.
@@ -184,6 +183,7 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 	}
 	s.out = newOutbox(s)
 	rec.out = s.out
+	s.chain = chain(s.decodeStep, s.enrichStep, s.detectStep, s.commandStep, s.publishStep)
 	for _, r := range eng.Rules() {
 		log.Info().Str("rule", r.ID).Int("version", r.Version).Str("kind", string(r.Kind)).
 			Str("source", r.Source).Bool("dry_run", r.DryRun || cfg.Engine.DryRun).Msg("rule loaded")
@@ -233,21 +233,51 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// handle is the reader's handler for one audit event. It runs the event
-// through the engine and returns nil when the event produced nothing to
-// publish, a poison error for an event that can never be handled, and
-// otherwise kafkax.Later with what waits until the outbox has written the
-// event's commands (the reader commits the event only then, while the
-// partition's next event is handled meanwhile).
+// handle is the reader's handler for one audit event. It returns nil when
+// the event produced nothing to publish, a poison error for an event that
+// can never be handled, and otherwise kafkax.Later with what waits until
+// the outbox has written the event's commands (the reader commits the
+// event only then, while the partition's next event is handled
+// meanwhile).
+//
+// An event goes through the steps of the chain in order, each in its own
+// file: decode (schema, strict decoding, clock skew), enrich (address
+// context), detect (the rule engine and its state), command (stamp, guard
+// and sign each command) and publish (hand them to the outbox). A step
+// either settles the event or hands it to the next.
 func (s *Service) handle(_ context.Context, m kafkax.Message) error {
-	p, err := s.detect(m)
-	if err != nil {
-		return err
+	return s.chain(&flight{msg: m})
+}
+
+// flight is one event on its way through the steps.
+type flight struct {
+	msg kafkax.Message
+	// ev is the decoded event and now the detector's clock when it was
+	// decoded (decode step).
+	ev  schemas.AuditEvent
+	now time.Time
+	// cmds are the commands the engine built (detect step).
+	cmds []schemas.RevokeCommand
+	// out is what the outbox writes: signed commands and held ones
+	// (command step).
+	out pendingEvent
+}
+
+// next hands an event in flight to the rest of the chain.
+type next func(f *flight) error
+
+// step is one link of the event path: it settles the event or calls next.
+type step func(f *flight, next next) error
+
+// chain composes steps into one handler; the end of the chain settles
+// nothing.
+func chain(steps ...step) next {
+	run := next(func(*flight) error { return nil })
+	for i := len(steps) - 1; i >= 0; i-- {
+		st, rest := steps[i], run
+		run = func(f *flight) error { return st(f, rest) }
 	}
-	if len(p.msgs) == 0 && len(p.held) == 0 {
-		return nil
-	}
-	return kafkax.Later(s.out.add(m.Partition, &outboxEntry{ev: p}))
+	return run
 }
 
 // publish writes signed commands to the command topic.
@@ -278,71 +308,6 @@ func (s *Service) published(p pendingEvent, t time.Time) {
 	}
 }
 
-// detect returns the signed commands the engine builds from m, or a
-// poison error for an event that can never be handled.
-func (s *Service) detect(m kafkax.Message) (pendingEvent, error) {
-	if schema := header(m, schemas.HeaderSchema); schema != "" && schema != schemas.SchemaAuditEventV1 {
-		s.metrics.events.WithLabelValues(resultInvalid).Inc()
-		return pendingEvent{}, kafkax.Poison(fmt.Sprintf("unexpected schema %.64q, want %s", schema, schemas.SchemaAuditEventV1), nil)
-	}
-	ev, err := schemas.DecodeEvent(m.Value)
-	if err != nil {
-		s.metrics.events.WithLabelValues(resultInvalid).Inc()
-		return pendingEvent{}, kafkax.Poison("invalid audit event", decodeCause(err))
-	}
-	now := s.now()
-	if ahead := ev.Time.Sub(now); ahead > s.cfg.MaxClockSkew {
-		s.metrics.events.WithLabelValues(resultSkewed).Inc()
-		return pendingEvent{}, kafkax.Poison(fmt.Sprintf("event time is %s ahead of the detector's clock (max-clock-skew %s)", ahead.Round(time.Second), s.cfg.MaxClockSkew), nil)
-	}
-	s.enrich.Enrich(&ev)
-
-	cmds := s.process(m.Partition, &ev)
-	s.metrics.events.WithLabelValues(resultProcessed).Inc()
-	if e := s.log.Debug(); e.Enabled() {
-		e.Str("event_id", ev.ID).Str("type", string(ev.Type)).Int("partition", m.Partition).Int64("offset", m.Offset).
-			Int("commands", len(cmds)).Msg("event processed")
-	}
-	if len(cmds) == 0 {
-		return pendingEvent{}, nil
-	}
-
-	p := pendingEvent{}
-	for i := range cmds {
-		c := &cmds[i]
-		detected := c.Reason.DetectedAt
-		s.metrics.detections.WithLabelValues(c.Reason.RuleID, string(c.Mode)).Inc()
-		// The engine stamps commands with event time; on the wire they
-		// carry the detector's clock, so that a detector catching up on a
-		// backlog issues commands that are not born expired. The id does
-		// not depend on these fields.
-		c.IssuedAt = now.UTC()
-		c.ExpiresAt = c.IssuedAt.Add(s.cfg.Engine.CommandTTL)
-		c.Reason.DetectedAt = c.IssuedAt
-		// The guard decides once per command.
-		d := s.guardCommand(c, &ev)
-		if d.Verdict == guard.Suppress {
-			continue
-		}
-		msg, err := s.message(*c)
-		if err != nil {
-			// A command the engine built that does not encode or
-			// validate is a bug, not a property of the event: retrying
-			// cannot help, and dead-lettering the event keeps it for
-			// analysis.
-			return pendingEvent{}, kafkax.Poison("detector built an invalid command", err)
-		}
-		if d.Verdict == guard.Hold {
-			p.held = append(p.held, heldCommand{cmd: *c, msg: held.HeldMessage(msg, d.Reason, now), reason: d.Reason})
-			continue
-		}
-		p.cmds = append(p.cmds, *c)
-		p.detected = append(p.detected, detected)
-		p.msgs = append(p.msgs, msg)
-	}
-	return p, nil
-}
-
 // message encodes cmd as the signed message to publish: the JSON value,
 // the Ed25519 signature over exactly those bytes, the key id and the
 // schema in headers, keyed by the target key.
@@ -364,27 +329,6 @@ func (s *Service) message(cmd schemas.RevokeCommand) (kafkax.Message, error) {
 		},
 	}, nil
 }
-
-// decodeCause is a DecodeEvent error without its ErrInvalidEvent prefix
-// (the dead-letter reason says that already), on one line, so that the
-// dlq-reason header reads "invalid audit event: field \"time\": required;
-// field \"type\": required".
-func decodeCause(err error) error {
-	msg := err.Error()
-	if rest, ok := strings.CutPrefix(msg, schemas.ErrInvalidEvent.Error()+": "); ok {
-		msg = rest
-	}
-	return &causeError{msg: strings.ReplaceAll(msg, "\n", "; "), err: err}
-}
-
-// causeError rewords an error and keeps it for errors.Is and errors.As.
-type causeError struct {
-	msg string
-	err error
-}
-
-func (e *causeError) Error() string { return e.msg }
-func (e *causeError) Unwrap() error { return e.err }
 
 func header(m kafkax.Message, key string) string {
 	for _, h := range m.Headers {

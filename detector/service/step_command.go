@@ -1,0 +1,56 @@
+package service
+
+import (
+	"github.com/revoked-dev/revoked/detector/guard"
+	"github.com/revoked-dev/revoked/internal/held"
+	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+)
+
+// commandStep stamps each command the engine built with the detector's
+// clock, lets the guard decide on it once (pass, demote to dry run,
+// suppress or hold) and signs what is to be published or held. An event
+// whose commands were all suppressed is settled here.
+func (s *Service) commandStep(f *flight, next next) error {
+	for i := range f.cmds {
+		c := &f.cmds[i]
+		detected := c.Reason.DetectedAt
+		s.metrics.detections.WithLabelValues(c.Reason.RuleID, string(c.Mode)).Inc()
+		// The engine stamps commands with event time; on the wire they
+		// carry the detector's clock, so that a detector catching up on a
+		// backlog issues commands that are not born expired. The id does
+		// not depend on these fields.
+		c.IssuedAt = f.now.UTC()
+		c.ExpiresAt = c.IssuedAt.Add(s.cfg.Engine.CommandTTL)
+		c.Reason.DetectedAt = c.IssuedAt
+		d := s.guardCommand(c, &f.ev)
+		if d.Verdict == guard.Suppress {
+			continue
+		}
+		msg, err := s.message(*c)
+		if err != nil {
+			// A command the engine built that does not encode or
+			// validate is a bug, not a property of the event: retrying
+			// cannot help, and dead-lettering the event keeps it for
+			// analysis.
+			return kafkax.Poison("detector built an invalid command", err)
+		}
+		if d.Verdict == guard.Hold {
+			f.out.held = append(f.out.held, heldCommand{cmd: *c, msg: held.HeldMessage(msg, d.Reason, f.now), reason: d.Reason})
+			continue
+		}
+		f.out.cmds = append(f.out.cmds, *c)
+		f.out.detected = append(f.out.detected, detected)
+		f.out.msgs = append(f.out.msgs, msg)
+	}
+	if len(f.out.msgs) == 0 && len(f.out.held) == 0 {
+		return nil
+	}
+	return next(f)
+}
+
+// publishStep hands the event's signed and held commands to the outbox,
+// which writes them in handling order; the reader commits the event once
+// they are acknowledged (kafkax.Later).
+func (s *Service) publishStep(f *flight, _ next) error {
+	return kafkax.Later(s.out.add(f.msg.Partition, &outboxEntry{ev: f.out}))
+}
