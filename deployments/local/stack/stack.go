@@ -25,6 +25,7 @@ import (
 	conapp "github.com/revoked-dev/revoked/consumer/app"
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
+	consguard "github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/lineage"
 	consumer "github.com/revoked-dev/revoked/consumer/service"
@@ -60,6 +61,12 @@ type Config struct {
 	// hundred tokens a minute (every logout is one), which a production
 	// budget of 60 would hold for approval.
 	Guard guard.Config `flag:"guard" env:"REVOKED_GUARD"`
+	// ConsumerGuard is the consumer's own guard, as in production:
+	// allowlist, kill switch and budgets (-consumer-guard.*), and with
+	// an admin token its held-command API (the detector's held commands
+	// beside its own) and kill switch on the HTTP address. Off by default,
+	// as the detector's budgets are.
+	ConsumerGuard consguard.Config `flag:"consumer-guard" env:"REVOKED_CONSUMER_GUARD"`
 	// GeoIP is the detector's address enrichment: -geoip.dir,
 	// REVOKED_GEOIP_DIR (run.sh installs the databases and sets it).
 	GeoIP enrich.Config `flag:"geoip" env:"REVOKED_GEOIP"`
@@ -73,14 +80,15 @@ type Config struct {
 // DefaultConfig listens on the documented local ports.
 func DefaultConfig() Config {
 	return Config{
-		KafkaAddr:    "127.0.0.1:9092",
-		TokenAPIAddr: "127.0.0.1:8090",
-		HTTPAddr:     "127.0.0.1:8080",
-		IngestAddr:   "127.0.0.1:8081",
-		Partitions:   8,
-		Audit:        backends.Config{Backend: backends.ChDB},
-		GeoIP:        enrich.DefaultConfig(),
-		Guard:        localGuard(),
+		KafkaAddr:     "127.0.0.1:9092",
+		TokenAPIAddr:  "127.0.0.1:8090",
+		HTTPAddr:      "127.0.0.1:8080",
+		IngestAddr:    "127.0.0.1:8081",
+		Partitions:    8,
+		Audit:         backends.Config{Backend: backends.ChDB},
+		GeoIP:         enrich.DefaultConfig(),
+		Guard:         localGuard(),
+		ConsumerGuard: consumer.DefaultConfig().Guard,
 	}
 }
 
@@ -105,6 +113,12 @@ func (c Config) Validate() error {
 	p.Check(c.Partitions > 0 && c.Partitions <= 256, "partitions", "must be in [1, 256]")
 	p.Nest("audit", c.Audit.Validate())
 	p.Nest("guard", c.Guard.Validate())
+	p.Nest("consumer-guard", c.ConsumerGuard.Validate())
+	// One HTTP address serves the local run's endpoints: one kill switch
+	// and one held-command API (the consumer's lists the detector's held
+	// commands too).
+	p.Check(!c.Guard.AdminToken.IsSet() || !c.ConsumerGuard.AdminToken.IsSet(), "consumer-guard",
+		"give the admin token to one guard: both serve /admin/kill-switch and /api/v1/held on the one HTTP address")
 	return p.Err()
 }
 
@@ -273,6 +287,7 @@ func Start(ctx context.Context, cfg Config, obs Observer, log zerolog.Logger) (_
 	ccfg.Reader.Brokers = s.Brokers
 	ccfg.Reader.StartOffset = kafkax.StartFirst
 	ccfg.Actor = "consumer-local"
+	ccfg.Guard = cfg.ConsumerGuard
 	lcfg := lineage.DefaultConfig()
 	con, err := conapp.New(ctx, conapp.Config{Consumer: ccfg, Audit: acfg, Lineage: lcfg, IdPCheckInterval: idp.DefaultCheckInterval}, conapp.Deps{
 		TokenAPI: s.IdP, Keyring: schemas.NewKeyring(s.Signer.Public()), Seal: s.Seal,

@@ -19,6 +19,8 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/trail"
 	"github.com/revoked-dev/revoked/deployments/local/stack"
+	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/testenv"
@@ -372,5 +374,66 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The local consumer is assembled as the consumer command assembles it,
+// guard and held-command API included: with its kill switch engaged it
+// holds the detector's enforcing command instead of revoking, the held
+// API lists it, refuses its approval while the switch is engaged, and
+// once the switch is released an approval carries it out.
+func TestConsumerGuardEnforced(t *testing.T) {
+	s, _ := startStackWith(t, "chdb", func(c *stack.Config) {
+		c.ConsumerGuard.KillSwitch = true
+		c.ConsumerGuard.AdminToken = config.NewSecret("adm1n")
+	})
+	k := &kafkatest.Cluster{Brokers: s.Brokers}
+	user := "u-held"
+	raw, tokenID := issue(t, s, user)
+	k.Produce(t, schemas.TopicAuditEvents, bruteForce(user, tokenID, time.Now())...)
+
+	call := func(method, path, body string, into any) int {
+		t.Helper()
+		req, err := http.NewRequest(method, s.HTTPURL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer adm1n")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if into != nil {
+			if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return resp.StatusCode
+	}
+	var pending []held.Held
+	waitFor(t, "the held command", func() bool {
+		pending = nil
+		return call("GET", "/api/v1/held", "", &pending) == http.StatusOK && len(pending) == 1
+	})
+	h := pending[0]
+	if h.HeldBy != held.ByConsumer || h.Target != user || !strings.Contains(h.Reason, "kill switch") {
+		t.Fatalf("held %+v", h)
+	}
+	if in, err := s.IdP.Introspect(context.Background(), raw); err != nil || !in.Active {
+		t.Fatalf("a command the kill switch held was carried out (%v)", err)
+	}
+	if code := call("POST", "/api/v1/held/"+h.CommandID+"/approve", `{"approver":"alice"}`, nil); code != http.StatusConflict {
+		t.Fatalf("approval under the kill switch: %d, want 409", code)
+	}
+	if code := call("POST", "/admin/kill-switch", `{"engaged":false,"by":"alice"}`, nil); code != http.StatusOK {
+		t.Fatalf("releasing the kill switch: %d", code)
+	}
+	var decided held.Held
+	if code := call("POST", "/api/v1/held/"+h.CommandID+"/approve", `{"approver":"alice"}`, &decided); code != http.StatusOK || decided.State != held.Approved {
+		t.Fatalf("approval: %d %+v", code, decided)
+	}
+	if in, err := s.IdP.Introspect(context.Background(), raw); err != nil || in.Active {
+		t.Fatalf("the approved command's token is still active (%v)", err)
 	}
 }
