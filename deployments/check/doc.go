@@ -1,0 +1,2 @@
+// Package check holds the tests of the deployment files.
+package check
