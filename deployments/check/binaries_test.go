@@ -74,8 +74,9 @@ func TestMain(m *testing.M) {
 
 // settings is what a command accepts, read from its -h.
 type settings struct {
-	env   map[string]bool // variable -> read
-	flags map[string]bool // flag name, without dashes
+	env      map[string]bool   // variable -> read
+	flags    map[string]bool   // flag name, without dashes
+	defaults map[string]string // variable -> the default the usage shows
 }
 
 var (
@@ -84,6 +85,7 @@ var (
 	flagLineRE = regexp.MustCompile(`^  -([a-z0-9.-]+)`)
 	// cli.SigningKey names REVOKED_SIGNING_KEY_FILE in its flag's usage.
 	setVarRE = regexp.MustCompile(`\bset ([A-Z0-9_]+_FILE)\b`)
+	defaultRE = regexp.MustCompile(`\(env ([A-Z0-9_]+)[^)]*\) \(default ([^)]*)\)`)
 )
 
 var (
@@ -106,7 +108,7 @@ func accepts(t testing.TB, command ...string) settings {
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	// -h exits 0 or 2 (the token API); the usage is on stderr.
 	out, _ := cmd.CombinedOutput()
-	s := settings{env: map[string]bool{}, flags: map[string]bool{}}
+	s := settings{env: map[string]bool{}, flags: map[string]bool{}, defaults: map[string]string{}}
 	envOnly := false
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
@@ -129,6 +131,9 @@ func accepts(t testing.TB, command ...string) settings {
 			if m[2] != "" {
 				s.env[m[2]] = true
 			}
+		}
+		for _, m := range defaultRE.FindAllStringSubmatch(line, -1) {
+			s.defaults[m[1]] = m[2]
 		}
 		for _, m := range setVarRE.FindAllStringSubmatch(line, -1) {
 			s.env[m[1]] = true
