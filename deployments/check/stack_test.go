@@ -44,6 +44,7 @@ type stack struct {
 	ports   map[string]string // "service:port" -> "127.0.0.1:port"
 	ch      struct{ write, read string }
 	procs   map[string]*proc
+	order   []string // started, in order
 }
 
 type proc struct {
@@ -124,6 +125,7 @@ func (st *stack) start(name string, argv ...string) *proc {
 	}
 	go func() { p.done <- p.cmd.Wait() }()
 	st.procs[name] = p
+	st.order = append(st.order, name)
 	return p
 }
 
@@ -173,17 +175,19 @@ func (st *stack) waitHealthy(name string) {
 	st.t.Fatalf("%s: healthcheck %q never passed: %s\n%s", name, argv, last, st.procs[name].logs.String())
 }
 
-// stop sends SIGTERM to every process, as docker compose stop does, and
-// reports a process that does not exit cleanly.
+// stop sends SIGTERM to every process, dependents first, as docker
+// compose stop does, and reports a process that does not exit cleanly.
 func (st *stack) stop() {
-	for name, p := range st.procs {
+	for i := len(st.order) - 1; i >= 0; i-- {
+		name := st.order[i]
+		p := st.procs[name]
 		if p.cmd.ProcessState != nil {
 			continue
 		}
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-p.done:
-			if err != nil && name != "kafka" {
+			if err != nil {
 				st.t.Errorf("%s exited with %v on SIGTERM\n%s", name, err, p.logs.String())
 			}
 		case <-time.After(45 * time.Second):
