@@ -84,7 +84,7 @@ var (
 	envOnlyRE  = regexp.MustCompile(`^  ([A-Z0-9_]+)(?: or ([A-Z0-9_]+_FILE))?$`)
 	flagLineRE = regexp.MustCompile(`^  -([a-z0-9.-]+)`)
 	// cli.SigningKey names REVOKED_SIGNING_KEY_FILE in its flag's usage.
-	setVarRE = regexp.MustCompile(`\bset ([A-Z0-9_]+_FILE)\b`)
+	setVarRE  = regexp.MustCompile(`\bset ([A-Z0-9_]+_FILE)\b`)
 	defaultRE = regexp.MustCompile(`\(env ([A-Z0-9_]+)[^)]*\) \(default ([^)]*)\)`)
 )
 
