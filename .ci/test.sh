@@ -5,7 +5,8 @@
 # and runs go vet, golangci-lint (.ci/lint.sh) and the race-enabled, shuffled tests of every package
 # with every service required (both audit backends, the browser, the
 # address databases, the IdP), so a missing one fails the run instead of
-# skipping tests. The servers are stopped on exit.
+# skipping tests; then checks the deployment files (.ci/deploy.sh). The
+# servers are stopped on exit.
 #
 # Environment (all optional):
 #   CHDB_LIB_PATH                 libchdb.so to use or install
@@ -136,5 +137,11 @@ if [[ -z "${TEST_PACKAGES:-}" ]]; then
 	log "go test -count=1 -run 'TestKillAndResume100k|TestMillionRows' (without -race)"
 	go test -count=1 -timeout 10m -run 'TestKillAndResume100k|TestMillionRows' -v ./producer/campaign ./consumer/export |
 		grep -E '^(=== RUN|--- |PASS|FAIL|ok)|rows in|MB'
+fi
+# The deployment files: alert rules (promtool), compose file, Helm chart,
+# dashboards, and the compose file's services run as processes against
+# the ClickHouse server started above (.ci/deploy.sh, deployments/check).
+if [[ -z "${TEST_PACKAGES:-}" ]]; then
+	bash .ci/deploy.sh
 fi
 log "all tests passed"

@@ -4,7 +4,7 @@
 //	producer ingest   --file F [--file G ...] | --stdin | --listen ADDR
 //	producer revoke   --operator NAME (--user U | --token-id T | --token-file F | --session S | --client C) [...]
 //	producer simulate [--users N] [--duration D | --events N] [--rate R] [--seed S] [--ground-truth FILE] [--tokenapi URL ...]
-//	producer keygen   --out DIR
+//	producer keygen   --out DIR [--checkpoint] [--secrets a,b] [--if-missing]
 //	producer campaign [run|status] --id ID (--users-file F | --cohort-file F | --from-audit | --client C) [--rate R] [...]
 //
 // Settings come from flags, REVOKED_* environment variables and an optional

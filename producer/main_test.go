@@ -72,6 +72,72 @@ func TestKeygen(t *testing.T) {
 	}
 }
 
+// TestKeygenIfMissing checks what a deployment's start relies on: with
+// -if-missing keygen writes the checkpoint key pair and the secrets once,
+// keeps them on the next run, and refuses half a key pair.
+func TestKeygenIfMissing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	args := []string{"keygen", "--out", dir, "--checkpoint", "--secrets", "api-token,idp-client-secret", "--if-missing"}
+	if _, err := runCLI(t, "", args...); err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	token := read("api-token")
+	if n := len(strings.TrimSpace(token)); n != 43 {
+		t.Errorf("api-token has %d characters, want 43 (32 bytes base64url)", n)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "idp-client-secret")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("idp-client-secret: %v, mode %v", err, st.Mode().Perm())
+	}
+	priv, err := schemas.ParsePrivateKey([]byte(read(checkpointKeyFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := schemas.LoadPublicKeyFiles(filepath.Join(dir, checkpointPubFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := schemas.NewSigner(priv)
+	if err := ring.Verify(cp.KeyID(), cp.Sign([]byte("x")), []byte("x")); err != nil {
+		t.Fatalf("the checkpoint key pair does not match: %v", err)
+	}
+	signing := read(signingKeyFile)
+
+	// Again: nothing changes.
+	out, err := runCLI(t, "", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "nothing written") || read("api-token") != token || read(signingKeyFile) != signing {
+		t.Fatalf("a second run changed files or said %q", out)
+	}
+
+	// A secret removed is written anew; half a key pair is refused.
+	if err := os.Remove(filepath.Join(dir, "api-token")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, sealPubFile)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runCLI(t, "", args...)
+	if err == nil || !strings.Contains(err.Error(), sealKeyFile) {
+		t.Fatalf("half a seal key pair: err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "api-token")); err == nil {
+		t.Fatal("a refused run wrote a file")
+	}
+	if _, err := runCLI(t, "", "keygen", "--out", dir, "--secrets", "../x"); err == nil {
+		t.Fatal("a secret name with a directory was accepted")
+	}
+}
+
 func TestCommandsAgainstBroker(t *testing.T) {
 	c := kafkatest.New(t, schemas.TopicAuditEvents, schemas.TopicDLQ, schemas.TopicRevokeCommands)
 	brokers := "--kafka.brokers=" + c.Addr()

@@ -7,6 +7,7 @@
 //	go run ./deployments/local                  run until interrupted
 //	go run ./deployments/local --simulate 60s   feed simulated traffic, print a summary, exit
 //	go run ./deployments/local bench            measure each part against its plain baseline
+//	go run ./deployments/local broker           run the embedded Kafka broker alone
 //
 // Any Kafka client can produce AuditEvents to audit.events and read
 // revoke.commands on the broker's port. chDB needs libchdb.so, and the
@@ -23,6 +24,8 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,6 +34,7 @@ import (
 	"github.com/revoked-dev/revoked/deployments/local/stack"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/kafka/broker"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/producer/simulate"
@@ -50,8 +54,61 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return run(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "broker":
+		return runBroker(ctx, rest, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want bench, or flags to run the pipeline)", cmd)
+	return fmt.Errorf("unknown command %q (want bench, broker, or flags to run the pipeline)", cmd)
+}
+
+type brokerConfig struct {
+	Broker broker.Config `flag:"broker" env:"REVOKED_BROKER"`
+	Topics []string      `flag:"broker.topics" env:"REVOKED_BROKER_TOPICS" usage:"topics to create at start, as name=partitions (or name for the default count), comma-separated"`
+	Log    ops.LogConfig `flag:"log" env:"REVOKED_LOG"`
+}
+
+// runBroker runs the embedded broker on its own, as a stand-in for Kafka
+// for the commands run as separate processes (the deployment tests), until
+// interrupted. It prints the address it listens on, one line on stdout,
+// once it accepts connections.
+func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := brokerConfig{Broker: broker.DefaultConfig(), Log: ops.DefaultLogConfig()}
+	if err := config.Load(cli.NewFlagSet("local broker", stderr), args, &cfg); err != nil {
+		return err
+	}
+	var p config.Problems
+	cfg.Broker.Topics = map[string]int{}
+	for _, t := range cfg.Topics {
+		name, n, found := strings.Cut(t, "=")
+		partitions := 0
+		if found {
+			var err error
+			if partitions, err = strconv.Atoi(n); err != nil || partitions < 1 {
+				p.Addf("broker.topics", "%q: want name=partitions with a positive count", t)
+			}
+		}
+		cfg.Broker.Topics[strings.TrimSpace(name)] = partitions
+	}
+	p.Nest("broker", cfg.Broker.Validate())
+	p.Nest("log", cfg.Log.Validate())
+	if err := p.Err(); err != nil {
+		return err
+	}
+	log, err := ops.NewLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Broker.Logger = log
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b, err := broker.Start(ctx, cfg.Broker)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	log.Info().Str("addr", b.Addr()).Int("topics", len(cfg.Broker.Topics)).Msg("embedded broker listening")
+	fmt.Fprintln(stdout, b.Addr())
+	<-ctx.Done()
+	return nil
 }
 
 type benchConfig struct {

@@ -17,6 +17,7 @@ type metrics struct {
 	published     *prometheus.CounterVec
 	publishErrors prometheus.Counter
 	latency       prometheus.Histogram
+	risk          *prometheus.HistogramVec
 }
 
 // Results of an event, the label of revoked_detector_events_total.
@@ -49,11 +50,16 @@ func newMetrics(reg prometheus.Registerer, eng *engineGuard) (*metrics, error) {
 			Help:    "From the event time at which a detection completed (its newest evidence event) to the publication of its command.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}),
+		risk: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "revoked", Subsystem: "detector", Name: "command_risk",
+			Help:    "Accumulated risk that crossed a threshold of the risk model, per command it issued, by action (notify, revoke_and_reverify, revoke).",
+			Buckets: []float64{0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5},
+		}, []string{"action"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.events, m.detections, m.published, m.publishErrors, m.latency, newEngineCollector(eng)} {
+	for _, c := range []prometheus.Collector{m.events, m.detections, m.published, m.publishErrors, m.latency, m.risk, newEngineCollector(eng)} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

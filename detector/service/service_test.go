@@ -182,6 +182,22 @@ func TestEventsInSignedCommandsOut(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", w.name, w.labels, got, w.want)
 		}
 	}
+	// The three commands of the risk rule, each with the risk it reached.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var risks uint64
+	for _, mf := range mfs {
+		if mf.GetName() == "revoked_detector_command_risk" {
+			for _, m := range mf.GetMetric() {
+				risks += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if risks != 3 {
+		t.Errorf("revoked_detector_command_risk counted %d commands, want 3", risks)
+	}
 }
 
 func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {

@@ -15,6 +15,9 @@ func (s *Service) commandStep(f *flight, next next) error {
 		c := &f.cmds[i]
 		detected := c.Reason.DetectedAt
 		s.metrics.detections.WithLabelValues(c.Reason.RuleID, string(c.Mode)).Inc()
+		if c.Reason.Risk > 0 {
+			s.metrics.risk.WithLabelValues(string(c.Action)).Observe(c.Reason.Risk)
+		}
 		// The engine stamps commands with event time; on the wire they
 		// carry the detector's clock, so that a detector catching up on a
 		// backlog issues commands that are not born expired. The id does

@@ -340,3 +340,28 @@ func TestProblemsReportsEverything(t *testing.T) {
 		t.Fatalf("valid config: %v", err)
 	}
 }
+
+// TestUsageNamesEveryVariable checks that -h names every environment
+// variable a command reads: the flags' variables, the _FILE variable of a
+// secret, and the settings read from the environment only.
+func TestUsageNamesEveryVariable(t *testing.T) {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	var out strings.Builder
+	fs.SetOutput(&out)
+	cfg := defaults()
+	if _, err := config.Register(fs, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	fs.Usage()
+	for _, want := range []string{
+		"Usage of test:",
+		"(env T_NAME)",
+		"(env T_TOKEN or T_TOKEN_FILE)",
+		"(env T_KAFKA_PASSWORD or T_KAFKA_PASSWORD_FILE)",
+		"Environment only:\n  T_ENV_ONLY\n  T_NO_FLAG\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -163,10 +163,11 @@ func Register(fs *flag.FlagSet, dst any, opts ...Option) (*Loader, error) {
 		f.flag = &flagValue{f: f, def: f.format()}
 		usage := f.usage
 		if f.envName != "" {
-			usage = strings.TrimSpace(usage + " (env " + f.envName + ")")
+			usage = strings.TrimSpace(usage + " (env " + f.envVars() + ")")
 		}
 		fs.Var(f.flag, f.flagName, usage)
 	}
+	l.usageEnvOnly()
 	if o.fileFlag != "" {
 		l.fileFlag = &stringFlag{}
 		usage := "YAML configuration file"
@@ -221,6 +222,50 @@ func (l *Loader) Load() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// usageEnvOnly makes the flag set's usage also list the settings read
+// from the environment only (secrets, mostly), so that -h names every
+// variable a command reads.
+func (l *Loader) usageEnvOnly() {
+	var only []*field
+	for _, f := range l.fields {
+		if f.envName != "" && f.flagName == "" {
+			only = append(only, f)
+		}
+	}
+	if len(only) == 0 {
+		return
+	}
+	fs, prev := l.fs, l.fs.Usage
+	fs.Usage = func() {
+		if prev != nil {
+			prev()
+		} else {
+			if fs.Name() == "" {
+				fmt.Fprintf(fs.Output(), "Usage:\n")
+			} else {
+				fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+			}
+			fs.PrintDefaults()
+		}
+		fmt.Fprintf(fs.Output(), "Environment only:\n")
+		for _, f := range only {
+			fmt.Fprintf(fs.Output(), "  %s\n", f.envVars())
+			if f.usage != "" {
+				fmt.Fprintf(fs.Output(), "    \t%s\n", f.usage)
+			}
+		}
+	}
+}
+
+// envVars names the field's environment variable, and for a secret the
+// variable naming a file that holds it.
+func (f *field) envVars() string {
+	if f.kind == kindSecret {
+		return f.envName + " or " + f.envName + "_FILE"
+	}
+	return f.envName
 }
 
 func (l *Loader) loadEnv(f *field) error {
