@@ -188,7 +188,8 @@ type harness struct {
 
 func newHarness(t *testing.T, clk clockwork.Clock) *harness {
 	t.Helper()
-	k := kafkatest.New(t, schemas.TopicAuditEvents, schemas.TopicDLQ, schemas.TopicUnmapped)
+	// revoke.commands is for the end-to-end test's detector.
+	k := kafkatest.New(t, schemas.TopicAuditEvents, schemas.TopicDLQ, schemas.TopicUnmapped, schemas.TopicRevokeCommands)
 	w, err := kafkax.NewWriter(k.WriterConfig(""), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
