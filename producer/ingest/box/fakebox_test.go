@@ -18,7 +18,7 @@ import (
 // with next_stream_position, paged by stream_position, Box's error body
 // on failures.
 type fakeBox struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 
 	mu     sync.Mutex
@@ -42,7 +42,7 @@ const (
 	testEnterprise = "899905961"
 )
 
-func newFakeBox(t *testing.T) *fakeBox {
+func newFakeBox(t testing.TB) *fakeBox {
 	t.Helper()
 	f := &fakeBox{t: t, pages: map[string]fakePage{}}
 	mux := http.NewServeMux()
