@@ -47,8 +47,8 @@ const (
 //
 // Other classes and activities are unmapped (ingest.ErrUnmapped), and so
 // are events without a user. An event this package wrote (metadata.product
-// "revoked") reads back to the AuditEvent it was written from, its
-// unmapped fields included.
+// "revoked") reads back to the AuditEvent it was written from, its type
+// (metadata.event_code) and unmapped fields included.
 type Decoder struct {
 	UserKey string
 }
@@ -62,11 +62,14 @@ func (d Decoder) Decode(line []byte) (schemas.AuditEvent, error) {
 	if e.ClassUID == 0 {
 		return schemas.AuditEvent{}, errors.New("not an OCSF event: no class_uid")
 	}
-	typ, err := e.auditType()
-	if err != nil {
-		return schemas.AuditEvent{}, err
-	}
 	ours := e.Metadata.Product.Name == Product
+	typ := schemas.EventType(e.Metadata.EventCode)
+	if !ours || !typ.Known() {
+		var err error
+		if typ, err = e.auditType(); err != nil {
+			return schemas.AuditEvent{}, err
+		}
+	}
 	user, actor, session, endpoint := e.parts()
 	uid := d.userID(user)
 	if uid == "" {

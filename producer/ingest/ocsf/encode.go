@@ -26,10 +26,10 @@ var classes = map[int]struct {
 // activities names each class's activities used here.
 var activities = map[int]map[int]string{
 	ClassAuthentication:       {1: "Logon", 2: "Logoff"},
-	ClassAccountChange:        {3: "Password Change", 4: "Password Reset", 7: "Attach Policy", 9: "Lock"},
+	ClassAccountChange:        {3: "Password Change", 4: "Password Reset", 5: "Disable", 7: "Attach Policy", 9: "Lock", 99: "Other"},
 	ClassUserAccessManagement: {1: "Assign Privileges", 2: "Revoke Privileges", 99: "Other"},
 	ClassEntityManagement:     {1: "Create"},
-	ClassAPIActivity:          {1: "Create", 2: "Read", 3: "Update", 4: "Delete"},
+	ClassAPIActivity:          {1: "Create", 2: "Read", 3: "Update", 4: "Delete", 99: "Other"},
 	ClassFileHostingActivity:  {1: "Upload", 2: "Download", 9: "Preview", 12: "Share"},
 	ClassDetectionFinding:     {1: "Create"},
 }
@@ -62,7 +62,19 @@ var renderings = map[schemas.EventType]rendering{
 	schemas.EventTokenRevoked:      {class: ClassAPIActivity, activity: 4},
 	schemas.EventDeviceAdded:       {class: ClassEntityManagement, activity: 1},
 	schemas.EventAlertRaised:       {class: ClassDetectionFinding, activity: 1},
+	// The Shared Signals types, by name: an IdP ended the user's
+	// sessions, changed a credential or a token's claims, disabled the
+	// account, or found a credential compromised.
+	"session.revoked":        {class: ClassAuthentication, activity: 2},
+	"credential.changed":     {class: ClassAccountChange, activity: 99},
+	"token.claims_changed":   {class: ClassAPIActivity, activity: 3},
+	"account.disabled":       {class: ClassAccountChange, activity: 5},
+	"credential.compromised": {class: ClassDetectionFinding, activity: 1},
 }
+
+// otherRendering writes a type without a rendering of its own: API
+// Activity, Other, with the type as api.operation and metadata.event_code.
+var otherRendering = rendering{class: ClassAPIActivity, activity: 99}
 
 // Keys of the unmapped object for what no OCSF attribute holds.
 const (
@@ -92,12 +104,17 @@ const (
 // the evidence's actor.user (findings); the session and token id are the
 // session's uid and credential_uid; client_id is actor.app_uid; the
 // address is src_endpoint with its location and autonomous_system;
-// source is metadata.log_provider; metadata.uid is the event id and
-// metadata.original_time its time to the nanosecond.
+// source is metadata.log_provider; metadata.uid is the event id,
+// metadata.event_code its type and metadata.original_time its time to the
+// nanosecond. A type added to AuditEvent without a rendering here is
+// written as API Activity, Other.
 func FromAuditEvent(ev *schemas.AuditEvent) (Event, error) {
+	if !ev.Type.Known() {
+		return Event{}, fmt.Errorf("ocsf: unknown event type %q", ev.Type)
+	}
 	r, ok := renderings[ev.Type]
 	if !ok {
-		return Event{}, fmt.Errorf("ocsf: no rendering of event type %q", ev.Type)
+		r = otherRendering
 	}
 	c := classes[r.class]
 	status, statusName := StatusSuccess, "Success"
@@ -123,6 +140,7 @@ func FromAuditEvent(ev *schemas.AuditEvent) (Event, error) {
 			Version:      Version,
 			Product:      ProductInfo{Name: Product, VendorName: Product},
 			UID:          ev.ID,
+			EventCode:    string(ev.Type),
 			LogProvider:  ev.Source,
 			OriginalTime: ev.Time.UTC().Format(time.RFC3339Nano),
 		},

@@ -98,11 +98,14 @@ type Event struct {
 
 // Metadata is the event's metadata object.
 type Metadata struct {
-	Version      string      `json:"version"`
-	Product      ProductInfo `json:"product"`
-	UID          string      `json:"uid,omitempty"`
-	LogProvider  string      `json:"log_provider,omitempty"`
-	OriginalTime string      `json:"original_time,omitempty"`
+	Version string      `json:"version"`
+	Product ProductInfo `json:"product"`
+	UID     string      `json:"uid,omitempty"`
+	// EventCode is the producer's own name of the event; FromAuditEvent
+	// writes the AuditEvent type.
+	EventCode    string `json:"event_code,omitempty"`
+	LogProvider  string `json:"log_provider,omitempty"`
+	OriginalTime string `json:"original_time,omitempty"`
 }
 
 // ProductInfo is metadata.product.
