@@ -17,6 +17,7 @@ import (
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/producer/ingest"
+	"github.com/revoked-dev/revoked/producer/ingest/ocsf"
 )
 
 // ingestConfig is everything "producer ingest" reads.
@@ -34,7 +35,19 @@ type ingestConfig struct {
 	GeoIP    enrich.Config `flag:"geoip" env:"REVOKED_GEOIP" yaml:"geoip"`
 	Stdin    bool          `flag:"stdin" usage:"read events from standard input"`
 	Progress bool          `flag:"progress" usage:"draw a progress bar on stderr even when it is not a terminal"`
+	// Format is what the lines are: AuditEvents, or OCSF events read
+	// with ocsf.Decoder (whose unmapped classes go to the unmapped
+	// topic).
+	Format string `flag:"format" env:"REVOKED_INGEST_FORMAT" yaml:"format" usage:"what the lines are: auditevent (AuditEvent v1 JSON) or ocsf (OCSF Authentication, Account Change, API Activity)"`
+	// OCSFUserKey is which attribute of an OCSF user becomes user_id.
+	OCSFUserKey string `flag:"ocsf.user-key" env:"REVOKED_INGEST_OCSF_USER_KEY" yaml:"ocsf_user_key" usage:"with -format ocsf: the user attribute that becomes user_id: uid, name or email_addr"`
 }
+
+// Formats of -format.
+const (
+	formatAuditEvent = "auditevent"
+	formatOCSF       = "ocsf"
+)
 
 // stringsFlag is a repeatable string flag.
 type stringsFlag []string
@@ -43,7 +56,18 @@ func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cfg := ingestConfig{Common: defaultKafkaConfig(), Ingest: ingest.DefaultConfig(), HTTP: ingest.DefaultHTTPConfig(), GeoIP: enrich.DefaultConfig()}
+	if len(args) > 0 {
+		switch args[0] {
+		case "box-events":
+			return runBoxEvents(ctx, args[1:], stdout, stderr)
+		case "box-webhook":
+			return runBoxWebhook(ctx, args[1:], stderr)
+		case "okta-logs":
+			return runOktaLogs(ctx, args[1:], stdout, stderr)
+		}
+	}
+	cfg := ingestConfig{Common: defaultKafkaConfig(), Ingest: ingest.DefaultConfig(), HTTP: ingest.DefaultHTTPConfig(), GeoIP: enrich.DefaultConfig(),
+		Format: formatAuditEvent, OCSFUserKey: ocsf.UserKeyUID}
 	// Listening is chosen by giving an address.
 	cfg.HTTP.Addr = ""
 	// Batches of the ingester go to Kafka whole.
@@ -69,6 +93,9 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if cfg.HTTP.Addr != "" {
 		p.Nest("", cfg.HTTP.Validate())
 	}
+	p.Check(cfg.Format == formatAuditEvent || cfg.Format == formatOCSF, "format", "want auditevent or ocsf, got %q", cfg.Format)
+	p.Check(cfg.OCSFUserKey == ocsf.UserKeyUID || cfg.OCSFUserKey == ocsf.UserKeyName || cfg.OCSFUserKey == ocsf.UserKeyEmail,
+		"ocsf.user-key", "want uid, name or email_addr, got %q", cfg.OCSFUserKey)
 	if err := p.Err(); err != nil {
 		return err
 	}
@@ -82,14 +109,20 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	w, err := cfg.Common.writer(ctx, log, cfg.Ingest.Topic, cfg.Ingest.DLQTopic)
+	topics := []string{cfg.Ingest.Topic, cfg.Ingest.DLQTopic}
+	var opts []ingest.Option
+	if cfg.Format == formatOCSF {
+		topics = append(topics, cfg.Ingest.UnmappedTopic)
+		opts = append(opts, ingest.WithDecoder(ocsf.Format, ocsf.Decoder{UserKey: cfg.OCSFUserKey}.Decode))
+	}
+	w, err := cfg.Common.writer(ctx, log, topics...)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = w.Close() }()
 	if cfg.HTTP.Addr != "" {
 		ep, err := ingest.NewEndpoint(ingest.EndpointConfig{Ingest: cfg.Ingest, HTTP: cfg.HTTP, GeoIP: cfg.GeoIP, Kafka: cfg.Common.Kafka},
-			w, log, ops.NewRegistry())
+			w, log, ops.NewRegistry(), opts...)
 		if err != nil {
 			return err
 		}
@@ -100,7 +133,6 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 	defer func() { _ = enricher.Close() }()
-	var opts []ingest.Option
 	if enricher != nil {
 		opts = append(opts, ingest.WithEnrich(enricher.Enrich))
 	}
@@ -129,9 +161,14 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		total.Lines += res.Lines
 		total.Accepted += res.Accepted
 		total.RejectedTotal += res.RejectedTotal
+		total.Unmapped += res.Unmapped
 	}
 	if len(files) > 1 {
-		fmt.Fprintf(stdout, "total: %d lines, %d accepted, %d rejected\n", total.Lines, total.Accepted, total.RejectedTotal)
+		fmt.Fprintf(stdout, "total: %d lines, %d accepted, %d rejected", total.Lines, total.Accepted, total.RejectedTotal)
+		if total.Unmapped > 0 {
+			fmt.Fprintf(stdout, ", %d unmapped", total.Unmapped)
+		}
+		fmt.Fprintln(stdout)
 	}
 	return nil
 }
@@ -139,6 +176,9 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 // report prints what an ingestion did, with the rejected lines.
 func report(w io.Writer, res ingest.Result) {
 	fmt.Fprintf(w, "%s: %d lines, %d accepted, %d rejected (dead-lettered)", res.Source, res.Lines, res.Accepted, res.RejectedTotal)
+	if res.Unmapped > 0 {
+		fmt.Fprintf(w, ", %d unmapped (kept on the unmapped topic)", res.Unmapped)
+	}
 	if res.Blank > 0 {
 		fmt.Fprintf(w, ", %d blank", res.Blank)
 	}

@@ -1,7 +1,11 @@
 // Command producer puts things onto Kafka: audit events from files, standard
 // input or an HTTP endpoint, manual revoke commands, and simulated traffic.
 //
-//	producer ingest   --file F [--file G ...] | --stdin | --listen ADDR
+//	producer ingest   --file F [--file G ...] | --stdin | --listen ADDR  [--format auditevent|ocsf]
+//	producer ingest box-events  --checkpoint FILE [--box.from-position P] [...]
+//	producer ingest box-webhook [--listen ADDR] [--path /box/webhook] [...]
+//	producer ingest okta-logs   --checkpoint FILE --okta.org-url URL [--okta.from T] [...]
+//	producer ocsf     [--from auditevent|ocsf] [--file F ...]
 //	producer revoke   --operator NAME (--user U | --token-id T | --token-file F | --session S | --client C) [...]
 //	producer simulate [--users N] [--duration D | --events N] [--rate R] [--seed S] [--ground-truth FILE] [--tokenapi URL ...]
 //	producer keygen   --out DIR [--checkpoint] [--secrets a,b] [--if-missing]
@@ -32,7 +36,11 @@ func main() {
 const usage = `usage: producer <command> [flags]
 
 commands:
-  ingest    validate JSONL audit events from files, stdin or HTTP and publish them
+  ingest    validate JSONL audit events (or OCSF, -format ocsf) from files, stdin or HTTP and publish them
+            ingest box-events: poll Box's enterprise event stream
+            ingest box-webhook: receive Box webhooks (v2, signed)
+            ingest okta-logs: poll the Okta System Log
+  ocsf      convert JSONL AuditEvents to OCSF events, or OCSF to AuditEvents (-from ocsf)
   revoke    publish one signed manual revoke command
   simulate  generate user traffic with labelled attacks
   keygen    write a signing key pair and a sealing key pair
@@ -58,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runKeygen(args, stdout, stderr)
 	case "campaign":
 		return runCampaign(ctx, args, stdout, stderr)
+	case "ocsf":
+		return runOCSF(ctx, args, stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -35,12 +35,32 @@ const (
 	EventPasswordReset     EventType = "password.reset"
 )
 
+// Event types that the vendor sources (producer/ingest/box, okta, ocsf)
+// need and the types above cannot say. Each names what the source itself
+// observed; the default rule pack does not read them yet.
+const (
+	// EventAccountLocked: the source locked the account, after repeated
+	// failures or by an administrator (Okta user.account.lock, OCSF
+	// Account Change "Lock").
+	EventAccountLocked EventType = "account.locked"
+	// EventDeviceAdded: the source saw the user sign in from a device it
+	// had not seen for them before and added it to their devices (Box
+	// ADD_LOGIN_ACTIVITY_DEVICE).
+	EventDeviceAdded EventType = "device.added"
+	// EventAlertRaised: the source's own threat detection raised an alert
+	// about the user (Box SHIELD_ALERT); attrs carry its category, rule
+	// and score.
+	EventAlertRaised EventType = "alert.raised"
+)
+
 // EventTypes lists every known event type, in a stable order.
 var EventTypes = []EventType{
 	EventLoginSuccess, EventLoginFailure, EventMFAFailure, EventLogout,
 	EventTokenIssued, EventTokenExchanged, EventTokenRefreshed, EventTokenUsed,
 	EventTokenRevoked, EventFileDownload, EventFilePreview, EventFileUpload,
 	EventShareCreated, EventPermissionChanged, EventPasswordChanged, EventPasswordReset,
+	// The vendor sources' types.
+	EventAccountLocked, EventDeviceAdded, EventAlertRaised,
 }
 
 // Known reports whether t is a type of AuditEvent v1.

@@ -9,6 +9,29 @@ const (
 	TopicAuditEvents    = "audit.events"
 	TopicRevokeCommands = "revoke.commands"
 	TopicDLQ            = "revoke.dlq"
+	// TopicUnmapped keeps the records a vendor source read whole but has
+	// no AuditEvent for (an event type the mapping does not know, an
+	// anonymous user), as received, so that none is dropped unseen.
+	TopicUnmapped = "audit.unmapped"
+)
+
+// Headers of a record on TopicUnmapped: what it is and why it has no
+// AuditEvent. Its key is the vendor's id of the record.
+const (
+	// HeaderUnmappedFormat names the record's format: "box-event",
+	// "box-webhook-v2", "okta-log-event", "ocsf".
+	HeaderUnmappedFormat = "unmapped-format"
+	// HeaderUnmappedType is the vendor's type of the record (Box
+	// event_type or webhook trigger, Okta eventType, OCSF class_uid and
+	// activity_id).
+	HeaderUnmappedType = "unmapped-type"
+	// HeaderUnmappedReason says why no AuditEvent was made.
+	HeaderUnmappedReason = "unmapped-reason"
+	// HeaderUnmappedSource names where the record was read: the stream
+	// ("box-events", "okta-logs"), the receiver, a file or an HTTP client.
+	HeaderUnmappedSource = "unmapped-source"
+	// HeaderUnmappedTime is when the record was set aside (RFC 3339).
+	HeaderUnmappedTime = "unmapped-time"
 )
 
 // Kafka header names.

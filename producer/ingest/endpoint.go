@@ -32,15 +32,15 @@ type Endpoint struct {
 }
 
 // NewEndpoint builds the endpoint; reg receives its metrics and is served
-// at /metrics. It listens only when Run or Serve runs.
-func NewEndpoint(cfg EndpointConfig, pub Publisher, log zerolog.Logger, reg *prometheus.Registry) (*Endpoint, error) {
+// at /metrics. opts are added to the ingester's (WithDecoder, say). It
+// listens only when Run or Serve runs.
+func NewEndpoint(cfg EndpointConfig, pub Publisher, log zerolog.Logger, reg *prometheus.Registry, opts ...Option) (*Endpoint, error) {
 	enricher, err := enrich.NewLogged(cfg.GeoIP, log)
 	if err != nil {
 		return nil, err
 	}
-	var opts []Option
 	if enricher != nil {
-		opts = append(opts, WithEnrich(enricher.Enrich))
+		opts = append([]Option{WithEnrich(enricher.Enrich)}, opts...)
 	}
 	in, err := New(cfg.Ingest, pub, log, opts...)
 	if err != nil {

@@ -72,6 +72,10 @@ type Response struct {
 	Rejected []Rejection `json:"rejected"`
 	// RejectedTotal counts all rejected lines, listed or not.
 	RejectedTotal int64 `json:"rejected_total"`
+	// Unmapped counts the records of another format (-format) that were
+	// read whole but have no AuditEvent; they were published to the
+	// unmapped topic.
+	Unmapped int64 `json:"unmapped,omitempty"`
 }
 
 // Server is the HTTP ingest endpoint.
@@ -79,9 +83,11 @@ type Response struct {
 // POST /v1/events takes newline-delimited JSON AuditEvents and answers a
 // Response:
 //
-//   - 200 when every line was accepted;
+//   - 200 when every line was accepted (or, read with another format,
+//     kept on the unmapped topic);
 //   - 207 when some lines were accepted and some rejected;
-//   - 400 when no line was accepted (all rejected, or an empty body).
+//   - 400 when no line was accepted or kept (all rejected, or an empty
+//     body).
 //
 // In all three cases every non-blank line was published, valid ones to the
 // events topic and rejected ones to the dead-letter topic, so a client must
@@ -270,7 +276,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	s.log.Debug().Str("source", source).Int64("accepted", res.Accepted).Int64("rejected", res.RejectedTotal).Msg("events ingested")
 	status := http.StatusOK
 	switch {
-	case res.Accepted == 0:
+	case res.Accepted == 0 && res.Unmapped == 0:
 		status = http.StatusBadRequest
 	case res.RejectedTotal > 0:
 		status = http.StatusMultiStatus
@@ -279,7 +285,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if rejected == nil {
 		rejected = []Rejection{}
 	}
-	ops.WriteJSON(w, status, Response{Accepted: res.Accepted, Rejected: rejected, RejectedTotal: res.RejectedTotal})
+	ops.WriteJSON(w, status, Response{Accepted: res.Accepted, Rejected: rejected, RejectedTotal: res.RejectedTotal, Unmapped: res.Unmapped})
 }
 
 func (s *Server) authorized(r *http.Request) bool {

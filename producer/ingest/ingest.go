@@ -60,6 +60,10 @@ type Config struct {
 	Topic string `flag:"topic" env:"TOPIC" yaml:"topic" usage:"topic for valid audit events"`
 	// DLQTopic receives rejected lines.
 	DLQTopic string `flag:"dlq-topic" env:"DLQ_TOPIC" yaml:"dlq_topic" usage:"dead-letter topic for rejected lines"`
+	// UnmappedTopic receives the records a decoder other than the
+	// AuditEvent one (WithDecoder) read whole but has no AuditEvent for,
+	// as received (see ErrUnmapped).
+	UnmappedTopic string `flag:"unmapped-topic" env:"UNMAPPED_TOPIC" yaml:"unmapped_topic" usage:"topic for records read whole that have no AuditEvent (an OCSF class or vendor event type not mapped)"`
 	// BatchSize is the number of lines published per WriteMessages call.
 	BatchSize int `flag:"batch-size" env:"BATCH_SIZE" yaml:"batch_size" usage:"lines published per batch"`
 	// MaxLineBytes bounds one line. A longer line is rejected and its first
@@ -76,6 +80,7 @@ func DefaultConfig() Config {
 	return Config{
 		Topic:                 schemas.TopicAuditEvents,
 		DLQTopic:              schemas.TopicDLQ,
+		UnmappedTopic:         schemas.TopicUnmapped,
 		BatchSize:             500,
 		MaxLineBytes:          256 << 10,
 		MaxReportedRejections: 1000,
@@ -88,6 +93,9 @@ func (c Config) Validate() error {
 	p.Check(c.Topic != "", "topic", "required")
 	p.Check(c.DLQTopic != "", "dlq-topic", "required")
 	p.Check(c.Topic != c.DLQTopic, "dlq-topic", "must differ from topic %q", c.Topic)
+	p.Check(c.UnmappedTopic != "", "unmapped-topic", "required")
+	p.Check(c.UnmappedTopic == "" || c.UnmappedTopic != c.Topic && c.UnmappedTopic != c.DLQTopic,
+		"unmapped-topic", "must differ from topic %q and dlq-topic %q", c.Topic, c.DLQTopic)
 	p.Check(c.BatchSize > 0, "batch-size", "must be positive")
 	p.Check(c.MaxLineBytes >= schemas.MaxEventBytes, "max-line-bytes", "must be at least %d (the largest valid event)", schemas.MaxEventBytes)
 	p.Check(c.MaxReportedRejections >= 0, "max-reported-rejections", "must not be negative")
@@ -114,6 +122,9 @@ type Result struct {
 	Accepted int64
 	// RejectedTotal is the number of lines rejected and dead-lettered.
 	RejectedTotal int64
+	// Unmapped is the number of records a decoder read whole but had no
+	// AuditEvent for (ErrUnmapped), published to Config.UnmappedTopic.
+	Unmapped int64
 	// Rejected lists the first Config.MaxReportedRejections rejections.
 	Rejected []Rejection
 	// Blank is the number of empty or white-space lines, skipped.
@@ -132,6 +143,39 @@ type Ingester struct {
 	log    zerolog.Logger
 	now    func() time.Time
 	enrich func(*schemas.AuditEvent)
+	decode Decoder
+	format string
+}
+
+// Decoder turns one line into an AuditEvent. An error wrapping
+// ErrUnmapped means the line is a well-formed record of its format that
+// has no AuditEvent (an OCSF class that is not accepted, say): the line
+// goes to Config.UnmappedTopic. Any other error rejects the line, which is
+// dead-lettered. The event a Decoder returns is validated again before it
+// is published.
+type Decoder func(line []byte) (schemas.AuditEvent, error)
+
+// ErrUnmapped is what a Decoder or a source's mapping wraps for a
+// well-formed record that has no AuditEvent; the error's text says why.
+var ErrUnmapped = errors.New("no AuditEvent for this record")
+
+// UnmappedType is an error wrapping ErrUnmapped that also names the
+// record's type in its format, for schemas.HeaderUnmappedType.
+type UnmappedType struct {
+	// Type is the vendor's type of the record.
+	Type string
+	// Reason says why it has no AuditEvent.
+	Reason string
+}
+
+func (e *UnmappedType) Error() string { return e.Reason }
+
+// Unwrap makes the error match ErrUnmapped.
+func (e *UnmappedType) Unwrap() error { return ErrUnmapped }
+
+// Unmapped returns an error wrapping ErrUnmapped for a record of type typ.
+func Unmapped(typ, format string, args ...any) error {
+	return &UnmappedType{Type: typ, Reason: fmt.Sprintf(format, args...)}
 }
 
 // Option adjusts New.
@@ -146,6 +190,13 @@ func WithEnrich(fn func(*schemas.AuditEvent)) Option {
 	return func(in *Ingester) { in.enrich = fn }
 }
 
+// WithDecoder reads lines of another format than AuditEvent JSON with
+// fn; format names it in schemas.HeaderUnmappedFormat ("ocsf", say). fn
+// must be safe for concurrent use.
+func WithDecoder(format string, fn Decoder) Option {
+	return func(in *Ingester) { in.decode, in.format = fn, format }
+}
+
 // New returns an Ingester publishing through pub.
 func New(cfg Config, pub Publisher, log zerolog.Logger, opts ...Option) (*Ingester, error) {
 	if err := cfg.Validate(); err != nil {
@@ -154,9 +205,13 @@ func New(cfg Config, pub Publisher, log zerolog.Logger, opts ...Option) (*Ingest
 	if pub == nil {
 		return nil, errors.New("ingest: nil publisher")
 	}
-	in := &Ingester{cfg: cfg, pub: pub, log: log.With().Str("component", "ingest").Logger(), now: time.Now}
+	in := &Ingester{cfg: cfg, pub: pub, log: log.With().Str("component", "ingest").Logger(), now: time.Now,
+		decode: schemas.DecodeEvent, format: "audit-event"}
 	for _, opt := range opts {
 		opt(in)
+	}
+	if in.decode == nil {
+		return nil, errors.New("ingest: nil decoder")
 	}
 	return in, nil
 }
@@ -221,7 +276,9 @@ func (in *Ingester) Ingest(ctx context.Context, r io.Reader, source string, prog
 			continue
 		}
 		msg, rej := in.message(content, truncated, n, source, res.Lines)
-		if rej != nil {
+		if isUnmapped(msg, in.cfg.UnmappedTopic) {
+			res.Unmapped++
+		} else if rej != nil {
 			res.RejectedTotal++
 			if len(res.Rejected) < in.cfg.MaxReportedRejections {
 				res.Rejected = append(res.Rejected, *rej)
@@ -252,9 +309,17 @@ func (in *Ingester) message(line []byte, truncated bool, size int64, source stri
 	if truncated {
 		reason = fmt.Sprintf("line is %d bytes, longer than the limit of %d (only the first %d bytes are kept)", size, in.cfg.MaxLineBytes, in.cfg.MaxLineBytes)
 	} else {
-		ev, err := schemas.DecodeEvent(line)
+		ev, err := in.decode(line)
+		if errors.Is(err, ErrUnmapped) {
+			return UnmappedMessage(in.cfg.UnmappedTopic, in.format, source, "", line, err, in.now()), nil
+		}
 		if err == nil && in.enrich != nil {
 			in.enrich(&ev)
+		}
+		if err == nil {
+			// A decoder other than DecodeEvent built the event: hold it
+			// to the same rules as one read from JSON.
+			err = ev.Validate()
 		}
 		if err == nil {
 			// Valid events travel re-encoded: compact, with fields in
@@ -300,6 +365,35 @@ func (in *Ingester) message(line []byte, truncated bool, size int64, source stri
 		Value:   value,
 		Headers: headers,
 	}, &Rejection{Line: lineNo, Error: reason}
+}
+
+// isUnmapped reports whether msg goes to the unmapped topic.
+func isUnmapped(msg kafkax.Message, topic string) bool { return msg.Topic == topic }
+
+// UnmappedMessage is the message that keeps a record without an
+// AuditEvent on topic: the record as received, keyed by its id (when
+// known), with headers naming its format, its type, why it has no event,
+// where it was read and when.
+func UnmappedMessage(topic, format, source, id string, record []byte, why error, now time.Time) kafkax.Message {
+	typ := ""
+	if u, ok := errors.AsType[*UnmappedType](why); ok {
+		typ = u.Type
+	}
+	m := kafkax.Message{
+		Topic: topic,
+		Value: append([]byte(nil), record...),
+		Headers: []kafkax.Header{
+			{Key: schemas.HeaderUnmappedFormat, Value: []byte(format)},
+			{Key: schemas.HeaderUnmappedType, Value: []byte(typ)},
+			{Key: schemas.HeaderUnmappedReason, Value: []byte(why.Error())},
+			{Key: schemas.HeaderUnmappedSource, Value: []byte(source)},
+			{Key: schemas.HeaderUnmappedTime, Value: []byte(now.UTC().Format(time.RFC3339Nano))},
+		},
+	}
+	if id != "" {
+		m.Key = []byte(id)
+	}
+	return m
 }
 
 // Describe renders a decoding error as the list of its field problems,
