@@ -6,6 +6,7 @@
 //	consumer held list [-all]       list commands held for approval
 //	consumer held approve -id ID [-approver NAME]
 //	consumer held reject -id ID [-approver NAME] [-reason TEXT]
+//	consumer ssf-transmitter [flags] deliver the revocations as Shared Signals SETs
 //
 // Held commands (over the revocation budget, or under the kill switch) are
 // also listed, approved and rejected over HTTP, beside the kill switch:
@@ -47,6 +48,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/lineage"
 	"github.com/revoked-dev/revoked/consumer/service"
+	"github.com/revoked-dev/revoked/consumer/ssf/transmitter"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/held"
@@ -71,8 +73,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return exportCommand(ctx, cmd, args, stdout, stderr)
 	case "held":
 		return runHeld(ctx, args, stdout, stderr)
+	case "ssf-transmitter":
+		return runSSFTransmitter(ctx, args, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want run, history, held, verify, export or verify-export)", cmd)
+	return fmt.Errorf("unknown command %q (want run, history, held, verify, export, verify-export or ssf-transmitter)", cmd)
 }
 
 // storeConfig is the audit store's part of every subcommand.
@@ -105,6 +109,9 @@ type runConfig struct {
 	APIToken config.Secret `env:"REVOKED_API_TOKEN" yaml:"-"`
 	// TokenIDs gives -token-id-pattern and REVOKED_TOKEN_ID_PATTERN.
 	TokenIDs cli.TokenIDs
+	// SSF records every revocation carried out for the Shared Signals
+	// transmitter (-ssf.publish, -ssf.topic).
+	SSF transmitter.PublishConfig `flag:"ssf" env:"REVOKED_SSF" yaml:"ssf"`
 }
 
 func defaultStoreConfig() storeConfig {
@@ -159,6 +166,7 @@ func defaultRunConfig() runConfig {
 		IdP:      idp.Config{AuthMethod: idp.AuthClientSecretBasic, CheckInterval: idp.DefaultCheckInterval},
 		Ops:      o,
 		Lineage:  lineage.DefaultConfig(),
+		SSF:      transmitter.DefaultPublishConfig(),
 	}
 }
 
@@ -171,6 +179,7 @@ func (c runConfig) Validate() error {
 	p.Nest("idp", c.IdP.Validate())
 	p.Nest("http", c.Ops.Validate())
 	p.Nest("lineage", c.Lineage.Validate())
+	p.Nest("ssf", c.SSF.Validate())
 	p.Nest("", c.TokenIDs.Validate())
 	p.Check(len(c.VerifyKeyFiles) > 0, "verify-key-files", "at least one trusted signing key is required")
 	p.Check(c.APIToken.IsSet() || loopback(c.Ops.Addr), "http.addr",
@@ -252,10 +261,15 @@ func runConsumer(ctx context.Context, args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	sink, closeSink, err := revocationSink(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = closeSink() }()
 	a, err := app.New(ctx, app.Config{
 		Consumer: cfg.Consumer, Audit: cfg.Store.Audit, Lineage: cfg.Lineage,
 		IdPCheckInterval: cfg.IdP.CheckInterval, APIToken: cfg.APIToken,
-	}, app.Deps{TokenAPI: client, Keyring: keyring, Seal: seal, CheckpointSigner: checkpoints, Registry: reg}, log)
+	}, app.Deps{TokenAPI: client, Keyring: keyring, Seal: seal, CheckpointSigner: checkpoints, Registry: reg, Revocations: sink}, log)
 	if err != nil {
 		return err
 	}

@@ -36,10 +36,22 @@ const (
 	StepConfirmed    Step = "confirmed"
 	StepUnconfirmed  Step = "unconfirmed"
 	StepNotEffective Step = "not_effective"
+
+	// Shared Signals: what became of the Security Event Tokens that
+	// announced a carried-out revocation to a receiver's stream, as the
+	// transmitter (consumer/ssf/transmitter) records it on a chain of
+	// its own. Neither ends a command (Terminal is false).
+	//
+	// StepSignalled: the receiver took the SET (push: 2xx; poll:
+	// acknowledged).
+	StepSignalled Step = "signalled"
+	// StepSignalFailed: the receiver refused the SET (push: 400; poll:
+	// setErrs) or delivery gave up; Detail says why.
+	StepSignalFailed Step = "signal_failed"
 )
 
 // Steps lists every step in the order of a command's life.
-var Steps = []Step{StepReceived, StepRejected, StepHeld, StepDryRun, StepRevoked, StepConfirmed, StepUnconfirmed, StepNotEffective, StepFailed, StepDeadLettered, StepVerified, StepNotified}
+var Steps = []Step{StepReceived, StepRejected, StepHeld, StepDryRun, StepRevoked, StepConfirmed, StepUnconfirmed, StepNotEffective, StepFailed, StepDeadLettered, StepVerified, StepNotified, StepSignalled, StepSignalFailed}
 
 // Terminal reports whether a command whose trail holds this step needs no
 // further execution.

@@ -61,6 +61,9 @@ type Deps struct {
 	Registry         prometheus.Registerer
 	// Observe, when set, sees every audit row once it is durable.
 	Observe func(schemas.AuditRow)
+	// Revocations, when set, hears of every revocation carried out (the
+	// Shared Signals transmitter's publisher).
+	Revocations service.RevocationSink
 }
 
 // App is an assembled consumer.
@@ -99,7 +102,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log zerolog.Logger) (_ *App
 	}
 	sdeps := service.Deps{
 		Store: a.Store, TokenAPI: deps.TokenAPI, Keyring: deps.Keyring, Seal: deps.Seal, Registry: deps.Registry,
-		CheckpointSigner: deps.CheckpointSigner, Observe: deps.Observe,
+		CheckpointSigner: deps.CheckpointSigner, Observe: deps.Observe, Revocations: deps.Revocations,
 	}
 	if cfg.Lineage.Enabled {
 		index := lineage.NewIndex(cfg.Lineage.Retention, cfg.Lineage.MaxEntries, nil)

@@ -117,6 +117,10 @@ type Deps struct {
 	// revoker also revokes those for include_downscoped commands (nil:
 	// only what the token API knows).
 	Lineage Lineage
+	// Revocations, when set, hears of every revocation carried out (the
+	// Shared Signals transmitter's publisher); the command's offset is
+	// committed only once it has.
+	Revocations RevocationSink
 }
 
 // auditMaxDelay is how long the first audit row of a group commit waits
@@ -217,7 +221,7 @@ func newHandler(cfg Config, deps Deps, writer *audit.Writer, g *guard.Guard, m *
 		Keyring:      deps.Keyring,
 		Seal:         deps.Seal,
 		Revoker:      NewIdPRevoker(deps.TokenAPI, cfg.Retry).WithLineage(deps.Lineage),
-		Audit:        withExecuted(NewAuditLog(writer, deps.Store), executedIndex(deps.Store)),
+		Audit:        withRevocations(withExecuted(NewAuditLog(writer, deps.Store), executedIndex(deps.Store)), deps.Revocations),
 		Actor:        cfg.Actor,
 		MaxClockSkew: cfg.MaxClockSkew,
 		Now:          deps.Now,
