@@ -53,6 +53,30 @@ const (
 	EventAlertRaised EventType = "alert.raised"
 )
 
+// Event types of Shared Signals (producer/ssf/receiver): what an IdP's
+// CAEP 1.0 and RISC 1.0 events say about a user. A password update
+// announced by CAEP credential-change arrives as password.changed, above,
+// so the rules that read that type see it; every other signal is one of
+// these, with the SET's details in attrs (ssf.*).
+const (
+	// EventSessionRevoked: CAEP session-revoked or RISC sessions-revoked;
+	// the IdP ended the user's session (session_id, when the SET named
+	// one) or all of them.
+	EventSessionRevoked EventType = "session.revoked"
+	// EventCredentialChanged: CAEP credential-change other than a
+	// password update (attrs ssf.credential_type, ssf.change_type).
+	EventCredentialChanged EventType = "credential.changed"
+	// EventTokenClaimsChanged: CAEP token-claims-change (attrs
+	// ssf.claim.<name>, each claim's new value as JSON).
+	EventTokenClaimsChanged EventType = "token.claims_changed"
+	// EventAccountDisabled: RISC account-disabled (attrs ssf.reason:
+	// hijacking or bulk-account, when given).
+	EventAccountDisabled EventType = "account.disabled"
+	// EventCredentialCompromised: RISC credential-compromise (attrs
+	// ssf.credential_type).
+	EventCredentialCompromised EventType = "credential.compromised"
+)
+
 // EventTypes lists every known event type, in a stable order.
 var EventTypes = []EventType{
 	EventLoginSuccess, EventLoginFailure, EventMFAFailure, EventLogout,
@@ -61,6 +85,8 @@ var EventTypes = []EventType{
 	EventShareCreated, EventPermissionChanged, EventPasswordChanged, EventPasswordReset,
 	// The vendor sources' types.
 	EventAccountLocked, EventDeviceAdded, EventAlertRaised,
+	// Shared Signals.
+	EventSessionRevoked, EventCredentialChanged, EventTokenClaimsChanged, EventAccountDisabled, EventCredentialCompromised,
 }
 
 // Known reports whether t is a type of AuditEvent v1.
