@@ -10,6 +10,7 @@
 //	producer simulate [--users N] [--duration D | --events N] [--rate R] [--seed S] [--ground-truth FILE] [--tokenapi URL ...]
 //	producer keygen   --out DIR [--checkpoint] [--secrets a,b] [--if-missing]
 //	producer campaign [run|status] --id ID (--users-file F | --cohort-file F | --from-audit | --client C) [--rate R] [...]
+//	producer ssf      push|poll|gtr [flags]   Shared Signals receiver, global token revocation endpoint
 //
 // Settings come from flags, REVOKED_* environment variables and an optional
 // YAML file (--config or REVOKED_CONFIG), in that order of precedence; run
@@ -45,6 +46,7 @@ commands:
   simulate  generate user traffic with labelled attacks
   keygen    write a signing key pair and a sealing key pair
   campaign  mass revocation: every user, a cohort or a client, paced and resumable
+  ssf       Shared Signals receiver (push, poll) and global token revocation endpoint (gtr)
 
 Run "producer <command> -h" for a command's flags.
 `
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runCampaign(ctx, args, stdout, stderr)
 	case "ocsf":
 		return runOCSF(ctx, args, stdin, stdout, stderr)
+	case "ssf":
+		return runSSF(ctx, args, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
