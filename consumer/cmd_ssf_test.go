@@ -59,7 +59,9 @@ func TestSSFTransmitterCommand(t *testing.T) {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("ssf-transmitter: %v", err)
+		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	var md ssf.TransmitterMetadata

@@ -72,7 +72,9 @@ func TestSSFGTRCommand(t *testing.T) {
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("ssf gtr: %v", err)
+		}
 	})
 	waitServing(t, "http://"+addr, done)
 

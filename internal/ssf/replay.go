@@ -34,9 +34,9 @@ type replayItem struct {
 	index  int
 }
 
-// NewReplay returns an index of at most max entries.
-func NewReplay(max int) *Replay {
-	return &Replay{max: max, seen: map[string]*replayItem{}}
+// NewReplay returns an index of at most limit entries.
+func NewReplay(limit int) *Replay {
+	return &Replay{max: limit, seen: map[string]*replayItem{}}
 }
 
 // Digest is the digest Replay keeps of a JWT.

@@ -3,6 +3,7 @@ package ssf
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/mail"
 	"slices"
@@ -120,13 +121,13 @@ func (s Subject) validate(depth int) error {
 		return need("phone_number", s.Phone)
 	case FormatAccount:
 		if !strings.HasPrefix(s.URI, "acct:") {
-			return fmt.Errorf("subject of format account needs a \"uri\" starting acct:")
+			return errors.New(`subject of format account needs a "uri" starting with "acct:"`)
 		}
 	case FormatURI:
 		return need("uri", s.URI)
 	case FormatDID:
 		if !strings.HasPrefix(s.URL, "did:") {
-			return fmt.Errorf("subject of format did needs a \"url\" starting did:")
+			return errors.New(`subject of format did needs a "url" starting with "did:"`)
 		}
 	case FormatAliases:
 		if depth > 0 {

@@ -76,8 +76,6 @@ func (t *Transmitter) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(t.jwks)
 }
 
-type receiverKey struct{}
-
 // auth lets through requests bearing a receiver's token, with the
 // receiver in the request's context; others get 401 (RFC 6750 section 3).
 func (t *Transmitter) auth(next func(http.ResponseWriter, *http.Request, Receiver)) http.Handler {

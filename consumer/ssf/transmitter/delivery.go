@@ -169,7 +169,8 @@ func (t *Transmitter) settled(streamID string, rev schemas.AuditRow, pos positio
 	if delivered {
 		t.metrics.latency.Observe(now.Sub(rev.Time).Seconds())
 	}
-	ev := t.log.Info()
+	// Per-SET lines are debug; a refusal or a give-up is an error.
+	ev := t.log.Debug()
 	if !delivered {
 		ev = t.log.Error()
 	}

@@ -71,7 +71,9 @@ func TestConsumerRevocationBecomesVerifiedSET(t *testing.T) {
 	go func() { consumerDone <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-consumerDone
+		if err := <-consumerDone; err != nil {
+			t.Errorf("consumer: %v", err)
+		}
 	})
 
 	cfg := e.config()

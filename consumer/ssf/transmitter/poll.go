@@ -136,11 +136,11 @@ func (q *pollQueue) settle(ack []string, errs map[string]ssf.ErrorBody) int {
 	return n
 }
 
-// take returns up to max SETs due for serving (never served, or served
+// take returns up to limit SETs due for serving (never served, or served
 // longer than redeliverAfter ago), oldest first, marks them served, and
 // says whether more are due. It also returns a channel closed when a SET
 // is enqueued, for a long poll that found none.
-func (q *pollQueue) take(max int) (sets map[string]string, more bool, next <-chan struct{}) {
+func (q *pollQueue) take(limit int) (sets map[string]string, more bool, next <-chan struct{}) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -152,7 +152,7 @@ func (q *pollQueue) take(max int) (sets map[string]string, more bool, next <-cha
 		if !it.served.IsZero() && now.Sub(it.served) < q.redeliverAfter {
 			continue
 		}
-		if len(sets) == max {
+		if len(sets) == limit {
 			more = true
 			break
 		}
@@ -167,17 +167,17 @@ func (q *pollQueue) take(max int) (sets map[string]string, more bool, next <-cha
 // to wait for a SET (a long poll), or until ctx ends.
 func (q *pollQueue) poll(ctx context.Context, req PollRequest, maxDefault int, wait time.Duration) PollResponse {
 	q.settle(req.Ack, req.SetErrs)
-	max := maxDefault
+	limit := maxDefault
 	if req.MaxEvents != nil {
-		max = min(*req.MaxEvents, maxDefault)
+		limit = min(*req.MaxEvents, maxDefault)
 	}
-	if max <= 0 {
+	if limit <= 0 {
 		// maxEvents 0: an acknowledge-only request.
 		return PollResponse{Sets: map[string]string{}}
 	}
 	var timeout <-chan time.Time
 	for {
-		sets, more, next := q.take(max)
+		sets, more, next := q.take(limit)
 		if len(sets) > 0 || req.ReturnImmediately || wait <= 0 || next == nil {
 			return PollResponse{Sets: sets, MoreAvailable: more}
 		}

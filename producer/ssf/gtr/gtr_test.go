@@ -369,7 +369,9 @@ func TestUniversalLogoutRevokesAtTheTokenAPI(t *testing.T) {
 	go func() { done <- svc.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("consumer: %v", err)
+		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -149,7 +149,7 @@ func (r *Receiver) Process(ctx context.Context, set string) (Outcome, error) {
 		r.metrics.sets.WithLabelValues("duplicate", "").Inc()
 	case err == nil:
 		r.metrics.sets.WithLabelValues("accepted", "").Inc()
-		r.log.Info().Str("jti", out.ID).Int("events", len(out.Events)).Int("commands", len(out.Commands)).
+		r.log.Debug().Str("jti", out.ID).Int("events", len(out.Events)).Int("commands", len(out.Commands)).
 			Strs("ignored", out.Ignored).Msg("SET accepted")
 	case errors.As(err, &se):
 		r.metrics.sets.WithLabelValues("refused", se.Code).Inc()
