@@ -54,7 +54,7 @@ var signingKey = sync.OnceValue(func() *rsa.PrivateKey {
 // env is a Kafka broker, a fake clock, an audit store and a state file
 // shared by the transmitters a test starts (one at a time, to restart).
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	kafka *kafkatest.Cluster
 	clock *clockwork.FakeClock
 	store *memstore.Store
@@ -66,7 +66,7 @@ type env struct {
 	handler atomic.Pointer[http.Handler]
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{
 		t:     t,
