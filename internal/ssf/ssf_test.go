@@ -11,6 +11,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,5 +359,58 @@ func TestDiscoveryAndKeyCache(t *testing.T) {
 	// A JWKS with private material is refused.
 	if _, err := ssf.ParseJWKS([]byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`)); err == nil {
 		t.Error("symmetric key accepted in a JWKS")
+	}
+}
+
+// Subjects to user ids: the identity mapping, an issuer not accepted, a
+// users file.
+func TestUsers(t *testing.T) {
+	id, err := ssf.LoadUsers("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuers := []string{"https://idp.example.com/"}
+	alice := ssf.EmailSubject("alice@example.com")
+	sess := ssf.OpaqueSubject("s-9")
+	for _, tc := range []struct {
+		sub           ssf.Subject
+		user, session string
+		err           error
+	}{
+		{sub: alice, user: "alice@example.com"},
+		{sub: ssf.IssSubSubject("https://idp.example.com/", "00u1"), user: "00u1"},
+		{sub: ssf.IssSubSubject("https://other.example.com/", "00u1"), err: ssf.ErrForeignIssuer},
+		{sub: ssf.OpaqueSubject("u-7"), user: "u-7"},
+		{sub: ssf.Subject{Format: ssf.FormatAccount, URI: "acct:bob@service.example.com"}, user: "bob@service.example.com"},
+		{sub: ssf.ComplexSubject(map[string]*ssf.Subject{"user": &alice, "session": &sess}), user: "alice@example.com", session: "s-9"},
+		{sub: ssf.Subject{Format: ssf.FormatAliases, Identifiers: []ssf.Subject{{Format: ssf.FormatPhone, Phone: "+12065550100"}, alice}}, user: "alice@example.com"},
+	} {
+		user, session, err := id.UserID(tc.sub, issuers)
+		if !errors.Is(err, tc.err) || user != tc.user || session != tc.session {
+			t.Errorf("%s: %q %q %v", tc.sub.Key(), user, session, err)
+		}
+	}
+	if _, _, err := id.UserID(ssf.Subject{Format: ssf.FormatPhone, Phone: "+12065550100"}, issuers); err == nil {
+		t.Error("a phone number named a user")
+	}
+
+	path := t.TempDir() + "/users.yaml"
+	if err := os.WriteFile(path, []byte(`users:
+  - user_id: alice
+    subjects:
+      - {format: email, email: alice@example.com}
+      - {format: iss_sub, iss: "https://idp.example.com/", sub: 00u1}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := ssf.LoadUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user, _, err := file.UserID(ssf.IssSubSubject("https://idp.example.com/", "00u1"), issuers); err != nil || user != "alice" {
+		t.Errorf("listed: %q %v", user, err)
+	}
+	if _, _, err := file.UserID(ssf.EmailSubject("bob@example.com"), issuers); !errors.Is(err, ssf.ErrUnknownUser) {
+		t.Errorf("unlisted: %v", err)
 	}
 }

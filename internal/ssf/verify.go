@@ -100,18 +100,3 @@ func VerifySET(ctx context.Context, compact string, keys KeySource) (Claims, err
 	}
 	return ParseClaims(v.Payload)
 }
-
-// UnverifiedID returns the jti of a JWT without verifying anything, for
-// reporting an error about it (RFC 8936 setErrs are keyed by jti). It
-// returns "" when none can be read.
-func UnverifiedID(compact string) string {
-	obj, err := jose.ParseSignedCompact(strings.TrimSpace(compact), Algorithms)
-	if err != nil {
-		return ""
-	}
-	c, err := ParseClaims(obj.UnsafePayloadWithoutVerification())
-	if err != nil {
-		return ""
-	}
-	return c.ID
-}

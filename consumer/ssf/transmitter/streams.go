@@ -330,11 +330,11 @@ func LoadReceivers(path string) ([]Receiver, error) {
 // Every token is compared, in constant time, so the time taken says
 // nothing about which matched.
 func authenticate(receivers []Receiver, header string) (Receiver, bool) {
-	got, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok {
+	// The scheme is case-insensitive (RFC 9110 section 11.1).
+	if len(header) < 7 || !strings.EqualFold(header[:7], "Bearer ") {
 		return Receiver{}, false
 	}
-	got = strings.TrimSpace(got)
+	got := strings.TrimSpace(header[7:])
 	var found Receiver
 	match := 0
 	for _, r := range receivers {

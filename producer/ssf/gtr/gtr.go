@@ -414,7 +414,12 @@ type jwtClaims struct {
 // authenticate verifies the client's JWT and returns the client. Every
 // failure is 401, saying what was wrong.
 func (e *Endpoint) authenticate(ctx context.Context, authz string, req request) (Client, string, error) {
-	jwt, bearer := strings.CutPrefix(authz, "Bearer ")
+	// The scheme is case-insensitive (RFC 9110 section 11.1).
+	bearer := len(authz) > 7 && strings.EqualFold(authz[:7], "Bearer ")
+	var jwt string
+	if bearer {
+		jwt = authz[7:]
+	}
 	switch {
 	case bearer && req.ClientAssertion != "":
 		return Client{}, "", fail(http.StatusUnauthorized, "invalid_client", "give the JWT once: as the Bearer token or as client_assertion")
