@@ -70,24 +70,60 @@ func TestHistorySQL(t *testing.T) {
 	}
 	legacy := History("`d`.`t`", false, q)
 	for _, want := range []string{
-		`user_id = 'u\x271'`,
-		`step IN ('revoked', 'failed')`,
+		`user_id = ? AND step IN (?, ?)`,
 		`time >= toDateTime(1700000000, 'UTC') AND time < toDateTime(1700000100, 'UTC')`,
 		`LIMIT 1 BY row_id LIMIT 20, 10`,
 	} {
-		if !strings.Contains(legacy, want) {
-			t.Errorf("legacy query lacks %q:\n%s", want, legacy)
+		if !strings.Contains(legacy.SQL, want) {
+			t.Errorf("legacy query lacks %q:\n%s", want, legacy.SQL)
 		}
 	}
-	modern := History("`d`.`t`", true, q)
-	if !strings.Contains(modern, `time >= toDateTime64(1700000000, 3, 'UTC')`) {
-		t.Errorf("modern query:\n%s", modern)
+	if want := []string{"u'1", "revoked", "failed"}; !reflect.DeepEqual(legacy.Args, want) {
+		t.Errorf("args %q, want %q", legacy.Args, want)
 	}
-	if strings.ReplaceAll(modern, "toDateTime64(", "") == modern {
+	modern := History("`d`.`t`", true, q)
+	if !strings.Contains(modern.SQL, `time >= toDateTime64(1700000000, 3, 'UTC')`) {
+		t.Errorf("modern query:\n%s", modern.SQL)
+	}
+	if strings.ReplaceAll(modern.SQL, "toDateTime64(", "") == modern.SQL {
 		t.Error("modern bounds are not DateTime64")
 	}
-	if all := History("t", true, audit.Query{Offset: 5}); !strings.HasSuffix(all, "LIMIT 5, 4611686018427387904") {
-		t.Errorf("offset without limit: %s", all)
+	if all := History("t", true, audit.Query{Offset: 5}); !strings.HasSuffix(all.SQL, "LIMIT 5, 4611686018427387904") || strings.Contains(all.SQL, "WHERE") || len(all.Args) != 0 {
+		t.Errorf("offset without limit: %+v", all)
+	}
+}
+
+// A search is one bound LIKE prefix per column; with user_id alone it is
+// the primary key's range.
+func TestSearchSQL(t *testing.T) {
+	all := History("t", true, audit.Query{Search: "cmd_7%'?", RuleID: "r", Limit: 5})
+	want := "WHERE rule_id = ? AND (user_id LIKE ? OR token_id LIKE ? OR session_id LIKE ? OR client_id LIKE ? OR command_id LIKE ?) ORDER BY"
+	if !strings.Contains(all.SQL, want) {
+		t.Errorf("search query lacks %q:\n%s", want, all.SQL)
+	}
+	pattern := `cmd\_7\%'?%`
+	if wantArgs := []string{"r", pattern, pattern, pattern, pattern, pattern}; !reflect.DeepEqual(all.Args, wantArgs) {
+		t.Errorf("args %q, want %q", all.Args, wantArgs)
+	}
+	if strings.Count(all.SQL, "?") != len(all.Args) {
+		t.Errorf("%d placeholders for %d args:\n%s", strings.Count(all.SQL, "?"), len(all.Args), all.SQL)
+	}
+	user := History("t", false, audit.Query{Search: "ali", SearchIn: []audit.SearchField{audit.SearchUser}})
+	if !strings.Contains(user.SQL, "WHERE user_id LIKE ? ORDER BY") || !reflect.DeepEqual(user.Args, []string{"ali%"}) {
+		t.Errorf("user search: %+v", user)
+	}
+	for in, want := range map[string]string{"": "%", "a_b": `a\_b%`, `50%\`: `50\%\\%`, "é": "é%"} {
+		if got := LikePrefix(in); got != want {
+			t.Errorf("LikePrefix(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLatestSQL(t *testing.T) {
+	st := Latest("`d`.`t`", false, audit.Query{UserID: "u", From: time.Unix(1700000000, 0), Limit: 3, Offset: 9})
+	want := "SELECT toUInt32(max(time)) AS latest FROM `d`.`t` WHERE user_id = ? AND time >= toDateTime(1700000000, 'UTC')"
+	if st.SQL != want || !reflect.DeepEqual(st.Args, []string{"u"}) {
+		t.Errorf("Latest = %+v, want %s with [u]", st, want)
 	}
 }
 
