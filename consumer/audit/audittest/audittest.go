@@ -323,6 +323,30 @@ func testAppendTwice(t *testing.T, s audit.Store) {
 	if len(hist) != len(rows) {
 		t.Errorf("History: %d rows, want %d", len(hist), len(rows))
 	}
+	// Pages of every user's rows, whose first pass (chsql.History) counts
+	// the copies not merged yet: every page is whole, in order.
+	for limit := 1; limit <= 4; limit++ {
+		var paged []string
+		for off := 0; off < len(rows)+limit; off += limit {
+			got, err := s.History(c, audit.Query{Limit: limit, Offset: off})
+			if err != nil {
+				t.Fatalf("History page: %v", err)
+			}
+			if want := min(limit, max(0, len(rows)-off)); len(got) != want {
+				t.Errorf("History(limit %d, offset %d): %d rows, want %d", limit, off, len(got), want)
+			}
+			for _, r := range got {
+				paged = append(paged, r.RowID)
+			}
+		}
+		want := make([]string, len(hist))
+		for i, r := range hist {
+			want[i] = r.RowID
+		}
+		if !slices.Equal(paged, want) {
+			t.Errorf("pages of %d: %v, want %v", limit, short(paged), short(want))
+		}
+	}
 	chain, err := s.ChainRows(c, "dup", 0, 0)
 	if err != nil {
 		t.Fatalf("ChainRows: %v", err)

@@ -212,30 +212,37 @@ func BenchHistory10M(b *testing.B, tg BigTarget) {
 		}
 		perQuery(b, b.N)
 	})
-	b.Run("page_1h_limit26", func(b *testing.B) {
-		rows := 0
-		for b.Loop() {
-			to := hour()
-			got, err := tg.Store.History(c, audit.Query{From: to.Add(-time.Hour), To: to, Limit: 26})
-			if err != nil {
-				b.Fatal(err)
+	// The page and the chart of the 1-hour preset (the UI's default) and
+	// of the 7-day one (its default before).
+	for _, pc := range []struct {
+		name, by     string
+		span, bucket time.Duration
+	}{{"1h", "minute", time.Hour, time.Minute}, {"7d", "hour", 7 * 24 * time.Hour, time.Hour}} {
+		b.Run("page_"+pc.name+"_limit26", func(b *testing.B) {
+			rows := 0
+			for b.Loop() {
+				to := hour()
+				got, err := tg.Store.History(c, audit.Query{From: to.Add(-pc.span), To: to, Limit: 26})
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows += len(got)
 			}
-			rows += len(got)
-		}
-		perQuery(b, rows)
-	})
-	b.Run("stats_1h_by_minute", func(b *testing.B) {
-		points := 0
-		for b.Loop() {
-			to := hour()
-			st, err := tg.Store.Stats(c, audit.StatsQuery{From: to.Add(-time.Hour), To: to, Bucket: time.Minute})
-			if err != nil {
-				b.Fatal(err)
+			perQuery(b, rows)
+		})
+		b.Run("stats_"+pc.name+"_by_"+pc.by, func(b *testing.B) {
+			points := 0
+			for b.Loop() {
+				to := hour()
+				st, err := tg.Store.Stats(c, audit.StatsQuery{From: to.Add(-pc.span), To: to, Bucket: pc.bucket})
+				if err != nil {
+					b.Fatal(err)
+				}
+				points += len(st.Outcomes)
 			}
-			points += len(st.Outcomes)
-		}
-		perQuery(b, points)
-	})
+			perQuery(b, points)
+		})
+	}
 	for _, sc := range []struct {
 		name string
 		in   []audit.SearchField

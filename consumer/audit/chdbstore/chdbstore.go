@@ -425,7 +425,12 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	return s.queryStmt(ctx, "reading history", chsql.History(s.table, s.version.Modern(), q))
+	st, fallback := chsql.History(s.table, s.version.Modern(), q)
+	rows, err := s.queryStmt(ctx, "reading history", st)
+	if err == nil && fallback != nil && len(rows) < q.Limit {
+		rows, err = s.queryStmt(ctx, "reading history", *fallback)
+	}
+	return rows, err
 }
 
 // Latest implements audit.Store.

@@ -385,8 +385,12 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	st := chsql.History(s.table, s.version.Modern(), q)
-	return s.query(ctx, "reading history", st.SQL, args(st)...)
+	st, fallback := chsql.History(s.table, s.version.Modern(), q)
+	rows, err := s.query(ctx, "reading history", st.SQL, args(st)...)
+	if err == nil && fallback != nil && len(rows) < q.Limit {
+		rows, err = s.query(ctx, "reading history", fallback.SQL, args(*fallback)...)
+	}
+	return rows, err
 }
 
 // Latest implements audit.Store.

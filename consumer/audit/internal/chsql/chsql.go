@@ -187,11 +187,41 @@ func LikePrefix(prefix string) string {
 // tie-breakers after time make the order, and so the pages, deterministic.
 // modern is schemas.ServerVersion.Modern of the server: it selects how the
 // time bounds are written (see timeBound).
-func History(table string, modern bool, q audit.Query) Stmt {
+//
+// A page of every user's rows (q.Limit set, q.UserID not) starts below
+// the time of the offset+limit-th newest matching row, which a first pass
+// over the time column finds: the table is ordered by user, so without it
+// every granule of the range would be read whole, every column, for the
+// few rows of the page (on 10,000,000 rows, chDB: the newest 26 rows of an
+// hour in about a sixth of the time). Copies of a row_id not merged yet
+// count in that pass and once in the page, so a page can come out short:
+// then, and only then, fallback is the same statement without the bound,
+// to run instead. It is nil when the bound does not apply.
+func History(table string, modern bool, q audit.Query) (st Stmt, fallback *Stmt) {
+	plain := history(table, modern, q, false)
+	if q.Limit <= 0 || q.UserID != "" {
+		return plain, nil
+	}
+	return history(table, modern, q, true), &plain
+}
+
+func history(table string, modern bool, q audit.Query, bounded bool) Stmt {
 	var st Stmt
 	var b strings.Builder
 	fmt.Fprintf(&b, "SELECT %s FROM %s", Columns(), table)
-	b.WriteString(st.where(modern, q))
+	where := st.where(modern, q)
+	b.WriteString(where)
+	if bounded {
+		if where == "" {
+			b.WriteString(" WHERE ")
+		} else {
+			b.WriteString(" AND ")
+		}
+		// The scalar subquery runs first; its result is a constant of the
+		// column's own type.
+		fmt.Fprintf(&b, "time >= (SELECT min(t) FROM (SELECT time AS t FROM %s%s ORDER BY time DESC LIMIT %d))",
+			table, st.where(modern, q), q.Offset+q.Limit)
+	}
 	b.WriteString(" ORDER BY time DESC, chain, seq DESC, row_id, hash LIMIT 1 BY row_id")
 	switch {
 	case q.Limit > 0:
