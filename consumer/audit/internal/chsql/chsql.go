@@ -188,9 +188,9 @@ func LikePrefix(prefix string) string {
 // modern is schemas.ServerVersion.Modern of the server: it selects how the
 // time bounds are written (see timeBound).
 //
-// A page of every user's rows (q.Limit set, q.UserID not) starts below
-// the time of the offset+limit-th newest matching row, which a first pass
-// over the time column finds: the table is ordered by user, so without it
+// A page of every user's rows (q.Limit set, q.UserID not) reads rows from
+// the time of the offset+limit-th newest matching row on, which a first
+// pass over the time column finds: the table is ordered by user, so without it
 // every granule of the range would be read whole, every column, for the
 // few rows of the page (on 10,000,000 rows, chDB: the newest 26 rows of an
 // hour in about a sixth of the time). Copies of a row_id not merged yet
