@@ -22,24 +22,29 @@ const DefaultStatsRange = 24 * time.Hour
 
 // Timeline is the answer of /api/v1/timeline.
 type Timeline struct {
-	UserID string `json:"user_id"`
+	// UserID and CommandID are the timeline's subject: a user's commands,
+	// or one command.
+	UserID    string `json:"user_id,omitempty"`
+	CommandID string `json:"command_id,omitempty"`
 	// Entries are oldest first (audit.BuildTimeline).
 	Entries []audit.TimelineEntry `json:"entries"`
 	// Rows is how many audit rows the entries come from.
 	Rows int `json:"rows"`
-	// Truncated says the user has more than MaxTimelineRows rows in the
+	// Truncated says the subject has more than MaxTimelineRows rows in the
 	// range: only the newest were used. Narrow from and to to see older
 	// ones.
 	Truncated bool `json:"truncated"`
 }
 
 // ParseTimelineQuery reads the parameters of a timeline request: user_id
-// (required), from and to (RFC 3339). It reports every problem at once.
+// (a user's commands) or command_id (one command), or both (that user's
+// part of the command), and from and to (RFC 3339). It reports every
+// problem at once.
 func ParseTimelineQuery(v map[string][]string) (audit.Query, error) {
 	var errs []error
-	q := audit.Query{UserID: first(v, "user_id"), Limit: MaxTimelineRows + 1}
-	if q.UserID == "" {
-		errs = append(errs, errors.New("user_id: required"))
+	q := audit.Query{UserID: first(v, "user_id"), CommandID: first(v, "command_id"), Limit: MaxTimelineRows + 1}
+	if q.UserID == "" && q.CommandID == "" {
+		errs = append(errs, errors.New("user_id: required, or command_id"))
 	}
 	errs = append(errs, parseRange(v, &q.From, &q.To))
 	return q, errors.Join(errs...)
@@ -56,13 +61,74 @@ func (a *API) timeline(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err, "timeline query failed")
 		return
 	}
-	tl := Timeline{UserID: q.UserID}
+	tl := Timeline{UserID: q.UserID, CommandID: q.CommandID}
 	if len(rows) > MaxTimelineRows {
 		rows, tl.Truncated = rows[:MaxTimelineRows], true
 	}
 	tl.Rows = len(rows)
 	tl.Entries = audit.BuildTimeline(rows)
 	ops.WriteJSON(w, http.StatusOK, tl)
+}
+
+// MaxActivityRange bounds /api/v1/activity: the newest row is looked for
+// in at most this long before to (the default range too), so the query
+// reads one or two monthly partitions at most.
+const MaxActivityRange = 31 * 24 * time.Hour
+
+// Activity is the answer of /api/v1/activity: what the UI needs before it
+// picks the range it shows.
+type Activity struct {
+	// Latest is the time, at whole seconds, of the newest row the filters
+	// select in [From, To); absent when there is none.
+	Latest time.Time `json:"latest,omitzero"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	// TimePrecision is the precision at which the store keeps times: "ms"
+	// (DateTime64(3)) or "s" (DateTime, ClickHouse before 20.3); absent
+	// while the store cannot tell.
+	TimePrecision string `json:"time_precision,omitempty"`
+}
+
+// ParseActivityQuery reads an activity request: the filters of ParseQuery
+// (but paging), to (default: a minute after now) and from (default and
+// earliest: MaxActivityRange before to). It reports every problem at once.
+func ParseActivityQuery(v map[string][]string, now time.Time) (audit.Query, error) {
+	q, err := ParseQuery(v)
+	errs := []error{err}
+	if q.To.IsZero() {
+		q.To = now.UTC().Truncate(time.Second).Add(time.Minute)
+	}
+	switch {
+	case q.From.IsZero():
+		q.From = q.To.Add(-MaxActivityRange)
+	case q.To.Sub(q.From) > MaxActivityRange:
+		errs = append(errs, fmt.Errorf("from: more than %s before to", fmtDays(MaxActivityRange)))
+	}
+	q.Limit, q.Offset = 0, 0
+	return q, errors.Join(errs...)
+}
+
+func fmtDays(d time.Duration) string { return strconv.Itoa(int(d/(24*time.Hour))) + " days" }
+
+func (a *API) activity(w http.ResponseWriter, r *http.Request) {
+	q, err := ParseActivityQuery(r.URL.Query(), time.Now())
+	if err != nil {
+		ops.WriteJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		return
+	}
+	latest, err := a.store.Latest(r.Context(), q)
+	if err != nil {
+		a.storeError(w, err, "activity query failed")
+		return
+	}
+	act := Activity{Latest: latest, From: q.From.UTC(), To: q.To.UTC()}
+	switch a.store.TimePrecision() {
+	case time.Millisecond:
+		act.TimePrecision = "ms"
+	case time.Second:
+		act.TimePrecision = "s"
+	}
+	ops.WriteJSON(w, http.StatusOK, act)
 }
 
 // ParseStatsQuery reads the parameters of a stats request: from and to

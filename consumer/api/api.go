@@ -5,9 +5,11 @@
 // Data routes (all GET, JSON unless exporting):
 //
 //	/api/v1/revocations  a page of History (filters: ParseQuery)
-//	/api/v1/timeline     one user's timeline (user_id, from, to)
+//	/api/v1/activity     the newest row the filters select, and the
+//	                     precision of the trail's times (ParseActivityQuery)
+//	/api/v1/timeline     one user's or one command's timeline
 //	/api/v1/stats        outcomes and latency per bucket (ParseStatsQuery)
-//	/api/v1/export       every matching row as CSV or JSON Lines
+//	/api/v1/export       every matching row as CSV, JSON Lines or Parquet
 //
 // The UI is static files under /ui/ (see ui.go); they hold no data, so they
 // are served without the bearer token the data routes need.
@@ -20,6 +22,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -32,8 +35,12 @@ import (
 // History is the part of the audit store the API reads.
 type History interface {
 	History(ctx context.Context, q audit.Query) ([]schemas.AuditRow, error)
+	Latest(ctx context.Context, q audit.Query) (time.Time, error)
 	Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, error)
+	TimePrecision() time.Duration
 }
+
+var _ History = audit.Store(nil)
 
 // Limits on one page of results.
 const (
@@ -76,6 +83,7 @@ func (a *API) mount(mux interface {
 		return h
 	}
 	mux.Handle("GET /api/v1/revocations", data(a.revocations))
+	mux.Handle("GET /api/v1/activity", data(a.activity))
 	mux.Handle("GET /api/v1/timeline", data(a.timeline))
 	mux.Handle("GET /api/v1/stats", data(a.stats))
 	mux.Handle("GET /api/v1/export", data(a.export))
@@ -96,16 +104,25 @@ type apiError struct {
 	Error string `json:"error"`
 }
 
+// Search fields by their short names in the q_in parameter.
+var searchIn = map[string]audit.SearchField{
+	"user": audit.SearchUser, "token": audit.SearchToken, "session": audit.SearchSession,
+	"client": audit.SearchClient, "command": audit.SearchCommand,
+}
+
 // ParseQuery reads the filters of a history request: user_id, token_id,
 // command_id, rule_id, step (repeatable or comma-separated; outcome is a
-// synonym), from and to (RFC 3339), limit and offset. It reports every
-// problem at once.
+// synonym), q (a prefix of a user, token, session, client or command id)
+// and q_in (which of user, token, session, client, command q looks in;
+// comma-separated, default all), from and to (RFC 3339), limit and
+// offset. It reports every problem at once.
 func ParseQuery(v map[string][]string) (audit.Query, error) {
 	q := audit.Query{
 		UserID:    first(v, "user_id"),
 		TokenID:   first(v, "token_id"),
 		CommandID: first(v, "command_id"),
 		RuleID:    first(v, "rule_id"),
+		Search:    first(v, "q"),
 		Limit:     DefaultLimit,
 	}
 	var errs []error
@@ -126,11 +143,41 @@ func ParseQuery(v map[string][]string) (audit.Query, error) {
 			}
 		}
 	}
+	for _, s := range v["q_in"] {
+		for part := range strings.SplitSeq(s, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			f, ok := searchIn[part]
+			if !ok {
+				errs = append(errs, fmt.Errorf("q_in: %q is not one of user, token, session, client, command", part))
+				continue
+			}
+			if !slices.Contains(q.SearchIn, f) {
+				q.SearchIn = append(q.SearchIn, f)
+			}
+		}
+	}
+	errs = append(errs, checkSearch(q.Search))
 	errs = append(errs,
 		parseRange(v, &q.From, &q.To),
 		parseInt(v, "limit", &q.Limit, 1, MaxLimit),
 		parseInt(v, "offset", &q.Offset, 0, 1<<30))
 	return q, errors.Join(errs...)
+}
+
+// checkSearch refuses what the store would: a search longer than
+// audit.MaxSearchLen or shaped like a raw token, named by its parameter.
+// The value is never quoted back.
+func checkSearch(s string) error {
+	switch {
+	case len(s) > audit.MaxSearchLen:
+		return fmt.Errorf("q: longer than %d bytes", audit.MaxSearchLen)
+	case schemas.SecretKind(s) != "":
+		return fmt.Errorf("q: looks like a raw token (%s), which must never travel in a URL; search by the token's id or fingerprint (%s…)", schemas.SecretKind(s), schemas.FingerprintPrefix)
+	}
+	return nil
 }
 
 func validStep(s schemas.Step) bool { return slices.Contains(schemas.Steps, s) }

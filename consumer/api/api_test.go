@@ -113,4 +113,20 @@ func TestWriteTable(t *testing.T) {
 	if !strings.Contains(b.String(), "(no revocations)") {
 		t.Fatalf("empty table: %q", b.String())
 	}
+	b.Reset()
+	at := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	var rows []schemas.AuditRow
+	for _, st := range []schemas.Step{schemas.StepNotEffective, schemas.StepConfirmed, schemas.StepUnconfirmed, schemas.StepVerified, schemas.StepRevoked, schemas.StepReceived} {
+		rows = append(rows, schemas.AuditRow{Time: at, Step: st, CommandID: "cmd-1", TargetKind: schemas.TargetUser, UserID: "alice"})
+	}
+	if err := api.WriteTable(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	want := []string{"OUTCOME", "not_effective", "confirmed", "unconfirmed", "confirmed", "unconfirmed", "-"}
+	for i, line := range lines {
+		if f := strings.Fields(strings.TrimPrefix(line, "TIME (UTC)")); i >= len(want) || (i == 0 && f[1] != want[0]) || (i > 0 && f[3] != want[i]) {
+			t.Errorf("line %d %q: want outcome %q", i, line, want[min(i, len(want)-1)])
+		}
+	}
 }

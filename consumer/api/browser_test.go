@@ -3,13 +3,17 @@ package api_test
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/api"
+	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/export"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/testenv"
@@ -36,7 +41,9 @@ type browser struct {
 	problems []string
 }
 
-func newBrowser(t *testing.T) *browser {
+// newBrowser starts headless Chromium with a window width px wide; its
+// screenshots go to $REVOKED_TEST_ARTIFACTS/ui/<width>px.
+func newBrowser(t *testing.T, width int) *browser {
 	t.Helper()
 	path := testenv.ChromiumPath(t)
 	opts := []chromedp.ExecAllocatorOption{
@@ -51,14 +58,13 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
 		chromedp.Flag("force-color-profile", "srgb"),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 1000),
+		chromedp.WindowSize(width, 1000),
 		chromedp.Env("TZ=UTC"),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	b := &browser{t: t, shots: testenv.ArtifactDir(t, "ui")}
+	b := &browser{t: t, shots: testenv.ArtifactDir(t, filepath.Join("ui", fmt.Sprintf("%dpx", width)))}
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(b.listen))
 	t.Cleanup(func() {
 		cancel()
@@ -171,25 +177,100 @@ func canvasInk(sel string) string {
 	})()`, sel+" canvas")
 }
 
-// TestBrowserUI loads the web UI in headless Chromium against a trail of
-// 3,000 commands behind a bearer token: it answers the token prompt,
-// checks that both charts rendered with data, searches a user, opens their
-// timeline, and exports the search as CSV. Screenshots of every stage go
-// to $REVOKED_TEST_ARTIFACTS/ui.
-func TestBrowserUI(t *testing.T) {
-	b := newBrowser(t)
+// fitJS measures horizontal overflow: the document's scroll width against
+// the viewport's, the visible elements whose box ends right of the
+// viewport (the innermost ones), and the controls that must be on screen
+// whatever the width (search, reset, the summary cards, both charts, the
+// exports, the table's last column) that are not.
+const fitJS = `(() => {
+	const vw = document.documentElement.clientWidth;
+	const out = {scrollWidth: document.documentElement.scrollWidth, clientWidth: vw, outside: [], missing: []};
+	const name = (e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") +
+		(typeof e.className === "string" && e.className.trim() ? "." + e.className.trim().split(/\s+/).join(".") : "");
+	const visible = (e) => { const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0 && !e.closest("[hidden]"); };
+	for (const e of document.querySelectorAll("body *")) {
+		if (!visible(e) || e.getBoundingClientRect().right <= vw + 0.5) continue;
+		if ([...e.children].some((c) => visible(c) && c.getBoundingClientRect().right > vw + 0.5)) continue;
+		out.outside.push(name(e) + " ends at " + Math.round(e.getBoundingClientRect().right) + " px");
+	}
+	const must = document.body.dataset.view === "timeline"
+		? ["#tl-close", "#tl-body", ".presets"]
+		: ["#f-submit", "#f-reset", "#f-q", ".kpi", "#chart-outcomes canvas", "#chart-latency canvas", "button.export", "#rows thead th:last-child", ".presets"];
+	for (const sel of must) {
+		const all = [...document.querySelectorAll(sel)];
+		if (all.length === 0) out.missing.push(sel + " is not on the page");
+		for (const e of all) {
+			const r = e.getBoundingClientRect();
+			if (r.left < -0.5 || r.right > vw + 0.5) out.missing.push(name(e) + " spans " + Math.round(r.left) + "–" + Math.round(r.right) + " px");
+		}
+	}
+	out.outside = out.outside.slice(0, 20);
+	return JSON.stringify(out);
+})()`
 
-	end := time.Now().UTC().Truncate(time.Minute).Add(-10 * time.Minute)
+// checkFits fails the test when the page overflows the window
+// horizontally or a control is off screen.
+func (b *browser) checkFits(stage string) {
+	b.t.Helper()
+	var fit struct {
+		ScrollWidth, ClientWidth int
+		Outside, Missing         []string
+	}
+	if err := json.Unmarshal([]byte(eval[string](b, fitJS)), &fit); err != nil {
+		b.t.Fatal(err)
+	}
+	if fit.ScrollWidth > fit.ClientWidth || len(fit.Outside) > 0 || len(fit.Missing) > 0 {
+		b.screenshot("overflow-" + stage)
+		b.t.Errorf("%s at %d px: the page is %d px wide; outside the window: %v; off screen: %v",
+			stage, fit.ClientWidth, fit.ScrollWidth, fit.Outside, fit.Missing)
+	}
+}
+
+// widths are the window widths the UI must fit: a 13" laptop and a
+// desktop screen.
+var widths = []int{1280, 1920}
+
+// TestBrowserUI drives the web UI in headless Chromium at each of widths
+// against a trail of 3,000 commands whose newest is three hours old,
+// behind a bearer token, and fails when a page overflows the window
+// horizontally. It answers the token prompt; checks that the default
+// range is the hour up to the trail's latest activity and that times show
+// the store's milliseconds; picks the 7-day preset and checks both charts;
+// zooms by dragging across the chart and goes back; searches a user by a
+// prefix of their id; exports the search as CSV; opens a user's timeline
+// by its address, a command's timeline from it, and goes back through
+// both; and checks a store that keeps seconds shows no milliseconds.
+// Screenshots of every stage go to $REVOKED_TEST_ARTIFACTS/ui/<width>px.
+func TestBrowserUI(t *testing.T) {
+	end := time.Now().UTC().Truncate(time.Minute).Add(-3 * time.Hour)
 	tr := buildTrail(t, 3000, end, 72*time.Hour)
 	const token = "ui-test-token-4f7d2c"
 	mux := http.NewServeMux()
 	api.New(tr.store, zerolog.Nop()).Mount(mux, config.NewSecret(token))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	t.Logf("trail: %d commands, %d rows; UI at %s/ui/", tr.commands, tr.rows, srv.URL)
+	// The same trail from a store that keeps seconds (ClickHouse before
+	// 20.3), without a token.
+	seconds := httptest.NewServer(api.New(precisionStore{tr.store, time.Second}, zerolog.Nop()).Handler())
+	t.Cleanup(seconds.Close)
+	latest, err := tr.store.Latest(context.Background(), audit.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("trail: %d commands, %d rows, the newest at %s; UI at %s/ui/", tr.commands, tr.rows, latest.Format(time.RFC3339), srv.URL)
+	for _, w := range widths {
+		t.Run(fmt.Sprintf("%dpx", w), func(t *testing.T) {
+			b := newBrowser(t, w)
+			uiFlow(t, b, tr, srv.URL, token, latest)
+			secondsFlow(t, b, seconds.URL)
+			b.checkProblems()
+		})
+	}
+}
 
+func uiFlow(t *testing.T, b *browser, tr *trail, base, token string, latest time.Time) {
 	// The page is public; its data is not: it asks for the token.
-	b.do("loading the UI", chromedp.Navigate(srv.URL+"/"))
+	b.do("loading the UI", chromedp.Navigate(base+"/"))
 	b.wait("the token prompt", `document.querySelector("#token-dialog").open`)
 	if loc := eval[string](b, `location.pathname`); loc != "/ui/" {
 		t.Errorf("/ redirected to %s, want /ui/", loc)
@@ -201,19 +282,38 @@ func TestBrowserUI(t *testing.T) {
 	)
 	b.wait("the prompt again", `document.querySelector("#token-dialog").open &&
 		!document.querySelector("#token-error").hidden && document.querySelector("#token-input").value === ""`)
-	b.do("typing the token",
-		chromedp.SendKeys(chromedp.CSS("#token-input"), token),
-	)
+	b.do("typing the token", chromedp.SendKeys(chromedp.CSS("#token-input"), token))
 	b.screenshot("01-token-prompt")
 	b.do("submitting the token", chromedp.Click(chromedp.CSS("#token-submit")))
-
-	// The overview: KPIs, both charts and the first page of rows.
-	b.wait("the charts", `document.body.dataset.ready === "true" &&
-		+document.querySelector("#chart-outcomes").dataset.points > 0 &&
-		+document.querySelector("#chart-latency").dataset.points > 0 &&
-		document.querySelectorAll("#rows tbody tr").length > 0`)
+	idle := `document.body.dataset.ready === "true" && document.body.dataset.loading === "false"`
+	b.wait("the overview", idle+` && document.querySelectorAll("#rows tbody tr").length > 0`)
 	if got := eval[string](b, `sessionStorage.getItem("revoked.apiToken")`); got != token {
 		t.Errorf("token kept in session storage: %q", got)
+	}
+
+	// Nothing in the last hour: the default range is the hour up to the
+	// newest row, and says so.
+	from, to := rangeShown(b)
+	if eval[string](b, `document.body.dataset.anchored`) != "true" || to.Sub(from) != time.Hour || to.Before(latest) || to.Sub(latest) > time.Minute {
+		t.Errorf("default range %s → %s (anchored %s); want the hour up to the newest row at %s",
+			from.Format(time.RFC3339), to.Format(time.RFC3339), eval[string](b, `document.body.dataset.anchored`), latest.Format(time.RFC3339))
+	}
+	if note := eval[string](b, `document.querySelector("#range-note").textContent`); !strings.Contains(note, "latest activity") {
+		t.Errorf("the range does not say why it ends at the latest activity: %q", note)
+	}
+	// The memstore keeps milliseconds: the table shows them.
+	if cell := eval[string](b, `document.querySelector("#rows tbody td").textContent`); !regexp.MustCompile(`^\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$`).MatchString(cell) {
+		t.Errorf("time cell %q, want MM-DD hh:mm:ss.mmm", cell)
+	}
+	b.checkFits("default")
+	b.screenshot("02-default-range")
+
+	// The 7-day preset: the whole trail, both charts.
+	b.do("picking 7 days", chromedp.Click(chromedp.CSS(`.presets button[data-range="7d"]`)))
+	b.wait("the 7-day range", idle+` && document.querySelector("#rangebar").dataset.range === "7d" && document.body.dataset.anchored === "false" &&
+		+document.querySelector("#chart-outcomes").dataset.points > 0 && +document.querySelector("#chart-latency").dataset.points > 0`)
+	if q := eval[string](b, `location.search`); q != "?range=7d" {
+		t.Errorf("the preset is not in the address: %q", q)
 	}
 	points := eval[int](b, `+document.querySelector("#chart-outcomes").dataset.points`)
 	total := eval[int](b, `+document.querySelector("#chart-outcomes").dataset.total`)
@@ -233,55 +333,72 @@ func TestBrowserUI(t *testing.T) {
 	if kpi := eval[string](b, `document.querySelector("#k-total").textContent`); kpi == "–" || kpi == "0" {
 		t.Errorf("commands KPI shows %q", kpi)
 	}
-	b.screenshot("02-overview")
+	// The outcome column: the three outcomes of a revocation, and the
+	// older trail's revoked and verified read as unconfirmed and confirmed.
+	b.checkFits("7d")
+	b.screenshot("03-7-days")
 
 	b.do("stacking by outcome", chromedp.Click(chromedp.CSS("#by-outcome")))
 	b.wait("the outcome series", `+document.querySelector("#chart-outcomes").dataset.series >= 5`)
-	b.screenshot("03-by-outcome")
+	b.screenshot("04-by-outcome")
 
-	// Search one user.
-	b.do("searching a user",
-		chromedp.SendKeys(chromedp.CSS("#f-user"), tr.focus),
+	// Drag across the middle fifth of the chart: the range narrows to it.
+	weekFrom, weekTo := rangeShown(b)
+	box := eval[[]float64](b, `(() => {
+		const o = document.querySelector("#chart-outcomes .u-over");
+		o.scrollIntoView({block: "center"});
+		const r = o.getBoundingClientRect();
+		return [r.left, r.top, r.width, r.height];
+	})()`)
+	y := box[1] + box[3]/2
+	b.do("dragging across the chart", chromedp.DragAndDropXY(box[0]+box[2]*0.4, y, box[0]+box[2]*0.6, y))
+	b.wait("the zoomed range", idle+` && document.querySelector("#rangebar").dataset.range === "custom" &&
+		document.querySelector("#chart-outcomes").dataset.from === document.body.dataset.from`)
+	zFrom, zTo := rangeShown(b)
+	span := weekTo.Sub(weekFrom)
+	if zFrom.Before(weekFrom) || zTo.After(weekTo) || zTo.Sub(zFrom) < span/8 || zTo.Sub(zFrom) > span/3 ||
+		zFrom.Before(weekFrom.Add(span*3/10)) || zTo.After(weekFrom.Add(span*7/10)) {
+		t.Errorf("zoomed from %s–%s to %s–%s; want about the middle fifth", weekFrom, weekTo, zFrom, zTo)
+	}
+	q, _ := url.ParseQuery(strings.TrimPrefix(eval[string](b, `location.search`), "?"))
+	if q.Get("from") != zFrom.Format(time.RFC3339) || q.Get("to") != zTo.Format(time.RFC3339) || q.Get("by") != "outcome" {
+		t.Errorf("the zoomed range is not in the address: %v", q)
+	}
+	b.checkFits("zoomed")
+	b.screenshot("05-zoomed")
+	b.do("going back", void(chromedp.Evaluate[any](`history.back()`)))
+	b.wait("the 7 days again", idle+` && document.querySelector("#rangebar").dataset.range === "7d"`)
+	if f, to := rangeShown(b); !f.Equal(weekFrom) || !to.Equal(weekTo) {
+		t.Errorf("back from the zoom: %s–%s, want %s–%s", f, to, weekFrom, weekTo)
+	}
+
+	// Search by the first letters of a user's id.
+	b.do("searching a prefix",
+		chromedp.SendKeys(chromedp.CSS("#f-q"), tr.focus[:5]),
 		chromedp.Click(chromedp.CSS("#f-submit")),
 	)
-	b.wait("the user's rows", fmt.Sprintf(`document.body.dataset.loading === "false" && (() => {
-		const users = [...document.querySelectorAll("#rows tbody tr td button.user")].map((e) => e.textContent);
+	b.wait("the user's rows", idle+fmt.Sprintf(` && (() => {
+		const users = [...document.querySelectorAll("#rows tbody a.user")].map((e) => e.textContent);
 		return users.length > 0 && users.every((u) => u === %q);
 	})()`, tr.focus))
-	want := min(25, tr.byUser[tr.focus])
-	if n := eval[int](b, `document.querySelectorAll("#rows tbody tr").length`); n != want {
-		t.Errorf("search for %s shows %d rows, want %d", tr.focus, n, want)
+	if n := eval[int](b, `document.querySelectorAll("#rows tbody tr").length`); n != min(25, tr.byUser[tr.focus]) {
+		t.Errorf("search for %s… shows %d rows, want %d", tr.focus[:5], n, min(25, tr.byUser[tr.focus]))
 	}
-	if q := eval[string](b, `location.search`); !strings.Contains(q, "user_id="+tr.focus) {
-		t.Errorf("the search is not in the URL: %q", q)
+	if q := eval[string](b, `location.search`); !strings.Contains(q, "q="+tr.focus[:5]) {
+		t.Errorf("the search is not in the address: %q", q)
 	}
-	b.screenshot("04-search")
+	outcomes := eval[[]string](b, `[...new Set([...document.querySelectorAll("#rows tbody tr")].map((r) => r.dataset.outcome))].sort()`)
+	if strings.Join(outcomes, " ") != " confirmed not_effective unconfirmed" {
+		t.Errorf("outcomes of the user's rows: %q, want none (steps that are no revocation), confirmed, not_effective, unconfirmed", outcomes)
+	}
+	b.checkFits("search")
+	b.screenshot("06-search")
 
-	// The user's timeline.
-	b.do("opening the timeline", chromedp.Click(chromedp.CSS("#rows tbody button.tl-open")))
-	b.wait("the timeline", `+document.querySelector("#timeline").dataset.entries > 0`)
-	if n := eval[int](b, `+document.querySelector("#tl-chart").dataset.total`); n != tr.focusCommands {
-		t.Errorf("the user's chart shows %d commands, want %d", n, tr.focusCommands)
-	}
-	kinds := eval[[]string](b, `[...new Set([...document.querySelectorAll("#tl-body .entry")].map((e) => e.dataset.kind))]`)
-	for _, k := range []string{"events", "detection", "command", "execution", "proof"} {
-		if !strings.Contains(strings.Join(kinds, " "), k) {
-			t.Errorf("timeline has no %q entry (kinds %v)", k, kinds)
-		}
-	}
-	if n := eval[int](b, `document.querySelectorAll("#tl-body .cmd").length`); n != tr.focusCommands {
-		t.Errorf("timeline shows %d commands, want %d", n, tr.focusCommands)
-	}
-	b.screenshot("05-timeline")
-	b.do("closing the timeline", chromedp.Click(chromedp.CSS("#tl-close")))
-	b.wait("the timeline to close", `document.querySelector("#timeline").hidden`)
-
-	// Export: the button downloads the current search; its URL, fetched
-	// with the token, is a CSV of every row of the user.
+	// Export: the button downloads the current search; its address,
+	// fetched with the token, is a CSV of every row of the user.
 	b.do("exporting", chromedp.Click(chromedp.CSS("#export-csv")))
 	b.wait("the export", `document.querySelector("#status").textContent.startsWith("Exported")`)
-	href := eval[string](b, `document.querySelector("#export-csv").dataset.url`)
-	rows := fetchCSV(t, srv.URL+href, token)
+	rows := fetchCSV(t, base+eval[string](b, `document.querySelector("#export-csv").dataset.url`), token)
 	if len(rows) != tr.byUser[tr.focus] {
 		t.Errorf("export has %d rows, want the user's %d", len(rows), tr.byUser[tr.focus])
 	}
@@ -290,8 +407,92 @@ func TestBrowserUI(t *testing.T) {
 			t.Fatalf("export row of user %q", r["user_id"])
 		}
 	}
-	b.screenshot("06-exported")
-	b.checkProblems()
+
+	// A user's timeline by its address.
+	b.do("opening a timeline by its address", chromedp.Navigate(base+"/ui/timeline?user_id="+url.QueryEscape(tr.focus)+"&range=7d"))
+	b.wait("the timeline", idle+` && document.body.dataset.view === "timeline" && +document.querySelector("#timeline").dataset.entries > 0`)
+	if n := eval[int](b, `+document.querySelector("#tl-chart").dataset.total`); n != tr.focusCommands {
+		t.Errorf("the user's chart shows %d commands, want %d", n, tr.focusCommands)
+	}
+	kinds := eval[[]string](b, `[...new Set([...document.querySelectorAll("#tl-body .entry")].map((e) => e.dataset.kind))]`)
+	for _, k := range []string{"events", "detection", "command", "execution", "proof"} {
+		if !slices.Contains(kinds, k) {
+			t.Errorf("timeline has no %q entry (kinds %v)", k, kinds)
+		}
+	}
+	if n := eval[int](b, `document.querySelectorAll("#tl-body .cmd").length`); n != tr.focusCommands {
+		t.Errorf("timeline shows %d commands, want %d", n, tr.focusCommands)
+	}
+	cmdOutcomes := eval[[]string](b, `[...new Set([...document.querySelectorAll("#tl-body .cmd")].map((e) => e.dataset.outcome))]`)
+	for _, o := range []string{"confirmed", "unconfirmed", "not_effective"} {
+		if !slices.Contains(cmdOutcomes, o) {
+			t.Errorf("no command of the timeline ends %s (outcomes %v)", o, cmdOutcomes)
+		}
+	}
+	if when := eval[string](b, `document.querySelector("#tl-body .entry .when").firstChild.textContent`); !regexp.MustCompile(`^\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$`).MatchString(when) {
+		t.Errorf("timeline time %q, want MM-DD hh:mm:ss.mmm", when)
+	}
+	b.checkFits("timeline")
+	b.screenshot("07-timeline")
+
+	// One of its commands, then back to the user, then back to the
+	// overview (the timeline was opened by its address).
+	cmd := eval[string](b, `document.querySelector("#tl-body .cmd").dataset.commandId`)
+	b.do("opening a command", chromedp.Click(chromedp.CSS(`#tl-body .cmd a.cmd-id`)))
+	b.wait("the command's timeline", idle+fmt.Sprintf(` && document.querySelector("#timeline").dataset.subject === %q && +document.querySelector("#timeline").dataset.entries > 0`, cmd))
+	if got := eval[string](b, `location.pathname + location.search`); got != "/ui/timeline?command_id="+url.QueryEscape(cmd)+"&range=7d" {
+		t.Errorf("a command's timeline is at %s", got)
+	}
+	if n := eval[int](b, `document.querySelectorAll("#tl-body .cmd").length`); n != 1 {
+		t.Errorf("a command's timeline shows %d commands", n)
+	}
+	b.checkFits("command")
+	b.screenshot("08-command")
+	b.do("going back", void(chromedp.Evaluate[any](`history.back()`)))
+	b.wait("the user's timeline again", idle+fmt.Sprintf(` && document.querySelector("#timeline").dataset.subject === %q && document.querySelectorAll("#tl-body .cmd").length > 1`, tr.focus))
+	b.do("closing the timeline", chromedp.Click(chromedp.CSS("#tl-close")))
+	b.wait("the overview", idle+` && document.body.dataset.view === "overview" && !document.querySelector("#overview").hidden`)
+	if got := eval[string](b, `location.pathname + location.search`); got != "/ui/?range=7d" {
+		t.Errorf("closing a timeline opened by its address went to %s, want /ui/?range=7d", got)
+	}
+	// A user's link opens their timeline; Back returns to the same page.
+	before := eval[string](b, `location.search`)
+	user := eval[string](b, `document.querySelector("#rows tbody a.user").textContent`)
+	b.do("opening a user's timeline", chromedp.Click(chromedp.CSS("#rows tbody a.user")))
+	b.wait("their timeline", idle+fmt.Sprintf(` && document.querySelector("#timeline").dataset.subject === %q && document.querySelector("#timeline").dataset.entries !== ""`, user))
+	b.do("closing the timeline", chromedp.Click(chromedp.CSS("#tl-close")))
+	b.wait("the overview", idle+` && document.body.dataset.view === "overview"`)
+	if got := eval[string](b, `location.search`); got != before {
+		t.Errorf("back from a timeline at %s, want %s", got, before)
+	}
+}
+
+// secondsFlow opens the UI of a store that keeps seconds: no time shows
+// milliseconds.
+func secondsFlow(t *testing.T, b *browser, base string) {
+	idle := `document.body.dataset.ready === "true" && document.body.dataset.loading === "false"`
+	b.do("loading the UI of a store that keeps seconds", chromedp.Navigate(base+"/ui/?range=7d"))
+	b.wait("its rows", idle+` && document.querySelectorAll("#rows tbody tr").length > 0`)
+	times := eval[[]string](b, `[...document.querySelectorAll("#rows tbody tr td:first-child")].map((e) => e.textContent)`)
+	for _, s := range times {
+		if !regexp.MustCompile(`^\d\d-\d\d \d\d:\d\d:\d\d$`).MatchString(s) {
+			t.Errorf("time cell %q of a store that keeps seconds, want MM-DD hh:mm:ss", s)
+		}
+	}
+	b.checkFits("seconds")
+	b.screenshot("09-seconds")
+}
+
+// rangeShown is the range on screen.
+func rangeShown(b *browser) (from, to time.Time) {
+	b.t.Helper()
+	var err1, err2 error
+	from, err1 = time.Parse(time.RFC3339, eval[string](b, `document.body.dataset.from`))
+	to, err2 = time.Parse(time.RFC3339, eval[string](b, `document.body.dataset.to`))
+	if err := errors.Join(err1, err2); err != nil {
+		b.t.Fatalf("the range on screen: %v", err)
+	}
+	return from, to
 }
 
 func fetchCSV(t *testing.T, url, token string) []map[string]string {

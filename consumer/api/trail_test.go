@@ -43,6 +43,8 @@ var trailRules = []struct {
 	{"privilege_escalation", schemas.SeverityCritical, 5},
 }
 
+var trailClients = []string{"web-app", "mobile-ios", "mobile-android", "sync-client", "admin-console"}
+
 // buildTrail writes n commands over the span before end: a daily rhythm
 // with a brute-force burst on the second day and a slow token API for a
 // few hours, users user-001..user-200 and the focus user alice.chen.
@@ -104,13 +106,18 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 		}
 		rule := trailRules[ri]
 		cmd := fmt.Sprintf("cmd-%s-%05d", last.Format("0102"), i)
-		token := fmt.Sprintf("fp_%012x", rng.Uint64()>>16)
+		// Ids as the pipeline writes them: a token's fingerprint, the
+		// IdP's session and client ids.
+		token := schemas.Fingerprint(fmt.Sprintf("token-%d-%d", i, rng.Uint64()))
+		session := fmt.Sprintf("ses_%012x%012x", rng.Uint64()>>16, rng.Uint64()>>16)
+		client := trailClients[rng.IntN(len(trailClients))]
 		nEvents := 2 + rng.IntN(5)
 		first := last.Add(-time.Duration(nEvents) * time.Duration(5+rng.IntN(60)) * time.Second)
+		// Evidence is the ids of the events behind the detection, as the
+		// detector writes them (the events themselves are not in the trail).
 		var evidence []string
-		for e := range nEvents {
-			at := first.Add(time.Duration(e) * last.Sub(first) / time.Duration(max(1, nEvents-1)))
-			evidence = append(evidence, fmt.Sprintf("%s %s ip=198.51.100.%d", at.UTC().Format(time.RFC3339), eventKind(rule.id, e), 1+rng.IntN(250)))
+		for range nEvents {
+			evidence = append(evidence, fmt.Sprintf("evt_%012x%012x", rng.Uint64()>>16, rng.Uint64()>>16))
 		}
 		detect := max(40, lognormal(380, 0.5))
 		detected := last.Add(time.Duration(detect) * time.Millisecond)
@@ -119,7 +126,7 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 
 		base := schemas.AuditRow{
 			CommandID: cmd, Issuer: "detector", Actor: "consumer-0",
-			TargetKind: schemas.TargetUser, UserID: user, TokenID: token,
+			TargetKind: schemas.TargetUser, UserID: user, TokenID: token, SessionID: session, ClientID: client,
 			Action: schemas.ActionRevoke, Mode: schemas.ModeEnforce,
 			RuleID: rule.id, RuleVersion: 3, Severity: rule.severity,
 			Summary:  fmt.Sprintf("%s for %s: %d events in %s", rule.id, user, nEvents, last.Sub(first).Round(time.Second)),
@@ -127,8 +134,11 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 			DetectedAt: detected, IssuedAt: issued, ExpiresAt: issued.Add(15 * time.Minute),
 			DetectLatencyMs: detect, SourceTopic: "revoke.commands", SourcePartition: int32(i % 6), SourceOffset: int64(i),
 		}
-		if rule.id == "token_replay" {
+		switch rule.id {
+		case "token_replay":
 			base.TargetKind = schemas.TargetToken
+		case "refresh_token_reuse":
+			base.TargetKind = schemas.TargetSession
 		}
 		at := issued.Add(time.Duration(20+rng.IntN(60)) * time.Millisecond)
 		step := func(s schemas.Step, n int, mod func(*schemas.AuditRow)) {
@@ -141,6 +151,19 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 			rows = append(rows, r)
 			tr.byUser[user]++
 		}
+		// Commands of the first third of the span were recorded before the
+		// three outcomes (revoked, then verified); later ones end confirmed,
+		// unconfirmed or not effective.
+		legacy := last.Before(start.Add(span / 3))
+		verdict := schemas.StepConfirmed
+		switch x := rng.IntN(100); {
+		case user == tr.focus:
+			verdict = []schemas.Step{schemas.StepConfirmed, schemas.StepUnconfirmed, schemas.StepNotEffective}[(i/150)%3]
+		case x < 4:
+			verdict = schemas.StepNotEffective
+		case x < 22:
+			verdict = schemas.StepUnconfirmed
+		}
 		revoke := func(attempts uint32) {
 			lat := max(detect+60, detect+lognormal(650, 0.55))
 			if slow {
@@ -152,13 +175,30 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 				at = t
 			}
 			lat = at.Sub(last).Milliseconds()
-			step(schemas.StepRevoked, 1, func(r *schemas.AuditRow) {
-				r.Attempts, r.TokensRevoked, r.RevokeLatencyMs = attempts, uint32(1+rng.IntN(4)), lat
-				r.IdPStatus, r.IdPResponse = 200, fmt.Sprintf(`{"revoked":%d}`, r.TokensRevoked)
-			})
-			at = at.Add(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
-			step(schemas.StepVerified, 1, func(r *schemas.AuditRow) {
-				r.Proof = fmt.Sprintf("introspection of %s: active=false at %s", token, at.UTC().Format(time.RFC3339))
+			tokens := uint32(1 + rng.IntN(4))
+			if legacy {
+				step(schemas.StepRevoked, 1, func(r *schemas.AuditRow) {
+					r.Attempts, r.TokensRevoked, r.RevokeLatencyMs = attempts, tokens, lat
+					r.IdPStatus, r.IdPResponse = 200, fmt.Sprintf(`{"revoked":%d}`, tokens)
+				})
+				at = at.Add(time.Duration(300+rng.IntN(1200)) * time.Millisecond)
+				step(schemas.StepVerified, 1, func(r *schemas.AuditRow) {
+					r.Proof = fmt.Sprintf("introspection of %s: active=false at %s", token, at.UTC().Format(time.RFC3339))
+				})
+				return
+			}
+			step(verdict, 1, func(r *schemas.AuditRow) {
+				r.Attempts, r.RevokeLatencyMs, r.IdPStatus = attempts, lat, 200
+				switch verdict {
+				case schemas.StepConfirmed:
+					r.TokensRevoked, r.IdPResponse = tokens, fmt.Sprintf(`{"revoked":%d}`, tokens)
+					r.Proof = "token list: none of the targeted tokens live among the subject's " + fmt.Sprint(rng.IntN(3))
+				case schemas.StepUnconfirmed:
+					r.Proof = "no proof: the token API offers none for a user target without its token"
+				case schemas.StepNotEffective:
+					r.Proof = "introspection of " + token + ": active=true after the revocation"
+					r.Detail = "dead-lettered: the token API's proof shows a targeted token still active"
+				}
 			})
 		}
 		outcome := rng.IntN(100)
@@ -220,21 +260,4 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 	}
 	tr.commands, tr.rows = n, len(rows)
 	return tr
-}
-
-func eventKind(rule string, i int) string {
-	switch rule {
-	case "brute_force_success":
-		if i == 0 {
-			return "login.success"
-		}
-		return "login.failed"
-	case "impossible_travel":
-		return []string{"login.success country=DE", "login.success country=BR"}[i%2]
-	case "refresh_token_reuse", "token_replay":
-		return "token.exchanged"
-	case "mass_download":
-		return "file.download"
-	}
-	return "role.granted"
 }

@@ -48,7 +48,13 @@ type uiFile struct {
 	etag  string
 }
 
-// UIHandler serves the UI's files under /ui/ (index.html for /ui/). Every
+// TimelinePage is the path under /ui/ of a timeline's own address,
+// /ui/timeline?user_id=U or ?command_id=C (with the range's range, from
+// and to): the page itself, which opens on the timeline the query names.
+const TimelinePage = "timeline"
+
+// UIHandler serves the UI's files under /ui/ (index.html for /ui/ and
+// /ui/timeline). Every
 // answer has an exact Content-Type, nosniff, the Content-Security-Policy,
 // and a strong ETag from the file's SHA-256 with "Cache-Control: no-cache",
 // so browsers keep the files and revalidate them cheaply (a 304) and a new
@@ -81,7 +87,7 @@ func UIHandler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		if name == "" {
+		if name == "" || name == TimelinePage {
 			name = "index.html"
 		}
 		h := w.Header()

@@ -71,6 +71,7 @@ func TestUIServesFiles(t *testing.T) {
 	for path, ctype := range map[string]string{
 		"/ui/":                           "text/html; charset=utf-8",
 		"/ui/index.html":                 "text/html; charset=utf-8",
+		"/ui/timeline":                   "text/html; charset=utf-8",
 		"/ui/app.js":                     "text/javascript; charset=utf-8",
 		"/ui/app.css":                    "text/css; charset=utf-8",
 		"/ui/favicon.svg":                "image/svg+xml",
@@ -107,7 +108,7 @@ func TestUIServesFiles(t *testing.T) {
 			t.Errorf("%s with its ETag: %s, want 304", path, resp.Status)
 		}
 	}
-	for _, path := range []string{"/ui/nope.js", "/ui/../api.go", "/ui/vendor/"} {
+	for _, path := range []string{"/ui/nope.js", "/ui/../api.go", "/ui/vendor/", "/ui/timeline/", "/ui/timeline/x"} {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -87,6 +88,18 @@ type Store interface {
 	// History returns the rows matching q, one per RowID, newest first.
 	History(ctx context.Context, q Query) ([]schemas.AuditRow, error)
 
+	// Latest returns the time, at whole seconds, of the newest row q
+	// selects (its Limit and Offset are ignored), or the zero time when q
+	// selects none. It reads the time column and the columns q filters on,
+	// nothing else: callers bound it with q.From.
+	Latest(ctx context.Context, q Query) (time.Time, error)
+
+	// TimePrecision is the precision at which the store keeps times:
+	// time.Millisecond for DateTime64(3) columns, time.Second for DateTime
+	// (ClickHouse before 20.3), or 0 while the store cannot tell (it has
+	// not reached its backend yet).
+	TimePrecision() time.Duration
+
 	// Stats aggregates the rows q selects on the store's side (rows are not
 	// fetched): outcome counts per bucket, rule and step, and latency
 	// percentiles per bucket and over the range. Its semantics are
@@ -138,6 +151,13 @@ type Query struct {
 	Chain     string
 	// Steps matches rows whose step is any of these.
 	Steps []schemas.Step
+	// Search, when set, matches rows in which one of SearchIn (every
+	// SearchField when SearchIn is empty) starts with it: a prefix search
+	// over the ids an analyst has at hand. It is compared byte for byte
+	// (case matters) and must not look like a raw token: tokens are
+	// searched by their id or fingerprint.
+	Search   string
+	SearchIn []SearchField
 	// From and To select From <= time < To, compared at whole seconds
 	// (both are truncated to the second) so every backend returns the same
 	// rows. A zero From or To leaves that side open.
@@ -147,9 +167,95 @@ type Query struct {
 	Limit, Offset int
 }
 
+// SearchField names a column Query.Search looks in.
+type SearchField string
+
+// The columns Query.Search looks in.
+const (
+	SearchUser    SearchField = "user_id"
+	SearchToken   SearchField = "token_id"
+	SearchSession SearchField = "session_id"
+	SearchClient  SearchField = "client_id"
+	SearchCommand SearchField = "command_id"
+)
+
+// SearchFields lists every SearchField, the primary key's user_id first.
+var SearchFields = []SearchField{SearchUser, SearchToken, SearchSession, SearchClient, SearchCommand}
+
+// MaxSearchLen caps Query.Search, in bytes.
+const MaxSearchLen = 256
+
+// Of returns the value of the field in r.
+func (f SearchField) Of(r *schemas.AuditRow) string {
+	switch f {
+	case SearchUser:
+		return r.UserID
+	case SearchToken:
+		return r.TokenID
+	case SearchSession:
+		return r.SessionID
+	case SearchClient:
+		return r.ClientID
+	case SearchCommand:
+		return r.CommandID
+	}
+	return ""
+}
+
+// SearchColumns returns the fields q.Search looks in: q.SearchIn, or
+// every SearchField when that is empty.
+func (q Query) SearchColumns() []SearchField {
+	if len(q.SearchIn) == 0 {
+		return SearchFields
+	}
+	return q.SearchIn
+}
+
+// Matches reports whether r passes q's filters (not its Limit and
+// Offset): the reference every backend's History and Latest follow.
+// Times are compared at whole seconds.
+func (q Query) Matches(r *schemas.AuditRow) bool {
+	t := r.Time.Truncate(time.Second)
+	switch {
+	case q.UserID != "" && r.UserID != q.UserID,
+		q.TokenID != "" && r.TokenID != q.TokenID,
+		q.CommandID != "" && r.CommandID != q.CommandID,
+		q.RuleID != "" && r.RuleID != q.RuleID,
+		q.Chain != "" && r.Chain != q.Chain,
+		len(q.Steps) > 0 && !slices.Contains(q.Steps, r.Step),
+		!q.From.IsZero() && t.Before(q.From.Truncate(time.Second)),
+		!q.To.IsZero() && !t.Before(q.To.Truncate(time.Second)):
+		return false
+	}
+	if q.Search == "" {
+		return true
+	}
+	for _, f := range q.SearchColumns() {
+		if strings.HasPrefix(f.Of(r), q.Search) {
+			return true
+		}
+	}
+	return false
+}
+
 // Validate reports every problem with the query at once.
 func (q Query) Validate() error {
 	var errs []error
+	if len(q.Search) > MaxSearchLen {
+		errs = append(errs, fmt.Errorf("%w: search is longer than %d bytes", ErrInvalidQuery, MaxSearchLen))
+	}
+	if !utf8.ValidString(q.Search) {
+		errs = append(errs, fmt.Errorf("%w: search is not valid UTF-8", ErrInvalidQuery))
+	}
+	if kind := schemas.SecretKind(q.Search); kind != "" {
+		// Never into a statement, where the server's query log would keep it.
+		errs = append(errs, fmt.Errorf("%w: search looks like a raw token (%s); search by its id or fingerprint (%s…)", ErrInvalidQuery, kind, schemas.FingerprintPrefix))
+	}
+	for _, f := range q.SearchIn {
+		if !slices.Contains(SearchFields, f) {
+			errs = append(errs, fmt.Errorf("%w: cannot search in %q", ErrInvalidQuery, f))
+		}
+	}
 	if q.Limit < 0 {
 		errs = append(errs, fmt.Errorf("%w: limit %d is negative", ErrInvalidQuery, q.Limit))
 	}

@@ -39,6 +39,8 @@ func Run(t *testing.T, open Open) {
 		{"CommandRowsOrder", testCommandRowsOrder},
 		{"ChainHead", testChainHead},
 		{"HistoryFilters", testHistoryFilters},
+		{"HistorySearch", testHistorySearch},
+		{"Latest", testLatest},
 		{"Stats", testStats},
 		{"InvalidRowsStoreNothing", testInvalidRows},
 		{"NoRawTokens", testNoRawTokens},
@@ -269,6 +271,9 @@ func testRoundTrip(t *testing.T, s audit.Store) {
 		t.Errorf("VerifyChain after the round trip: %v", err)
 	}
 	t.Logf("time precision: %s", p.d)
+	if got := s.TimePrecision(); got != p.d {
+		t.Errorf("TimePrecision() = %s, but times come back at %s", got, p.d)
+	}
 
 	chain, err := s.ChainRows(c, "chain-roundtrip/α", 0, 0)
 	if err != nil || len(chain) != len(rows) {
@@ -317,6 +322,30 @@ func testAppendTwice(t *testing.T, s audit.Store) {
 	}
 	if len(hist) != len(rows) {
 		t.Errorf("History: %d rows, want %d", len(hist), len(rows))
+	}
+	// Pages of every user's rows, whose first pass (chsql.History) counts
+	// the copies not merged yet: every page is whole, in order.
+	for limit := 1; limit <= 4; limit++ {
+		var paged []string
+		for off := 0; off < len(rows)+limit; off += limit {
+			got, err := s.History(c, audit.Query{Limit: limit, Offset: off})
+			if err != nil {
+				t.Fatalf("History page: %v", err)
+			}
+			if want := min(limit, max(0, len(rows)-off)); len(got) != want {
+				t.Errorf("History(limit %d, offset %d): %d rows, want %d", limit, off, len(got), want)
+			}
+			for _, r := range got {
+				paged = append(paged, r.RowID)
+			}
+		}
+		want := make([]string, len(hist))
+		for i, r := range hist {
+			want[i] = r.RowID
+		}
+		if !slices.Equal(paged, want) {
+			t.Errorf("pages of %d: %v, want %v", limit, short(paged), short(want))
+		}
 	}
 	chain, err := s.ChainRows(c, "dup", 0, 0)
 	if err != nil {
@@ -517,6 +546,154 @@ func testHistoryFilters(t *testing.T, s audit.Store) {
 	for _, bad := range []audit.Query{{Limit: -1}, {Offset: -1}, {From: base, To: base.Add(-time.Second)}} {
 		if _, err := s.History(c, bad); !errors.Is(err, audit.ErrInvalidQuery) {
 			t.Errorf("History(%+v) error = %v, want ErrInvalidQuery", bad, err)
+		}
+	}
+}
+
+// searchRows are rows whose ids test prefix search: LIKE's wildcards and
+// escape character taken literally, non-ASCII, and every searched column.
+func searchRows() []schemas.AuditRow {
+	rows := rowsN(0, 30)
+	for i, u := range []string{"alice", "alice.chen", "al_ce", "al%x", `a\b`} {
+		rows[i].UserID = u
+	}
+	rows[5].SessionID = "ses_alpha"
+	rows[6].ClientID = "alpha-client"
+	rows[9].UserID = "ålice"
+	rows[10].CommandID = "cmd_al-10"
+	return Link("search", 0, "", rows)
+}
+
+func testHistorySearch(t *testing.T, s audit.Store) {
+	c := ctx(t)
+	rows := searchRows()
+	if err := s.Append(c, rows); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	fields := func(r schemas.AuditRow) map[audit.SearchField]string {
+		return map[audit.SearchField]string{
+			audit.SearchUser: r.UserID, audit.SearchToken: r.TokenID, audit.SearchSession: r.SessionID,
+			audit.SearchClient: r.ClientID, audit.SearchCommand: r.CommandID,
+		}
+	}
+	// Expected results, newest first (rows are a second apart).
+	expect := func(q audit.Query) []string {
+		in := q.SearchIn
+		if len(in) == 0 {
+			in = audit.SearchFields
+		}
+		var ids []string
+		for i := len(rows) - 1; i >= 0; i-- {
+			r := rows[i]
+			match := false
+			for _, f := range in {
+				match = match || strings.HasPrefix(fields(r)[f], q.Search)
+			}
+			switch {
+			case !match,
+				len(q.Steps) > 0 && !slices.Contains(q.Steps, r.Step),
+				!q.From.IsZero() && r.Time.Before(q.From.Truncate(time.Second)),
+				!q.To.IsZero() && !r.Time.Truncate(time.Second).Before(q.To.Truncate(time.Second)):
+				continue
+			}
+			ids = append(ids, r.RowID)
+		}
+		if q.Limit > 0 && len(ids) > q.Limit {
+			ids = ids[:q.Limit]
+		}
+		return ids
+	}
+	user := []audit.SearchField{audit.SearchUser}
+	queries := map[string]struct {
+		q    audit.Query
+		want int
+	}{
+		"any field":              {audit.Query{Search: "al"}, 5},
+		"user only":              {audit.Query{Search: "alice", SearchIn: user}, 2},
+		"underscore is literal":  {audit.Query{Search: "al_"}, 1},
+		"percent is literal":     {audit.Query{Search: "al%"}, 1},
+		"backslash is literal":   {audit.Query{Search: `a\`}, 1},
+		"non-ASCII":              {audit.Query{Search: "å"}, 1},
+		"session":                {audit.Query{Search: "ses_al", SearchIn: []audit.SearchField{audit.SearchSession}}, 1},
+		"session not in user":    {audit.Query{Search: "ses_al", SearchIn: user}, 0},
+		"client":                 {audit.Query{Search: "alpha-"}, 1},
+		"command":                {audit.Query{Search: "cmd-0002", SearchIn: []audit.SearchField{audit.SearchCommand}}, 3},
+		"token fingerprint":      {audit.Query{Search: rows[17].TokenID[:12]}, 1},
+		"two fields":             {audit.Query{Search: "al", SearchIn: []audit.SearchField{audit.SearchSession, audit.SearchClient}}, 1},
+		"whole id":               {audit.Query{Search: "alice.chen"}, 1},
+		"with steps and range":   {audit.Query{Search: "al", Steps: []schemas.Step{schemas.Steps[1], schemas.Steps[6]}, From: rows[1].Time, To: rows[10].Time}, -1},
+		"limited":                {audit.Query{Search: "al", Limit: 2}, 2},
+		"no match":               {audit.Query{Search: "zz"}, 0},
+		"injection attempt":      {audit.Query{Search: "' OR 1=1 --"}, 0},
+		"placeholder lookalikes": {audit.Query{Search: "?{p0:String}"}, 0},
+		"tab and newline":        {audit.Query{Search: "al\tx\ny"}, 0},
+	}
+	for name, tc := range queries {
+		got, err := s.History(c, tc.q)
+		if err != nil {
+			t.Errorf("%s: History: %v", name, err)
+			continue
+		}
+		ids := make([]string, len(got))
+		for i, r := range got {
+			ids[i] = r.RowID
+		}
+		want := expect(tc.q)
+		if tc.want >= 0 && len(want) != tc.want {
+			t.Fatalf("%s: the test expects %d rows but its rows give %d", name, tc.want, len(want))
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("%s: History returned %d rows %v\nwant %d rows %v", name, len(ids), short(ids), len(want), short(want))
+		}
+	}
+	for name, bad := range map[string]audit.Query{
+		"a JWT":            {Search: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"},
+		"an unknown field": {Search: "al", SearchIn: []audit.SearchField{"detail"}},
+		"too long":         {Search: strings.Repeat("a", audit.MaxSearchLen+1)},
+	} {
+		if _, err := s.History(c, bad); !errors.Is(err, audit.ErrInvalidQuery) {
+			t.Errorf("%s: History error = %v, want ErrInvalidQuery", name, err)
+		}
+		if _, err := s.Latest(c, bad); !errors.Is(err, audit.ErrInvalidQuery) {
+			t.Errorf("%s: Latest error = %v, want ErrInvalidQuery", name, err)
+		}
+	}
+}
+
+func testLatest(t *testing.T, s audit.Store) {
+	c := ctx(t)
+	if got, err := s.Latest(c, audit.Query{}); err != nil || !got.IsZero() {
+		t.Fatalf("Latest of an empty store = %v, %v; want the zero time", got, err)
+	}
+	rows := searchRows()
+	if err := s.Append(c, rows); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	sec := func(i int) time.Time { return rows[i].Time.Truncate(time.Second) }
+	for name, tc := range map[string]struct {
+		q    audit.Query
+		want time.Time
+	}{
+		"all":                   {audit.Query{}, sec(29)},
+		"limit and offset":      {audit.Query{Limit: 1, Offset: 5}, sec(29)},
+		"user":                  {audit.Query{UserID: "user-3"}, sec(28)},
+		"before":                {audit.Query{To: rows[20].Time}, sec(19)},
+		"range":                 {audit.Query{From: rows[3].Time, To: rows[12].Time.Add(time.Second)}, sec(12)},
+		"search":                {audit.Query{Search: "alice"}, sec(1)},
+		"search in one field":   {audit.Query{Search: "ses_al", SearchIn: []audit.SearchField{audit.SearchSession}}, sec(5)},
+		"steps":                 {audit.Query{Steps: []schemas.Step{rows[4].Step}}, sec(4 + 2*len(schemas.Steps))},
+		"after the newest":      {audit.Query{From: rows[29].Time.Add(time.Second)}, time.Time{}},
+		"no match":              {audit.Query{UserID: "nobody"}, time.Time{}},
+		"injection attempt":     {audit.Query{UserID: "' OR 1=1 --"}, time.Time{}},
+		"search with no result": {audit.Query{Search: "zz"}, time.Time{}},
+	} {
+		got, err := s.Latest(c, tc.q)
+		if err != nil {
+			t.Errorf("%s: Latest: %v", name, err)
+			continue
+		}
+		if !got.Equal(tc.want) || (!got.IsZero() && got.Location() != time.UTC) {
+			t.Errorf("%s: Latest = %v, want %v", name, got, tc.want)
 		}
 	}
 }

@@ -100,7 +100,9 @@ func BigFillSQL(table string, n, users, days int) string {
 // BenchHistory10M fills tg's table with BigRows rows (BigFillSQL) unless
 // it holds them already, merges each month's parts into one unless
 // $REVOKED_BENCH_UNMERGED is set, then measures History of one random
-// user (newest 100 rows; and within the last 30 days) and Stats of a
+// user (newest 100 rows; and within the last 30 days), what the analysts'
+// UI asks when it opens (Latest over 30 days, a page of the last hour,
+// its Stats by the minute), prefix searches over a week, and Stats of a
 // whole day by the hour. Each reports ms/query beside ns/op.
 //
 // The merge stands for the steady state of a trail months old: background
@@ -193,6 +195,73 @@ func BenchHistory10M(b *testing.B, tg BigTarget) {
 		}
 		perQuery(b, rows)
 	})
+	// What the analysts' UI asks on opening: the newest activity of the
+	// last 30 days (bounded), a page of every user's rows in the last hour
+	// and its chart by the minute; then a prefix search, of the user ids
+	// alone (the primary key) and of all five ids, over a week.
+	hour := func() time.Time { return BigStart.Add(time.Duration(1+rng.IntN(BigDays*24-1)) * time.Hour) }
+	b.Run("latest_30days", func(b *testing.B) {
+		for b.Loop() {
+			got, err := tg.Store.Latest(c, audit.Query{From: end.AddDate(0, 0, -30), To: end})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got.IsZero() {
+				b.Fatal("no activity in the last 30 days")
+			}
+		}
+		perQuery(b, b.N)
+	})
+	// The page and the chart of the 1-hour preset (the UI's default) and
+	// of the 7-day one (its default before).
+	for _, pc := range []struct {
+		name, by     string
+		span, bucket time.Duration
+	}{{"1h", "minute", time.Hour, time.Minute}, {"7d", "hour", 7 * 24 * time.Hour, time.Hour}} {
+		b.Run("page_"+pc.name+"_limit26", func(b *testing.B) {
+			rows := 0
+			for b.Loop() {
+				to := hour()
+				got, err := tg.Store.History(c, audit.Query{From: to.Add(-pc.span), To: to, Limit: 26})
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows += len(got)
+			}
+			perQuery(b, rows)
+		})
+		b.Run("stats_"+pc.name+"_by_"+pc.by, func(b *testing.B) {
+			points := 0
+			for b.Loop() {
+				to := hour()
+				st, err := tg.Store.Stats(c, audit.StatsQuery{From: to.Add(-pc.span), To: to, Bucket: pc.bucket})
+				if err != nil {
+					b.Fatal(err)
+				}
+				points += len(st.Outcomes)
+			}
+			perQuery(b, points)
+		})
+	}
+	for _, sc := range []struct {
+		name string
+		in   []audit.SearchField
+	}{{"search_user_prefix_7d_limit26", []audit.SearchField{audit.SearchUser}}, {"search_all_ids_prefix_7d_limit26", nil}} {
+		b.Run(sc.name, func(b *testing.B) {
+			rows := 0
+			for b.Loop() {
+				// user-1234 is a prefix of user-1234 and user-12340..12349.
+				prefix := fmt.Sprintf("user-%d", 1000+rng.IntN(9000))
+				to := hour()
+				got, err := tg.Store.History(c, audit.Query{Search: prefix, SearchIn: sc.in, From: to.AddDate(0, 0, -7), To: to, Limit: 26})
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows += len(got)
+			}
+			perQuery(b, rows)
+		})
+	}
 	b.Run("stats_24h_hourly", func(b *testing.B) {
 		points := 0
 		for b.Loop() {

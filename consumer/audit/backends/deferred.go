@@ -156,6 +156,27 @@ func (d *DeferredStore) History(ctx context.Context, q audit.Query) ([]schemas.A
 	return s.History(ctx, q)
 }
 
+// Latest implements audit.Store.
+func (d *DeferredStore) Latest(ctx context.Context, q audit.Query) (time.Time, error) {
+	s, err := d.get(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return s.Latest(ctx, q)
+}
+
+// TimePrecision implements audit.Store: the open store's, 0 before it is
+// open.
+func (d *DeferredStore) TimePrecision() time.Duration {
+	d.mu.Lock()
+	s := d.store
+	d.mu.Unlock()
+	if s == nil {
+		return 0
+	}
+	return s.TimePrecision()
+}
+
 // Stats implements audit.Store.
 func (d *DeferredStore) Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, error) {
 	s, err := d.get(ctx)

@@ -11,8 +11,9 @@
 //
 // Rows go in as one INSERT ... FORMAT TabSeparated statement per Append,
 // the rows escaped by appendTSVRow after the FORMAT clause, where the
-// engine reads them as data, never as SQL; filters in queries are quoted
-// by chsql.Quote. Checkpoints go in as JSONEachRow, and results come
+// engine reads them as data, never as SQL; the filters of History and
+// Latest are bound as query parameters (chdb_query_with_params), others
+// quoted by chsql.Quote. Checkpoints go in as JSONEachRow, and results come
 // back as JSONEachRow.
 package chdbstore
 
@@ -23,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -335,8 +337,45 @@ func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	return flush()
 }
 
+// execStmt runs a statement with bound values: each ? of st.SQL becomes
+// the query parameter {pN:String}, which the engine binds to st.Args[N].
+// chsql guarantees ? appears nowhere else in the statement.
+func (s *Store) execStmt(ctx context.Context, st chsql.Stmt, format string) ([]byte, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("chdbstore: %w", audit.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(st.Args) == 0 {
+		return s.conn.exec(st.SQL, format)
+	}
+	names := make([]string, len(st.Args))
+	var b strings.Builder
+	rest := st.SQL
+	for i := range st.Args {
+		at := strings.IndexByte(rest, '?')
+		if at < 0 {
+			return nil, fmt.Errorf("chdbstore: %d values for %d placeholders", len(st.Args), i)
+		}
+		names[i] = "p" + strconv.Itoa(i)
+		b.WriteString(rest[:at])
+		b.WriteString("{" + names[i] + ":String}")
+		rest = rest[at+1:]
+	}
+	if strings.IndexByte(rest, '?') >= 0 {
+		return nil, fmt.Errorf("chdbstore: more placeholders than the %d values", len(st.Args))
+	}
+	b.WriteString(rest)
+	return s.conn.execParams(b.String(), format, names, st.Args)
+}
+
 func (s *Store) query(ctx context.Context, what, sql string) ([]schemas.AuditRow, error) {
-	out, err := s.exec(ctx, sql, "JSONEachRow")
+	return s.queryStmt(ctx, what, chsql.Stmt{SQL: sql})
+}
+
+func (s *Store) queryStmt(ctx context.Context, what string, st chsql.Stmt) ([]schemas.AuditRow, error) {
+	out, err := s.execStmt(ctx, st, "JSONEachRow")
 	if err != nil {
 		return nil, fmt.Errorf("chdbstore: %s: %w", what, err)
 	}
@@ -386,7 +425,40 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	return s.query(ctx, "reading history", chsql.History(s.table, s.version.Modern(), q))
+	st, fallback := chsql.History(s.table, s.version.Modern(), q)
+	rows, err := s.queryStmt(ctx, "reading history", st)
+	if err == nil && fallback != nil && len(rows) < q.Limit {
+		rows, err = s.queryStmt(ctx, "reading history", *fallback)
+	}
+	return rows, err
+}
+
+// Latest implements audit.Store.
+func (s *Store) Latest(ctx context.Context, q audit.Query) (time.Time, error) {
+	if err := q.Validate(); err != nil {
+		return time.Time{}, err
+	}
+	out, err := s.execStmt(ctx, chsql.Latest(s.table, s.version.Modern(), q), "TabSeparated")
+	if err != nil {
+		return time.Time{}, fmt.Errorf("chdbstore: latest: %w", err)
+	}
+	secs, err := strconv.ParseUint(strings.TrimSpace(string(out)), 10, 32)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("chdbstore: latest: reading %q: %w", out, err)
+	}
+	if secs == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(int64(secs), 0).UTC(), nil
+}
+
+// TimePrecision implements audit.Store: DateTime64(3) (the engine is
+// modern; schemas.AuditColumns).
+func (s *Store) TimePrecision() time.Duration {
+	if s.version.Modern() {
+		return time.Millisecond
+	}
+	return time.Second
 }
 
 // Stats implements audit.Store: one aggregating statement (chsql.Stats),

@@ -52,6 +52,10 @@ type library struct {
 	buffer      func(res unsafe.Pointer) *byte
 	length      func(res unsafe.Pointer) uintptr
 	errorString func(res unsafe.Pointer) string
+	// queryWithParams is chdb_query_with_params, which binds {name:Type}
+	// placeholders to values passed beside the statement; nil in a
+	// library that predates it.
+	queryWithParams func(conn unsafe.Pointer, query, format string, names, values **byte, count uintptr) unsafe.Pointer
 }
 
 // loadLibrary loads libchdb once per process. Callers hold engine.mu.
@@ -84,6 +88,9 @@ func loadLibrary(path string) (*library, error) {
 			return nil, fmt.Errorf("%w from %s: %w", ErrLibrary, path, err)
 		}
 		purego.RegisterFunc(f.fptr, sym)
+	}
+	if sym, err := purego.Dlsym(handle, "chdb_query_with_params"); err == nil {
+		purego.RegisterFunc(&lib.queryWithParams, sym)
 	}
 	engine.lib, engine.libPath = lib, path
 	return lib, nil
@@ -206,12 +213,48 @@ func (e *QueryError) Error() string { return "chDB: " + e.Message }
 // exec runs one statement (or several separated by semicolons) and returns
 // its output in the given format.
 func (c *sharedConn) exec(sql, format string) ([]byte, error) {
+	return c.execParams(sql, format, nil, nil)
+}
+
+// errNoParams: the library cannot bind parameters.
+var errNoParams = errors.New("chdbstore: this libchdb has no chdb_query_with_params (chDB 26.7 or later binds query parameters)")
+
+// execParams runs one statement whose {name:String} placeholders the
+// engine binds to values (the two slices pair up), after parsing it: a
+// value is never part of the statement. Values are read as TabSeparated
+// fields, so they go escaped (appendTSVString).
+func (c *sharedConn) execParams(sql, format string, names, values []string) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, errors.New("chdbstore: connection closed")
 	}
-	res := c.lib.query(c.conn, sql, format)
+	var res unsafe.Pointer
+	if len(names) == 0 {
+		res = c.lib.query(c.conn, sql, format)
+	} else {
+		if c.lib.queryWithParams == nil {
+			return nil, errNoParams
+		}
+		cstrings := func(ss []string, escape bool) []*byte {
+			out := make([]*byte, len(ss))
+			for i, s := range ss {
+				var b []byte
+				if escape {
+					b = appendTSVString(nil, s)
+				} else {
+					b = []byte(s)
+				}
+				b = append(b, 0)
+				out[i] = &b[0]
+			}
+			return out
+		}
+		cn, cv := cstrings(names, false), cstrings(values, true)
+		res = c.lib.queryWithParams(c.conn, sql, format, &cn[0], &cv[0], uintptr(len(cn)))
+		runtime.KeepAlive(cn)
+		runtime.KeepAlive(cv)
+	}
 	if res == nil {
 		return nil, nil
 	}

@@ -302,11 +302,11 @@ func columns(rows []schemas.AuditRow) []any {
 	}
 }
 
-func (s *Store) query(ctx context.Context, what, sql string) ([]schemas.AuditRow, error) {
+func (s *Store) query(ctx context.Context, what, sql string, args ...any) ([]schemas.AuditRow, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.conn.Query(ctx, sql)
+	rows, err := s.conn.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("chstore: %s: %w", what, err)
 	}
@@ -385,7 +385,50 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	return s.query(ctx, "reading history", chsql.History(s.table, s.version.Modern(), q))
+	st, fallback := chsql.History(s.table, s.version.Modern(), q)
+	rows, err := s.query(ctx, "reading history", st.SQL, args(st)...)
+	if err == nil && fallback != nil && len(rows) < q.Limit {
+		rows, err = s.query(ctx, "reading history", fallback.SQL, args(*fallback)...)
+	}
+	return rows, err
+}
+
+// Latest implements audit.Store.
+func (s *Store) Latest(ctx context.Context, q audit.Query) (time.Time, error) {
+	if err := q.Validate(); err != nil {
+		return time.Time{}, err
+	}
+	if err := s.check(); err != nil {
+		return time.Time{}, err
+	}
+	st := chsql.Latest(s.table, s.version.Modern(), q)
+	var secs uint32
+	if err := s.conn.QueryRow(ctx, st.SQL, args(st)...).Scan(&secs); err != nil {
+		return time.Time{}, fmt.Errorf("chstore: latest: %w", err)
+	}
+	if secs == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(int64(secs), 0).UTC(), nil
+}
+
+// TimePrecision implements audit.Store: DateTime64(3) on modern servers,
+// DateTime before (schemas.AuditColumns).
+func (s *Store) TimePrecision() time.Duration {
+	if s.version.Modern() {
+		return time.Millisecond
+	}
+	return time.Second
+}
+
+// args are a statement's bound values, for clickhouse-go to bind to its ?
+// placeholders.
+func args(st chsql.Stmt) []any {
+	out := make([]any, len(st.Args))
+	for i, a := range st.Args {
+		out[i] = a
+	}
+	return out
 }
 
 // Stats implements audit.Store: one aggregating query (chsql.Stats),

@@ -157,21 +157,11 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	from, to := q.From.Truncate(time.Second), q.To.Truncate(time.Second)
 	var out []schemas.AuditRow
 	for _, r := range s.rows {
-		switch {
-		case q.UserID != "" && r.UserID != q.UserID,
-			q.TokenID != "" && r.TokenID != q.TokenID,
-			q.CommandID != "" && r.CommandID != q.CommandID,
-			q.RuleID != "" && r.RuleID != q.RuleID,
-			q.Chain != "" && r.Chain != q.Chain,
-			len(q.Steps) > 0 && !slices.Contains(q.Steps, r.Step),
-			!q.From.IsZero() && r.Time.Before(from),
-			!q.To.IsZero() && !r.Time.Before(to):
-			continue
+		if q.Matches(&r) {
+			out = append(out, r)
 		}
-		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b schemas.AuditRow) int {
 		return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(a.Chain, b.Chain), cmp.Compare(b.Seq, a.Seq),
@@ -187,6 +177,28 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	}
 	return out, nil
 }
+
+// Latest implements audit.Store.
+func (s *Store) Latest(ctx context.Context, q audit.Query) (time.Time, error) {
+	if err := q.Validate(); err != nil {
+		return time.Time{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.check(ctx); err != nil {
+		return time.Time{}, err
+	}
+	var latest time.Time
+	for _, r := range s.rows {
+		if q.Matches(&r) && r.Time.After(latest) {
+			latest = r.Time
+		}
+	}
+	return latest.Truncate(time.Second), nil
+}
+
+// TimePrecision implements audit.Store: milliseconds, as stored.
+func (s *Store) TimePrecision() time.Duration { return time.Millisecond }
 
 // AppendCheckpoints implements audit.Store. Identical copies are kept
 // once.

@@ -800,6 +800,18 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	return s.inner.History(ctx, q)
 }
 
+// Latest implements audit.Store over the store's rows; spooled rows count
+// once drained.
+func (s *Store) Latest(ctx context.Context, q audit.Query) (time.Time, error) {
+	if err := s.check(ctx); err != nil {
+		return time.Time{}, err
+	}
+	return s.inner.Latest(ctx, q)
+}
+
+// TimePrecision implements audit.Store: the store's.
+func (s *Store) TimePrecision() time.Duration { return s.inner.TimePrecision() }
+
 // Stats implements audit.Store over the store's rows; spooled rows count
 // once drained.
 func (s *Store) Stats(ctx context.Context, q audit.StatsQuery) (audit.Stats, error) {

@@ -1,17 +1,30 @@
 // The consumer's web UI: search the audit trail, chart it, open a user's
-// timeline, export what the filters select. Everything comes from the
-// consumer's own /api/v1 (see consumer/api); no data is in these files.
+// or a command's timeline, export what the filters select. Everything
+// comes from the consumer's own /api/v1 (see consumer/api); no data is in
+// these files.
+//
+// The address is the state: /ui/?<filters>&range=… is the overview,
+// /ui/timeline?user_id=…|command_id=…&range=… a timeline. Every search,
+// preset, zoom and timeline is a history entry, so links can be shared
+// and the back button undoes them.
 import uPlot from "./vendor/uplot/uPlot.esm.js";
 
 const $ = (sel) => document.querySelector(sel);
 const TOKEN_KEY = "revoked.apiToken";
 const PAGE_SIZE = 25;
+const MINUTE = 60;
 const HOUR = 3600;
 const DAY = 24 * HOUR;
-const RANGES = { "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY };
-const BUCKETS = [60, 300, 900, 1800, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY];
+// Presets: the last span of time, or, when the filters select nothing in
+// it, the same span up to the newest row they select (/api/v1/activity).
+const PRESETS = { "15m": 15 * MINUTE, "1h": HOUR, "6h": 6 * HOUR, "24h": DAY, "7d": 7 * DAY };
+const PRESET_NAMES = { "15m": "15 minutes", "1h": "hour", "6h": "6 hours", "24h": "24 hours", "7d": "7 days" };
+const DEFAULT_RANGE = "1h";
+const BUCKETS = [MINUTE, 5 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, DAY];
 const MAX_BARS = 180;
+const MIN_ZOOM = MINUTE;
 const MAX_RULE_SERIES = 7;
+const FILTERS = ["q", "q_in", "user_id", "token_id", "command_id", "rule_id", "step"];
 
 // Colours: rules get a categorical palette, outcomes a semantic one.
 const PALETTE = ["#2563eb", "#0d9488", "#f59e0b", "#8b5cf6", "#ec4899", "#64748b", "#84cc16", "#06b6d4"];
@@ -21,12 +34,28 @@ const OUTCOME_COLORS = {
 };
 const OUTCOME_ORDER = ["confirmed", "unconfirmed", "revoked", "notified", "dry_run", "held", "rejected", "not_effective", "dead_lettered"];
 
+// Every revocation ends confirmed (a proof shows the tokens inactive),
+// unconfirmed (the IdP accepted and offers no proof) or not effective (a
+// proof shows a token still active). Older trails recorded revoked and
+// then verified: read as unconfirmed and confirmed.
+const OUTCOME_OF = { confirmed: "confirmed", verified: "confirmed", unconfirmed: "unconfirmed", revoked: "unconfirmed", not_effective: "not_effective" };
+const REVOCATION_STEPS = new Set(["confirmed", "unconfirmed", "not_effective"]);
+
 const state = {
-  user_id: "", token_id: "", rule_id: "", step: "", range: "7d", from: "", to: "",
+  view: "overview",
+  q: "", q_in: "", user_id: "", token_id: "", command_id: "", rule_id: "", step: "",
+  range: DEFAULT_RANGE, from: "", to: "",
   offset: 0, by: "rule",
+  // The timeline's subject.
+  subject: { kind: "", id: "" },
 };
+// The range on screen: Unix seconds, whole buckets, and why it ends where
+// it does.
+let view = null;
+// The precision the store keeps times at: "ms" or "s" (/api/v1/activity).
+let precision = "s";
 let lastStats = null;
-let charts = { outcomes: null, latency: null, user: null };
+const charts = { outcomes: null, latency: null, user: null };
 const knownRules = new Set();
 
 // ---------------------------------------------------------------- helpers
@@ -48,26 +77,28 @@ function el(tag, attrs, ...children) {
 }
 
 const pad = (n, w = 2) => String(n).padStart(w, "0");
-function fmtTime(iso, withMs) {
+// fmtTime prints a time in UTC at the precision the store keeps: with
+// milliseconds only when the store has them.
+function fmtTime(iso, prec = precision) {
   if (!iso) return "";
   const d = new Date(iso);
   const s = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ` +
     `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
-  return withMs ? `${s}.${pad(d.getUTCMilliseconds(), 3)}` : s;
+  return prec === "ms" ? `${s}.${pad(d.getUTCMilliseconds(), 3)}` : s;
 }
-function isoSeconds(d) { return d.toISOString().replace(/\.\d{3}Z$/, "Z"); }
+const fmtUnix = (secs, prec = "s") => fmtTime(new Date(secs * 1000).toISOString(), prec);
+const isoSeconds = (secs) => new Date(secs * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
 function fmtMs(ms) {
   if (ms == null) return "–";
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60000) return `${+(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
   return `${+(ms / 60000).toFixed(1)} min`;
 }
-function fmtDelta(ms) {
-  if (ms <= 0) return "";
-  return "+" + fmtMs(ms);
-}
+const fmtDelta = (ms) => (ms <= 0 ? "" : "+" + fmtMs(ms));
 const fmtCount = (n) => Number(n).toLocaleString("en-US");
 const fmtBucket = (s) => (s % DAY === 0 ? `${s / DAY}d` : s % HOUR === 0 ? `${s / HOUR}h` : `${s / 60}m`);
+const stepLabel = (s) => (REVOCATION_STEPS.has(s) ? "revocation" : s.replace("_", " "));
+const outcomeLabel = (o) => o.replace("_", " ");
 
 function setStatus(text, isError) {
   const s = $("#status");
@@ -121,82 +152,221 @@ function askToken(refused) {
   return tokenPrompt;
 }
 
-// ---------------------------------------------------------------- state
+// ---------------------------------------------------------------- address
 
-function timeRange() {
-  const now = Date.now() / 1000;
-  let from, to;
-  if (state.range === "custom" && state.from && state.to) {
-    from = Date.parse(state.from + "Z") / 1000;
-    to = Date.parse(state.to + "Z") / 1000;
-  } else {
-    const span = RANGES[state.range] || RANGES["7d"];
-    to = now;
-    from = now - span;
+// The directory of the UI (/ui/), whichever page is open.
+const base = () => location.pathname.replace(/timeline$/, "");
+
+function rangeParams(p) {
+  if (state.range === "custom") {
+    p.set("from", state.from);
+    p.set("to", state.to);
+  } else if (state.range !== DEFAULT_RANGE) {
+    p.set("range", state.range);
   }
-  const bucket = BUCKETS.find((b) => (to - from) / b <= MAX_BARS) || DAY;
-  // Whole buckets: the one holding "to" is included.
-  to = Math.ceil(to / bucket) * bucket;
-  from = Math.floor(from / bucket) * bucket;
-  return { from, to, bucket };
-}
-
-function filterParams() {
-  const p = new URLSearchParams();
-  for (const k of ["user_id", "token_id", "rule_id", "step"]) if (state[k]) p.set(k, state[k]);
-  const r = timeRange();
-  p.set("from", isoSeconds(new Date(r.from * 1000)));
-  p.set("to", isoSeconds(new Date(r.to * 1000)));
   return p;
 }
 
-function readForm() {
-  state.user_id = $("#f-user").value.trim();
-  state.token_id = $("#f-token").value.trim();
-  state.rule_id = $("#f-rule").value.trim();
-  state.step = $("#f-step").value;
-  state.range = $("#f-range").value;
-  state.from = $("#f-from").value;
-  state.to = $("#f-to").value;
+function overviewURL() {
+  const p = new URLSearchParams();
+  for (const k of FILTERS) if (state[k]) p.set(k, state[k]);
+  rangeParams(p);
+  if (state.by !== "rule") p.set("by", state.by);
+  if (state.offset) p.set("offset", state.offset);
+  const qs = p.toString();
+  return base() + (qs ? "?" + qs : "");
 }
 
-function writeForm() {
-  $("#f-user").value = state.user_id;
-  $("#f-token").value = state.token_id;
-  $("#f-rule").value = state.rule_id;
-  $("#f-step").value = state.step;
-  $("#f-range").value = state.range;
-  $("#f-from").value = state.from;
-  $("#f-to").value = state.to;
-  for (const l of document.querySelectorAll(".custom-range")) l.hidden = state.range !== "custom";
+function timelineURL(kind, id) {
+  const p = new URLSearchParams({ [kind === "command" ? "command_id" : "user_id"]: id });
+  return base() + "timeline?" + rangeParams(p).toString();
+}
+
+function currentURL() {
+  return state.view === "timeline" ? timelineURL(state.subject.kind, state.subject.id) : overviewURL();
 }
 
 function loadURL() {
   const p = new URLSearchParams(location.search);
-  for (const k of ["user_id", "token_id", "rule_id", "step", "from", "to"]) state[k] = p.get(k) || "";
-  state.range = p.get("range") || (state.from && state.to ? "custom" : "7d");
+  state.view = /\/timeline$/.test(location.pathname) ? "timeline" : "overview";
+  state.from = p.get("from") || "";
+  state.to = p.get("to") || "";
+  const r = p.get("range");
+  state.range = state.from && state.to ? "custom" : PRESETS[r] ? r : DEFAULT_RANGE;
+  if (state.view === "timeline") {
+    const cmd = p.get("command_id");
+    state.subject = cmd ? { kind: "command", id: cmd } : { kind: "user", id: p.get("user_id") || "" };
+    return;
+  }
+  for (const k of FILTERS) state[k] = p.get(k) || "";
   state.by = p.get("by") === "outcome" ? "outcome" : "rule";
+  state.offset = Math.max(0, parseInt(p.get("offset") || "0", 10) || 0);
 }
 
-function saveURL() {
-  const p = new URLSearchParams();
-  for (const k of ["user_id", "token_id", "rule_id", "step"]) if (state[k]) p.set(k, state[k]);
-  if (state.range !== "7d") p.set("range", state.range);
-  if (state.range === "custom") { p.set("from", state.from); p.set("to", state.to); }
-  if (state.by !== "rule") p.set("by", state.by);
-  const qs = p.toString();
-  history.replaceState(null, "", location.pathname + (qs ? "?" + qs : ""));
+// entryState is what a history entry of the current view remembers:
+// depth counts the timeline entries since the overview they were opened
+// from (0: none, the timeline was opened by its address), so Back in the
+// page returns to that overview with its filters.
+function entryState(replace) {
+  const cur = history.state || {};
+  if (state.view !== "timeline") return { ui: true, overview: true, depth: 0 };
+  if (replace) return { ui: true, depth: cur.depth || 0 };
+  if (cur.overview) return { ui: true, depth: 1 };
+  return { ui: true, depth: cur.depth ? cur.depth + 1 : 0 };
 }
+
+// go makes the state the address (a new history entry unless replace) and
+// shows it.
+function go({ replace = false } = {}) {
+  const url = currentURL();
+  if (replace || url !== location.pathname + location.search) {
+    history[replace ? "replaceState" : "pushState"](entryState(replace), "", url);
+  }
+  return render();
+}
+
+// navigate opens an address of the UI as a new history entry.
+function navigate(href) {
+  const url = new URL(href, location.href);
+  const timeline = /\/timeline$/.test(url.pathname);
+  const prev = history.state || {};
+  const depth = !timeline ? 0 : prev.overview ? 1 : prev.depth ? prev.depth + 1 : 0;
+  history.pushState({ ui: true, overview: !timeline, depth }, "", url.pathname + url.search);
+  loadURL();
+  return render();
+}
+
+// ---------------------------------------------------------------- form
+
+function readForm() {
+  state.q = $("#f-q").value.trim();
+  state.q_in = $("#f-in").value;
+  state.rule_id = $("#f-rule").value.trim();
+  state.step = $("#f-step").value;
+}
+
+function writeForm() {
+  $("#f-q").value = state.q;
+  $("#f-in").value = state.q_in;
+  $("#f-rule").value = state.rule_id;
+  $("#f-step").value = state.step;
+  for (const b of document.querySelectorAll(".presets button")) b.classList.toggle("on", b.dataset.range === state.range);
+  for (const b of document.querySelectorAll("[data-by]")) b.classList.toggle("on", b.dataset.by === state.by);
+  const chips = [["user_id", "user"], ["token_id", "token"], ["command_id", "command"]].filter(([k]) => state[k]);
+  $("#chips").hidden = chips.length === 0;
+  $("#chips").replaceChildren(...chips.map(([k, name]) => el("span", { class: "chip", "data-filter": k },
+    el("span", { title: state[k] }, `${name} = ${state[k]}`),
+    el("button", { type: "button", "aria-label": `Remove the ${name} filter`, "data-clear": k }, "×"))));
+}
+
+// ---------------------------------------------------------------- range
+
+function filterParams() {
+  const p = new URLSearchParams();
+  if (state.view === "timeline") {
+    p.set(state.subject.kind === "command" ? "command_id" : "user_id", state.subject.id);
+  } else {
+    for (const k of FILTERS) if (state[k]) p.set(k, state[k]);
+  }
+  return p;
+}
+
+function bucketFor(span) { return BUCKETS.find((b) => span / b <= MAX_BARS) || DAY; }
+
+// resolveRange decides the range to show: a custom range as given, or a
+// preset's span up to now, or, when the filters select nothing in it, up
+// to the newest row they select (looked for in the last 31 days). It also
+// learns the store's time precision.
+async function resolveRange() {
+  const now = Math.floor(Date.now() / 1000);
+  const act = await apiJSON("/api/v1/activity", filterParams());
+  if (act.time_precision) precision = act.time_precision;
+  const latest = act.latest ? Date.parse(act.latest) / 1000 : null;
+  if (state.range === "custom") {
+    let from = Date.parse(state.from) / 1000, to = Date.parse(state.to) / 1000;
+    if (!(to > from)) { from = now - HOUR; to = now; }
+    const bucket = bucketFor(to - from);
+    return { from: Math.floor(from / bucket) * bucket, to: Math.ceil(to / bucket) * bucket, bucket, custom: true, latest };
+  }
+  const span = PRESETS[state.range];
+  const bucket = bucketFor(span);
+  let end = now, anchored = false;
+  if (latest != null && latest < now - span) { end = latest + 1; anchored = true; }
+  // Whole buckets: the one holding the end is included.
+  const to = Math.ceil(end / bucket) * bucket;
+  return { from: to - span, to, bucket, anchored, latest, none: latest == null };
+}
+
+function showRange() {
+  const r = view;
+  for (const b of document.querySelectorAll(".presets button")) b.classList.toggle("on", b.dataset.range === state.range);
+  const fmt = (s) => fmtUnix(s).slice(0, r.to - r.from < DAY ? 19 : 16).replace(/:00$/, "");
+  const span = `${fmt(r.from)} → ${fmt(r.to)} UTC`;
+  const name = PRESET_NAMES[state.range];
+  let label = span, note = "";
+  if (r.anchored) {
+    label = `${name[0].toUpperCase() + name.slice(1)} up to the latest activity · ${span}`;
+    note = `Nothing in the last ${name}; the latest activity was at ${fmtUnix(r.latest)} UTC.`;
+  } else if (!r.custom) {
+    label = `Last ${name} · ${span}`;
+    if (r.none) note = "No activity in the last 31 days.";
+  }
+  $("#range-label").textContent = label;
+  $("#range-note").textContent = note;
+  document.body.dataset.from = isoSeconds(r.from);
+  document.body.dataset.to = isoSeconds(r.to);
+  document.body.dataset.anchored = r.anchored ? "true" : "false";
+  $("#rangebar").dataset.range = state.range;
+}
+
+function rangeQuery(p = filterParams()) {
+  p.set("from", isoSeconds(view.from));
+  p.set("to", isoSeconds(view.to));
+  return p;
+}
+
+// zoom narrows the range to [from, to) (Unix seconds), picked on a chart.
+function zoom(from, to) {
+  from = Math.max(Math.floor(from), view.from);
+  to = Math.min(Math.ceil(to), view.to);
+  if (to - from < MIN_ZOOM) {
+    const mid = (from + to) / 2;
+    from = Math.floor(mid - MIN_ZOOM / 2);
+    to = from + MIN_ZOOM;
+  }
+  // Whole buckets of the new range, so the address is what is shown.
+  const bucket = bucketFor(to - from);
+  from = Math.floor(from / bucket) * bucket;
+  to = Math.ceil(to / bucket) * bucket;
+  Object.assign(state, { range: "custom", from: isoSeconds(from), to: isoSeconds(to), offset: 0 });
+  go();
+}
+
+// A drag across a chart selects a range of its x axis: zoom into it.
+const zoomHooks = {
+  setSelect: [(u) => {
+    const { left, width } = u.select;
+    if (width < 3) return;
+    const from = u.posToVal(left, "x"), to = u.posToVal(left + width, "x");
+    u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+    zoom(from, to);
+  }],
+};
+const dragX = { x: true, y: false, setScale: false };
 
 // ---------------------------------------------------------------- rows
 
 async function loadRows() {
-  const p = filterParams();
+  const p = rangeQuery();
   p.set("limit", PAGE_SIZE);
   p.set("offset", state.offset);
-  const tbody = $("#rows tbody");
   const page = await apiJSON("/api/v1/revocations", p);
-  tbody.replaceChildren(...page.rows.map(rowElement));
+  // The year is in the range above the table, unless the range spans
+  // two years.
+  const withYear = new Date(view.from * 1000).getUTCFullYear() !== new Date((view.to - 1) * 1000).getUTCFullYear();
+  $("#rows").classList.toggle("precision-s", precision !== "ms");
+  $("#rows").classList.toggle("with-year", withYear);
+  $("#rows tbody").replaceChildren(...page.rows.map((r) => rowElement(r, withYear)));
   $("#empty").hidden = page.rows.length > 0;
   const first = state.offset + 1, last = state.offset + page.rows.length;
   $("#page-info").textContent = page.rows.length ? `${fmtCount(first)}–${fmtCount(last)}` : "";
@@ -206,42 +376,51 @@ async function loadRows() {
   $("#rows").dataset.rows = page.rows.length;
 }
 
+// target names what the command revoked: its kind, and its id unless
+// that is the row's user.
 function target(r) {
   const id = { user: r.user_id, token: r.token_id, session: r.session_id, client: r.client_id }[r.target_kind] || "";
-  return `${r.target_kind}:${id}${r.include_downscoped ? "+downscoped" : ""}`;
+  const what = r.target_kind === "user" && id === r.user_id ? "the user" : `${r.target_kind} ${id}`;
+  return `${what}${r.include_downscoped ? " + downscoped" : ""}`;
 }
 
-function rowElement(r) {
+// link is an <a> to an address of the UI; a plain click navigates within
+// the page (see the click handler in wire).
+const link = (href, attrs, ...children) => el("a", { href, "data-nav": "", ...attrs }, ...children);
+
+function rowElement(r, withYear) {
   const latency = r.revoke_latency_ms > 0 ? fmtMs(r.revoke_latency_ms) : "–";
-  return el("tr", { "data-row-id": r.row_id },
-    el("td", { class: "mono" }, fmtTime(r.time)),
-    el("td", {}, el("span", { class: `badge ${r.step}` }, r.step.replace("_", " "))),
-    el("td", {}, r.user_id ? el("button", { type: "button", class: "user", "data-user": r.user_id, title: "Open timeline" }, r.user_id) : "–"),
-    el("td", { class: "mono muted", title: target(r) }, target(r)),
-    el("td", {}, r.rule_id),
-    el("td", {}, `${r.action} · ${r.mode}`),
+  const outcome = OUTCOME_OF[r.step];
+  const tgt = target(r);
+  return el("tr", { "data-row-id": r.row_id, "data-step": r.step, "data-outcome": outcome || "" },
+    el("td", { class: "mono", title: r.time }, withYear ? fmtTime(r.time) : fmtTime(r.time).slice(5)),
+    el("td", {}, el("span", { class: `badge ${REVOCATION_STEPS.has(r.step) ? "revocation" : r.step}` }, stepLabel(r.step))),
+    el("td", { class: "outcome" }, outcome ? el("span", { class: `badge ${outcome}` }, outcomeLabel(outcome)) : "–"),
+    el("td", {}, r.user_id
+      ? link(timelineURL("user", r.user_id), { class: "user clip", title: `Timeline of ${r.user_id}` }, r.user_id)
+      : "–"),
+    el("td", { class: "mono muted" }, el("span", { class: "clip", title: tgt }, tgt)),
+    el("td", {}, el("span", { class: "clip", title: r.rule_id }, r.rule_id)),
+    el("td", { title: `${r.action} · ${r.mode}` }, r.mode === "enforce" ? r.action : `${r.action} · ${r.mode.replace("_", " ")}`),
     el("td", { class: "num" }, r.tokens_revoked ? fmtCount(r.tokens_revoked) : "–"),
     el("td", { class: "num" }, latency),
-    el("td", { class: "mono muted", title: r.command_id }, r.command_id.length > 14 ? r.command_id.slice(0, 13) + "…" : r.command_id),
-    el("td", {}, r.user_id ? el("button", { type: "button", class: "tl-open", "data-user": r.user_id }, "Timeline") : ""),
+    el("td", { class: "mono" }, link(timelineURL("command", r.command_id), { class: "cmd-link clip", title: `Timeline of command ${r.command_id}` }, r.command_id)),
   );
 }
 
 // ---------------------------------------------------------------- stats
 
 async function loadStats() {
-  const r = timeRange();
-  const p = new URLSearchParams();
+  const p = rangeQuery(new URLSearchParams());
+  // Stats filter by user and rule; the other filters narrow the rows only.
   if (state.user_id) p.set("user_id", state.user_id);
   if (state.rule_id) p.set("rule_id", state.rule_id);
-  p.set("from", isoSeconds(new Date(r.from * 1000)));
-  p.set("to", isoSeconds(new Date(r.to * 1000)));
-  p.set("bucket", fmtBucket(r.bucket));
+  p.set("bucket", fmtBucket(view.bucket));
   const st = await apiJSON("/api/v1/stats", p);
-  lastStats = { st, ...r };
+  lastStats = { st, ...view };
   for (const o of st.outcomes) knownRules.add(o.rule_id);
   $("#rules").replaceChildren(...[...knownRules].sort().map((k) => el("option", { value: k })));
-  renderKPIs(st, r);
+  renderKPIs(st);
   renderCharts();
 }
 
@@ -252,7 +431,11 @@ function renderKPIs(st) {
   const bad = (by.dead_lettered || 0) + (by.rejected || 0) + (by.not_effective || 0);
   const revoked = (by.confirmed || 0) + (by.unconfirmed || 0) + (by.revoked || 0);
   $("#k-total").textContent = fmtCount(total);
-  $("#k-range").textContent = `${fmtTime(st.from).slice(0, 16)} → ${fmtTime(st.to).slice(0, 16)} UTC`;
+  // The summary and the charts count terminal steps by user and rule: the
+  // search, the token, command and step filters narrow the rows only.
+  const scope = [state.user_id, state.rule_id].filter(Boolean).join(" · ") || "all users and rules";
+  const rowsOnly = state.q || state.token_id || state.command_id || state.step;
+  $("#k-range").textContent = rowsOnly ? `${scope} (the search narrows the rows below)` : scope;
   $("#k-revoked").textContent = fmtCount(revoked);
   $("#k-revoked-note").textContent = total
     ? `${fmtCount(by.confirmed || 0)} confirmed · ${fmtCount((by.unconfirmed || 0) + (by.revoked || 0))} unconfirmed`
@@ -284,23 +467,26 @@ function stack(data) {
 
 const utc = (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-// timeTicks labels ticks in UTC: the date at midnight, the time otherwise.
+// timeTicks labels ticks in UTC: the date at midnight, the time otherwise
+// (with seconds when the ticks are less than a minute apart).
 function timeTicks(u, splits) {
+  const fine = splits.length > 1 && splits[1] - splits[0] < MINUTE;
   return splits.map((ts) => {
     const d = new Date(ts * 1000);
     if (ts % DAY === 0) return `${MONTHS[d.getUTCMonth()]} ${d.getUTCDate()}`;
-    return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+    return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}${fine ? ":" + pad(d.getUTCSeconds()) : ""}`;
   });
 }
-const xAxis = () => ({ ...axisStyle, values: timeTicks, space: 60 });
 const axisStyle = {
   stroke: "#64748b",
   font: "12px system-ui, sans-serif",
   grid: { stroke: "#eef2f6", width: 1 },
   ticks: { stroke: "#e2e8f0", width: 1, size: 4 },
 };
+const xAxis = () => ({ ...axisStyle, values: timeTicks, space: 64 });
+const xLabel = (u, v) => (v == null ? "" : fmtUnix(v).slice(0, 16));
 
-function chartWidth(node) { return Math.max(300, node.clientWidth - 20); }
+function chartWidth(node) { return Math.max(240, node.clientWidth - 20); }
 
 function placeholder(node, text) {
   node.replaceChildren(el("div", { class: "placeholder" }, text));
@@ -314,9 +500,8 @@ function renderCharts() {
 }
 
 function renderOutcomes() {
-  const node = $("#chart-outcomes");
   if (charts.outcomes) { charts.outcomes.destroy(); charts.outcomes = null; }
-  charts.outcomes = outcomeChart(node, lastStats, state.by, 300, "No commands in this range");
+  charts.outcomes = outcomeChart($("#chart-outcomes"), lastStats, state.by, 300, "No commands in this range");
 }
 
 // outcomeChart draws stats as bars per bucket, stacked by rule or by
@@ -352,18 +537,20 @@ function outcomeChart(node, { st, from, to, bucket }, by, height, empty) {
   }
   const { data, bands } = stack(raw);
   const color = (k, i) => (by === "outcome" ? OUTCOME_COLORS[k] || PALETTE[i % PALETTE.length] : k === "other" ? "#cbd5e1" : PALETTE[i % PALETTE.length]);
+  const label = (k) => (by !== "outcome" ? k : k === "revoked" ? "revoked (older trail)" : outcomeLabel(k));
   const bars = uPlot.paths.bars({ size: [0.82, 48], gap: 1 });
   const opts = {
     width: chartWidth(node), height,
     tzDate: utc,
-    cursor: { points: { show: false }, drag: { x: false, y: false } },
+    cursor: { points: { show: false }, drag: dragX },
+    hooks: zoomHooks,
     legend: { live: true },
     scales: { x: { time: true, range: [from - bucket / 2, to - bucket / 2] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.08)] } },
     axes: [xAxis(), { ...axisStyle, size: 52, values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? fmtCount(v) : "")) }],
     series: [
-      { label: "Time (UTC)", value: (u, v) => (v == null ? "" : fmtTime(new Date(v * 1000).toISOString()).slice(0, 16)) },
+      { label: "Time (UTC)", value: xLabel },
       ...keys.map((k, i) => ({
-        label: by === "outcome" ? k.replace("_", " ") : k,
+        label: label(k),
         fill: color(k, i), stroke: color(k, i), width: 0,
         paths: bars, points: { show: false },
         value: (u, v, si, di) => (di == null ? "" : fmtCount(raw[si][di])),
@@ -372,10 +559,13 @@ function outcomeChart(node, { st, from, to, bucket }, by, height, empty) {
     bands,
   };
   node.replaceChildren();
+  // Bars are centred on their bucket: a drag maps to the buckets under it.
   const u = new uPlot(opts, data, node);
   node.dataset.points = String(points.size);
   node.dataset.series = String(keys.length);
   node.dataset.total = String(raw.slice(1).flat().reduce((a, b) => a + b, 0));
+  node.dataset.from = isoSeconds(from);
+  node.dataset.to = isoSeconds(to);
   return u;
 }
 
@@ -403,11 +593,12 @@ function renderLatency() {
   const opts = {
     width: chartWidth(node), height: 300,
     tzDate: utc,
-    cursor: { drag: { x: false, y: false } },
+    cursor: { drag: dragX },
+    hooks: zoomHooks,
     scales: { x: { time: true, range: [from, to - bucket] }, y: { range: (u, min, max) => [0, Math.max(10, max * 1.1)] } },
     axes: [xAxis(), { ...axisStyle, size: 60, values: (u, vals) => vals.map((v) => fmtMs(v)) }],
     series: [
-      { label: "Time (UTC)", value: (u, v) => (v == null ? "" : fmtTime(new Date(v * 1000).toISOString()).slice(0, 16)) },
+      { label: "Time (UTC)", value: xLabel },
       line("p50", "#2563eb", { fill: "rgba(37, 99, 235, .08)" }),
       line("p90", "#8b5cf6"),
       line("p99", "#dc2626", { dash: [5, 4] }),
@@ -428,62 +619,81 @@ resize.observe(document.querySelector("#tl-chart-card"));
 
 // ---------------------------------------------------------------- timeline
 
-let overviewScroll = 0;
+let loadSeq = 0;
 
-async function openTimeline(user) {
-  const drawer = $("#timeline");
-  if (drawer.hidden) overviewScroll = window.scrollY;
-  $("#overview").hidden = true;
-  drawer.hidden = false;
-  window.scrollTo(0, 0);
-  drawer.dataset.user = user;
-  drawer.dataset.entries = "";
-  $("#tl-user").textContent = user;
+async function showTimeline(seq) {
+  const { kind, id } = state.subject;
+  const node = $("#timeline");
+  node.dataset.kind = kind;
+  node.dataset.subject = id;
+  node.dataset.entries = "";
+  $("#tl-kind").textContent = kind === "command" ? "command" : "user";
+  $("#tl-subject").textContent = id;
   $("#tl-summary").textContent = "Loading…";
   $("#tl-body").replaceChildren();
   $("#tl-chart-card").hidden = true;
-  const r = timeRange();
-  const p = new URLSearchParams({ user_id: user, from: isoSeconds(new Date(r.from * 1000)), to: isoSeconds(new Date(r.to * 1000)) });
-  const sp = new URLSearchParams({ user_id: user, from: p.get("from"), to: p.get("to"), bucket: fmtBucket(r.bucket) });
+  if (!id) {
+    $("#tl-summary").textContent = "";
+    $("#tl-body").replaceChildren(el("p", { class: "warn" }, "No user or command named: the address needs ?user_id= or ?command_id=."));
+    node.dataset.entries = "0";
+    return;
+  }
+  const calls = [apiJSON("/api/v1/timeline", rangeQuery())];
+  if (kind === "user") {
+    const sp = rangeQuery();
+    sp.set("bucket", fmtBucket(view.bucket));
+    calls.push(apiJSON("/api/v1/stats", sp));
+  }
   let tl, st;
   try {
-    [tl, st] = await Promise.all([apiJSON("/api/v1/timeline", p), apiJSON("/api/v1/stats", sp)]);
+    [tl, st] = await Promise.all(calls);
   } catch (err) {
     $("#tl-summary").textContent = "";
     $("#tl-body").replaceChildren(el("p", { class: "warn" }, `Could not load the timeline: ${err.message}`));
-    drawer.dataset.entries = "0";
+    node.dataset.entries = "0";
     return;
   }
-  if (drawer.dataset.user !== user) return; // another timeline was opened meanwhile
+  if (seq !== loadSeq) return; // another view was opened meanwhile
   const groups = new Map();
   for (const e of tl.entries) {
     if (!groups.has(e.command_id)) groups.set(e.command_id, []);
     groups.get(e.command_id).push(e);
   }
   $("#tl-summary").textContent = `${fmtCount(groups.size)} command${groups.size === 1 ? "" : "s"} · ${fmtCount(tl.rows)} audit rows · ` +
-    `${fmtTime(new Date(r.from * 1000).toISOString()).slice(0, 16)} → ${fmtTime(new Date(r.to * 1000).toISOString()).slice(0, 16)} UTC`;
-  const cards = [...groups.entries()].reverse().map(([id, entries]) => commandCard(id, entries));
+    `${fmtUnix(view.from).slice(0, 16)} → ${fmtUnix(view.to).slice(0, 16)} UTC`;
+  const cards = [...groups.entries()].reverse().map(([cid, entries]) => commandCard(cid, entries));
   if (tl.truncated) cards.unshift(el("p", { class: "warn" }, `Only the newest ${fmtCount(tl.rows)} audit rows are shown: narrow the time range to see older ones.`));
-  if (!cards.length) cards.push(el("p", { class: "empty" }, "No audit rows for this user in the range."));
+  if (!cards.length) cards.push(el("p", { class: "empty" }, `No audit rows for this ${kind} in the range.`));
   $("#tl-body").replaceChildren(...cards);
   if (charts.user) { charts.user.destroy(); charts.user = null; }
-  $("#tl-chart-card").hidden = false;
-  charts.user = outcomeChart($("#tl-chart"), { st, ...r }, "outcome", 150, "No commands in this range");
-  drawer.dataset.entries = String(tl.entries.length);
+  if (st) {
+    $("#tl-chart-card").hidden = false;
+    charts.user = outcomeChart($("#tl-chart"), { st, ...view }, "outcome", 150, "No commands in this range");
+  }
+  node.dataset.entries = String(tl.entries.length);
+}
+
+// A command's outcome: that of its revocation (confirmed, unconfirmed, not
+// effective), else its last step.
+function commandOutcome(entries) {
+  const steps = entries.map((e) => e.step).filter((st) => st && st !== "received");
+  const revocations = steps.filter((st) => OUTCOME_OF[st]);
+  return revocations.length ? OUTCOME_OF[revocations[revocations.length - 1]] : steps[steps.length - 1] || "";
 }
 
 function commandCard(id, entries) {
   const head = entries.find((e) => e.kind === "command") || entries[0];
-  const steps = entries.filter((e) => e.kind === "execution" && e.step !== "received");
-  const outcome = steps.length ? steps[steps.length - 1].step : "";
+  const outcome = commandOutcome(entries);
   const t0 = Date.parse(entries[0].time);
-  return el("article", { class: "card cmd", "data-command-id": id },
+  return el("article", { class: "card cmd", "data-command-id": id, "data-outcome": outcome },
     el("div", { class: "cmd-head" },
       head.severity ? el("span", { class: `badge sev-${head.severity}` }, head.severity) : null,
       el("span", { class: "rule" }, head.rule_id || "command"),
       head.action ? el("span", { class: "hint" }, head.action) : null,
-      outcome ? el("span", { class: `badge ${outcome}` }, outcome.replace("_", " ")) : null,
-      el("span", { class: "cmd-id mono", title: id }, id)),
+      outcome ? el("span", { class: `badge ${outcome}` }, outcomeLabel(outcome)) : null,
+      state.subject.kind === "command"
+        ? el("span", { class: "cmd-id mono" }, id)
+        : link(timelineURL("command", id), { class: "cmd-id mono", title: "Timeline of this command" }, id)),
     el("ol", { class: "steps" }, entries.map((e) => entryItem(e, t0))));
 }
 
@@ -497,7 +707,7 @@ function entryItem(e, t0) {
   if (e.end && e.end !== e.time) span = ` over ${fmtMs(Date.parse(e.end) - Date.parse(e.time))}`;
   return el("li", { class: "entry", "data-kind": e.kind, "data-step": e.step || "" },
     el("span", { class: "dot" }),
-    el("span", { class: "when" }, fmtTime(e.time, true).slice(5), el("span", { class: "delta" }, fmtDelta(delta))),
+    el("span", { class: "when" }, fmtTime(e.time).slice(5), el("span", { class: "delta" }, fmtDelta(delta))),
     el("div", { class: "what" },
       el("span", { class: "kind" }, e.kind),
       `${e.summary}${span}`,
@@ -505,18 +715,10 @@ function entryItem(e, t0) {
       evidence));
 }
 
-function closeTimeline() {
-  $("#timeline").hidden = true;
-  $("#overview").hidden = false;
-  delete $("#timeline").dataset.user;
-  window.scrollTo(0, overviewScroll);
-  renderCharts(); // sized while hidden: draw again at the current width
-}
-
 // ---------------------------------------------------------------- export
 
 function exportParams(format) {
-  const p = filterParams();
+  const p = rangeQuery();
   p.set("format", format);
   return p;
 }
@@ -551,19 +753,36 @@ async function download(format) {
 
 // ---------------------------------------------------------------- wiring
 
-async function refresh({ rows = true, stats = true } = {}) {
-  saveURL();
-  updateExportLinks();
+// render shows what the state (the address) names: the range is resolved
+// first (it needs the filters' newest activity), then rows, stats or the
+// timeline load together.
+async function render({ rows = true, stats = true } = {}) {
+  const seq = ++loadSeq;
+  document.body.dataset.view = state.view;
+  $("#overview").hidden = state.view !== "overview";
+  $("#timeline").hidden = state.view !== "timeline";
+  writeForm();
   setStatus("Loading…");
   document.body.dataset.loading = "true";
   try {
-    await Promise.all([rows && loadRows(), stats && loadStats()]);
-    setStatus(`Updated ${fmtTime(new Date().toISOString()).slice(11)} UTC`);
+    view = await resolveRange();
+    if (seq !== loadSeq) return;
+    showRange();
+    if (state.view === "timeline") {
+      await showTimeline(seq);
+    } else {
+      updateExportLinks();
+      await Promise.all([rows && loadRows(), stats && loadStats()]);
+    }
+    if (seq !== loadSeq) return;
+    setStatus(`Updated ${fmtTime(new Date().toISOString(), "s").slice(11)} UTC`);
   } catch (err) {
-    setStatus(err.message, true);
+    if (seq === loadSeq) setStatus(err.message, true);
   } finally {
-    document.body.dataset.loading = "false";
-    document.body.dataset.ready = "true";
+    if (seq === loadSeq) {
+      document.body.dataset.loading = "false";
+      document.body.dataset.ready = "true";
+    }
   }
 }
 
@@ -572,46 +791,83 @@ function wire() {
     ev.preventDefault();
     readForm();
     state.offset = 0;
-    refresh();
+    go();
   });
   $("#f-reset").addEventListener("click", () => {
-    Object.assign(state, { user_id: "", token_id: "", rule_id: "", step: "", range: "7d", from: "", to: "", offset: 0 });
-    writeForm();
-    refresh();
+    for (const k of FILTERS) state[k] = "";
+    Object.assign(state, { range: DEFAULT_RANGE, from: "", to: "", offset: 0 });
+    go();
   });
-  $("#f-range").addEventListener("change", () => {
-    const custom = $("#f-range").value === "custom";
-    for (const l of document.querySelectorAll(".custom-range")) l.hidden = !custom;
-    if (custom && !$("#f-from").value) {
-      const r = timeRange();
-      $("#f-from").value = new Date(r.from * 1000).toISOString().slice(0, 16);
-      $("#f-to").value = new Date(r.to * 1000).toISOString().slice(0, 16);
-    }
+  $("#chips").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-clear]");
+    if (!b) return;
+    state[b.dataset.clear] = "";
+    state.offset = 0;
+    go();
   });
-  $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); refresh({ stats: false }); });
-  $("#next").addEventListener("click", () => { state.offset += PAGE_SIZE; refresh({ stats: false }); });
-  for (const b of document.querySelectorAll(".seg button")) {
+  for (const b of document.querySelectorAll(".presets button")) {
+    b.addEventListener("click", () => {
+      if (b.dataset.range === "custom") {
+        const form = $("#custom-range");
+        form.hidden = !form.hidden;
+        if (!form.hidden && view) {
+          $("#f-from").value = isoSeconds(view.from).slice(0, 19);
+          $("#f-to").value = isoSeconds(view.to).slice(0, 19);
+        }
+        return;
+      }
+      $("#custom-range").hidden = true;
+      Object.assign(state, { range: b.dataset.range, from: "", to: "", offset: 0 });
+      go();
+    });
+  }
+  $("#custom-range").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const from = Date.parse($("#f-from").value + "Z") / 1000, to = Date.parse($("#f-to").value + "Z") / 1000;
+    if (!(to > from)) { setStatus("The custom range must end after it starts", true); return; }
+    $("#custom-range").hidden = true;
+    Object.assign(state, { range: "custom", from: isoSeconds(from), to: isoSeconds(to), offset: 0 });
+    go();
+  });
+  $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE_SIZE); go({ replace: true }); });
+  $("#next").addEventListener("click", () => { state.offset += PAGE_SIZE; go({ replace: true }); });
+  for (const b of document.querySelectorAll("[data-by]")) {
     b.addEventListener("click", () => {
       state.by = b.dataset.by;
-      for (const o of document.querySelectorAll(".seg button")) o.classList.toggle("on", o === b);
-      saveURL();
+      for (const o of document.querySelectorAll("[data-by]")) o.classList.toggle("on", o === b);
+      history.replaceState(history.state, "", overviewURL());
       renderOutcomes();
     });
   }
-  $("#rows").addEventListener("click", (ev) => {
-    const b = ev.target.closest("button[data-user]");
-    if (b) openTimeline(b.dataset.user);
+  // Links within the UI (users, commands, timelines) change the view
+  // without reloading the page; other clicks (a new tab) are the browser's.
+  document.addEventListener("click", (ev) => {
+    const a = ev.target.closest("a[data-nav]");
+    if (!a || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+    ev.preventDefault();
+    navigate(a.getAttribute("href"));
   });
+  window.addEventListener("popstate", () => { loadURL(); render(); });
   $("#tl-close").addEventListener("click", closeTimeline);
-  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && !$("#timeline").hidden) closeTimeline(); });
+  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && state.view === "timeline") closeTimeline(); });
   for (const b of document.querySelectorAll("button.export")) b.addEventListener("click", () => download(b.dataset.format));
   $("#token-dialog").addEventListener("cancel", (ev) => ev.preventDefault());
   $("#signout").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); location.reload(); });
   $("#signout").hidden = !sessionStorage.getItem(TOKEN_KEY);
 }
 
+// closeTimeline goes back to where the timeline was opened from, or, for a
+// timeline opened by its address, to the overview of the same range.
+function closeTimeline() {
+  const depth = (history.state && history.state.depth) || 0;
+  if (depth > 0) {
+    history.go(-depth);
+    return;
+  }
+  state.view = "overview";
+  go();
+}
+
 loadURL();
-writeForm();
-for (const o of document.querySelectorAll(".seg button")) o.classList.toggle("on", o.dataset.by === state.by);
 wire();
-refresh();
+go({ replace: true });

@@ -68,26 +68,81 @@ func TestHistorySQL(t *testing.T) {
 		UserID: "u'1", Steps: []schemas.Step{schemas.StepRevoked, schemas.StepFailed},
 		From: time.Unix(1700000000, 500_000_000), To: time.Unix(1700000100, 0), Limit: 10, Offset: 20,
 	}
-	legacy := History("`d`.`t`", false, q)
+	legacy, fallback := History("`d`.`t`", false, q)
+	if fallback != nil {
+		t.Error("one user's history has a fallback")
+	}
 	for _, want := range []string{
-		`user_id = 'u\x271'`,
-		`step IN ('revoked', 'failed')`,
+		`user_id = ? AND step IN (?, ?)`,
 		`time >= toDateTime(1700000000, 'UTC') AND time < toDateTime(1700000100, 'UTC')`,
 		`LIMIT 1 BY row_id LIMIT 20, 10`,
 	} {
-		if !strings.Contains(legacy, want) {
-			t.Errorf("legacy query lacks %q:\n%s", want, legacy)
+		if !strings.Contains(legacy.SQL, want) {
+			t.Errorf("legacy query lacks %q:\n%s", want, legacy.SQL)
 		}
 	}
-	modern := History("`d`.`t`", true, q)
-	if !strings.Contains(modern, `time >= toDateTime64(1700000000, 3, 'UTC')`) {
-		t.Errorf("modern query:\n%s", modern)
+	if want := []string{"u'1", "revoked", "failed"}; !reflect.DeepEqual(legacy.Args, want) {
+		t.Errorf("args %q, want %q", legacy.Args, want)
 	}
-	if strings.ReplaceAll(modern, "toDateTime64(", "") == modern {
+	modern, _ := History("`d`.`t`", true, q)
+	if !strings.Contains(modern.SQL, `time >= toDateTime64(1700000000, 3, 'UTC')`) {
+		t.Errorf("modern query:\n%s", modern.SQL)
+	}
+	if strings.ReplaceAll(modern.SQL, "toDateTime64(", "") == modern.SQL {
 		t.Error("modern bounds are not DateTime64")
 	}
-	if all := History("t", true, audit.Query{Offset: 5}); !strings.HasSuffix(all, "LIMIT 5, 4611686018427387904") {
-		t.Errorf("offset without limit: %s", all)
+	if all, fallback := History("t", true, audit.Query{Offset: 5}); !strings.HasSuffix(all.SQL, "LIMIT 5, 4611686018427387904") || strings.Contains(all.SQL, "WHERE") || len(all.Args) != 0 || fallback != nil {
+		t.Errorf("offset without limit: %+v", all)
+	}
+	// A page of every user's rows: bounded below by the time of the
+	// offset+limit-th newest row, with the statement without the bound to
+	// fall back on.
+	page := audit.Query{RuleID: "r", Limit: 26, Offset: 4}
+	bounded, fallback := History("t", true, page)
+	want := "SELECT " + Columns() + " FROM t WHERE rule_id = ? AND time >= (SELECT min(t) FROM (SELECT time AS t FROM t WHERE rule_id = ? ORDER BY time DESC LIMIT 30)) ORDER BY time DESC, chain, seq DESC, row_id, hash LIMIT 1 BY row_id LIMIT 4, 26"
+	if bounded.SQL != want || !reflect.DeepEqual(bounded.Args, []string{"r", "r"}) {
+		t.Errorf("bounded page:\n%s %q\nwant\n%s [r r]", bounded.SQL, bounded.Args, want)
+	}
+	wantPlain := "SELECT " + Columns() + " FROM t WHERE rule_id = ? ORDER BY time DESC, chain, seq DESC, row_id, hash LIMIT 1 BY row_id LIMIT 4, 26"
+	if fallback == nil || fallback.SQL != wantPlain || !reflect.DeepEqual(fallback.Args, []string{"r"}) {
+		t.Errorf("fallback: %+v, want %s [r]", fallback, wantPlain)
+	}
+	if b, _ := History("t", true, audit.Query{Limit: 1}); !strings.Contains(b.SQL, "FROM t WHERE time >= (SELECT min(t) FROM (SELECT time AS t FROM t ORDER BY time DESC LIMIT 1)) ORDER BY") {
+		t.Errorf("bounded page without filters:\n%s", b.SQL)
+	}
+}
+
+// A search is one bound LIKE prefix per column; with user_id alone it is
+// the primary key's range.
+func TestSearchSQL(t *testing.T) {
+	all, _ := History("t", true, audit.Query{Search: "cmd_7%'?", RuleID: "r"})
+	want := "WHERE rule_id = ? AND (user_id LIKE ? OR token_id LIKE ? OR session_id LIKE ? OR client_id LIKE ? OR command_id LIKE ?) ORDER BY"
+	if !strings.Contains(all.SQL, want) {
+		t.Errorf("search query lacks %q:\n%s", want, all.SQL)
+	}
+	pattern := `cmd\_7\%'?%`
+	if wantArgs := []string{"r", pattern, pattern, pattern, pattern, pattern}; !reflect.DeepEqual(all.Args, wantArgs) {
+		t.Errorf("args %q, want %q", all.Args, wantArgs)
+	}
+	if strings.Count(all.SQL, "?") != len(all.Args) {
+		t.Errorf("%d placeholders for %d args:\n%s", strings.Count(all.SQL, "?"), len(all.Args), all.SQL)
+	}
+	user, _ := History("t", false, audit.Query{Search: "ali", SearchIn: []audit.SearchField{audit.SearchUser}})
+	if !strings.Contains(user.SQL, "WHERE user_id LIKE ? ORDER BY") || !reflect.DeepEqual(user.Args, []string{"ali%"}) {
+		t.Errorf("user search: %+v", user)
+	}
+	for in, want := range map[string]string{"": "%", "a_b": `a\_b%`, `50%\`: `50\%\\%`, "é": "é%"} {
+		if got := LikePrefix(in); got != want {
+			t.Errorf("LikePrefix(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLatestSQL(t *testing.T) {
+	st := Latest("`d`.`t`", false, audit.Query{UserID: "u", From: time.Unix(1700000000, 0), Limit: 3, Offset: 9})
+	want := "SELECT toUInt32(max(time)) AS latest FROM `d`.`t` WHERE user_id = ? AND time >= toDateTime(1700000000, 'UTC')"
+	if st.SQL != want || !reflect.DeepEqual(st.Args, []string{"u"}) {
+		t.Errorf("Latest = %+v, want %s with [u]", st, want)
 	}
 }
 
