@@ -106,16 +106,21 @@ type AuditRow struct {
 	Action            Action     `json:"action"`
 	Mode              Mode       `json:"mode"`
 
-	RuleID         string    `json:"rule_id"`
-	RuleVersion    uint32    `json:"rule_version"`
-	Severity       Severity  `json:"severity"`
-	Summary        string    `json:"summary,omitempty"`
-	Evidence       []string  `json:"evidence,omitempty"`
-	FirstEventTime time.Time `json:"first_event_time,omitzero"`
-	LastEventTime  time.Time `json:"last_event_time,omitzero"`
-	DetectedAt     time.Time `json:"detected_at,omitzero"`
-	IssuedAt       time.Time `json:"issued_at,omitzero"`
-	ExpiresAt      time.Time `json:"expires_at,omitzero"`
+	RuleID      string   `json:"rule_id"`
+	RuleVersion uint32   `json:"rule_version"`
+	Severity    Severity `json:"severity"`
+	Summary     string   `json:"summary,omitempty"`
+	Evidence    []string `json:"evidence,omitempty"`
+	// EvidenceContext is the command's Reason.Context, one entry per
+	// event whose address the detector knew, each in EncodeEventContext's
+	// encoding (a JSON object: event_id, ip, country, asn, as_org,
+	// network). Rows written before it existed have none.
+	EvidenceContext []string  `json:"evidence_context,omitempty"`
+	FirstEventTime  time.Time `json:"first_event_time,omitzero"`
+	LastEventTime   time.Time `json:"last_event_time,omitzero"`
+	DetectedAt      time.Time `json:"detected_at,omitzero"`
+	IssuedAt        time.Time `json:"issued_at,omitzero"`
+	ExpiresAt       time.Time `json:"expires_at,omitzero"`
 
 	// The token API's answer and the proof that the revocation took.
 	IdPStatus     uint16 `json:"idp_status,omitempty"`
@@ -153,6 +158,12 @@ func AuditRowID(commandID string, step Step, topic string, partition int32, offs
 // Timestamps enter at second precision, the precision every supported
 // ClickHouse version stores (latencies keep milliseconds in their own
 // fields), so a row read back from any backend hashes the same.
+//
+// Fields added after the first version (EvidenceContext) enter after all
+// the others, tagged with their name, and only when they are not empty: a
+// row without them hashes exactly as before they existed, so chains
+// written by earlier versions keep verifying, and a row with them cannot
+// hash like one without (its encoding is longer).
 func (r *AuditRow) ComputeHash() string {
 	h := sha256.New()
 	var buf [8]byte
@@ -219,6 +230,13 @@ func (r *AuditRow) ComputeHash() string {
 	str(r.SourceTopic)
 	num(int64(r.SourcePartition))
 	num(r.SourceOffset)
+	if len(r.EvidenceContext) > 0 {
+		str("evidence_context")
+		num(int64(len(r.EvidenceContext)))
+		for _, e := range r.EvidenceContext {
+			str(e)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -240,6 +258,7 @@ func RowFromCommand(c *RevokeCommand) AuditRow {
 		Severity:          c.Reason.Severity,
 		Summary:           c.Reason.Summary,
 		Evidence:          c.Reason.Evidence,
+		EvidenceContext:   EncodeEventContexts(c.Reason.Context),
 		FirstEventTime:    c.Reason.FirstEventTime,
 		LastEventTime:     c.Reason.LastEventTime,
 		DetectedAt:        c.Reason.DetectedAt,

@@ -117,6 +117,12 @@ type Reason struct {
 	// Signals are the pieces of evidence that added up to Risk, each with
 	// the weight it contributed after decay, largest first.
 	Signals []Signal `json:"signals,omitempty"`
+	// Context says where evidence events came from (address, country,
+	// autonomous system): at most one entry per event of Evidence, for
+	// the events whose address the issuer knew. It is not part of the
+	// command id (DetectionCommandID): the same detection is the same
+	// command whatever context it carries.
+	Context []EventContext `json:"context,omitempty"`
 }
 
 // Signal is one contribution to a detection's risk: a rule that matched,
@@ -266,6 +272,7 @@ func (c *RevokeCommand) Validate() error {
 		}
 		checkID(&errs, fmt.Sprintf("reason.signals[%d].event_id", i), sg.EventID, false)
 	}
+	validateContext(&errs, r.Context, r.Evidence)
 	return errs.join(ErrInvalidCommand)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -171,6 +172,7 @@ func AuditColumns() []AuditColumn {
 		enum("severity"),
 		str("summary"),
 		col("evidence", "Array(String)", "Array(String)", zstd),
+		col("evidence_context", "Array(String)", "Array(String)", zstd),
 		ts("first_event_time"),
 		ts("last_event_time"),
 		ts("detected_at"),
@@ -321,4 +323,89 @@ func RenderDDL(opts DDLOptions) ([]string, error) {
 // identifiers (Validate), so quoting only guards against keywords.
 func quoteIdent(s string) string {
 	return "`" + strings.NewReplacer("\\", "\\\\", "`", "\\`").Replace(s) + "`"
+}
+
+// addedAuditColumns are the columns of AuditColumns that the audit table
+// did not have when it first shipped, oldest first. A table created before
+// one was added lacks it until migrated (RenderAddColumns).
+var addedAuditColumns = []string{"evidence_context"}
+
+// AddedAuditColumns returns the names of the columns added to the audit
+// table since it first shipped, oldest first: what a migration adds to a
+// table that lacks them.
+func AddedAuditColumns() []string { return slices.Clone(addedAuditColumns) }
+
+// RenderAddColumns returns the ALTER statement that adds the named columns
+// (each one of AddedAuditColumns) to an existing audit table, each with its
+// type for the server and placed after the column that precedes it in
+// AuditColumns, so a migrated table has the layout of a new one.
+//
+// Without a cluster it alters the table. With one, distributed false
+// alters the local tables (<Table>_local, ON CLUSTER: replicated, each
+// shard's replicas apply it through ZooKeeper) and distributed true the
+// Distributed table. Which servers run the second depends on the version:
+// a modern server runs it ON CLUSTER; ClickHouse before 20.3 refuses ALTER
+// ON CLUSTER of a table that is not replicated when the cluster's shards
+// are (internal_replication: "Table ... isn't replicated, but shard #1 is
+// replicated according to its cluster definition"), so there the
+// statement has no ON CLUSTER and must run on every server that has the
+// Distributed table.
+//
+// Modern servers get ADD COLUMN IF NOT EXISTS, idempotent even when two
+// migrations race; ClickHouse 18.16 does not parse IF NOT EXISTS there, so
+// its statement must only run for columns the table lacks (see
+// system.columns), and fails for one it has. The Distributed table's
+// columns get no codec: it stores nothing.
+func RenderAddColumns(opts DDLOptions, distributed bool, columns []string) (string, error) {
+	if err := opts.Validate(); err != nil {
+		return "", err
+	}
+	if len(columns) == 0 {
+		return "", fmt.Errorf("%w: no columns to add", ErrInvalidDDLOptions)
+	}
+	if distributed && opts.Cluster == "" {
+		return "", fmt.Errorf("%w: a Distributed table needs a cluster", ErrInvalidDDLOptions)
+	}
+	modern := opts.ServerVersion.Modern()
+	table := opts.Table
+	onCluster := ""
+	switch {
+	case opts.Cluster != "" && !distributed:
+		table += "_local"
+		onCluster = " ON CLUSTER " + quoteIdent(opts.Cluster)
+	case distributed && modern:
+		onCluster = " ON CLUSTER " + quoteIdent(opts.Cluster)
+	}
+	all := AuditColumns()
+	index := func(name string) int {
+		return slices.IndexFunc(all, func(c AuditColumn) bool { return c.Name == name })
+	}
+	for _, name := range columns {
+		if !slices.Contains(addedAuditColumns, name) {
+			return "", fmt.Errorf("%w: %q is not a column added since the audit table first shipped", ErrInvalidDDLOptions, name)
+		}
+	}
+	// In table order, so a column goes after one added before it in the
+	// same statement.
+	columns = slices.Clone(columns)
+	slices.SortFunc(columns, func(a, b string) int { return index(a) - index(b) })
+	columns = slices.Compact(columns)
+	adds := make([]string, 0, len(columns))
+	for _, name := range columns {
+		i := index(name)
+		c := all[i]
+		typ := c.Legacy
+		if modern {
+			typ = c.Modern
+			if c.Codec != "" && !distributed {
+				typ += " CODEC(" + c.Codec + ")"
+			}
+		}
+		ifNotExists := ""
+		if modern {
+			ifNotExists = "IF NOT EXISTS "
+		}
+		adds = append(adds, fmt.Sprintf("ADD COLUMN %s%s %s AFTER %s", ifNotExists, quoteIdent(c.Name), typ, quoteIdent(all[i-1].Name)))
+	}
+	return fmt.Sprintf("ALTER TABLE %s.%s%s %s", quoteIdent(opts.Database), quoteIdent(table), onCluster, strings.Join(adds, ", ")), nil
 }
