@@ -264,8 +264,14 @@ write_config() {
 	if [[ -n "$zk_port" ]]; then
 		# One shard of one replica: this server. ON CLUSTER DDL runs through
 		# ZooKeeper's task queue and is executed by the server that finds
-		# itself (host and tcp_port) in the cluster.
+		# itself (host and tcp_port) in the cluster. A replicated table's
+		# replica is active only with an interserver HTTP port (replicas
+		# fetch parts from each other over it): without one, a replicated
+		# ALTER (a migration adding a column) never finishes ("Alter is not
+		# finished because some replicas are inactive").
 		cluster_xml="
+    <interserver_http_host>127.0.0.1</interserver_http_host>
+    <interserver_http_port>$2</interserver_http_port>
     <zookeeper>
         <node><host>127.0.0.1</host><port>$zk_port</port></node>
         <session_timeout_ms>30000</session_timeout_ms>
@@ -318,7 +324,9 @@ XML
 for attempt in 1 2 3 4 5; do
 	port=$((20000 + RANDOM % 20000))
 	port_free "$port" || continue
-	write_config "$port"
+	interserver_port="$(free_port)" || continue
+	[[ "$interserver_port" != "$port" ]] || continue
+	write_config "$port" "$interserver_port"
 	# setsid and redirected streams detach the server from this script, so
 	# the caller's command substitution returns while the server runs on.
 	# shellcheck disable=SC2086 # $server may be "clickhouse server"

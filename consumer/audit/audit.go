@@ -361,12 +361,17 @@ func validateContent(index int, r *schemas.AuditRow) error {
 			return fail(f.name, "holds what looks like a raw token (a JWT); store its fingerprint")
 		}
 	}
-	for i, e := range r.Evidence {
-		if !utf8.ValidString(e) {
-			return fail(fmt.Sprintf("evidence[%d]", i), "is not valid UTF-8")
-		}
-		if holdsRawToken(e) {
-			return fail(fmt.Sprintf("evidence[%d]", i), "holds what looks like a raw token (a JWT)")
+	for _, list := range []struct {
+		name string
+		v    []string
+	}{{"evidence", r.Evidence}, {"evidence_context", r.EvidenceContext}} {
+		for i, e := range list.v {
+			if !utf8.ValidString(e) {
+				return fail(fmt.Sprintf("%s[%d]", list.name, i), "is not valid UTF-8")
+			}
+			if holdsRawToken(e) {
+				return fail(fmt.Sprintf("%s[%d]", list.name, i), "holds what looks like a raw token (a JWT)")
+			}
 		}
 	}
 	for _, f := range timeFields(r) {
@@ -487,11 +492,13 @@ func Normalize(r *schemas.AuditRow) {
 	r.Action = schemas.Action(fix(string(r.Action)))
 	r.Mode = schemas.Mode(fix(string(r.Mode)))
 	r.Severity = schemas.Severity(fix(string(r.Severity)))
-	if len(r.Evidence) > 0 {
-		ev := make([]string, len(r.Evidence))
-		for i, e := range r.Evidence {
-			ev[i] = fix(e)
+	for _, list := range []*[]string{&r.Evidence, &r.EvidenceContext} {
+		if len(*list) > 0 {
+			fixed := make([]string, len(*list))
+			for i, e := range *list {
+				fixed[i] = fix(e)
+			}
+			*list = fixed
 		}
-		r.Evidence = ev
 	}
 }

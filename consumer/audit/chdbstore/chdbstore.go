@@ -108,6 +108,7 @@ type Store struct {
 	table   string
 	cpTable string
 	ddl     []string
+	ddlOpts schemas.DDLOptions
 	version schemas.ServerVersion
 	log     zerolog.Logger
 	closed  atomic.Bool
@@ -157,6 +158,7 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 		table:   chsql.Table(cfg.Database, cfg.Table),
 		cpTable: chsql.Table(cfg.Database, schemas.CheckpointTable(cfg.Table)),
 		ddl:     ddl,
+		ddlOpts: ddlOpts,
 		version: version,
 		log:     log.With().Str("component", "audit-chdbstore").Str("table", cfg.Database+"."+cfg.Table).Logger(),
 	}
@@ -177,13 +179,37 @@ func (s *Store) exec(ctx context.Context, sql, format string) ([]byte, error) {
 	return s.conn.exec(sql, format)
 }
 
-// Migrate implements audit.Store.
+// Migrate implements audit.Store: it creates the table where missing,
+// then adds to a table an earlier release created the columns added since
+// (schemas.AddedAuditColumns), so the trail of a local deployment
+// survives an upgrade. Old rows read back with the new columns empty, and
+// hash as they did.
 func (s *Store) Migrate(ctx context.Context) error {
 	for _, stmt := range s.ddl {
 		if _, err := s.exec(ctx, stmt, "TabSeparated"); err != nil {
 			return fmt.Errorf("chdbstore: migrating: %w", err)
 		}
 	}
+	out, err := s.exec(ctx, chsql.TableColumns(s.ddlOpts.Database, s.ddlOpts.Table), "TabSeparatedRaw")
+	if err != nil {
+		return fmt.Errorf("chdbstore: migrating: reading the table's columns: %w", err)
+	}
+	have := map[string]bool{}
+	for _, name := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		have[name] = true
+	}
+	missing := chsql.Missing(have)
+	if len(missing) == 0 {
+		return nil
+	}
+	stmt, err := schemas.RenderAddColumns(s.ddlOpts, false, missing)
+	if err != nil {
+		return fmt.Errorf("chdbstore: migrating: %w", err)
+	}
+	if _, err := s.exec(ctx, stmt, "TabSeparated"); err != nil {
+		return fmt.Errorf("chdbstore: migrating: adding %s: %w", strings.Join(missing, ", "), err)
+	}
+	s.log.Info().Strs("columns", missing).Msg("added columns to an audit table of an earlier release")
 	return nil
 }
 
@@ -215,6 +241,7 @@ type wireRow struct {
 	Severity          string   `json:"severity"`
 	Summary           string   `json:"summary"`
 	Evidence          []string `json:"evidence"`
+	EvidenceContext   []string `json:"evidence_context"`
 	FirstEventTime    jsonTime `json:"first_event_time"`
 	LastEventTime     jsonTime `json:"last_event_time"`
 	DetectedAt        jsonTime `json:"detected_at"`
@@ -241,7 +268,7 @@ func (w *wireRow) row() schemas.AuditRow {
 		Issuer: w.Issuer, Actor: w.Actor, Approver: w.Approver,
 		TargetKind: schemas.TargetKind(w.TargetKind), UserID: w.UserID, TokenID: w.TokenID, SessionID: w.SessionID, ClientID: w.ClientID,
 		IncludeDownscoped: w.IncludeDownscoped != 0, Action: schemas.Action(w.Action), Mode: schemas.Mode(w.Mode),
-		RuleID: w.RuleID, RuleVersion: w.RuleVersion, Severity: schemas.Severity(w.Severity), Summary: w.Summary, Evidence: w.Evidence,
+		RuleID: w.RuleID, RuleVersion: w.RuleVersion, Severity: schemas.Severity(w.Severity), Summary: w.Summary, Evidence: w.Evidence, EvidenceContext: w.EvidenceContext,
 		FirstEventTime: time.Time(w.FirstEventTime), LastEventTime: time.Time(w.LastEventTime), DetectedAt: time.Time(w.DetectedAt),
 		IssuedAt: time.Time(w.IssuedAt), ExpiresAt: time.Time(w.ExpiresAt),
 		IdPStatus: w.IdPStatus, IdPResponse: w.IdPResponse, TokensRevoked: w.TokensRevoked, Proof: w.Proof, Attempts: w.Attempts,

@@ -45,16 +45,8 @@ func appendTSVRow(b []byte, row *schemas.AuditRow) []byte {
 	b = strconv.AppendUint(tab(b), uint64(r.RuleVersion), 10)
 	b = appendTSVString(tab(b), string(r.Severity))
 	b = appendTSVString(tab(b), r.Summary)
-	b = append(b, "\t["...)
-	for i, e := range r.Evidence {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '\'')
-		b = appendEscaped(b, e, true)
-		b = append(b, '\'')
-	}
-	b = append(b, ']')
+	b = appendTSVArray(tab(b), r.Evidence)
+	b = appendTSVArray(tab(b), r.EvidenceContext)
 	b = appendTSVTime(tab(b), r.FirstEventTime)
 	b = appendTSVTime(tab(b), r.LastEventTime)
 	b = appendTSVTime(tab(b), r.DetectedAt)
@@ -76,6 +68,21 @@ func appendTSVRow(b []byte, row *schemas.AuditRow) []byte {
 }
 
 func appendTSVString(b []byte, s string) []byte { return appendEscaped(b, s, false) }
+
+// appendTSVArray appends an Array(String) value: [...] of single-quoted,
+// escaped strings.
+func appendTSVArray(b []byte, a []string) []byte {
+	b = append(b, '[')
+	for i, e := range a {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '\'')
+		b = appendEscaped(b, e, true)
+		b = append(b, '\'')
+	}
+	return append(b, ']')
+}
 
 // appendEscaped appends s with TabSeparated's backslash escapes, and the
 // single quote's too when quoted (an array element).

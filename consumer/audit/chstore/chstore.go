@@ -107,6 +107,10 @@ type Store struct {
 	table   string // qualified, quoted
 	cpTable string // the checkpoint table, qualified, quoted
 	ddl     []string
+	ddlOpts schemas.DDLOptions
+	// chOpts are the connection's options, for Migrate's connections to
+	// each server of a cluster on ClickHouse before 20.3.
+	chOpts  *clickhouse.Options
 	version schemas.ServerVersion
 	log     zerolog.Logger
 	closed  atomic.Bool
@@ -172,6 +176,8 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 		table:   chsql.Table(database, cfg.Table),
 		cpTable: chsql.Table(database, schemas.CheckpointTable(cfg.Table)),
 		ddl:     ddl,
+		ddlOpts: ddlOpts,
+		chOpts:  opts,
 		version: version,
 		log:     log.With().Str("component", "audit-chstore").Str("table", database+"."+cfg.Table).Logger(),
 	}
@@ -189,7 +195,18 @@ func (s *Store) check() error {
 	return nil
 }
 
-// Migrate implements audit.Store.
+// Migrate implements audit.Store: it creates the database and tables
+// where missing, then adds to an audit table an earlier release created
+// the columns added since (schemas.AddedAuditColumns), so that a consumer
+// upgraded in place keeps the trail it has. Old rows read back with the
+// new columns empty, and hash as they did.
+//
+// On a cluster the columns go to the local tables (ON CLUSTER) and to the
+// Distributed table: ON CLUSTER on 20.3 and later; before that the server
+// refuses ALTER ON CLUSTER of a Distributed table over replicated shards
+// (see schemas.RenderAddColumns), so Migrate alters the Distributed table
+// on every server the DSN names, one connection each. A server outside
+// the DSN with its own Distributed table needs the same ALTER by hand.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.check(); err != nil {
 		return err
@@ -199,7 +216,88 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("chstore: migrating: %w", err)
 		}
 	}
+	if err := s.addColumns(ctx); err != nil {
+		return fmt.Errorf("chstore: migrating: %w", err)
+	}
 	return nil
+}
+
+// addColumns adds the columns an existing audit table lacks (Migrate).
+func (s *Store) addColumns(ctx context.Context) error {
+	local := s.ddlOpts.Table
+	if s.ddlOpts.Cluster != "" {
+		local += "_local"
+	}
+	if err := s.addMissing(ctx, s.conn, local, false); err != nil {
+		return err
+	}
+	if s.ddlOpts.Cluster == "" {
+		return nil
+	}
+	if s.version.Modern() {
+		return s.addMissing(ctx, s.conn, s.ddlOpts.Table, true)
+	}
+	for _, addr := range s.chOpts.Addr {
+		opts := *s.chOpts
+		opts.Addr = []string{addr}
+		conn, err := clickhouse.Open(&opts)
+		if err != nil {
+			return fmt.Errorf("connecting to %s: %w", addr, err)
+		}
+		err = s.addMissing(ctx, conn, s.ddlOpts.Table, true)
+		if cerr := conn.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("server %s: %w", addr, err)
+		}
+	}
+	return nil
+}
+
+// addMissing adds to table, over conn, the added columns it lacks. On a
+// server that cannot say ADD COLUMN IF NOT EXISTS, a migration running at
+// the same time may add them first: the ALTER then fails, and succeeds in
+// effect once the table has them all.
+func (s *Store) addMissing(ctx context.Context, conn driver.Conn, table string, distributed bool) error {
+	missing, err := missingColumns(ctx, conn, s.ddlOpts.Database, table)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	stmt, err := schemas.RenderAddColumns(s.ddlOpts, distributed, missing)
+	if err != nil {
+		return err
+	}
+	if err := conn.Exec(ctx, stmt); err != nil {
+		if again, cerr := missingColumns(ctx, conn, s.ddlOpts.Database, table); cerr == nil && len(again) == 0 {
+			return nil
+		}
+		return fmt.Errorf("adding %s to %s: %w", strings.Join(missing, ", "), table, err)
+	}
+	s.log.Info().Str("table", s.ddlOpts.Database+"."+table).Strs("columns", missing).Msg("added columns to an audit table of an earlier release")
+	return nil
+}
+
+// missingColumns lists the columns of schemas.AddedAuditColumns that table
+// lacks.
+func missingColumns(ctx context.Context, conn driver.Conn, database, table string) ([]string, error) {
+	rows, err := conn.Query(ctx, chsql.TableColumns(database, table))
+	if err != nil {
+		return nil, fmt.Errorf("reading the columns of %s.%s: %w", database, table, err)
+	}
+	defer func() { _ = rows.Close() }()
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("reading the columns of %s.%s: %w", database, table, err)
+		}
+		have[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the columns of %s.%s: %w", database, table, err)
+	}
+	return chsql.Missing(have), nil
 }
 
 // batchContext is the context of one batch insert (PrepareBatch, Append,
@@ -268,7 +366,7 @@ func columns(rows []schemas.AuditRow) []any {
 		seq                                                            = make([]uint64, n)
 		incl                                                           = make([]uint8, n)
 		ruleVersion, tokensRevoked, attempts                           = make([]uint32, n), make([]uint32, n), make([]uint32, n)
-		evidence                                                       = make([][]string, n)
+		evidence, evidenceContext                                      = make([][]string, n), make([][]string, n)
 		idpStatus                                                      = make([]uint16, n)
 		detectLatency, revokeLatency, offset                           = make([]int64, n), make([]int64, n), make([]int64, n)
 		partition                                                      = make([]int32, n)
@@ -281,6 +379,7 @@ func columns(rows []schemas.AuditRow) []any {
 		kind[i], user[i], tokenID[i], session[i], client[i], incl[i] = string(r.TargetKind), r.UserID, r.TokenID, r.SessionID, r.ClientID, chsql.Bool(r.IncludeDownscoped)
 		action[i], mode[i] = string(r.Action), string(r.Mode)
 		rule[i], ruleVersion[i], severity[i], summary[i], evidence[i] = r.RuleID, r.RuleVersion, string(r.Severity), r.Summary, r.Evidence
+		evidenceContext[i] = r.EvidenceContext
 		first[i], last[i], detected[i], issued[i], expires[i] = r.FirstEventTime, r.LastEventTime, r.DetectedAt, r.IssuedAt, r.ExpiresAt
 		idpStatus[i], idpResponse[i], tokensRevoked[i], proof[i], attempts[i] = r.IdPStatus, r.IdPResponse, r.TokensRevoked, r.Proof, r.Attempts
 		detectLatency[i], revokeLatency[i] = r.DetectLatencyMs, r.RevokeLatencyMs
@@ -293,7 +392,7 @@ func columns(rows []schemas.AuditRow) []any {
 		issuer, actor, approver,
 		kind, user, tokenID, session, client, incl,
 		action, mode,
-		rule, ruleVersion, severity, summary, evidence,
+		rule, ruleVersion, severity, summary, evidence, evidenceContext,
 		first, last, detected, issued, expires,
 		idpStatus, idpResponse, tokensRevoked, proof, attempts,
 		detectLatency, revokeLatency,
@@ -324,7 +423,7 @@ func (s *Store) query(ctx context.Context, what, sql string, args ...any) ([]sch
 			&r.Issuer, &r.Actor, &r.Approver,
 			&kind, &r.UserID, &r.TokenID, &r.SessionID, &r.ClientID, &incl,
 			&action, &mode,
-			&r.RuleID, &r.RuleVersion, &severity, &r.Summary, &r.Evidence,
+			&r.RuleID, &r.RuleVersion, &severity, &r.Summary, &r.Evidence, &r.EvidenceContext,
 			&r.FirstEventTime, &r.LastEventTime, &r.DetectedAt, &r.IssuedAt, &r.ExpiresAt,
 			&r.IdPStatus, &r.IdPResponse, &r.TokensRevoked, &r.Proof, &r.Attempts,
 			&r.DetectLatencyMs, &r.RevokeLatencyMs,

@@ -73,7 +73,8 @@ func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 }
 
 // stored returns the row as the store keeps it: times in UTC at
-// millisecond precision, the zero time for the epoch, Evidence copied.
+// millisecond precision, the zero time for the epoch, Evidence and
+// EvidenceContext copied.
 func stored(r schemas.AuditRow) schemas.AuditRow {
 	for _, t := range []*time.Time{&r.Time, &r.FirstEventTime, &r.LastEventTime, &r.DetectedAt, &r.IssuedAt, &r.ExpiresAt} {
 		if t.IsZero() || t.Unix() == 0 {
@@ -85,6 +86,10 @@ func stored(r schemas.AuditRow) schemas.AuditRow {
 	r.Evidence = slices.Clone(r.Evidence)
 	if len(r.Evidence) == 0 {
 		r.Evidence = nil
+	}
+	r.EvidenceContext = slices.Clone(r.EvidenceContext)
+	if len(r.EvidenceContext) == 0 {
+		r.EvidenceContext = nil
 	}
 	return r
 }
@@ -271,6 +276,7 @@ func (s *Store) Clone() *Store {
 	c.rows = make([]schemas.AuditRow, len(s.rows))
 	for i, r := range s.rows {
 		r.Evidence = slices.Clone(r.Evidence)
+		r.EvidenceContext = slices.Clone(r.EvidenceContext)
 		c.rows[i] = r
 	}
 	for k := range s.seen {

@@ -735,6 +735,9 @@ func (s *Store) spooledRows(commandID string) ([]schemas.AuditRow, error) {
 				if len(r.Evidence) == 0 {
 					r.Evidence = nil
 				}
+				if len(r.EvidenceContext) == 0 {
+					r.EvidenceContext = nil
+				}
 				out = append(out, r)
 			}
 		}

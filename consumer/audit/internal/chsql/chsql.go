@@ -88,6 +88,23 @@ func ChainRows(table, chain string, afterSeq uint64, limit int) string {
 	return q
 }
 
+// TableColumns selects the names of a table's columns.
+func TableColumns(database, table string) string {
+	return fmt.Sprintf("SELECT name FROM system.columns WHERE database = %s AND table = %s", Quote(database), Quote(table))
+}
+
+// Missing lists the columns of schemas.AddedAuditColumns not in have (a
+// table's columns), in table order: what a migration adds.
+func Missing(have map[string]bool) []string {
+	var out []string
+	for _, c := range schemas.AddedAuditColumns() {
+		if !have[c] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // CheckpointColumns is the checkpoint table's column list, in
 // schemas.CheckpointColumns order.
 func CheckpointColumns() string { return strings.Join(schemas.CheckpointColumnNames(), ", ") }

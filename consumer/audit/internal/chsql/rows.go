@@ -7,14 +7,14 @@ import (
 )
 
 // The audit table has no Nullable columns: a row's zero times are stored
-// as the epoch, a DateTime column's "no time"; nil evidence as an empty
-// array; IncludeDownscoped as a UInt8 0 or 1. StoredRow and LoadRow map a
+// as the epoch, a DateTime column's "no time"; nil evidence and evidence
+// context as empty arrays; IncludeDownscoped as a UInt8 0 or 1. StoredRow and LoadRow map a
 // row to the stored values and back, whichever way a backend then encodes
 // or decodes them.
 
 // StoredRow returns r with the values the table stores: the epoch for
 // each zero time, every other time in UTC, and an empty array for nil
-// evidence.
+// evidence or evidence context.
 func StoredRow(r schemas.AuditRow) schemas.AuditRow {
 	for _, t := range times(&r) {
 		if t.IsZero() {
@@ -26,12 +26,16 @@ func StoredRow(r schemas.AuditRow) schemas.AuditRow {
 	if r.Evidence == nil {
 		r.Evidence = []string{}
 	}
+	if r.EvidenceContext == nil {
+		r.EvidenceContext = []string{}
+	}
 	return r
 }
 
 // LoadRow turns r, as read from the table, back into the row that was
 // stored: a time at or before the epoch becomes the zero time, every other
-// time is in UTC, and empty evidence becomes nil.
+// time is in UTC, and empty evidence or evidence context becomes nil (a
+// row written before the column existed reads back with none).
 func LoadRow(r *schemas.AuditRow) {
 	for _, t := range times(r) {
 		if t.Unix() <= 0 {
@@ -42,6 +46,9 @@ func LoadRow(r *schemas.AuditRow) {
 	}
 	if len(r.Evidence) == 0 {
 		r.Evidence = nil
+	}
+	if len(r.EvidenceContext) == 0 {
+		r.EvidenceContext = nil
 	}
 }
 
