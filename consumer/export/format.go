@@ -17,7 +17,9 @@ import (
 )
 
 // Columns are the CSV header, in order. Timestamps are RFC 3339 in UTC with
-// fractional seconds (empty for none), Evidence is a JSON array of strings.
+// fractional seconds (empty for none), evidence and evidence_context are
+// JSON arrays of strings (an evidence_context entry is itself a JSON
+// object: schemas.EncodeEventContext).
 var Columns = []string{
 	"time", "row_id", "chain", "seq",
 	"command_id", "step", "detail",
@@ -25,12 +27,16 @@ var Columns = []string{
 	"action", "mode",
 	"target_kind", "user_id", "token_id", "session_id", "client_id", "include_downscoped",
 	"idp_status", "idp_response", "tokens_revoked", "proof", "attempts",
-	"rule_id", "rule_version", "severity", "summary", "evidence",
+	"rule_id", "rule_version", "severity", "summary", "evidence", "evidence_context",
 	"first_event_time", "last_event_time", "detected_at", "issued_at", "expires_at",
 	"detect_latency_ms", "revoke_latency_ms",
 	"source_topic", "source_partition", "source_offset",
 	"prev_hash", "hash",
 }
+
+// previousColumns is the CSV header of exports written before the
+// evidence_context column existed; ReadRows reads them too.
+var previousColumns = slices.DeleteFunc(slices.Clone(Columns), func(c string) bool { return c == "evidence_context" })
 
 // EscapeCell guards a CSV cell against formula injection: a cell starting
 // with '=', '+', '-', '@', a tab or a carriage return gets a single quote
@@ -86,13 +92,13 @@ func NewCSVWriter(w io.Writer) (*CSVWriter, error) {
 
 // Write writes one row.
 func (c *CSVWriter) Write(r *schemas.AuditRow) error {
-	ev := "[]"
-	if len(r.Evidence) > 0 {
-		b, err := json.Marshal(r.Evidence)
-		if err != nil {
-			return err
-		}
-		ev = string(b)
+	ev, err := jsonArray(r.Evidence)
+	if err != nil {
+		return err
+	}
+	evCtx, err := jsonArray(r.EvidenceContext)
+	if err != nil {
+		return err
 	}
 	rec := c.rec[:0]
 	rec = append(rec,
@@ -102,7 +108,7 @@ func (c *CSVWriter) Write(r *schemas.AuditRow) error {
 		string(r.Action), string(r.Mode),
 		string(r.TargetKind), r.UserID, r.TokenID, r.SessionID, r.ClientID, strconv.FormatBool(r.IncludeDownscoped),
 		strconv.FormatUint(uint64(r.IdPStatus), 10), r.IdPResponse, strconv.FormatUint(uint64(r.TokensRevoked), 10), r.Proof, strconv.FormatUint(uint64(r.Attempts), 10),
-		r.RuleID, strconv.FormatUint(uint64(r.RuleVersion), 10), string(r.Severity), r.Summary, ev,
+		r.RuleID, strconv.FormatUint(uint64(r.RuleVersion), 10), string(r.Severity), r.Summary, ev, evCtx,
 		formatTime(r.FirstEventTime), formatTime(r.LastEventTime), formatTime(r.DetectedAt), formatTime(r.IssuedAt), formatTime(r.ExpiresAt),
 		strconv.FormatInt(r.DetectLatencyMs, 10), strconv.FormatInt(r.RevokeLatencyMs, 10),
 		r.SourceTopic, strconv.FormatInt(int64(r.SourcePartition), 10), strconv.FormatInt(r.SourceOffset, 10),
@@ -112,6 +118,15 @@ func (c *CSVWriter) Write(r *schemas.AuditRow) error {
 		rec[i] = EscapeCell(rec[i])
 	}
 	return c.w.Write(rec)
+}
+
+// jsonArray is a as a JSON array of strings, "[]" for none.
+func jsonArray(a []string) (string, error) {
+	if len(a) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(a)
+	return string(b), err
 }
 
 // Flush flushes the CSV writer.
@@ -274,7 +289,8 @@ func readCSV(r io.Reader, fn func(schemas.AuditRow) error) error {
 		}
 		return err
 	}
-	if !slices.Equal(head, Columns) {
+	current := slices.Equal(head, Columns)
+	if !current && !slices.Equal(head, previousColumns) {
 		return errors.New("CSV header does not name the expected columns")
 	}
 	for {
@@ -286,8 +302,13 @@ func readCSV(r io.Reader, fn func(schemas.AuditRow) error) error {
 		if err != nil {
 			return err
 		}
-		if len(rec) != len(Columns) {
-			return fmt.Errorf("line %d: %d fields, want %d", line, len(rec), len(Columns))
+		if len(rec) != len(head) {
+			return fmt.Errorf("line %d: %d fields, want %d", line, len(rec), len(head))
+		}
+		if !current {
+			// An export without evidence_context: its rows have none.
+			i := slices.Index(Columns, "evidence_context")
+			rec = slices.Insert(rec, i, "[]")
 		}
 		row, err := parseRecord(rec)
 		if err != nil {
@@ -342,7 +363,7 @@ func (p *fieldParser) bool() bool {
 	return v
 }
 
-func (p *fieldParser) evidence() []string {
+func (p *fieldParser) strings() []string {
 	var ev []string
 	p.fail(json.Unmarshal([]byte(p.str()), &ev))
 	if len(ev) == 0 {
@@ -381,7 +402,8 @@ func parseRecord(rec []string) (schemas.AuditRow, error) {
 	r.RuleVersion = uint32(p.uint(32))
 	r.Severity = schemas.Severity(p.str())
 	r.Summary = p.str()
-	r.Evidence = p.evidence()
+	r.Evidence = p.strings()
+	r.EvidenceContext = p.strings()
 	r.FirstEventTime = p.time()
 	r.LastEventTime = p.time()
 	r.DetectedAt = p.time()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -28,7 +29,9 @@ const parquetBatch = 1024
 // optional: a zero time.Time is null, so it reads back zero and the Unix
 // epoch stays a value. They are converted here, not by parquet-go, whose
 // time.Time conversion goes through int64 nanoseconds and so only holds
-// the years 1678 to 2261. Evidence is a LIST of strings; the enums (step,
+// the years 1678 to 2261. Evidence and EvidenceContext are LISTs of
+// strings (an EvidenceContext entry is a JSON object:
+// schemas.EncodeEventContext); the enums (step,
 // target kind, action, mode, severity) are strings. Unsigned fields keep
 // their width as INT(bits, unsigned). Low-cardinality columns are dictionary
 // encoded, sequence numbers, offsets and timestamps delta encoded.
@@ -56,6 +59,7 @@ type parquetRow struct {
 	Severity          string   `parquet:"severity,dict"`
 	Summary           string   `parquet:"summary,dict"`
 	Evidence          []string `parquet:"evidence,list"`
+	EvidenceContext   []string `parquet:"evidence_context,list"`
 	FirstEventTime    *int64   `parquet:"first_event_time,optional,timestamp(millisecond:utc)"`
 	LastEventTime     *int64   `parquet:"last_event_time,optional,timestamp(millisecond:utc)"`
 	DetectedAt        *int64   `parquet:"detected_at,optional,timestamp(millisecond:utc)"`
@@ -107,7 +111,8 @@ func toParquet(r *schemas.AuditRow, p *parquetRow, ts *parquetTimes) error {
 		TargetKind: string(r.TargetKind), UserID: r.UserID, TokenID: r.TokenID, SessionID: r.SessionID, ClientID: r.ClientID,
 		IncludeDownscoped: r.IncludeDownscoped, Action: string(r.Action), Mode: string(r.Mode),
 		RuleID: r.RuleID, RuleVersion: r.RuleVersion, Severity: string(r.Severity), Summary: r.Summary, Evidence: r.Evidence,
-		IdPStatus: r.IdPStatus, IdPResponse: r.IdPResponse, TokensRevoked: r.TokensRevoked, Proof: r.Proof, Attempts: r.Attempts,
+		EvidenceContext: r.EvidenceContext,
+		IdPStatus:       r.IdPStatus, IdPResponse: r.IdPResponse, TokensRevoked: r.TokensRevoked, Proof: r.Proof, Attempts: r.Attempts,
 		DetectLatencyMs: r.DetectLatencyMs, RevokeLatencyMs: r.RevokeLatencyMs,
 		SourceTopic: r.SourceTopic, SourcePartition: r.SourcePartition, SourceOffset: r.SourceOffset,
 		PrevHash: r.PrevHash, Hash: r.Hash,
@@ -153,6 +158,9 @@ func fromParquet(p *parquetRow) schemas.AuditRow {
 	// Like the CSV reader: no evidence reads back as nil.
 	if len(p.Evidence) > 0 {
 		r.Evidence = p.Evidence
+	}
+	if len(p.EvidenceContext) > 0 {
+		r.EvidenceContext = p.EvidenceContext
 	}
 	return r
 }
@@ -229,7 +237,7 @@ func readParquet(r io.Reader, fn func(schemas.AuditRow) error) error {
 	if err != nil {
 		return fmt.Errorf("not a Parquet file: %w", err)
 	}
-	if !parquet.EqualNodes(f.Schema(), parquetSchema) {
+	if !exportSchema(f.Schema()) {
 		return errors.New("the Parquet schema is not the export's (see export.ParquetSchema)")
 	}
 	var read int64
@@ -267,6 +275,36 @@ func readParquet(r io.Reader, fn func(schemas.AuditRow) error) error {
 		return fmt.Errorf("read %d rows, the Parquet footer says %d", read, f.NumRows())
 	}
 	return nil
+}
+
+// exportSchema reports whether s is the schema of an export: today's
+// (ParquetSchema), or an earlier one, without some of the columns added to
+// the audit row since (schemas.AddedAuditColumns), whose rows read back
+// with those fields empty. Every column it has must be today's, in today's
+// order.
+func exportSchema(s *parquet.Schema) bool {
+	if parquet.EqualNodes(s, parquetSchema) {
+		return true
+	}
+	if s.Name() != parquetSchema.Name() || s.Optional() || s.Repeated() {
+		return false
+	}
+	have, want := s.Fields(), parquetSchema.Fields()
+	added := schemas.AddedAuditColumns()
+	i := 0
+	for _, w := range want {
+		if i < len(have) && have[i].Name() == w.Name() {
+			if !parquet.EqualNodes(have[i], w) {
+				return false
+			}
+			i++
+			continue
+		}
+		if !slices.Contains(added, w.Name()) {
+			return false
+		}
+	}
+	return i == len(have)
 }
 
 // guard runs fn and turns a panic into an error: parquet-go panics on some

@@ -23,7 +23,8 @@ import (
 
 // TestParquetSchema checks the columns of a Parquet export: the JSON names
 // of schemas.AuditRow in order, timestamps as optional TIMESTAMP(MILLIS,
-// UTC), evidence as a LIST of strings, enums and text as STRING.
+// UTC), evidence and evidence context as LISTs of strings, enums and text
+// as STRING.
 func TestParquetSchema(t *testing.T) {
 	s := export.ParquetSchema()
 	var names []string
@@ -41,13 +42,13 @@ func TestParquetSchema(t *testing.T) {
 			if !ok || !ts.IsAdjustedToUTC || !isMillis(ts.Unit) || !f.Optional() || f.Type().Kind() != parquet.Int64 {
 				t.Errorf("%s: %v optional=%v, want optional TIMESTAMP(MILLIS, UTC)", name, f.Type(), f.Optional())
 			}
-		case name == "evidence":
+		case name == "evidence" || name == "evidence_context":
 			if _, ok := logical(f).(*format.ListType); !ok || f.Optional() {
-				t.Errorf("evidence: %v, want a required LIST", f.Type())
+				t.Errorf("%s: %v, want a required LIST", name, f.Type())
 			}
 			elem := f.Fields()[0].Fields()[0]
 			if _, ok := logical(elem).(*format.StringType); !ok {
-				t.Errorf("evidence elements: %v, want STRING", elem.Type())
+				t.Errorf("%s elements: %v, want STRING", name, elem.Type())
 			}
 		case f.Type().Kind() == parquet.ByteArray:
 			if _, ok := logical(f).(*format.StringType); !ok || f.Optional() {
