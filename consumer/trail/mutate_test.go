@@ -28,6 +28,7 @@ func newTamper(rows []schemas.AuditRow, cps []schemas.Checkpoint) *tamper {
 	t.rows = make([]schemas.AuditRow, len(rows))
 	for i, r := range rows {
 		r.Evidence = slices.Clone(r.Evidence)
+		r.EvidenceContext = slices.Clone(r.EvidenceContext)
 		t.rows[i] = r
 	}
 	for _, r := range rows {
@@ -173,6 +174,21 @@ var fields = []field{
 			r.Evidence[i] = str(rng, r.Evidence[i])
 		}
 	}},
+	{"evidence_context", func(rng *rand.Rand, r *schemas.AuditRow, _ *tamper) {
+		switch {
+		case len(r.EvidenceContext) > 0 && rng.IntN(3) == 0:
+			// Dropped, as if the row predated the column.
+			r.EvidenceContext = nil
+		case len(r.EvidenceContext) == 0 || rng.IntN(2) == 0:
+			r.EvidenceContext = append(r.EvidenceContext, `{"event_id":"forged-event","ip":"192.0.2.66","country":"KP"}`)
+		default:
+			i := rng.IntN(len(r.EvidenceContext))
+			r.EvidenceContext[i] = strings.Replace(r.EvidenceContext[i], `"ip":"`, `"ip":"1`, 1)
+			if !strings.Contains(r.EvidenceContext[i], `"ip":"1`) {
+				r.EvidenceContext[i] = str(rng, r.EvidenceContext[i])
+			}
+		}
+	}},
 	{"first_event_time", func(rng *rand.Rand, r *schemas.AuditRow, _ *tamper) { shift(rng, &r.FirstEventTime) }},
 	{"last_event_time", func(rng *rand.Rand, r *schemas.AuditRow, _ *tamper) { shift(rng, &r.LastEventTime) }},
 	{"detected_at", func(rng *rand.Rand, r *schemas.AuditRow, _ *tamper) { shift(rng, &r.DetectedAt) }},
@@ -239,6 +255,7 @@ var mutations = []struct {
 		p := rng.IntN(len(idx))
 		forged := t.rows[idx[p]]
 		forged.Evidence = slices.Clone(forged.Evidence)
+		forged.EvidenceContext = slices.Clone(forged.EvidenceContext)
 		forged.RowID = fmt.Sprintf("forged-%d", rng.IntN(1<<30))
 		forged.Detail = "forged row"
 		switch rng.IntN(3) {
