@@ -272,15 +272,23 @@ func (a *Approvals) after(ctx context.Context, commandID string, err error) (Hel
 
 // commandFromRow rebuilds the audited fields of a command from its held
 // row, for rows about a rejection (which runs nothing, so needs no
-// signature).
+// signature). The evidence context comes back from its entries (an entry
+// that does not decode is left out).
 func commandFromRow(r schemas.AuditRow) schemas.RevokeCommand {
+	var ctx []schemas.EventContext
+	for _, e := range r.EvidenceContext {
+		if c, err := schemas.ParseEventContext(e); err == nil {
+			ctx = append(ctx, c)
+		}
+	}
 	return schemas.RevokeCommand{
 		CommandID: r.CommandID, IssuedAt: r.IssuedAt, ExpiresAt: r.ExpiresAt, Issuer: r.Issuer,
 		Target: schemas.Target{Kind: r.TargetKind, UserID: r.UserID, TokenID: r.TokenID, SessionID: r.SessionID,
 			ClientID: r.ClientID, IncludeDownscoped: r.IncludeDownscoped},
 		Action: r.Action, Mode: r.Mode,
 		Reason: schemas.Reason{RuleID: r.RuleID, RuleVersion: int(r.RuleVersion), Severity: r.Severity, Summary: r.Summary,
-			Evidence: r.Evidence, FirstEventTime: r.FirstEventTime, LastEventTime: r.LastEventTime, DetectedAt: r.DetectedAt},
+			Evidence: r.Evidence, FirstEventTime: r.FirstEventTime, LastEventTime: r.LastEventTime, DetectedAt: r.DetectedAt,
+			Context: ctx},
 	}
 }
 
