@@ -28,6 +28,41 @@ type trail struct {
 	// commands.
 	focus         string
 	focusCommands int
+	// evidence and context are each command's evidence event ids and
+	// the context of those events the detector knew, as its rows hold
+	// them.
+	evidence map[string][]string
+	context  map[string][]schemas.EventContext
+}
+
+// trailNetworks are where the trail's events come from: the address
+// (a pattern over a documentation range) with the country, autonomous
+// system and kind of network enrichment gives it.
+var trailNetworks = []schemas.EventContext{
+	{IP: "203.0.113.%d", Country: "RU", ASN: 12389, ASOrg: "PJSC Rostelecom", Network: schemas.NetworkResidential},
+	{IP: "198.51.100.%d", Country: "US", ASN: 16509, ASOrg: "AMAZON-02", Network: schemas.NetworkHosting},
+	{IP: "192.0.2.%d", Country: "DE", ASN: 3320, ASOrg: "Deutsche Telekom AG", Network: schemas.NetworkResidential},
+	{IP: "2001:db8:4134::%x", Country: "CN", ASN: 4134, ASOrg: "CHINANET-BACKBONE"},
+	{IP: "2001:db8:1136::%x", Country: "NL", ASN: 1136, ASOrg: "KPN B.V.", Network: schemas.NetworkCellular},
+}
+
+// evidenceContext is the context the detector attaches to evidence, drawn
+// from rng (not the trail's own generator, whose sequence the other tests
+// depend on): every event from one or two of trailNetworks, and, for
+// some commands, the oldest event without context (it was older than the
+// detector's evidence index, or had no address).
+func evidenceContext(rng *rand.Rand, evidence []string) []schemas.EventContext {
+	nets := []schemas.EventContext{trailNetworks[rng.IntN(len(trailNetworks))], trailNetworks[rng.IntN(len(trailNetworks))]}
+	var out []schemas.EventContext
+	for i, id := range evidence {
+		if i == 0 && rng.IntN(4) == 0 {
+			continue
+		}
+		c := nets[rng.IntN(len(nets))]
+		c.EventID, c.IP = id, fmt.Sprintf(c.IP, 1+rng.IntN(250))
+		out = append(out, c)
+	}
+	return out
 }
 
 var trailRules = []struct {
@@ -57,6 +92,7 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(7, 11))
+	ctxRng := rand.New(rand.NewPCG(13, 17))
 	start := end.Add(-span)
 	burst := start.Add(span / 2)
 	slowFrom, slowTo := start.Add(span/4), start.Add(span/4+3*time.Hour)
@@ -89,7 +125,8 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 		return int64(median * math.Exp(sigma*rng.NormFloat64()))
 	}
 
-	tr := &trail{store: store, byUser: map[string]int{}, focus: "alice.chen"}
+	tr := &trail{store: store, byUser: map[string]int{}, focus: "alice.chen",
+		evidence: map[string][]string{}, context: map[string][]schemas.EventContext{}}
 	var rows []schemas.AuditRow
 	for i := range n {
 		ri := pickRule()
@@ -119,6 +156,8 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 		for range nEvents {
 			evidence = append(evidence, fmt.Sprintf("evt_%012x%012x", rng.Uint64()>>16, rng.Uint64()>>16))
 		}
+		evCtx := evidenceContext(ctxRng, evidence)
+		tr.evidence[cmd], tr.context[cmd] = evidence, evCtx
 		detect := max(40, lognormal(380, 0.5))
 		detected := last.Add(time.Duration(detect) * time.Millisecond)
 		issued := detected.Add(time.Duration(5+rng.IntN(40)) * time.Millisecond)
@@ -130,7 +169,7 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 			Action: schemas.ActionRevoke, Mode: schemas.ModeEnforce,
 			RuleID: rule.id, RuleVersion: 3, Severity: rule.severity,
 			Summary:  fmt.Sprintf("%s for %s: %d events in %s", rule.id, user, nEvents, last.Sub(first).Round(time.Second)),
-			Evidence: evidence, FirstEventTime: first, LastEventTime: last,
+			Evidence: evidence, EvidenceContext: schemas.EncodeEventContexts(evCtx), FirstEventTime: first, LastEventTime: last,
 			DetectedAt: detected, IssuedAt: issued, ExpiresAt: issued.Add(15 * time.Minute),
 			DetectLatencyMs: detect, SourceTopic: "revoke.commands", SourcePartition: int32(i % 6), SourceOffset: int64(i),
 		}

@@ -253,6 +253,11 @@ type TimelineEntry struct {
 	Summary  string   `json:"summary"`
 	Detail   string   `json:"detail,omitempty"`
 	Evidence []string `json:"evidence,omitempty"`
+	// EvidenceContext says where evidence events came from (address,
+	// country, autonomous system), for those the detector knew: the
+	// row's evidence_context entries, decoded (an entry that does not
+	// decode is left out).
+	EvidenceContext []schemas.EventContext `json:"evidence_context,omitempty"`
 	// Row is the audit row the entry comes from.
 	RowID string `json:"row_id"`
 }
@@ -288,6 +293,7 @@ func BuildTimeline(rows []schemas.AuditRow) []TimelineEntry {
 					e.Summary = "events"
 				}
 				e.Evidence = r.Evidence
+				e.EvidenceContext = evidenceContext(r.EvidenceContext)
 				out = append(out, e)
 			}
 			if !r.DetectedAt.IsZero() {
@@ -317,6 +323,18 @@ func BuildTimeline(rows []schemas.AuditRow) []TimelineEntry {
 		out = append(out, e)
 	}
 	slices.SortStableFunc(out, func(a, b TimelineEntry) int { return a.Time.Compare(b.Time) })
+	return out
+}
+
+// evidenceContext decodes a row's evidence context entries, leaving out
+// those that do not decode; nil for none.
+func evidenceContext(entries []string) []schemas.EventContext {
+	var out []schemas.EventContext
+	for _, s := range entries {
+		if c, err := schemas.ParseEventContext(s); err == nil {
+			out = append(out, c)
+		}
+	}
 	return out
 }
 

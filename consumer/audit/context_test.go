@@ -40,3 +40,35 @@ func TestEvidenceContextValidatedAndNormalized(t *testing.T) {
 		}
 	}
 }
+
+// A timeline's events entry carries the evidence context of its command,
+// decoded; entries that do not decode are left out, and a row written
+// before the column existed has none.
+func TestTimelineEvidenceContext(t *testing.T) {
+	ctx := []schemas.EventContext{
+		{EventID: "ev-1", IP: "203.0.113.10", Country: "RU", ASN: 12389, ASOrg: "PJSC Rostelecom"},
+		{EventID: "ev-3", IP: "2001:db8::3"},
+	}
+	r := audittest.Row(0)
+	r.Evidence = []string{"ev-1", "ev-2", "ev-3"}
+	r.EvidenceContext = append(schemas.EncodeEventContexts(ctx), "not JSON")
+	var events *audit.TimelineEntry
+	tl := audit.BuildTimeline([]schemas.AuditRow{r})
+	for i := range tl {
+		if tl[i].Kind == audit.TimelineEvents {
+			events = &tl[i]
+		}
+	}
+	if events == nil {
+		t.Fatalf("no events entry in %+v", tl)
+	}
+	if len(events.EvidenceContext) != 2 || events.EvidenceContext[0] != ctx[0] || events.EvidenceContext[1] != ctx[1] {
+		t.Errorf("evidence context %+v, want %+v", events.EvidenceContext, ctx)
+	}
+	r.EvidenceContext = nil
+	for _, e := range audit.BuildTimeline([]schemas.AuditRow{r}) {
+		if e.EvidenceContext != nil {
+			t.Errorf("%s entry of a row without context: %+v", e.Kind, e.EvidenceContext)
+		}
+	}
+}

@@ -697,12 +697,51 @@ function commandCard(id, entries) {
     el("ol", { class: "steps" }, entries.map((e) => entryItem(e, t0))));
 }
 
+// Country names for ISO 3166 codes, in the browser's English.
+const regionNames = (() => {
+  try { return new Intl.DisplayNames(["en"], { type: "region" }); } catch { return null; }
+})();
+const countryName = (cc) => {
+  try { return (regionNames && regionNames.of(cc)) || cc; } catch { return cc; }
+};
+
+// evidenceDetails lists a detection's evidence events with where each
+// came from (address, country, autonomous system, kind of network), as
+// the detector knew it when it issued the command (evidence_context).
+// Events it no longer held, or that had no address, show none.
+function evidenceDetails(e) {
+  const ctx = new Map((e.evidence_context || []).map((c) => [c.event_id, c]));
+  const n = e.evidence.length;
+  const addrs = new Set([...ctx.values()].map((c) => c.ip));
+  const countries = [...new Set([...ctx.values()].map((c) => c.country).filter(Boolean))].sort();
+  let sum = `${n} event${n === 1 ? "" : "s"} of evidence`;
+  if (addrs.size) sum += ` · ${addrs.size} address${addrs.size === 1 ? "" : "es"}`;
+  if (countries.length) sum += ` · ${countries.join(", ")}`;
+  const rows = e.evidence.map((id) => {
+    const c = ctx.get(id);
+    const idCell = el("td", { class: "mono", title: id }, id);
+    if (!c) {
+      return el("tr", { class: "ev", "data-event-id": id }, idCell,
+        el("td", { class: "hint", colspan: 4 }, "no address recorded"));
+    }
+    const as = c.asn ? `AS${c.asn}${c.as_org ? " " + c.as_org : ""}` : "";
+    const country = c.country ? `${countryName(c.country)} (${c.country})` : "";
+    return el("tr", { class: "ev", "data-event-id": id, "data-ip": c.ip, "data-country": c.country || "", "data-asn": c.asn ? String(c.asn) : "" },
+      idCell,
+      el("td", { class: "mono ev-ip", title: c.ip }, c.ip),
+      el("td", { class: "ev-country", title: country }, country || "–"),
+      el("td", { class: "ev-as", title: as }, as || "–"),
+      el("td", { class: "ev-net" }, c.network || "–"));
+  });
+  return el("details", { class: "evidence" }, el("summary", {}, sum),
+    el("table", { class: "ev-table" },
+      el("thead", {}, el("tr", {}, ["Event", "Address", "Country", "Autonomous system", "Network"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows)));
+}
+
 function entryItem(e, t0) {
   const delta = Date.parse(e.time) - t0;
-  const evidence = e.evidence && e.evidence.length
-    ? el("details", {}, el("summary", {}, `${e.evidence.length} event${e.evidence.length === 1 ? "" : "s"} of evidence`),
-      el("ul", {}, e.evidence.map((ev) => el("li", {}, ev))))
-    : null;
+  const evidence = e.evidence && e.evidence.length ? evidenceDetails(e) : null;
   let span = "";
   if (e.end && e.end !== e.time) span = ` over ${fmtMs(Date.parse(e.end) - Date.parse(e.time))}`;
   return el("li", { class: "entry", "data-kind": e.kind, "data-step": e.step || "" },
