@@ -40,13 +40,21 @@ type Config struct {
 	// kind of network) after decoding, before the engine sees it:
 	// -geoip.dir, REVOKED_GEOIP_DIR.
 	GeoIP enrich.Config `flag:"geoip" env:"GEOIP" yaml:"geoip"`
+	// EvidenceContext is how many of the newest events with an address
+	// the detector remembers (address, country, ASN, organisation, kind
+	// of network, after enrichment) to say in each command where its
+	// evidence events came from (schemas.Reason.Context). Evidence older
+	// than that gets no context; the event that completed a detection
+	// always has it. 0 turns it off.
+	EvidenceContext int `flag:"evidence-context" env:"EVIDENCE_CONTEXT" yaml:"evidence_context" usage:"newest events whose address, country and ASN the detector keeps to put in its commands' evidence (0: none)"`
 }
 
 // DefaultConfig reads schemas.TopicAuditEvents as group "revoked-detector",
 // publishes to schemas.TopicRevokeCommands with the default pack and
 // engine defaults, allows five minutes of clock skew, rebuilds state from
-// Kafka, keeps baselines in state.DefaultBaselineTopic and enriches events
-// by the curated networks list (no address databases). Brokers must be
+// Kafka, keeps baselines in state.DefaultBaselineTopic, enriches events
+// by the curated networks list (no address databases) and keeps the
+// context of the newest DefaultEvidenceContext events. Brokers must be
 // set.
 func DefaultConfig() Config {
 	r := kafkax.DefaultReaderConfig()
@@ -57,13 +65,14 @@ func DefaultConfig() Config {
 	w.Topic = schemas.TopicRevokeCommands
 	w.ClientID = "revoked-detector"
 	return Config{
-		Reader:       r,
-		Writer:       w,
-		Engine:       engine.DefaultConfig(),
-		DefaultRules: true,
-		MaxClockSkew: 5 * time.Minute,
-		State:        state.DefaultConfig(),
-		GeoIP:        enrich.DefaultConfig(),
+		Reader:          r,
+		Writer:          w,
+		Engine:          engine.DefaultConfig(),
+		DefaultRules:    true,
+		MaxClockSkew:    5 * time.Minute,
+		State:           state.DefaultConfig(),
+		GeoIP:           enrich.DefaultConfig(),
+		EvidenceContext: DefaultEvidenceContext,
 	}
 }
 
@@ -98,6 +107,7 @@ func (c Config) Validate() error {
 	}
 	p.Check(c.DefaultRules || c.RulesDir != "", "rules-dir", "required when default-rules is off: the detector needs rules")
 	p.Check(c.MaxClockSkew > 0, "max-clock-skew", "must be positive")
+	p.Check(c.EvidenceContext >= 0 && c.EvidenceContext <= maxEvidenceContext, "evidence-context", "must be between 0 and %d", maxEvidenceContext)
 	p.Nest("state", c.State.Validate())
 	for _, other := range []string{c.Reader.Topic, c.Reader.DLQTopic, w.Topic} {
 		p.Check(c.State.BaselineTopic == "" || c.State.BaselineTopic != other, "state.baseline-topic", "must differ from the topics read and written (%q)", other)

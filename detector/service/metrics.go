@@ -18,6 +18,9 @@ type metrics struct {
 	publishErrors prometheus.Counter
 	latency       prometheus.Histogram
 	risk          *prometheus.HistogramVec
+	// evidence counts the evidence events of commands by whether their
+	// address context was found.
+	evidence *prometheus.CounterVec
 }
 
 // Results of an event, the label of revoked_detector_events_total.
@@ -27,7 +30,7 @@ const (
 	resultSkewed    = "clock_skew"
 )
 
-func newMetrics(reg prometheus.Registerer, eng *engineGuard) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, eng *engineGuard, evidence *evidenceIndex) (*metrics, error) {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "revoked", Subsystem: "detector", Name: "events_total",
@@ -55,11 +58,19 @@ func newMetrics(reg prometheus.Registerer, eng *engineGuard) (*metrics, error) {
 			Help:    "Accumulated risk that crossed a threshold of the risk model, per command it issued, by action (notify, revoke_and_reverify, revoke).",
 			Buckets: []float64{0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5},
 		}, []string{"action"}),
+		evidence: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "revoked", Subsystem: "detector", Name: "evidence_context_total",
+			Help: "Evidence events of the commands built, by whether the detector still held their address context (found) or not (missing: older than the newest evidence-context events, or without an address).",
+		}, []string{"result"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.events, m.detections, m.published, m.publishErrors, m.latency, m.risk, newEngineCollector(eng)} {
+	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "revoked", Subsystem: "detector", Name: "evidence_context_events",
+		Help: "Events whose address context the detector holds for the evidence of its commands (at most evidence-context).",
+	}, func() float64 { return float64(evidence.len()) })
+	for _, c := range []prometheus.Collector{m.events, m.detections, m.published, m.publishErrors, m.latency, m.risk, m.evidence, held, newEngineCollector(eng)} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

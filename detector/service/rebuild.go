@@ -52,11 +52,15 @@ type recovery struct {
 	eng   *engineGuard
 	// enrich enriches replayed events as the handler enriches live ones,
 	// so the rebuilt state is the state they built.
-	enrich  *enrich.Enricher
-	client  *kafkax.Client
-	store   *state.Store
-	log     zerolog.Logger
-	metrics *stateMetrics
+	enrich *enrich.Enricher
+	// evidence remembers replayed events' address context as the
+	// handler does live ones, so commands after a restart or a move
+	// still say where evidence from before it came from.
+	evidence *evidenceIndex
+	client   *kafkax.Client
+	store    *state.Store
+	log      zerolog.Logger
+	metrics  *stateMetrics
 	// out writes the baselines after the commands of their event.
 	out *outbox
 	// stopping is Run's context, set by start: a rebuild, which can
@@ -372,6 +376,7 @@ func (r *recovery) replay(m kafkax.Message) error {
 		return nil
 	}
 	r.enrich.Enrich(&ev)
+	r.evidence.add(&ev)
 	r.eng.mu.Lock()
 	replaySilently(r.eng.eng, &ev)
 	_ = baselineChanges(r.eng.eng)

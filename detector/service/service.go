@@ -96,6 +96,9 @@ type Service struct {
 	// enrich adds address context to events before the engine sees
 	// them; nil when enrichment is off.
 	enrich *enrich.Enricher
+	// evidence remembers the newest events' address context for the
+	// commands' Reason.Context; nil when off.
+	evidence *evidenceIndex
 	// out writes the commands and baselines of handled events.
 	out *outbox
 	// chain is the event path, composed once from the steps.
@@ -139,7 +142,8 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 		return nil, fmt.Errorf("building rule engine: %w", err)
 	}
 	guard := &engineGuard{eng: eng}
-	m, err := newMetrics(o.reg, guard)
+	evidence := newEvidenceIndex(cfg.EvidenceContext)
+	m, err := newMetrics(o.reg, guard, evidence)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +164,7 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 		return nil, errors.Join(err, enricher.Close())
 	}
 	rec.enrich = enricher
+	rec.evidence = evidence
 	s := &Service{
 		cfg:         cfg,
 		log:         log,
@@ -173,6 +178,7 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 		guard:       o.guard,
 		rec:         rec,
 		enrich:      enricher,
+		evidence:    evidence,
 	}
 	if s.pub == nil {
 		w, err := kafkax.NewWriter(cfg.writer(), log)
@@ -242,8 +248,9 @@ func (s *Service) Run(ctx context.Context) error {
 //
 // An event goes through the steps of the chain in order, each in its own
 // file: decode (schema, strict decoding, clock skew), enrich (address
-// context), detect (the rule engine and its state), command (stamp, guard
-// and sign each command) and publish (hand them to the outbox). A step
+// context, remembered for the evidence of later commands), detect (the
+// rule engine and its state), command (stamp, add the evidence's context,
+// guard and sign each command) and publish (hand them to the outbox). A step
 // either settles the event or hands it to the next.
 func (s *Service) handle(_ context.Context, m kafkax.Message) error {
 	return s.chain(&flight{msg: m})

@@ -4,12 +4,14 @@ import (
 	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/schemas"
 )
 
 // commandStep stamps each command the engine built with the detector's
-// clock, lets the guard decide on it once (pass, demote to dry run,
-// suppress or hold) and signs what is to be published or held. An event
-// whose commands were all suppressed is settled here.
+// clock, adds where its evidence events came from (Reason.Context, from
+// the evidence index), lets the guard decide on it once (pass, demote to
+// dry run, suppress or hold) and signs what is to be published or held.
+// An event whose commands were all suppressed is settled here.
 func (s *Service) commandStep(f *flight, next next) error {
 	for i := range f.cmds {
 		c := &f.cmds[i]
@@ -25,11 +27,20 @@ func (s *Service) commandStep(f *flight, next next) error {
 		c.IssuedAt = f.now.UTC()
 		c.ExpiresAt = c.IssuedAt.Add(s.cfg.Engine.CommandTTL)
 		c.Reason.DetectedAt = c.IssuedAt
+		c.Reason.Context = s.evidence.lookup(c.Reason.Evidence)
+		s.metrics.evidence.WithLabelValues("found").Add(float64(len(c.Reason.Context)))
+		s.metrics.evidence.WithLabelValues("missing").Add(float64(len(c.Reason.Evidence) - len(c.Reason.Context)))
 		d := s.guardCommand(c, &f.ev)
 		if d.Verdict == guard.Suppress {
 			continue
 		}
 		msg, err := s.message(*c)
+		for err == nil && len(msg.Value) > schemas.MaxCommandBytes && len(c.Reason.Context) > 0 {
+			// Context never makes a command too large to be accepted:
+			// the oldest evidence's goes first.
+			c.Reason.Context = c.Reason.Context[len(c.Reason.Context)/2+len(c.Reason.Context)%2:]
+			msg, err = s.message(*c)
+		}
 		if err != nil {
 			// A command the engine built that does not encode or
 			// validate is a bug, not a property of the event: retrying

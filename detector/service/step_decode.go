@@ -33,9 +33,12 @@ func (s *Service) decodeStep(f *flight, next next) error {
 }
 
 // enrichStep adds address context (country, ASN, network kind) to the
-// event before the engine sees it; with enrichment off it does nothing.
+// event before the engine sees it (with enrichment off it adds nothing),
+// and remembers the event's context for the evidence of the commands it
+// and later events complete (evidenceIndex).
 func (s *Service) enrichStep(f *flight, next next) error {
 	s.enrich.Enrich(&f.ev)
+	s.evidence.add(&f.ev)
 	return next(f)
 }
 
