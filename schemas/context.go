@@ -37,10 +37,7 @@ type EventContext struct {
 }
 
 // ContextFromEvent returns the context of ev for a command's Reason.Context,
-// and false when ev has no address. What would not pass Validate (an
-// organisation name with control or bidirectional characters, a
-// malformed country) is left out rather than failing the command; an
-// organisation longer than MaxIDLen is cut at a character boundary.
+// and false when ev has no address (see ContextOf).
 func ContextFromEvent(ev *AuditEvent) (EventContext, bool) {
 	if ev.IP == "" || ev.ID == "" {
 		return EventContext{}, false
@@ -49,27 +46,39 @@ func ContextFromEvent(ev *AuditEvent) (EventContext, bool) {
 	if err != nil {
 		return EventContext{}, false
 	}
-	c := EventContext{EventID: ev.ID, IP: addr.Unmap().WithZone("").String()}
-	if g := ev.Geo; g != nil {
-		if isCountryCode(g.Country) {
-			c.Country = g.Country
-		}
-		c.ASN = g.ASN
-		org := g.Org
-		if len(org) > MaxIDLen {
-			org = org[:MaxIDLen]
-			for len(org) > 0 && !utf8.ValidString(org) {
-				org = org[:len(org)-1]
-			}
-		}
-		if !hasBadIDRune(org) {
-			c.ASOrg = org
-		}
-		if slices.Contains(Networks, g.Network) {
-			c.Network = g.Network
+	var g Geo
+	if ev.Geo != nil {
+		g = *ev.Geo
+	}
+	return ContextOf(ev.ID, addr, g), true
+}
+
+// ContextOf returns the context of the event eventID from addr, with the
+// country, ASN, organisation and kind of network of g. What would not
+// pass Validate (an organisation name with control or bidirectional
+// characters, a malformed country, an unknown kind of network) is left
+// out rather than failing the command; an organisation longer than
+// MaxIDLen is cut at a character boundary. The address is unmapped and
+// loses its zone.
+func ContextOf(eventID string, addr netip.Addr, g Geo) EventContext {
+	c := EventContext{EventID: eventID, IP: addr.Unmap().WithZone("").String(), ASN: g.ASN}
+	if isCountryCode(g.Country) {
+		c.Country = g.Country
+	}
+	org := g.Org
+	if len(org) > MaxIDLen {
+		org = org[:MaxIDLen]
+		for len(org) > 0 && !utf8.ValidString(org) {
+			org = org[:len(org)-1]
 		}
 	}
-	return c, true
+	if !hasBadIDRune(org) {
+		c.ASOrg = org
+	}
+	if slices.Contains(Networks, g.Network) {
+		c.Network = g.Network
+	}
+	return c
 }
 
 // validateContext checks a reason's context entries: at most one per
@@ -81,14 +90,27 @@ func validateContext(errs *fieldErrors, ctx []EventContext, evidence []string) {
 		errs.add("reason.context", "%d entries, limit %d", len(ctx), MaxEvidence)
 		return
 	}
+	if len(ctx) == 0 {
+		return
+	}
 	seen := make(map[string]bool, len(ctx))
+	inEvidence := func(id string) bool { return slices.Contains(evidence, id) }
+	if len(ctx)*len(evidence) > 256 {
+		// A hundred entries against a hundred ids: a set, not ten
+		// thousand comparisons.
+		set := make(map[string]bool, len(evidence))
+		for _, id := range evidence {
+			set[id] = true
+		}
+		inEvidence = func(id string) bool { return set[id] }
+	}
 	for i, c := range ctx {
 		field := func(name string) string { return fmt.Sprintf("reason.context[%d].%s", i, name) }
 		n := len(*errs)
 		checkID(errs, field("event_id"), c.EventID, true)
 		switch {
 		case len(*errs) > n:
-		case !slices.Contains(evidence, c.EventID):
+		case !inEvidence(c.EventID):
 			errs.add(field("event_id"), "is not one of reason.evidence")
 		case seen[c.EventID]:
 			errs.add(field("event_id"), "names an event another entry names")

@@ -10,9 +10,9 @@ import (
 )
 
 // DefaultEvidenceContext is how many events' address context the detector
-// keeps unless configured (Config.EvidenceContext): about 20 MiB (see
-// BenchmarkEvidenceIndexMemory), the last 20 seconds of the local run at
-// 10,000 events per second, over 3 minutes at 1,000.
+// keeps unless configured (Config.EvidenceContext): about 20 MiB (about
+// 100 bytes an event: BenchmarkEvidenceIndexMemory), the last 20 seconds
+// of the local run at 10,000 events per second, over 3 minutes at 1,000.
 const DefaultEvidenceContext = 200_000
 
 // maxEvidenceContext bounds Config.EvidenceContext (slots are int32).
@@ -27,11 +27,12 @@ const maxEvidenceContext = 50_000_000
 // It is a ring of the last size events that had an address, allocated
 // whole when the index is made, and a map from a hash of the event id to
 // the ring slot: adding an event takes the oldest slot once the ring is
-// full and forgets the event that was there, two map operations on
-// 64-bit keys; a lookup is one, and checks the slot's event id, so two ids
-// of one hash can cost an event its context (one of them becomes
-// unreachable), never give it another's. A redelivered event takes a
-// new slot like any other; the first copy's eviction may forget it early.
+// full and forgets the event that was there (a map lookup and delete, and
+// an insert, on 64-bit keys, no allocation); a lookup is one map access,
+// and checks the slot's event id, so two ids of one hash can cost an event
+// its context (one of them becomes unreachable), never give it another's.
+// A redelivered event takes a new slot like any other, and keeps it when
+// its first copy's slot is taken.
 // Evidence older than the ring's reach gets no context. Memory is bounded
 // by size: an entry holds the event id's string, the address inline and
 // the organisation's string (shared with the address databases' table
@@ -108,8 +109,8 @@ func (x *evidenceIndex) add(ev *schemas.AuditEvent) {
 }
 
 // lookup returns the context of each event of evidence the index holds,
-// in evidence's order, as schemas.ContextFromEvent builds it (what would
-// not validate left out); nil for none.
+// in evidence's order, as schemas.ContextOf builds it (what would not
+// validate left out); nil for none.
 func (x *evidenceIndex) lookup(evidence []string) []schemas.EventContext {
 	if x == nil || len(evidence) == 0 {
 		return nil
@@ -126,23 +127,28 @@ func (x *evidenceIndex) lookup(evidence []string) []schemas.EventContext {
 		return nil
 	}
 	out := make([]schemas.EventContext, 0, len(found))
-	seen := make(map[string]bool, len(found))
+	// Evidence names each event once; should it not, the context still
+	// does (schemas.RevokeCommand.Validate).
+	var seen map[string]bool
+	if len(found) > 1 {
+		seen = make(map[string]bool, len(found))
+	}
 	for i := range found {
 		e := &found[i]
-		if seen[e.id] {
-			continue
+		if seen != nil {
+			if seen[e.id] {
+				continue
+			}
+			seen[e.id] = true
 		}
-		seen[e.id] = true
-		ev := schemas.AuditEvent{ID: e.id, IP: e.addr.String(), Geo: &schemas.Geo{ASN: e.asn, Org: e.org}}
+		g := schemas.Geo{ASN: e.asn, Org: e.org}
 		if e.country != [2]byte{} {
-			ev.Geo.Country = string(e.country[:])
+			g.Country = string(e.country[:])
 		}
 		if e.network > 0 {
-			ev.Geo.Network = schemas.Networks[e.network-1]
+			g.Network = schemas.Networks[e.network-1]
 		}
-		if c, ok := schemas.ContextFromEvent(&ev); ok {
-			out = append(out, c)
-		}
+		out = append(out, schemas.ContextOf(e.id, e.addr, g))
 	}
 	return out
 }
