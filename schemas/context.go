@@ -105,11 +105,12 @@ func validateContext(errs *fieldErrors, ctx []EventContext, evidence []string) {
 		inEvidence = func(id string) bool { return set[id] }
 	}
 	for i, c := range ctx {
+		// Field names are built for problems only: a valid entry costs
+		// no formatting.
 		field := func(name string) string { return fmt.Sprintf("reason.context[%d].%s", i, name) }
-		n := len(*errs)
-		checkID(errs, field("event_id"), c.EventID, true)
 		switch {
-		case len(*errs) > n:
+		case idProblem(c.EventID, true) != "":
+			errs.add(field("event_id"), "%s", idProblem(c.EventID, true))
 		case !inEvidence(c.EventID):
 			errs.add(field("event_id"), "is not one of reason.evidence")
 		case seen[c.EventID]:
@@ -124,11 +125,26 @@ func validateContext(errs *fieldErrors, ctx []EventContext, evidence []string) {
 		if c.Country != "" && !isCountryCode(c.Country) {
 			errs.add(field("country"), "must be an ISO 3166-1 alpha-2 code")
 		}
-		checkID(errs, field("as_org"), c.ASOrg, false)
+		if p := idProblem(c.ASOrg, false); p != "" {
+			errs.add(field("as_org"), "%s", p)
+		}
 		if c.Network != "" && !slices.Contains(Networks, c.Network) {
 			errs.add(field("network"), "unknown kind of network %q", truncate(c.Network, 32))
 		}
 	}
+}
+
+// idProblem is what checkID would say of v, or "".
+func idProblem(v string, required bool) string {
+	switch {
+	case v == "" && required:
+		return "required"
+	case len(v) > MaxIDLen:
+		return fmt.Sprintf("longer than %d bytes", MaxIDLen)
+	case hasBadIDRune(v):
+		return "contains control, zero-width, bidirectional or invalid characters"
+	}
+	return ""
 }
 
 // EncodeEventContext is the audit trail's encoding of one context entry

@@ -60,7 +60,7 @@ func newMetrics(reg prometheus.Registerer, eng *engineGuard, evidence *evidenceI
 		}, []string{"action"}),
 		evidence: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "revoked", Subsystem: "detector", Name: "evidence_context_total",
-			Help: "Evidence events of the commands built, by whether the detector still held their address context (found) or not (missing: older than the newest evidence-context events, or without an address).",
+			Help: "Evidence events of the commands published or held, by whether the detector still held their address context (found) or not (missing: older than the newest evidence-context events, or without an address).",
 		}, []string{"result"}),
 	}
 	if reg == nil {

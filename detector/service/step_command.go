@@ -8,10 +8,10 @@ import (
 )
 
 // commandStep stamps each command the engine built with the detector's
-// clock, adds where its evidence events came from (Reason.Context, from
-// the evidence index), lets the guard decide on it once (pass, demote to
-// dry run, suppress or hold) and signs what is to be published or held.
-// An event whose commands were all suppressed is settled here.
+// clock, lets the guard decide on it once (pass, demote to dry run,
+// suppress or hold), adds to what is to be published or held where its
+// evidence events came from (Reason.Context, from the evidence index) and
+// signs it. An event whose commands were all suppressed is settled here.
 func (s *Service) commandStep(f *flight, next next) error {
 	for i := range f.cmds {
 		c := &f.cmds[i]
@@ -27,13 +27,13 @@ func (s *Service) commandStep(f *flight, next next) error {
 		c.IssuedAt = f.now.UTC()
 		c.ExpiresAt = c.IssuedAt.Add(s.cfg.Engine.CommandTTL)
 		c.Reason.DetectedAt = c.IssuedAt
-		c.Reason.Context = s.evidence.lookup(c.Reason.Evidence)
-		s.metrics.evidence.WithLabelValues("found").Add(float64(len(c.Reason.Context)))
-		s.metrics.evidence.WithLabelValues("missing").Add(float64(len(c.Reason.Evidence) - len(c.Reason.Context)))
 		d := s.guardCommand(c, &f.ev)
 		if d.Verdict == guard.Suppress {
 			continue
 		}
+		c.Reason.Context = s.evidence.lookup(c.Reason.Evidence)
+		s.metrics.evidence.WithLabelValues("found").Add(float64(len(c.Reason.Context)))
+		s.metrics.evidence.WithLabelValues("missing").Add(float64(len(c.Reason.Evidence) - len(c.Reason.Context)))
 		msg, err := s.message(*c)
 		for err == nil && len(msg.Value) > schemas.MaxCommandBytes && len(c.Reason.Context) > 0 {
 			// Context never makes a command too large to be accepted:
