@@ -450,7 +450,7 @@ func values(r *schemas.AuditRow) []any {
 		r.Issuer, r.Actor, r.Approver,
 		string(r.TargetKind), r.UserID, r.TokenID, r.SessionID, r.ClientID, boolByte(r.IncludeDownscoped),
 		string(r.Action), string(r.Mode),
-		r.RuleID, r.RuleVersion, string(r.Severity), r.Summary, nonNil(r.Evidence),
+		r.RuleID, r.RuleVersion, string(r.Severity), r.Summary, nonNil(r.Evidence), nonNil(r.EvidenceContext),
 		epoch(r.FirstEventTime), epoch(r.LastEventTime), epoch(r.DetectedAt), epoch(r.IssuedAt), epoch(r.ExpiresAt),
 		r.IdPStatus, r.IdPResponse, r.TokensRevoked, r.Proof, r.Attempts,
 		r.DetectLatencyMs, r.RevokeLatencyMs,
@@ -484,6 +484,7 @@ type wireRow struct {
 	Severity          string   `json:"severity"`
 	Summary           string   `json:"summary"`
 	Evidence          []string `json:"evidence"`
+	EvidenceContext   []string `json:"evidence_context"`
 	FirstEventTime    chTime   `json:"first_event_time"`
 	LastEventTime     chTime   `json:"last_event_time"`
 	DetectedAt        chTime   `json:"detected_at"`
@@ -511,7 +512,7 @@ func wire(r *schemas.AuditRow) wireRow {
 		TargetKind: string(r.TargetKind), UserID: r.UserID, TokenID: r.TokenID, SessionID: r.SessionID, ClientID: r.ClientID,
 		IncludeDownscoped: boolByte(r.IncludeDownscoped), Action: string(r.Action), Mode: string(r.Mode),
 		RuleID: r.RuleID, RuleVersion: r.RuleVersion, Severity: string(r.Severity), Summary: r.Summary, Evidence: nonNil(r.Evidence),
-		FirstEventTime: chTime(r.FirstEventTime), LastEventTime: chTime(r.LastEventTime), DetectedAt: chTime(r.DetectedAt),
+		EvidenceContext: nonNil(r.EvidenceContext), FirstEventTime: chTime(r.FirstEventTime), LastEventTime: chTime(r.LastEventTime), DetectedAt: chTime(r.DetectedAt),
 		IssuedAt: chTime(r.IssuedAt), ExpiresAt: chTime(r.ExpiresAt),
 		IdPStatus: r.IdPStatus, IdPResponse: r.IdPResponse, TokensRevoked: r.TokensRevoked, Proof: r.Proof, Attempts: r.Attempts,
 		DetectLatencyMs: r.DetectLatencyMs, RevokeLatencyMs: r.RevokeLatencyMs,
