@@ -72,7 +72,7 @@ func TestEvidenceIndex(t *testing.T) {
 		t.Errorf("an id given twice: %+v", got)
 	}
 
-	var off *evidenceIndex = newEvidenceIndex(0)
+	off := newEvidenceIndex(0)
 	off.add(evFrom("e1", "192.0.2.1", nil))
 	if off.lookup([]string{"e1"}) != nil || off.len() != 0 {
 		t.Error("an index of size 0 kept something")
