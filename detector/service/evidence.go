@@ -10,8 +10,8 @@ import (
 )
 
 // DefaultEvidenceContext is how many events' address context the detector
-// keeps unless configured (Config.EvidenceContext): about 20 MiB (about
-// 100 bytes an event: BenchmarkEvidenceIndexMemory), the last 20 seconds
+// keeps unless configured (Config.EvidenceContext): about 23 MiB (about
+// 120 bytes an event: BenchmarkEvidenceIndexMemory), the last 20 seconds
 // of the local run at 10,000 events per second, over 3 minutes at 1,000.
 const DefaultEvidenceContext = 200_000
 
