@@ -168,10 +168,8 @@ func TestReplayCheckWaitsForTheLoad(t *testing.T) {
 	api := &countingAPI{TokenAPI: f.client}
 	const n = 100
 	now := time.Now()
-	var cmds []schemas.RevokeCommand
 	for i := range n {
 		c := command(schemas.Target{Kind: schemas.TargetUser, UserID: fmt.Sprintf("u-load-%d", i)}, now)
-		cmds = append(cmds, c)
 		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
 	}
 	svc, stop := f.run(t, f.config("g-load"), service.Deps{TokenAPI: api})
