@@ -140,13 +140,22 @@ func (r *Recorder[T]) All() []T {
 
 // Wait returns what was recorded once cond holds of it, checking at once
 // and after each Add, and fails the test naming what it waited for when
-// that has not happened within WaitTimeout.
+// that has not happened within WaitTimeout. cond must not modify the
+// slice it is given.
 func (r *Recorder[T]) Wait(t testing.TB, what string, cond func([]T) bool) []T {
 	t.Helper()
 	var got []T
 	r.n.Wait(t, what, func() bool {
-		got = r.All()
+		got = r.snapshot()
 		return cond(got)
 	})
-	return got
+	return append([]T(nil), got...)
+}
+
+// snapshot returns what was recorded so far without copying it: Add only
+// appends, and never writes where a snapshot already reaches.
+func (r *Recorder[T]) snapshot() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.all[:len(r.all):len(r.all)]
 }
