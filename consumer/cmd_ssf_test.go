@@ -14,11 +14,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/revoked-dev/revoked/consumer/ssf/transmitter"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/ssf"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -63,23 +63,17 @@ func TestSSFTransmitterCommand(t *testing.T) {
 			t.Errorf("ssf-transmitter: %v", err)
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
 	var md ssf.TransmitterMetadata
-	for {
-		var err error
-		if md, err = ssf.Discover(t.Context(), http.DefaultClient, base); err == nil {
-			break
-		}
+	testenv.Eventually(t, "the transmitter's configuration", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("the transmitter stopped: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no configuration served: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		var err error
+		md, err = ssf.Discover(t.Context(), http.DefaultClient, base)
+		return err == nil
+	})
 	if md.JWKSURI != base+transmitter.PathJWKS {
 		t.Errorf("metadata %+v", md)
 	}
