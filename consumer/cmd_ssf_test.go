@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -52,7 +51,8 @@ func TestSSFTransmitterCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		var out, errOut bytes.Buffer
+		// The command logs from several goroutines at once.
+		var out, errOut testenv.LogBuffer
 		done <- run(ctx, []string{"ssf-transmitter", "-issuer=" + base, "-allow-http", "-http.addr=" + addr,
 			"-kafka.brokers=" + c.Addr(), "-state-file=" + filepath.Join(dir, "streams.json"),
 			"-receiver-audience=https://app.example.com", "-subject.issuer=https://idp.example.com"}, &out, &errOut)
