@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -14,11 +13,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/revoked-dev/revoked/consumer/ssf/transmitter"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/ssf"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -52,7 +51,8 @@ func TestSSFTransmitterCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		var out, errOut bytes.Buffer
+		// The command logs from several goroutines at once.
+		var out, errOut testenv.LogBuffer
 		done <- run(ctx, []string{"ssf-transmitter", "-issuer=" + base, "-allow-http", "-http.addr=" + addr,
 			"-kafka.brokers=" + c.Addr(), "-state-file=" + filepath.Join(dir, "streams.json"),
 			"-receiver-audience=https://app.example.com", "-subject.issuer=https://idp.example.com"}, &out, &errOut)
@@ -63,23 +63,17 @@ func TestSSFTransmitterCommand(t *testing.T) {
 			t.Errorf("ssf-transmitter: %v", err)
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
 	var md ssf.TransmitterMetadata
-	for {
-		var err error
-		if md, err = ssf.Discover(t.Context(), http.DefaultClient, base); err == nil {
-			break
-		}
+	testenv.Eventually(t, "the transmitter's configuration", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("the transmitter stopped: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no configuration served: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		var err error
+		md, err = ssf.Discover(t.Context(), http.DefaultClient, base)
+		return err == nil
+	})
 	if md.JWKSURI != base+transmitter.PathJWKS {
 		t.Errorf("metadata %+v", md)
 	}

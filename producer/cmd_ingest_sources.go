@@ -93,6 +93,27 @@ func (c sourceConfig) sink(ctx context.Context, log zerolog.Logger, format, name
 
 // runPoller runs a poller beside its ops server until ctx ends or the
 // poller stops, and reports what it read.
+// loadPollCommand loads cfg, the settings of the poll command name,
+// checks the settings every poller shares (run) and the vendor's
+// (validate) at once, applies the token id pattern and returns the
+// command's logger.
+func loadPollCommand(name string, args []string, stderr io.Writer, cfg any, run *pollConfig, validate func(*config.Problems)) (zerolog.Logger, error) {
+	if err := cli.Load(cli.NewFlagSet(name, stderr), args, cfg); err != nil {
+		return zerolog.Nop(), err
+	}
+	var p config.Problems
+	run.Source.validate(&p)
+	validate(&p)
+	p.Nest("http", run.Ops.Validate())
+	if err := p.Err(); err != nil {
+		return zerolog.Nop(), err
+	}
+	if err := run.Source.Common.TokenIDs.Apply(); err != nil {
+		return zerolog.Nop(), err
+	}
+	return ops.NewLogger(run.Source.Common.Log, stderr)
+}
+
 func runPoller(ctx context.Context, cfg pollConfig, name string, log zerolog.Logger, stdout, stderr io.Writer,
 	build func(s *source.Sink, opts ...source.PollerOption) (*source.Poller, error), from string) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -158,21 +179,10 @@ func runBoxEvents(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	o := ops.DefaultServerConfig()
 	o.Addr = ":9096"
 	cfg := boxEventsConfig{Run: pollConfig{Source: defaultSourceConfig(), Ops: o}, Box: box.DefaultConfig(), Poll: source.DefaultPollConfig()}
-	if err := cli.Load(cli.NewFlagSet("producer ingest box-events", stderr), args, &cfg); err != nil {
-		return err
-	}
-	var p config.Problems
-	cfg.Run.Source.validate(&p)
-	p.Nest("box", cfg.Box.Validate())
-	p.Nest("", cfg.Poll.Validate())
-	p.Nest("http", cfg.Run.Ops.Validate())
-	if err := p.Err(); err != nil {
-		return err
-	}
-	if err := cfg.Run.Source.Common.TokenIDs.Apply(); err != nil {
-		return err
-	}
-	log, err := ops.NewLogger(cfg.Run.Source.Common.Log, stderr)
+	log, err := loadPollCommand("producer ingest box-events", args, stderr, &cfg, &cfg.Run, func(p *config.Problems) {
+		p.Nest("box", cfg.Box.Validate())
+		p.Nest("", cfg.Poll.Validate())
+	})
 	if err != nil {
 		return err
 	}
@@ -195,21 +205,10 @@ func runOktaLogs(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	o := ops.DefaultServerConfig()
 	o.Addr = ":9097"
 	cfg := oktaLogsConfig{Run: pollConfig{Source: defaultSourceConfig(), Ops: o}, Okta: okta.DefaultConfig(), Poll: source.DefaultPollConfig()}
-	if err := cli.Load(cli.NewFlagSet("producer ingest okta-logs", stderr), args, &cfg); err != nil {
-		return err
-	}
-	var p config.Problems
-	cfg.Run.Source.validate(&p)
-	p.Nest("okta", cfg.Okta.Validate())
-	p.Nest("", cfg.Poll.Validate())
-	p.Nest("http", cfg.Run.Ops.Validate())
-	if err := p.Err(); err != nil {
-		return err
-	}
-	if err := cfg.Run.Source.Common.TokenIDs.Apply(); err != nil {
-		return err
-	}
-	log, err := ops.NewLogger(cfg.Run.Source.Common.Log, stderr)
+	log, err := loadPollCommand("producer ingest okta-logs", args, stderr, &cfg, &cfg.Run, func(p *config.Problems) {
+		p.Nest("okta", cfg.Okta.Validate())
+		p.Nest("", cfg.Poll.Validate())
+	})
 	if err != nil {
 		return err
 	}

@@ -15,30 +15,26 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
 // waitServing waits until the listener at base answers /livez.
 func waitServing(t *testing.T, base string, done <-chan error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testenv.Eventually(t, "the command serving /livez", func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("the command stopped: %v", err)
 		default:
 		}
-		if resp, err := http.Get(base + "/livez"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		resp, err := http.Get(base + "/livez")
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the command never served")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // "producer ssf gtr" as an operator runs it: a clients file, the signing

@@ -11,6 +11,7 @@ import (
 
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -24,17 +25,6 @@ func exchanged(t *testing.T, id, user, token, parent string) kafkax.Message {
 		t.Fatal(err)
 	}
 	return kafkax.Message{Key: []byte(user), Value: b}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestFollowerFillsIndex produces token.exchanged events (some before the
@@ -66,10 +56,12 @@ func TestFollowerFillsIndex(t *testing.T) {
 		}
 	})
 
-	waitFor(t, "the events produced before the start", func() bool { return x.Len() == 2 })
+	// The follower tells nothing of what it read: its index and counts
+	// are polled.
+	testenv.Eventually(t, "the events produced before the start", func() bool { return x.Len() == 2 && f.Stats().Read == 4 })
 	c.ProduceTo(t, schemas.TopicAuditEvents, 2, exchanged(t, "e3", "u1", "tok-gg1", "tok-g1"))
 	c.ProduceTo(t, schemas.TopicAuditEvents, 0, exchanged(t, "e4", "u2", "tok-x1", "tok-x"))
-	waitFor(t, "the events produced after the start", func() bool { return x.Len() == 4 })
+	testenv.Eventually(t, "the events produced after the start", func() bool { return x.Len() == 4 && f.Stats().Read == 6 })
 
 	got := x.Descendants("tok-root")
 	slices.Sort(got)
@@ -112,7 +104,7 @@ func TestFollowerStartsAtRetention(t *testing.T) {
 			t.Errorf("follower: %v", err)
 		}
 	}()
-	waitFor(t, "the recent exchange", func() bool { return x.Len() == 1 })
+	testenv.Eventually(t, "the recent exchange", func() bool { return x.Len() == 1 })
 	if _, ok := x.Lookup("tok-new"); !ok {
 		t.Fatal("tok-new not learned")
 	}

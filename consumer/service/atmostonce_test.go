@@ -21,6 +21,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/trail"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -71,7 +72,7 @@ func TestReplayRefusedWhileStoreDown(t *testing.T) {
 	cfg.Reader.CommitInterval = 5 * time.Millisecond
 	_, stop := f.run(t, cfg, service.Deps{Store: sp1, TokenAPI: api})
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, cmd))
-	waitFor(t, "the revocation in the store", func() bool { return steps(t, mem, cmd.CommandID)[schemas.StepConfirmed] == 1 })
+	testenv.Eventually(t, "the revocation in the store", func() bool { return steps(t, mem, cmd.CommandID)[schemas.StepConfirmed] == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -96,12 +97,12 @@ func TestReplayRefusedWhileStoreDown(t *testing.T) {
 	// The command again (a re-publication: same id, new offset), then
 	// another one, which must still run.
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, cmd), f.message(t, other))
-	waitFor(t, "the next command's revocation", func() bool {
+	testenv.Eventually(t, "the next command's revocation", func() bool {
 		rows, err := sp2.Executed(context.Background(), other.CommandID)
 		return err == nil && len(rows) > 0
 	})
 	var rejected []schemas.AuditRow
-	waitFor(t, "the replay's rejection", func() bool {
+	testenv.Eventually(t, "the replay's rejection", func() bool {
 		rows, err := sp2.CommandRows(context.Background(), cmd.CommandID)
 		if err != nil {
 			t.Fatal(err)
@@ -123,7 +124,7 @@ func TestReplayRefusedWhileStoreDown(t *testing.T) {
 
 	// The store is back: everything arrives once and the chain verifies.
 	store.down.Store(false)
-	waitFor(t, "the spool drained", func() bool { n, _ := sp2.Pending(); return n == 0 })
+	testenv.Eventually(t, "the spool drained", func() bool { n, _ := sp2.Pending(); return n == 0 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestStartsWithStoreDown(t *testing.T) {
 	cfg.Reader.CommitInterval = 5 * time.Millisecond
 	_, stop := f.run(t, cfg, service.Deps{Store: sp1, CheckpointSigner: checkpoints})
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, first))
-	waitFor(t, "the first revocation", func() bool { return steps(t, mem, first.CommandID)[schemas.StepConfirmed] == 1 })
+	testenv.Eventually(t, "the first revocation", func() bool { return steps(t, mem, first.CommandID)[schemas.StepConfirmed] == 1 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -213,10 +214,20 @@ func TestStartsWithStoreDown(t *testing.T) {
 		cmds = append(cmds, c)
 		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
 	}
+	// The rows of a revocation are written after it: once the consumer's
+	// observer has seen them durable (in the spool, the store being
+	// unreachable), the token is revoked and the spool holds them.
 	for i, c := range cmds {
-		waitFor(t, "revocation of "+c.Target.UserID, func() bool { return !f.introspect(t, raws[i]) })
+		f.rows.Wait(t, "revocation of "+c.Target.UserID, func(rows []schemas.AuditRow) bool {
+			return countStep(rows, c.CommandID, schemas.StepConfirmed) > 0
+		})
+		if f.introspect(t, raws[i]) {
+			t.Fatalf("%s: token still active after its revocation's rows were written", c.Target.UserID)
+		}
 	}
-	waitFor(t, "the rows spooled", func() bool { n, _ := sp2.Pending(); return n >= 2*len(cmds) })
+	if n, _ := sp2.Pending(); n < 2*len(cmds) {
+		t.Fatalf("%d records spooled, want at least %d (received and revoked of each command)", n, 2*len(cmds))
+	}
 	if rows, _ := mem.ChainRows(context.Background(), "consumer-test", 0, 0); len(rows) != len(rowsBefore) {
 		t.Fatalf("the unreachable store got rows: %d, had %d", len(rows), len(rowsBefore))
 	}
@@ -226,7 +237,7 @@ func TestStartsWithStoreDown(t *testing.T) {
 
 	// The store answers: it is opened (and migrated) and the spool drains.
 	u.up.Store(true)
-	waitFor(t, "the spool drained", func() bool { n, _ := sp2.Pending(); return n == 0 })
+	testenv.Eventually(t, "the spool drained", func() bool { n, _ := sp2.Pending(); return n == 0 })
 	if err := stop(); err != nil { // the writer's last checkpoint goes through too
 		t.Fatal(err)
 	}

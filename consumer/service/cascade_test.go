@@ -36,7 +36,7 @@ func TestDownscopedCascade(t *testing.T) {
 	c := command(schemas.Target{Kind: schemas.TargetToken, UserID: "u-family", TokenID: rootID, IncludeDownscoped: true}, time.Now())
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
 	stop := f.start(t, f.config("g-cascade"))
-	waitFor(t, "the revocation", func() bool { return steps(t, f.store, c.CommandID)[schemas.StepConfirmed] == 1 })
+	f.waitStep(t, c.CommandID, schemas.StepConfirmed)
 	_ = stop()
 	for gen, raw := range raws {
 		if f.introspect(t, raw) {
@@ -69,7 +69,7 @@ func TestUserWithoutSubjectEndpoint(t *testing.T) {
 	c := command(schemas.Target{Kind: schemas.TargetUser, UserID: "u-nosubject", IncludeDownscoped: true}, time.Now())
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
 	stop := f.start(t, f.config("g-nosubject"))
-	waitFor(t, "the revocation", func() bool { return steps(t, f.store, c.CommandID)[schemas.StepConfirmed] == 1 })
+	f.waitStep(t, c.CommandID, schemas.StepConfirmed)
 	_ = stop()
 	for i, raw := range append(raws, second) {
 		if f.introspect(t, raw) {

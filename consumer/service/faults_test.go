@@ -21,6 +21,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/internal/config"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -185,14 +186,11 @@ func TestFaultsProperty(t *testing.T) {
 		}
 		checks++
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(terminal()) < len(records) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d commands terminal after 2 minutes", len(terminal()), len(records))
-		}
+	// The invariant is checked over and over while the faults play out.
+	testenv.EventuallyWithin(t, 2*time.Minute, "every command terminal", func() bool {
 		checkCommitted()
-		time.Sleep(10 * time.Millisecond)
-	}
+		return len(terminal()) >= len(records)
+	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

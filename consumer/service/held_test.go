@@ -56,11 +56,9 @@ func TestBudgetHoldsThenApproveAndReject(t *testing.T) {
 	cfg := f.config("g-held")
 	cfg.Guard.Budget = 1
 	svc, stop := f.startService(t, cfg, clk.now)
-	waitFor(t, "one revocation and two holds", func() bool {
-		return steps(t, f.store, cmds[0].CommandID)[schemas.StepConfirmed] == 1 &&
-			steps(t, f.store, cmds[1].CommandID)[schemas.StepHeld] == 1 &&
-			steps(t, f.store, cmds[2].CommandID)[schemas.StepHeld] == 1
-	})
+	f.waitStep(t, cmds[0].CommandID, schemas.StepConfirmed)
+	f.waitStep(t, cmds[1].CommandID, schemas.StepHeld)
+	f.waitStep(t, cmds[2].CommandID, schemas.StepHeld)
 	ctx := context.Background()
 	a := svc.Approvals()
 	list, err := a.List(ctx, false, 100)
@@ -132,7 +130,7 @@ func TestBudgetHoldsThenApproveAndReject(t *testing.T) {
 	killed := command(schemas.Target{Kind: schemas.TargetUser, UserID: "u-kill"}, clk.now())
 	killed.ExpiresAt = clk.now().Add(5 * time.Minute)
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, killed))
-	waitFor(t, "the kill switch's hold", func() bool { return steps(t, f.store, killed.CommandID)[schemas.StepHeld] == 1 })
+	f.waitStep(t, killed.CommandID, schemas.StepHeld)
 	if _, err := a.Approve(ctx, killed.CommandID, "alice"); !errors.Is(err, guard.ErrKillSwitch) {
 		t.Fatalf("approval under the kill switch: %v", err)
 	}
@@ -167,7 +165,7 @@ func TestAllowlistRefuses(t *testing.T) {
 	cfg := f.config("g-allow")
 	cfg.Guard.AllowlistFile = writeFile(t, "entries:\n  - user_ids: [break-glass]\n    rules: [manual]\n")
 	_, stop := f.startService(t, cfg, nil)
-	waitFor(t, "the refusal", func() bool { return steps(t, f.store, c.CommandID)[schemas.StepRejected] == 1 })
+	f.waitStep(t, c.CommandID, schemas.StepRejected)
 	_ = stop()
 	if !f.introspect(t, raw) {
 		t.Fatal("allowlisted user revoked")

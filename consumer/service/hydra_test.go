@@ -117,7 +117,7 @@ func TestHydra(t *testing.T) {
 	}
 	stop := f.start(t, f.config("g-hydra"))
 	for _, c := range cases {
-		waitFor(t, c.name, func() bool { return terminal(t, f, c.cmd.CommandID) != "" })
+		waitTerminal(t, f, c.name, c.cmd.CommandID)
 	}
 
 	// Hydra down and back: the command fails transiently while the
@@ -129,12 +129,14 @@ func TestHydra(t *testing.T) {
 		want: schemas.StepUnconfirmed, revoked: []string{down.AccessToken, down.RefreshToken}}
 	downCase.cmd.CommandID += "-down"
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, downCase.cmd))
-	waitFor(t, "a failed attempt while Hydra is down", func() bool { return steps(t, f.store, downCase.cmd.CommandID)[schemas.StepFailed] > 0 })
+	f.rows.Wait(t, "a failed attempt while Hydra is down", func(rows []schemas.AuditRow) bool {
+		return countStep(rows, downCase.cmd.CommandID, schemas.StepFailed) > 0
+	})
 	if h.Introspect(t, down.AccessToken).Active != true {
 		t.Fatal("the token died while Hydra's admin API was unreachable")
 	}
 	adminProxy.up()
-	waitFor(t, downCase.name, func() bool { return terminal(t, f, downCase.cmd.CommandID) != "" })
+	waitTerminal(t, f, downCase.name, downCase.cmd.CommandID)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +178,7 @@ func TestHydra(t *testing.T) {
 		c := command(schemas.Target{Kind: schemas.TargetToken, TokenID: schemas.Fingerprint(tok.AccessToken), SealedToken: s}, time.Now())
 		g.kafka.Produce(t, schemas.TopicRevokeCommands, g.message(t, c))
 		stop := g.start(t, g.config("g-hydra-nofallback"))
-		waitFor(t, "the logout", func() bool { return terminal(t, g, c.CommandID) != "" })
+		waitTerminal(t, g, "the logout", c.CommandID)
 		_ = stop()
 		if got := terminal(t, g, c.CommandID); got != schemas.StepNotEffective || !h.Introspect(t, tok.AccessToken).Active {
 			t.Errorf("outcome %s, token active %v", got, h.Introspect(t, tok.AccessToken).Active)
@@ -204,6 +206,20 @@ func hydraClient(t *testing.T, h *hydratest.Hydra, self *hydratest.Client, admin
 }
 
 // terminal returns the command's terminal step, or "" while it has none.
+// waitTerminal waits until a consumer of f has written the command's
+// terminal row (its observer sees rows once durable in f's store).
+func waitTerminal(t *testing.T, f *fixture, what, commandID string) {
+	t.Helper()
+	f.rows.Wait(t, what, func(rows []schemas.AuditRow) bool {
+		for _, r := range rows {
+			if r.CommandID == commandID && r.Step.Terminal() {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 func terminal(t *testing.T, f *fixture, commandID string) schemas.Step {
 	t.Helper()
 	for s, n := range steps(t, f.store, commandID) {

@@ -58,9 +58,9 @@ func TestMessageAtTheBrokerLimitDoesNotStopTheCommandBehindIt(t *testing.T) {
 
 	cfg := f.config("g-oversize")
 	svc, stop := f.run(t, cfg, service.Deps{})
-	waitFor(t, "the command behind the big message", func() bool {
-		for step, n := range steps(t, f.store, cmd.CommandID) {
-			if step.Revoked() && n > 0 {
+	f.rows.Wait(t, "the command behind the big message", func(rows []schemas.AuditRow) bool {
+		for _, r := range rows {
+			if r.CommandID == cmd.CommandID && r.Step.Revoked() {
 				return true
 			}
 		}

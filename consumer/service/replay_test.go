@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
 	"github.com/revoked-dev/revoked/consumer/service"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -47,35 +49,76 @@ func TestReplayCheckFromTheIndex(t *testing.T) {
 			f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
 		}
 	}
+	// count counts the rows of step of the commands in the store; it reads
+	// the store under the counting wrapper, so as not to count itself.
 	count := func(step schemas.Step) int {
 		total := 0
 		for _, c := range cmds {
-			total += steps(t, store, c.CommandID)[step]
+			total += steps(t, store.Store, c.CommandID)[step]
 		}
 		return total
 	}
+	// waitOutcomes waits until the consumers have written a revocation's
+	// outcome for every command of cs.
+	waitOutcomes := func(what string, cs []schemas.RevokeCommand) {
+		t.Helper()
+		f.rows.Wait(t, what, func(rows []schemas.AuditRow) bool {
+			done := map[string]bool{}
+			for _, r := range rows {
+				if r.Step.Revoked() {
+					done[r.CommandID] = true
+				}
+			}
+			for _, c := range cs {
+				if !done[c.CommandID] {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	// waitRejections waits until the consumers have written n rejections.
+	waitRejections := func(what string, n int) {
+		t.Helper()
+		f.rows.Wait(t, what, func(rows []schemas.AuditRow) bool {
+			got := 0
+			for _, r := range rows {
+				if r.Step == schemas.StepRejected {
+					got++
+				}
+			}
+			return got >= n
+		})
+		if got := count(schemas.StepRejected); got != n {
+			t.Fatalf("%d rejections in the store, want %d", got, n)
+		}
+	}
 	// The first half warms the index up (each partition appears and is
-	// read once); the second half runs from the index alone.
+	// read once); the second half runs from the index alone. The first
+	// half is done once each of its commands has its outcome in the trail:
+	// the replay check comes before the revocation, and the outcome after.
 	produce(cmds[:n/2])
-	waitFor(t, "the first half", func() bool { return int(api.subject.Load()) == n/2 })
-	time.Sleep(50 * time.Millisecond)
+	waitOutcomes("the first half", cmds[:n/2])
 	before := store.commandRows.Load()
 	produce(cmds[n/2:])
-	waitFor(t, "the second half", func() bool { return int(api.subject.Load()) == n })
+	waitOutcomes("the second half", cmds[n/2:])
 	if got := store.commandRows.Load() - before; got > n/20 {
 		t.Errorf("%d of %d replay checks read the store in steady state", got, n/2)
+	}
+	if got := int(api.subject.Load()); got != n {
+		t.Fatalf("the token API saw %d revocations, want %d", got, n)
 	}
 
 	// Every command again: replays.
 	produce(cmds)
-	waitFor(t, "every replay refused", func() bool { return count(schemas.StepRejected) == n })
+	waitRejections("every replay refused", n)
 
 	// One again under another key: the store answers, and refuses it too.
 	other := f.message(t, cmds[0])
 	other.Key = []byte("not-the-target")
 	before = store.commandRows.Load()
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, other)
-	waitFor(t, "the re-keyed replay refused", func() bool { return count(schemas.StepRejected) == n+1 })
+	waitRejections("the re-keyed replay refused", n+1)
 	if store.commandRows.Load() == before {
 		t.Error("a command under another key than its target's was not checked against the store")
 	}
@@ -86,7 +129,7 @@ func TestReplayCheckFromTheIndex(t *testing.T) {
 	// A new consumer on the same trail refuses the commands once more.
 	_, stop = f.run(t, cfg, service.Deps{TokenAPI: api})
 	produce(cmds[:10])
-	waitFor(t, "replays after a restart refused", func() bool { return count(schemas.StepRejected) == n+11 })
+	waitRejections("replays after a restart refused", n+11)
 	_ = stop()
 	if got := api.subject.Load(); got != n {
 		t.Fatalf("the token API saw %d revocations, want %d", got, n)
@@ -96,23 +139,31 @@ func TestReplayCheckFromTheIndex(t *testing.T) {
 	}
 }
 
-// slowHistoryStore takes a while to read the trail, as a store does at
-// start under a day of rows.
-type slowHistoryStore struct {
+// gatedHistoryStore reads the trail only once the test lets it, as a store
+// does at start under a day of rows; it tells the test when a read began.
+type gatedHistoryStore struct {
 	*countingStore
-	delay time.Duration
+	reading chan struct{} // closed when the first read begins
+	once    sync.Once
+	open    chan struct{} // closed by the test to let reads go on
 }
 
-func (s *slowHistoryStore) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow, error) {
-	time.Sleep(s.delay)
+func (s *gatedHistoryStore) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow, error) {
+	s.once.Do(func() { close(s.reading) })
+	select {
+	case <-s.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	return s.countingStore.History(ctx, q)
 }
 
 // TestReplayCheckWaitsForTheLoad: the commands that arrive while the
 // index loads the trail wait for that one read instead of each reading
-// the store, and run once.
+// the store, and run once. The load is held until a command has been
+// checked against the index, so that it arrives while the index loads.
 func TestReplayCheckWaitsForTheLoad(t *testing.T) {
-	store := &slowHistoryStore{countingStore: &countingStore{Store: memstore.New()}, delay: 300 * time.Millisecond}
+	store := &gatedHistoryStore{countingStore: &countingStore{Store: memstore.New()}, reading: make(chan struct{}), open: make(chan struct{})}
 	f := newFixture(t, store)
 	api := &countingAPI{TokenAPI: f.client}
 	const n = 100
@@ -121,10 +172,35 @@ func TestReplayCheckWaitsForTheLoad(t *testing.T) {
 		c := command(schemas.Target{Kind: schemas.TargetUser, UserID: fmt.Sprintf("u-load-%d", i)}, now)
 		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
 	}
-	_, stop := f.run(t, f.config("g-load"), service.Deps{TokenAPI: api})
-	waitFor(t, "every command", func() bool { return int(api.subject.Load()) == n })
+	svc, stop := f.run(t, f.config("g-load"), service.Deps{TokenAPI: api})
+	select {
+	case <-store.reading:
+	case <-time.After(testenv.WaitTimeout):
+		t.Fatal("the replay index never read the trail")
+	}
+	// The index tells nothing of the commands it is asked about, so its
+	// state is polled; nothing can pass the replay check meanwhile.
+	testenv.Eventually(t, "a command checked while the trail loads", func() bool {
+		return svc.ReplayPartitionsSeen() > 0
+	})
+	if got := api.subject.Load(); got != 0 {
+		t.Fatalf("%d commands ran before the trail was loaded", got)
+	}
+	close(store.open)
+	f.rows.Wait(t, "every command", func(rows []schemas.AuditRow) bool {
+		done := map[string]bool{}
+		for _, r := range rows {
+			if r.Step.Revoked() {
+				done[r.CommandID] = true
+			}
+		}
+		return len(done) == n
+	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
+	}
+	if got := int(api.subject.Load()); got != n {
+		t.Errorf("the token API saw %d revocations, want %d", got, n)
 	}
 	if got := store.commandRows.Load(); got > n/10 {
 		t.Errorf("%d of %d replay checks read the store while the index loaded", got, n)

@@ -11,6 +11,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -75,7 +76,7 @@ func TestRevocationSinkIsNotSkipped(t *testing.T) {
 
 	up := &sink{calls: make(chan struct{}, 1)}
 	f.run(t, cfg, service.Deps{Revocations: up})
-	waitFor(t, "the revocation recorded", func() bool { return steps(t, f.store, cmd.CommandID)[schemas.StepConfirmed] == 1 })
+	testenv.Eventually(t, "the revocation recorded", func() bool { return steps(t, f.store, cmd.CommandID)[schemas.StepConfirmed] == 1 })
 	rows := up.rows()
 	if len(rows) != 1 || rows[0].CommandID != cmd.CommandID || !rows[0].Step.Revoked() || rows[0].UserID != "u-signal" {
 		t.Fatalf("the sink took %+v", rows)

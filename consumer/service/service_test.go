@@ -35,6 +35,10 @@ type fixture struct {
 	signer *schemas.Signer
 	seal   *schemas.SealKey
 	store  audit.Store
+	// rows are the audit rows the fixture's consumers wrote, as their
+	// observer saw them: each once it is durable in the store the
+	// consumer writes to.
+	rows *testenv.Recorder[schemas.AuditRow]
 }
 
 func newFixture(t testing.TB, store audit.Store) *fixture {
@@ -66,6 +70,7 @@ func newFixture(t testing.TB, store audit.Store) *fixture {
 		signer: schemas.NewSigner(priv),
 		seal:   seal,
 		store:  store,
+		rows:   &testenv.Recorder[schemas.AuditRow]{},
 	}
 }
 
@@ -96,6 +101,13 @@ func (f *fixture) run(tb testing.TB, cfg service.Config, deps service.Deps) (*se
 	}
 	if deps.Seal == nil {
 		deps.Seal = f.seal
+	}
+	observe := deps.Observe
+	deps.Observe = func(r schemas.AuditRow) {
+		f.rows.Add(r)
+		if observe != nil {
+			observe(r)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := service.New(ctx, cfg, deps, zerolog.Nop())
@@ -153,15 +165,29 @@ func (f *fixture) introspect(t *testing.T, raw string) bool {
 	return in.Active
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitStep waits until a consumer of the fixture has written a row of
+// step for the command, and fails unless the fixture's store then holds
+// exactly one: the consumers' observer sees each row once it is durable
+// in their store, so nothing is polled.
+func (f *fixture) waitStep(t *testing.T, commandID string, step schemas.Step) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	f.rows.Wait(t, fmt.Sprintf("a %s row of %s", step, commandID), func(rows []schemas.AuditRow) bool {
+		return countStep(rows, commandID, step) > 0
+	})
+	if n := steps(t, f.store, commandID)[step]; n != 1 {
+		t.Fatalf("%s: %d %s rows in the store, want 1", commandID, n, step)
 	}
+}
+
+// countStep counts the rows of step for the command among rows.
+func countStep(rows []schemas.AuditRow, commandID string, step schemas.Step) int {
+	n := 0
+	for _, r := range rows {
+		if r.CommandID == commandID && r.Step == step {
+			n++
+		}
+	}
+	return n
 }
 
 func steps(t *testing.T, s audit.Store, commandID string) map[schemas.Step]int {
@@ -210,7 +236,7 @@ func TestRevokesEveryTargetKind(t *testing.T) {
 		if c.Target.Kind == schemas.TargetSession {
 			want = schemas.StepUnconfirmed
 		}
-		waitFor(t, "revocation of "+c.CommandID, func() bool { return steps(t, f.store, c.CommandID)[want] == 1 })
+		f.waitStep(t, c.CommandID, want)
 	}
 	for name, raw := range map[string]string{"user token": userRaw, "downscoped child": child, "sealed": sealedRaw, "by id": byIDRaw, "session": sessRaw} {
 		if f.introspect(t, raw) {
@@ -256,10 +282,21 @@ func TestRejectsUnsignedForgedExpiredReplayed(t *testing.T) {
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, unsigned, forged, tampered, f.message(t, expired))
 
 	stop := f.start(t, f.config("g-reject"))
-	waitFor(t, "four rejections and two dead letters", func() bool {
-		rows, _ := f.store.History(context.Background(), audit.Query{Steps: []schemas.Step{schemas.StepRejected}, Limit: 100})
-		return len(rows) == 4 && len(f.kafka.Records(t, schemas.TopicDLQ)) == 3
+	f.rows.Wait(t, "four rejections", func(rows []schemas.AuditRow) bool {
+		n := 0
+		for _, r := range rows {
+			if r.Step == schemas.StepRejected {
+				n++
+			}
+		}
+		return n == 4
 	})
+	if rows, err := f.store.History(context.Background(), audit.Query{Steps: []schemas.Step{schemas.StepRejected}, Limit: 100}); err != nil || len(rows) != 4 {
+		t.Fatalf("%d rejections in the store (%v), want 4", len(rows), err)
+	}
+	if dlq := f.kafka.WaitRecords(t, schemas.TopicDLQ, 3); len(dlq) != 3 {
+		t.Fatalf("%d dead letters, want 3", len(dlq))
+	}
 	if !f.introspect(t, raw) {
 		t.Fatal("a rejected command revoked the token")
 	}
@@ -271,9 +308,9 @@ func TestRejectsUnsignedForgedExpiredReplayed(t *testing.T) {
 
 	// The good command runs once; the same command again is a replay.
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, good))
-	waitFor(t, "the good command", func() bool { return steps(t, f.store, good.CommandID)[schemas.StepConfirmed] == 1 })
+	f.waitStep(t, good.CommandID, schemas.StepConfirmed)
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, good))
-	waitFor(t, "the replay's rejection", func() bool { return steps(t, f.store, good.CommandID)[schemas.StepRejected] == 1 })
+	f.waitStep(t, good.CommandID, schemas.StepRejected)
 	if got := steps(t, f.store, good.CommandID)[schemas.StepConfirmed]; got != 1 {
 		t.Fatalf("replayed command executed %d times", got)
 	}
@@ -350,14 +387,16 @@ func testRestartAfterCrash(t *testing.T, store audit.Store) {
 	cfg.Reader.CommitInterval = time.Hour // no periodic commit: only the shutdown flush
 	reg1 := prometheus.NewRegistry()
 	stop := startWithStore(t, f, cfg, crashing, reg1)
-	waitFor(t, "the crash", func() bool { return crashing.failed.Load() > 0 })
+	crashing.crash.Wait(t, "the crash", func() bool { return crashing.failed.Load() > 0 })
 	_ = stop()
 
-	// Second run on the real store, same group.
+	// Second run on the real store, same group. Rows of the first run's
+	// failed append are in the store but were never reported written, and
+	// the second run finds their commands done, so the store is looked at.
 	reg := prometheus.NewRegistry()
 	stop = startWithStore(t, f, f.config("g-crash"), store, reg)
 	for _, c := range cmds {
-		waitFor(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, store, c.CommandID)[schemas.StepConfirmed] >= 1 })
+		testenv.Eventually(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, store, c.CommandID)[schemas.StepConfirmed] >= 1 })
 	}
 	_ = stop()
 	for i, c := range cmds {
@@ -396,11 +435,12 @@ type failAfter struct {
 	after  int32
 	n      atomic.Int32
 	failed atomic.Int32
+	crash  testenv.Notifier // told of each failure
 }
 
 func (s *failAfter) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	if s.failed.Load() > 0 {
-		s.failed.Add(1)
+		s.fail()
 		return errors.New("simulated crash")
 	}
 	n := s.n.Add(int32(len(rows)))
@@ -410,8 +450,13 @@ func (s *failAfter) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	if n <= s.after {
 		return nil
 	}
-	s.failed.Add(1)
+	s.fail()
 	return errors.New("simulated crash")
+}
+
+func (s *failAfter) fail() {
+	s.failed.Add(1)
+	s.crash.Notify()
 }
 
 func counter(t *testing.T, g prometheus.Gatherer, name string) float64 {

@@ -16,6 +16,7 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit/spool"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -96,7 +97,7 @@ func TestAuditStoreOutageSpools(t *testing.T) {
 	cfg.Reader.CommitInterval = 5 * time.Millisecond
 	stop := startWithStore(t, f, cfg, sp, prometheus.NewRegistry())
 	for _, c := range cmds[:before] {
-		waitFor(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, mem, c.CommandID)[schemas.StepConfirmed] == 1 })
+		testenv.Eventually(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, mem, c.CommandID)[schemas.StepConfirmed] == 1 })
 	}
 
 	// The store goes down; commands keep coming.
@@ -105,7 +106,7 @@ func TestAuditStoreOutageSpools(t *testing.T) {
 		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
 	}
 	records := f.kafka.Records(t, schemas.TopicRevokeCommands)
-	waitFor(t, "every offset committed during the outage", func() bool {
+	testenv.Eventually(t, "every offset committed during the outage", func() bool {
 		committed := f.kafka.Committed(t, "g-outage", schemas.TopicRevokeCommands)
 		for _, m := range records {
 			if committed[m.Partition] <= m.Offset {
@@ -128,7 +129,7 @@ func TestAuditStoreOutageSpools(t *testing.T) {
 
 	// The store is back: the spool drains into it.
 	store.down.Store(false)
-	waitFor(t, "the spool drained", func() bool { n, size := sp.Pending(); return n == 0 && size == 0 })
+	testenv.Eventually(t, "the spool drained", func() bool { n, size := sp.Pending(); return n == 0 && size == 0 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

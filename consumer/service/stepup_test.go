@@ -50,7 +50,7 @@ func TestRevokeAndReverifyCallsStepUp(t *testing.T) {
 	f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, reverify), f.message(t, plain))
 	stop := f.start(t, f.config("g-stepup"))
 	for _, c := range []schemas.RevokeCommand{reverify, plain} {
-		waitFor(t, "revocation of "+c.Target.UserID, func() bool { return steps(t, f.store, c.CommandID)[schemas.StepConfirmed] == 1 })
+		f.waitStep(t, c.CommandID, schemas.StepConfirmed)
 	}
 	_ = stop()
 	if f.introspect(t, raw) {

@@ -39,20 +39,10 @@ func TestCommandServesMetrics(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), err
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		code, _, err := get("/livez")
-		if err == nil && code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("livez: %d %v\n%s", code, err, stderr.String())
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run returned early: %v\n%s", err, stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
+	// The command logs this once its listener is open.
+	stderr.WaitFor(t, "token API serving")
+	if code, _, err := get("/livez"); err != nil || code != http.StatusOK {
+		t.Fatalf("livez: %d %v\n%s", code, err, stderr.String())
 	}
 	if code, _, err := get("/readyz"); err != nil || code != http.StatusOK {
 		t.Errorf("readyz: %d %v", code, err)

@@ -81,7 +81,7 @@ func TestGuardCooldownSurvivesCrash(t *testing.T) {
 		event("d1", now.Add(-3*time.Minute), schemas.EventFileDownload, "dave", nil),
 		event("d2", now.Add(-2*time.Minute), schemas.EventFileDownload, "dave", nil),
 	)
-	waitCommands(t, c, 1)
+	c.WaitRecords(t, schemas.TopicRevokeCommands, 1)
 	// The process dies: whatever the guard held in memory is gone. (Its
 	// stop is no gentler than kill -9 for the guard: nothing of it is
 	// saved on the way out.)
@@ -110,16 +110,5 @@ func TestGuardCooldownSurvivesCrash(t *testing.T) {
 	}
 	if got := byUser["erin"]; len(got) != 1 || got[0] != "shares/enforce" {
 		t.Errorf("erin's commands %v, want one shares revocation", got)
-	}
-}
-
-func waitCommands(t *testing.T, c *kafkatest.Cluster, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(c.Records(t, schemas.TopicRevokeCommands)) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %d commands", n)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

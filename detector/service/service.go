@@ -8,7 +8,6 @@ package service
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -322,19 +321,7 @@ func (s *Service) message(cmd schemas.RevokeCommand) (kafkax.Message, error) {
 	if err := cmd.Validate(); err != nil {
 		return kafkax.Message{}, err
 	}
-	value, err := json.Marshal(&cmd)
-	if err != nil {
-		return kafkax.Message{}, fmt.Errorf("encoding command: %w", err)
-	}
-	return kafkax.Message{
-		Key:   []byte(cmd.Target.Key()),
-		Value: value,
-		Headers: []kafkax.Header{
-			{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
-			{Key: schemas.HeaderKeyID, Value: []byte(s.signer.KeyID())},
-			{Key: schemas.HeaderSignature, Value: []byte(s.signer.Sign(value))},
-		},
-	}, nil
+	return kafkax.SignedCommand(s.signer, "", &cmd)
 }
 
 func header(m kafkax.Message, key string) string {

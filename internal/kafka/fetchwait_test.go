@@ -1,10 +1,9 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,30 +13,18 @@ import (
 
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 )
 
-// lockedBuffer collects log lines from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) lines(substr string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(b.buf.String(), "\n") {
+// lines returns the lines of out that contain substr.
+func lines(out, substr string) []string {
+	var found []string
+	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, substr) {
-			out = append(out, l)
+			found = append(found, l)
 		}
 	}
-	return out
+	return found
 }
 
 // brokerLateness is how late the broker in TestReaderToleratesALateBroker
@@ -52,16 +39,27 @@ const brokerLateness = 25 * time.Millisecond
 // broker to hold the fetch for only 3/4 of MaxWait: the default MaxWait
 // must leave a broker that is busy for a moment room to answer, so that an
 // idle reader never reconnects.
+//
+// The lateness is the condition under test, so it is real time: kfake
+// puts each fetch aside (SleepControl) until a timer of brokerLateness
+// fires, serving other requests meanwhile, and then handles it as usual.
+// Everything else waits on events: the fetches the broker received are
+// counted, and the reader idles until several of them were answered.
 func TestReaderToleratesALateBroker(t *testing.T) {
 	if _, slack := kafkax.FetchWaits(kafkax.DefaultReaderConfig().MaxWait); slack < 2*brokerLateness {
 		t.Fatalf("the default MaxWait leaves the broker %s to answer late; the test needs at least %s", slack, 2*brokerLateness)
 	}
 	c := kafkatest.New(t, topic)
+	var fetches atomic.Int64
+	var fetched testenv.Notifier
 	c.Fake().ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
-		time.Sleep(brokerLateness)
+		late := time.NewTimer(brokerLateness)
+		c.Fake().SleepControl(func() { <-late.C })
+		fetches.Add(1)
+		fetched.Notify()
 		return nil, nil, false // then handled as usual
 	})
-	var logs lockedBuffer
+	var logs testenv.LogBuffer
 	cfg := c.ReaderConfig(topic, "late")
 	cfg.MaxWait = kafkax.DefaultReaderConfig().MaxWait
 	r, err := kafkax.NewReader(cfg, zerolog.New(&logs).Level(zerolog.DebugLevel), nil)
@@ -80,21 +78,25 @@ func TestReaderToleratesALateBroker(t *testing.T) {
 			if v != want {
 				t.Fatalf("got %q, want %q", v, want)
 			}
-		case <-time.After(20 * time.Second):
+		case <-time.After(testenv.WaitTimeout):
 			t.Fatalf("%q not received", want)
 		}
 	}
 	c.Produce(t, topic, kafka.Message{Value: []byte("before")})
 	receive("before")
-	// Idle for several fetches, each answered late.
-	time.Sleep(3 * time.Second)
+	// Idle for several fetches, each answered late: the reader sends a
+	// fetch only once the one before was answered, so the fifth to arrive
+	// from here on means that four were answered, late.
+	from := fetches.Load()
+	fetched.Wait(t, "four idle fetches answered late", func() bool { return fetches.Load() >= from+5 })
 	c.Produce(t, topic, kafka.Message{Value: []byte("after")})
 	receive("after")
 
-	if l := logs.lines("i/o timeout"); len(l) > 0 {
+	out := logs.String()
+	if l := lines(out, "i/o timeout"); len(l) > 0 {
 		t.Errorf("%d fetches timed out, the first: %s", len(l), l[0])
 	}
-	if l := logs.lines("initializing kafka reader for partition"); len(l) != 1 {
+	if l := lines(out, "initializing kafka reader for partition"); len(l) != 1 {
 		t.Errorf("the partition reader connected %d times, want once:\n%s", len(l), strings.Join(l, "\n"))
 	}
 }

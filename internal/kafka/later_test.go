@@ -3,14 +3,15 @@ package kafka_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -19,6 +20,11 @@ import (
 // partition's commit stays behind the first until its wait returns nil.
 // A wait that fails leaves its message uncommitted, so it is delivered
 // again to the next reader of the group.
+//
+// Commits are synchronous here (CommitInterval 0): a lane commits what a
+// message let pass before it starts its next message, so the committed
+// offset can be read once the lane has gone on, without waiting for a
+// commit to happen.
 func TestLaterCommitsOnceDurable(t *testing.T) {
 	c := kafkatest.NewWithPartitions(t, map[string]int{topic: 1, schemas.TopicDLQ: 1})
 	for _, v := range []string{"a", "b", "c"} {
@@ -26,15 +32,13 @@ func TestLaterCommitsOnceDurable(t *testing.T) {
 	}
 	cfg := c.ReaderConfig(topic, "g")
 	cfg.KeyConcurrency = 4
+	cfg.CommitInterval = 0
 	r := newReader(t, cfg, nil)
 
 	release := make(chan error, 1)
-	var mu sync.Mutex
-	var handled []string
+	var handled testenv.Recorder[string]
 	rn := start(t, r, func(_ context.Context, m kafka.Message) error {
-		mu.Lock()
-		handled = append(handled, string(m.Value))
-		mu.Unlock()
+		handled.Add(string(m.Value))
 		if string(m.Value) != "a" {
 			return nil
 		}
@@ -47,14 +51,9 @@ func TestLaterCommitsOnceDurable(t *testing.T) {
 			}
 		})
 	})
-	poll(t, "b and c handled while a is not durable", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(handled) == 3
-	})
-	// Nothing passes a: give a commit a moment to happen if it wrongly
-	// would, then look.
-	time.Sleep(200 * time.Millisecond)
+	// The lane started c, so it is done with b: had b's commit passed a,
+	// it would be at the broker now.
+	handled.Wait(t, "b and c handled while a is not durable", func(all []string) bool { return len(all) == 3 })
 	if got := c.Committed(t, "g", topic); got[0] > 0 {
 		t.Fatalf("committed %v while the first message is not durable", got)
 	}
@@ -66,15 +65,17 @@ func TestLaterCommitsOnceDurable(t *testing.T) {
 
 	// A wait that fails: the message stays uncommitted and comes back.
 	c.ProduceTo(t, topic, 0, kafka.Message{Key: []byte("same-key"), Value: []byte("d")})
-	r2 := newReader(t, cfg, nil)
-	var tries sync.Map
-	rn2 := start(t, r2, func(_ context.Context, m kafka.Message) error {
-		n, _ := tries.LoadOrStore(string(m.Value), new(int))
-		*(n.(*int))++
+	var logs testenv.LogBuffer
+	r2, err := kafkax.NewReader(cfg, zerolog.New(&logs), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn2 := start(t, r2, func(context.Context, kafka.Message) error {
 		return kafkax.Later(func(context.Context) error { return errors.New("the store refused the rows") })
 	})
-	poll(t, "d handled", func() bool { _, ok := tries.Load("d"); return ok })
-	time.Sleep(200 * time.Millisecond)
+	// The Reader has taken d's failed wait: it will not commit d, and
+	// stopping commits whatever it would have.
+	logs.WaitFor(t, "a handled message did not become durable")
 	if err := rn2.stop(t); err != nil {
 		t.Fatalf("Run = %v", err)
 	}

@@ -896,6 +896,7 @@ func (s *session) commitFailed(err error, partitions int) {
 // drain waits for the workers, cancelling the handlers' context once
 // ShutdownTimeout has passed; having to cancel them is a timeout.
 func (s *session) drain(cancelHandlers context.CancelFunc) error {
+	s.r.log.Info().Dur("shutdown_timeout", s.r.cfg.ShutdownTimeout).Msg("kafka reader stopping: no new message starts; waiting for those in flight")
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	timer := time.NewTimer(s.r.cfg.ShutdownTimeout)

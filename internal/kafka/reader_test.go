@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/revoked-dev/revoked/internal/config"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -458,7 +460,7 @@ func TestOrderWithinPartitionsUnderConcurrency(t *testing.T) {
 			}
 		}
 		if m.Offset%7 == 3 {
-			time.Sleep(time.Millisecond) // shuffle the interleaving
+			runtime.Gosched() // shuffle the interleaving
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -498,7 +500,10 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 	cfg := c.ReaderConfig(topic, "g")
 	cfg.Concurrency = 2
-	var inFlight, maxInFlight, total atomic.Int32
+	var inFlight, maxInFlight, total, entered atomic.Int32
+	// The first two handlers wait for each other, so the limit is
+	// reached; the others run as they come.
+	bothIn := make(chan struct{})
 	done := make(chan struct{})
 	rn := start(t, newReader(t, cfg, nil), func(context.Context, kafka.Message) error {
 		n := inFlight.Add(1)
@@ -508,7 +513,18 @@ func TestConcurrencyLimit(t *testing.T) {
 				break
 			}
 		}
-		time.Sleep(time.Millisecond)
+		switch entered.Add(1) {
+		case 1:
+			select {
+			case <-bothIn:
+			case <-time.After(20 * time.Second):
+				return kafkax.Poison("the second handler never started", nil)
+			}
+		case 2:
+			close(bothIn)
+		default:
+			runtime.Gosched() // shuffle the interleaving
+		}
 		inFlight.Add(-1)
 		if total.Add(1) == partitions*10 {
 			close(done)
@@ -519,8 +535,11 @@ func TestConcurrencyLimit(t *testing.T) {
 	if err := rn.stop(t); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if got := maxInFlight.Load(); got > 2 {
-		t.Fatalf("%d handlers ran at once, limit is 2", got)
+	if got := maxInFlight.Load(); got != 2 {
+		t.Fatalf("at most %d handlers ran at once, want the limit, 2", got)
+	}
+	if dlq := c.Records(t, schemas.TopicDLQ); len(dlq) != 0 {
+		t.Fatalf("the first handler timed out waiting for a second one")
 	}
 }
 
@@ -539,9 +558,21 @@ func TestRebalanceKeepsEveryMessage(t *testing.T) {
 	byMember := map[string]int{}
 	done := make(chan struct{})
 	started := make(chan struct{})
+	// The first member is busy: after its tenth message its handlers wait
+	// until the second member has joined the group.
+	joined := make(chan struct{})
 	handler := func(member string) kafkax.Handler {
-		return func(_ context.Context, m kafka.Message) error {
-			time.Sleep(5 * time.Millisecond)
+		return func(ctx context.Context, m kafka.Message) error {
+			mu.Lock()
+			busy := member == "a" && byMember["a"] >= 10
+			mu.Unlock()
+			if busy {
+				select {
+				case <-joined:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			v := string(m.Value)
@@ -559,6 +590,8 @@ func TestRebalanceKeepsEveryMessage(t *testing.T) {
 	a := start(t, newReader(t, c.ReaderConfig(topic, "g"), nil), handler("a"))
 	waitFor(t, started, "the first member to get going")
 	b := start(t, newReader(t, c.ReaderConfig(topic, "g"), nil), handler("b"))
+	c.WaitStableGroup(t, "g", 2)
+	close(joined)
 	waitFor(t, done, "every message despite the rebalance")
 	if err := b.stop(t); err != nil {
 		t.Fatalf("second member Run = %v", err)
@@ -580,7 +613,12 @@ func TestShutdownLetsInFlightHandlerFinish(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	var calls atomic.Int32
-	rn := start(t, newReader(t, c.ReaderConfig(topic, "g"), nil), func(ctx context.Context, m kafka.Message) error {
+	var logs testenv.LogBuffer
+	r, err := kafkax.NewReader(c.ReaderConfig(topic, "g"), zerolog.New(&logs), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn := start(t, r, func(ctx context.Context, m kafka.Message) error {
 		calls.Add(1)
 		if m.Offset == 0 {
 			close(entered)
@@ -591,7 +629,13 @@ func TestShutdownLetsInFlightHandlerFinish(t *testing.T) {
 	})
 	waitFor(t, entered, "the first handler")
 	rn.cancel()
-	time.Sleep(50 * time.Millisecond) // the Reader is shutting down with the handler in flight
+	// The Reader is shutting down, waiting for the handler in flight.
+	logs.WaitFor(t, "kafka reader stopping: no new message starts; waiting for those in flight")
+	select {
+	case err := <-rn.done:
+		t.Fatalf("Run returned (%v) with a handler in flight", err)
+	default:
+	}
 	close(release)
 	if err := rn.wait(t); err != nil {
 		t.Fatalf("Run = %v", err)
@@ -663,13 +707,7 @@ func TestCheckAndSingleRun(t *testing.T) {
 		t.Fatalf("Check before Run = %v", err)
 	}
 	rn := start(t, r, func(context.Context, kafka.Message) error { return nil })
-	deadline := time.Now().Add(20 * time.Second)
-	for r.Check(context.Background()) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("Check never became ready: %v", r.Check(context.Background()))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, "Check to become ready", func() bool { return r.Check(context.Background()) == nil })
 	if err := r.Run(context.Background(), func(context.Context, kafka.Message) error { return nil }); !errors.Is(err, kafkax.ErrReaderUsed) {
 		t.Fatalf("second Run = %v", err)
 	}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,8 +21,14 @@ import (
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct{ ns atomic.Int64 }
+// fakeClock is a clock that moves only when told. It counts the times it
+// is read, so that a test can wait for the Reader's stall watcher, which
+// reads it once a tick.
+type fakeClock struct {
+	ns    atomic.Int64
+	reads atomic.Int64
+	read  testenv.Notifier
+}
 
 func newFakeClock() *fakeClock {
 	c := &fakeClock{}
@@ -30,20 +36,27 @@ func newFakeClock() *fakeClock {
 	return c
 }
 
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Now() time.Time {
+	c.reads.Add(1)
+	c.read.Notify()
+	return time.Unix(0, c.ns.Load())
+}
+
 func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-// poll calls cond every 10 ms until it reports true, failing the test
-// after 20 seconds.
-func poll(t *testing.T, what string, cond func() bool) {
+// waitReads waits until the clock has been read n more times than from.
+func (c *fakeClock) waitReads(t *testing.T, what string, from, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	c.read.Wait(t, what, func() bool { return c.reads.Load() >= from+n })
+}
+
+// handledValues records the values of the messages a handler finished.
+type handledValues struct{ testenv.Recorder[string] }
+
+// wait waits until v was handled.
+func (h *handledValues) wait(t *testing.T, v string) {
+	t.Helper()
+	h.Wait(t, v+" handled", func(all []string) bool { return slices.Contains(all, v) })
 }
 
 func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
@@ -89,8 +102,7 @@ func TestStalledPartitionFailsCheckUntilItProgresses(t *testing.T) {
 	}
 
 	entered, release := make(chan struct{}), make(chan struct{})
-	var mu sync.Mutex
-	handled := map[string]bool{}
+	var handled handledValues
 	rn := start(t, r, func(ctx context.Context, m kafka.Message) error {
 		if string(m.Value) == "block" {
 			close(entered)
@@ -100,16 +112,11 @@ func TestStalledPartitionFailsCheckUntilItProgresses(t *testing.T) {
 				return ctx.Err()
 			}
 		}
-		mu.Lock()
-		handled[string(m.Value)] = true
-		mu.Unlock()
+		handled.Add(string(m.Value))
 		return nil
 	})
-	isHandled := func(v string) func() bool {
-		return func() bool { mu.Lock(); defer mu.Unlock(); return handled[v] }
-	}
 	waitFor(t, entered, "the blocking handler")
-	poll(t, "a-0 handled", isHandled("a-0"))
+	handled.wait(t, "a-0")
 
 	// Held, but not for longer than the timeout: ready.
 	if err := r.Check(context.Background()); err != nil {
@@ -123,22 +130,26 @@ func TestStalledPartitionFailsCheckUntilItProgresses(t *testing.T) {
 	if strings.Contains(err.Error(), "partition 0") {
 		t.Errorf("Check names the idle partition: %v", err)
 	}
-	poll(t, "the stalled_lanes gauge", func() bool { return gaugeValue(t, reg, "revoked_kafka_reader_stalled_lanes") == 1 })
+	testenv.Eventually(t, "the stalled_lanes gauge", func() bool { return gaugeValue(t, reg, "revoked_kafka_reader_stalled_lanes") == 1 })
 
 	// A message arriving on the other partition is handled and does not
 	// count as stalled: it was taken after the clock moved.
 	c.ProduceTo(t, topic, 0, kafka.Message{Value: []byte("a-1")})
-	poll(t, "a-1 handled", isHandled("a-1"))
+	handled.wait(t, "a-1")
 	if err := r.Check(context.Background()); err == nil || strings.Contains(err.Error(), "partition 0") {
 		t.Errorf("Check with partition 0 busy again = %v", err)
 	}
-	time.Sleep(200 * time.Millisecond) // several watcher ticks: the stall is still logged once
+	// Several ticks of the stall watcher, each of which reads the clock
+	// once: the stall is still logged once. Besides the watcher, only the
+	// lane letting go of a-1 may read the clock from here on, so five
+	// reads are at least four ticks.
+	clock.waitReads(t, "four ticks of the stall watcher", clock.reads.Load(), 5)
 
 	close(release)
-	poll(t, "b-1 handled", isHandled("b-1"))
+	handled.wait(t, "b-1")
 	c.WaitCommitted(t, "g", topic, map[int]int64{0: 2, 1: 2})
-	poll(t, "Check ready again", func() bool { return r.Check(context.Background()) == nil })
-	poll(t, "the gauge back to 0", func() bool { return gaugeValue(t, reg, "revoked_kafka_reader_stalled_lanes") == 0 })
+	testenv.Eventually(t, "Check ready again", func() bool { return r.Check(context.Background()) == nil })
+	testenv.Eventually(t, "the gauge back to 0", func() bool { return gaugeValue(t, reg, "revoked_kafka_reader_stalled_lanes") == 0 })
 	if err := rn.stop(t); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
@@ -162,7 +173,7 @@ func TestStalledPartitionFailsCheckUntilItProgresses(t *testing.T) {
 // stall: with key lanes, Check names the partition, the key lane and the
 // last error, while other keys of the same partition go on; once the
 // failures stop, the lane progresses and Check is ready again. This test
-// runs on the real clock with a tiny timeout, and only polls.
+// runs on the real clock with a tiny timeout, and only polls Check.
 func TestTransientFailuresForeverAreAStall(t *testing.T) {
 	const keyLanes = 4
 	c := kafkatest.NewWithPartitions(t, map[string]int{topic: 1, schemas.TopicDLQ: 1})
@@ -185,21 +196,18 @@ func TestTransientFailuresForeverAreAStall(t *testing.T) {
 	cfg.StallTimeout = 50 * time.Millisecond
 	r := newReader(t, cfg, nil)
 	var up atomic.Bool
-	var mu sync.Mutex
-	handled := map[string]bool{}
+	var handled handledValues
 	rn := start(t, r, func(_ context.Context, m kafka.Message) error {
 		if string(m.Key) == "down" && !up.Load() {
 			return errors.New("token API unavailable")
 		}
-		mu.Lock()
-		handled[string(m.Value)] = true
-		mu.Unlock()
+		handled.Add(string(m.Value))
 		return nil
 	})
 
 	want := "in partition 0 (key lane " + strconv.Itoa(laneOf("down")) + ") has made no progress for "
 	var err error
-	poll(t, "Check to name the failing lane", func() bool {
+	testenv.Eventually(t, "Check to name the failing lane", func() bool {
 		err = r.Check(context.Background())
 		return err != nil && strings.Contains(err.Error(), want)
 	})
@@ -208,14 +216,14 @@ func TestTransientFailuresForeverAreAStall(t *testing.T) {
 	}
 
 	c.ProduceTo(t, topic, 0, kafka.Message{Key: []byte(other), Value: []byte("other-1")})
-	poll(t, "the other key's message", func() bool { mu.Lock(); defer mu.Unlock(); return handled["other-1"] })
+	handled.wait(t, "other-1")
 	if err := r.Check(context.Background()); err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Check while another lane of the partition progresses = %v", err)
 	}
 
 	up.Store(true)
 	c.WaitCommitted(t, "g", topic, map[int]int64{0: 2})
-	poll(t, "Check ready again", func() bool { err = r.Check(context.Background()); return err == nil })
+	testenv.Eventually(t, "Check ready again", func() bool { err = r.Check(context.Background()); return err == nil })
 	if err := rn.stop(t); err != nil {
 		t.Fatalf("Run = %v", err)
 	}

@@ -10,13 +10,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -151,28 +151,20 @@ func TestStuckDeadLetterFailsReadiness(t *testing.T) {
 		}
 		return nil
 	})
-	deadline := time.Now().Add(20 * time.Second)
 	var err error
-	for time.Now().Before(deadline) {
-		if err = r.Check(context.Background()); err != nil && strings.Contains(err.Error(), "partition 0 offset 1") {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err == nil || !strings.Contains(err.Error(), "in partition 0 offset 1 cannot be dead-lettered") {
+	testenv.Eventually(t, "Check to name the stuck message", func() bool {
+		err = r.Check(context.Background())
+		return err != nil && strings.Contains(err.Error(), "partition 0 offset 1")
+	})
+	if !strings.Contains(err.Error(), "in partition 0 offset 1 cannot be dead-lettered") {
 		t.Fatalf("Check while stuck = %v", err)
 	}
 	open.Store(true)
 	c.WaitCommitted(t, "g", topic, map[int]int64{0: 2})
-	for time.Now().Before(deadline) {
-		if err = r.Check(context.Background()); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err != nil {
-		t.Errorf("Check after the dead letter went through = %v", err)
-	}
+	testenv.Eventually(t, "Check ready after the dead letter went through", func() bool {
+		err = r.Check(context.Background())
+		return err == nil
+	})
 	if err := rn.stop(t); err != nil {
 		t.Fatalf("Run = %v", err)
 	}

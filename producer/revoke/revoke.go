@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -266,20 +265,7 @@ func (r *Revoker) commandID() (string, error) {
 // signature over exactly those bytes, the key id and the schema in headers,
 // keyed by the target key (see schemas.Target.Key).
 func (r *Revoker) Message(cmd schemas.RevokeCommand) (kafkax.Message, error) {
-	value, err := json.Marshal(&cmd)
-	if err != nil {
-		return kafkax.Message{}, fmt.Errorf("encoding command: %w", err)
-	}
-	return kafkax.Message{
-		Topic: r.cfg.Topic,
-		Key:   cmd.Key(),
-		Value: value,
-		Headers: []kafkax.Header{
-			{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
-			{Key: schemas.HeaderKeyID, Value: []byte(r.signer.KeyID())},
-			{Key: schemas.HeaderSignature, Value: []byte(r.signer.Sign(value))},
-		},
-	}, nil
+	return kafkax.SignedCommand(r.signer, r.cfg.Topic, &cmd)
 }
 
 // Revoke builds, signs and publishes the command for req and returns it once

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -1333,13 +1334,7 @@ func testWriterCheckpoints(t *testing.T, s audit.Store) {
 	if err := w.Write(c, Row(14)); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for w.SignedSeq() != 15 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint within 10s of a 20ms interval (signed seq %d)", w.SignedSeq())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, "the checkpoint of a 20 ms interval", func() bool { return w.SignedSeq() == 15 })
 }
 
 // Bench measures Append with batches of 1, 100 and 1000 rows: run it from

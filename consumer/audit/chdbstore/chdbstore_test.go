@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,7 +90,8 @@ func TestSharedDirectoryAndBusy(t *testing.T) {
 }
 
 // TestLockedByAnotherProcess runs this test binary again as a child that
-// holds a data directory, and expects ErrLocked here.
+// holds a data directory until its standard input ends, and expects
+// ErrLocked here while it does.
 func TestLockedByAnotherProcess(t *testing.T) {
 	if dir := os.Getenv("CHDBSTORE_TEST_HOLD"); dir != "" {
 		s := openAt(t, dir)
@@ -97,7 +99,9 @@ func TestLockedByAnotherProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Stdout.WriteString("HOLDING\n")
-		time.Sleep(20 * time.Second)
+		if _, err := io.Copy(io.Discard, os.Stdin); err != nil {
+			t.Fatal(err)
+		}
 		return
 	}
 	lib := testenv.ChDBLibPath(t)
@@ -106,6 +110,10 @@ func TestLockedByAnotherProcess(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLockedByAnotherProcess$", "-test.v")
 	cmd.Env = append(os.Environ(), "CHDBSTORE_TEST_HOLD="+dir, "CHDB_LIB_PATH="+lib)
+	hold, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -114,25 +122,37 @@ func TestLockedByAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() {
-		cancel()
+		cancel() // the child is killed if the test ends before it is let go
 		_ = cmd.Wait()
 	}()
+	// A child that never gets to hold the directory is killed, which ends
+	// the read below.
+	giveUp := time.AfterFunc(testenv.WaitTimeout, cancel)
 	buf := make([]byte, 4096)
 	var seen strings.Builder
-	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(seen.String(), "HOLDING") {
-		if time.Now().After(deadline) {
-			t.Fatalf("child never opened the directory: %s", seen.String())
-		}
 		n, err := out.Read(buf)
 		seen.Write(buf[:n])
 		if err != nil {
-			t.Fatalf("child: %v: %s", err, seen.String())
+			t.Fatalf("child never opened the directory: %v: %s", err, seen.String())
 		}
 	}
+	giveUp.Stop()
 	_, err = chdbstore.Open(context.Background(), chdbstore.Config{Path: dir, LibPath: lib}, zerolog.Nop())
 	if !errors.Is(err, chdbstore.ErrLocked) {
 		t.Errorf("Open of a directory held by another process: %v, want ErrLocked", err)
+	}
+	// Let the child go: it closes the store and passes.
+	if err := hold.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(out)
+	seen.Write(rest)
+	if err != nil {
+		t.Fatalf("reading the child's output: %v", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("child: %v:\n%s", err, seen.String())
 	}
 }
 

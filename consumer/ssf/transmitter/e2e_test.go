@@ -125,8 +125,8 @@ func TestConsumerRevocationBecomesVerifiedSET(t *testing.T) {
 	}
 	// One trail: the consumer's revocation, and the transmitter's two
 	// deliveries on its own chain.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	want := []string{"consumer-e2e/confirmed", "consumer-e2e/received", cfg.Actor + "/signalled", cfg.Actor + "/signalled"}
+	testenv.Eventually(t, "the trail "+strings.Join(want, " "), func() bool {
 		rows, err := a.Store.History(t.Context(), audit.Query{UserID: "alice@example.com", Limit: 100})
 		if err != nil {
 			t.Fatal(err)
@@ -136,14 +136,7 @@ func TestConsumerRevocationBecomesVerifiedSET(t *testing.T) {
 			steps = append(steps, r.Chain+"/"+string(r.Step))
 		}
 		slices.Sort(steps)
-		want := []string{"consumer-e2e/confirmed", "consumer-e2e/received", cfg.Actor + "/signalled", cfg.Actor + "/signalled"}
-		if slices.Equal(steps, want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("trail %s, want %s", strings.Join(steps, " "), strings.Join(want, " "))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return slices.Equal(steps, want)
+	})
 	e.committed(cfg, sc.StreamID)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/internal/ops"
 	"github.com/revoked-dev/revoked/internal/ssf"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/schemas"
 )
 
@@ -261,17 +262,12 @@ func (e *env) outcomes(commandID string) []schemas.AuditRow {
 // waitOutcomes waits until the command has n outcome rows.
 func (e *env) waitOutcomes(commandID string, n int) []schemas.AuditRow {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		rows := e.outcomes(commandID)
-		if len(rows) >= n {
-			return rows
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("command %s: %d outcome rows, want %d", commandID, len(rows), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var rows []schemas.AuditRow
+	testenv.Eventually(e.t, fmt.Sprintf("%d outcome rows of command %s", n, commandID), func() bool {
+		rows = e.outcomes(commandID)
+		return len(rows) >= n
+	})
+	return rows
 }
 
 // committed waits until the stream's group committed every record of

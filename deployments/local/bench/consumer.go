@@ -312,18 +312,7 @@ func benchCommand(i int, target schemas.Target, now time.Time) schemas.RevokeCom
 
 // signedMessage encodes cmd as the detector publishes it.
 func signedMessage(signer *schemas.Signer, cmd schemas.RevokeCommand) (kafkax.Message, error) {
-	value, err := json.Marshal(&cmd)
-	if err != nil {
-		return kafkax.Message{}, fmt.Errorf("encoding command: %w", err)
-	}
-	return kafkax.Message{
-		Key: cmd.Key(), Value: value,
-		Headers: []kafkax.Header{
-			{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
-			{Key: schemas.HeaderKeyID, Value: []byte(signer.KeyID())},
-			{Key: schemas.HeaderSignature, Value: []byte(signer.Sign(value))},
-		},
-	}, nil
+	return kafkax.SignedCommand(signer, "", &cmd)
 }
 
 // plainRevoke revokes every raw token with RFC 7009 and introspects it

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,14 +29,15 @@ import (
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-func startStack(t *testing.T, backend string) (*stack.Stack, *testenv.LogBuffer) {
+func startStack(t *testing.T, backend string) (*stack.Stack, *testenv.LogBuffer, *testenv.Recorder[schemas.AuditRow]) {
 	t.Helper()
 	return startStackWith(t, backend, nil)
 }
 
 // startStackWith starts the stack on backend with its defaults changed by
-// mutate.
-func startStackWith(t *testing.T, backend string, mutate func(*stack.Config)) (*stack.Stack, *testenv.LogBuffer) {
+// mutate. It returns the stack's log and the audit rows the consumer
+// writes, as its observer sees each once it is durable.
+func startStackWith(t *testing.T, backend string, mutate func(*stack.Config)) (*stack.Stack, *testenv.LogBuffer, *testenv.Recorder[schemas.AuditRow]) {
 	t.Helper()
 	cfg := stack.DefaultConfig()
 	cfg.KafkaAddr, cfg.TokenAPIAddr, cfg.HTTPAddr, cfg.IngestAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
@@ -53,8 +55,9 @@ func startStackWith(t *testing.T, backend string, mutate func(*stack.Config)) (*
 		mutate(&cfg)
 	}
 	logs := &testenv.LogBuffer{}
+	rows := &testenv.Recorder[schemas.AuditRow]{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
-	s, err := stack.Start(context.Background(), cfg, stack.Observer{}, log)
+	s, err := stack.Start(context.Background(), cfg, stack.Observer{AuditRow: rows.Add}, log)
 	if err != nil {
 		t.Fatalf("starting the stack: %v", err)
 	}
@@ -63,7 +66,34 @@ func startStackWith(t *testing.T, backend string, mutate func(*stack.Config)) (*
 			t.Errorf("closing the stack: %v", err)
 		}
 	})
-	return s, logs
+	return s, logs, rows
+}
+
+// waitRow waits until the consumer has written a row that match accepts.
+// Rows are written after what they record, so once the row of a
+// revocation is seen the token API has revoked.
+func waitRow(t *testing.T, rows *testenv.Recorder[schemas.AuditRow], what string, match func(schemas.AuditRow) bool) {
+	t.Helper()
+	rows.Wait(t, what, func(all []schemas.AuditRow) bool { return slices.ContainsFunc(all, match) })
+}
+
+// userStep matches the rows of step about user.
+func userStep(user string, step schemas.Step) func(schemas.AuditRow) bool {
+	return func(r schemas.AuditRow) bool { return r.UserID == user && r.Step == step }
+}
+
+// waitHistory waits until the audit store's history of user holds a row
+// of step, and returns that history. The store is behind the consumer's
+// spool and gives no notice of its rows, so it is polled.
+func waitHistory(t *testing.T, s *stack.Stack, user string, step schemas.Step) []schemas.AuditRow {
+	t.Helper()
+	var rows []schemas.AuditRow
+	testenv.Eventually(t, fmt.Sprintf("a %s row of %s in the audit store", step, user), func() bool {
+		var err error
+		rows, err = s.Store.History(context.Background(), audit.Query{UserID: user, Limit: 100})
+		return err == nil && hasStep(rows, step)
+	})
+	return rows
 }
 
 func issue(t *testing.T, s *stack.Stack, user string) (raw, id string) {
@@ -108,7 +138,7 @@ func bruteForce(user, tokenID string, now time.Time) []kafkax.Message {
 func TestEndToEnd(t *testing.T) {
 	for _, backend := range []string{"chdb", "clickhouse"} {
 		t.Run(backend, func(t *testing.T) {
-			s, logs := startStack(t, backend)
+			s, logs, written := startStack(t, backend)
 			k := &kafkatest.Cluster{Brokers: s.Brokers}
 			user := "u-victim-" + backend
 			raw, tokenID := issue(t, s, user)
@@ -121,19 +151,15 @@ func TestEndToEnd(t *testing.T) {
 			msgs = append(msgs, bruteForce(user, tokenID, now)...)
 			k.Produce(t, schemas.TopicAuditEvents, msgs...)
 
-			waitFor(t, "the victim's token to be revoked", func() bool {
-				in, err := s.IdP.Introspect(context.Background(), raw)
-				return err == nil && !in.Active
-			})
+			waitRow(t, written, "the victim's revocation", userStep(user, schemas.StepConfirmed))
+			if in, err := s.IdP.Introspect(context.Background(), raw); err != nil || in.Active {
+				t.Fatalf("the victim's token is still active after its revocation was audited (%v)", err)
+			}
 			in, err := s.IdP.Introspect(context.Background(), bystander)
 			if err != nil || !in.Active {
 				t.Fatalf("the bystander's token was revoked (%v)", err)
 			}
-			var rows []schemas.AuditRow
-			waitFor(t, "the audit rows", func() bool {
-				rows, err = s.Store.History(context.Background(), audit.Query{UserID: user, Limit: 100})
-				return err == nil && hasStep(rows, schemas.StepConfirmed)
-			})
+			rows := waitHistory(t, s, user, schemas.StepConfirmed)
 			for _, r := range rows {
 				if r.RuleID != "risk" || r.Mode != schemas.ModeEnforce {
 					t.Errorf("unexpected row %+v", r)
@@ -208,18 +234,14 @@ func TestDetectorGuardEnforced(t *testing.T) {
 	if err := os.WriteFile(allow, []byte("entries:\n  - user_ids: [u-breakglass]\n    reason: break-glass account\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := startStackWith(t, "chdb", func(c *stack.Config) { c.Guard.AllowlistFile = allow })
+	s, _, written := startStackWith(t, "chdb", func(c *stack.Config) { c.Guard.AllowlistFile = allow })
 	k := &kafkatest.Cluster{Brokers: s.Brokers}
 	user := "u-breakglass"
 	raw, tokenID := issue(t, s, user)
 	k.Produce(t, schemas.TopicAuditEvents, bruteForce(user, tokenID, time.Now())...)
 
-	var rows []schemas.AuditRow
-	waitFor(t, "the dry run's audit rows", func() bool {
-		var err error
-		rows, err = s.Store.History(context.Background(), audit.Query{UserID: user, Limit: 100})
-		return err == nil && hasStep(rows, schemas.StepDryRun)
-	})
+	waitRow(t, written, "the dry run", userStep(user, schemas.StepDryRun))
+	rows := waitHistory(t, s, user, schemas.StepDryRun)
 	for _, r := range rows {
 		if r.Mode != schemas.ModeDryRun || r.Step.Revoked() {
 			t.Errorf("row %+v: want dry runs only", r)
@@ -237,7 +259,7 @@ func TestDetectorGuardEnforced(t *testing.T) {
 // child, is revoked with its parent by a command that includes downscoped
 // tokens, though only the follower knows the two are related.
 func TestConsumerFollowsLineage(t *testing.T) {
-	s, _ := startStack(t, "chdb")
+	s, _, written := startStack(t, "chdb")
 	k := &kafkatest.Cluster{Brokers: s.Brokers}
 	user := "u-lineage"
 	parentRaw, parentID := issue(t, s, user)
@@ -245,7 +267,9 @@ func TestConsumerFollowsLineage(t *testing.T) {
 	otherRaw, _ := issue(t, s, user)
 	k.Produce(t, schemas.TopicAuditEvents, event(user+"-x", "token.exchanged", user, time.Now(),
 		fmt.Sprintf(`,"token_id":%q,"parent_token_id":%q,"scopes":["files.read"]`, childID, parentID)))
-	waitFor(t, "the follower to learn the exchange", func() bool {
+	// The follower gives no notice of what it learns: its counts are
+	// polled.
+	testenv.Eventually(t, "the follower to learn the exchange", func() bool {
 		st, on := s.LineageStats()
 		return on && st.Learned >= 1
 	})
@@ -268,11 +292,13 @@ func TestConsumerFollowsLineage(t *testing.T) {
 		{Key: schemas.HeaderKeyID, Value: []byte(s.Signer.KeyID())},
 		{Key: schemas.HeaderSignature, Value: []byte(s.Signer.Sign(value))},
 	}})
+	waitRow(t, written, "the command's revocation", func(r schemas.AuditRow) bool {
+		return r.CommandID == cmd.CommandID && r.Step.Revoked()
+	})
 	for name, raw := range map[string]string{"parent": parentRaw, "child": childRaw} {
-		waitFor(t, "the "+name+" to be revoked", func() bool {
-			in, err := s.IdP.Introspect(context.Background(), raw)
-			return err == nil && !in.Active
-		})
+		if in, err := s.IdP.Introspect(context.Background(), raw); err != nil || in.Active {
+			t.Errorf("the %s is still active after the revocation was audited (%v)", name, err)
+		}
 	}
 	if in, err := s.IdP.Introspect(context.Background(), otherRaw); err != nil || !in.Active {
 		t.Errorf("the user's unrelated token was revoked too (%v): the command was not the token's", err)
@@ -283,7 +309,7 @@ func TestConsumerFollowsLineage(t *testing.T) {
 // ingest command assembles it, go through the whole pipeline: a brute
 // force posted as JSON lines ends with the victim's token revoked.
 func TestIngestEndpointFeedsThePipeline(t *testing.T) {
-	s, _ := startStack(t, "chdb")
+	s, _, written := startStack(t, "chdb")
 	user := "u-posted"
 	raw, tokenID := issue(t, s, user)
 	var body strings.Builder
@@ -299,16 +325,16 @@ func TestIngestEndpointFeedsThePipeline(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST /v1/events: %d", resp.StatusCode)
 	}
-	waitFor(t, "the posted victim's token to be revoked", func() bool {
-		in, err := s.IdP.Introspect(context.Background(), raw)
-		return err == nil && !in.Active
-	})
+	waitRow(t, written, "the posted victim's revocation", userStep(user, schemas.StepConfirmed))
+	if in, err := s.IdP.Introspect(context.Background(), raw); err != nil || in.Active {
+		t.Fatalf("the posted victim's token is still active after its revocation was audited (%v)", err)
+	}
 }
 
 // TestSimulatedRun runs a short simulation through the stack on chDB and
 // checks the summary against the ground truth.
 func TestSimulatedRun(t *testing.T) {
-	s, _ := startStack(t, "chdb")
+	s, _, _ := startStack(t, "chdb")
 	cfg := simulate.DefaultConfig()
 	cfg.Clock = simulate.ClockLive
 	cfg.Users = 60
@@ -366,24 +392,13 @@ func header(m kafkax.Message, key string) string {
 	return ""
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // The local consumer is assembled as the consumer command assembles it,
 // guard and held-command API included: with its kill switch engaged it
 // holds the detector's enforcing command instead of revoking, the held
 // API lists it, refuses its approval while the switch is engaged, and
 // once the switch is released an approval carries it out.
 func TestConsumerGuardEnforced(t *testing.T) {
-	s, _ := startStackWith(t, "chdb", func(c *stack.Config) {
+	s, _, written := startStackWith(t, "chdb", func(c *stack.Config) {
 		c.ConsumerGuard.KillSwitch = true
 		c.ConsumerGuard.AdminToken = config.NewSecret("adm1n")
 	})
@@ -411,8 +426,10 @@ func TestConsumerGuardEnforced(t *testing.T) {
 		}
 		return resp.StatusCode
 	}
+	waitRow(t, written, "the kill switch's hold", userStep(user, schemas.StepHeld))
+	// The held API reads the audit store, which gives no notice: polled.
 	var pending []held.Held
-	waitFor(t, "the held command", func() bool {
+	testenv.Eventually(t, "the held command listed", func() bool {
 		pending = nil
 		return call("GET", "/api/v1/held", "", &pending) == http.StatusOK && len(pending) == 1
 	})

@@ -27,7 +27,7 @@ import (
 func TestRawTokenIDIsRefused(t *testing.T) {
 	for _, backend := range []string{"chdb", "clickhouse"} {
 		t.Run(backend, func(t *testing.T) {
-			s, logs := startStack(t, backend)
+			s, logs, written := startStack(t, backend)
 			k := &kafkatest.Cluster{Brokers: s.Brokers}
 			user := "u-leaky-" + backend
 			raw, tokenID := issue(t, s, user)
@@ -58,12 +58,8 @@ func TestRawTokenIDIsRefused(t *testing.T) {
 				t.Errorf("dead letters do not hold the fingerprints:\n%s\n%s", dlq[0].Value, dlq[1].Value)
 			}
 
-			var rows []schemas.AuditRow
-			waitFor(t, "the brute force after them to be revoked", func() bool {
-				var err error
-				rows, err = s.Store.History(context.Background(), audit.Query{UserID: user, Limit: 100})
-				return err == nil && hasStep(rows, schemas.StepConfirmed)
-			})
+			waitRow(t, written, "the brute force after them to be revoked", userStep(user, schemas.StepConfirmed))
+			waitHistory(t, s, user, schemas.StepConfirmed)
 
 			var haystack strings.Builder
 			haystack.WriteString(logs.String())

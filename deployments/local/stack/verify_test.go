@@ -25,11 +25,12 @@ func TestLocalTrailVerifiesAndCatchesADeletedLastRow(t *testing.T) {
 	lib := testenv.ChDBLibPath(t)
 	dir := t.TempDir()
 	cfg := stack.DefaultConfig()
-	cfg.KafkaAddr, cfg.TokenAPIAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.KafkaAddr, cfg.TokenAPIAddr, cfg.HTTPAddr, cfg.IngestAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Partitions = 2
 	cfg.Audit.ChDBPath = dir
 	cfg.KeyDir = filepath.Join(dir, "keys")
-	s, err := stack.Start(context.Background(), cfg, stack.Observer{}, zerolog.Nop())
+	audited := &testenv.Recorder[schemas.AuditRow]{}
+	s, err := stack.Start(context.Background(), cfg, stack.Observer{AuditRow: audited.Add}, zerolog.Nop())
 	if err != nil {
 		t.Fatalf("starting the stack: %v", err)
 	}
@@ -45,10 +46,8 @@ func TestLocalTrailVerifiesAndCatchesADeletedLastRow(t *testing.T) {
 	user := "u-verify"
 	raw, tokenID := issue(t, s, user)
 	(&kafkatest.Cluster{Brokers: s.Brokers}).Produce(t, schemas.TopicAuditEvents, bruteForce(user, tokenID, time.Now())...)
-	waitFor(t, "the revocation's audit rows", func() bool {
-		rows, err := s.Store.History(context.Background(), audit.Query{UserID: user, Limit: 100})
-		return err == nil && hasStep(rows, schemas.StepConfirmed)
-	})
+	waitRow(t, audited, "the revocation", userStep(user, schemas.StepConfirmed))
+	waitHistory(t, s, user, schemas.StepConfirmed)
 	if in, err := s.IdP.Introspect(context.Background(), raw); err != nil || in.Active {
 		t.Fatalf("token still active: %+v %v", in, err)
 	}

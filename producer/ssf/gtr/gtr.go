@@ -529,18 +529,7 @@ func (e *Endpoint) command(client Client, sub ssf.Subject, user, jti string) sch
 }
 
 func (e *Endpoint) message(cmd schemas.RevokeCommand) (kafkax.Message, error) {
-	value, err := json.Marshal(&cmd)
-	if err != nil {
-		return kafkax.Message{}, err
-	}
-	return kafkax.Message{
-		Topic: e.cfg.CommandsTopic, Key: cmd.Key(), Value: value,
-		Headers: []kafkax.Header{
-			{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
-			{Key: schemas.HeaderKeyID, Value: []byte(e.signer.KeyID())},
-			{Key: schemas.HeaderSignature, Value: []byte(e.signer.Sign(value))},
-		},
-	}, nil
+	return kafkax.SignedCommand(e.signer, e.cfg.CommandsTopic, &cmd)
 }
 
 func truncate(s string, n int) string {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,6 +32,7 @@ import (
 	"github.com/revoked-dev/revoked/internal/config"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
+	"github.com/revoked-dev/revoked/internal/testenv"
 	"github.com/revoked-dev/revoked/producer/ssf/gtr"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -373,24 +375,13 @@ func TestUniversalLogoutRevokesAtTheTokenAPI(t *testing.T) {
 			t.Errorf("consumer: %v", err)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, "command "+cmd.CommandID+" carried out", func() bool {
 		rows, err := store.CommandRows(t.Context(), cmd.CommandID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := false
-		for _, r := range rows {
-			done = done || r.Step.Revoked()
-		}
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("command %s not carried out: %+v", cmd.CommandID, rows)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return slices.ContainsFunc(rows, func(r schemas.AuditRow) bool { return r.Step.Revoked() })
+	})
 	for name, tok := range map[string]string{"the user's token": raw, "its downscoped child": child} {
 		in, err := client.Introspect(t.Context(), tok)
 		if err != nil || in.Active {

@@ -459,18 +459,7 @@ func (r *Receiver) command(ev schemas.AuditEvent, typ string, action schemas.Act
 // publishes one: the JSON value, its Ed25519 signature and key id in
 // headers, keyed by the target.
 func (r *Receiver) commandMessage(cmd schemas.RevokeCommand) (kafkax.Message, error) {
-	value, err := json.Marshal(&cmd)
-	if err != nil {
-		return kafkax.Message{}, err
-	}
-	return kafkax.Message{
-		Topic: r.cfg.CommandsTopic, Key: cmd.Key(), Value: value,
-		Headers: []kafkax.Header{
-			{Key: schemas.HeaderSchema, Value: []byte(schemas.SchemaRevokeCommandV1)},
-			{Key: schemas.HeaderKeyID, Value: []byte(r.signer.KeyID())},
-			{Key: schemas.HeaderSignature, Value: []byte(r.signer.Sign(value))},
-		},
-	}, nil
+	return kafkax.SignedCommand(r.signer, r.cfg.CommandsTopic, &cmd)
 }
 
 func truncate(s string, n int) string {
