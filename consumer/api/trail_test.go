@@ -135,8 +135,12 @@ func buildTrail(t testing.TB, n int, end time.Time, span time.Duration) *trail {
 		last := eventTime()
 		switch {
 		case i%150 == 0:
+			// The focus user's commands are spread evenly over the
+			// span, in the order they are made, so that their outcomes,
+			// given in turn, alternate in time too.
 			user = tr.focus
 			tr.focusCommands++
+			last = start.Add(span / time.Duration(n) * time.Duration(i+75))
 		case i%9 == 0 && rng.IntN(2) == 0:
 			// The burst: credential stuffing against many accounts.
 			ri = 0

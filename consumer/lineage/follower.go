@@ -173,12 +173,12 @@ func (f *Follower) follow(ctx context.Context, partition int) {
 
 // startOffset is the first offset stamped at or after now less the
 // retention, or the end of the partition when none is.
+//
+// The end is read first: a message written between the two lookups is
+// then either found by the time lookup or at or after that end, never
+// skipped (read the other way round, a message written between them
+// would fall before the end taken after it).
 func (f *Follower) startOffset(ctx context.Context, partition int) (int64, error) {
-	off, ok, err := f.client.OffsetAt(ctx, f.topic, partition, f.now().Add(-f.since))
-	if err != nil || ok {
-		return off, err
-	}
-	// None stamped at or after the time: only new messages count.
 	_, end, err := f.client.Bounds(ctx, f.topic, partition)
 	if err != nil {
 		return 0, err
@@ -186,6 +186,11 @@ func (f *Follower) startOffset(ctx context.Context, partition int) (int64, error
 	if end < 0 {
 		return 0, fmt.Errorf("no end offset for %s/%d", f.topic, partition)
 	}
+	off, ok, err := f.client.OffsetAt(ctx, f.topic, partition, f.now().Add(-f.since))
+	if err != nil || ok {
+		return off, err
+	}
+	// None stamped at or after the time: only new messages count.
 	return end, nil
 }
 
