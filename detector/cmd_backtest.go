@@ -8,10 +8,10 @@ import (
 
 	"github.com/revoked-dev/revoked/detector/backtest"
 	"github.com/revoked-dev/revoked/detector/engine"
-	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/detector/service"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/enrich"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/internal/progress"
 )
 

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/revoked-dev/revoked/detector/guard"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"

@@ -30,10 +30,10 @@ import (
 	"text/tabwriter"
 
 	"github.com/revoked-dev/revoked/detector/app"
-	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/detector/service"
 	"github.com/revoked-dev/revoked/internal/cli"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/internal/ops"
 )
 

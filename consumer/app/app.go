@@ -23,11 +23,11 @@ import (
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
 	"github.com/revoked-dev/revoked/consumer/audit/spool"
-	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/lineage"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/internal/held"
 	"github.com/revoked-dev/revoked/internal/killswitch"
 	"github.com/revoked-dev/revoked/internal/ops"
@@ -229,7 +229,7 @@ func MountGuards(srv *ops.Server, src held.Source, kill *guard.KillSwitch, token
 		return
 	}
 	held.NewAPI(src, token, log).Register(srv)
-	kill.Mount(srv, token, guard.KillSwitchMeaning, log)
+	kill.Mount(srv, token, guard.ConsumerKillSwitchMeaning, log)
 	// The consumer's earlier kill-switch path says where the one shape of
 	// both components is served now.
 	srv.Handle("/api/v1/killswitch", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

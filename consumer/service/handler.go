@@ -12,7 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/revoked-dev/revoked/consumer/guard"
+	"github.com/revoked-dev/revoked/internal/guard"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -76,7 +76,7 @@ type Handler struct {
 	log      zerolog.Logger
 	metrics  *Metrics
 	observer func(schemas.AuditRow)
-	guard    *guard.Guard
+	guard    *guard.Consumer
 	replay   *replayIndex
 	// stripes serialise the handling of one command id, from the replay
 	// check to the audit rows: the reader keeps one key's commands in
@@ -104,7 +104,7 @@ type HandlerConfig struct {
 	Observe func(schemas.AuditRow)
 	// Guard, when set, holds commands over budget or under the kill switch
 	// and refuses allowlisted targets.
-	Guard *guard.Guard
+	Guard *guard.Consumer
 
 	// replay, when set, answers the replay check without the store
 	// while it can (see replayIndex). Nil: every check reads the audit

@@ -11,10 +11,10 @@ import (
 
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/memstore"
-	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/consumer/service"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	"github.com/revoked-dev/revoked/deployments/tokenapi/server/servertest"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/schemas"
 )
 

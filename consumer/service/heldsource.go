@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/revoked-dev/revoked/consumer/guard"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/internal/held"
 )
 

@@ -10,8 +10,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/revoked-dev/revoked/consumer/audit"
-	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
@@ -29,7 +29,7 @@ type Config struct {
 	MaxClockSkew time.Duration `flag:"max-clock-skew" env:"MAX_CLOCK_SKEW" yaml:"max_clock_skew" usage:"how far in the future a command's issued_at may be"`
 	Retry        RetryConfig   `flag:"retry" env:"RETRY" yaml:"retry"`
 	// Guard is the consumer's own budget, allowlist and kill switch.
-	Guard guard.Config `flag:"guard" env:"GUARD" yaml:"guard"`
+	Guard guard.ConsumerConfig `flag:"guard" env:"GUARD" yaml:"guard"`
 	// Replay tunes the in-memory index of executed commands that answers
 	// the replay check without a store query per command.
 	Replay ReplayConfig `flag:"replay" env:"REPLAY" yaml:"replay"`
@@ -49,7 +49,7 @@ func DefaultConfig() Config {
 	r.KeyConcurrency = 32
 	r.Concurrency = 128
 	return Config{Reader: r, Actor: "consumer", MaxClockSkew: time.Minute, Retry: DefaultRetryConfig(), Replay: DefaultReplayConfig(),
-		Guard: guard.Config{HeldTopic: held.TopicHeld, DecisionsTopic: held.TopicHeldDecisions}}
+		Guard: guard.ConsumerConfig{HeldTopic: held.TopicHeld, DecisionsTopic: held.TopicHeldDecisions}}
 }
 
 // Validate reports every problem at once.
@@ -169,7 +169,7 @@ type Service struct {
 	handler   *Handler
 	store     audit.Store
 	approvals *Approvals
-	guard     *guard.Guard
+	guard     *guard.Consumer
 	log       zerolog.Logger
 }
 
@@ -182,7 +182,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log zerolog.Logger) (*Servi
 	if deps.Store == nil || deps.TokenAPI == nil {
 		return nil, errors.New("consumer: an audit store and a token API are required")
 	}
-	g, err := guard.New(cfg.Guard, deps.Now)
+	g, err := guard.NewConsumer(cfg.Guard, deps.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log zerolog.Logger) (*Servi
 	}, nil
 }
 
-func newHandler(cfg Config, deps Deps, writer *audit.Writer, g *guard.Guard, m *Metrics, replay *replayIndex, log zerolog.Logger) (*Handler, error) {
+func newHandler(cfg Config, deps Deps, writer *audit.Writer, g *guard.Consumer, m *Metrics, replay *replayIndex, log zerolog.Logger) (*Handler, error) {
 	return NewHandler(HandlerConfig{
 		Keyring:      deps.Keyring,
 		Seal:         deps.Seal,
@@ -259,7 +259,7 @@ func OpenApprovals(ctx context.Context, cfg Config, deps Deps, chain string, log
 	if deps.Store == nil || deps.TokenAPI == nil {
 		return nil, nil, errors.New("consumer: an audit store and a token API are required")
 	}
-	g, err := guard.New(cfg.Guard, deps.Now)
+	g, err := guard.NewConsumer(cfg.Guard, deps.Now)
 	if err != nil {
 		return nil, nil, err
 	}

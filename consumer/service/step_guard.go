@@ -3,7 +3,7 @@ package service
 import (
 	"context"
 
-	"github.com/revoked-dev/revoked/consumer/guard"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/schemas"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/detector/service"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/ops"
@@ -74,7 +74,7 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, reg prometheus.
 // hold a command and retries the event that built it). Check names begin
 // with prefix.
 func (a *App) Mount(srv *ops.Server, prefix string) error {
-	a.Guard.KillSwitch().Mount(srv, a.cfg.Guard.AdminToken, guard.KillSwitchMeaning, a.log)
+	a.Guard.KillSwitch().Mount(srv, a.cfg.Guard.AdminToken, guard.DetectorKillSwitchMeaning, a.log)
 	if a.cfg.Guard.AdminToken.IsSet() && a.closeStore == nil {
 		store, closeStore, err := NewHeldStore(a.cfg, "revoked-detector-held", a.log)
 		if err != nil {

@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/revoked-dev/revoked/detector/engine"
-	"github.com/revoked-dev/revoked/detector/guard"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/internal/progress"
 	"github.com/revoked-dev/revoked/schemas"
 )

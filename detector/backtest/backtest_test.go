@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/revoked-dev/revoked/detector/engine"
-	"github.com/revoked-dev/revoked/detector/guard"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/schemas"
 )
 

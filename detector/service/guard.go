@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/revoked-dev/revoked/detector/guard"
+	"github.com/revoked-dev/revoked/internal/guard"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -46,7 +46,7 @@ func (c Config) HeldWriter(topic string) kafkax.WriterConfig {
 // dry_run.
 func (s *Service) guardCommand(c *schemas.RevokeCommand, ev *schemas.AuditEvent) guard.Decision {
 	if s.guard == nil {
-		return guard.Decision{Verdict: guard.Publish, Reason: guard.ReasonEnforce, Mode: c.Mode}
+		return guard.Decision{Verdict: guard.Allow, Reason: guard.ReasonEnforce, Mode: c.Mode}
 	}
 	d := s.guard.g.Check(c, ev)
 	if c.Mode == schemas.ModeEnforce {

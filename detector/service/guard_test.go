@@ -11,8 +11,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/internal/allowlist"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/testenv"

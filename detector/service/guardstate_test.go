@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/revoked-dev/revoked/detector/engine"
-	"github.com/revoked-dev/revoked/detector/guard"
 	"github.com/revoked-dev/revoked/detector/service"
+	"github.com/revoked-dev/revoked/internal/guard"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/kafkatest"
 	"github.com/revoked-dev/revoked/schemas"

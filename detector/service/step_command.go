@@ -1,7 +1,7 @@
 package service
 
 import (
-	"github.com/revoked-dev/revoked/detector/guard"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/internal/held"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/schemas"

@@ -25,16 +25,15 @@ import (
 	conapp "github.com/revoked-dev/revoked/consumer/app"
 	"github.com/revoked-dev/revoked/consumer/audit"
 	"github.com/revoked-dev/revoked/consumer/audit/backends"
-	consguard "github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/consumer/idp"
 	"github.com/revoked-dev/revoked/consumer/lineage"
 	consumer "github.com/revoked-dev/revoked/consumer/service"
 	tokenapi "github.com/revoked-dev/revoked/deployments/tokenapi/server"
 	detapp "github.com/revoked-dev/revoked/detector/app"
-	"github.com/revoked-dev/revoked/detector/guard"
 	detector "github.com/revoked-dev/revoked/detector/service"
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/enrich"
+	"github.com/revoked-dev/revoked/internal/guard"
 	kafkax "github.com/revoked-dev/revoked/internal/kafka"
 	"github.com/revoked-dev/revoked/internal/kafka/broker"
 	"github.com/revoked-dev/revoked/internal/ops"
@@ -66,7 +65,7 @@ type Config struct {
 	// an admin token its held-command API (the detector's held commands
 	// beside its own) and kill switch on the HTTP address. Off by default,
 	// as the detector's budgets are.
-	ConsumerGuard consguard.Config `flag:"consumer-guard" env:"REVOKED_CONSUMER_GUARD"`
+	ConsumerGuard guard.ConsumerConfig `flag:"consumer-guard" env:"REVOKED_CONSUMER_GUARD"`
 	// GeoIP is the detector's address enrichment: -geoip.dir,
 	// REVOKED_GEOIP_DIR (run.sh installs the databases and sets it).
 	GeoIP enrich.Config `flag:"geoip" env:"REVOKED_GEOIP"`

@@ -220,10 +220,10 @@ func checkGuardProperties(r *rand.Rand, killFile string, seen map[string]int) er
 			return fmt.Errorf("command %d: mode %q", i, d.Mode)
 		}
 		safe := wasDry || killed || listed
-		if safe && (d.Mode != schemas.ModeDryRun || d.Verdict != Publish) {
+		if safe && (d.Mode != schemas.ModeDryRun || d.Verdict != Allow) {
 			return fmt.Errorf("command %d (dry_run %t, kill switch %t, allowlisted %t): decision %+v", i, wasDry, killed, listed, d)
 		}
-		if d.Verdict == Publish && d.Mode == schemas.ModeEnforce {
+		if d.Verdict == Allow && d.Mode == schemas.ModeEnforce {
 			log = append(log, enforced{at: now, rule: cmd.Reason.RuleID, target: string(cmd.Target.Kind) + "/" + cmd.Target.ID(), counts: cmd.Action != schemas.ActionNotify})
 		}
 	}

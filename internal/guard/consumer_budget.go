@@ -8,12 +8,12 @@ import (
 	"github.com/revoked-dev/revoked/internal/budget"
 )
 
-// Budget counts the commands carried out in the last minute, across rules
+// ConsumerBudget counts the commands carried out in the last minute, across rules
 // and per rule (budget.Window, as the detector's guard counts them), and
 // refuses those that would exceed a cap. A command id already charged
 // within the minute is not charged again. It is safe for concurrent use;
 // the clock is the caller's (Take's now).
-type Budget struct {
+type ConsumerBudget struct {
 	capped bool // some cap is set; without one Take charges nothing
 	mu     sync.Mutex
 	global budget.Window
@@ -29,21 +29,21 @@ type charge struct {
 	id string
 }
 
-// NewBudget caps the commands per minute at global across rules, at
+// NewConsumerBudget caps the commands per minute at global across rules, at
 // ruleDefault per rule and at perRule[rule] for the rules named there (0:
 // no cap).
-func NewBudget(global, ruleDefault int, perRule map[string]int) *Budget {
+func NewConsumerBudget(global, ruleDefault int, perRule map[string]int) *ConsumerBudget {
 	capped := global > 0 || ruleDefault > 0
 	for _, n := range perRule {
 		capped = capped || n > 0
 	}
-	return &Budget{capped: capped, global: budget.Window{Limit: global},
+	return &ConsumerBudget{capped: capped, global: budget.Window{Limit: global},
 		rules: budget.Rules{Default: ruleDefault, Limits: perRule}, ids: map[string]struct{}{}}
 }
 
 // Take charges command id of rule to the budget at now, or returns why it
 // cannot: the global or the rule's cap is reached within the last minute.
-func (b *Budget) Take(now time.Time, id, rule string) error {
+func (b *ConsumerBudget) Take(now time.Time, id, rule string) error {
 	if b == nil || !b.capped {
 		return nil
 	}

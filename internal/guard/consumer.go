@@ -1,10 +1,11 @@
-// Package guard is the consumer's own safety net, independent of the
-// detector: a revocation budget per minute (global and per rule),
-// allowlists of users and clients scoped per rule and action, and a kill
-// switch that stops enforcement. The handler asks Check before it carries
-// out an enforcing command; a command over budget or under the kill switch
-// is held for approval, an allowlisted one is refused.
 package guard
+
+// The consumer's own safety net, independent of the detector's: a
+// revocation budget per minute (global and per rule), allowlists of users
+// and clients scoped per rule and action, and a kill switch that stops
+// enforcement. The handler asks Check before it carries out an enforcing
+// command; a command over budget or under the kill switch is held for
+// approval, an allowlisted one is refused.
 
 import (
 	"errors"
@@ -17,40 +18,9 @@ import (
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// Verdict is what Check decides for one command.
-type Verdict int
-
-// Verdicts.
-const (
-	// Allow: carry the command out.
-	Allow Verdict = iota
-	// Hold: do not carry it out now; keep it for a human to approve or
-	// reject (over budget, kill switch engaged).
-	Hold
-	// Refuse: never carry it out (the target is allowlisted).
-	Refuse
-)
-
-func (v Verdict) String() string {
-	switch v {
-	case Allow:
-		return "allow"
-	case Hold:
-		return "hold"
-	case Refuse:
-		return "refuse"
-	}
-	return fmt.Sprintf("verdict(%d)", int(v))
-}
-
-// Decision is Check's answer: the verdict and, unless Allow, why.
-type Decision struct {
-	Verdict Verdict
-	Reason  string
-}
-
-// Config configures the guards. The zero value guards nothing.
-type Config struct {
+// ConsumerConfig configures the consumer's guard. The zero value guards
+// nothing.
+type ConsumerConfig struct {
 	// Budget caps the commands carried out in any 60 s window across all
 	// rules (0: no cap); RuleBudget caps each rule that RuleBudgets does
 	// not name; RuleBudgets names rules of their own, as rule_id=N items.
@@ -76,7 +46,7 @@ type Config struct {
 }
 
 // Validate reports every problem at once.
-func (c Config) Validate() error {
+func (c ConsumerConfig) Validate() error {
 	var p config.Problems
 	p.Check(c.Budget >= 0, "budget", "must not be negative (0: unlimited)")
 	p.Check(c.RuleBudget >= 0, "rule-budget", "must not be negative (0: unlimited)")
@@ -88,17 +58,17 @@ func (c Config) Validate() error {
 	return p.Err()
 }
 
-// Guard applies the guards. It is safe for concurrent use.
-type Guard struct {
-	budget *Budget
+// Consumer is the consumer's guard. It is safe for concurrent use.
+type Consumer struct {
+	budget *ConsumerBudget
 	allow  *Allowlist
 	kill   *KillSwitch
 	now    func() time.Time
 }
 
-// New builds a Guard from cfg, reading the allowlist file. now is the
+// NewConsumer builds the consumer's guard from cfg, reading the allowlist file. now is the
 // clock of the budget (nil: time.Now).
-func New(cfg Config, now func() time.Time) (*Guard, error) {
+func NewConsumer(cfg ConsumerConfig, now func() time.Time) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -106,13 +76,13 @@ func New(cfg Config, now func() time.Time) (*Guard, error) {
 		now = time.Now
 	}
 	perRule, _ := budget.ParseRules(cfg.RuleBudgets)
-	g := &Guard{
-		budget: NewBudget(cfg.Budget, cfg.RuleBudget, perRule),
+	g := &Consumer{
+		budget: NewConsumerBudget(cfg.Budget, cfg.RuleBudget, perRule),
 		kill:   killswitch.New(cfg.KillSwitchFile, cfg.KillSwitch),
 		now:    now,
 	}
 	if cfg.AllowlistFile != "" {
-		a, err := LoadAllowlist(cfg.AllowlistFile)
+		a, err := LoadConsumerAllowlist(cfg.AllowlistFile)
 		if err != nil {
 			return nil, err
 		}
@@ -122,17 +92,17 @@ func New(cfg Config, now func() time.Time) (*Guard, error) {
 }
 
 // WithAllowlist replaces the allowlist (for tests and embedding).
-func (g *Guard) WithAllowlist(a *Allowlist) *Guard { g.allow = a; return g }
+func (g *Consumer) WithAllowlist(a *Allowlist) *Consumer { g.allow = a; return g }
 
 // KillSwitch returns the guard's kill switch.
-func (g *Guard) KillSwitch() *KillSwitch { return g.kill }
+func (g *Consumer) KillSwitch() *KillSwitch { return g.kill }
 
 // Check decides whether cmd may be carried out now and, when it may,
 // charges it to the budget. Checking the same command id again within the
 // window (a retried message) does not charge it twice. Only enforcing
 // commands that revoke should be checked: dry runs and notifications touch
 // nothing.
-func (g *Guard) Check(cmd *schemas.RevokeCommand) Decision {
+func (g *Consumer) Check(cmd *schemas.RevokeCommand) Decision {
 	if g == nil {
 		return Decision{Verdict: Allow}
 	}
@@ -152,7 +122,7 @@ func (g *Guard) Check(cmd *schemas.RevokeCommand) Decision {
 
 // Enforcing reports an error when the kill switch is engaged: approvals
 // are refused while it is.
-func (g *Guard) Enforcing() error {
+func (g *Consumer) Enforcing() error {
 	if g == nil {
 		return nil
 	}
@@ -164,10 +134,3 @@ func (g *Guard) Enforcing() error {
 
 // ErrKillSwitch means enforcement is stopped.
 var ErrKillSwitch = errors.New("kill switch engaged")
-
-// KillSwitch is the guards' one kill switch (internal/killswitch): while it
-// is engaged the consumer holds every enforcing command for approval.
-type KillSwitch = killswitch.Switch
-
-// KillSwitchMeaning is what engaging the consumer's kill switch does.
-const KillSwitchMeaning = "enforcing commands are held for approval"

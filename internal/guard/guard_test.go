@@ -52,7 +52,7 @@ func TestBudgetHoldsAndRecovers(t *testing.T) {
 	check("a", "u3", ReasonBudgetRule)
 	check("wide", "u4", ReasonEnforce)
 	check("wide", "u5", ReasonBudgetGlobal)
-	if d := g.Check(cmdFor("wide", "u6", schemas.ActionNotify), nil); d.Verdict != Publish || d.Mode != schemas.ModeEnforce {
+	if d := g.Check(cmdFor("wide", "u6", schemas.ActionNotify), nil); d.Verdict != Allow || d.Mode != schemas.ModeEnforce {
 		t.Errorf("notify is outside the budget: %+v", d)
 	}
 	if u := g.Usage(); u.Global != 3 || u.Rules["a"] != 2 || u.Rules["wide"] != 1 {
@@ -84,7 +84,7 @@ func TestCooldownAcrossRules(t *testing.T) {
 	}
 	dry := cmdFor("b", "u1", schemas.ActionRevoke)
 	dry.Mode = schemas.ModeDryRun
-	if d := g.Check(dry, nil); d.Verdict != Publish || d.Mode != schemas.ModeDryRun {
+	if d := g.Check(dry, nil); d.Verdict != Allow || d.Mode != schemas.ModeDryRun {
 		t.Errorf("dry run in cooldown: %+v", d)
 	}
 	now = now.Add(9 * time.Minute)

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/revoked-dev/revoked/consumer/guard"
 	"github.com/revoked-dev/revoked/internal/config"
+	"github.com/revoked-dev/revoked/internal/guard"
 	"github.com/revoked-dev/revoked/internal/killswitch"
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -22,9 +22,9 @@ func cmd(id, rule, user string, action schemas.Action) *schemas.RevokeCommand {
 		Target: schemas.Target{Kind: schemas.TargetUser, UserID: user}, Reason: schemas.Reason{RuleID: rule}}
 }
 
-func TestBudgetGlobalAndPerRuleWithClock(t *testing.T) {
+func TestConsumerBudgetGlobalAndPerRuleWithClock(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	g, err := guard.New(guard.Config{Budget: 3, RuleBudgets: []string{"noisy=1"}}, func() time.Time { return now })
+	g, err := guard.NewConsumer(guard.ConsumerConfig{Budget: 3, RuleBudgets: []string{"noisy=1"}}, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,15 +47,15 @@ func TestBudgetGlobalAndPerRuleWithClock(t *testing.T) {
 	want(cmd("n2", "noisy", "u2", schemas.ActionRevoke), guard.Allow)
 }
 
-func TestBudgetConfigErrors(t *testing.T) {
-	_, err := guard.New(guard.Config{Budget: -1, RuleBudgets: []string{"x", "y=-1"}}, nil)
+func TestConsumerBudgetConfigErrors(t *testing.T) {
+	_, err := guard.NewConsumer(guard.ConsumerConfig{Budget: -1, RuleBudgets: []string{"x", "y=-1"}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "budget:") || !strings.Contains(err.Error(), "rule-budgets") {
 		t.Fatalf("err = %v", err)
 	}
 }
 
-func TestAllowlistScopedPerRuleAndAction(t *testing.T) {
-	a, err := guard.ParseAllowlist([]byte(`
+func TestConsumerAllowlistScopedPerRuleAndAction(t *testing.T) {
+	a, err := guard.ParseConsumerAllowlist([]byte(`
 entries:
   - user_ids: [admin]
     reason: break glass
@@ -66,7 +66,7 @@ entries:
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _ := guard.New(guard.Config{}, nil)
+	g, _ := guard.NewConsumer(guard.ConsumerConfig{}, nil)
 	g.WithAllowlist(a)
 	if d := g.Check(cmd("1", "any", "admin", schemas.ActionRevokeAndReverify)); d.Verdict != guard.Refuse || !strings.Contains(d.Reason, "break glass") {
 		t.Errorf("admin: %+v", d)
@@ -87,32 +87,32 @@ entries:
 	}
 	for _, bad := range []string{"entries: [{rules: [x]}]", "entries: [{user_ids: [a], actions: [nuke]}]", "entries: [{user_ids: [a], bogus: 1}]",
 		"entries: [{users: [a]}]", "entries: [{ips: [10.0.0.0/8]}]"} {
-		if _, err := guard.ParseAllowlist([]byte(bad)); err == nil {
+		if _, err := guard.ParseConsumerAllowlist([]byte(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
 }
 
-func TestAllowlistFile(t *testing.T) {
+func TestConsumerAllowlistFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "allow.yaml")
 	if err := os.WriteFile(p, []byte("entries:\n  - user_ids: [u1]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g, err := guard.New(guard.Config{AllowlistFile: p}, nil)
+	g, err := guard.NewConsumer(guard.ConsumerConfig{AllowlistFile: p}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := g.Check(cmd("1", "r", "u1", schemas.ActionRevoke)); d.Verdict != guard.Refuse {
 		t.Fatalf("%+v", d)
 	}
-	if _, err := guard.New(guard.Config{AllowlistFile: p + ".missing"}, nil); err == nil {
+	if _, err := guard.NewConsumer(guard.ConsumerConfig{AllowlistFile: p + ".missing"}, nil); err == nil {
 		t.Fatal("missing allowlist file accepted")
 	}
 }
 
-func TestKillSwitchFileConfigAndHTTP(t *testing.T) {
+func TestConsumerKillSwitchFileConfigAndHTTP(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "kill")
-	g, err := guard.New(guard.Config{KillSwitchFile: file}, nil)
+	g, err := guard.NewConsumer(guard.ConsumerConfig{KillSwitchFile: file}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestKillSwitchFileConfigAndHTTP(t *testing.T) {
 	}
 
 	mux := http.NewServeMux()
-	g.KillSwitch().Mount(mux, config.NewSecret("tok"), guard.KillSwitchMeaning, zerolog.Nop())
+	g.KillSwitch().Mount(mux, config.NewSecret("tok"), guard.ConsumerKillSwitchMeaning, zerolog.Nop())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	do := func(method, auth, body string) int {

@@ -99,10 +99,10 @@ func checkEngineProperties(r *rand.Rand) (commands, enforcedN int, err error) {
 			}
 			listed := slices.Contains(allowed, cmd.Target.UserID) || slices.Contains(allowed, ev.UserID)
 			d := g.Check(&cmd, &ev)
-			if (engineDry || killed || listed) && (d.Mode != schemas.ModeDryRun || d.Verdict != Publish) {
+			if (engineDry || killed || listed) && (d.Mode != schemas.ModeDryRun || d.Verdict != Allow) {
 				return commands, enforcedN, fmt.Errorf("event %d, rule %s (dry run %t, kill switch %t, allowlisted %t): %+v", i, cmd.Reason.RuleID, engineDry, killed, listed, d)
 			}
-			if d.Verdict == Publish && d.Mode == schemas.ModeEnforce {
+			if d.Verdict == Allow && d.Mode == schemas.ModeEnforce {
 				enforcedN++
 				log = append(log, enforced{at: now, rule: cmd.Reason.RuleID, target: string(cmd.Target.Kind) + "/" + cmd.Target.ID(), counts: cmd.Action != schemas.ActionNotify})
 			}

@@ -36,7 +36,7 @@ func TestRestore(t *testing.T) {
 			t.Errorf("%s: %v, want suppressed by the restored cooldown", user, d)
 		}
 	}
-	if d := g.Check(cmdFor("other", "u4", schemas.ActionRevoke), nil); d.Verdict != Publish {
+	if d := g.Check(cmdFor("other", "u4", schemas.ActionRevoke), nil); d.Verdict != Allow {
 		t.Errorf("u4 (revoked 20m ago): %v, want published", d)
 	}
 	// The budget of three is spent by the two restored and u4's.

@@ -14,28 +14,36 @@ import (
 	"github.com/revoked-dev/revoked/schemas"
 )
 
-// Verdict is what the service does with a command.
+// Verdict is what a component does with a command.
 type Verdict int
 
-// Verdicts.
+// Verdicts. The detector's guard answers Allow, Hold or Suppress; the
+// consumer's, Allow, Hold or Refuse.
 const (
-	// Publish: publish the command to the command topic, in the mode the
-	// Decision carries.
-	Publish Verdict = iota
-	// Hold: publish the command to the held topic for approval.
+	// Allow: the detector publishes the command to the command topic,
+	// in the mode the Decision carries; the consumer carries it out.
+	Allow Verdict = iota
+	// Hold: keep the command for a human to approve or reject
+	// (internal/held): the detector publishes it to the held topic, the
+	// consumer records a held row.
 	Hold
-	// Suppress: publish nothing.
+	// Suppress: the detector publishes nothing.
 	Suppress
+	// Refuse: the consumer never carries it out (the target is
+	// allowlisted) and records a rejected row.
+	Refuse
 )
 
 func (v Verdict) String() string {
 	switch v {
-	case Publish:
-		return "publish"
+	case Allow:
+		return "allow"
 	case Hold:
 		return "hold"
 	case Suppress:
 		return "suppress"
+	case Refuse:
+		return "refuse"
 	}
 	return fmt.Sprintf("Verdict(%d)", int(v))
 }
@@ -172,14 +180,14 @@ func (g *Guard) Check(cmd *schemas.RevokeCommand, ev *schemas.AuditEvent) Decisi
 
 func (g *Guard) decide(cmd *schemas.RevokeCommand, ev *schemas.AuditEvent) Decision {
 	if cmd.Mode != schemas.ModeEnforce {
-		return Decision{Verdict: Publish, Reason: ReasonDryRun, Mode: schemas.ModeDryRun}
+		return Decision{Verdict: Allow, Reason: ReasonDryRun, Mode: schemas.ModeDryRun}
 	}
 	if g.kill.On() {
-		return Decision{Verdict: Publish, Reason: ReasonKillSwitch, Mode: schemas.ModeDryRun}
+		return Decision{Verdict: Allow, Reason: ReasonKillSwitch, Mode: schemas.ModeDryRun}
 	}
 	now := g.now()
 	if g.allowlist(now).Allows(cmd, ev) {
-		return Decision{Verdict: Publish, Reason: ReasonAllowlist, Mode: schemas.ModeDryRun}
+		return Decision{Verdict: Allow, Reason: ReasonAllowlist, Mode: schemas.ModeDryRun}
 	}
 	target := string(cmd.Target.Kind) + "\x00" + cmd.Target.ID()
 	g.mu.Lock()
@@ -194,7 +202,7 @@ func (g *Guard) decide(cmd *schemas.RevokeCommand, ev *schemas.AuditEvent) Decis
 	}
 	if cmd.Action == schemas.ActionNotify {
 		g.markEnforced(notified, now)
-		return Decision{Verdict: Publish, Reason: ReasonNotify, Mode: schemas.ModeEnforce}
+		return Decision{Verdict: Allow, Reason: ReasonNotify, Mode: schemas.ModeEnforce}
 	}
 	rw := g.ruleWindow(cmd.Reason.RuleID)
 	if g.global.Full(now) {
@@ -206,7 +214,7 @@ func (g *Guard) decide(cmd *schemas.RevokeCommand, ev *schemas.AuditEvent) Decis
 	g.global.Add(now)
 	rw.Add(now)
 	g.markEnforced(target, now)
-	return Decision{Verdict: Publish, Reason: ReasonEnforce, Mode: schemas.ModeEnforce}
+	return Decision{Verdict: Allow, Reason: ReasonEnforce, Mode: schemas.ModeEnforce}
 }
 
 func (g *Guard) inCooldown(key string, now time.Time) bool {

@@ -1,6 +1,12 @@
-// Package guard holds the detector's safety checks on automated response.
-// Every command the rule engine builds passes through a Guard before it is
-// signed and published; the Guard decides, in this order:
+// Package guard is the one guard package of both components, on the one
+// guard core (internal/allowlist, internal/budget, internal/killswitch and
+// internal/held): Guard is the detector's, Consumer the consumer's (see
+// consumer.go), configured the same way (-guard.budget, -guard.rule-budget,
+// -guard.rule-budgets, -guard.allowlist-file, -guard.kill-switch-file, the
+// admin token, the held topics) and answering one Decision.
+//
+// Every command the detector's rule engine builds passes through a Guard
+// before it is signed and published; the Guard decides, in this order:
 //
 //  1. A dry_run command stays dry_run and passes: it takes nothing from the
 //     budget and starts no cooldown. Nothing here ever turns a dry_run
