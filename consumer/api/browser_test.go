@@ -64,7 +64,14 @@ func newBrowser(t *testing.T, width int) *browser {
 		chromedp.Env("TZ=UTC"),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	b := &browser{t: t, shots: testenv.ArtifactDir(t, filepath.Join("ui", fmt.Sprintf("%dpx", width)))}
+	// Each test keeps its screenshots in a directory of its own (ui for
+	// TestBrowserUI, ui-evidence for TestBrowserEvidenceContext), since
+	// ArtifactDir clears the directory it hands out.
+	sub := "ui"
+	if name := strings.SplitN(t.Name(), "/", 2)[0]; name != "TestBrowserUI" {
+		sub = "ui-" + strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(name, "TestBrowser"), "Context"))
+	}
+	b := &browser{t: t, shots: testenv.ArtifactDir(t, filepath.Join(sub, fmt.Sprintf("%dpx", width)))}
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(b.listen))
 	t.Cleanup(func() {
 		cancel()
