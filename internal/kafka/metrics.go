@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/revoked-dev/revoked/internal/ops"
 )
 
 // ReaderMetrics are the Prometheus metrics of Readers, labelled by topic and
@@ -64,33 +65,18 @@ func NewReaderMetrics(reg prometheus.Registerer) (*ReaderMetrics, error) {
 		return m, nil
 	}
 	var errs []error
-	m.handled = register(reg, m.handled, &errs)
-	m.poisoned = register(reg, m.poisoned, &errs)
-	m.retries = register(reg, m.retries, &errs)
-	m.duration = register(reg, m.duration, &errs)
-	m.lag = register(reg, m.lag, &errs)
-	m.commitErrors = register(reg, m.commitErrors, &errs)
-	m.dlqErrors = register(reg, m.dlqErrors, &errs)
-	m.stalled = register(reg, m.stalled, &errs)
+	m.handled = ops.Register(reg, m.handled, &errs)
+	m.poisoned = ops.Register(reg, m.poisoned, &errs)
+	m.retries = ops.Register(reg, m.retries, &errs)
+	m.duration = ops.Register(reg, m.duration, &errs)
+	m.lag = ops.Register(reg, m.lag, &errs)
+	m.commitErrors = ops.Register(reg, m.commitErrors, &errs)
+	m.dlqErrors = ops.Register(reg, m.dlqErrors, &errs)
+	m.stalled = ops.Register(reg, m.stalled, &errs)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("registering kafka reader metrics: %w", err)
 	}
 	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errs *[]error) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	*errs = append(*errs, err)
-	return c
 }
 
 // readerMetrics are the metrics of one Reader, with its labels applied.

@@ -1,6 +1,8 @@
 package ops
 
 import (
+	"errors"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -36,4 +38,22 @@ func CounterSum(g prometheus.Gatherer, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// Register registers c on reg, or returns the collector of the same type
+// already registered under its name, so that a second component on one
+// registry shares the metrics; any other error is added to errs and c is
+// returned unregistered.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C, errs *[]error) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	*errs = append(*errs, err)
+	return c
 }

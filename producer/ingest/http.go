@@ -329,32 +329,16 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 		}, []string{"code"}),
 	}
 	var errs []error
-	m.accepted = register(reg, m.accepted, &errs)
-	m.rejected = register(reg, m.rejected, &errs)
-	m.deadLettered = register(reg, m.deadLettered, &errs)
-	m.publishFailures = register(reg, m.publishFailures, &errs)
-	m.requests = register(reg, m.requests, &errs)
-	m.duration = register(reg, m.duration, &errs)
+	m.accepted = ops.Register(reg, m.accepted, &errs)
+	m.rejected = ops.Register(reg, m.rejected, &errs)
+	m.deadLettered = ops.Register(reg, m.deadLettered, &errs)
+	m.publishFailures = ops.Register(reg, m.publishFailures, &errs)
+	m.requests = ops.Register(reg, m.requests, &errs)
+	m.duration = ops.Register(reg, m.duration, &errs)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("registering ingest metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c on reg, or returns the collector already registered
-// under its name (a second Server on the same registry shares the metrics).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errs *[]error) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	*errs = append(*errs, err)
-	return c
 }
 
 func (m *httpMetrics) instrument(h http.Handler) http.Handler {

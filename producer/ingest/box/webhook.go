@@ -200,12 +200,9 @@ func NewReceiver(cfg WebhookConfig, sink *source.Sink, log zerolog.Logger, reg p
 		Namespace: "revoked", Subsystem: "box_webhook", Name: "deliveries_total",
 		Help: "Box webhook deliveries by answer: published, duplicate, bad_signature, stale, bad_request, publish_failed.",
 	}, []string{"outcome"})
-	if err := reg.Register(requests); err != nil {
-		are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
-		if !ok {
-			return nil, err
-		}
-		requests = are.ExistingCollector.(*prometheus.CounterVec)
+	var errs []error
+	if requests = ops.Register(reg, requests, &errs); len(errs) > 0 {
+		return nil, errs[0]
 	}
 	return &Receiver{
 		verifier: Verifier{Primary: cfg.PrimaryKey, Secondary: cfg.SecondaryKey, MaxAge: cfg.MaxAge},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/revoked-dev/revoked/internal/ops"
 )
 
 // Metrics are the Prometheus metrics of the sources, labelled by source
@@ -53,31 +54,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			"When the last page was published and its checkpoint written (Unix time); alert when it stops moving."),
 	}
 	var errs []error
-	m.Records = register(reg, m.Records, &errs)
-	m.Pages = register(reg, m.Pages, &errs)
-	m.FetchErrors = register(reg, m.FetchErrors, &errs)
-	m.RateLimited = register(reg, m.RateLimited, &errs)
-	m.WaitSeconds = register(reg, m.WaitSeconds, &errs)
-	m.Lag = register(reg, m.Lag, &errs)
-	m.LastPage = register(reg, m.LastPage, &errs)
+	m.Records = ops.Register(reg, m.Records, &errs)
+	m.Pages = ops.Register(reg, m.Pages, &errs)
+	m.FetchErrors = ops.Register(reg, m.FetchErrors, &errs)
+	m.RateLimited = ops.Register(reg, m.RateLimited, &errs)
+	m.WaitSeconds = ops.Register(reg, m.WaitSeconds, &errs)
+	m.Lag = ops.Register(reg, m.Lag, &errs)
+	m.LastPage = ops.Register(reg, m.LastPage, &errs)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("registering source metrics: %w", err)
 	}
 	return m, nil
-}
-
-// register registers c on reg, or returns the collector already
-// registered under its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errs *[]error) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	*errs = append(*errs, err)
-	return c
 }
