@@ -263,7 +263,7 @@ func setIP(ev *schemas.AuditEvent, ip string) {
 		ev.IP = a.Unmap().String()
 		return
 	}
-	ev.Attrs["box_ip_address"] = truncate(ip, schemas.MaxAttrLen)
+	ev.Attrs["box_ip_address"] = schemas.CutUTF8(ip, schemas.MaxAttrLen)
 }
 
 // additional returns additional_details' scalar values as attrs, prefixed
@@ -285,7 +285,7 @@ func additional(raw json.RawMessage) map[string]string {
 			continue
 		}
 		if v, ok := scalar(m[k]); ok && v != "" {
-			out["box_"+k] = truncate(v, schemas.MaxAttrLen)
+			out["box_"+k] = schemas.CutUTF8(v, schemas.MaxAttrLen)
 		}
 	}
 	return out
@@ -370,23 +370,10 @@ func shieldAttrs(raw json.RawMessage, attrs map[string]string) {
 		"shield_link":          a.Link,
 	} {
 		if v != "" {
-			attrs[k] = truncate(v, schemas.MaxAttrLen)
+			attrs[k] = schemas.CutUTF8(v, schemas.MaxAttrLen)
 		}
 	}
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // boxRecord reads the fields of an enterprise event a poller needs
 // before mapping: its id, type and time.

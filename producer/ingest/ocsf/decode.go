@@ -94,7 +94,7 @@ func (d Decoder) Decode(line []byte) (schemas.AuditEvent, error) {
 			attrs = ev.Attrs
 		}
 	} else {
-		ev.Source = truncate(firstOf(e.Metadata.Product.Name, e.Metadata.Product.VendorName, Format), schemas.MaxIDLen)
+		ev.Source = schemas.CutUTF8(firstOf(e.Metadata.Product.Name, e.Metadata.Product.VendorName, Format), schemas.MaxIDLen)
 		attrs["ocsf_class_uid"] = strconv.Itoa(e.ClassUID)
 		attrs["ocsf_activity_id"] = strconv.Itoa(e.ActivityID)
 		setAttr(attrs, "ocsf_status_detail", e.StatusDetail)
@@ -112,7 +112,7 @@ func (d Decoder) Decode(line []byte) (schemas.AuditEvent, error) {
 		}
 	}
 	if session != nil {
-		ev.SessionID = truncate(string(session.UID), schemas.MaxIDLen)
+		ev.SessionID = schemas.CutUTF8(string(session.UID), schemas.MaxIDLen)
 		if ours {
 			// Another producer's credential_uid is its own kind of id (an
 			// AWS access key id, say), not a token id of this pipeline.
@@ -120,7 +120,7 @@ func (d Decoder) Decode(line []byte) (schemas.AuditEvent, error) {
 		}
 	}
 	if actor != nil {
-		ev.ClientID = truncate(actor.AppUID, schemas.MaxIDLen)
+		ev.ClientID = schemas.CutUTF8(actor.AppUID, schemas.MaxIDLen)
 	}
 	if endpoint != nil {
 		if a, err := netip.ParseAddr(strings.TrimSpace(endpoint.IP)); err == nil {
@@ -131,12 +131,12 @@ func (d Decoder) Decode(line []byte) (schemas.AuditEvent, error) {
 		ev.Geo = geoOf(endpoint, ev.Geo)
 	}
 	if e.HTTPRequest != nil {
-		ev.UserAgent = truncate(e.HTTPRequest.UserAgent, 1024)
+		ev.UserAgent = schemas.CutUTF8(e.HTTPRequest.UserAgent, 1024)
 	}
 	if e.Device != nil && e.Device.UID != "" {
-		ev.DeviceID = truncate(e.Device.UID, schemas.MaxIDLen)
+		ev.DeviceID = schemas.CutUTF8(e.Device.UID, schemas.MaxIDLen)
 	} else if e.Entity != nil && e.Entity.Type == "device" {
-		ev.DeviceID = truncate(e.Entity.UID, schemas.MaxIDLen)
+		ev.DeviceID = schemas.CutUTF8(e.Entity.UID, schemas.MaxIDLen)
 	}
 	e.resource(&ev, ours)
 	if len(attrs) > 0 {
@@ -263,7 +263,7 @@ func (d Decoder) userID(u *User) string {
 	default:
 		order = []string{string(u.UID), u.Name, u.EmailAddr}
 	}
-	return truncate(strings.TrimSpace(firstOf(order...)), schemas.MaxIDLen)
+	return schemas.CutUTF8(strings.TrimSpace(firstOf(order...)), schemas.MaxIDLen)
 }
 
 // time is the event's time: metadata.original_time for an event this
@@ -300,7 +300,7 @@ func geoOf(ep *Endpoint, g *schemas.Geo) *schemas.Geo {
 		if c := strings.ToUpper(l.Country); len(c) == 2 && c[0] >= 'A' && c[0] <= 'Z' && c[1] >= 'A' && c[1] <= 'Z' {
 			g.Country = c
 		}
-		g.City = truncate(l.City, schemas.MaxIDLen)
+		g.City = schemas.CutUTF8(l.City, schemas.MaxIDLen)
 		if l.Lat != nil && l.Long != nil && *l.Lat >= -90 && *l.Lat <= 90 && *l.Long >= -180 && *l.Long <= 180 {
 			g.Lat, g.Lon = l.Lat, l.Long
 		}
@@ -309,7 +309,7 @@ func geoOf(ep *Endpoint, g *schemas.Geo) *schemas.Geo {
 		if as.Number > 0 && as.Number <= 1<<32-1 {
 			g.ASN = uint32(as.Number)
 		}
-		g.Org = truncate(as.Name, schemas.MaxIDLen)
+		g.Org = schemas.CutUTF8(as.Name, schemas.MaxIDLen)
 	}
 	if *g == (schemas.Geo{}) {
 		return nil
@@ -326,7 +326,7 @@ func (e *Event) resource(ev *schemas.AuditEvent, ours bool) {
 			typ = "folder"
 		}
 		if id := firstOf(e.File.UID, e.File.Name); id != "" {
-			ev.Resource = &schemas.Resource{Type: typ, ID: truncate(id, schemas.MaxIDLen)}
+			ev.Resource = &schemas.Resource{Type: typ, ID: schemas.CutUTF8(id, schemas.MaxIDLen)}
 		}
 		if ours || ev.Type == schemas.EventFileDownload {
 			ev.Bytes = max(e.File.Size, ev.Bytes)
@@ -343,7 +343,7 @@ func resourceOf(r *Resource) *schemas.Resource {
 	if id == "" {
 		return nil
 	}
-	return &schemas.Resource{Type: truncate(firstOf(r.Type, "resource"), schemas.MaxIDLen), ID: truncate(id, schemas.MaxIDLen)}
+	return &schemas.Resource{Type: schemas.CutUTF8(firstOf(r.Type, "resource"), schemas.MaxIDLen), ID: schemas.CutUTF8(id, schemas.MaxIDLen)}
 }
 
 // unmapped reads back what FromAuditEvent put in the unmapped object.
@@ -376,17 +376,6 @@ func (e *Event) unmapped(ev *schemas.AuditEvent) error {
 
 func setAttr(attrs map[string]string, k, v string) {
 	if v != "" {
-		attrs[k] = truncate(v, schemas.MaxAttrLen)
+		attrs[k] = schemas.CutUTF8(v, schemas.MaxAttrLen)
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut]
 }

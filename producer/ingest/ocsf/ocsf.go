@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/revoked-dev/revoked/schemas"
 )
 
 // Version is the OCSF schema version FromAuditEvent writes.
@@ -266,7 +268,7 @@ func (ts *Timestamp) UnmarshalJSON(b []byte) error {
 	*ts = Timestamp{}
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err != nil {
-		ts.err = fmt.Errorf("time: want milliseconds since the epoch, got %s", truncate(string(b), 64))
+		ts.err = fmt.Errorf("time: want milliseconds since the epoch, got %s", schemas.CutUTF8(string(b), 64))
 		return nil
 	}
 	if i, err := strconv.ParseInt(n.String(), 10, 64); err == nil {

@@ -192,12 +192,12 @@ func (m Mapping) Event(rec source.Record) (schemas.AuditEvent, error) {
 			ev.IP = a.Unmap().String()
 		}
 		if c.UserAgent != nil {
-			ev.UserAgent = truncate(c.UserAgent.RawUserAgent, 1024)
+			ev.UserAgent = schemas.CutUTF8(c.UserAgent.RawUserAgent, 1024)
 		}
 		set(attrs, "okta_zone", c.Zone)
 		if g := c.GeographicalContext; g != nil && g.Geolocation != nil && g.Geolocation.Lat != nil && g.Geolocation.Lon != nil &&
 			validCoord(*g.Geolocation.Lat, 90) && validCoord(*g.Geolocation.Lon, 180) {
-			ev.Geo = &schemas.Geo{Lat: g.Geolocation.Lat, Lon: g.Geolocation.Lon, City: truncate(g.City, schemas.MaxIDLen)}
+			ev.Geo = &schemas.Geo{Lat: g.Geolocation.Lat, Lon: g.Geolocation.Lon, City: schemas.CutUTF8(g.City, schemas.MaxIDLen)}
 		}
 	}
 	if s := e.SecurityContext; s != nil {
@@ -206,7 +206,7 @@ func (m Mapping) Event(rec source.Record) (schemas.AuditEvent, error) {
 				ev.Geo = &schemas.Geo{}
 			}
 			ev.Geo.ASN = uint32(*s.ASNumber)
-			ev.Geo.Org = truncate(s.ASOrg, schemas.MaxIDLen)
+			ev.Geo.Org = schemas.CutUTF8(s.ASOrg, schemas.MaxIDLen)
 		}
 		if s.IsProxy != nil {
 			attrs["okta_is_proxy"] = strconv.FormatBool(*s.IsProxy)
@@ -240,22 +240,11 @@ func (e *LogEvent) user() *Actor {
 
 func set(attrs map[string]string, k, v string) {
 	if v != "" {
-		attrs[k] = truncate(v, schemas.MaxAttrLen)
+		attrs[k] = schemas.CutUTF8(v, schemas.MaxAttrLen)
 	}
 }
 
 func validCoord(v, limit float64) bool { return !math.IsNaN(v) && v >= -limit && v <= limit }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut]
-}
 
 // record reads the fields of a LogEvent a poller needs before mapping.
 func record(raw json.RawMessage) source.Record {

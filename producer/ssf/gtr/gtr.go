@@ -448,7 +448,7 @@ func (e *Endpoint) authenticate(ctx context.Context, authz string, req request) 
 		}
 	}
 	if client == nil {
-		return Client{}, "", fail(http.StatusUnauthorized, "invalid_client", "no client with iss %q and sub %q", truncate(unverified.Issuer, 128), truncate(unverified.Subject, 128))
+		return Client{}, "", fail(http.StatusUnauthorized, "invalid_client", "no client with iss %q and sub %q", schemas.CutUTF8(unverified.Issuer, 128), schemas.CutUTF8(unverified.Subject, 128))
 	}
 	v, err := ssf.VerifyJWS(ctx, jwt, client.Keys)
 	var se *ssf.SETError
@@ -490,7 +490,7 @@ func (e *Endpoint) authenticate(ctx context.Context, authz string, req request) 
 	}
 	key := client.Issuer + "\x00" + c.ID
 	if seen, _ := e.replay.Seen(key, ssf.Digest(jwt), now); seen {
-		return *client, "", fail(http.StatusUnauthorized, "invalid_client", "jti %q was used before", truncate(c.ID, 64))
+		return *client, "", fail(http.StatusUnauthorized, "invalid_client", "jti %q was used before", schemas.CutUTF8(c.ID, 64))
 	}
 	// Remembered at once, before the command is published: a JWT
 	// authenticates one request, whatever becomes of it.
@@ -522,7 +522,7 @@ func (e *Endpoint) command(client Client, sub ssf.Subject, user, jti string) sch
 		Target: target, Action: schemas.Action(e.cfg.Action), Mode: mode,
 		Reason: schemas.Reason{
 			RuleID: RuleID, RuleVersion: 1, Severity: schemas.SeverityHigh,
-			Summary:  truncate(fmt.Sprintf("global token revocation requested by %s (sub_id format %s)", client.Name, sub.Format), 1024),
+			Summary:  schemas.CutUTF8(fmt.Sprintf("global token revocation requested by %s (sub_id format %s)", client.Name, sub.Format), 1024),
 			Evidence: []string{request}, LastEventTime: now, DetectedAt: now,
 		},
 	}
@@ -530,14 +530,4 @@ func (e *Endpoint) command(client Client, sub ssf.Subject, user, jti string) sch
 
 func (e *Endpoint) message(cmd schemas.RevokeCommand) (kafkax.Message, error) {
 	return kafkax.SignedCommand(e.signer, e.cfg.CommandsTopic, &cmd)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && (s[n]&0xC0) == 0x80 {
-		n--
-	}
-	return s[:n]
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/revoked-dev/revoked/internal/config"
 	"github.com/revoked-dev/revoked/internal/retry"
 	"github.com/revoked-dev/revoked/internal/ssf"
+	"github.com/revoked-dev/revoked/schemas"
 )
 
 // PollConfig configures a Poller.
@@ -194,7 +195,7 @@ func (p *Poller) poll(ctx context.Context, body pollRequest) (pollResponse, erro
 	if resp.StatusCode != http.StatusOK {
 		var e ssf.ErrorBody
 		_ = json.Unmarshal(data, &e)
-		return out, fmt.Errorf("poll answered HTTP %d %s %s", resp.StatusCode, e.Err, truncate(e.Description, 200))
+		return out, fmt.Errorf("poll answered HTTP %d %s %s", resp.StatusCode, e.Err, schemas.CutUTF8(e.Description, 200))
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
 		return out, fmt.Errorf("decoding the poll answer: %w", err)

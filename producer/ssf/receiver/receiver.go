@@ -175,7 +175,7 @@ func (r *Receiver) process(ctx context.Context, set string) (Outcome, error) {
 	digest := ssf.Digest(set)
 	if seen, same := r.replay.Seen(key, digest, now); seen {
 		if !same {
-			return out, ssf.Errorf(ssf.ErrCodeInvalidRequest, "jti %q was already used by another SET", truncate(c.ID, 64))
+			return out, ssf.Errorf(ssf.ErrCodeInvalidRequest, "jti %q was already used by another SET", schemas.CutUTF8(c.ID, 64))
 		}
 		out.Duplicate = true
 		return out, nil
@@ -222,7 +222,7 @@ func (r *Receiver) messages(c *ssf.Claims, now time.Time, out *Outcome) ([]kafka
 			if typ == ssf.EventVerification {
 				var v ssf.Verification
 				_, _ = c.Event(typ, &v)
-				r.log.Info().Str("jti", c.ID).Str("state", truncate(v.State, 128)).Msg("verification event received")
+				r.log.Info().Str("jti", c.ID).Str("state", schemas.CutUTF8(v.State, 128)).Msg("verification event received")
 			}
 			continue
 		}
@@ -265,20 +265,20 @@ const (
 // event type this receiver does not map.
 func (r *Receiver) event(c *ssf.Claims, typ string) (schemas.AuditEvent, bool, error) {
 	ev := schemas.AuditEvent{Source: Source, Attrs: map[string]string{
-		"ssf.event_type": typ, "ssf.iss": c.Issuer, "ssf.jti": truncate(c.ID, 256),
+		"ssf.event_type": typ, "ssf.iss": c.Issuer, "ssf.jti": schemas.CutUTF8(c.ID, 256),
 	}}
 	if c.Txn != "" {
-		ev.Attrs["ssf.txn"] = truncate(c.Txn, 256)
+		ev.Attrs["ssf.txn"] = schemas.CutUTF8(c.Txn, 256)
 	}
 	var subject *ssf.Subject
 	var ts int64
 	common := func(cm ssf.CAEPCommon) {
 		ts = cm.EventTimestamp
 		if cm.InitiatingEntity != "" {
-			ev.Attrs["ssf.initiating_entity"] = truncate(cm.InitiatingEntity, 32)
+			ev.Attrs["ssf.initiating_entity"] = schemas.CutUTF8(cm.InitiatingEntity, 32)
 		}
 		if reason := pickReason(cm.ReasonAdmin); reason != "" {
-			ev.Attrs["ssf.reason_admin"] = truncate(reason, maxReason)
+			ev.Attrs["ssf.reason_admin"] = schemas.CutUTF8(reason, maxReason)
 		}
 	}
 	invalid := func(err error) (schemas.AuditEvent, bool, error) { return ev, false, err }
@@ -306,10 +306,10 @@ func (r *Receiver) event(c *ssf.Claims, typ string) (schemas.AuditEvent, bool, e
 			return invalid(ssf.Errorf(ssf.ErrCodeInvalidRequest, "credential-change needs credential_type and a change_type of %s", strings.Join(ssf.ChangeTypes, ", ")))
 		}
 		common(p.CAEPCommon)
-		ev.Attrs["ssf.credential_type"] = truncate(p.CredentialType, 64)
+		ev.Attrs["ssf.credential_type"] = schemas.CutUTF8(p.CredentialType, 64)
 		ev.Attrs["ssf.change_type"] = p.ChangeType
 		if p.FriendlyName != "" {
-			ev.Attrs["ssf.friendly_name"] = truncate(p.FriendlyName, 256)
+			ev.Attrs["ssf.friendly_name"] = schemas.CutUTF8(p.FriendlyName, 256)
 		}
 		ev.Type = schemas.EventCredentialChanged
 		if p.CredentialType == "password" && p.ChangeType == "update" {
@@ -328,9 +328,9 @@ func (r *Receiver) event(c *ssf.Claims, typ string) (schemas.AuditEvent, bool, e
 		for name, v := range p.Claims {
 			b, err := json.Marshal(v)
 			if err != nil || len(b) > maxClaimBytes {
-				return invalid(ssf.Errorf(ssf.ErrCodeInvalidRequest, "claim %q: value larger than %d bytes", truncate(name, 64), maxClaimBytes))
+				return invalid(ssf.Errorf(ssf.ErrCodeInvalidRequest, "claim %q: value larger than %d bytes", schemas.CutUTF8(name, 64), maxClaimBytes))
 			}
-			ev.Attrs["ssf.claim."+truncate(name, 128)] = string(b)
+			ev.Attrs["ssf.claim."+schemas.CutUTF8(name, 128)] = string(b)
 		}
 		ev.Type = schemas.EventTokenClaimsChanged
 	case ssf.EventAccountDisabled:
@@ -340,7 +340,7 @@ func (r *Receiver) event(c *ssf.Claims, typ string) (schemas.AuditEvent, bool, e
 		}
 		subject = p.Subject
 		if p.Reason != "" {
-			ev.Attrs["ssf.reason"] = truncate(p.Reason, 64)
+			ev.Attrs["ssf.reason"] = schemas.CutUTF8(p.Reason, 64)
 		}
 		ev.Type = schemas.EventAccountDisabled
 	case ssf.EventCredentialCompromise:
@@ -352,9 +352,9 @@ func (r *Receiver) event(c *ssf.Claims, typ string) (schemas.AuditEvent, bool, e
 			return invalid(ssf.Errorf(ssf.ErrCodeInvalidRequest, "credential-compromise needs credential_type"))
 		}
 		subject, ts = p.Subject, p.EventTimestamp
-		ev.Attrs["ssf.credential_type"] = truncate(p.CredentialType, 64)
+		ev.Attrs["ssf.credential_type"] = schemas.CutUTF8(p.CredentialType, 64)
 		if reason := pickReason(p.ReasonAdmin); reason != "" {
-			ev.Attrs["ssf.reason_admin"] = truncate(reason, maxReason)
+			ev.Attrs["ssf.reason_admin"] = schemas.CutUTF8(reason, maxReason)
 		}
 		ev.Type = schemas.EventCredentialCompromised
 	default:
@@ -449,7 +449,7 @@ func (r *Receiver) command(ev schemas.AuditEvent, typ string, action schemas.Act
 		IssuedAt:  now, ExpiresAt: now.Add(r.cfg.CommandTTL), Issuer: Issuer,
 		Target: target, Action: action, Mode: mode,
 		Reason: schemas.Reason{
-			RuleID: rule, RuleVersion: 1, Severity: severity, Summary: truncate(summary, 1024),
+			RuleID: rule, RuleVersion: 1, Severity: severity, Summary: schemas.CutUTF8(summary, 1024),
 			Evidence: []string{ev.ID}, FirstEventTime: ev.Time, LastEventTime: ev.Time, DetectedAt: now,
 		},
 	}
@@ -460,14 +460,4 @@ func (r *Receiver) command(ev schemas.AuditEvent, typ string, action schemas.Act
 // headers, keyed by the target.
 func (r *Receiver) commandMessage(cmd schemas.RevokeCommand) (kafkax.Message, error) {
 	return kafkax.SignedCommand(r.signer, r.cfg.CommandsTopic, &cmd)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && (s[n]&0xC0) == 0x80 {
-		n--
-	}
-	return s[:n]
 }
