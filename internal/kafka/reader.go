@@ -591,10 +591,13 @@ func (s *session) handleIn(p *laneProgress, wm *watermark, m kafka.Message) bool
 				wm.finish(m, s.commit)
 			}
 		})
-	} else {
-		wm.finish(m, s.commit)
+		s.progressed(p)
+		return true
 	}
+	// Released before it is recorded for commit, so that a committed
+	// offset means its lane has let go of the message.
 	s.progressed(p)
+	wm.finish(m, s.commit)
 	return true
 }
 
