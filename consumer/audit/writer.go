@@ -19,7 +19,7 @@ var ErrInvalidWriterConfig = errors.New("invalid audit writer config")
 
 // Writer defaults.
 const (
-	DefaultMaxBatchRows = 1000
+	DefaultMaxBatchRows = 10000
 	DefaultMaxDelay     = 2 * time.Millisecond
 	DefaultFlushTimeout = 30 * time.Second
 	// DefaultCheckpointRows and DefaultCheckpointInterval bound the rows a
@@ -35,7 +35,7 @@ type WriterConfig struct {
 	// extend a chain at a time (two would fork it): name chains after the
 	// writing process, e.g. "consumer-<instance>".
 	Chain string
-	// MaxBatchRows caps the rows of one group commit (default 1000). A
+	// MaxBatchRows caps the rows of one group commit (default 10,000). A
 	// single Write with more rows still goes as one batch.
 	MaxBatchRows int
 	// MaxDelay is how long the first Write of a batch waits for others to

@@ -151,7 +151,11 @@ func (r *runner) consumer(ctx context.Context) (Row, error) {
 	if err != nil {
 		return Row{}, fmt.Errorf("consumer: %w", err)
 	}
-	plain, err := r.plainRevoke(ctx, api, forPlain, ccfg.Reader.Concurrency)
+	var plain float64
+	err = measured(ctx, PartConsumer, sideBaseline, func(ctx context.Context) (err error) {
+		plain, err = r.plainRevoke(ctx, api, forPlain, ccfg.Reader.Concurrency)
+		return err
+	})
 	if err != nil {
 		return Row{}, fmt.Errorf("plain client: %w", err)
 	}
@@ -250,7 +254,11 @@ func (r *runner) consumerRevoke(ctx context.Context, brokers []string, api *toke
 	defer bar.Finish()
 	// The clock starts when the first command is done (runUntil starts it
 	// when done first moves), so joining the group is not counted.
-	got, err := runUntil(ctx, con.Run, int64(len(raws)), func() int64 { return confirmed.Load() + other.Load() }, bar)
+	var got float64
+	err = measured(ctx, PartConsumer, sideProject, func(ctx context.Context) (err error) {
+		got, err = runUntil(ctx, con.Run, int64(len(raws)), func() int64 { return confirmed.Load() + other.Load() }, bar)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,11 +58,18 @@ func (r *runner) detector(ctx context.Context) (Row, error) {
 	}
 
 	dcfg := detector.DefaultConfig()
-	raw, err := r.rawFetch(ctx, brokers, dcfg.Reader)
+	var raw, project float64
+	err = measured(ctx, PartDetector, sideBaseline, func(ctx context.Context) (err error) {
+		raw, err = r.rawFetch(ctx, brokers, dcfg.Reader)
+		return err
+	})
 	if err != nil {
 		return Row{}, fmt.Errorf("raw fetch: %w", err)
 	}
-	project, err := r.detectorRead(ctx, brokers, dcfg)
+	err = measured(ctx, PartDetector, sideProject, func(ctx context.Context) (err error) {
+		project, err = r.detectorRead(ctx, brokers, dcfg)
+		return err
+	})
 	if err != nil {
 		return Row{}, fmt.Errorf("detector: %w", err)
 	}
@@ -205,6 +213,21 @@ func newSigner() (*schemas.Signer, error) {
 		return nil, err
 	}
 	return schemas.NewSigner(priv), nil
+}
+
+// Sides of a part, as the pprof label "side" names them.
+const (
+	sideProject  = "project"
+	sideBaseline = "baseline"
+)
+
+// measured runs f with the pprof labels part and side, which every
+// goroutine it starts inherits, so that a profile of the run can be cut to
+// one side of one part: go tool pprof -tagfocus side=project,part=consumer.
+func measured(ctx context.Context, part, side string, f func(context.Context) error) error {
+	var err error
+	pprof.Do(ctx, pprof.Labels("part", part, "side", side), func(ctx context.Context) { err = f(ctx) })
+	return err
 }
 
 // rate is n per second of d; a d too small to measure counts as a
