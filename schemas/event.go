@@ -2,8 +2,8 @@ package schemas
 
 import (
 	"bytes"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
