@@ -88,7 +88,11 @@ func (r *runner) auditChDB(ctx context.Context, rows, linked []schemas.AuditRow,
 	}
 	var out []Row
 	for _, m := range modes {
-		project, err := r.writeThroughWriter(ctx, store, rows, m, "  chDB store, "+m.String())
+		var project float64
+		err := measured(ctx, PartAudit+"/chdb", sideProject, func(ctx context.Context) (err error) {
+			project, err = r.writeThroughWriter(ctx, store, rows, m, "  chDB store, "+m.String())
+			return err
+		})
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("store: %w", err), store.Close())
 		}
@@ -228,7 +232,11 @@ func (r *runner) auditClickHouse(ctx context.Context, rows, linked []schemas.Aud
 	}
 	var out []Row
 	for _, m := range modes {
-		project, err := r.writeThroughWriter(ctx, store, rows, m, "  ClickHouse store, "+m.String())
+		var project float64
+		err := measured(ctx, PartAudit+"/clickhouse", sideProject, func(ctx context.Context) (err error) {
+			project, err = r.writeThroughWriter(ctx, store, rows, m, "  ClickHouse store, "+m.String())
+			return err
+		})
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("store: %w", err), store.Close())
 		}
