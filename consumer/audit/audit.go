@@ -354,10 +354,10 @@ func validateContent(index int, r *schemas.AuditRow) error {
 		return fail("time", "is zero")
 	}
 	for _, f := range stringFields(r) {
-		if !utf8.ValidString(*f.v) {
+		if !utf8.ValidString(f.v) {
 			return fail(f.name, "is not valid UTF-8")
 		}
-		if holdsRawToken(*f.v) {
+		if holdsRawToken(f.v) {
 			return fail(f.name, "holds what looks like a raw token (a JWT); store its fingerprint")
 		}
 	}
@@ -390,11 +390,11 @@ func ValidateCheckpoint(index int, c *schemas.Checkpoint) error {
 	fail := func(field, reason string) error {
 		return &RowError{Index: index, RowID: c.Chain, Field: field, Reason: reason}
 	}
-	for _, f := range []stringField{{"chain", &c.Chain}, {"hash", &c.Hash}, {"key_id", &c.KeyID}, {"signature", &c.Signature}} {
-		if *f.v == "" {
+	for _, f := range []stringField{{"chain", c.Chain}, {"hash", c.Hash}, {"key_id", c.KeyID}, {"signature", c.Signature}} {
+		if f.v == "" {
 			return fail(f.name, "is empty")
 		}
-		if !utf8.ValidString(*f.v) {
+		if !utf8.ValidString(f.v) {
 			return fail(f.name, "is not valid UTF-8")
 		}
 	}
@@ -430,20 +430,19 @@ func ValidateRows(rows []schemas.AuditRow) error {
 
 type stringField struct {
 	name string
-	v    *string
+	v    string
 }
 
 // stringFields lists a row's free string fields (typed enum fields are
 // checked through their string form by the same loop).
-func stringFields(r *schemas.AuditRow) []stringField {
-	step, kind, action, mode, sev := string(r.Step), string(r.TargetKind), string(r.Action), string(r.Mode), string(r.Severity)
-	return []stringField{
-		{"row_id", &r.RowID}, {"chain", &r.Chain}, {"command_id", &r.CommandID}, {"step", &step},
-		{"detail", &r.Detail}, {"issuer", &r.Issuer}, {"actor", &r.Actor}, {"approver", &r.Approver},
-		{"target_kind", &kind}, {"user_id", &r.UserID}, {"token_id", &r.TokenID}, {"session_id", &r.SessionID},
-		{"client_id", &r.ClientID}, {"action", &action}, {"mode", &mode}, {"rule_id", &r.RuleID},
-		{"severity", &sev}, {"summary", &r.Summary}, {"idp_response", &r.IdPResponse}, {"proof", &r.Proof},
-		{"source_topic", &r.SourceTopic}, {"prev_hash", &r.PrevHash}, {"hash", &r.Hash},
+func stringFields(r *schemas.AuditRow) [23]stringField {
+	return [...]stringField{
+		{"row_id", r.RowID}, {"chain", r.Chain}, {"command_id", r.CommandID}, {"step", string(r.Step)},
+		{"detail", r.Detail}, {"issuer", r.Issuer}, {"actor", r.Actor}, {"approver", r.Approver},
+		{"target_kind", string(r.TargetKind)}, {"user_id", r.UserID}, {"token_id", r.TokenID}, {"session_id", r.SessionID},
+		{"client_id", r.ClientID}, {"action", string(r.Action)}, {"mode", string(r.Mode)}, {"rule_id", r.RuleID},
+		{"severity", string(r.Severity)}, {"summary", r.Summary}, {"idp_response", r.IdPResponse}, {"proof", r.Proof},
+		{"source_topic", r.SourceTopic}, {"prev_hash", r.PrevHash}, {"hash", r.Hash},
 	}
 }
 
@@ -452,8 +451,8 @@ type timeField struct {
 	v    *time.Time
 }
 
-func timeFields(r *schemas.AuditRow) []timeField {
-	return []timeField{
+func timeFields(r *schemas.AuditRow) [6]timeField {
+	return [...]timeField{
 		{"time", &r.Time}, {"first_event_time", &r.FirstEventTime}, {"last_event_time", &r.LastEventTime}, {"detected_at", &r.DetectedAt},
 		{"issued_at", &r.IssuedAt}, {"expires_at", &r.ExpiresAt},
 	}
