@@ -56,7 +56,8 @@ const (
 // the others may add context (a session's user, say). A token target names
 // the token by fingerprint (TokenID); where the raw token must travel (the
 // logout case, RFC 7009 needs it), it travels only in SealedToken, sealed to
-// the consumer's public key (see SealToken).
+// the consumer's public key: a session box ("v2." and base64, see Sealer)
+// or an anonymous box (base64, see SealToken); SealKey.Open opens both.
 type Target struct {
 	Kind              TargetKind `json:"kind"`
 	UserID            string     `json:"user_id,omitempty"`

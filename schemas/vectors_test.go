@@ -1,12 +1,18 @@
 package schemas
 
 import (
+	"bytes"
+	"crypto/ecdh"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/nacl/box"
 )
 
 // vectors are frozen inputs and outputs of everything the project derives
@@ -49,6 +55,18 @@ type vectors struct {
 		Raw  string `json:"raw"`
 		Want string `json:"want"`
 	} `json:"fingerprints"`
+	// SealedTokens are sealed values from fixed keys (and nonce): an
+	// anonymous box (v1, SealToken) and a session box (v2, Sealer).
+	// Sealed values wait in Kafka and the DLQ, so the consumer must keep
+	// opening what was sealed before.
+	SealedTokens []struct {
+		Format           string `json:"format"`
+		ConsumerPrivate  string `json:"consumer_private_hex"`
+		EphemeralPrivate string `json:"ephemeral_private_hex"`
+		Nonce            string `json:"nonce_hex,omitempty"`
+		Raw              string `json:"raw"`
+		Want             string `json:"want"`
+	} `json:"sealed_tokens"`
 }
 
 func TestFrozenVectors(t *testing.T) {
@@ -60,7 +78,7 @@ func TestFrozenVectors(t *testing.T) {
 	if err := json.Unmarshal(data, &v); err != nil {
 		t.Fatal(err)
 	}
-	if len(v.CommandIDs) == 0 || len(v.RowIDs) == 0 || len(v.RowHashes) == 0 || len(v.Checkpoints) == 0 || len(v.Fingerprints) == 0 {
+	if len(v.CommandIDs) == 0 || len(v.RowIDs) == 0 || len(v.RowHashes) == 0 || len(v.Checkpoints) == 0 || len(v.Fingerprints) == 0 || len(v.SealedTokens) == 0 {
 		t.Fatal("testdata/vectors.json lacks a kind of vector")
 	}
 	for i, c := range v.CommandIDs {
@@ -97,5 +115,51 @@ func TestFrozenVectors(t *testing.T) {
 		if got := Fingerprint(c.Raw); got != c.Want {
 			t.Errorf("fingerprints[%d]: %s, frozen %s", i, got, c.Want)
 		}
+	}
+	formats := map[string]bool{}
+	for i, c := range v.SealedTokens {
+		formats[c.Format] = true
+		priv, err1 := hex.DecodeString(c.ConsumerPrivate)
+		eph, err2 := hex.DecodeString(c.EphemeralPrivate)
+		nonce, err3 := hex.DecodeString(c.Nonce)
+		if err := errors.Join(err1, err2, err3); err != nil || len(priv) != 32 || len(eph) != 32 {
+			t.Fatalf("sealed_tokens[%d]: keys: %v", i, err)
+		}
+		key, err := ParseSealKey([]byte(base64.StdEncoding.EncodeToString(priv)))
+		if err != nil {
+			t.Fatalf("sealed_tokens[%d]: %v", i, err)
+		}
+		var got string
+		switch c.Format {
+		case "v1":
+			out, err := box.SealAnonymous(nil, []byte(c.Raw), &key.Public, bytes.NewReader(eph))
+			if err != nil {
+				t.Fatalf("sealed_tokens[%d]: %v", i, err)
+			}
+			got = base64.StdEncoding.EncodeToString(out)
+		case "v2":
+			e, err := ecdh.X25519().NewPrivateKey(eph)
+			if err != nil {
+				t.Fatalf("sealed_tokens[%d]: %v", i, err)
+			}
+			s, err := newSealer(key.Public, e, bytes.NewReader(nonce))
+			if err != nil {
+				t.Fatalf("sealed_tokens[%d]: %v", i, err)
+			}
+			if got, err = s.Seal(c.Raw); err != nil {
+				t.Fatalf("sealed_tokens[%d]: %v", i, err)
+			}
+		default:
+			t.Fatalf("sealed_tokens[%d]: format %q", i, c.Format)
+		}
+		if got != c.Want {
+			t.Errorf("sealed_tokens[%d] (%s): %s, frozen %s", i, c.Format, got, c.Want)
+		}
+		if opened, err := key.Open(c.Want); err != nil || opened != c.Raw {
+			t.Errorf("sealed_tokens[%d] (%s): frozen value opens as %q, %v", i, c.Format, opened, err)
+		}
+	}
+	if !formats["v1"] || !formats["v2"] {
+		t.Errorf("sealed_tokens lacks a format: %v", formats)
 	}
 }

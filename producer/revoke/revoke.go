@@ -2,8 +2,9 @@
 // operator revoking a user, a token, a session or a client by hand.
 //
 // A raw token given to revoke travels only sealed to the consumer's sealing
-// public key (schemas.SealToken); the command names it by fingerprint, and
-// the raw value is never logged, printed or published in the clear.
+// public key (a schemas.Sealer, one ephemeral key per Revoker); the command
+// names it by fingerprint, and the raw value is never logged, printed or
+// published in the clear.
 package revoke
 
 import (
@@ -125,13 +126,13 @@ type Request struct {
 // Revoker builds, signs and publishes manual commands. It is safe for
 // concurrent use if its Publisher is.
 type Revoker struct {
-	cfg     Config
-	signer  *schemas.Signer
-	sealPub *[32]byte
-	pub     Publisher
-	log     zerolog.Logger
-	now     func() time.Time
-	rand    io.Reader
+	cfg    Config
+	signer *schemas.Signer
+	sealer *schemas.Sealer
+	pub    Publisher
+	log    zerolog.Logger
+	now    func() time.Time
+	rand   io.Reader
 }
 
 // New returns a Revoker signing with signer and publishing through pub.
@@ -151,7 +152,12 @@ func New(cfg Config, signer *schemas.Signer, pub Publisher, log zerolog.Logger) 
 		if err != nil {
 			return nil, fmt.Errorf("sealing public key: %w", err)
 		}
-		r.sealPub = &k
+		// One Sealer for the Revoker's life (a producer run): every token
+		// it seals shares one ephemeral key, so the consumer derives the
+		// box key once, not once per token.
+		if r.sealer, err = schemas.NewSealer(k); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -200,10 +206,10 @@ func (r *Revoker) Build(req Request) (schemas.RevokeCommand, error) {
 
 	var sealed string
 	if raw != "" {
-		if r.sealPub == nil {
+		if r.sealer == nil {
 			return schemas.RevokeCommand{}, ErrNoSealKey
 		}
-		s, err := schemas.SealToken(raw, *r.sealPub)
+		s, err := r.sealer.Seal(raw)
 		if err != nil {
 			return schemas.RevokeCommand{}, err
 		}

@@ -3,6 +3,7 @@ package revoke
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -222,5 +223,54 @@ func TestConfigValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), f) {
 			t.Errorf("error lacks %q: %v", f, err)
 		}
+	}
+}
+
+// A Revoker seals every raw token of its run with one ephemeral key (a
+// session box), which the consumer's key opens.
+func TestRevokerSealsWithOneEphemeralKey(t *testing.T) {
+	f := newFixture(t)
+	var ephemeral []string
+	for i, raw := range []string{rawToken, rawToken + "-2", rawToken} {
+		cmd, err := f.r.Build(Request{Kind: schemas.TargetToken, RawToken: config.NewSecret(raw)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, ok := strings.CutPrefix(cmd.Target.SealedToken, "v2.")
+		if !ok {
+			t.Fatalf("command %d: sealed token is not a session box", i)
+		}
+		data, err := base64.StdEncoding.DecodeString(sealed)
+		if err != nil || len(data) < 32 {
+			t.Fatalf("command %d: sealed token: %v", i, err)
+		}
+		ephemeral = append(ephemeral, string(data[:32]))
+		if opened, err := f.seal.Open(cmd.Target.SealedToken); err != nil || opened != raw {
+			t.Fatalf("command %d: opens to %q, %v", i, opened, err)
+		}
+	}
+	if ephemeral[0] != ephemeral[1] || ephemeral[1] != ephemeral[2] {
+		t.Error("one Revoker sealed with more than one ephemeral key")
+	}
+	other := newFixture(t)
+	cmd, err := other.r.Build(Request{Kind: schemas.TargetToken, RawToken: config.NewSecret(rawToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(cmd.Target.SealedToken, "v2."))
+	if err != nil || len(data) < 32 || string(data[:32]) == ephemeral[0] {
+		t.Errorf("two Revokers share an ephemeral key (%v)", err)
+	}
+}
+
+// A sealing public key of low order, to which anyone could seal and which
+// would make sealed tokens readable by anyone, is refused.
+func TestLowOrderSealKeyRefused(t *testing.T) {
+	priv, _ := schemas.GenerateSigningKey()
+	cfg := DefaultConfig()
+	cfg.Operator = "bob"
+	cfg.SealPublicKey = base64.StdEncoding.EncodeToString(make([]byte, 32))
+	if _, err := New(cfg, schemas.NewSigner(priv), &memPublisher{}, zerolog.Nop()); err == nil {
+		t.Fatal("New took a sealing public key of low order")
 	}
 }

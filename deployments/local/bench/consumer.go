@@ -269,8 +269,13 @@ func (r *runner) consumerRevoke(ctx context.Context, brokers []string, api *toke
 }
 
 // publishCommands writes one signed revoke command per raw token to
-// revoke.commands.
+// revoke.commands, the tokens sealed by one Sealer as one producer run
+// seals them.
 func (r *runner) publishCommands(ctx context.Context, brokers []string, signer *schemas.Signer, seal *schemas.SealKey, raws []string) error {
+	sealer, err := schemas.NewSealer(seal.Public)
+	if err != nil {
+		return err
+	}
 	wcfg := kafkax.DefaultWriterConfig()
 	wcfg.Brokers = brokers
 	wcfg.Topic = schemas.TopicRevokeCommands
@@ -283,7 +288,7 @@ func (r *runner) publishCommands(ctx context.Context, brokers []string, signer *
 	now := time.Now().UTC()
 	msgs := make([]kafkax.Message, 0, len(raws))
 	for i, raw := range raws {
-		sealed, err := schemas.SealToken(raw, seal.Public)
+		sealed, err := sealer.Seal(raw)
 		if err != nil {
 			return errors.Join(err, w.Close())
 		}
