@@ -122,7 +122,7 @@ func DefaultConfig() Config {
 	return Config{
 		Parts:      slices.Clone(Parts),
 		Events:     200_000,
-		Commands:   5_000,
+		Commands:   20_000,
 		Rows:       50_000,
 		Rates:      []string{"1000", "10000"},
 		Duration:   10 * time.Second,
