@@ -17,6 +17,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -138,6 +139,25 @@ type benchConfig struct {
 	CPUProfile string `flag:"cpuprofile" usage:"write a CPU profile of the run to this file"`
 }
 
+// startCPUProfile starts a CPU profile written to path (empty: none) and
+// returns what stops it.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
+}
+
 // runBench runs the benchmark and prints its tables to stdout; progress
 // and logs go to stderr.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -158,17 +178,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cfg.CPUProfile != "" {
-		f, err := os.Create(cfg.CPUProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	res, err := bench.Run(ctx, cfg.Bench, stderr, log)
 	res.Print(stdout)
 	return err
@@ -203,6 +217,8 @@ type localConfig struct {
 	// TokenIDs gives -token-id-pattern and REVOKED_TOKEN_ID_PATTERN, for
 	// every part of the stack at once.
 	TokenIDs cli.TokenIDs
+	// CPUProfile, when set, is where the run's CPU profile is written.
+	CPUProfile string `flag:"cpuprofile" usage:"write a CPU profile of the run to this file"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -236,6 +252,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := cfg.TokenIDs.Apply(); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(cfg.CPUProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	log, err := ops.NewLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
@@ -344,6 +365,9 @@ func printReport(w io.Writer, r stack.Report) {
 	}
 	fmt.Fprintf(w, "  benign users revoked %d %v\n", len(r.FalsePositives), r.FalsePositivesByRule)
 	fmt.Fprintf(w, "  attacked tokens    %d introspected, %d still active\n", r.TokensChecked, r.TokensStillActive)
+	for _, t := range r.StillActive {
+		fmt.Fprintf(w, "    still active: %s\n", t)
+	}
 	a := r.AfterRevocation
 	fmt.Fprintf(w, "tokens the token API issued to a user after revoking them\n")
 	fmt.Fprintf(w, "  after revoke_and_reverify, before re-verifying  %d (named by an attack %d)\n", a.Unverified, a.AttackerUnverified)

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,6 +128,10 @@ type Report struct {
 	// TokensChecked attacked tokens were introspected afterwards;
 	// TokensStillActive of them were still active.
 	TokensChecked, TokensStillActive int
+	// StillActive describes each token counted in TokensStillActive: the
+	// attack, its user, the token's fingerprint and times, and the user's
+	// revocations.
+	StillActive []string
 	// AfterRevocation counts the tokens the token API issued to users
 	// after they were revoked, from its answers to the simulator.
 	AfterRevocation AfterRevocation
@@ -311,6 +316,12 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 			r.TokensChecked++
 			if in.Active {
 				r.TokensStillActive++
+				var rs []string
+				for _, rv := range revs[g.UserID] {
+					rs = append(rs, fmt.Sprintf("%s at %s", rv.action, rv.at.UTC().Format("15:04:05.000")))
+				}
+				r.StillActive = append(r.StillActive, fmt.Sprintf("%s attack %s on user %s: token %s issued %s, first revoked %s; revocations: %s",
+					g.Attack, g.AttackID, g.UserID, schemas.Fingerprint(raw), in.IssuedAt.UTC().Format("15:04:05"), at.UTC().Format("15:04:05.000"), strings.Join(rs, ", ")))
 			}
 		}
 	}
