@@ -10,7 +10,7 @@
 // time; a statement cannot be interrupted, so ctx is checked before each.
 //
 // Rows go in as one INSERT ... FORMAT TabSeparated statement per Append,
-// the rows escaped by appendTSVRow after the FORMAT clause, where the
+// the rows escaped by AppendTSVRow after the FORMAT clause, where the
 // engine reads them as data, never as SQL; the filters of History and
 // Latest are bound as query parameters (chdb_query_with_params), others
 // quoted by chsql.Quote. Checkpoints go in as JSONEachRow, and results come
@@ -323,7 +323,7 @@ const maxStatementBytes = 8 << 20
 
 // Append implements audit.Store: one INSERT statement (one per 8 MiB of
 // rows), committed when it returns. The rows go as TabSeparated text (see
-// appendTSVRow).
+// AppendTSVRow).
 func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 	if len(rows) == 0 {
 		if s.closed.Load() {
@@ -353,7 +353,7 @@ func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 		if len(b) == 0 {
 			b = append(b, head...)
 		}
-		b = appendTSVRow(b, &rows[i])
+		b = AppendTSVRow(b, &rows[i])
 		pending++
 		if len(b) >= maxStatementBytes {
 			if err := flush(); err != nil {

@@ -47,7 +47,7 @@ func TestMigratesTableOfEarlierRelease(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("INSERT INTO " + s.table + " (" + strings.Join(audittest.PreviousColumns(), ", ") + ") FORMAT TabSeparated\n")
 	for i := range old {
-		fields := strings.Split(strings.TrimSuffix(string(appendTSVRow(nil, &old[i])), "\n"), "\t")
+		fields := strings.Split(strings.TrimSuffix(string(AppendTSVRow(nil, &old[i])), "\n"), "\t")
 		b.WriteString(strings.Join(slices.Delete(fields, drop, drop+1), "\t") + "\n")
 	}
 	if _, err := s.exec(ctx, b.String(), "TabSeparated"); err != nil {
