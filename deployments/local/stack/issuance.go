@@ -93,6 +93,9 @@ func (i *issuance) record(userID, raw string, err error) {
 type revocation struct {
 	at     time.Time
 	action schemas.Action
+	// target and rule say what was revoked and why, for the report.
+	target string
+	rule   string
 }
 
 // AfterRevocation counts the tokens the token API issued to a user after

@@ -72,7 +72,7 @@ func (t *tally) wrap(obs Observer) Observer {
 					t.revokedAt[r.UserID] = r.Time
 				}
 				if r.UserID != "" {
-					t.revs[r.UserID] = append(t.revs[r.UserID], revocation{at: r.Time, action: r.Action})
+					t.revs[r.UserID] = append(t.revs[r.UserID], revocation{at: r.Time, action: r.Action, target: describeTarget(r), rule: r.RuleID})
 				}
 				if r.RevokeLatencyMs > 0 {
 					t.latencies = append(t.latencies, time.Duration(r.RevokeLatencyMs)*time.Millisecond)
@@ -318,7 +318,7 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 				r.TokensStillActive++
 				var rs []string
 				for _, rv := range revs[g.UserID] {
-					rs = append(rs, fmt.Sprintf("%s at %s", rv.action, rv.at.UTC().Format("15:04:05.000")))
+					rs = append(rs, fmt.Sprintf("%s %s by %s at %s", rv.action, rv.target, rv.rule, rv.at.UTC().Format("15:04:05.000")))
 				}
 				r.StillActive = append(r.StillActive, fmt.Sprintf("%s attack %s on user %s: token %s issued %s, first revoked %s; revocations: %s",
 					g.Attack, g.AttackID, g.UserID, schemas.Fingerprint(raw), in.IssuedAt.UTC().Format("15:04:05"), at.UTC().Format("15:04:05.000"), strings.Join(rs, ", ")))
@@ -341,4 +341,17 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 	}
 	sort.Strings(r.FalsePositives)
 	return r
+}
+
+// describeTarget names what an audit row's command revoked.
+func describeTarget(r schemas.AuditRow) string {
+	switch r.TargetKind {
+	case schemas.TargetToken:
+		return "token " + r.TokenID
+	case schemas.TargetSession:
+		return "session " + r.SessionID
+	case schemas.TargetClient:
+		return "client " + r.ClientID
+	}
+	return string(r.TargetKind)
 }
