@@ -25,9 +25,8 @@ type tally struct {
 	pending    map[string]bool           // command ids detected, not yet terminal
 	steps      map[schemas.Step]int      // audit rows by step
 	revokedBy  map[string]map[string]int // rule → user → revocations
-	revokedAt  map[string]time.Time      // user → first revocation
 	revs       map[string][]revocation   // user → every revocation
-	answered   map[string]bool           // users revoked or notified about
+	answers    map[string][]answer       // user → revocations and notifications, by any rule
 	latencies  []time.Duration           // last event → revoked
 	detectLat  []time.Duration           // last event → detected
 }
@@ -36,8 +35,7 @@ func newTally() *tally {
 	return &tally{
 		detections: map[string]int{}, pending: map[string]bool{},
 		steps: map[schemas.Step]int{}, revokedBy: map[string]map[string]int{},
-		revokedAt: map[string]time.Time{}, answered: map[string]bool{},
-		revs: map[string][]revocation{},
+		answers: map[string][]answer{}, revs: map[string][]revocation{},
 	}
 }
 
@@ -61,16 +59,13 @@ func (t *tally) wrap(obs Observer) Observer {
 				t.pending[r.CommandID] = false
 			}
 			if r.Step.Revoked() || r.Step == schemas.StepNotified {
-				t.answered[r.UserID] = true
+				t.answers[r.UserID] = append(t.answers[r.UserID], answer{at: r.Time, rule: r.RuleID, revoked: r.Step.Revoked()})
 			}
 			if r.Step.Revoked() {
 				if t.revokedBy[r.RuleID] == nil {
 					t.revokedBy[r.RuleID] = map[string]int{}
 				}
 				t.revokedBy[r.RuleID][r.UserID]++
-				if at, ok := t.revokedAt[r.UserID]; !ok || r.Time.Before(at) {
-					t.revokedAt[r.UserID] = r.Time
-				}
 				if r.UserID != "" {
 					t.revs[r.UserID] = append(t.revs[r.UserID], revocation{at: r.Time, action: r.Action, target: describeTarget(r), rule: r.RuleID})
 				}
@@ -104,6 +99,39 @@ func (t *tally) inFlight() int {
 // logoutRule answers a user's own logout; its revocations are intended.
 const logoutRule = "logout"
 
+// answer is a revocation or notification of a user, by a rule.
+type answer struct {
+	at      time.Time
+	rule    string
+	revoked bool
+}
+
+// answerSlack is how long before an attack's first event an answer still
+// counts for it, and answerAfter how long after its last: the windows of
+// `detector quality`.
+const (
+	answerSlack = time.Minute
+	answerAfter = 12 * time.Hour
+)
+
+// answerOf reports whether the user's answers detect attack g: a
+// revocation or notification by a rule other than logout (which answers
+// the user's own logouts) from answerSlack before the attack's first
+// event to answerAfter after its last. at is the first such revocation,
+// from which the attack's tokens must be dead; revoked says there is one.
+func answerOf(as []answer, g simulate.GroundTruth) (detected bool, at time.Time, revoked bool) {
+	for _, a := range as {
+		if a.rule == logoutRule || a.at.Before(g.Start.Add(-answerSlack)) || a.at.After(g.End.Add(answerAfter)) {
+			continue
+		}
+		detected = true
+		if a.revoked && (!revoked || a.at.Before(at)) {
+			at, revoked = a.at, true
+		}
+	}
+	return detected, at, revoked
+}
+
 // Report summarises a simulated run.
 type Report struct {
 	Events       int64
@@ -117,7 +145,10 @@ type Report struct {
 	// the event that completed a detection to the token API's answer, and
 	// to the detector's command.
 	EventToRevoke, EventToDetect Percentiles
-	// Ground truth against what was revoked.
+	// Ground truth against what was revoked: an attack is detected by a
+	// revocation or notification of its user by any rule but logout, from
+	// a minute before its first event to 12 hours after its last
+	// (answerOf); Missed lists the others.
 	Attacks, AttacksDetected int
 	Missed                   []simulate.GroundTruth
 	// FalsePositives are users revoked that no attack or attempt touched
@@ -246,8 +277,10 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 	for rule, users := range t.revokedBy {
 		revokedBy[rule] = maps.Clone(users)
 	}
-	answered := maps.Clone(t.answered)
-	revokedAt := maps.Clone(t.revokedAt)
+	answers := make(map[string][]answer, len(t.answers))
+	for u, as := range t.answers {
+		answers[u] = slices.Clone(as)
+	}
 	revs := make(map[string][]revocation, len(t.revs))
 	for u, rs := range t.revs {
 		revs[u] = slices.Clone(rs)
@@ -287,12 +320,12 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 			continue
 		}
 		r.Attacks++
-		if answered[g.UserID] {
+		detected, at, revoked := answerOf(answers[g.UserID], g)
+		if detected {
 			r.AttacksDetected++
 		} else {
 			r.Missed = append(r.Missed, g)
 		}
-		at, revoked := revokedAt[g.UserID]
 		if !revoked {
 			continue // a notify-only answer (failed logins only) revokes nothing
 		}
