@@ -64,6 +64,12 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 			if at.Before(g.Start.Add(-lead)) || at.After(g.End.Add(cfg.Slack)) {
 				continue
 			}
+			if c.Reason.RuleID == simulate.RuleLogout {
+				// The answer to the user's own logout: right, and no
+				// detection of an attack that happens to overlap it.
+				matched = true
+				continue
+			}
 			matched = true
 			if (revokes || notifyDetects[g.Attack]) && (first[i] == nil || at.Before(first[i].cmd.Reason.LastEventTime)) {
 				first[i] = d

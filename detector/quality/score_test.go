@@ -35,6 +35,9 @@ func TestScorePerKind(t *testing.T) {
 		{UserID: u(5), Attack: simulate.AttackSessionHijack, Label: simulate.LabelAttack, AttackID: "a3", TokenID: "tok5", Start: t0, End: t0.Add(time.Hour)},
 		// A partial attack counts nowhere.
 		{UserID: u(6), Attack: simulate.AttackLowAndSlow, Label: simulate.LabelAttack, AttackID: "a4", Start: t0, End: t0.Add(time.Hour), Partial: true},
+		// An impossible travel during which the victim logged out: the
+		// logout's revocation answers the user, it detects nothing.
+		{UserID: u(7), Attack: simulate.AttackImpossibleTravel, Label: simulate.LabelAttack, AttackID: "a5", Start: t0, End: t0.Add(time.Hour)},
 	}
 	dets := []detection{
 		det("brute_force", u(0), t0.Add(2*time.Minute), schemas.ActionNotify, schemas.Target{}),
@@ -46,6 +49,7 @@ func TestScorePerKind(t *testing.T) {
 		// A revocation too late for the attack: unmatched, but the user
 		// is no benign user either.
 		det("risk", u(3), t0.Add(48*time.Hour), schemas.ActionRevoke, schemas.Target{}),
+		det(simulate.RuleLogout, u(7), t0.Add(10*time.Minute), schemas.ActionRevoke, schemas.Target{Kind: schemas.TargetSession, SessionID: "s7", UserID: u(7)}),
 	}
 	cfg := Config{Name: "t", Users: 10, Slack: 12 * time.Hour}
 	classes := map[string][]string{}
@@ -60,6 +64,7 @@ func TestScorePerKind(t *testing.T) {
 		simulate.AttackMFAFatigue:          {1, 0},
 		simulate.AttackSessionHijack:       {1, 1},
 		simulate.AttackLowAndSlow:          {0, 0},
+		simulate.AttackImpossibleTravel:    {1, 0},
 	} {
 		if k := kinds[kind]; k.Attacks != want[0] || k.Detected != want[1] {
 			t.Errorf("%s: %d attacks, %d detected; want %v", kind, k.Attacks, k.Detected, want)
@@ -75,7 +80,7 @@ func TestScorePerKind(t *testing.T) {
 		}
 	}
 	o := r.Overall
-	if o.AttackedUsers != 5 || o.DetectedUsers != 3 || o.FalsePositives != 1 || o.BenignUsers != 3 || o.BenignRevoked != 0 {
+	if o.AttackedUsers != 6 || o.DetectedUsers != 3 || o.FalsePositives != 1 || o.BenignUsers != 2 || o.BenignRevoked != 0 {
 		t.Errorf("overall %+v", o)
 	}
 	f := strings.Join(r.Failures(), "\n")
