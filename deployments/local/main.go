@@ -363,6 +363,9 @@ func printReport(w io.Writer, r stack.Report) {
 	for _, m := range r.Missed {
 		fmt.Fprintf(w, "    missed %s on %s (%s .. %s)\n", m.Attack, m.UserID, m.Start.Format(time.TimeOnly), m.End.Format(time.TimeOnly))
 	}
+	for _, m := range r.LoggedOut {
+		fmt.Fprintf(w, "    not detected, stopped by the victim's logout: %s on %s (%s .. %s)\n", m.Attack, m.UserID, m.Start.Format(time.TimeOnly), m.End.Format(time.TimeOnly))
+	}
 	fmt.Fprintf(w, "  benign users revoked %d %v\n", len(r.FalsePositives), r.FalsePositivesByRule)
 	fmt.Fprintf(w, "  attacked tokens    %d introspected, %d still active\n", r.TokensChecked, r.TokensStillActive)
 	for _, t := range r.StillActive {

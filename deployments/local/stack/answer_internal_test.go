@@ -42,3 +42,28 @@ func TestAnswerOfCountsOnlyAnswersToTheAttack(t *testing.T) {
 		}
 	}
 }
+
+// A logout stops an attack only when it revoked the attack's token or
+// session, within the attack's window.
+func TestLoggedOutNeedsTheAttacksTokenOrSession(t *testing.T) {
+	start := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	g := simulate.GroundTruth{UserID: "u", TokenID: "tok-1", SessionID: "ses-1", Start: start, End: start.Add(time.Minute)}
+	logout := func(d time.Duration, tok, ses string) answer {
+		return answer{at: start.Add(d), rule: logoutRule, revoked: true, tokenID: tok, sessionID: ses}
+	}
+	for _, c := range []struct {
+		name string
+		as   []answer
+		want bool
+	}{
+		{name: "the attack's session", as: []answer{logout(10*time.Second, "", "ses-1")}, want: true},
+		{name: "the attack's token", as: []answer{logout(-30*time.Second, "tok-1", "")}, want: true},
+		{name: "another session of the user", as: []answer{logout(10*time.Second, "", "ses-2")}},
+		{name: "the attack's session, before its window", as: []answer{logout(-2*time.Minute, "", "ses-1")}},
+		{name: "another rule on the attack's session", as: []answer{{at: start, rule: "risk", revoked: true, sessionID: "ses-1"}}},
+	} {
+		if got := loggedOut(c.as, g); got != c.want {
+			t.Errorf("%s: loggedOut = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

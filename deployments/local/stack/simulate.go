@@ -59,7 +59,7 @@ func (t *tally) wrap(obs Observer) Observer {
 				t.pending[r.CommandID] = false
 			}
 			if r.Step.Revoked() || r.Step == schemas.StepNotified {
-				t.answers[r.UserID] = append(t.answers[r.UserID], answer{at: r.Time, rule: r.RuleID, revoked: r.Step.Revoked()})
+				t.answers[r.UserID] = append(t.answers[r.UserID], answer{at: r.Time, rule: r.RuleID, revoked: r.Step.Revoked(), tokenID: r.TokenID, sessionID: r.SessionID})
 			}
 			if r.Step.Revoked() {
 				if t.revokedBy[r.RuleID] == nil {
@@ -104,6 +104,9 @@ type answer struct {
 	at      time.Time
 	rule    string
 	revoked bool
+	// tokenID and sessionID are the command's target's, where it named
+	// them.
+	tokenID, sessionID string
 }
 
 // answerSlack is how long before an attack's first event an answer still
@@ -114,6 +117,21 @@ const (
 	answerAfter = 12 * time.Hour
 )
 
+// inWindow reports whether a falls in attack g's window.
+func inWindow(a answer, g simulate.GroundTruth) bool {
+	return !a.at.Before(g.Start.Add(-answerSlack)) && !a.at.After(g.End.Add(answerAfter))
+}
+
+// loggedOut reports whether the user's own logout, in attack g's window,
+// revoked the token or session the attack used (a replayed token dies
+// with its session): the attack was stopped, though no rule noticed it.
+func loggedOut(as []answer, g simulate.GroundTruth) bool {
+	return slices.ContainsFunc(as, func(a answer) bool {
+		return a.rule == logoutRule && a.revoked && inWindow(a, g) &&
+			(g.TokenID != "" && a.tokenID == g.TokenID || g.SessionID != "" && a.sessionID == g.SessionID)
+	})
+}
+
 // answerOf reports whether the user's answers detect attack g: a
 // revocation or notification by a rule other than logout (which answers
 // the user's own logouts) from answerSlack before the attack's first
@@ -121,7 +139,7 @@ const (
 // from which the attack's tokens must be dead; revoked says there is one.
 func answerOf(as []answer, g simulate.GroundTruth) (detected bool, at time.Time, revoked bool) {
 	for _, a := range as {
-		if a.rule == logoutRule || a.at.Before(g.Start.Add(-answerSlack)) || a.at.After(g.End.Add(answerAfter)) {
+		if a.rule == logoutRule || !inWindow(a, g) {
 			continue
 		}
 		detected = true
@@ -148,9 +166,11 @@ type Report struct {
 	// Ground truth against what was revoked: an attack is detected by a
 	// revocation or notification of its user by any rule but logout, from
 	// a minute before its first event to 12 hours after its last
-	// (answerOf); Missed lists the others.
+	// (answerOf). LoggedOut lists the others whose token or session the
+	// victim's own logout revoked in the attack's window (stopped, though
+	// no rule noticed), and Missed the rest.
 	Attacks, AttacksDetected int
-	Missed                   []simulate.GroundTruth
+	LoggedOut, Missed        []simulate.GroundTruth
 	// FalsePositives are users revoked that no attack or attempt touched
 	// (logout revocations of labelled logouts excepted).
 	FalsePositives []string
@@ -321,9 +341,12 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 		}
 		r.Attacks++
 		detected, at, revoked := answerOf(answers[g.UserID], g)
-		if detected {
+		switch {
+		case detected:
 			r.AttacksDetected++
-		} else {
+		case loggedOut(answers[g.UserID], g):
+			r.LoggedOut = append(r.LoggedOut, g)
+		default:
 			r.Missed = append(r.Missed, g)
 		}
 		if !revoked {

@@ -353,8 +353,12 @@ func TestSimulatedRun(t *testing.T) {
 	if r.Events == 0 || r.Attacks == 0 {
 		t.Fatalf("the simulation produced %d events and %d attacks", r.Events, r.Attacks)
 	}
-	if r.AttacksDetected != r.Attacks {
-		t.Errorf("detected %d of %d attacks: missed %+v", r.AttacksDetected, r.Attacks, r.Missed)
+	// Every attack is detected, or stopped by the victim's own logout of
+	// the session whose token it used (a replay of a token its owner
+	// logged out of before the rules saw it moved).
+	t.Logf("attacks: %d detected, %d stopped by the victim's logout, of %d", r.AttacksDetected, len(r.LoggedOut), r.Attacks)
+	if len(r.Missed) > 0 || r.AttacksDetected+len(r.LoggedOut) != r.Attacks {
+		t.Errorf("detected %d of %d attacks, %d stopped by a logout: missed %+v", r.AttacksDetected, r.Attacks, len(r.LoggedOut), r.Missed)
 	}
 	if len(r.FalsePositives) > 0 {
 		t.Errorf("benign users revoked: %v", r.FalsePositives)
