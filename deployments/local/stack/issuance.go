@@ -89,15 +89,6 @@ func (i *issuance) record(userID, raw string, err error) {
 	}
 }
 
-// revocation is one revoked audit row of a user.
-type revocation struct {
-	at     time.Time
-	action schemas.Action
-	// target and rule say what was revoked and why, for the report.
-	target string
-	rule   string
-}
-
 // AfterRevocation counts the tokens the token API issued to a user after
 // the consumer revoked that user (the revoked row's time), from the token
 // API's answers to the simulator.
@@ -121,9 +112,10 @@ type AfterRevocation struct {
 	Refused, Reverified int
 }
 
-// afterRevocation classifies every token issued to a revoked user.
+// afterRevocation classifies every token issued to a revoked user, from
+// the users' answers (their notifications count for nothing).
 // attackerTokens are the attackers' token ids from the ground truth.
-func (i *issuance) afterRevocation(revs map[string][]revocation, attackerTokens map[string]bool) AfterRevocation {
+func (i *issuance) afterRevocation(answers map[string][]answer, attackerTokens map[string]bool) AfterRevocation {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	var out AfterRevocation
@@ -133,11 +125,11 @@ func (i *issuance) afterRevocation(revs map[string][]revocation, attackerTokens 
 	for _, v := range i.verify {
 		out.Reverified += len(v)
 	}
-	for user, rs := range revs {
+	for user, rs := range answers {
 		for _, tok := range i.issued[user] {
 			unverified, after := false, false
 			for _, r := range rs {
-				if !r.at.Before(tok.at) {
+				if !r.revoked || !r.at.Before(tok.at) {
 					continue
 				}
 				after = true

@@ -25,7 +25,6 @@ type tally struct {
 	pending    map[string]bool           // command ids detected, not yet terminal
 	steps      map[schemas.Step]int      // audit rows by step
 	revokedBy  map[string]map[string]int // rule → user → revocations
-	revs       map[string][]revocation   // user → every revocation
 	answers    map[string][]answer       // user → revocations and notifications, by any rule
 	latencies  []time.Duration           // last event → revoked
 	detectLat  []time.Duration           // last event → detected
@@ -35,7 +34,7 @@ func newTally() *tally {
 	return &tally{
 		detections: map[string]int{}, pending: map[string]bool{},
 		steps: map[schemas.Step]int{}, revokedBy: map[string]map[string]int{},
-		answers: map[string][]answer{}, revs: map[string][]revocation{},
+		answers: map[string][]answer{},
 	}
 }
 
@@ -59,16 +58,16 @@ func (t *tally) wrap(obs Observer) Observer {
 				t.pending[r.CommandID] = false
 			}
 			if r.Step.Revoked() || r.Step == schemas.StepNotified {
-				t.answers[r.UserID] = append(t.answers[r.UserID], answer{at: r.Time, rule: r.RuleID, revoked: r.Step.Revoked(), tokenID: r.TokenID, sessionID: r.SessionID})
+				t.answers[r.UserID] = append(t.answers[r.UserID], answer{
+					at: r.Time, rule: r.RuleID, action: r.Action, revoked: r.Step.Revoked(),
+					kind: r.TargetKind, tokenID: r.TokenID, sessionID: r.SessionID, clientID: r.ClientID,
+				})
 			}
 			if r.Step.Revoked() {
 				if t.revokedBy[r.RuleID] == nil {
 					t.revokedBy[r.RuleID] = map[string]int{}
 				}
 				t.revokedBy[r.RuleID][r.UserID]++
-				if r.UserID != "" {
-					t.revs[r.UserID] = append(t.revs[r.UserID], revocation{at: r.Time, action: r.Action, target: describeTarget(r), rule: r.RuleID})
-				}
 				if r.RevokeLatencyMs > 0 {
 					t.latencies = append(t.latencies, time.Duration(r.RevokeLatencyMs)*time.Millisecond)
 				}
@@ -97,16 +96,18 @@ func (t *tally) inFlight() int {
 }
 
 // logoutRule answers a user's own logout; its revocations are intended.
-const logoutRule = "logout"
+const logoutRule = simulate.RuleLogout
 
-// answer is a revocation or notification of a user, by a rule.
+// answer is a revocation or notification of a user, by a rule: one
+// revoked or notified audit row.
 type answer struct {
 	at      time.Time
 	rule    string
+	action  schemas.Action
 	revoked bool
-	// tokenID and sessionID are the command's target's, where it named
-	// them.
-	tokenID, sessionID string
+	// kind and the ids are the command's target's, where it named them.
+	kind                         schemas.TargetKind
+	tokenID, sessionID, clientID string
 }
 
 // answerSlack is how long before an attack's first event an answer still
@@ -301,10 +302,6 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 	for u, as := range t.answers {
 		answers[u] = slices.Clone(as)
 	}
-	revs := make(map[string][]revocation, len(t.revs))
-	for u, rs := range t.revs {
-		revs[u] = slices.Clone(rs)
-	}
 	for _, p := range t.pending {
 		if p {
 			r.Unfinished++
@@ -325,7 +322,7 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 			attackerTokens[g.TokenID] = true
 		}
 	}
-	r.AfterRevocation = issued.afterRevocation(revs, attackerTokens)
+	r.AfterRevocation = issued.afterRevocation(answers, attackerTokens)
 	for _, g := range sim.Labels() {
 		switch g.Label {
 		case simulate.LabelUserAction:
@@ -373,8 +370,10 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 			if in.Active {
 				r.TokensStillActive++
 				var rs []string
-				for _, rv := range revs[g.UserID] {
-					rs = append(rs, fmt.Sprintf("%s %s by %s at %s", rv.action, rv.target, rv.rule, rv.at.UTC().Format("15:04:05.000")))
+				for _, a := range answers[g.UserID] {
+					if a.revoked {
+						rs = append(rs, fmt.Sprintf("%s %s by %s at %s", a.action, a.target(), a.rule, a.at.UTC().Format("15:04:05.000")))
+					}
 				}
 				r.StillActive = append(r.StillActive, fmt.Sprintf("%s attack %s on user %s: token %s issued %s, first revoked %s; revocations: %s",
 					g.Attack, g.AttackID, g.UserID, schemas.Fingerprint(raw), in.IssuedAt.UTC().Format("15:04:05"), at.UTC().Format("15:04:05.000"), strings.Join(rs, ", ")))
@@ -399,15 +398,15 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 	return r
 }
 
-// describeTarget names what an audit row's command revoked.
-func describeTarget(r schemas.AuditRow) string {
-	switch r.TargetKind {
+// target names what the command revoked.
+func (a answer) target() string {
+	switch a.kind {
 	case schemas.TargetToken:
-		return "token " + r.TokenID
+		return "token " + a.tokenID
 	case schemas.TargetSession:
-		return "session " + r.SessionID
+		return "session " + a.sessionID
 	case schemas.TargetClient:
-		return "client " + r.ClientID
+		return "client " + a.clientID
 	}
-	return string(r.TargetKind)
+	return string(a.kind)
 }
