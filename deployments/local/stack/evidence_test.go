@@ -84,19 +84,8 @@ func TestEvidenceContextEndToEnd(t *testing.T) {
 	geoip := testenv.GeoIPDir(t, enrich.Files...)
 	for _, backend := range []string{"chdb", "clickhouse"} {
 		t.Run(backend, func(t *testing.T) {
-			cfg := stack.DefaultConfig()
-			cfg.KafkaAddr, cfg.TokenAPIAddr, cfg.HTTPAddr, cfg.IngestAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-			cfg.Partitions = 2
-			cfg.Audit.Backend = backend
+			cfg := testConfig(t, backend, "e2e_ctx")
 			cfg.GeoIP.Dir = geoip
-			switch backend {
-			case "chdb":
-				testenv.ChDBLibPath(t)
-				cfg.Audit.ChDBPath = t.TempDir()
-			case "clickhouse":
-				cfg.Audit.DSN = testenv.ClickHouseDSN(t)
-				cfg.Audit.Table = fmt.Sprintf("e2e_ctx_%d", time.Now().UnixNano())
-			}
 			obs := &seen{wake: make(chan struct{}, 1)}
 			s, err := stack.Start(context.Background(), cfg, obs.observer(), zerolog.Nop())
 			if err != nil {

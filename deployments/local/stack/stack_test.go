@@ -34,10 +34,11 @@ func startStack(t *testing.T, backend string) (*stack.Stack, *testenv.LogBuffer,
 	return startStackWith(t, backend, nil)
 }
 
-// startStackWith starts the stack on backend with its defaults changed by
-// mutate. It returns the stack's log and the audit rows the consumer
-// writes, as its observer sees each once it is durable.
-func startStackWith(t *testing.T, backend string, mutate func(*stack.Config)) (*stack.Stack, *testenv.LogBuffer, *testenv.Recorder[schemas.AuditRow]) {
+// testConfig is the stack's defaults on free loopback ports with two
+// partitions and the audit store of backend: a chDB directory of the
+// test's own, or on the CI ClickHouse server a table named after prefix
+// and the time.
+func testConfig(t *testing.T, backend, prefix string) stack.Config {
 	t.Helper()
 	cfg := stack.DefaultConfig()
 	cfg.KafkaAddr, cfg.TokenAPIAddr, cfg.HTTPAddr, cfg.IngestAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
@@ -49,8 +50,17 @@ func startStackWith(t *testing.T, backend string, mutate func(*stack.Config)) (*
 		cfg.Audit.ChDBPath = t.TempDir()
 	case "clickhouse":
 		cfg.Audit.DSN = testenv.ClickHouseDSN(t)
-		cfg.Audit.Table = fmt.Sprintf("e2e_%d", time.Now().UnixNano())
+		cfg.Audit.Table = fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
 	}
+	return cfg
+}
+
+// startStackWith starts the stack on backend with its defaults changed by
+// mutate. It returns the stack's log and the audit rows the consumer
+// writes, as its observer sees each once it is durable.
+func startStackWith(t *testing.T, backend string, mutate func(*stack.Config)) (*stack.Stack, *testenv.LogBuffer, *testenv.Recorder[schemas.AuditRow]) {
+	t.Helper()
+	cfg := testConfig(t, backend, "e2e")
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -24,9 +24,7 @@ import (
 func TestLocalTrailVerifiesAndCatchesADeletedLastRow(t *testing.T) {
 	lib := testenv.ChDBLibPath(t)
 	dir := t.TempDir()
-	cfg := stack.DefaultConfig()
-	cfg.KafkaAddr, cfg.TokenAPIAddr, cfg.HTTPAddr, cfg.IngestAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Partitions = 2
+	cfg := testConfig(t, "chdb", "")
 	cfg.Audit.ChDBPath = dir
 	cfg.KeyDir = filepath.Join(dir, "keys")
 	audited := &testenv.Recorder[schemas.AuditRow]{}
