@@ -181,8 +181,8 @@ const (
 // ErrInvalidEvent and one *FieldError per problem naming the field.
 func DecodeEvent(data []byte) (AuditEvent, error) {
 	var ev AuditEvent
-	if len(data) > MaxEventBytes {
-		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, &FieldError{Reason: fmt.Sprintf("event is %d bytes, limit %d", len(data), MaxEventBytes)})
+	if err := checkEventSize(data); err != nil {
+		return ev, err
 	}
 	if err := decodeStrict(data, &ev); err != nil {
 		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
@@ -337,6 +337,14 @@ func truncate(s string, n int) string {
 // Key is the Kafka key of the event: its user id.
 func (e *AuditEvent) Key() []byte { return []byte(e.UserID) }
 
+// checkEventSize refuses data longer than MaxEventBytes.
+func checkEventSize(data []byte) error {
+	if len(data) > MaxEventBytes {
+		return fmt.Errorf("%w: %w", ErrInvalidEvent, &FieldError{Reason: fmt.Sprintf("event is %d bytes, limit %d", len(data), MaxEventBytes)})
+	}
+	return nil
+}
+
 // PeekEventType returns the type of the AuditEvent in data without
 // decoding the rest: a reader that wants one type (the consumer's lineage
 // follower wants token exchanges) skips every other event at a fraction of
@@ -347,8 +355,8 @@ func (e *AuditEvent) Key() []byte { return []byte(e.UserID) }
 // string, is an error wrapping ErrInvalidEvent. The type is not checked
 // against the known types.
 func PeekEventType(data []byte) (EventType, error) {
-	if len(data) > MaxEventBytes {
-		return "", fmt.Errorf("%w: %w", ErrInvalidEvent, &FieldError{Reason: fmt.Sprintf("event is %d bytes, limit %d", len(data), MaxEventBytes)})
+	if err := checkEventSize(data); err != nil {
+		return "", err
 	}
 	p := peekers.Get().(*peeker)
 	defer peekers.Put(p)
