@@ -170,10 +170,13 @@ const maxSignalEvidence = 32
 
 // sig is one signal held for a risk.
 type sig struct {
-	rule     string
-	weight   float64
-	t        time.Time
-	first    time.Time // of its evidence
+	rule   string
+	weight float64
+	t      time.Time
+	first  time.Time // of its evidence
+	// in is the session (or, without one, the token) of the event that
+	// raised it, if any.
+	in       string
 	detail   string
 	evidence []string
 }
@@ -183,6 +186,23 @@ type riskAcc struct {
 	sigs []sig
 	// fired is when each threshold (by index) last issued a command.
 	fired []time.Time
+	// revokedIn are the sessions (or tokens) the signals of the last
+	// command that revoked were raised in: within the cooldown, only a
+	// signal raised in another one revokes again.
+	revokedIn []string
+}
+
+// newEvidence reports whether a signal of acc was raised in a session (or
+// token) that had no part in its last revocation: the intruder back in
+// with new credentials, or another attack, rather than the same one seen
+// again.
+func (a *riskAcc) newEvidence() bool {
+	for i := range a.sigs {
+		if in := a.sigs[i].in; in != "" && !slices.Contains(a.revokedIn, in) {
+			return true
+		}
+	}
+	return false
 }
 
 // value is the decayed sum of the signals at t.
@@ -256,6 +276,12 @@ func (rs *riskState) add(e *Engine, src *ruleState, target schemas.Target, g *gr
 	}
 	trig := &g.recs[end]
 	s := sig{rule: src.rule.ID, weight: src.rule.Signal.Weight, t: trig.t, first: trig.t, detail: f.summary}
+	switch ev := e.act.ev; {
+	case ev.SessionID != "":
+		s.in = "session\x00" + ev.SessionID
+	case ev.TokenID != "":
+		s.in = "token\x00" + ev.TokenID
+	}
 	if src.usesCtx && e.act.ctx != nil {
 		s.detail += describeContext(e.act.ev, e.act.ctx)
 	}
@@ -380,8 +406,13 @@ func (rs *riskState) check(e *Engine, acc *riskAcc, t time.Time, user, session s
 			continue
 		}
 		// A command of this threshold, or of a higher one, within the
-		// cooldown holds this one back.
-		for j := 0; j <= i; j++ {
+		// cooldown holds this one back; a revocation is held back only
+		// while its signals come from the sessions and tokens that made
+		// the last one (the same attack seen again), not once a signal
+		// comes from another (the intruder back in with new credentials,
+		// a second attack).
+		fresh := th.Action != schemas.ActionNotify && acc.newEvidence()
+		for j := 0; j <= i && !fresh; j++ {
 			if (rs.thresholds[j].Scope == "session") != sessionScope || acc.fired[j].IsZero() {
 				continue
 			}
@@ -418,6 +449,12 @@ func (rs *riskState) check(e *Engine, acc *riskAcc, t time.Time, user, session s
 					}
 				}
 				e.ctx.unlearn(user, first)
+			}
+			acc.revokedIn = acc.revokedIn[:0]
+			for _, o := range acc.sigs {
+				if o.in != "" && !slices.Contains(acc.revokedIn, o.in) {
+					acc.revokedIn = append(acc.revokedIn, o.in)
+				}
 			}
 			acc.sigs = acc.sigs[:0]
 		}
