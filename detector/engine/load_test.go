@@ -182,7 +182,7 @@ func TestDefaultRules(t *testing.T) {
 	want := []string{"brute_force", "brute_force_success", "credential_stuffing", "distributed_stuffing",
 		"downscoped_bulk", "downscoped_misuse", "hosting_login", "idp_compromise", "idp_session_revoked", "idp_sessions_revoked",
 		"impossible_travel", "logout", "mass_download", "mass_download_usual_device",
-		"mfa_fatigue", "mfa_push_flood", "new_device_network", "new_device_sensitive_actions", "new_location_sensitive_action", "new_location_sensitive_event",
+		"mfa_fatigue", "mfa_push_flood", "new_country_login", "new_device_network", "new_device_sensitive_actions", "new_location_sensitive_action", "new_location_sensitive_event",
 		"password_reset_takeover", "password_spraying", "privilege_escalation", "risk", "security_alert", "session_hijack",
 		"stuffing_campaign",
 		"slow_guessing", "slow_guessing_success", "token_after_password_change", "token_device_change", "token_moved"}
