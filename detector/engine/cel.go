@@ -37,7 +37,7 @@ import (
 //
 // and the variable "ctx", of type engine.Context: what the engine knows of
 // the event beyond it (see Context): ctx.new_device, ctx.new_network,
-// ctx.new_country, ctx.learned, ctx.shared_egress, ctx.org_network,
+// ctx.new_country, ctx.learned, ctx.known_user, ctx.watched, ctx.shared_egress, ctx.org_network,
 // ctx.token_bound, ctx.token_device_changed, ctx.token_network_changed,
 // ctx.token_country_changed, ctx.token_interleaved (bool),
 // ctx.token_network (string), ctx.device_days (int, -1 if never seen).
@@ -196,6 +196,8 @@ func newCELTypes() (*celTypes, error) {
 	}
 	ct.structs[celContextType] = newCELStruct(celContextType, map[string]celField{
 		"learned":               ctxBool(func(c *Context) bool { return c.Learned }),
+		"watched":               ctxBool(func(c *Context) bool { return c.Watched }),
+		"known_user":            ctxBool(func(c *Context) bool { return c.KnownUser }),
 		"new_device":            ctxBool(func(c *Context) bool { return c.NewDevice }),
 		"new_network":           ctxBool(func(c *Context) bool { return c.NewNetwork }),
 		"new_country":           ctxBool(func(c *Context) bool { return c.NewCountry }),

@@ -18,6 +18,13 @@ import (
 //
 //	ctx.learned                 the user's history is at least
 //	                            ContextConfig.Learning old
+//	ctx.known_user              something of the user's (a device, a
+//	                            network) was learned in an earlier minute
+//	                            than the event's
+//	ctx.watched                 the context has watched the organisation
+//	                            for ContextConfig.Warmup: a user it has
+//	                            never seen is new to it, not merely
+//	                            unknown (a deployment's first hours)
 //	ctx.new_device              the event's device (device_id and user
 //	                            agent) is new to the user (judged against
 //	                            what is known of a user with any history;
@@ -57,6 +64,8 @@ import (
 // TokenTTL after a token's last use and are rebuilt by replay.
 type Context struct {
 	Learned             bool
+	KnownUser           bool
+	Watched             bool
 	NewDevice           bool
 	NewNetwork          bool
 	NewCountry          bool
@@ -78,6 +87,11 @@ type ContextConfig struct {
 	// Learning is how much of a user's history must be seen before
 	// anything about the user counts as new.
 	Learning time.Duration `yaml:"learning"`
+	// Warmup is how long the context must have watched the organisation's
+	// events (restored baselines included) before a user it has never
+	// seen counts as new rather than unknown: in a deployment's first
+	// hours, with no baselines, every user is.
+	Warmup time.Duration `yaml:"warmup"`
 	// Retention forgets a device, network or country a user has not shown
 	// for this long.
 	Retention time.Duration `yaml:"retention"`
@@ -103,13 +117,14 @@ type ContextConfig struct {
 	Interleave time.Duration `yaml:"interleave"`
 }
 
-// DefaultContextConfig: a week of learning, 90 days of retention, 8
+// DefaultContextConfig: a week of learning, a day of warm-up, 90 days of retention, 8
 // devices, 16 networks and 8 countries per user; an address shared by 20
 // users, an ASN by 50; token bindings for 12 hours, interleaving within 30
 // minutes.
 func DefaultContextConfig() ContextConfig {
 	return ContextConfig{
 		Learning:          7 * 24 * time.Hour,
+		Warmup:            24 * time.Hour,
 		Retention:         90 * 24 * time.Hour,
 		MaxDevices:        8,
 		MaxNetworks:       16,
@@ -126,6 +141,9 @@ func (c ContextConfig) validate() []error {
 	var errs []error
 	if c.Learning < 0 || c.Learning > maxRetention {
 		errs = append(errs, fmt.Errorf("engine: context.learning must be between 0 and %s", maxRetention))
+	}
+	if c.Warmup < 0 || c.Warmup > maxRetention {
+		errs = append(errs, fmt.Errorf("engine: context.warmup must be between 0 and %s", maxRetention))
 	}
 	if c.Retention <= 0 || c.Retention > maxRetention {
 		errs = append(errs, fmt.Errorf("engine: context.retention must be between 0 and %s", maxRetention))
@@ -260,6 +278,9 @@ type contextTracker struct {
 	// cur holds the current event's device hash, ASN and country, worked
 	// out once by compute for learn.
 	cur eventKeys
+	// start is the earliest time watched: of an event, or the first
+	// sighting in a restored baseline.
+	start time.Time
 
 	changes []BaselineEntry
 }
@@ -333,6 +354,10 @@ func familiar(vals []seen, kind uint8, v uint32, before uint32) bool {
 // compute fills c for ev from what was learned before ev.
 func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 	*c = Context{DeviceDays: -1}
+	if ct.start.IsZero() || ev.Time.Before(ct.start) {
+		ct.start = ev.Time
+	}
+	c.Watched = ev.Time.Sub(ct.start) >= ct.cfg.Warmup
 	dev, asn, country := deviceHash(ev), asnOf(ev), countryCode(ev)
 	ct.cur = eventKeys{dev: dev, asn: asn, country: country}
 	if b := ct.users[ev.UserID]; b == nil {
@@ -341,6 +366,8 @@ func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 	} else {
 		// New is judged against what is known however little it is;
 		// Learned says whether that is a week's worth.
+		minute := minuteOf(ev.Time)
+		c.KnownUser = slices.ContainsFunc(b.vals, func(s seen) bool { return s.first < minute })
 		c.Learned = dayOf(ev.Time) >= b.since+day(ct.cfg.Learning/(24*time.Hour))
 		before := minuteOf(ev.Time.Add(-ct.cfg.FamiliarAfter))
 		if dev != 0 {
@@ -579,6 +606,9 @@ func (ct *contextTracker) drain(out []BaselineEntry) []BaselineEntry {
 func (ct *contextTracker) restore(en BaselineEntry) {
 	if en.LastSeen.IsZero() {
 		return
+	}
+	if !en.FirstSeen.IsZero() && (ct.start.IsZero() || en.FirstSeen.Before(ct.start)) {
+		ct.start = en.FirstSeen
 	}
 	if kind, key, ok := strings.Cut(en.Key, ":"); ok && en.Field == "shared" {
 		switch kind {

@@ -162,6 +162,11 @@ func TestCommandsCarryEvidenceContext(t *testing.T) {
 	// An event without an address between them: no context, and the
 	// others keep theirs.
 	msgs = append(msgs[:2], append([]kafkax.Message{addressedEvent(t, "bf-noip", t0.Add(90*time.Second), schemas.EventLoginFailure, "", nil)}, msgs[2:]...)...)
+	// The user signed in from home earlier: known, so a success from a
+	// network new to them completes the brute force.
+	home := addressedEvent(t, "home", t0.Add(-2*time.Hour), schemas.EventLoginSuccess, "192.0.2.1",
+		&schemas.Geo{Country: "US", ASN: 7922, Org: "COMCAST-7922", Network: schemas.NetworkResidential})
+	msgs = append([]kafkax.Message{home}, msgs...)
 
 	run := func(size int) (schemas.RevokeCommand, *Service) {
 		pub := &flakyPublisher{}
