@@ -19,8 +19,8 @@ import (
 //	ctx.learned                 the user's history is at least
 //	                            ContextConfig.Learning old
 //	ctx.known_user              something of the user's (a device, a
-//	                            network) was learned in an earlier minute
-//	                            than the event's
+//	                            network) is known from an event before
+//	                            this one
 //	ctx.watched                 the context has watched the organisation
 //	                            for ContextConfig.Warmup: a user it has
 //	                            never seen is new to it, not merely
@@ -212,6 +212,9 @@ func minuteOf(t time.Time) uint32 {
 // one slice).
 type userBase struct {
 	since day
+	// first is when the first event of the user's was learned (Unix
+	// nanoseconds; from a restored baseline, its first sighting).
+	first int64
 	vals  []seen
 }
 
@@ -366,8 +369,7 @@ func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 	} else {
 		// New is judged against what is known however little it is;
 		// Learned says whether that is a week's worth.
-		minute := minuteOf(ev.Time)
-		c.KnownUser = slices.ContainsFunc(b.vals, func(s seen) bool { return s.first < minute })
+		c.KnownUser = len(b.vals) > 0 && b.first < ev.Time.UnixNano()
 		c.Learned = dayOf(ev.Time) >= b.since+day(ct.cfg.Learning/(24*time.Hour))
 		before := minuteOf(ev.Time.Add(-ct.cfg.FamiliarAfter))
 		if dev != 0 {
@@ -480,7 +482,7 @@ func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bo
 	b := ct.users[ev.UserID]
 	d := dayOf(ev.Time)
 	if b == nil {
-		b = &userBase{since: d}
+		b = &userBase{since: d, first: ev.Time.UnixNano()}
 		ct.users[ev.UserID] = b
 		ct.changes = append(ct.changes, BaselineEntry{Rule: contextRule, Key: ev.UserID, FirstSeen: ev.Time, LastSeen: ev.Time})
 	}
@@ -627,8 +629,11 @@ func (ct *contextTracker) restore(en BaselineEntry) {
 	}
 	b := ct.users[en.Key]
 	if b == nil {
-		b = &userBase{since: dayOf(en.FirstSeen)}
+		b = &userBase{since: dayOf(en.FirstSeen), first: en.FirstSeen.UnixNano()}
 		ct.users[en.Key] = b
+	}
+	if f := en.FirstSeen.UnixNano(); f < b.first {
+		b.first = f
 	}
 	if d := dayOf(en.FirstSeen); en.Field == "" && d < b.since {
 		b.since = d
