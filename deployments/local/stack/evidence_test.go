@@ -136,6 +136,7 @@ func TestEvidenceContextEndToEnd(t *testing.T) {
 				want[id] = c
 			}
 			_ = enr.Close()
+			msgs = append([]kafkax.Message{knownFromHome(user, now)}, msgs...)
 			(&kafkatest.Cluster{Brokers: s.Brokers}).Produce(t, schemas.TopicAuditEvents, msgs...)
 
 			var cmd schemas.RevokeCommand

@@ -128,15 +128,24 @@ func event(id, typ, user string, at time.Time, extra string) kafkax.Message {
 	return kafkax.Message{Key: []byte(user), Value: []byte(v)}
 }
 
-// bruteForce is six failed logins of user ending ten seconds before now,
-// then a successful one with the token tokenID at now: what the default
-// rules revoke.
+// bruteForce is the user signing in from home an hour before now, then
+// six failed logins ending ten seconds before now and a successful one
+// with the token tokenID at now, from another network: what the default
+// rules revoke. (Without the hour before, the user would be unknown to a
+// detector a few seconds old, and the success not judged new.)
 func bruteForce(user, tokenID string, now time.Time) []kafkax.Message {
-	var msgs []kafkax.Message
+	msgs := []kafkax.Message{knownFromHome(user, now)}
 	for i := range 6 {
 		msgs = append(msgs, event(fmt.Sprintf("%s-f%d", user, i), "login.failure", user, now.Add(time.Duration(i-10)*time.Second), ""))
 	}
 	return append(msgs, event(user+"-ok", "login.success", user, now, fmt.Sprintf(`,"token_id":%q`, tokenID)))
+}
+
+// knownFromHome is a login of user from a home network an hour before now.
+func knownFromHome(user string, now time.Time) kafkax.Message {
+	v := fmt.Sprintf(`{"id":%q,"time":%q,"type":"login.success","user_id":%q,"ip":"192.0.2.10","geo":{"country":"NL","asn":3320}}`,
+		user+"-home", now.Add(-time.Hour).UTC().Format(time.RFC3339Nano), user)
+	return kafkax.Message{Key: []byte(user), Value: []byte(v)}
 }
 
 // TestEndToEnd drives the whole pipeline on each audit backend: a brute

@@ -35,6 +35,7 @@ func TestRawTokenIDIsRefused(t *testing.T) {
 
 			now := time.Now()
 			msgs := []kafkax.Message{
+				knownFromHome(user, now),
 				event(user+"-raw", "token.used", user, now.Add(-20*time.Second), fmt.Sprintf(`,"token_id":%q`, raw)),
 				event(user+"-ory", "token.exchanged", user, now.Add(-19*time.Second), fmt.Sprintf(`,"token_id":%q,"parent_token_id":%q`, tokenID, ory)),
 			}
