@@ -257,3 +257,34 @@ func TestRebuildFromHorizonEmitsNoRepeat(t *testing.T) {
 	}
 	t.Logf("%d commands before the cut, %d after; the rebuilt engine emitted %d", len(before), len(after), live)
 }
+
+// Restored baselines count as watching: an engine started now on a store
+// a week old judges a user it has never seen as new from its first event,
+// where an engine with nothing restored waits out its warm-up.
+func TestRestoredBaselinesCountAsWatched(t *testing.T) {
+	a := newDefaultEngine(t, nil)
+	a.Process(located("old", day0, schemas.EventLoginSuccess, "u1", "US", 7922))
+	a.Process(located("recent", day0.Add(7*24*time.Hour), schemas.EventLoginSuccess, "u1", "US", 7922))
+	stored := a.BaselineChanges()
+
+	// A user never seen fails five times and gets in from a cloud.
+	guess := func(eng *engine.Engine, at time.Time) []schemas.RevokeCommand {
+		var cmds []schemas.RevokeCommand
+		for i := range 5 {
+			ev := located(fmt.Sprintf("f%d", i), at.Add(time.Duration(i)*time.Second), schemas.EventLoginFailure, "dormant", "NL", 16509)
+			cmds = append(cmds, eng.Process(ev)...)
+		}
+		return append(cmds, eng.Process(located("ok", at.Add(time.Minute), schemas.EventLoginSuccess, "dormant", "NL", 16509))...)
+	}
+	at := day0.Add(8 * 24 * time.Hour)
+	restored := newDefaultEngine(t, nil)
+	restored.RestoreBaselines(stored)
+	if cmds := guess(restored, at); !slices.ContainsFunc(cmds, func(c schemas.RevokeCommand) bool {
+		return c.Action == schemas.ActionRevokeAndReverify && slices.ContainsFunc(c.Reason.Signals, func(s schemas.Signal) bool { return s.RuleID == "brute_force_success" })
+	}) {
+		t.Errorf("restored engine: %+v", cmds)
+	}
+	if cmds := guess(newDefaultEngine(t, nil), at); len(cmds) != 0 {
+		t.Errorf("engine with nothing restored, in its first minute: %+v", cmds)
+	}
+}
