@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,7 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Float64Var(&cfg.EventsPerUserDay, "events-per-user-day", cfg.EventsPerUserDay, "average events per user and simulated day (default profile)")
 	rules := fs.String("rules", "", "directory of rule files added to (or overriding) the default pack")
 	asJSON := fs.Bool("json", false, "print the reports as JSON")
+	explainTo := fs.String("explain", "", "write each missed attack and each benign user revoked, with the user's events around it and the commands that targeted them, as JSON lines to this file (keeps every event of a run in memory)")
 	geo := enrich.DefaultConfig()
 	geo.Dir = os.Getenv("REVOKED_GEOIP_DIR")
 	fs.StringVar(&geo.Dir, "geoip.dir", geo.Dir, "directory of the address databases (deployments/local/install-geoip.sh); empty: networks from the ASN events carry, as the simulator's do (env REVOKED_GEOIP_DIR)")
@@ -73,6 +75,25 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer enr.Close()
 	cfg.Enrich = enr.Enrich
+	var explainW io.Writer
+	closeExplain := func() error { return nil }
+	if *explainTo != "" {
+		f, err := os.Create(*explainTo)
+		if err != nil {
+			return err
+		}
+		bw := bufio.NewWriter(f)
+		explainW = bw
+		closeExplain = func() error { return errors.Join(bw.Flush(), f.Close()) }
+	}
+	cfg.Explain = explainW
+	err = runProfiles(ctx, cfg, *profile, *rules, *asJSON, enr, explainW, stdout, stderr)
+	return errors.Join(err, closeExplain())
+}
+
+// runProfiles runs and prints the chosen profiles; the error joins the
+// targets missed.
+func runProfiles(ctx context.Context, cfg quality.Config, profile, rules string, asJSON bool, enr *enrich.Enricher, explainW io.Writer, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -86,28 +107,28 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var out qualityOutput
 	var missed []error
-	if *profile != profileHeldOut {
+	if profile != profileHeldOut {
 		r, err := run(cfg)
 		if err != nil {
 			return err
 		}
 		out.Default = &r
-		if !*asJSON {
+		if !asJSON {
 			if err := r.Print(stdout); err != nil {
 				return err
 			}
 		}
 		missed = append(missed, r.Err())
 	}
-	if *profile != profileDefault {
+	if profile != profileDefault {
 		for _, c := range quality.HeldOut() {
-			c.RulesDir, c.Enrich = *rules, enr.Enrich
+			c.RulesDir, c.Enrich, c.Explain = rules, enr.Enrich, explainW
 			r, err := run(c)
 			if err != nil {
 				return err
 			}
 			out.HeldOut = append(out.HeldOut, r)
-			if !*asJSON {
+			if !asJSON {
 				if err := r.Print(stdout); err != nil {
 					return err
 				}
@@ -115,14 +136,14 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fam := quality.Aggregate("held-out family", out.HeldOut)
 		out.Family = &fam
-		if !*asJSON {
+		if !asJSON {
 			if err := fam.Print(stdout); err != nil {
 				return err
 			}
 		}
 		missed = append(missed, fam.Err())
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {

@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"time"
@@ -80,6 +81,11 @@ type Config struct {
 	Enrich func(*schemas.AuditEvent) `flag:"-"`
 	// Progress, if set, is called as the simulation goes on.
 	Progress func(simulate.Stats) `flag:"-"`
+	// Explain, if set, receives one JSON line per missed attack and per
+	// benign user revoked: the user's events around it and the commands
+	// that targeted them. It keeps every user's events for the run (about
+	// 150 bytes each: some 1.5 GB for the default profile).
+	Explain io.Writer `flag:"-"`
 }
 
 // DefaultConfig is the default (tuning) profile: 10,000 users for ten
@@ -165,6 +171,8 @@ type feeder struct {
 	events int64
 	busy   time.Duration
 	owner  map[string]string // token or session id → user
+	// kept holds each user's events, for Config.Explain.
+	kept map[string][]seenEvent
 }
 
 var _ simulate.Publisher = (*feeder)(nil)
@@ -181,6 +189,9 @@ func (f *feeder) WriteMessages(_ context.Context, msgs ...kafkax.Message) error 
 		}
 		cmds := f.eng.Process(&ev)
 		d := time.Since(t0)
+		if f.kept != nil {
+			f.kept[ev.UserID] = append(f.kept[ev.UserID], keep(&ev))
+		}
 		f.busy += d
 		f.events++
 		if ev.TokenID != "" {
@@ -225,6 +236,9 @@ func Run(ctx context.Context, cfg Config, log zerolog.Logger) (Report, error) {
 		return Report{}, err
 	}
 	f := &feeder{eng: eng, enrich: cfg.Enrich, owner: map[string]string{}}
+	if cfg.Explain != nil {
+		f.kept = map[string][]seenEvent{}
+	}
 	stats, err := sim.Run(ctx, f, simulate.Options{Progress: cfg.Progress})
 	if err != nil {
 		return Report{}, fmt.Errorf("simulating profile %s: %w", cfg.Name, err)
@@ -240,6 +254,11 @@ func Run(ctx context.Context, cfg Config, log zerolog.Logger) (Report, error) {
 	r.engineEvents, r.engineBusy = f.events, f.busy
 	if f.busy > 0 {
 		r.EngineEventsPerSec = float64(f.events) / f.busy.Seconds()
+	}
+	if cfg.Explain != nil {
+		if err := explain(cfg.Explain, cfg, &r, f.kept, f.out); err != nil {
+			return r, fmt.Errorf("explaining profile %s: %w", cfg.Name, err)
+		}
 	}
 	return r, nil
 }
@@ -266,6 +285,9 @@ type Report struct {
 
 	engineEvents int64
 	engineBusy   time.Duration
+	// missed and benign are the cases Config.Explain writes out.
+	missed []simulate.GroundTruth
+	benign []benignCase
 }
 
 // KindReport is one kind of attack: its victims and how many were

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +125,97 @@ func TestHeldOutProfilesDiffer(t *testing.T) {
 	if len(names) < 3 {
 		t.Errorf("%d held-out profiles", len(names))
 	}
+}
+
+// Explain writes one line per missed attack and per benign user revoked,
+// each with the user's events around it, the attack's own among them.
+func TestExplain(t *testing.T) {
+	cfg := smallProfile()
+	var out bytes.Buffer
+	cfg.Explain = &out
+	// A rule that revokes some benign users too: anyone uploading
+	// 10 MB or more.
+	cfg.RulesDir = t.TempDir()
+	rule := `id: test_big_upload
+version: 1
+description: A test rule that revokes a user uploading 10 MB or more at once, which some benign users do.
+kind: threshold
+when: event.type == "file.upload" && event.bytes >= 10000000
+group_by: [user_id]
+window: 1m
+cooldown: 24h
+severity: low
+action: revoke
+target:
+  kind: user
+threshold:
+  count: 1
+`
+	if err := os.WriteFile(filepath.Join(cfg.RulesDir, "test.yaml"), []byte(rule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := quality.Run(context.Background(), cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	missed := 0
+	for _, k := range r.Kinds {
+		missed += k.Attacks - k.Detected
+	}
+	type line struct {
+		Profile string                `json:"profile"`
+		Case    string                `json:"case"`
+		UserID  string                `json:"user_id"`
+		Attack  *simulate.GroundTruth `json:"attack"`
+		At      time.Time             `json:"at"`
+		Events  []struct {
+			Time time.Time `json:"time"`
+			Type string    `json:"type"`
+		} `json:"events"`
+		Commands []schemas.RevokeCommand `json:"commands"`
+	}
+	cases := map[string]int{}
+	dec := json.NewDecoder(&out)
+	for dec.More() {
+		var l line
+		if err := dec.Decode(&l); err != nil {
+			t.Fatal(err)
+		}
+		cases[l.Case]++
+		if l.Profile != "small" || l.UserID == "" || len(l.Events) == 0 {
+			t.Errorf("line %+v", l)
+			continue
+		}
+		switch l.Case {
+		case "missed":
+			if l.Attack == nil || l.Attack.UserID != l.UserID {
+				t.Errorf("missed line without its attack: %+v", l)
+				continue
+			}
+			in := false
+			for _, e := range l.Events {
+				in = in || !e.Time.Before(l.Attack.Start) && !e.Time.After(l.Attack.End)
+			}
+			if !in {
+				t.Errorf("%s: no event within the attack %s..%s", l.UserID, l.Attack.Start, l.Attack.End)
+			}
+		case "benign_revoked":
+			revoked := false
+			for _, c := range l.Commands {
+				revoked = revoked || c.Action != schemas.ActionNotify && c.Reason.LastEventTime.Equal(l.At)
+			}
+			if !revoked {
+				t.Errorf("%s: no revocation at %s among its commands", l.UserID, l.At)
+			}
+		default:
+			t.Errorf("case %q", l.Case)
+		}
+	}
+	if r.Overall.BenignRevoked == 0 {
+		t.Error("no benign user revoked: the benign lines are not exercised")
+	}
+	if cases["missed"] != missed || cases["benign_revoked"] != r.Overall.BenignRevoked {
+		t.Errorf("%d missed and %d benign lines, want %d and %d", cases["missed"], cases["benign_revoked"], missed, r.Overall.BenignRevoked)
+	}
+	t.Logf("%d missed attacks and %d benign users revoked explained", missed, r.Overall.BenignRevoked)
 }

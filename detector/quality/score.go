@@ -36,6 +36,7 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 		return perRule[id]
 	}
 	benignHit := map[string]string{} // user → first rule that revoked them
+	benignAt := map[string]time.Time{}
 	o := Overall{}
 	for k := range dets {
 		d := &dets[k]
@@ -113,6 +114,7 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 					why += fmt.Sprintf(" %s %.2f", sg.RuleID, sg.Weight)
 				}
 				benignHit[d.user] = why + " at " + at.UTC().Format("2006-01-02T15:04Z")
+				benignAt[d.user] = at
 				rr.BenignRevoked++
 			}
 		}
@@ -156,6 +158,7 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 		attacked[g.UserID] = true
 		d := first[i]
 		if d == nil {
+			r.missed = append(r.missed, g)
 			if len(o.MissedAttacks) < 20 {
 				o.MissedAttacks = append(o.MissedAttacks, fmt.Sprintf("%s %s at %s%s", g.UserID, g.Attack,
 					g.Start.UTC().Format("2006-01-02T15:04Z"), notifiedBy(dets, g, cfg.Slack)))
@@ -191,6 +194,7 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 		o.BenignUsers++
 		ruleID, hit := benignHit[u]
 		if hit {
+			r.benign = append(r.benign, benignCase{user: u, at: benignAt[u], classes: classes[u]})
 			o.BenignRevoked++
 			if len(o.BenignRevokedUsers) < 20 {
 				o.BenignRevokedUsers = append(o.BenignRevokedUsers, fmt.Sprintf("%s (%s; %s)", u, ruleID, strings.Join(classes[u], ", ")))
