@@ -87,13 +87,14 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		closeExplain = func() error { return errors.Join(bw.Flush(), f.Close()) }
 	}
 	cfg.Explain = explainW
-	err = runProfiles(ctx, cfg, *profile, *rules, *asJSON, enr, explainW, stdout, stderr)
+	err = runProfiles(ctx, cfg, *profile, *asJSON, stdout, stderr)
 	return errors.Join(err, closeExplain())
 }
 
-// runProfiles runs and prints the chosen profiles; the error joins the
+// runProfiles runs and prints the chosen profiles; the held-out ones take
+// cfg's rules, enrichment and explanation writer. The error joins the
 // targets missed.
-func runProfiles(ctx context.Context, cfg quality.Config, profile, rules string, asJSON bool, enr *enrich.Enricher, explainW io.Writer, stdout, stderr io.Writer) error {
+func runProfiles(ctx context.Context, cfg quality.Config, profile string, asJSON bool, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -122,7 +123,7 @@ func runProfiles(ctx context.Context, cfg quality.Config, profile, rules string,
 	}
 	if profile != profileDefault {
 		for _, c := range quality.HeldOut() {
-			c.RulesDir, c.Enrich, c.Explain = rules, enr.Enrich, explainW
+			c.RulesDir, c.Enrich, c.Explain = cfg.RulesDir, cfg.Enrich, cfg.Explain
 			r, err := run(c)
 			if err != nil {
 				return err

@@ -35,8 +35,13 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 		}
 		return perRule[id]
 	}
-	benignHit := map[string]string{} // user → first rule that revoked them
-	benignAt := map[string]time.Time{}
+	// benignHit is, per benign user revoked, the first revocation: the
+	// rule and signals behind it, and when.
+	type hit struct {
+		why string
+		at  time.Time
+	}
+	benignHit := map[string]hit{}
 	o := Overall{}
 	for k := range dets {
 		d := &dets[k]
@@ -113,8 +118,7 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 					}
 					why += fmt.Sprintf(" %s %.2f", sg.RuleID, sg.Weight)
 				}
-				benignHit[d.user] = why + " at " + at.UTC().Format("2006-01-02T15:04Z")
-				benignAt[d.user] = at
+				benignHit[d.user] = hit{why: why + " at " + at.UTC().Format("2006-01-02T15:04Z"), at: at}
 				rr.BenignRevoked++
 			}
 		}
@@ -192,12 +196,12 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 			continue
 		}
 		o.BenignUsers++
-		ruleID, hit := benignHit[u]
-		if hit {
-			r.benign = append(r.benign, benignCase{user: u, at: benignAt[u], classes: classes[u]})
+		h, revoked := benignHit[u]
+		if revoked {
+			r.benign = append(r.benign, benignCase{user: u, at: h.at, classes: classes[u]})
 			o.BenignRevoked++
 			if len(o.BenignRevokedUsers) < 20 {
-				o.BenignRevokedUsers = append(o.BenignRevokedUsers, fmt.Sprintf("%s (%s; %s)", u, ruleID, strings.Join(classes[u], ", ")))
+				o.BenignRevokedUsers = append(o.BenignRevokedUsers, fmt.Sprintf("%s (%s; %s)", u, h.why, strings.Join(classes[u], ", ")))
 			}
 		}
 		for _, c := range classes[u] {
@@ -207,10 +211,10 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 				cls[c] = cr
 			}
 			cr.Users++
-			if hit {
+			if revoked {
 				cr.Revoked++
 				if len(cr.Examples) < 5 {
-					cr.Examples = append(cr.Examples, fmt.Sprintf("%s (%s)", u, ruleID))
+					cr.Examples = append(cr.Examples, fmt.Sprintf("%s (%s)", u, h.why))
 				}
 			}
 		}
