@@ -3,6 +3,7 @@ package schemas
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -135,3 +136,102 @@ func TestAuditRowHash(t *testing.T) {
 }
 
 type ed25519Pub = ed25519.PublicKey
+
+// TestKeyringAgreesWithCryptoEd25519 checks the Keyring's verification
+// (curve25519-voi with crypto/ed25519's rules) against crypto/ed25519 on
+// valid signatures, tampered ones and the encodings the two libraries
+// could read differently: a non-canonical S (S + ℓ), a non-canonical R, the
+// identity as key and as R, a key encoding no curve point and one whose y
+// is not reduced. The Keyring must accept exactly what crypto/ed25519
+// accepts.
+func TestKeyringAgreesWithCryptoEd25519(t *testing.T) {
+	type tc struct {
+		name     string
+		pub      ed25519.PublicKey
+		msg, sig []byte
+	}
+	var cases []tc
+	for i := range 8 {
+		seed := bytes.Repeat([]byte{byte(i + 1)}, ed25519.SeedSize)
+		priv := ed25519.NewKeyFromSeed(seed)
+		pub := priv.Public().(ed25519.PublicKey)
+		msg := []byte(strings.Repeat("command ", i+1))
+		sig := ed25519.Sign(priv, msg)
+		cases = append(cases, tc{"valid", pub, msg, sig})
+		flipped := bytes.Clone(sig)
+		flipped[i*7%64] ^= 1 << (i % 8)
+		cases = append(cases, tc{"flipped signature bit", pub, msg, flipped})
+		cases = append(cases, tc{"other message", pub, append(bytes.Clone(msg), '!'), sig})
+		cases = append(cases, tc{"S + ℓ", pub, msg, addOrder(sig)})
+		badR := bytes.Clone(sig)
+		badR[31] |= 0x80 // sign bit of x set on R's encoding
+		cases = append(cases, tc{"R's sign bit flipped", pub, msg, badR})
+	}
+	identity := make([]byte, 32)
+	identity[0] = 1
+	zeroS := append(bytes.Clone(identity), make([]byte, 32)...)
+	cases = append(cases,
+		tc{"identity key, identity R, S = 0", ed25519.PublicKey(identity), []byte("m"), zeroS},
+		tc{"key not on the curve", ed25519.PublicKey(append(bytes.Repeat([]byte{0x02}, 31), 0x00)), []byte("m"), zeroS},
+	)
+	// y = p + 1 (not reduced), which reads as y = 1, the identity.
+	unreduced := bytes.Repeat([]byte{0xff}, 32)
+	unreduced[0], unreduced[31] = 0xee, 0x7f
+	cases = append(cases, tc{"unreduced identity key", ed25519.PublicKey(unreduced), []byte("m"), zeroS})
+
+	accepted := 0
+	for _, c := range cases {
+		want := ed25519.Verify(c.pub, c.msg, c.sig)
+		ring := NewKeyring(c.pub)
+		err := ring.Verify(KeyID(c.pub), base64.StdEncoding.EncodeToString(c.sig), c.msg)
+		if got := err == nil; got != want {
+			t.Errorf("%s: Keyring accepted=%v (%v), crypto/ed25519 accepted=%v", c.name, got, err, want)
+		}
+		if want {
+			accepted++
+		}
+	}
+	if accepted < 8 {
+		t.Fatalf("only %d of the cases are valid signatures; the comparison needs both kinds", accepted)
+	}
+}
+
+// addOrder returns sig with ℓ, the order of the base point, added to its
+// S (little-endian), which leaves S's value mod ℓ the same.
+func addOrder(sig []byte) []byte {
+	l := [32]byte{0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10}
+	out := bytes.Clone(sig)
+	carry := 0
+	for i := range 32 {
+		v := int(out[32+i]) + int(l[i]) + carry
+		out[32+i], carry = byte(v), v>>8
+	}
+	return out
+}
+
+// BenchmarkVerify compares the Keyring's verification of one command's
+// signature with crypto/ed25519's on the same key, value and signature.
+func BenchmarkVerify(b *testing.B) {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	s := NewSigner(priv)
+	value := bytes.Repeat([]byte(`{"command_id":"c"}`), 35) // about a command's size
+	sig := s.Sign(value)
+	raw, _ := base64.StdEncoding.DecodeString(sig)
+	b.Run("keyring", func(b *testing.B) {
+		ring := NewKeyring(s.Public())
+		for b.Loop() {
+			if err := ring.Verify(s.KeyID(), sig, value); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("crypto-ed25519", func(b *testing.B) {
+		pub := s.Public()
+		for b.Loop() {
+			if !ed25519.Verify(pub, value, raw) {
+				b.Fatal("rejected")
+			}
+		}
+	})
+}
