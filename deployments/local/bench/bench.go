@@ -21,7 +21,8 @@
 //     and introspection with as many requests in flight as the consumer may
 //     run handlers. Revocations per second.
 //   - audit: R audit rows made from realistic commands go through the audit
-//     Writer (hash chain, group commit, signed checkpoints) into the chDB
+//     Writer (hash chain, group commit, signed checkpoints), a command's
+//     two rows per Enqueue as the consumer hands them over, into the chDB
 //     store, and, as one raw INSERT through libchdb, into a table of the
 //     same schema in the same engine; with a ClickHouse DSN, the same again
 //     against the server with a raw clickhouse-go batch
