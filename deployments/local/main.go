@@ -24,6 +24,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -137,6 +138,27 @@ type benchConfig struct {
 	// CPUProfile, when set, is where the run's CPU profile is written
 	// (go tool pprof -top FILE), to see where the parts spend their time.
 	CPUProfile string `flag:"cpuprofile" usage:"write a CPU profile of the run to this file"`
+	// BlockProfile, when set, is where the run's blocking profile is
+	// written: where goroutines waited (locks, channels, select) and how
+	// long, which shows what holds a part back when its CPU is not busy.
+	BlockProfile string `flag:"blockprofile" usage:"write a profile of where goroutines waited (locks, channels) to this file"`
+}
+
+// startBlockProfile records every blocking event from now and returns
+// what writes them to path (empty: none).
+func startBlockProfile(path string) (stop func() error) {
+	if path == "" {
+		return func() error { return nil }
+	}
+	runtime.SetBlockProfileRate(1)
+	return func() error {
+		runtime.SetBlockProfileRate(0)
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		return errors.Join(pprof.Lookup("block").WriteTo(f, 0), f.Close())
+	}
 }
 
 // startCPUProfile starts a CPU profile written to path (empty: none) and
@@ -183,9 +205,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer stopProfile()
+	stopBlock := startBlockProfile(cfg.BlockProfile)
 	res, err := bench.Run(ctx, cfg.Bench, stderr, log)
 	res.Print(stdout)
-	return err
+	return errors.Join(err, stopBlock())
 }
 
 // LocalFlushInterval is the local run's bound on how long a simulated

@@ -22,14 +22,58 @@ const maxLineageDepth = 8
 type lineageEval struct {
 	scopes, resource, revoked bool
 	hierarchical              []string
+
+	// granted holds, for every token a grant was recorded for, the event
+	// time of its newest grant. Most uses are of tokens no exchange
+	// minted; a use whose token has no grant within the window is
+	// settled here, without scanning the group's grants (a user's can
+	// number hundreds within the window: the scan was a tenth of the
+	// detector's time per event). It may name tokens whose grant records
+	// are gone (a filter, never a source of findings); sweepGrants bounds
+	// it to grants within keep of the newest.
+	granted map[string]time.Time
+	newest  time.Time
+	keep    time.Duration
+	added   int // grants recorded since the last sweep
 }
 
 var _ evaluator = (*lineageEval)(nil)
 
-func newLineageEval(p *TokenLineage) *lineageEval {
+// grantSweepEvery is how many grants are recorded between sweeps of
+// lineageEval.granted.
+const grantSweepEvery = 4096
+
+func newLineageEval(p *TokenLineage, window time.Duration) *lineageEval {
 	on := func(b *bool) bool { return b == nil || *b }
 	return &lineageEval{scopes: on(p.Scopes), resource: on(p.Resource), revoked: on(p.Revoked),
-		hierarchical: slices.Clone(p.HierarchicalTypes)}
+		hierarchical: slices.Clone(p.HierarchicalTypes),
+		// Twice the window: a use can be older than the newest event by
+		// the out-of-order allowance, which is far less than a window.
+		granted: make(map[string]time.Time), keep: 2 * window}
+}
+
+// noteGrant remembers a grant of token at t.
+func (l *lineageEval) noteGrant(token string, t time.Time) {
+	if old, ok := l.granted[token]; !ok || t.After(old) {
+		l.granted[token] = t
+	}
+	if t.After(l.newest) {
+		l.newest = t
+	}
+	if l.added++; l.added >= grantSweepEvery {
+		l.sweepGrants()
+	}
+}
+
+// sweepGrants forgets grants older than keep before the newest.
+func (l *lineageEval) sweepGrants() {
+	l.added = 0
+	cut := l.newest.Add(-l.keep)
+	for tok, t := range l.granted {
+		if t.Before(cut) {
+			delete(l.granted, tok)
+		}
+	}
 }
 
 func (l *lineageEval) record(ev *schemas.AuditEvent, _ string, rec *record) bool {
@@ -40,6 +84,7 @@ func (l *lineageEval) record(ev *schemas.AuditEvent, _ string, rec *record) bool
 	switch ev.Type {
 	case schemas.EventTokenExchanged:
 		rec.step = stepGrant
+		l.noteGrant(ev.TokenID, ev.Time)
 		rec.ext = &recordExt{parent: ev.ParentTokenID, scopes: slices.Clone(ev.Scopes)}
 		if ev.Resource != nil {
 			rec.ext.resType, rec.ext.resID = ev.Resource.Type, ev.Resource.ID
@@ -80,6 +125,9 @@ func (l *lineageEval) evaluate(recs []record, end int, window time.Duration) (fi
 		return finding{}, false
 	}
 	from := use.t.Add(-window)
+	if t, ok := l.granted[use.vals[0]]; !ok || t.Before(from) {
+		return finding{}, false // no grant of the token within the window
+	}
 	g := grantOf(recs, end, from, use.vals[0])
 	if g < 0 {
 		return finding{}, false

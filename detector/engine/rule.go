@@ -77,7 +77,9 @@ var kindSpecs = []kindSpec{
 	{KindVolume, func(r *Rule) kindBlock { return blockIf(r.Volume) },
 		func(r *Rule, _ *eventActivation) evaluator { return newVolumeEval(r.Volume) }},
 	{KindTokenLineage, func(r *Rule) kindBlock { return blockIf(r.TokenLineage) },
-		func(r *Rule, _ *eventActivation) evaluator { return newLineageEval(r.TokenLineage) }},
+		func(r *Rule, _ *eventActivation) evaluator {
+			return newLineageEval(r.TokenLineage, time.Duration(r.Window))
+		}},
 	{KindRisk, func(r *Rule) kindBlock { return blockIf(r.Risk) }, nil},
 }
 
