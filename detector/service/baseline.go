@@ -42,12 +42,9 @@ func restoreBaselines(e *engine.Engine, entries []state.Baseline) {
 // baselines it learnt from it until they are saved, which happens before
 // the event is committed. Taking the changes under the same lock as
 // Process ties them to ev, and so to its partition, although handlers of
-// other partitions use the engine meanwhile.
+// other partitions use the engine meanwhile (see engineGuard).
 func (s *Service) process(partition int, ev *schemas.AuditEvent) []schemas.RevokeCommand {
-	s.eng.mu.Lock()
-	cmds := s.eng.eng.Process(ev)
-	learnt := baselineChanges(s.eng.eng)
-	s.eng.mu.Unlock()
+	cmds, learnt := s.eng.process(ev)
 	s.rec.learn(partition, learnt)
 	return cmds
 }

@@ -3,11 +3,8 @@ package service
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/revoked-dev/revoked/detector/engine"
 )
 
 // metrics are the service's Prometheus metrics.
@@ -82,13 +79,6 @@ func newMetrics(reg prometheus.Registerer, eng *engineGuard, evidence *evidenceI
 	return m, nil
 }
 
-// engineGuard serialises access to the engine: handlers of different
-// partitions run concurrently, and metrics are read at scrape time.
-type engineGuard struct {
-	mu  sync.Mutex
-	eng *engine.Engine
-}
-
 // engineCollector exports the engine's counters and state sizes when
 // scraped.
 type engineCollector struct {
@@ -121,9 +111,9 @@ func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
-	c.eng.mu.Lock()
+	c.eng.lock()
 	st := c.eng.eng.Stats()
-	c.eng.mu.Unlock()
+	c.eng.unlock()
 	if !st.Watermark.IsZero() {
 		ch <- prometheus.MustNewConstMetric(c.watermark, prometheus.GaugeValue, float64(st.Watermark.UnixNano())/1e9)
 	}

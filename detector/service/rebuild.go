@@ -310,9 +310,9 @@ func (r *recovery) rebuild(ctx context.Context, m kafkax.Message) (restored, rep
 		r.log.Warn().Int("partition", m.Partition).Int("skipped", skipped).Msg("baseline records that do not decode were skipped")
 	}
 	if len(entries) > 0 {
-		r.eng.mu.Lock()
+		r.eng.lock()
 		restoreBaselines(r.eng.eng, entries)
-		r.eng.mu.Unlock()
+		r.eng.unlock()
 		r.mu.Lock()
 		for _, b := range entries {
 			r.where[b.RecordKey()] = m.Partition
@@ -377,10 +377,10 @@ func (r *recovery) replay(m kafkax.Message) error {
 	}
 	r.enrich.Enrich(&ev)
 	r.evidence.add(&ev)
-	r.eng.mu.Lock()
+	r.eng.lock()
 	replaySilently(r.eng.eng, &ev)
 	_ = baselineChanges(r.eng.eng)
-	r.eng.mu.Unlock()
+	r.eng.unlock()
 	r.metrics.replayed.Inc()
 	return nil
 }

@@ -140,7 +140,7 @@ func New(cfg Config, signer *schemas.Signer, log zerolog.Logger, opts ...Option)
 	if err != nil {
 		return nil, fmt.Errorf("building rule engine: %w", err)
 	}
-	guard := &engineGuard{eng: eng}
+	guard := newEngineGuard(eng, log)
 	evidence := newEvidenceIndex(cfg.EvidenceContext)
 	m, err := newMetrics(o.reg, guard, evidence)
 	if err != nil {
