@@ -184,8 +184,11 @@ func DecodeEvent(data []byte) (AuditEvent, error) {
 	if err := checkEventSize(data); err != nil {
 		return ev, err
 	}
-	if err := decodeStrict(data, &ev); err != nil {
-		return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	if !decodeEventFast(data, &ev) {
+		ev = AuditEvent{}
+		if err := decodeStrict(data, &ev); err != nil {
+			return ev, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		}
 	}
 	if err := ev.Validate(); err != nil {
 		return ev, err
