@@ -2,7 +2,6 @@ package schemas
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -146,7 +145,7 @@ func BenchmarkDecodeEventPaths(b *testing.B) {
 			for b.Loop() {
 				var ev AuditEvent
 				if !path.decode(data, &ev) {
-					b.Fatal(fmt.Sprintf("%s refused the fixture", path.name))
+					b.Fatalf("%s refused the fixture", path.name)
 				}
 			}
 		})
