@@ -341,7 +341,10 @@ type celCompiled struct {
 	// typeOnly: the condition tests nothing but the event's type, so
 	// types decides it without evaluating it.
 	typeOnly bool
-	err      error
+	// native is the condition compiled to Go, when it has the form
+	// nativeCond takes; nil otherwise.
+	native pred
+	err    error
 }
 
 const allTypes = ^uint32(0)
@@ -394,6 +397,9 @@ func compiled(src string) *celCompiled {
 		if set, ok := typeSet(ast.NativeRep().Expr()); ok {
 			cc.types = set
 			cc.typeOnly = typeOnly(ast.NativeRep().Expr())
+		}
+		if p, ok := nativeCond(ast.NativeRep().Expr()); ok {
+			cc.native = p
 		}
 	}
 	celPrograms.Store(src, cc)
@@ -512,10 +518,11 @@ func compileExprUncached(src string) (*cel.Ast, cel.Program, error) {
 // cond is a compiled condition. The zero cond (no expression) holds for
 // every event.
 type cond struct {
-	src   string
-	prg   cel.Program
-	types uint32
-	act   *eventActivation
+	src    string
+	prg    cel.Program
+	native pred
+	types  uint32
+	act    *eventActivation
 }
 
 func newCond(src string, act *eventActivation) cond {
@@ -527,7 +534,7 @@ func newCond(src string, act *eventActivation) cond {
 		// Unreachable: rules are validated, which compiles them, first.
 		panic("engine: condition does not compile: " + cc.err.Error())
 	}
-	c := cond{src: src, prg: cc.prg, types: cc.types, act: act}
+	c := cond{src: src, prg: cc.prg, native: cc.native, types: cc.types, act: act}
 	if cc.typeOnly {
 		// The type set decides it: an event of one of its types holds
 		// it, as evaluating it would say, at no cost.
@@ -544,6 +551,9 @@ func (c cond) match() bool {
 	}
 	if c.prg == nil {
 		return true
+	}
+	if c.native != nil {
+		return c.native(c.act)
 	}
 	out, _, err := c.prg.Eval(c.act)
 	if err != nil {
