@@ -211,6 +211,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return errors.Join(err, stopBlock())
 }
 
+// maxBenignLines is how many benign users revoked the local run's
+// report describes.
+const maxBenignLines = 20
+
 // LocalFlushInterval is the local run's bound on how long a simulated
 // event waits for its batch. The simulator's own default, 50 ms, suits a
 // remote broker; here it was most of event → revoked latency (p50 35 ms,
@@ -390,6 +394,13 @@ func printReport(w io.Writer, r stack.Report) {
 		fmt.Fprintf(w, "    not detected, stopped by the victim's logout: %s on %s (%s .. %s)\n", m.Attack, m.UserID, m.Start.Format(time.TimeOnly), m.End.Format(time.TimeOnly))
 	}
 	fmt.Fprintf(w, "  benign users revoked %d %v\n", len(r.FalsePositives), r.FalsePositivesByRule)
+	for i, b := range r.BenignRevocations {
+		if i == maxBenignLines {
+			fmt.Fprintf(w, "    ... and %d more\n", len(r.BenignRevocations)-i)
+			break
+		}
+		fmt.Fprintf(w, "    %s\n", b)
+	}
 	fmt.Fprintf(w, "  attacked tokens    %d introspected, %d still active\n", r.TokensChecked, r.TokensStillActive)
 	for _, t := range r.StillActive {
 		fmt.Fprintf(w, "    still active: %s\n", t)

@@ -1,10 +1,12 @@
 package stack
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/revoked-dev/revoked/producer/simulate"
+	"github.com/revoked-dev/revoked/schemas"
 )
 
 // An attack is detected only by another rule than logout, within its
@@ -65,5 +67,39 @@ func TestLoggedOutNeedsTheAttacksTokenOrSession(t *testing.T) {
 		if got := loggedOut(c.as, g); got != c.want {
 			t.Errorf("%s: loggedOut = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// Users revoked that no attack explains are benign, but not for the
+// logout rule when they logged out themselves; each is described by the
+// revocations that named them, with the rule's summary.
+func TestBenignRevokedDescribesEachUser(t *testing.T) {
+	at := time.Date(2026, 12, 7, 6, 8, 41, 0, time.UTC)
+	revokedBy := map[string]map[string]int{
+		"risk":     {"benign": 1, "victim": 1},
+		logoutRule: {"leaver": 1, "benign": 1},
+	}
+	answers := map[string][]answer{
+		"benign": {
+			{at: at, rule: "risk", action: schemas.ActionRevoke, revoked: true, kind: schemas.TargetUser, summary: "new_device_network 0.30, mass_download 0.50, impossible_travel 0.70"},
+			{at: at.Add(time.Second), rule: "brute_force", summary: "notified only"},
+			{at: at.Add(2 * time.Second), rule: logoutRule, action: schemas.ActionRevoke, revoked: true, kind: schemas.TargetSession, sessionID: "s-1", summary: "user logged out"},
+		},
+		"victim": {{at: at, rule: "risk", revoked: true}},
+		"leaver": {{at: at, rule: logoutRule, revoked: true}},
+	}
+	explained := map[string]bool{"victim": true}
+	userAction := map[string]bool{"leaver": true}
+	users, byRule, details := benignRevoked(revokedBy, answers, explained, userAction)
+	if !slices.Equal(users, []string{"benign"}) {
+		t.Fatalf("benign users %v, want [benign]", users)
+	}
+	if byRule["risk"] != 1 || byRule[logoutRule] != 1 || len(byRule) != 2 {
+		t.Errorf("by rule %v, want risk 1 and logout 1", byRule)
+	}
+	want := "benign: revoke user by risk at 06:08:41.000 (new_device_network 0.30, mass_download 0.50, impossible_travel 0.70); " +
+		"revoke session s-1 by logout at 06:08:43.000 (user logged out)"
+	if len(details) != 1 || details[0] != want {
+		t.Errorf("details %q, want [%q]", details, want)
 	}
 }

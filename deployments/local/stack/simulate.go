@@ -61,6 +61,7 @@ func (t *tally) wrap(obs Observer) Observer {
 				t.answers[r.UserID] = append(t.answers[r.UserID], answer{
 					at: r.Time, rule: r.RuleID, action: r.Action, revoked: r.Step.Revoked(),
 					kind: r.TargetKind, tokenID: r.TokenID, sessionID: r.SessionID, clientID: r.ClientID,
+					summary: r.Summary,
 				})
 			}
 			if r.Step.Revoked() {
@@ -108,6 +109,8 @@ type answer struct {
 	// kind and the ids are the command's target's, where it named them.
 	kind                         schemas.TargetKind
 	tokenID, sessionID, clientID string
+	// summary is the rule's account of the detection.
+	summary string
 }
 
 // answerSlack is how long before an attack's first event an answer still
@@ -177,6 +180,10 @@ type Report struct {
 	FalsePositives []string
 	// FalsePositivesByRule counts them by the rule that revoked them.
 	FalsePositivesByRule map[string]int
+	// BenignRevocations describes, a line per user of FalsePositives, the
+	// revocations that named them: action, target, rule, time and the
+	// rule's summary.
+	BenignRevocations []string
 	// TokensChecked attacked tokens were introspected afterwards;
 	// TokensStillActive of them were still active.
 	TokensChecked, TokensStillActive int
@@ -380,22 +387,43 @@ func (s *Stack) report(ctx context.Context, stats simulate.Stats, sim *simulate.
 			}
 		}
 	}
-	for rule, users := range revokedBy {
-		for u := range users {
+	r.FalsePositives, r.FalsePositivesByRule, r.BenignRevocations = benignRevoked(revokedBy, answers, explained, userAction)
+	return r
+}
+
+// benignRevoked returns the users revoked (revokedBy: rule → user →
+// revocations) that no attack or attempt explains, nor (for the logout
+// rule) their own logout; how many each rule revoked; and a line per user
+// with the revocations that named them, from answers.
+func benignRevoked(revokedBy map[string]map[string]int, answers map[string][]answer, explained, userAction map[string]bool) ([]string, map[string]int, []string) {
+	var users []string
+	var byRule map[string]int
+	for rule, revoked := range revokedBy {
+		for u := range revoked {
 			if explained[u] || (rule == logoutRule && userAction[u]) {
 				continue
 			}
-			if r.FalsePositivesByRule == nil {
-				r.FalsePositivesByRule = map[string]int{}
+			if byRule == nil {
+				byRule = map[string]int{}
 			}
-			r.FalsePositivesByRule[rule]++
-			if !slices.Contains(r.FalsePositives, u) {
-				r.FalsePositives = append(r.FalsePositives, u)
+			byRule[rule]++
+			if !slices.Contains(users, u) {
+				users = append(users, u)
 			}
 		}
 	}
-	sort.Strings(r.FalsePositives)
-	return r
+	sort.Strings(users)
+	details := make([]string, 0, len(users))
+	for _, u := range users {
+		var rs []string
+		for _, a := range answers[u] {
+			if a.revoked && !(a.rule == logoutRule && userAction[u]) {
+				rs = append(rs, fmt.Sprintf("%s %s by %s at %s (%s)", a.action, a.target(), a.rule, a.at.UTC().Format("15:04:05.000"), a.summary))
+			}
+		}
+		details = append(details, u+": "+strings.Join(rs, "; "))
+	}
+	return users, byRule, details
 }
 
 // target names what the command revoked.

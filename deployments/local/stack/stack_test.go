@@ -380,7 +380,7 @@ func TestSimulatedRun(t *testing.T) {
 		t.Errorf("detected %d of %d attacks, %d stopped by a logout: missed %+v", r.AttacksDetected, r.Attacks, len(r.LoggedOut), r.Missed)
 	}
 	if len(r.FalsePositives) > 0 {
-		t.Errorf("benign users revoked: %v", r.FalsePositives)
+		t.Errorf("benign users revoked: %v\n%s", r.FalsePositives, strings.Join(r.BenignRevocations, "\n"))
 	}
 	if r.TokensChecked == 0 || r.TokensStillActive > 0 {
 		t.Errorf("%d of %d attacked tokens still active", r.TokensStillActive, r.TokensChecked)
