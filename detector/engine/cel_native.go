@@ -160,11 +160,9 @@ func selectPath(e celast.Expr) []string {
 	return names
 }
 
-func geoOfEvent(x *eventActivation) *schemas.Geo { return geoOf(x.ev.Geo) }
-func resOfEvent(x *eventActivation) *schemas.Resource {
-	return resOf(x.ev.Resource)
-}
-func ctxOfAct(x *eventActivation) *Context { return ctxOf(x.ctx) }
+func geoOfEvent(x *eventActivation) *schemas.Geo      { return geoOf(x.ev.Geo) }
+func resOfEvent(x *eventActivation) *schemas.Resource { return resOf(x.ev.Resource) }
+func ctxOfAct(x *eventActivation) *Context            { return ctxOf(x.ctx) }
 
 var stringFields = map[string]func(*eventActivation) string{
 	"event.id":              func(x *eventActivation) string { return x.ev.ID },
@@ -260,6 +258,8 @@ func hasField(e celast.Expr) (pred, bool) {
 	if get, ok := stringFields[name]; ok {
 		return func(x *eventActivation) bool { return get(x) != "" }, true
 	}
+	// An integer is present when it is not 0, but for ctx.device_days,
+	// whose presence is >= 0 (-1: a device never seen): left to CEL.
 	if get, ok := intFields[name]; ok && name != "ctx.device_days" {
 		return func(x *eventActivation) bool { return get(x) != 0 }, true
 	}

@@ -271,9 +271,10 @@ func (m writeMode) String() string {
 }
 
 // writeThroughWriter migrates store and writes rows through an audit
-// Writer that signs checkpoints, as the consumer does, as mode says. It returns rows per second until every row was durable
-// and the Writer closed (its last checkpoint stored), and checks that the
-// store holds every row.
+// Writer that signs checkpoints, as the consumer does, as mode says. It
+// returns rows per second until every row was durable and the Writer
+// closed (its last checkpoint stored), and checks that the store holds
+// every row.
 func (r *runner) writeThroughWriter(ctx context.Context, store audit.Store, rows []schemas.AuditRow, mode writeMode, label string) (float64, error) {
 	if err := store.Migrate(ctx); err != nil {
 		return 0, err
@@ -300,8 +301,6 @@ func (r *runner) writeThroughWriter(ctx context.Context, store audit.Store, rows
 	bar := progress.New(r.progress, progress.Config{Label: label, Total: int64(len(rows)), Unit: "rows"})
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
-	var closeErr error
-	closed := false
 	start := time.Now()
 	if mode.enqueue > 0 {
 		// Rows become durable in the order they were enqueued: one
@@ -335,7 +334,8 @@ func (r *runner) writeThroughWriter(ctx context.Context, store audit.Store, rows
 		// a row may wait for company, and an idle wait of it at the end
 		// of the run would count against the rate (200 ms of a run of
 		// well under a second at the default size).
-		closeErr, closed = w.Close(), true
+		err = w.Close()
+		wg.Wait()
 	} else {
 		jobs := make(chan int)
 		for range mode.writers {
@@ -353,12 +353,10 @@ func (r *runner) writeThroughWriter(ctx context.Context, store audit.Store, rows
 			jobs <- i
 		}
 		close(jobs)
+		// Each Write returns once its row is durable: close after them.
+		wg.Wait()
+		err = w.Close()
 	}
-	wg.Wait()
-	if !closed {
-		closeErr = w.Close()
-	}
-	err = closeErr
 	elapsed := time.Since(start)
 	bar.Finish()
 	select {
