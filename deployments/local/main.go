@@ -393,7 +393,7 @@ func printReport(w io.Writer, r stack.Report) {
 	for _, m := range r.LoggedOut {
 		fmt.Fprintf(w, "    not detected, stopped by the victim's logout: %s on %s (%s .. %s)\n", m.Attack, m.UserID, m.Start.Format(time.TimeOnly), m.End.Format(time.TimeOnly))
 	}
-	fmt.Fprintf(w, "  benign users revoked %d %v\n", len(r.FalsePositives), r.FalsePositivesByRule)
+	fmt.Fprintf(w, "  benign users revoked %d%s\n", len(r.FalsePositives), byRule(r.FalsePositivesByRule))
 	for i, b := range r.BenignRevocations {
 		if i == maxBenignLines {
 			fmt.Fprintf(w, "    ... and %d more\n", len(r.BenignRevocations)-i)
@@ -413,4 +413,22 @@ func printReport(w io.Writer, r stack.Report) {
 	if r.Unfinished > 0 {
 		fmt.Fprintf(w, "  unfinished commands %d\n", r.Unfinished)
 	}
+}
+
+// byRule formats counts per rule as " (risk 3, token_replay 1)", rules
+// in name order, or "" when there are none.
+func byRule(counts map[string]int) string {
+	if len(counts) == 0 {
+		return ""
+	}
+	rules := make([]string, 0, len(counts))
+	for rule := range counts {
+		rules = append(rules, rule)
+	}
+	sort.Strings(rules)
+	parts := make([]string, len(rules))
+	for i, rule := range rules {
+		parts[i] = fmt.Sprintf("%s %d", rule, counts[rule])
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }
