@@ -7,3 +7,11 @@ import "context"
 func ExecForTest(ctx context.Context, s *Store, sql string) ([]byte, error) {
 	return s.exec(ctx, sql, "TabSeparated")
 }
+
+// ReadRowsFromFilesForTest makes s insert rows of at least minBytes of
+// TabSeparated text through a file (0: every Append).
+func ReadRowsFromFilesForTest(s *Store, minBytes int) { s.infileMin = minBytes }
+
+// InsertDir is the subdirectory of a data directory that holds insert
+// files.
+const InsertDir = insertDir

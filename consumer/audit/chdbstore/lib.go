@@ -157,6 +157,13 @@ func acquire(libPath, dir string) (*sharedConn, error) {
 		lib.closeConn(handle)
 		return nil, fmt.Errorf("chdbstore: chDB could not open %s (its reason is on stderr)", abs)
 	}
+	// The first connection of the process to the directory: no statement
+	// is running, so any insert file here was left by a crash.
+	inserts := filepath.Join(abs, insertDir)
+	if err := errors.Join(os.RemoveAll(inserts), os.Mkdir(inserts, 0o700)); err != nil {
+		lib.closeConn(handle)
+		return nil, fmt.Errorf("chdbstore: preparing %s: %w", inserts, err)
+	}
 	c := &sharedConn{lib: lib, path: abs, handle: handle, conn: conn, refs: 1}
 	if engine.conns == nil {
 		engine.conns = make(map[string]*sharedConn)
