@@ -50,6 +50,14 @@ func runQuality(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&cfg.Sim.AttacksAfter, "attacks-after", cfg.Sim.AttacksAfter, "attack-free start of the run, for baselines to learn (default profile)")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "random seed of the simulation (default profile)")
 	fs.Float64Var(&cfg.EventsPerUserDay, "events-per-user-day", cfg.EventsPerUserDay, "average events per user and simulated day (default profile)")
+	fs.Func("start", "first simulated instant, RFC 3339, which sets the weekday and hour the simulated users keep (default profile; default "+cfg.Sim.Start.Format(time.RFC3339)+")", func(v string) error {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return fmt.Errorf("want an RFC 3339 time such as 2026-12-07T08:40:00Z: %w", err)
+		}
+		cfg.Sim.Start = t.UTC()
+		return nil
+	})
 	rules := fs.String("rules", "", "directory of rule files added to (or overriding) the default pack")
 	asJSON := fs.Bool("json", false, "print the reports as JSON")
 	explainTo := fs.String("explain", "", "write each missed attack and each benign user revoked, with the user's events around it and the commands that targeted them, as JSON lines to this file (keeps every event of a run in memory)")

@@ -15,8 +15,8 @@ func (r Report) Print(w io.Writer) error {
 		fmt.Fprintf(w, "== %s: %s (%d users in all): %d events in %s; engine %.0f events/s\n\n",
 			r.Profile, strings.Join(r.Profiles, ", "), r.Users, r.Events, r.Elapsed.Round(time.Millisecond), r.EngineEventsPerSec)
 	} else {
-		fmt.Fprintf(w, "== profile %s: %d users, %s simulated, seed %d: %d events in %s; engine %.0f events/s\n\n",
-			r.Profile, r.Users, r.Duration, r.Seed, r.Events, r.Elapsed.Round(time.Millisecond), r.EngineEventsPerSec)
+		fmt.Fprintf(w, "== profile %s: %d users, %s simulated from %s, seed %d: %d events in %s; engine %.0f events/s\n\n",
+			r.Profile, r.Users, r.Duration, r.Start.UTC().Format(time.RFC3339), r.Seed, r.Events, r.Elapsed.Round(time.Millisecond), r.EngineEventsPerSec)
 	}
 	o := r.Overall
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)

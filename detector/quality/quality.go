@@ -269,9 +269,11 @@ type Report struct {
 	Users    int           `json:"users"`
 	Duration time.Duration `json:"duration_ns"`
 	Seed     int64         `json:"seed"`
-	Events   int64         `json:"events"`
-	SimTime  time.Duration `json:"sim_time_ns"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
+	// Start is the first simulated instant (zero for an aggregate).
+	Start   time.Time     `json:"start,omitzero"`
+	Events  int64         `json:"events"`
+	SimTime time.Duration `json:"sim_time_ns"`
+	Elapsed time.Duration `json:"elapsed_ns"`
 	// EngineEventsPerSec is the events decoded and processed per second of
 	// the time spent doing so.
 	EngineEventsPerSec float64 `json:"engine_events_per_sec"`

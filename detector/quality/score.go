@@ -124,7 +124,7 @@ func score(cfg Config, rules []string, labels []simulate.GroundTruth, classes ma
 		}
 	}
 
-	r := Report{Profile: cfg.Name, Users: cfg.Users, Duration: cfg.Duration, Seed: cfg.Seed}
+	r := Report{Profile: cfg.Name, Users: cfg.Users, Duration: cfg.Duration, Seed: cfg.Seed, Start: cfg.Sim.Start}
 	// An attack starts with the first event of any of its lines.
 	attackStart := map[string]time.Time{}
 	touched := map[string]bool{}
