@@ -2,6 +2,7 @@ package engine
 
 import (
 	"slices"
+	"strings"
 
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
@@ -216,16 +217,13 @@ var hasFields = map[string]pred{
 	"event.geo.lon":  func(x *eventActivation) bool { return geoOfEvent(x).Lon != nil },
 }
 
+// joined is the dotted name of a selection on a variable
+// ("event.geo.network"), or "" for anything else.
 func joined(e celast.Expr) string {
-	p := selectPath(e)
-	if len(p) < 2 {
-		return ""
+	if p := selectPath(e); len(p) >= 2 {
+		return strings.Join(p, ".")
 	}
-	out := p[0]
-	for _, n := range p[1:] {
-		out += "." + n
-	}
-	return out
+	return ""
 }
 
 func stringField(e celast.Expr) (func(*eventActivation) string, bool) {

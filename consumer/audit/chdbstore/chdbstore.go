@@ -175,11 +175,17 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 // EngineVersion is the version of the embedded engine.
 func (s *Store) EngineVersion() schemas.ServerVersion { return s.version }
 
-func (s *Store) exec(ctx context.Context, sql, format string) ([]byte, error) {
+// usable reports why no statement should start now: the Store is closed
+// or ctx has ended (a statement cannot be interrupted once it runs).
+func (s *Store) usable(ctx context.Context) error {
 	if s.closed.Load() {
-		return nil, fmt.Errorf("chdbstore: %w", audit.ErrClosed)
+		return fmt.Errorf("chdbstore: %w", audit.ErrClosed)
 	}
-	if err := ctx.Err(); err != nil {
+	return ctx.Err()
+}
+
+func (s *Store) exec(ctx context.Context, sql, format string) ([]byte, error) {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	return s.conn.exec(sql, format)
@@ -396,11 +402,8 @@ func (s *Store) Append(ctx context.Context, rows []schemas.AuditRow) error {
 // insertFile inserts TabSeparated rows through a file of their own in
 // insertDir, removed when the statement returns.
 func (s *Store) insertFile(ctx context.Context, data []byte) error {
-	if s.closed.Load() {
-		return fmt.Errorf("chdbstore: %w", audit.ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if err := s.usable(ctx); err != nil {
+		return err // before writing a file for nothing
 	}
 	f, err := os.CreateTemp(filepath.Join(s.conn.path, insertDir), "append-*.tsv")
 	if err != nil {
@@ -422,10 +425,7 @@ func (s *Store) insertFile(ctx context.Context, data []byte) error {
 // the query parameter {pN:String}, which the engine binds to st.Args[N].
 // chsql guarantees ? appears nowhere else in the statement.
 func (s *Store) execStmt(ctx context.Context, st chsql.Stmt, format string) ([]byte, error) {
-	if s.closed.Load() {
-		return nil, fmt.Errorf("chdbstore: %w", audit.ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.usable(ctx); err != nil {
 		return nil, err
 	}
 	if len(st.Args) == 0 {
