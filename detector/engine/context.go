@@ -35,6 +35,19 @@ import (
 //	                            organisation sign in from (a NAT, a proxy)
 //	ctx.org_network             its ASN is one that many users of the
 //	                            organisation use (the office ISP, the VPN)
+//	ctx.login_retry             a sign-in (login.success) of a user who
+//	                            failed to sign in from the same address
+//	                            within ContextConfig.RetryWindow: the
+//	                            user's own retry, where a pair of a stolen
+//	                            list that works, works at its one try
+//	ctx.failures_recovered      at least half of the distinct users who
+//	                            failed to sign in from the event's address
+//	                            within ContextConfig.RetryWindow then
+//	                            signed in from it: people mistyping behind
+//	                            one address (or an identity provider
+//	                            failing everyone for a while), not a list
+//	                            of credentials being tried, whose users
+//	                            never get in from the attacker's address
 //	ctx.token_bound             the event's token is bound: an earlier event
 //	                            of it gave the device and network it was
 //	                            issued on
@@ -71,6 +84,8 @@ type Context struct {
 	NewCountry          bool
 	SharedEgress        bool
 	OrgNetwork          bool
+	LoginRetry          bool
+	FailuresRecovered   bool
 	TokenBound          bool
 	TokenDeviceChanged  bool
 	TokenNetworkChanged bool
@@ -110,6 +125,9 @@ type ContextConfig struct {
 	// event of an intrusion (a password reset from his laptop) is learned
 	// at once, but stays new while the intrusion unfolds.
 	FamiliarAfter time.Duration `yaml:"familiar_after"`
+	// RetryWindow is how far back a failed sign-in from an address counts
+	// for ctx.login_retry and ctx.failures_recovered.
+	RetryWindow time.Duration `yaml:"retry_window"`
 	// TokenTTL is how long a token's binding is kept after its last use.
 	TokenTTL time.Duration `yaml:"token_ttl"`
 	// Interleave is how close in time the uses of two devices must be to
@@ -119,8 +137,8 @@ type ContextConfig struct {
 
 // DefaultContextConfig: a week of learning, a day of warm-up, 90 days of retention, 8
 // devices, 16 networks and 8 countries per user; an address shared by 20
-// users, an ASN by 50; token bindings for 12 hours, interleaving within 30
-// minutes.
+// users, an ASN by 50; failed sign-ins remembered for 10 minutes; token
+// bindings for 12 hours, interleaving within 30 minutes.
 func DefaultContextConfig() ContextConfig {
 	return ContextConfig{
 		Learning:          7 * 24 * time.Hour,
@@ -132,6 +150,7 @@ func DefaultContextConfig() ContextConfig {
 		FamiliarAfter:     2 * time.Hour,
 		SharedEgressUsers: 20,
 		OrgNetworkUsers:   50,
+		RetryWindow:       10 * time.Minute,
 		TokenTTL:          12 * time.Hour,
 		Interleave:        30 * time.Minute,
 	}
@@ -161,6 +180,9 @@ func (c ContextConfig) validate() []error {
 	}
 	if c.TokenTTL <= 0 || c.TokenTTL > MaxWindow {
 		errs = append(errs, fmt.Errorf("engine: context.token_ttl must be between 0 and %s", MaxWindow))
+	}
+	if c.RetryWindow <= 0 || c.RetryWindow > MaxWindow {
+		errs = append(errs, fmt.Errorf("engine: context.retry_window must be between 0 and %s", MaxWindow))
 	}
 	if c.Interleave <= 0 || c.Interleave > c.TokenTTL {
 		errs = append(errs, fmt.Errorf("engine: context.interleave must be positive and at most token_ttl"))
@@ -278,6 +300,9 @@ type contextTracker struct {
 	// egress and asns that are shared (sharedSketch).
 	sharedEgress, sharedASNs int
 	tokens                   map[string]*binding
+	// failed holds, by address, the users who lately failed to sign in
+	// from it.
+	failed map[string]*failedLogins
 	// cur holds the current event's device hash, ASN and country, worked
 	// out once by compute for learn.
 	cur eventKeys
@@ -295,6 +320,7 @@ func newContextTracker(cfg ContextConfig) *contextTracker {
 		egress: make(map[string]orgSketch),
 		asns:   make(map[uint32]orgSketch),
 		tokens: make(map[string]*binding),
+		failed: make(map[string]*failedLogins),
 	}
 }
 
@@ -384,6 +410,11 @@ func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 	}
 	if ev.IP != "" {
 		c.SharedEgress = ct.egress[ev.IP] == sharedSketch
+		if ev.Type == schemas.EventLoginSuccess || ev.Type == schemas.EventLoginFailure {
+			if f := ct.failed[ev.IP]; f != nil {
+				c.LoginRetry, c.FailuresRecovered = f.judge(fnv32(ev.UserID), ev.Type == schemas.EventLoginSuccess, ev.Time.Add(-ct.cfg.RetryWindow).UnixNano())
+			}
+		}
 	}
 	if asn != 0 {
 		c.OrgNetwork = ct.asns[asn] == sharedSketch
@@ -449,6 +480,21 @@ func (ct *contextTracker) learn(ev *schemas.AuditEvent, c *Context, learnUser bo
 			}
 		}
 		b.last = max(b.last, t)
+	}
+	if ev.IP != "" {
+		switch ev.Type {
+		case schemas.EventLoginFailure:
+			f := ct.failed[ev.IP]
+			if f == nil {
+				f = &failedLogins{}
+				ct.failed[ev.IP] = f
+			}
+			f.fail(fnv32(ev.UserID), ev.Time.UnixNano())
+		case schemas.EventLoginSuccess:
+			if f := ct.failed[ev.IP]; f != nil {
+				f.recover(fnv32(ev.UserID), ev.Time.UnixNano())
+			}
+		}
 	}
 	if isFailure(ev.Type) {
 		return
@@ -577,9 +623,10 @@ func addUser(sk orgSketch, u uint32, limit int) (orgSketch, bool) {
 	return sk, false
 }
 
-// sweep forgets token bindings idle beyond the TTL. (Baseline values go
-// in sweepBaselines; organisation sketches are kept: 8 bytes and a map
-// entry per address or ASN ever seen signing in.)
+// sweep forgets token bindings idle beyond the TTL and addresses with no
+// failed sign-in within the retry window. (Baseline values go in
+// sweepBaselines; organisation sketches are kept: 8 bytes and a map entry
+// per address or ASN ever seen signing in.)
 func (ct *contextTracker) sweep(watermark time.Time) {
 	before := watermark.Add(-ct.cfg.TokenTTL).UnixNano()
 	for k, b := range ct.tokens {
@@ -587,6 +634,89 @@ func (ct *contextTracker) sweep(watermark time.Time) {
 			delete(ct.tokens, k)
 		}
 	}
+	before = watermark.Add(-ct.cfg.RetryWindow).UnixNano()
+	for k, f := range ct.failed {
+		if f.last() < before {
+			delete(ct.failed, k)
+		}
+	}
+}
+
+// maxFailedUsers bounds the users an address's failedLogins keeps: the
+// most recent. A judgement of half needs no more, and an address trying a
+// list of thousands costs no more than this.
+const maxFailedUsers = 32
+
+// failedLogins are the users who lately failed to sign in from one
+// address, each with the time of their last failure there and whether
+// they signed in from it after it.
+type failedLogins struct {
+	users []failedLogin
+}
+
+type failedLogin struct {
+	user      uint32
+	at        int64 // unix nanoseconds of the last failure
+	recovered bool
+}
+
+// fail records a failure of user at t; the oldest entry makes room.
+func (f *failedLogins) fail(user uint32, t int64) {
+	oldest := 0
+	for i := range f.users {
+		e := &f.users[i]
+		if e.user == user {
+			e.at, e.recovered = max(e.at, t), false
+			return
+		}
+		if e.at < f.users[oldest].at {
+			oldest = i
+		}
+	}
+	if len(f.users) < maxFailedUsers {
+		f.users = append(f.users, failedLogin{user: user, at: t})
+		return
+	}
+	f.users[oldest] = failedLogin{user: user, at: t}
+}
+
+// recover records that user signed in at t: a failure before it is
+// recovered.
+func (f *failedLogins) recover(user uint32, t int64) {
+	for i := range f.users {
+		if e := &f.users[i]; e.user == user && e.at <= t {
+			e.recovered = true
+		}
+	}
+}
+
+// judge reports, of the failures since since, whether user's is one
+// (for a sign-in: its retry) and whether at least half the users who
+// failed have recovered.
+func (f *failedLogins) judge(user uint32, signIn bool, since int64) (retry, recovered bool) {
+	failed, back := 0, 0
+	for _, e := range f.users {
+		if e.at < since {
+			continue
+		}
+		failed++
+		if e.recovered {
+			back++
+		}
+		if signIn && e.user == user {
+			retry = true
+		}
+	}
+	return retry, failed > 0 && 2*back >= failed
+}
+
+// last is the time of the most recent failure.
+func (f *failedLogins) last() int64 {
+	var t int64
+	for _, e := range f.users {
+		t = max(t, e.at)
+	}
+	return t
 }
 
 // sweepBaselines drops values unseen for the retention; it runs rarely.

@@ -88,3 +88,64 @@ func TestSharedEgressSurvivesRestore(t *testing.T) {
 		t.Error("an address no one signed in from is shared")
 	}
 }
+
+// An address's failed sign-ins: a user who failed and signs in is a retry;
+// half the failing users signing in back makes the address's failures
+// recovered; failures older than the retry window count for nothing; a
+// list of thousands keeps the most recent few; and the sweep forgets the
+// address once its failures are out of the window.
+func TestFailedSignInsAtAnAddress(t *testing.T) {
+	ct := newContextTracker(DefaultContextConfig())
+	t0 := time.Date(2025, 3, 3, 8, 0, 0, 0, time.UTC)
+	var c Context
+	step := func(at time.Duration, typ schemas.EventType, user, ip string) Context {
+		ev := &schemas.AuditEvent{ID: user + at.String(), Time: t0.Add(at), Type: typ, UserID: user, IP: ip}
+		ct.compute(ev, &c)
+		got := c
+		ct.learn(ev, &c, true)
+		return got
+	}
+	const office = "198.51.100.20"
+	for u := range 4 {
+		step(time.Duration(u)*time.Second, schemas.EventLoginFailure, fmt.Sprint("clerk", u), office)
+	}
+	if c := step(5*time.Second, schemas.EventLoginSuccess, "clerk0", office); !c.LoginRetry || c.FailuresRecovered {
+		t.Errorf("clerk0 back after a failure, none recovered before: %+v", c)
+	}
+	if c := step(6*time.Second, schemas.EventLoginSuccess, "clerk9", office); c.LoginRetry || c.FailuresRecovered {
+		t.Errorf("a user who never failed, 1 of 4 recovered: %+v", c)
+	}
+	step(7*time.Second, schemas.EventLoginSuccess, "clerk1", office)
+	if c := step(8*time.Second, schemas.EventLoginSuccess, "clerk8", office); c.LoginRetry || !c.FailuresRecovered {
+		t.Errorf("2 of 4 recovered: %+v", c)
+	}
+	// clerk1 fails again: pending until back.
+	step(9*time.Second, schemas.EventLoginFailure, "clerk1", office)
+	if c := step(10*time.Second, schemas.EventLoginFailure, "clerk7", office); c.FailuresRecovered {
+		t.Errorf("1 of 5 recovered: %+v", c)
+	}
+	if c := step(11*time.Minute, schemas.EventLoginSuccess, "clerk2", office); c.LoginRetry || c.FailuresRecovered {
+		t.Errorf("after the window the failures count for nothing: %+v", c)
+	}
+	if c := step(0, schemas.EventFileDownload, "clerk0", office); c.LoginRetry || c.FailuresRecovered {
+		t.Errorf("not a sign-in: %+v", c)
+	}
+
+	const proxy = "203.0.113.66"
+	for u := range 5000 {
+		step(time.Duration(u)*100*time.Millisecond, schemas.EventLoginFailure, fmt.Sprint("listed", u), proxy)
+	}
+	if n := len(ct.failed[proxy].users); n != maxFailedUsers {
+		t.Errorf("an address that tried 5000 users keeps %d, want %d", n, maxFailedUsers)
+	}
+	if c := step(500*time.Second, schemas.EventLoginSuccess, "listed4999", proxy); !c.LoginRetry {
+		t.Error("the newest failure was not kept")
+	}
+	if c := step(501*time.Second, schemas.EventLoginSuccess, "listed0", proxy); c.LoginRetry {
+		t.Error("the oldest failure was kept")
+	}
+	ct.sweep(t0.Add(500*time.Second + 10*time.Minute + time.Second))
+	if _, ok := ct.failed[proxy]; ok || len(ct.failed) != 0 {
+		t.Errorf("swept: %d addresses kept", len(ct.failed))
+	}
+}

@@ -134,7 +134,7 @@ func (e *Engine) Watermark() time.Time { return e.watermark }
 func (e *Engine) Horizon() time.Duration {
 	var h time.Duration
 	if e.ctx != nil {
-		h = e.cfg.Context.TokenTTL
+		h = max(e.cfg.Context.TokenTTL, e.cfg.Context.RetryWindow)
 	}
 	for _, rs := range e.rules {
 		h = max(h, rs.keep+rs.cooldown)
