@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,5 +148,20 @@ func TestFailedSignInsAtAnAddress(t *testing.T) {
 	ct.sweep(t0.Add(500*time.Second + 10*time.Minute + time.Second))
 	if _, ok := ct.failed[proxy]; ok || len(ct.failed) != 0 {
 		t.Errorf("swept: %d addresses kept", len(ct.failed))
+	}
+}
+
+// The retry window must be set and at most the longest window.
+func TestRetryWindowValidated(t *testing.T) {
+	for _, w := range []time.Duration{0, -time.Minute, MaxWindow + time.Second} {
+		cfg := DefaultContextConfig()
+		cfg.RetryWindow = w
+		errs := cfg.validate()
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "retry_window") {
+			t.Errorf("retry window %s: %v", w, errs)
+		}
+	}
+	if errs := DefaultContextConfig().validate(); len(errs) != 0 {
+		t.Errorf("defaults: %v", errs)
 	}
 }
