@@ -660,13 +660,17 @@ type failedLogin struct {
 	recovered bool
 }
 
-// fail records a failure of user at t; the oldest entry makes room.
+// fail records a failure of user at t; the oldest entry makes room. A
+// failure no newer than the user's last one (redelivered, or arriving
+// late) changes nothing.
 func (f *failedLogins) fail(user uint32, t int64) {
 	oldest := 0
 	for i := range f.users {
 		e := &f.users[i]
 		if e.user == user {
-			e.at, e.recovered = max(e.at, t), false
+			if t > e.at {
+				e.at, e.recovered = t, false
+			}
 			return
 		}
 		if e.at < f.users[oldest].at {
