@@ -38,7 +38,7 @@ import (
 // and the variable "ctx", of type engine.Context: what the engine knows of
 // the event beyond it (see Context): ctx.new_device, ctx.new_network,
 // ctx.new_country, ctx.learned, ctx.known_user, ctx.watched, ctx.shared_egress, ctx.org_network,
-// ctx.login_retry, ctx.failures_recovered, ctx.token_bound, ctx.token_device_changed, ctx.token_network_changed,
+// ctx.failures_recovered, ctx.token_bound, ctx.token_device_changed, ctx.token_network_changed,
 // ctx.token_country_changed, ctx.token_interleaved (bool),
 // ctx.token_network (string), ctx.device_days (int, -1 if never seen).
 //
@@ -203,7 +203,6 @@ func newCELTypes() (*celTypes, error) {
 		"new_country":           ctxBool(func(c *Context) bool { return c.NewCountry }),
 		"shared_egress":         ctxBool(func(c *Context) bool { return c.SharedEgress }),
 		"org_network":           ctxBool(func(c *Context) bool { return c.OrgNetwork }),
-		"login_retry":           ctxBool(func(c *Context) bool { return c.LoginRetry }),
 		"failures_recovered":    ctxBool(func(c *Context) bool { return c.FailuresRecovered }),
 		"token_bound":           ctxBool(func(c *Context) bool { return c.TokenBound }),
 		"token_device_changed":  ctxBool(func(c *Context) bool { return c.TokenDeviceChanged }),

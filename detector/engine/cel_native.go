@@ -201,7 +201,6 @@ var boolFields = map[string]pred{
 	"ctx.new_country":           func(x *eventActivation) bool { return ctxOfAct(x).NewCountry },
 	"ctx.shared_egress":         func(x *eventActivation) bool { return ctxOfAct(x).SharedEgress },
 	"ctx.org_network":           func(x *eventActivation) bool { return ctxOfAct(x).OrgNetwork },
-	"ctx.login_retry":           func(x *eventActivation) bool { return ctxOfAct(x).LoginRetry },
 	"ctx.failures_recovered":    func(x *eventActivation) bool { return ctxOfAct(x).FailuresRecovered },
 	"ctx.token_bound":           func(x *eventActivation) bool { return ctxOfAct(x).TokenBound },
 	"ctx.token_device_changed":  func(x *eventActivation) bool { return ctxOfAct(x).TokenDeviceChanged },

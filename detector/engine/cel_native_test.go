@@ -31,7 +31,7 @@ func TestNativeCondAgrees(t *testing.T) {
 		`ctx.token_network == "hosting" || ctx.learned && ctx.watched && ctx.known_user || !ctx.org_network`,
 		`event.geo.country in ["NL", "SG"] && event.geo.city != "" && event.geo.org != "x" && event.ip != "" && event.source == "idp"`,
 		`event.client_id == "app" || event.session_id == "" || event.parent_token_id != "" || event.user_id == "u1" || event.id != ""`,
-		`ctx.new_network || ctx.new_country || ctx.shared_egress || ctx.token_bound || ctx.token_device_changed || ctx.token_network_changed || ctx.token_country_changed || ctx.token_interleaved || ctx.login_retry || !ctx.failures_recovered`,
+		`ctx.new_network || ctx.new_country || ctx.shared_egress || ctx.token_bound || ctx.token_device_changed || ctx.token_network_changed || ctx.token_country_changed || ctx.token_interleaved || !ctx.failures_recovered`,
 	}
 	for _, src := range extra {
 		if cc := compiled(src); cc.err != nil || cc.native == nil {
@@ -89,7 +89,7 @@ func TestNativeCondAgrees(t *testing.T) {
 		var ctx *Context
 		if rng.IntN(8) > 0 {
 			ctx = &Context{Learned: b(), Watched: b(), KnownUser: b(), NewDevice: b(), NewNetwork: b(), NewCountry: b(),
-				SharedEgress: b(), OrgNetwork: b(), LoginRetry: b(), FailuresRecovered: b(), TokenBound: b(), TokenDeviceChanged: b(), TokenNetworkChanged: b(),
+				SharedEgress: b(), OrgNetwork: b(), FailuresRecovered: b(), TokenBound: b(), TokenDeviceChanged: b(), TokenNetworkChanged: b(),
 				TokenCountryChanged: b(), TokenInterleaved: b(), TokenNetwork: pick("", "hosting", "vpn"),
 				DeviceDays: []int{-1, 0, 1, 7, 30}[rng.IntN(5)]}
 		}

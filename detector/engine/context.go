@@ -35,11 +35,6 @@ import (
 //	                            organisation sign in from (a NAT, a proxy)
 //	ctx.org_network             its ASN is one that many users of the
 //	                            organisation use (the office ISP, the VPN)
-//	ctx.login_retry             a sign-in (login.success) of a user who
-//	                            failed to sign in from the same address
-//	                            within ContextConfig.RetryWindow: the
-//	                            user's own retry, where a pair of a stolen
-//	                            list that works, works at its one try
 //	ctx.failures_recovered      at least half of the distinct users who
 //	                            failed to sign in from the event's address
 //	                            within ContextConfig.RetryWindow then
@@ -84,7 +79,6 @@ type Context struct {
 	NewCountry          bool
 	SharedEgress        bool
 	OrgNetwork          bool
-	LoginRetry          bool
 	FailuresRecovered   bool
 	TokenBound          bool
 	TokenDeviceChanged  bool
@@ -126,7 +120,7 @@ type ContextConfig struct {
 	// at once, but stays new while the intrusion unfolds.
 	FamiliarAfter time.Duration `yaml:"familiar_after"`
 	// RetryWindow is how far back a failed sign-in from an address counts
-	// for ctx.login_retry and ctx.failures_recovered.
+	// for ctx.failures_recovered.
 	RetryWindow time.Duration `yaml:"retry_window"`
 	// TokenTTL is how long a token's binding is kept after its last use.
 	TokenTTL time.Duration `yaml:"token_ttl"`
@@ -412,7 +406,7 @@ func (ct *contextTracker) compute(ev *schemas.AuditEvent, c *Context) {
 		c.SharedEgress = ct.egress[ev.IP] == sharedSketch
 		if ev.Type == schemas.EventLoginSuccess || ev.Type == schemas.EventLoginFailure {
 			if f := ct.failed[ev.IP]; f != nil {
-				c.LoginRetry, c.FailuresRecovered = f.judge(fnv32(ev.UserID), ev.Type == schemas.EventLoginSuccess, ev.Time.Add(-ct.cfg.RetryWindow).UnixNano())
+				c.FailuresRecovered = f.recovered(ev.Time.Add(-ct.cfg.RetryWindow).UnixNano())
 			}
 		}
 	}
@@ -694,10 +688,9 @@ func (f *failedLogins) recover(user uint32, t int64) {
 	}
 }
 
-// judge reports, of the failures since since, whether user's is one
-// (for a sign-in: its retry) and whether at least half the users who
-// failed have recovered.
-func (f *failedLogins) judge(user uint32, signIn bool, since int64) (retry, recovered bool) {
+// recovered reports whether at least half the users who failed since
+// since have signed in after it.
+func (f *failedLogins) recovered(since int64) bool {
 	failed, back := 0, 0
 	for _, e := range f.users {
 		if e.at < since {
@@ -707,11 +700,8 @@ func (f *failedLogins) judge(user uint32, signIn bool, since int64) (retry, reco
 		if e.recovered {
 			back++
 		}
-		if signIn && e.user == user {
-			retry = true
-		}
 	}
-	return retry, failed > 0 && 2*back >= failed
+	return failed > 0 && 2*back >= failed
 }
 
 // last is the time of the most recent failure.

@@ -90,9 +90,8 @@ func TestSharedEgressSurvivesRestore(t *testing.T) {
 	}
 }
 
-// An address's failed sign-ins: a user who failed and signs in is a retry;
-// half the failing users signing in back makes the address's failures
-// recovered; failures older than the retry window count for nothing; a
+// An address's failed sign-ins: half the users who failed signing in
+// after it makes the address's failures recovered; failures older than the retry window count for nothing; a
 // list of thousands keeps the most recent few; and the sweep forgets the
 // address once its failures are out of the window.
 func TestFailedSignInsAtAnAddress(t *testing.T) {
@@ -110,16 +109,16 @@ func TestFailedSignInsAtAnAddress(t *testing.T) {
 	for u := range 4 {
 		step(time.Duration(u)*time.Second, schemas.EventLoginFailure, fmt.Sprint("clerk", u), office)
 	}
-	if c := step(5*time.Second, schemas.EventLoginSuccess, "clerk0", office); !c.LoginRetry || c.FailuresRecovered {
+	if c := step(5*time.Second, schemas.EventLoginSuccess, "clerk0", office); c.FailuresRecovered {
 		t.Errorf("clerk0 back after a failure, none recovered before: %+v", c)
 	}
-	if c := step(6*time.Second, schemas.EventLoginSuccess, "clerk9", office); c.LoginRetry || c.FailuresRecovered {
+	if c := step(6*time.Second, schemas.EventLoginSuccess, "clerk9", office); c.FailuresRecovered {
 		t.Errorf("a user who never failed, 1 of 4 recovered: %+v", c)
 	}
 	step(7*time.Second, schemas.EventLoginSuccess, "clerk1", office)
 	// clerk0's first failure again, redelivered late: still recovered.
 	step(0, schemas.EventLoginFailure, "clerk0", office)
-	if c := step(8*time.Second, schemas.EventLoginSuccess, "clerk8", office); c.LoginRetry || !c.FailuresRecovered {
+	if c := step(8*time.Second, schemas.EventLoginSuccess, "clerk8", office); !c.FailuresRecovered {
 		t.Errorf("2 of 4 recovered: %+v", c)
 	}
 	// clerk1 fails again: pending until back.
@@ -127,10 +126,10 @@ func TestFailedSignInsAtAnAddress(t *testing.T) {
 	if c := step(10*time.Second, schemas.EventLoginFailure, "clerk7", office); c.FailuresRecovered {
 		t.Errorf("1 of 5 recovered: %+v", c)
 	}
-	if c := step(11*time.Minute, schemas.EventLoginSuccess, "clerk2", office); c.LoginRetry || c.FailuresRecovered {
+	if c := step(11*time.Minute, schemas.EventLoginSuccess, "clerk2", office); c.FailuresRecovered {
 		t.Errorf("after the window the failures count for nothing: %+v", c)
 	}
-	if c := step(0, schemas.EventFileDownload, "clerk0", office); c.LoginRetry || c.FailuresRecovered {
+	if c := step(0, schemas.EventFileDownload, "clerk0", office); c.FailuresRecovered {
 		t.Errorf("not a sign-in: %+v", c)
 	}
 
@@ -141,11 +140,19 @@ func TestFailedSignInsAtAnAddress(t *testing.T) {
 	if n := len(ct.failed[proxy].users); n != maxFailedUsers {
 		t.Errorf("an address that tried 5000 users keeps %d, want %d", n, maxFailedUsers)
 	}
-	if c := step(500*time.Second, schemas.EventLoginSuccess, "listed4999", proxy); !c.LoginRetry {
-		t.Error("the newest failure was not kept")
+	// The oldest users signing in change nothing: forgotten. Half of the
+	// newest make it recovered.
+	for u := range maxFailedUsers {
+		step(500*time.Second, schemas.EventLoginSuccess, fmt.Sprint("listed", u), proxy)
 	}
-	if c := step(501*time.Second, schemas.EventLoginSuccess, "listed0", proxy); c.LoginRetry {
-		t.Error("the oldest failure was kept")
+	if c := step(500*time.Second, schemas.EventLoginFailure, "listed0", proxy); c.FailuresRecovered {
+		t.Error("the oldest failures were kept")
+	}
+	for u := 5000 - maxFailedUsers/2; u < 5000; u++ {
+		step(500*time.Second, schemas.EventLoginSuccess, fmt.Sprint("listed", u), proxy)
+	}
+	if c := step(501*time.Second, schemas.EventLoginSuccess, "other", proxy); !c.FailuresRecovered {
+		t.Error("the newest failures were not kept")
 	}
 	ct.sweep(t0.Add(500*time.Second + 10*time.Minute + time.Second))
 	if _, ok := ct.failed[proxy]; ok || len(ct.failed) != 0 {
