@@ -91,9 +91,10 @@ func TestSharedEgressSurvivesRestore(t *testing.T) {
 }
 
 // An address's failed sign-ins: half the users who failed signing in
-// after it makes the address's failures recovered; failures older than the retry window count for nothing; a
-// list of thousands keeps the most recent few; and the sweep forgets the
-// address once its failures are out of the window.
+// after it makes the address's failures recovered; failures older than
+// the retry window count for nothing; a list of thousands keeps the most
+// recent few; and the sweep forgets the address once its failures are out
+// of the window.
 func TestFailedSignInsAtAnAddress(t *testing.T) {
 	ct := newContextTracker(DefaultContextConfig())
 	t0 := time.Date(2025, 3, 3, 8, 0, 0, 0, time.UTC)
