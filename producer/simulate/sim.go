@@ -115,7 +115,8 @@ type Config struct {
 	// BatchSize is the most events published per WriteMessages call.
 	BatchSize int `flag:"batch-size" env:"BATCH_SIZE" yaml:"batch_size" usage:"events published per batch"`
 	// FlushInterval bounds how long an event waits for its batch with the
-	// live clock.
+	// live clock, once the batch before it is written: while that write is
+	// under way the batch grows instead.
 	FlushInterval time.Duration `flag:"flush-interval" env:"FLUSH_INTERVAL" yaml:"flush_interval" usage:"longest time an event waits for its batch (live clock)"`
 	// BruteForceProb is the chance, per user session, that a brute-force
 	// attack on that user starts.
@@ -512,24 +513,39 @@ func (s *Sim) Run(ctx context.Context, pub Publisher, opts Options) (Stats, erro
 	// generating more fell behind its clock beyond about 6,000 events/s
 	// with the pipeline in the same process. The attacks completed by a
 	// batch's events are recorded once that batch is acknowledged.
-	var inflight chan error
-	var inflightEvents int
-	var inflightTruth []*attack
-	settle := func() error {
+	var (
+		inflight       chan error // nil once the write's result is in inflightErr
+		inflightErr    error
+		inflightEvents int
+		inflightTruth  []*attack
+	)
+	// writing reports whether the batch on the wire is still being
+	// written, without waiting for it.
+	writing := func() bool {
 		if inflight == nil {
-			return nil
+			return false
 		}
-		err := <-inflight
-		inflight = nil
+		select {
+		case inflightErr = <-inflight:
+			inflight = nil
+			return false
+		default:
+			return true
+		}
+	}
+	// settle waits for the batch on the wire and records what it held.
+	settle := func() error {
+		if inflight != nil {
+			inflightErr = <-inflight
+			inflight = nil
+		}
+		events, truth, err := inflightEvents, inflightTruth, inflightErr
+		inflightEvents, inflightTruth, inflightErr = 0, nil, nil
 		if err != nil {
-			return fmt.Errorf("publishing %d simulated events: %w", inflightEvents, err)
+			return fmt.Errorf("publishing %d simulated events: %w", events, err)
 		}
-		s.stats.Events += int64(inflightEvents)
-		if err := s.writeTruth(opts.GroundTruth, inflightTruth); err != nil {
-			return err
-		}
-		inflightTruth = nil
-		return nil
+		s.stats.Events += int64(events)
+		return s.writeTruth(opts.GroundTruth, truth)
 	}
 	flush := func(ctx context.Context) error {
 		if err := settle(); err != nil {
@@ -597,7 +613,7 @@ func (s *Sim) Run(ctx context.Context, pub Publisher, opts Options) (Stats, erro
 			break
 		}
 		if s.cfg.Clock == ClockLive {
-			if err := s.waitUntil(ctx, next.at, flush); err != nil {
+			if err := s.waitUntil(ctx, next.at, flush, writing); err != nil {
 				if ctx.Err() != nil {
 					return shutdown(fmt.Errorf("simulation stopped: %w", ctx.Err()))
 				}
@@ -623,7 +639,7 @@ func (s *Sim) Run(ctx context.Context, pub Publisher, opts Options) (Stats, erro
 	}
 	if s.cfg.Clock == ClockLive && !end.IsZero() && (s.cfg.Events == 0 || emitted < s.cfg.Events) {
 		// A live run lasts its duration even when its users fall quiet.
-		if err := s.waitUntil(ctx, end, flush); err != nil {
+		if err := s.waitUntil(ctx, end, flush, writing); err != nil {
 			return shutdown(fmt.Errorf("simulation stopped: %w", err))
 		}
 	}
@@ -635,12 +651,16 @@ func (s *Sim) Run(ctx context.Context, pub Publisher, opts Options) (Stats, erro
 }
 
 // waitUntil sleeps until the wall clock reaches the simulated instant at,
-// publishing the pending batch first when the wait (or the batch's age)
-// exceeds FlushInterval.
-func (s *Sim) waitUntil(ctx context.Context, at time.Time, flush func(context.Context) error) error {
+// publishing the pending batch first when the wait exceeds FlushInterval,
+// or when the batch is older than that and the previous one is written
+// (writing reports false). While the previous batch is still on the wire
+// the batch keeps growing instead: waiting for that write before
+// generating more (2.7 ms a write on average, with the pipeline busy in
+// the same process) held a run asked for 10,000 events/s to 5,150.
+func (s *Sim) waitUntil(ctx context.Context, at time.Time, flush func(context.Context) error, writing func() bool) error {
 	now := s.wall()
 	wait := at.Sub(now)
-	if len(s.batch) > 0 && (wait >= s.cfg.FlushInterval || now.Sub(s.batchAt) >= s.cfg.FlushInterval) {
+	if len(s.batch) > 0 && (wait >= s.cfg.FlushInterval || now.Sub(s.batchAt) >= s.cfg.FlushInterval && !writing()) {
 		if err := flush(ctx); err != nil {
 			return err
 		}
