@@ -146,6 +146,6 @@ func fromOCSF(d ocsf.Decoder) func([]byte) ([]byte, error) {
 		if err := ev.Validate(); err != nil {
 			return nil, err
 		}
-		return json.Marshal(&ev)
+		return ev.AppendJSON(nil)
 	}
 }

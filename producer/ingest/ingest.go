@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -324,7 +323,7 @@ func (in *Ingester) message(line []byte, truncated bool, size int64, source stri
 		if err == nil {
 			// Valid events travel re-encoded: compact, with fields in
 			// schema order, whatever spacing the source used.
-			value, merr := json.Marshal(&ev)
+			value, merr := ev.AppendJSON(nil)
 			if merr == nil {
 				return kafkax.Message{
 					Topic:   in.cfg.Topic,

@@ -2,7 +2,6 @@ package source
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -78,7 +77,7 @@ func (s *Sink) Route(rec Record, m Mapper) (kafkax.Message, Outcome, string) {
 		err = ev.Validate()
 	}
 	if err == nil {
-		value, merr := json.Marshal(&ev)
+		value, merr := ev.AppendJSON(nil)
 		if merr == nil {
 			return kafkax.Message{
 				Topic:   s.cfg.Topic,

@@ -229,7 +229,7 @@ func (r *Receiver) messages(c *ssf.Claims, now time.Time, out *Outcome) ([]kafka
 		if err := ev.Validate(); err != nil {
 			return nil, ssf.Errorf(ssf.ErrCodeInvalidRequest, "the %s event makes no valid AuditEvent: %v", eventName(typ), err)
 		}
-		value, err := json.Marshal(&ev)
+		value, err := ev.AppendJSON(nil)
 		if err != nil {
 			return nil, err
 		}
