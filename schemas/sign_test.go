@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
+	mathrand "math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +235,25 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Signer.Sign gives crypto/ed25519.Sign's signature for every key and
+// message: Ed25519 is deterministic, whichever implementation signs.
+func TestSignMatchesStdlib(t *testing.T) {
+	rng := mathrand.New(mathrand.NewPCG(7, 8))
+	for i := range 200 {
+		seed := make([]byte, ed25519.SeedSize)
+		for j := range seed {
+			seed[j] = byte(rng.Uint32())
+		}
+		priv := ed25519.NewKeyFromSeed(seed)
+		msg := make([]byte, rng.IntN(2048))
+		for j := range msg {
+			msg[j] = byte(rng.Uint32())
+		}
+		want := base64.StdEncoding.EncodeToString(ed25519.Sign(priv, msg))
+		if got := NewSigner(priv).Sign(msg); got != want {
+			t.Fatalf("key %d, %d-byte message: signature %s, crypto/ed25519 gives %s", i, len(msg), got, want)
+		}
+	}
 }
