@@ -140,6 +140,11 @@ type ruleState struct {
 	records int
 	// scratch holds a transient record judged alone (see process).
 	scratch group
+	// rec is the record process builds for the current event. Built in a
+	// local variable, it escaped to the heap through the evaluator's
+	// record method (an interface call): one allocation of a record per
+	// rule matching an event, 950,000 of BenchmarkEngine's 2.6 million.
+	rec record
 	// fired holds, per target (or group), the detection time of the last
 	// command.
 	fired map[string]time.Time
@@ -263,10 +268,11 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine, out []schemas.Re
 	if !ok {
 		return out
 	}
-	rec := record{t: ev.Time, id: ev.ID, typ: e.act.typIdx, user: ev.UserID, tid: rs.targetID(ev)}
-	if !rs.eval.record(ev, key, &rec) {
+	rs.rec = record{t: ev.Time, id: ev.ID, typ: e.act.typIdx, user: ev.UserID, tid: rs.targetID(ev)}
+	if !rs.eval.record(ev, key, &rs.rec) {
 		return out
 	}
+	rec := rs.rec
 	rs.stats.Matched++
 	g := rs.groups[key]
 	if g != nil && ev.Time.Before(g.newest.Add(-rs.allowance)) {
