@@ -365,7 +365,7 @@ func (r *recovery) replaySpan() time.Duration {
 // skipped the same way; the baselines replayed events touch were saved
 // when the events were first handled.
 func (r *recovery) replay(m kafkax.Message) error {
-	if schema := header(m, schemas.HeaderSchema); schema != "" && schema != schemas.SchemaAuditEventV1 {
+	if schema := headerBytes(m, schemas.HeaderSchema); len(schema) > 0 && string(schema) != schemas.SchemaAuditEventV1 {
 		return nil
 	}
 	ev, err := schemas.DecodeEvent(m.Value)

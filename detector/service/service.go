@@ -325,10 +325,17 @@ func (s *Service) message(cmd schemas.RevokeCommand) (kafkax.Message, error) {
 }
 
 func header(m kafkax.Message, key string) string {
+	return string(headerBytes(m, key))
+}
+
+// headerBytes is the value of m's header key without surrounding space,
+// nil when m has none; unlike header it copies nothing, for the checks
+// made on every event.
+func headerBytes(m kafkax.Message, key string) []byte {
 	for _, h := range m.Headers {
 		if h.Key == key {
-			return string(bytes.TrimSpace(h.Value))
+			return bytes.TrimSpace(h.Value)
 		}
 	}
-	return ""
+	return nil
 }

@@ -14,7 +14,7 @@ import (
 // further ahead of the detector's clock than max-clock-skew.
 func (s *Service) decodeStep(f *flight, next next) error {
 	m := f.msg
-	if schema := header(m, schemas.HeaderSchema); schema != "" && schema != schemas.SchemaAuditEventV1 {
+	if schema := headerBytes(m, schemas.HeaderSchema); len(schema) > 0 && string(schema) != schemas.SchemaAuditEventV1 {
 		s.metrics.events.WithLabelValues(resultInvalid).Inc()
 		return kafkax.Poison(fmt.Sprintf("unexpected schema %.64q, want %s", schema, schemas.SchemaAuditEventV1), nil)
 	}
