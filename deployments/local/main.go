@@ -231,7 +231,7 @@ type localConfig struct {
 	// FlushInterval is how long a simulated event may wait for others
 	// to be published with it: short, as a source that publishes each
 	// event as it happens, since it counts in event → revoked latency.
-	FlushInterval time.Duration `flag:"flush-interval" usage:"longest time a simulated event waits to be published with others"`
+	FlushInterval time.Duration `flag:"flush-interval" usage:"longest time a simulated event waits to be published with others while no batch is being written"`
 	Seed          int64         `flag:"seed" usage:"simulation seed (0: from the clock)"`
 	Truth         string        `flag:"ground-truth" usage:"write the simulation's ground truth (JSON lines) to this file"`
 	Drain         time.Duration `flag:"drain" usage:"how long to wait after the simulation for the last revocations"`

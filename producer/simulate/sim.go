@@ -116,7 +116,7 @@ type Config struct {
 	// FlushInterval bounds how long an event waits for its batch with the
 	// live clock, once the batch before it is written: while that write is
 	// under way the batch grows instead.
-	FlushInterval time.Duration `flag:"flush-interval" env:"FLUSH_INTERVAL" yaml:"flush_interval" usage:"longest time an event waits for its batch (live clock)"`
+	FlushInterval time.Duration `flag:"flush-interval" env:"FLUSH_INTERVAL" yaml:"flush_interval" usage:"longest time an event waits for its batch while none is being written (live clock)"`
 	// BruteForceProb is the chance, per user session, that a brute-force
 	// attack on that user starts.
 	BruteForceProb float64 `flag:"brute-force-prob" env:"BRUTE_FORCE_PROB" yaml:"brute_force_prob" usage:"chance per session of a brute-force attack on the user"`
