@@ -95,6 +95,12 @@ func TestOversizedPoisonDoesNotStopThePartition(t *testing.T) {
 	)
 	cfg := c.ReaderConfig(topic, "g")
 	cfg.DLQMaxBytes = 512 << 10
+	// The fetch that carries the 900 KiB message must arrive within the
+	// read deadline's slack past the broker's hold (FetchWaits): the
+	// harness's 10 ms max-wait leaves 2.5 ms, which a busy machine under
+	// -race missed on every attempt, each an i/o timeout and a new dial,
+	// until the test gave up. The default leaves a second.
+	cfg.MaxWait = kafkax.DefaultReaderConfig().MaxWait
 	done := make(chan struct{})
 	r := newReader(t, cfg, nil)
 	rn := start(t, r, func(_ context.Context, m kafka.Message) error {
