@@ -38,6 +38,22 @@ func (c *timeCounter) WriteMessages(_ context.Context, msgs ...kafkax.Message) e
 	return nil
 }
 
+// followQueue stands in for the wall clock of s: start at first, then
+// always at the next scheduled step, so a live run runs at once.
+func followQueue(s *Sim, start time.Time) func() time.Time {
+	first := true
+	return func() time.Time {
+		if first {
+			first = false
+			return start
+		}
+		if s.queue.Len() > 0 && s.queue[0].at.After(s.simNow) {
+			return s.queue[0].at
+		}
+		return s.simNow
+	}
+}
+
 // A live run makes the rate it is asked for at the hour and day it runs,
 // however busy the simulated users are then on average: a Sunday night and
 // a weekday afternoon both give the asked rate once the first logins are
@@ -60,17 +76,7 @@ func TestLiveRunMakesTheAskedRateAtAnyHour(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			first := true
-			s.wall = func() time.Time {
-				if first {
-					first = false
-					return start
-				}
-				if s.queue.Len() > 0 && s.queue[0].at.After(s.simNow) {
-					return s.queue[0].at
-				}
-				return s.simNow
-			}
+			s.wall = followQueue(s, start)
 			// The first logins are spread over half an offline pause: measure
 			// after the first 20 seconds.
 			c := &timeCounter{from: start.Add(20 * time.Second), to: start.Add(time.Minute)}
@@ -145,7 +151,7 @@ func TestLiveRunGeneratesWhileABatchIsOnTheWire(t *testing.T) {
 	}
 	pub := &heldPublisher{release: make(chan struct{})}
 	start := time.Date(2026, 12, 8, 14, 0, 0, 0, time.UTC)
-	first, whileHeld := true, 0
+	wall, whileHeld := followQueue(s, start), 0
 	s.wall = func() time.Time {
 		if pub.held.Load() && whileHeld >= 0 {
 			if whileHeld++; whileHeld == 500 {
@@ -153,14 +159,7 @@ func TestLiveRunGeneratesWhileABatchIsOnTheWire(t *testing.T) {
 				whileHeld = -1
 			}
 		}
-		if first {
-			first = false
-			return start
-		}
-		if s.queue.Len() > 0 && s.queue[0].at.After(s.simNow) {
-			return s.queue[0].at
-		}
-		return s.simNow
+		return wall()
 	}
 	stats, err := s.Run(context.Background(), pub, Options{})
 	if err != nil {
