@@ -272,7 +272,7 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine, out []schemas.Re
 	if !rs.eval.record(ev, key, &rs.rec) {
 		return out
 	}
-	rec := rs.rec
+	rec := &rs.rec
 	rs.stats.Matched++
 	g := rs.groups[key]
 	if g != nil && ev.Time.Before(g.newest.Add(-rs.allowance)) {
@@ -288,7 +288,7 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine, out []schemas.Re
 		// rule for two minutes. A redelivered copy meets the cooldown of
 		// whatever it fired.
 		rs.scratch.key, rs.scratch.newest = key, ev.Time
-		rs.scratch.recs = append(rs.scratch.recs[:0], rec)
+		rs.scratch.recs = append(rs.scratch.recs[:0], *rec)
 		if f, ok := rs.eval.evaluate(rs.scratch.recs, 0, rs.window); ok {
 			out = rs.fire(e, &rs.scratch, 0, f, out)
 		}
@@ -301,14 +301,14 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine, out []schemas.Re
 	}
 	had := len(g.recs)
 	defer func() { rs.records += len(g.recs) - had }()
-	i, dup := g.position(&rec)
+	i, dup := g.position(rec)
 	if dup {
 		rs.stats.Duplicates++
 		return out
 	}
 	g.recs = append(g.recs, record{})
 	copy(g.recs[i+1:], g.recs[i:])
-	g.recs[i] = rec
+	g.recs[i] = *rec
 	if rec.flags&recTransient != 0 {
 		g.transient++
 	}
