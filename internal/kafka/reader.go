@@ -688,9 +688,7 @@ func (w *watermark) finish(m kafka.Message, commit func(kafka.Message)) {
 // when the Reader stopped first and m must stay uncommitted. Transient
 // failures are recorded in p, for the stall check.
 func (s *session) process(m kafka.Message, p *laneProgress) (ok bool, later func(context.Context) error) {
-	if e := s.r.log.Debug(); e.Enabled() {
-		e.Int("partition", m.Partition).Int64("offset", m.Offset).Bytes("key", m.Key).Msg("message received")
-	}
+	s.debug(m).Bytes("key", m.Key).Msg("message received")
 	var sched *retry.Schedule // from the first failure
 	for attempt := 0; ; attempt++ {
 		select {
@@ -708,15 +706,11 @@ func (s *session) process(m kafka.Message, p *laneProgress) (ok bool, later func
 		switch {
 		case err == nil:
 			s.r.metrics.handled.Inc()
-			if e := s.r.log.Debug(); e.Enabled() {
-				e.Int("partition", m.Partition).Int64("offset", m.Offset).Int("attempts", attempt+1).Msg("message handled")
-			}
+			s.debug(m).Int("attempts", attempt+1).Msg("message handled")
 			return true, nil
 		case errors.As(err, &le):
 			s.r.metrics.handled.Inc()
-			if e := s.r.log.Debug(); e.Enabled() {
-				e.Int("partition", m.Partition).Int64("offset", m.Offset).Int("attempts", attempt+1).Msg("message handled; durable later")
-			}
+			s.debug(m).Int("attempts", attempt+1).Msg("message handled; durable later")
 			return true, le.Wait
 		case errors.As(err, &pe):
 			return s.deadLetter(*s.msgLog(m), m, pe), nil
@@ -786,6 +780,12 @@ func Later(wait func(context.Context) error) error { return &LaterError{Wait: wa
 func (s *session) msgLog(m kafka.Message) *zerolog.Logger {
 	l := s.r.log.With().Int("partition", m.Partition).Int64("offset", m.Offset).Logger()
 	return &l
+}
+
+// debug is a debug line about m, with its partition and offset; nil, and
+// every call on it free, when the log is not at debug level.
+func (s *session) debug(m kafka.Message) *zerolog.Event {
+	return s.r.log.Debug().Int("partition", m.Partition).Int64("offset", m.Offset)
 }
 
 // call runs the handler on m. A panic is a bug, not a reason to die: it
