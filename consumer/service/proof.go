@@ -90,6 +90,11 @@ func (r *IdPRevoker) settle(ctx context.Context, cmd *schemas.RevokeCommand, raw
 		}
 		pr = r.proveVia(ctx, cmd, rawToken, via, pr)
 	}
+	if err := ctx.Err(); err != nil {
+		// Stopped while proving: the proof is not the token API's
+		// answer, and the command is carried out again.
+		return err
+	}
 	out.Verdict, out.Proof = pr.verdict, pr.statement
 	if out.Verdict == schemas.StepConfirmed && !out.CountKnown {
 		switch {
@@ -115,10 +120,10 @@ func (r *IdPRevoker) prove(ctx context.Context, cmd *schemas.RevokeCommand, rawT
 			statement: fmt.Sprintf("the token API's %s call ends login sessions and leaves issued tokens active", t.Kind)}
 	}
 	if rawToken != "" {
-		return r.introspect(ctx, rawToken)
+		return r.introspect(ctx, cmd, rawToken)
 	}
 	if t.Kind == schemas.TargetClient {
-		return r.proveClient(ctx, t.ClientID)
+		return r.proveClient(ctx, cmd, t.ClientID)
 	}
 	if t.UserID == "" {
 		return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: fmt.Sprintf("no proof: the token API offers none for a %s target without its token", t.Kind)}
@@ -129,16 +134,21 @@ func (r *IdPRevoker) prove(ctx context.Context, cmd *schemas.RevokeCommand, rawT
 // proveClient settles a client revocation, which no token API here can
 // prove: unconfirmed, unless the client call leaves refresh tokens active
 // and the client may hold some.
-func (r *IdPRevoker) proveClient(ctx context.Context, clientID string) proof {
+func (r *IdPRevoker) proveClient(ctx context.Context, cmd *schemas.RevokeCommand, clientID string) proof {
 	none := proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof: the token API offers none for a client"}
 	prof, ok := r.api.(Profile)
 	if !ok || !prof.AccessOnly() {
 		return none
 	}
-	ci, found, err := prof.LookupClient(ctx, clientID)
+	var ci idp.ClientInfo
+	var found bool
+	err := r.again(ctx, cmd, func(ctx context.Context) (err error) {
+		ci, found, err = prof.LookupClient(ctx, clientID)
+		return err
+	})
 	switch {
 	case err != nil:
-		return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof, and looking the client up failed: " + err.Error()}
+		return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof, and looking the client up failed: " + failure(err)}
 	case found && ci.HoldsRefreshTokens():
 		return proof{verdict: schemas.StepNotEffective, revoked: -1,
 			statement: "the token API's client call revokes access tokens only, and the client's refresh_token grant leaves its refresh tokens active"}
@@ -147,13 +157,17 @@ func (r *IdPRevoker) proveClient(ctx context.Context, clientID string) proof {
 }
 
 // introspect proves a raw token's revocation.
-func (r *IdPRevoker) introspect(ctx context.Context, rawToken string) proof {
-	in, err := r.api.Introspect(ctx, rawToken)
+func (r *IdPRevoker) introspect(ctx context.Context, cmd *schemas.RevokeCommand, rawToken string) proof {
+	var in idp.Introspection
+	err := r.again(ctx, cmd, func(ctx context.Context) (err error) {
+		in, err = r.api.Introspect(ctx, rawToken)
+		return err
+	})
 	switch {
 	case errors.Is(err, idp.ErrNoEndpoint) || errors.Is(err, idp.ErrNotConfigured):
 		return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof: the token API has no introspection endpoint"}
 	case err != nil:
-		return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof: introspection failed: " + sanitise(err.Error(), rawToken)}
+		return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof: introspection failed: " + sanitise(failure(err), rawToken)}
 	case in.Active:
 		return proof{verdict: schemas.StepNotEffective, revoked: -1, subject: in.Subject, client: in.ClientID,
 			statement: fmt.Sprintf("introspection: active=true (client %q)", in.ClientID)}
@@ -164,12 +178,16 @@ func (r *IdPRevoker) introspect(ctx context.Context, rawToken string) proof {
 // list proves a revocation from the subject's live tokens.
 func (r *IdPRevoker) list(ctx context.Context, cmd *schemas.RevokeCommand, since time.Time) proof {
 	t := cmd.Target
-	live, err := r.api.ListSubjectTokens(ctx, t.UserID)
+	var live []idp.TokenInfo
+	err := r.again(ctx, cmd, func(ctx context.Context) (err error) {
+		live, err = r.api.ListSubjectTokens(ctx, t.UserID)
+		return err
+	})
 	switch {
 	case errors.Is(err, idp.ErrNotConfigured):
 		return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof: the token API cannot list a subject's tokens"}
 	case err != nil:
-		return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof: listing the subject's tokens failed: " + err.Error()}
+		return proof{verdict: schemas.StepUnconfirmed, revoked: -1, statement: "no proof: listing the subject's tokens failed: " + failure(err)}
 	}
 	var still, newer int
 	for _, ti := range live {
@@ -276,7 +294,7 @@ func (r *IdPRevoker) escalate(ctx context.Context, prof Profile, cmd *schemas.Re
 // list of the fallback's target's tokens when it can be listed.
 func (r *IdPRevoker) proveVia(ctx context.Context, cmd *schemas.RevokeCommand, rawToken string, via *schemas.Target, prev proof) proof {
 	if rawToken != "" {
-		return r.introspect(ctx, rawToken)
+		return r.introspect(ctx, cmd, rawToken)
 	}
 	c := *cmd
 	c.Target = *via
@@ -327,4 +345,11 @@ func cmpList(fb []string) []string {
 		return []string{"dead-lettered"}
 	}
 	return append(slices.Clone(fb), "dead-lettered")
+}
+
+// failure is a proof call's error for the trail, without the terminal
+// mark: a proof that failed leaves the revocation unconfirmed, not
+// dead-lettered.
+func failure(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrTerminal.Error()+": ")
 }

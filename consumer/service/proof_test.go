@@ -280,3 +280,73 @@ func (a *reissuingAPI) RevokeTokenID(ctx context.Context, id string) (idp.Result
 	a.mu.Unlock()
 	return res, err
 }
+
+// flakyProof fails the first fails calls of each proof call (introspection
+// and the client lookup) with err, then answers as hydraLike does.
+type flakyProof struct {
+	*hydraLike
+	err           error
+	fails         int
+	intro, lookup int
+}
+
+func (a *flakyProof) Introspect(ctx context.Context, raw string) (idp.Introspection, error) {
+	if a.intro++; a.intro <= a.fails {
+		return idp.Introspection{}, a.err
+	}
+	return a.hydraLike.Introspect(ctx, raw)
+}
+
+func (a *flakyProof) LookupClient(ctx context.Context, id string) (idp.ClientInfo, bool, error) {
+	if a.lookup++; a.lookup <= a.fails {
+		return idp.ClientInfo{}, false, a.err
+	}
+	return a.hydraLike.LookupClient(ctx, id)
+}
+
+// TestProofCallsAreRetried: a proof call that fails transiently is made
+// again on the revocation's schedule, so one slow answer does not turn a
+// revocation that did not take into an unconfirmed one; a proof call that
+// keeps failing, or fails for good, leaves the outcome unconfirmed with
+// the failure in the proof.
+func TestProofCallsAreRetried(t *testing.T) {
+	timeout := &idp.HTTPError{Op: "introspect", Status: 503}
+	refused := &idp.HTTPError{Op: "introspect", Status: 401}
+	byClient := &schemas.RevokeCommand{CommandID: "c1", Target: schemas.Target{Kind: schemas.TargetClient, ClientID: "app"}}
+	byToken := &schemas.RevokeCommand{CommandID: "c2", Target: schemas.Target{Kind: schemas.TargetToken, TokenID: "fp"}}
+	for _, c := range []struct {
+		name    string
+		err     error
+		fails   int
+		cmd     *schemas.RevokeCommand
+		want    schemas.Step
+		calls   int // proof calls made
+		inProof string
+	}{
+		{"client lookup slow twice", timeout, 2, byClient, schemas.StepNotEffective, 3, "refresh tokens active"},
+		{"introspection slow twice", timeout, 2, byToken, schemas.StepConfirmed, 3, "active=false"},
+		{"client lookup slow every time", timeout, 100, byClient, schemas.StepUnconfirmed, 5, "looking the client up failed: after 5 attempts: idp: introspect: HTTP 503"},
+		{"introspection refused", refused, 100, byToken, schemas.StepUnconfirmed, 1, "introspection failed: idp: introspect: HTTP 401"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			api := &flakyProof{hydraLike: newHydraLike(idp.Escalation{}), err: c.err, fails: c.fails}
+			api.tokens["at-self"] = &fakeToken{subject: "svc", client: api.self, active: true}
+			r := NewIdPRevoker(api, RetryConfig{MaxAttempts: 5, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+			waits := 0
+			r.sleep = func(context.Context, time.Duration) error { waits++; return nil }
+			raw := ""
+			if c.cmd.Target.Kind == schemas.TargetToken {
+				raw = "at-self"
+			}
+			out, err := r.Revoke(t.Context(), c.cmd, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := api.intro + api.lookup
+			if out.Verdict != c.want || calls != c.calls || waits != c.calls-1 || !strings.Contains(out.Proof, c.inProof) {
+				t.Fatalf("verdict %s after %d proof calls and %d waits, proof %q; want %s after %d, proof with %q",
+					out.Verdict, calls, waits, out.Proof, c.want, c.calls, c.inProof)
+			}
+		})
+	}
+}

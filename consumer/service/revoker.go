@@ -129,27 +129,37 @@ func (r *IdPRevoker) Revoke(ctx context.Context, cmd *schemas.RevokeCommand, raw
 // retrying makes call until it succeeds, fails terminally or runs out of
 // attempts, and records its answer in out.
 func (r *IdPRevoker) retrying(ctx context.Context, cmd *schemas.RevokeCommand, out *Outcome, call apiCall) error {
+	return r.again(ctx, cmd, func(ctx context.Context) error {
+		out.Attempts++
+		res, err := call(ctx)
+		out.Status, out.Revoked, out.CountKnown, out.Response = res.Status, res.Revoked, res.CountKnown, res.Body
+		var he *idp.HTTPError
+		if errors.As(err, &he) {
+			out.Status = he.Status
+		}
+		return err
+	})
+}
+
+// again makes call until it succeeds, fails terminally (an error wrapping
+// ErrTerminal), has been made MaxAttempts times, or the next wait would
+// outlast the command (ErrTerminal too).
+func (r *IdPRevoker) again(ctx context.Context, cmd *schemas.RevokeCommand, call func(context.Context) error) error {
 	// Each wait is drawn at random up to the schedule's next interval
 	// (full jitter): MinBackoff, doubling up to MaxBackoff. The loop is
 	// ours rather than backoff.Retry's: a Retry-After overrides the
 	// schedule without advancing it, a command that would expire during
-	// the wait is given up as terminal, every attempt is counted in out,
-	// and the wait goes through r.sleep, which tests replace.
+	// the wait is given up as terminal, and the wait goes through
+	// r.sleep, which tests replace.
 	schedule := &backoff.ExponentialBackOff{
 		InitialInterval: r.retry.MinBackoff,
 		Multiplier:      2,
 		MaxInterval:     r.retry.MaxBackoff,
 	}
 	for tries := 1; ; tries++ {
-		out.Attempts++
-		res, err := call(ctx)
-		out.Status, out.Revoked, out.CountKnown, out.Response = res.Status, res.Revoked, res.CountKnown, res.Body
+		err := call(ctx)
 		if err == nil {
 			return nil
-		}
-		var he *idp.HTTPError
-		if errors.As(err, &he) {
-			out.Status = he.Status
 		}
 		retry, after := idp.Retryable(err)
 		if !retry {
