@@ -33,7 +33,7 @@ func (r *runner) startBroker(ctx context.Context) (*broker.Broker, error) {
 	b, err := broker.Start(ctx, broker.Config{
 		Addr: "127.0.0.1:0",
 		Topics: map[string]int{
-			schemas.TopicAuditEvents: r.cfg.Partitions, schemas.TopicRevokeCommands: r.cfg.Partitions, schemas.TopicDLQ: 1,
+			schemas.TopicAuditEvents: r.cfg.partitions(PartDetector), schemas.TopicRevokeCommands: r.cfg.partitions(PartDetector), schemas.TopicDLQ: 1,
 		},
 		DefaultPartitions: 1,
 		Logger:            r.logger("kafka"),

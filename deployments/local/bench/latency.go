@@ -39,7 +39,7 @@ func (r *runner) latencyAt(ctx context.Context, rate float64, dir string) (_ Lat
 	scfg := stack.DefaultConfig()
 	scfg.KafkaAddr, scfg.TokenAPIAddr, scfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	scfg.IngestAddr = "" // the traffic goes to Kafka directly
-	scfg.Partitions = r.cfg.Partitions
+	scfg.Partitions = r.cfg.partitions(PartLatency)
 	scfg.GeoIP = r.cfg.GeoIP
 	scfg.Audit = r.cfg.Audit
 	if scfg.Audit.Backend == backends.ChDB {

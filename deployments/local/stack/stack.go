@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -49,7 +50,9 @@ type Config struct {
 	// IngestAddr is where the HTTP ingest endpoint listens, as `producer
 	// ingest --listen` serves it (empty: none).
 	IngestAddr string `flag:"ingest-addr" env:"REVOKED_LOCAL_INGEST_ADDR" usage:"listen address of the HTTP ingest endpoint, POST /v1/events (empty: none)"`
-	Partitions int    `flag:"partitions" env:"REVOKED_LOCAL_PARTITIONS" usage:"partitions of audit.events and revoke.commands"`
+	// Partitions of audit.events and revoke.commands: by default one per
+	// core, at least two (DefaultPartitions).
+	Partitions int `flag:"partitions" env:"REVOKED_LOCAL_PARTITIONS" usage:"partitions of audit.events and revoke.commands (default: one per core, at least 2)"`
 	// Audit selects the audit store: chDB in DataDir by default.
 	Audit backends.Config `flag:"audit" env:"REVOKED_AUDIT"`
 	// DryRun makes the detector issue only dry-run commands.
@@ -83,13 +86,24 @@ func DefaultConfig() Config {
 		TokenAPIAddr:  "127.0.0.1:8090",
 		HTTPAddr:      "127.0.0.1:8080",
 		IngestAddr:    "127.0.0.1:8081",
-		Partitions:    8,
+		Partitions:    DefaultPartitions(),
 		Audit:         backends.Config{Backend: backends.ChDB},
 		GeoIP:         enrich.DefaultConfig(),
 		Guard:         localGuard(),
 		ConsumerGuard: consumer.DefaultConfig().Guard,
 	}
 }
+
+// DefaultPartitions is the local stack's partition count: one per core
+// the process may use, at least two. Every partition costs its own fetch
+// and produce requests, and in one process they compete with the work for
+// the same cores: on 2 cores at 10,000 events/s (`--simulate 20s --rate
+// 10000 --users 10000`, three runs each) 2 partitions took 10% less CPU
+// than 8 (32.6 to 33.5 s against 37.1 to 38.2 s), with event → revoked p50
+// 16 ms against 24 to 29 ms and p99 79 to 110 ms against 104 to 167 ms.
+// The detector's partitions are also what run its decoding in parallel,
+// so a larger machine gets more of them.
+func DefaultPartitions() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 // localGuard is the guard's defaults without budgets.
 func localGuard() guard.Config {
