@@ -49,11 +49,14 @@ func (r *runner) latencyAt(ctx context.Context, rate float64, dir string) (_ Lat
 		scfg.Audit.SpoolDir = filepath.Join(scfg.Audit.SpoolDir, filepath.Base(dir))
 	}
 	var mu sync.Mutex
-	var sample []time.Duration
+	var sample []Revocation
 	s, err := stack.Start(ctx, scfg, stack.Observer{AuditRow: func(row schemas.AuditRow) {
 		if row.Step.Revoked() && row.RevokeLatencyMs > 0 {
 			mu.Lock()
-			sample = append(sample, time.Duration(row.RevokeLatencyMs)*time.Millisecond)
+			sample = append(sample, Revocation{
+				ToDetector: time.Duration(row.DetectLatencyMs) * time.Millisecond,
+				ToRevoked:  time.Duration(row.RevokeLatencyMs) * time.Millisecond,
+			})
 			mu.Unlock()
 		}
 	}}, r.logger("stack"))
@@ -80,7 +83,14 @@ func (r *runner) latencyAt(ctx context.Context, rate float64, dir string) (_ Lat
 
 	label := fmt.Sprintf("  stack at %s events/s", count(rate))
 	bar := progress.New(r.progress, progress.Config{Label: label, Total: int64(r.cfg.Duration / time.Second), Unit: "s"})
-	rep, err := s.Simulate(ctx, sim, r.cfg.Drain, nil, func(st simulate.Stats) { bar.Set(int64(st.Elapsed / time.Second)) })
+	cpu := startCPU()
+	rep, err := s.Simulate(ctx, sim, r.cfg.Drain, nil, func(st simulate.Stats) {
+		bar.Set(int64(st.Elapsed / time.Second))
+		if st.Elapsed >= sim.Duration {
+			cpu.stop()
+		}
+	})
+	cpu.stop()
 	bar.Finish()
 	if err != nil {
 		return Latency{}, err
@@ -88,6 +98,7 @@ func (r *runner) latencyAt(ctx context.Context, rate float64, dir string) (_ Lat
 	l := Latency{
 		Rate: rate, Achieved: rep.EventsPerSec, Events: rep.Events,
 		CaughtUp: rep.DetectorCaughtUp > 0, Unfinished: rep.Unfinished, Target: LatencyTargets[rate],
+		CPU: cpu.cores,
 	}
 	mu.Lock()
 	l.percentiles(sample)

@@ -54,18 +54,43 @@ type Latency struct {
 	Unfinished         int
 	P50, P90, P99, Max time.Duration
 	Target             time.Duration // 0: none
+	// ToDetector and ToRevoked split each revocation's latency where the
+	// detector took the event that completed the detection (the
+	// command's detected_at): before it, the traffic's producer, Kafka
+	// and the detector's queue; after it, the rule engine, the command
+	// topic, the consumer and the token API. Each half's percentiles are
+	// its own: its p99 and the other's need not be one revocation's.
+	ToDetector, ToRevoked Split
+	// CPU is how many cores the whole process used while the traffic
+	// ran (user and system time over wall time), the simulator, the
+	// broker and the token API included; 0 when not measured.
+	CPU float64
 }
 
+// Split is the p50 and p99 of one half of the event → revoked latency.
+type Split struct{ P50, P99 time.Duration }
+
+// Revocation is one revocation's latency from its last event: to the
+// detector taking that event, and to the token revoked.
+type Revocation struct{ ToDetector, ToRevoked time.Duration }
+
 // percentiles fills the latency percentiles from a sample.
-func (l *Latency) percentiles(d []time.Duration) {
-	l.Revocations = len(d)
-	if len(d) == 0 {
+func (l *Latency) percentiles(rs []Revocation) {
+	l.Revocations = len(rs)
+	if len(rs) == 0 {
 		return
 	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
-	l.P50, l.P90, l.P99, l.Max = at(0.50), at(0.90), at(0.99), s[len(s)-1]
+	total, detect, rest := make([]time.Duration, len(rs)), make([]time.Duration, len(rs)), make([]time.Duration, len(rs))
+	for i, r := range rs {
+		total[i], detect[i], rest[i] = r.ToRevoked, r.ToDetector, r.ToRevoked-r.ToDetector
+	}
+	for _, s := range [][]time.Duration{total, detect, rest} {
+		slices.Sort(s)
+	}
+	at := func(s []time.Duration, q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))] }
+	l.P50, l.P90, l.P99, l.Max = at(total, 0.50), at(total, 0.90), at(total, 0.99), total[len(total)-1]
+	l.ToDetector = Split{P50: at(detect, 0.50), P99: at(detect, 0.99)}
+	l.ToRevoked = Split{P50: at(rest, 0.50), P99: at(rest, 0.99)}
 }
 
 // Print writes the results as two tables: the parts against their
@@ -85,7 +110,7 @@ func (res Results) Print(w io.Writer) {
 			fmt.Fprintln(w)
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "event → revoked\tachieved\trevocations\tp50\tp90\tp99\tmax\ttarget\t")
+		fmt.Fprintln(tw, "event → revoked\tachieved\tcpu\trevocations\tp50\tp90\tp99\tmax\tto detector p50/p99\tthen to revoked p50/p99\ttarget\t")
 		for _, l := range res.Latency {
 			target := "-"
 			if l.Target > 0 {
@@ -98,12 +123,17 @@ func (res Results) Print(w io.Writer) {
 			if l.Unfinished > 0 {
 				achieved += fmt.Sprintf(", %d unfinished", l.Unfinished)
 			}
-			p := []string{"-", "-", "-", "-"}
+			p := []string{"-", "-", "-", "-", "-", "-"}
 			if l.Revocations > 0 {
-				p = []string{ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max)}
+				p = []string{ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max),
+					ms(l.ToDetector.P50) + " / " + ms(l.ToDetector.P99), ms(l.ToRevoked.P50) + " / " + ms(l.ToRevoked.P99)}
 			}
-			fmt.Fprintf(tw, "at %s events/s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n",
-				count(l.Rate), achieved, l.Revocations, p[0], p[1], p[2], p[3], target)
+			cpu := "-"
+			if l.CPU > 0 {
+				cpu = fmt.Sprintf("%.2f cores", l.CPU)
+			}
+			fmt.Fprintf(tw, "at %s events/s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+				count(l.Rate), achieved, cpu, l.Revocations, p[0], p[1], p[2], p[3], p[4], p[5], target)
 		}
 		_ = tw.Flush()
 	}
