@@ -293,18 +293,49 @@ func (c *Client) adminRequest(ctx context.Context, op string, call AdminCall, au
 
 // expand replaces the placeholders of tmpl in one pass, so a value that
 // looks like a placeholder is never expanded itself: {base} by base as is,
-// the others by esc of their value. Unknown placeholders stay.
+// the others by esc of their value. Unknown placeholders stay. It finds
+// what placeholderRE matches (FuzzExpandMatchesPlaceholderRE), scanning
+// instead of running the regular expression: every revocation and every
+// proof expands a URL, and a campaign's CPU profile showed the regular
+// expression (BenchmarkExpandURL: 0.74 µs with the scan, 2.5 µs with the
+// regular expression).
 func expand(tmpl, base string, vals map[string]string, esc func(string) string) string {
-	return placeholderRE.ReplaceAllStringFunc(tmpl, func(ph string) string {
-		name := ph[1 : len(ph)-1]
-		if name == "base" {
-			return strings.TrimSuffix(base, "/")
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			break
 		}
-		if v, ok := vals[name]; ok {
-			return esc(v)
+		j := i + 1
+		for j < len(tmpl) && isPlaceholderByte(tmpl[j]) {
+			j++
 		}
-		return ph
-	})
+		if j == len(tmpl) || tmpl[j] != '}' {
+			// No placeholder starts here; none starts inside it either, as
+			// its name bytes hold no brace.
+			b.WriteString(tmpl[:j])
+			tmpl = tmpl[j:]
+			continue
+		}
+		b.WriteString(tmpl[:i])
+		ph := tmpl[i : j+1]
+		if name := ph[1 : len(ph)-1]; name == "base" {
+			b.WriteString(strings.TrimSuffix(base, "/"))
+		} else if v, ok := vals[name]; ok {
+			b.WriteString(esc(v))
+		} else {
+			b.WriteString(ph)
+		}
+		tmpl = tmpl[j+1:]
+	}
+	b.WriteString(tmpl)
+	return b.String()
+}
+
+// isPlaceholderByte reports whether c may appear in a placeholder's name
+// ([A-Za-z0-9_.-], as placeholderRE says).
+func isPlaceholderByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
 }
 
 // expandURL fills a URL template: {base} as is, each parameter escaped as a
