@@ -102,9 +102,9 @@ func (s *Store) CommandRows(ctx context.Context, commandID string) ([]schemas.Au
 		return nil, err
 	}
 	var out []schemas.AuditRow
-	for _, r := range s.rows {
-		if r.CommandID == commandID {
-			out = append(out, r)
+	for i := range s.rows {
+		if r := &s.rows[i]; r.CommandID == commandID {
+			out = append(out, *r)
 		}
 	}
 	slices.SortFunc(out, func(a, b schemas.AuditRow) int {
@@ -122,8 +122,8 @@ func (s *Store) ChainHead(ctx context.Context, chain string) (uint64, string, er
 	}
 	var seq uint64
 	var hash string
-	for _, r := range s.rows {
-		if r.Chain == chain && audit.HigherHead(r.Seq, r.Hash, seq, hash) {
+	for i := range s.rows {
+		if r := &s.rows[i]; r.Chain == chain && audit.HigherHead(r.Seq, r.Hash, seq, hash) {
 			seq, hash = r.Seq, r.Hash
 		}
 	}
@@ -138,9 +138,9 @@ func (s *Store) ChainRows(ctx context.Context, chain string, afterSeq uint64, li
 		return nil, err
 	}
 	var out []schemas.AuditRow
-	for _, r := range s.rows {
-		if r.Chain == chain && r.Seq > afterSeq {
-			out = append(out, r)
+	for i := range s.rows {
+		if r := &s.rows[i]; r.Chain == chain && r.Seq > afterSeq {
+			out = append(out, *r)
 		}
 	}
 	slices.SortFunc(out, func(a, b schemas.AuditRow) int {
@@ -163,9 +163,9 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 		return nil, err
 	}
 	var out []schemas.AuditRow
-	for _, r := range s.rows {
-		if q.Matches(&r) {
-			out = append(out, r)
+	for i := range s.rows {
+		if r := &s.rows[i]; q.Matches(r) {
+			out = append(out, *r)
 		}
 	}
 	slices.SortFunc(out, func(a, b schemas.AuditRow) int {
@@ -194,8 +194,8 @@ func (s *Store) Latest(ctx context.Context, q audit.Query) (time.Time, error) {
 		return time.Time{}, err
 	}
 	var latest time.Time
-	for _, r := range s.rows {
-		if q.Matches(&r) && r.Time.After(latest) {
+	for i := range s.rows {
+		if r := &s.rows[i]; q.Matches(r) && r.Time.After(latest) {
 			latest = r.Time
 		}
 	}
@@ -257,8 +257,8 @@ func (s *Store) Chains(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	var out []string
-	for _, r := range s.rows {
-		out = append(out, r.Chain)
+	for i := range s.rows {
+		out = append(out, s.rows[i].Chain)
 	}
 	for _, c := range s.cps {
 		out = append(out, c.Chain)
