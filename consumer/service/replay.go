@@ -168,9 +168,11 @@ func (x *replayIndex) close() {
 
 // lookup returns the terminal steps the index knows for the command at
 // pos, and whether they are the whole truth (sure): see replayIndex. It
-// also notes that pos's partition is live here.
-func (x *replayIndex) lookup(cmd *schemas.RevokeCommand, pos position, canonicalKey bool) (rows []schemas.AuditRow, sure bool) {
-	now := x.now()
+// also notes that pos's partition was live here at arrived, when the
+// handler took the message: what the handler waited for since (another
+// handler's lock on the command id, a refresh) is not the partition's
+// silence.
+func (x *replayIndex) lookup(cmd *schemas.RevokeCommand, pos position, arrived time.Time, canonicalKey bool) (rows []schemas.AuditRow, sure bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	k := partKey{pos.topic, pos.partition}
@@ -179,11 +181,13 @@ func (x *replayIndex) lookup(cmd *schemas.RevokeCommand, pos position, canonical
 		p = &partState{}
 		x.parts[k] = p
 	}
-	if p.seen.IsZero() || now.Sub(p.seen) >= x.cfg.IdleGap {
+	if p.seen.IsZero() || arrived.Sub(p.seen) >= x.cfg.IdleGap {
 		x.triggerLocked()
 		p.gen = x.gen
 	}
-	p.seen = now
+	if arrived.After(p.seen) {
+		p.seen = arrived
+	}
 	for _, e := range x.done[cmd.CommandID] {
 		rows = append(rows, e.row(cmd.CommandID))
 	}
@@ -274,7 +278,14 @@ func (x *replayIndex) triggerLocked() {
 // partition is worth repeating after it: one store read then answers the
 // commands that would each have read the store meanwhile (at start, every
 // command in flight until the first load completes).
-func (x *replayIndex) await(ctx context.Context, cmd *schemas.RevokeCommand, canonicalKey bool) bool {
+//
+// A handler that waited held a message of pos's partition all along, so
+// the partition was not silent: when the refresh ends, the partition
+// counts as seen then. Otherwise a refresh slower than IdleGap would make
+// every partition that waited for it look (re)appeared at its next
+// lookup, which asks for another refresh, which its handlers wait for
+// again, for as long as commands come.
+func (x *replayIndex) await(ctx context.Context, cmd *schemas.RevokeCommand, pos position, canonicalKey bool) bool {
 	x.mu.Lock()
 	// Only a refresh can make such a lookup sure (see lookup).
 	helps := canonicalKey && (x.loadedFrom.IsZero() || !cmd.IssuedAt.Before(x.loadedFrom))
@@ -286,10 +297,16 @@ func (x *replayIndex) await(ctx context.Context, cmd *schemas.RevokeCommand, can
 	x.mu.Unlock()
 	select {
 	case <-ch:
-		return true
 	case <-ctx.Done():
 		return false
 	}
+	now := x.now()
+	x.mu.Lock()
+	if p := x.parts[partKey{pos.topic, pos.partition}]; p != nil && now.After(p.seen) {
+		p.seen = now
+	}
+	x.mu.Unlock()
+	return true
 }
 
 func (x *replayIndex) refreshLoop() {

@@ -206,3 +206,69 @@ func TestReplayCheckWaitsForTheLoad(t *testing.T) {
 		t.Errorf("%d of %d replay checks read the store while the index loaded", got, n)
 	}
 }
+
+// slowHistoryStore takes delay over every read of the trail, as a store
+// does when a refresh reads many rows, and counts the reads.
+type slowHistoryStore struct {
+	*countingStore
+	delay   time.Duration
+	history atomic.Int64
+}
+
+func (s *slowHistoryStore) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow, error) {
+	s.history.Add(1)
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.countingStore.History(ctx, q)
+}
+
+// TestReplayRefreshSlowerThanIdleGap: a refresh that takes longer than
+// the idle gap does not make the partitions whose handlers waited for it
+// look silent, so it does not set off another refresh, and so on for as
+// long as commands come: the commands wait for the first refreshes and
+// then run from the index, none checked against the store.
+func TestReplayRefreshSlowerThanIdleGap(t *testing.T) {
+	store := &slowHistoryStore{countingStore: &countingStore{Store: memstore.New()}, delay: 500 * time.Millisecond}
+	f := newFixture(t, store)
+	api := &countingAPI{TokenAPI: f.client}
+	cfg := f.config("g-slow-refresh")
+	cfg.Replay.IdleGap = 200 * time.Millisecond
+	// Every partition's messages are fetched at once (with the default
+	// queue, a partition whose lanes wait fills its queue and holds the
+	// others' messages back, and they appear one after another).
+	cfg.Reader.QueueSize = 1024
+	const n = 200
+	now := time.Now()
+	for i := range n {
+		c := command(schemas.Target{Kind: schemas.TargetUser, UserID: fmt.Sprintf("u-slow-%d", i)}, now)
+		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
+	}
+	_, stop := f.run(t, cfg, service.Deps{TokenAPI: api})
+	f.rows.Wait(t, "every command", func(rows []schemas.AuditRow) bool {
+		done := map[string]bool{}
+		for _, r := range rows {
+			if r.Step.Revoked() {
+				done[r.CommandID] = true
+			}
+		}
+		return len(done) == n
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := int(api.subject.Load()); got != n {
+		t.Errorf("the token API saw %d revocations, want %d", got, n)
+	}
+	// The load at start and one more for the partitions that appeared
+	// while it read (a third if a partition's first message came only
+	// after that one began).
+	if got := store.history.Load(); got > 3 {
+		t.Errorf("the trail was read %d times for %d commands", got, n)
+	}
+	if got := store.commandRows.Load(); got != 0 {
+		t.Errorf("%d replay checks read the store", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/revoked-dev/revoked/schemas"
 )
@@ -18,7 +19,7 @@ import (
 func (h *Handler) replayStep(ctx context.Context, f *flight, next next) error {
 	mu := h.lock(f.cmd.CommandID)
 	defer mu.Unlock()
-	prior, err := h.prior(ctx, &f.cmd, f.pos, string(f.msg.Key) == f.cmd.Target.Key())
+	prior, err := h.prior(ctx, &f.cmd, f.pos, f.start, string(f.msg.Key) == f.cmd.Target.Key())
 	if err != nil {
 		return err
 	}
@@ -45,14 +46,14 @@ const maxRefreshWaits = 3
 // from the replay index alone when it is sure (see replayIndex), else from
 // the audit log (the store, and the spool's ledger while the store is
 // down). The caller holds the command id's lock.
-func (h *Handler) prior(ctx context.Context, cmd *schemas.RevokeCommand, pos position, canonicalKey bool) ([]schemas.AuditRow, error) {
+func (h *Handler) prior(ctx context.Context, cmd *schemas.RevokeCommand, pos position, arrived time.Time, canonicalKey bool) ([]schemas.AuditRow, error) {
 	if h.replay != nil {
-		rows, sure := h.replay.lookup(cmd, pos, canonicalKey)
+		rows, sure := h.replay.lookup(cmd, pos, arrived, canonicalKey)
 		// Unsure while a refresh reads the store: wait for it rather
 		// than read the store for this one command (a failed refresh
 		// leaves the lookup unsure, and the store answers below).
-		for waits := 0; waits < maxRefreshWaits && !sure && !slices.ContainsFunc(rows, pos.same) && h.replay.await(ctx, cmd, canonicalKey); waits++ {
-			rows, sure = h.replay.lookup(cmd, pos, canonicalKey)
+		for waits := 0; waits < maxRefreshWaits && !sure && !slices.ContainsFunc(rows, pos.same) && h.replay.await(ctx, cmd, pos, canonicalKey); waits++ {
+			rows, sure = h.replay.lookup(cmd, pos, arrived, canonicalKey)
 		}
 		if sure || slices.ContainsFunc(rows, pos.same) {
 			h.metrics.ReplayChecks.WithLabelValues("index").Inc()
