@@ -162,23 +162,38 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	var out []schemas.AuditRow
+	// Positions are matched, sorted and deduplicated, and only the rows
+	// returned are copied: a row is hundreds of bytes, and the replay
+	// index reads a minute of a busy trail at a time.
+	var idx []int
 	for i := range s.rows {
-		if r := &s.rows[i]; q.Matches(r) {
-			out = append(out, *r)
+		if q.Matches(&s.rows[i]) {
+			idx = append(idx, i)
 		}
 	}
-	slices.SortFunc(out, func(a, b schemas.AuditRow) int {
+	slices.SortFunc(idx, func(i, j int) int {
+		a, b := &s.rows[i], &s.rows[j]
 		return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(a.Chain, b.Chain), cmp.Compare(b.Seq, a.Seq),
 			cmp.Compare(a.RowID, b.RowID), cmp.Compare(a.Hash, b.Hash))
 	})
-	out = firstByRowID(out)
-	if q.Offset >= len(out) {
+	seen := make(map[string]struct{}, len(idx))
+	idx = slices.DeleteFunc(idx, func(i int) bool {
+		// The first row of each RowID, like LIMIT 1 BY row_id.
+		id := s.rows[i].RowID
+		_, dup := seen[id]
+		seen[id] = struct{}{}
+		return dup
+	})
+	if q.Offset >= len(idx) {
 		return nil, nil
 	}
-	out = out[q.Offset:]
-	if q.Limit > 0 && len(out) > q.Limit {
-		out = out[:q.Limit]
+	idx = idx[q.Offset:]
+	if q.Limit > 0 && len(idx) > q.Limit {
+		idx = idx[:q.Limit]
+	}
+	out := make([]schemas.AuditRow, len(idx))
+	for k, i := range idx {
+		out[k] = s.rows[i]
 	}
 	return out, nil
 }
