@@ -187,21 +187,7 @@ func TestReplayCheckWaitsForTheLoad(t *testing.T) {
 		t.Fatalf("%d commands ran before the trail was loaded", got)
 	}
 	close(store.open)
-	f.rows.Wait(t, "every command", func(rows []schemas.AuditRow) bool {
-		done := map[string]bool{}
-		for _, r := range rows {
-			if r.Step.Revoked() {
-				done[r.CommandID] = true
-			}
-		}
-		return len(done) == n
-	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if got := int(api.subject.Load()); got != n {
-		t.Errorf("the token API saw %d revocations, want %d", got, n)
-	}
+	revokedOnce(t, f, api, stop, n)
 	if got := store.commandRows.Load(); got > n/10 {
 		t.Errorf("%d of %d replay checks read the store while the index loaded", got, n)
 	}
@@ -247,6 +233,23 @@ func TestReplayRefreshSlowerThanIdleGap(t *testing.T) {
 		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
 	}
 	_, stop := f.run(t, cfg, service.Deps{TokenAPI: api})
+	revokedOnce(t, f, api, stop, n)
+	// The load at start and one more for the partitions that appeared
+	// while it read (a third if a partition's first message came only
+	// after that one began).
+	if got := store.history.Load(); got > 3 {
+		t.Errorf("the trail was read %d times for %d commands", got, n)
+	}
+	if got := store.commandRows.Load(); got != 0 {
+		t.Errorf("%d replay checks read the store", got)
+	}
+}
+
+// revokedOnce waits until n commands have their revocation's outcome in
+// the trail, stops the consumer, and checks that the token API saw n
+// revocations.
+func revokedOnce(t *testing.T, f *fixture, api *countingAPI, stop func() error, n int) {
+	t.Helper()
 	f.rows.Wait(t, "every command", func(rows []schemas.AuditRow) bool {
 		done := map[string]bool{}
 		for _, r := range rows {
@@ -261,14 +264,5 @@ func TestReplayRefreshSlowerThanIdleGap(t *testing.T) {
 	}
 	if got := int(api.subject.Load()); got != n {
 		t.Errorf("the token API saw %d revocations, want %d", got, n)
-	}
-	// The load at start and one more for the partitions that appeared
-	// while it read (a third if a partition's first message came only
-	// after that one began).
-	if got := store.history.Load(); got > 3 {
-		t.Errorf("the trail was read %d times for %d commands", got, n)
-	}
-	if got := store.commandRows.Load(); got != 0 {
-		t.Errorf("%d replay checks read the store", got)
 	}
 }
