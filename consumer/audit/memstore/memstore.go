@@ -101,16 +101,11 @@ func (s *Store) CommandRows(ctx context.Context, commandID string) ([]schemas.Au
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	var out []schemas.AuditRow
-	for i := range s.rows {
-		if r := &s.rows[i]; r.CommandID == commandID {
-			out = append(out, *r)
-		}
-	}
-	slices.SortFunc(out, func(a, b schemas.AuditRow) int {
-		return cmp.Or(cmp.Compare(a.Chain, b.Chain), cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Hash, b.Hash))
-	})
-	return firstByRowID(out), nil
+	idx := s.firstByRowID(func(r *schemas.AuditRow) bool { return r.CommandID == commandID },
+		func(a, b *schemas.AuditRow) int {
+			return cmp.Or(cmp.Compare(a.Chain, b.Chain), cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Hash, b.Hash))
+		})
+	return s.rowsAt(idx), nil
 }
 
 // ChainHead implements audit.Store.
@@ -162,27 +157,9 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
-	// Positions are matched, sorted and deduplicated, and only the rows
-	// returned are copied: a row is hundreds of bytes, and the replay
-	// index reads a minute of a busy trail at a time.
-	var idx []int
-	for i := range s.rows {
-		if q.Matches(&s.rows[i]) {
-			idx = append(idx, i)
-		}
-	}
-	slices.SortFunc(idx, func(i, j int) int {
-		a, b := &s.rows[i], &s.rows[j]
+	idx := s.firstByRowID(q.Matches, func(a, b *schemas.AuditRow) int {
 		return cmp.Or(b.Time.Compare(a.Time), cmp.Compare(a.Chain, b.Chain), cmp.Compare(b.Seq, a.Seq),
 			cmp.Compare(a.RowID, b.RowID), cmp.Compare(a.Hash, b.Hash))
-	})
-	seen := make(map[string]struct{}, len(idx))
-	idx = slices.DeleteFunc(idx, func(i int) bool {
-		// The first row of each RowID, like LIMIT 1 BY row_id.
-		id := s.rows[i].RowID
-		_, dup := seen[id]
-		seen[id] = struct{}{}
-		return dup
 	})
 	if q.Offset >= len(idx) {
 		return nil, nil
@@ -191,11 +168,7 @@ func (s *Store) History(ctx context.Context, q audit.Query) ([]schemas.AuditRow,
 	if q.Limit > 0 && len(idx) > q.Limit {
 		idx = idx[:q.Limit]
 	}
-	out := make([]schemas.AuditRow, len(idx))
-	for k, i := range idx {
-		out[k] = s.rows[i]
-	}
-	return out, nil
+	return s.rowsAt(idx), nil
 }
 
 // Latest implements audit.Store.
@@ -322,16 +295,35 @@ func (s *Store) Tamper(fn func(rows []schemas.AuditRow, cps []schemas.Checkpoint
 	}
 }
 
-// firstByRowID keeps the first row of each RowID, like LIMIT 1 BY row_id.
-func firstByRowID(rows []schemas.AuditRow) []schemas.AuditRow {
-	seen := make(map[string]struct{}, len(rows))
-	out := rows[:0]
-	for _, r := range rows {
-		if _, ok := seen[r.RowID]; ok {
-			continue
+// firstByRowID returns the positions of the rows match selects, in the
+// order order gives, keeping the first row of each RowID (ORDER BY ...
+// LIMIT 1 BY row_id). It sorts positions, not rows: a row is hundreds of
+// bytes, and the replay index reads a minute of a busy trail at a time.
+func (s *Store) firstByRowID(match func(*schemas.AuditRow) bool, order func(a, b *schemas.AuditRow) int) []int {
+	var idx []int
+	for i := range s.rows {
+		if match(&s.rows[i]) {
+			idx = append(idx, i)
 		}
-		seen[r.RowID] = struct{}{}
-		out = append(out, r)
+	}
+	slices.SortFunc(idx, func(i, j int) int { return order(&s.rows[i], &s.rows[j]) })
+	seen := make(map[string]struct{}, len(idx))
+	return slices.DeleteFunc(idx, func(i int) bool {
+		id := s.rows[i].RowID
+		_, dup := seen[id]
+		seen[id] = struct{}{}
+		return dup
+	})
+}
+
+// rowsAt copies the rows at positions idx; nil for none.
+func (s *Store) rowsAt(idx []int) []schemas.AuditRow {
+	if len(idx) == 0 {
+		return nil
+	}
+	out := make([]schemas.AuditRow, len(idx))
+	for k, i := range idx {
+		out[k] = s.rows[i]
 	}
 	return out
 }
