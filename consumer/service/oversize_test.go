@@ -57,6 +57,13 @@ func TestMessageAtTheBrokerLimitDoesNotStopTheCommandBehindIt(t *testing.T) {
 	f.kafka.ProduceTo(t, schemas.TopicRevokeCommands, partition, good)
 
 	cfg := f.config("g-oversize")
+	// The fetch carrying the big message must arrive within the read
+	// deadline's slack past the broker's hold (kafkax.FetchWaits): the
+	// harness's 10 ms max-wait leaves 2.5 ms, which a busy machine under
+	// -race misses on every attempt (an i/o timeout and a new dial each,
+	// 200 in a row at offset 0 on 2 cores kept busy), until the test gives
+	// up. The default leaves a second.
+	cfg.Reader.MaxWait = kafkax.DefaultReaderConfig().MaxWait
 	svc, stop := f.run(t, cfg, service.Deps{})
 	f.rows.Wait(t, "the command behind the big message", func(rows []schemas.AuditRow) bool {
 		for _, r := range rows {
