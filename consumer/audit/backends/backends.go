@@ -58,6 +58,10 @@ type Config struct {
 	ChDBPath string `flag:"chdb-path" env:"CHDB_PATH" yaml:"chdb_path" usage:"chDB data directory, one process at a time (chdb backend)"`
 	// ChDBLibPath is libchdb.so (chdb backend; default $CHDB_LIB_PATH).
 	ChDBLibPath string `flag:"chdb-lib-path" env:"CHDB_LIB_PATH" yaml:"chdb_lib_path" usage:"libchdb.so (chdb backend; default $CHDB_LIB_PATH)"`
+	// ChDBNice lowers the CPU priority of the embedded engine's work below
+	// the process's, by this nice increment (chdb backend; see
+	// chdbstore.Config.Nice).
+	ChDBNice int `flag:"chdb-nice" env:"CHDB_NICE" yaml:"chdb_nice" usage:"lower the embedded engine's CPU priority below the pipeline's by this nice increment, 1-19 (chdb backend; 0: 19; -1: the process's own priority)"`
 	// Database and Table name the audit table (defaults: the DSN's
 	// database or "default", and "audit_trail").
 	Database string `flag:"database" env:"DATABASE" yaml:"database" usage:"database of the audit table (default: the DSN's, else default)"`
@@ -85,8 +89,8 @@ func (c Config) String() string {
 	if c.ReadDSN != "" {
 		readDSN = chstore.RedactDSN(c.ReadDSN)
 	}
-	return fmt.Sprintf("{Backend:%s DSN:%s ReadDSN:%s ChDBPath:%s ChDBLibPath:%s Database:%s Table:%s Cluster:%s TTL:%s SkipMigrate:%t SpoolDir:%s}",
-		c.Backend, chstore.RedactDSN(c.DSN), readDSN, c.ChDBPath, c.ChDBLibPath, c.Database, c.Table, c.Cluster, c.TTL, c.SkipMigrate, c.SpoolDir)
+	return fmt.Sprintf("{Backend:%s DSN:%s ReadDSN:%s ChDBPath:%s ChDBLibPath:%s ChDBNice:%d Database:%s Table:%s Cluster:%s TTL:%s SkipMigrate:%t SpoolDir:%s}",
+		c.Backend, chstore.RedactDSN(c.DSN), readDSN, c.ChDBPath, c.ChDBLibPath, c.ChDBNice, c.Database, c.Table, c.Cluster, c.TTL, c.SkipMigrate, c.SpoolDir)
 }
 
 // GoString masks the password under %#v too.
@@ -106,7 +110,7 @@ func (c Config) reader() chstore.Config {
 }
 
 func (c Config) chdb() chdbstore.Config {
-	return chdbstore.Config{Path: c.ChDBPath, Database: c.Database, Table: c.Table, LibPath: c.ChDBLibPath, TTL: c.TTL}
+	return chdbstore.Config{Path: c.ChDBPath, Database: c.Database, Table: c.Table, LibPath: c.ChDBLibPath, TTL: c.TTL, Nice: c.ChDBNice}
 }
 
 // Validate reports every problem with the config at once, including the

@@ -68,6 +68,13 @@ type Config struct {
 	LibPath string
 	// TTL drops rows older than this.
 	TTL time.Duration
+	// Nice lowers the CPU priority of the engine's work below the
+	// process's: every call into the engine runs on a thread of its own
+	// whose nice value is raised by Nice (up to 19), and the engine's
+	// threads inherit it. 0 means DefaultNice; a negative value runs the
+	// engine at the process's priority. The first Open of a process sets
+	// it for the process's engine.
+	Nice int
 }
 
 func (c *Config) setDefaults() {
@@ -83,6 +90,9 @@ func (c *Config) setDefaults() {
 	if c.LibPath == "" {
 		c.LibPath = DefaultLibPath
 	}
+	if c.Nice == 0 {
+		c.Nice = DefaultNice
+	}
 }
 
 // Validate reports every problem with the config at once (defaults
@@ -96,6 +106,9 @@ func (c Config) Validate() error {
 		// The engine takes the path as a command-line argument; keep it
 		// plain.
 		errs = append(errs, fmt.Errorf("%w: path %q contains NUL or '?'", ErrInvalidConfig, c.Path))
+	}
+	if c.Nice > MaxNice {
+		errs = append(errs, fmt.Errorf("%w: nice %d is above %d", ErrInvalidConfig, c.Nice, MaxNice))
 	}
 	ddl := schemas.DDLOptions{Database: c.Database, Table: c.Table, TTL: c.TTL, ServerVersion: schemas.ServerVersion{Major: 99}}
 	if err := ddl.Validate(); err != nil {
@@ -131,7 +144,7 @@ func Open(ctx context.Context, cfg Config, log zerolog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("chdbstore: opening: %w", err)
 	}
 	start := time.Now()
-	conn, err := acquire(cfg.LibPath, cfg.Path)
+	conn, err := acquire(cfg.LibPath, cfg.Path, cfg.Nice)
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,13 @@ var engine struct {
 	lib     *library
 	libPath string
 	conns   map[string]*sharedConn // by absolute data directory
+	// thread is where every call into the library runs, from the first
+	// connection on; like the library, it stays for the process's life:
+	// the engine keeps per-thread state of the thread that connected,
+	// and a thread that ended under it crashed the next connection.
+	thread *engineThread
+	// threadStarted: thread is set (nil included, for nice < 1).
+	threadStarted bool
 }
 
 // library holds the bound C functions of libchdb.
@@ -101,6 +108,7 @@ func loadLibrary(path string) (*library, error) {
 type sharedConn struct {
 	lib    *library
 	path   string
+	thread *engineThread  // engine.thread
 	handle unsafe.Pointer // chdb_connection *, for chdb_close_conn
 	conn   unsafe.Pointer // chdb_connection, for chdb_query
 	refs   int            // guarded by engine.mu
@@ -112,8 +120,9 @@ type sharedConn struct {
 }
 
 // acquire returns the connection to dir, connecting if this process has
-// none yet.
-func acquire(libPath, dir string) (*sharedConn, error) {
+// none yet, with the engine's priority lowered by nice (see Config.Nice;
+// the process's first connection sets it for good).
+func acquire(libPath, dir string, nice int) (*sharedConn, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("chdbstore: data directory %s: %w", dir, err)
@@ -147,24 +156,34 @@ func acquire(libPath, dir string) (*sharedConn, error) {
 		b := append([]byte(a), 0)
 		argv[i] = &b[0]
 	}
-	handle := lib.connect(int32(len(args)), &argv[0])
+	if !engine.threadStarted {
+		t, err := startEngineThread(nice)
+		if err != nil {
+			return nil, err
+		}
+		engine.thread, engine.threadStarted = t, true
+	}
+	thread := engine.thread
+	var handle unsafe.Pointer
+	thread.do(func() { handle = lib.connect(int32(len(args)), &argv[0]) })
 	runtime.KeepAlive(argv)
 	if handle == nil {
 		return nil, fmt.Errorf("chdbstore: chDB could not open %s (its reason is on stderr)", abs)
 	}
 	conn := *(*unsafe.Pointer)(handle)
+	closeConn := func() { thread.do(func() { lib.closeConn(handle) }) }
 	if conn == nil {
-		lib.closeConn(handle)
+		closeConn()
 		return nil, fmt.Errorf("chdbstore: chDB could not open %s (its reason is on stderr)", abs)
 	}
 	// The first connection of the process to the directory: no statement
 	// is running, so any insert file here was left by a crash.
 	inserts := filepath.Join(abs, insertDir)
 	if err := errors.Join(os.RemoveAll(inserts), os.Mkdir(inserts, 0o700)); err != nil {
-		lib.closeConn(handle)
+		closeConn()
 		return nil, fmt.Errorf("chdbstore: preparing %s: %w", inserts, err)
 	}
-	c := &sharedConn{lib: lib, path: abs, handle: handle, conn: conn, refs: 1}
+	c := &sharedConn{lib: lib, path: abs, thread: thread, handle: handle, conn: conn, refs: 1}
 	if engine.conns == nil {
 		engine.conns = make(map[string]*sharedConn)
 	}
@@ -207,7 +226,7 @@ func (c *sharedConn) release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	c.lib.closeConn(c.handle)
+	c.thread.do(func() { c.lib.closeConn(c.handle) })
 }
 
 // QueryError is an error the engine reported for a statement.
@@ -230,12 +249,18 @@ var errNoParams = errors.New("chdbstore: this libchdb has no chdb_query_with_par
 // engine binds to values (the two slices pair up), after parsing it: a
 // value is never part of the statement. Values are read as TabSeparated
 // fields, so they go escaped (appendTSVString).
-func (c *sharedConn) execParams(sql, format string, names, values []string) ([]byte, error) {
+func (c *sharedConn) execParams(sql, format string, names, values []string) (out []byte, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, errors.New("chdbstore: connection closed")
 	}
+	c.thread.do(func() { out, err = c.run(sql, format, names, values) })
+	return out, err
+}
+
+// run makes the calls of execParams; on the engine thread.
+func (c *sharedConn) run(sql, format string, names, values []string) ([]byte, error) {
 	var res unsafe.Pointer
 	if len(names) == 0 {
 		res = c.lib.query(c.conn, sql, format)
@@ -284,9 +309,14 @@ func (c *sharedConn) execParams(sql, format string, names, values []string) ([]b
 // one directory open at a time.
 type Conn struct{ c *sharedConn }
 
-// OpenConn connects to chDB on dir, loading libchdb from libPath.
-func OpenConn(libPath, dir string) (*Conn, error) {
-	c, err := acquire(libPath, dir)
+// OpenConn connects to chDB on dir, loading libchdb from libPath, with the
+// engine's priority lowered by nice as Config.Nice says (the process's
+// first connection sets it).
+func OpenConn(libPath, dir string, nice int) (*Conn, error) {
+	if nice == 0 {
+		nice = DefaultNice
+	}
+	c, err := acquire(libPath, dir, nice)
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func (r *runner) auditChDB(ctx context.Context, rows, linked []schemas.AuditRow,
 // with one INSERT ... FROM INFILE of TabSeparated rows, encoding and
 // writing the file included in the time.
 func (r *runner) rawChDBInsert(dir string, rows []schemas.AuditRow) (float64, error) {
-	c, err := chdbstore.OpenConn(r.chdbLibPath(), dir)
+	c, err := chdbstore.OpenConn(r.chdbLibPath(), dir, r.cfg.Audit.ChDBNice)
 	if err != nil {
 		return 0, err
 	}
