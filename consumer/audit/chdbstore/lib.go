@@ -43,8 +43,8 @@ var engine struct {
 	conns   map[string]*sharedConn // by absolute data directory
 	// thread is where every call into the library runs, from the first
 	// connection on; like the library, it stays for the process's life:
-	// the engine keeps per-thread state of the thread that connected,
-	// and a thread that ended under it crashed the next connection.
+	// with a thread per connection, ended when the connection closed,
+	// the next connection crashed the process (SIGSEGV in the engine).
 	thread *engineThread
 	// threadStarted: thread is set (nil included, for nice < 1).
 	threadStarted bool
