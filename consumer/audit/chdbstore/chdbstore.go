@@ -90,9 +90,6 @@ func (c *Config) setDefaults() {
 	if c.LibPath == "" {
 		c.LibPath = DefaultLibPath
 	}
-	if c.Nice == 0 {
-		c.Nice = DefaultNice
-	}
 }
 
 // Validate reports every problem with the config at once (defaults

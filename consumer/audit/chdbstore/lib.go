@@ -157,6 +157,9 @@ func acquire(libPath, dir string, nice int) (*sharedConn, error) {
 		argv[i] = &b[0]
 	}
 	if !engine.threadStarted {
+		if nice == 0 {
+			nice = DefaultNice
+		}
 		t, err := startEngineThread(nice)
 		if err != nil {
 			return nil, err
@@ -313,9 +316,6 @@ type Conn struct{ c *sharedConn }
 // engine's priority lowered by nice as Config.Nice says (the process's
 // first connection sets it).
 func OpenConn(libPath, dir string, nice int) (*Conn, error) {
-	if nice == 0 {
-		nice = DefaultNice
-	}
 	c, err := acquire(libPath, dir, nice)
 	if err != nil {
 		return nil, err

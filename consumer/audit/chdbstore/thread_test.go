@@ -128,8 +128,9 @@ func TestEngineRunsBelowTheProcessPriority(t *testing.T) {
 		})
 	}
 	for range n {
-		if id := <-tids; niceOf(t, id) != own {
-			t.Errorf("goroutine thread %d runs at nice %d, want the process's %d", id, niceOf(t, id), own)
+		id := <-tids
+		if got := niceOf(t, id); got != own {
+			t.Errorf("goroutine thread %d runs at nice %d, want the process's %d", id, got, own)
 		}
 	}
 	close(release)
