@@ -82,8 +82,11 @@ func TestEngineRunsBelowTheProcessPriority(t *testing.T) {
 		t.Errorf("engine thread %d runs at nice %d, want %d (the process's %d + %d)", tid, got, want, own, DefaultNice)
 	}
 
-	// Threads the engine named run at its priority, but for its memory
-	// worker, which sets its own (higher, where the process may).
+	// Threads the engine named run at its priority, but for those it
+	// raised itself: its memory worker sets nice -20 where the process
+	// may, and a pool thread that worker starts inherits that (CI saw a
+	// "ThreadPool" thread at -20). A raised thread is above the process's
+	// priority, never at it.
 	// Go names no thread: each starts with the program's name, which the
 	// kernel cuts to 15 bytes (the engine may rename the main thread, so
 	// that thread's name is no guide).
@@ -98,12 +101,12 @@ func TestEngineRunsBelowTheProcessPriority(t *testing.T) {
 	named := 0
 	for _, task := range tasks {
 		name := threadName(t, task.Name())
-		if name == "" || name == program || name == "MemoryWorker" {
+		if name == "" || name == program {
 			continue
 		}
 		named++
 		id, _ := strconv.Atoi(task.Name())
-		if got := niceOf(t, id); got != want {
+		if got := niceOf(t, id); got != want && got >= own {
 			t.Errorf("engine thread %d (%s) runs at nice %d, want %d", id, name, got, want)
 		}
 	}
