@@ -331,7 +331,7 @@ func (e *Engine) command(rs *ruleState, target schemas.Target, g *group, end int
 			first = rec.t
 		}
 	}
-	summary := f.summary + " for " + rs.describeGroup(g.key)
+	summary := f.text() + " for " + rs.describeGroup(g.key)
 	return e.stamp(r, target, r.Action, trig.t, schemas.Reason{
 		Severity:       r.Severity,
 		Summary:        truncateText(summary, 1000),

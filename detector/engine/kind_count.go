@@ -28,17 +28,14 @@ func (t *thresholdEval) record(_ *schemas.AuditEvent, _ string, rec *record) boo
 
 func (t *thresholdEval) evaluate(recs []record, end int, window time.Duration) (finding, bool) {
 	from := recs[end].t.Add(-window)
-	start := end
-	for start > 0 && !recs[start-1].t.Before(from) {
-		start--
-	}
+	start := windowStart(recs, end, from)
 	n := end - start + 1
 	if n < t.count {
 		return finding{}, false
 	}
 	return finding{
 		evidence: newestEvidence(start, end),
-		summary:  fmt.Sprintf("%d %s within %s", n, typesOf(recs[start:end+1]), window),
+		describe: func() string { return fmt.Sprintf("%d %s within %s", n, typesOf(recs[start:end+1]), window) },
 	}, true
 }
 
@@ -93,20 +90,32 @@ func (v *volumeEval) record(ev *schemas.AuditEvent, _ string, rec *record) bool 
 	return rec.num > 0 || v.minCount > 0
 }
 
-func (v *volumeEval) evaluate(recs []record, end int, window time.Duration) (finding, bool) {
-	from := recs[end].t.Add(-window)
-	var sum int64
-	start := end
-	for j := end; j >= 0 && !recs[j].t.Before(from); j-- {
-		sum += recs[j].num
-		start = j
+var _ inserter = (*volumeEval)(nil)
+
+// inserted keeps the running sum of num (record.cum) from the record
+// inserted on, so that evaluate sums a window without reading it.
+func (v *volumeEval) inserted(recs []record, i int) {
+	var cum int64
+	if i > 0 {
+		cum = recs[i-1].cum
 	}
+	for j := i; j < len(recs); j++ {
+		cum += recs[j].num
+		recs[j].cum = cum
+	}
+}
+
+func (v *volumeEval) evaluate(recs []record, end int, window time.Duration) (finding, bool) {
+	start := windowStart(recs, end, recs[end].t.Add(-window))
+	sum := recs[end].cum - recs[start].cum + recs[start].num
 	n := end - start + 1
 	if !(v.min > 0 && sum >= v.min) && !(v.minCount > 0 && n >= v.minCount) {
 		return finding{}, false
 	}
 	return finding{
 		evidence: newestEvidence(start, end),
-		summary:  fmt.Sprintf("%d %s totalling %d %s within %s", n, typesOf(recs[start:end+1]), sum, v.field, window),
+		describe: func() string {
+			return fmt.Sprintf("%d %s totalling %d %s within %s", n, typesOf(recs[start:end+1]), sum, v.field, window)
+		},
 	}, true
 }

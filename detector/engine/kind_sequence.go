@@ -179,7 +179,7 @@ func (s *sequenceEval) compact(recs []record, before time.Time) []record {
 	if k == 0 {
 		return recs
 	}
-	m := copy(recs, recs[k:])
-	clear(recs[m:])
-	return recs[:m]
+	// As geoEval.compact: slice past them.
+	clear(recs[:k])
+	return recs[k:]
 }

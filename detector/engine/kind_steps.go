@@ -122,10 +122,7 @@ func (s *stepsEval) evaluate(recs []record, end int, window time.Duration) (find
 		return finding{}, false
 	}
 	from := last.t.Add(-window)
-	pos := end
-	for pos > 0 && !recs[pos-1].t.Before(from) {
-		pos--
-	}
+	pos := windowStart(recs, end, from)
 	var ev []int
 	var parts []string
 	// Each step takes the earliest events that complete it after the

@@ -275,7 +275,7 @@ func (rs *riskState) add(e *Engine, src *ruleState, target schemas.Target, g *gr
 		return out
 	}
 	trig := &g.recs[end]
-	s := sig{rule: src.rule.ID, weight: src.rule.Signal.Weight, t: trig.t, first: trig.t, detail: f.summary}
+	s := sig{rule: src.rule.ID, weight: src.rule.Signal.Weight, t: trig.t, first: trig.t, detail: f.text()}
 	switch ev := e.act.ev; {
 	case ev.SessionID != "":
 		s.in = "session\x00" + ev.SessionID

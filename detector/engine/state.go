@@ -19,9 +19,13 @@ type record struct {
 	user string
 	// tid is the id of the rule's target besides the user: the token,
 	// session or client id.
-	tid      string
-	vals     [maxDistinct]string
-	num      int64
+	tid  string
+	vals [maxDistinct]string
+	num  int64
+	// cum is num summed over the group's records up to this one, kept by
+	// evaluators that sum num (see inserter); only differences of cum
+	// mean anything, so dropping the oldest records leaves it right.
+	cum      int64
 	lat, lon float32
 	asn      uint32
 	typ      uint8 // index in schemas.EventTypes
@@ -66,6 +70,19 @@ type recordExt struct {
 type finding struct {
 	evidence []int
 	summary  string
+	// describe, when set, writes the summary instead: for kinds whose
+	// summary reads the whole window, so that a finding the cooldown
+	// suppresses (every event after the first in a busy group) costs
+	// none of it.
+	describe func() string
+}
+
+// text is the finding's summary.
+func (f *finding) text() string {
+	if f.describe != nil {
+		return f.describe()
+	}
+	return f.summary
 }
 
 // evaluator is the logic of one rule kind. It holds the kind's parameters
@@ -85,9 +102,17 @@ type evaluator interface {
 
 // compactor is an evaluator that can drop records older than before that
 // it will never need again (all but the newest, for geo_velocity). It
+// drops only the oldest records, never one after a record it keeps, and
 // returns the records kept.
 type compactor interface {
 	compact(recs []record, before time.Time) []record
+}
+
+// inserter is an evaluator that keeps something in the group's records
+// that depends on the records before them (record.cum): inserted is
+// called once recs[i] is in place, before the group is evaluated.
+type inserter interface {
+	inserted(recs []record, i int)
 }
 
 // starter is an evaluator that can tell whether any of a group's records
@@ -125,6 +150,7 @@ type ruleState struct {
 	starts      starter
 	usesCtx     bool
 	compact     compactor
+	insert      inserter
 	window      time.Duration
 	cooldown    time.Duration
 	byGroup     bool
@@ -158,6 +184,10 @@ type group struct {
 	recs      []record
 	newest    time.Time
 	transient int
+	// settled is how many of the oldest records compactGroup already
+	// found older than the allowance and kept: none of them is transient,
+	// so its next look starts after them.
+	settled int
 }
 
 func newRuleState(r *Rule, cfg Config, act *eventActivation) *ruleState {
@@ -175,6 +205,7 @@ func newRuleState(r *Rule, cfg Config, act *eventActivation) *ruleState {
 		fired:     make(map[string]time.Time),
 	}
 	rs.compact, _ = rs.eval.(compactor)
+	rs.insert, _ = rs.eval.(inserter)
 	rs.starts, _ = rs.eval.(starter)
 	rs.usesCtx = r.usesContext()
 	for _, f := range r.GroupBy {
@@ -312,6 +343,10 @@ func (rs *ruleState) process(ev *schemas.AuditEvent, e *Engine, out []schemas.Re
 	if rec.flags&recTransient != 0 {
 		g.transient++
 	}
+	g.settled = min(g.settled, i)
+	if rs.insert != nil {
+		rs.insert.inserted(g.recs, i)
+	}
 	if ev.Time.After(g.newest) {
 		g.newest = ev.Time
 	}
@@ -348,9 +383,10 @@ func (rs *ruleState) compactGroup(g *group) {
 		// Records are in time order, so only those of the prefix older
 		// than before can go. A group whose oldest records are kept (a
 		// grant, a failed login still in the window) has such a prefix
-		// at every event; it is only read, and the group rewritten only
-		// when it holds a transient record.
-		k, drop := 0, 0
+		// at every event; only its part not yet looked at (after
+		// g.settled) is read, and the group rewritten only when that
+		// holds a transient record.
+		k, drop := g.settled, 0
 		for k < len(g.recs) && g.recs[k].t.Before(before) {
 			if g.recs[k].flags&recTransient != 0 {
 				drop++
@@ -358,25 +394,51 @@ func (rs *ruleState) compactGroup(g *group) {
 			k++
 		}
 		if drop > 0 {
-			n := 0
-			for j := range k {
-				if g.recs[j].flags&recTransient != 0 {
-					continue
-				}
-				if n != j {
-					g.recs[n] = g.recs[j]
-				}
-				n++
-			}
-			m := n + copy(g.recs[n:], g.recs[k:])
-			clear(g.recs[m:])
-			g.recs = g.recs[:m]
+			g.dropTransient(k)
 			g.transient -= drop
 		}
+		g.settled = k - drop
 	}
 	if rs.compact != nil {
+		n := len(g.recs)
 		g.recs = rs.compact.compact(g.recs, before)
+		g.settled = max(0, g.settled-(n-len(g.recs)))
 	}
+}
+
+// dropTransient removes the transient records of recs[:k], moving
+// whichever side of the gaps is shorter: the records kept before k up
+// against recs[k:] (then slicing past the gap, as prune does), or the
+// records from k on down.
+func (g *group) dropTransient(k int) {
+	if k <= len(g.recs)-k {
+		w := k
+		for j := k - 1; j >= 0; j-- {
+			if g.recs[j].flags&recTransient != 0 {
+				continue
+			}
+			w--
+			if w != j {
+				g.recs[w] = g.recs[j]
+			}
+		}
+		clear(g.recs[:w])
+		g.recs = g.recs[w:]
+		return
+	}
+	n := g.settled
+	for j := g.settled; j < k; j++ {
+		if g.recs[j].flags&recTransient != 0 {
+			continue
+		}
+		if n != j {
+			g.recs[n] = g.recs[j]
+		}
+		n++
+	}
+	m := n + copy(g.recs[n:], g.recs[k:])
+	clear(g.recs[m:])
+	g.recs = g.recs[:m]
 }
 
 // fire turns a finding into a command unless the target lacks its id or is
@@ -495,6 +557,22 @@ func (g *group) position(rec *record) (int, bool) {
 	return i, false
 }
 
+// windowStart is the index of the first of recs[:end+1] at or after from:
+// records are in time order, so a binary search finds it without reading
+// the records in between, which in a busy group's hour are thousands.
+func windowStart(recs []record, end int, from time.Time) int {
+	lo, hi := 0, end
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if recs[m].t.Before(from) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
 // prune drops the records older than before, then the oldest beyond
 // maxRecs.
 func (g *group) prune(before time.Time, maxRecs int) (byTime, byCap int) {
@@ -518,6 +596,7 @@ func (g *group) prune(before time.Time, maxRecs int) (byTime, byCap int) {
 		// is full, once per doubling.
 		clear(g.recs[:n])
 		g.recs = g.recs[n:]
+		g.settled = max(0, g.settled-n)
 	}
 	return byTime, byCap
 }
