@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"sort"
 	"strings"
 	"time"
 
@@ -537,16 +538,7 @@ func (g *group) position(rec *record) (int, bool) {
 	n := len(g.recs)
 	i := n
 	if n > 0 && rec.t.Before(g.recs[n-1].t) {
-		lo, hi := 0, n
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if rec.t.Before(g.recs[m].t) {
-				hi = m
-			} else {
-				lo = m + 1
-			}
-		}
-		i = lo
+		i = sort.Search(n, func(m int) bool { return rec.t.Before(g.recs[m].t) })
 	}
 	// A duplicate carries the same event, so the same time.
 	for j := i - 1; j >= 0 && g.recs[j].t.Equal(rec.t); j-- {
@@ -561,16 +553,7 @@ func (g *group) position(rec *record) (int, bool) {
 // records are in time order, so a binary search finds it without reading
 // the records in between, which in a busy group's hour are thousands.
 func windowStart(recs []record, end int, from time.Time) int {
-	lo, hi := 0, end
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if recs[m].t.Before(from) {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
+	return sort.Search(end, func(i int) bool { return !recs[i].t.Before(from) })
 }
 
 // prune drops the records older than before, then the oldest beyond
