@@ -507,3 +507,62 @@ func TestAuditWriterConfigMatchesTheReadersBound(t *testing.T) {
 		}
 	}
 }
+
+// gatedAppends is a store whose Append waits until open is closed.
+type gatedAppends struct {
+	audit.Store
+	open chan struct{}
+}
+
+func (g gatedAppends) Append(ctx context.Context, rows []schemas.AuditRow) error {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Store.Append(ctx, rows)
+}
+
+// TestRowsWithoutRevocationDoNotHoldTheLane: a notify and a dry run
+// revoke nothing, and their rows, like a revocation's, become durable
+// after their lane has gone on. With the store holding every append, a
+// revocation queued behind them on the same lane (same user, one key
+// lane) is carried out; the rows of all three land once the store takes
+// them.
+func TestRowsWithoutRevocationDoNotHoldTheLane(t *testing.T) {
+	store := gatedAppends{Store: memstore.New(), open: make(chan struct{})}
+	f := newFixture(t, store)
+	now := time.Now()
+	raw, id := f.api.Issue(t, server.IssueRequest{UserID: "u-lane", ClientID: servertest.AppID, Scopes: servertest.AppScopes})
+	target := schemas.Target{Kind: schemas.TargetToken, UserID: "u-lane", TokenID: id}
+	notify := command(target, now)
+	notify.CommandID, notify.Action = "cmd_notify", schemas.ActionNotify
+	dry := command(target, now)
+	dry.CommandID, dry.Mode = "cmd_dry", schemas.ModeDryRun
+	revoke := command(target, now)
+	revoke.CommandID = "cmd_revoke"
+	for _, c := range []schemas.RevokeCommand{notify, dry, revoke} {
+		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
+	}
+	cfg := f.config("g-lane")
+	cfg.Reader.KeyConcurrency = 1
+	stop := f.start(t, cfg)
+	// The token API is asked directly: no audit row can be durable yet.
+	deadline := time.Now().Add(30 * time.Second)
+	for f.introspect(t, raw) {
+		if time.Now().After(deadline) {
+			t.Fatal("the revocation behind a notify and a dry run did not run while their rows waited for the store")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(f.rows.All()); n != 0 {
+		t.Fatalf("%d rows observed while the store held every append", n)
+	}
+	close(store.open)
+	f.waitStep(t, notify.CommandID, schemas.StepNotified)
+	f.waitStep(t, dry.CommandID, schemas.StepDryRun)
+	f.waitStep(t, revoke.CommandID, schemas.StepConfirmed)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -7,7 +7,9 @@ import (
 )
 
 // modeStep settles what revokes nothing: a dry run, and the notify action.
-// Both are audited with the received row.
+// Both are audited with the received row, durable later (writeLater) like
+// a revocation's: the lane goes on to its next command while the rows
+// wait for their group commit, and only the offset commit waits for them.
 func (h *Handler) modeStep(ctx context.Context, f *flight, next next) error {
 	var step schemas.Step
 	var detail string
@@ -21,5 +23,5 @@ func (h *Handler) modeStep(ctx context.Context, f *flight, next next) error {
 	}
 	done := h.row(&f.cmd, f.pos, step, h.now())
 	done.Detail = detail
-	return h.write(ctx, f.received(h), done)
+	return h.writeLater(ctx, f.received(h), done)
 }
