@@ -50,8 +50,12 @@ func fillOutcome(r *schemas.AuditRow, out Outcome) {
 }
 
 // reject audits a command that must not run. Messages that are not a valid
-// signed command at all are also dead-lettered (poison); valid commands that
-// are stale or replayed are only audited.
+// signed command at all are also dead-lettered (poison), once their row is
+// durable; valid commands that are stale or replayed are only audited, and
+// their row becomes durable after the lane goes on (writeLater), so that a
+// backlog of expired commands after an outage, or a flood of replays,
+// takes one group commit at a time rather than one store insert per
+// command and lane.
 func (h *Handler) reject(ctx context.Context, pos position, cmd *schemas.RevokeCommand, value []byte, reason string, poison bool) error {
 	var r schemas.AuditRow
 	if cmd != nil {
@@ -69,7 +73,14 @@ func (h *Handler) reject(ctx context.Context, pos position, cmd *schemas.RevokeC
 	r.Actor = h.actor
 	r.Detail = reason
 	r.SourceTopic, r.SourcePartition, r.SourceOffset = pos.topic, pos.partition, pos.offset
-	if err := h.write(ctx, r); err != nil {
+	var err error
+	if poison {
+		err = h.write(ctx, r)
+	} else {
+		err = h.writeLater(ctx, r)
+	}
+	var later *kafkax.LaterError
+	if err != nil && !errors.As(err, &later) {
 		return err
 	}
 	h.metrics.Rejected.Inc()
@@ -79,7 +90,7 @@ func (h *Handler) reject(ctx context.Context, pos position, cmd *schemas.RevokeC
 	if poison {
 		return kafkax.Poison(reason, errors.New(reason))
 	}
-	return nil
+	return err
 }
 
 // auditQueue is an AuditLog that can queue rows and wait for them later

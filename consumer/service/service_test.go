@@ -524,11 +524,11 @@ func (g gatedAppends) Append(ctx context.Context, rows []schemas.AuditRow) error
 }
 
 // TestRowsWithoutRevocationDoNotHoldTheLane: a notify and a dry run
-// revoke nothing, and their rows, like a revocation's, become durable
-// after their lane has gone on. With the store holding every append, a
-// revocation queued behind them on the same lane (same user, one key
-// lane) is carried out; the rows of all three land once the store takes
-// them.
+// revoke nothing, an expired command is refused, and their rows, like a
+// revocation's, become durable after their lane has gone on. With the
+// store holding every append, a revocation queued behind them on the same
+// lane (same user, one key lane) is carried out; the rows of all four land
+// once the store takes them.
 func TestRowsWithoutRevocationDoNotHoldTheLane(t *testing.T) {
 	store := gatedAppends{Store: memstore.New(), open: make(chan struct{})}
 	f := newFixture(t, store)
@@ -539,9 +539,11 @@ func TestRowsWithoutRevocationDoNotHoldTheLane(t *testing.T) {
 	notify.CommandID, notify.Action = "cmd_notify", schemas.ActionNotify
 	dry := command(target, now)
 	dry.CommandID, dry.Mode = "cmd_dry", schemas.ModeDryRun
+	expired := command(target, now.Add(-2*time.Hour))
+	expired.CommandID, expired.ExpiresAt = "cmd_expired", now.Add(-time.Hour)
 	revoke := command(target, now)
 	revoke.CommandID = "cmd_revoke"
-	for _, c := range []schemas.RevokeCommand{notify, dry, revoke} {
+	for _, c := range []schemas.RevokeCommand{notify, dry, expired, revoke} {
 		f.kafka.Produce(t, schemas.TopicRevokeCommands, f.message(t, c))
 	}
 	cfg := f.config("g-lane")
@@ -551,7 +553,7 @@ func TestRowsWithoutRevocationDoNotHoldTheLane(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for f.introspect(t, raw) {
 		if time.Now().After(deadline) {
-			t.Fatal("the revocation behind a notify and a dry run did not run while their rows waited for the store")
+			t.Fatal("the revocation behind a notify, a dry run and an expired command did not run while their rows waited for the store")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -561,6 +563,7 @@ func TestRowsWithoutRevocationDoNotHoldTheLane(t *testing.T) {
 	close(store.open)
 	f.waitStep(t, notify.CommandID, schemas.StepNotified)
 	f.waitStep(t, dry.CommandID, schemas.StepDryRun)
+	f.waitStep(t, expired.CommandID, schemas.StepRejected)
 	f.waitStep(t, revoke.CommandID, schemas.StepConfirmed)
 	if err := stop(); err != nil {
 		t.Fatal(err)
