@@ -550,13 +550,8 @@ func TestRowsWithoutRevocationDoNotHoldTheLane(t *testing.T) {
 	cfg.Reader.KeyConcurrency = 1
 	stop := f.start(t, cfg)
 	// The token API is asked directly: no audit row can be durable yet.
-	deadline := time.Now().Add(30 * time.Second)
-	for f.introspect(t, raw) {
-		if time.Now().After(deadline) {
-			t.Fatal("the revocation behind a notify, a dry run and an expired command did not run while their rows waited for the store")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, "the revocation behind a notify, a dry run and an expired command, while their rows wait for the store",
+		func() bool { return !f.introspect(t, raw) })
 	if n := len(f.rows.All()); n != 0 {
 		t.Fatalf("%d rows observed while the store held every append", n)
 	}
