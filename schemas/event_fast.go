@@ -46,35 +46,35 @@ func (p *fastParser) eventField(key []byte, ev *AuditEvent) (uint32, bool) {
 		return 1 << 1, ev.Time.UnmarshalJSON(raw) == nil
 	case "type":
 		var s string
-		s, ok = p.str()
+		s, ok = p.shared()
 		ev.Type = EventType(s)
 		return 1 << 2, ok
 	case "user_id":
-		ev.UserID, ok = p.str()
+		ev.UserID, ok = p.shared()
 		return 1 << 3, ok
 	case "session_id":
-		ev.SessionID, ok = p.str()
+		ev.SessionID, ok = p.shared()
 		return 1 << 4, ok
 	case "token_id":
-		ev.TokenID, ok = p.str()
+		ev.TokenID, ok = p.shared()
 		return 1 << 5, ok
 	case "parent_token_id":
-		ev.ParentTokenID, ok = p.str()
+		ev.ParentTokenID, ok = p.shared()
 		return 1 << 6, ok
 	case "client_id":
-		ev.ClientID, ok = p.str()
+		ev.ClientID, ok = p.shared()
 		return 1 << 7, ok
 	case "scopes":
 		ev.Scopes, ok = p.strings()
 		return 1 << 8, ok
 	case "ip":
-		ev.IP, ok = p.str()
+		ev.IP, ok = p.shared()
 		return 1 << 9, ok
 	case "user_agent":
-		ev.UserAgent, ok = p.str()
+		ev.UserAgent, ok = p.shared()
 		return 1 << 10, ok
 	case "device_id":
-		ev.DeviceID, ok = p.str()
+		ev.DeviceID, ok = p.shared()
 		return 1 << 11, ok
 	case "geo":
 		ev.Geo = new(Geo)
@@ -86,7 +86,7 @@ func (p *fastParser) eventField(key []byte, ev *AuditEvent) (uint32, bool) {
 		ev.Bytes, ok = p.int64()
 		return 1 << 14, ok
 	case "source":
-		ev.Source, ok = p.str()
+		ev.Source, ok = p.shared()
 		return 1 << 15, ok
 	case "attrs":
 		ev.Attrs, ok = p.stringMap()
@@ -100,10 +100,10 @@ func (p *fastParser) geo(g *Geo) bool {
 		var ok bool
 		switch string(key) {
 		case "country":
-			g.Country, ok = p.str()
+			g.Country, ok = p.shared()
 			return 1 << 0, ok
 		case "city":
-			g.City, ok = p.str()
+			g.City, ok = p.shared()
 			return 1 << 1, ok
 		case "lat":
 			g.Lat, ok = p.float64Ptr()
@@ -115,10 +115,10 @@ func (p *fastParser) geo(g *Geo) bool {
 			g.ASN, ok = p.uint32()
 			return 1 << 4, ok
 		case "org":
-			g.Org, ok = p.str()
+			g.Org, ok = p.shared()
 			return 1 << 5, ok
 		case "network":
-			g.Network, ok = p.str()
+			g.Network, ok = p.shared()
 			return 1 << 6, ok
 		}
 		return 0, false
@@ -130,10 +130,10 @@ func (p *fastParser) resource(r *Resource) bool {
 		var ok bool
 		switch string(key) {
 		case "type":
-			r.Type, ok = p.str()
+			r.Type, ok = p.shared()
 			return 1 << 0, ok
 		case "id":
-			r.ID, ok = p.str()
+			r.ID, ok = p.shared()
 			return 1 << 1, ok
 		}
 		return 0, false
@@ -247,6 +247,16 @@ func (p *fastParser) str() (string, bool) {
 	return string(raw[1 : len(raw)-1]), true
 }
 
+// shared reads a string like str, but one that events repeat, through the
+// decoder's interner: the same value in many events is one string.
+func (p *fastParser) shared() (string, bool) {
+	raw, ok := p.rawStr()
+	if !ok {
+		return "", false
+	}
+	return decodeStrings.str(raw[1 : len(raw)-1]), true
+}
+
 // strings reads an array of strings; [] is an empty slice, not nil.
 func (p *fastParser) strings() ([]string, bool) {
 	if !p.consume('[') {
@@ -258,7 +268,7 @@ func (p *fastParser) strings() ([]string, bool) {
 	}
 	for {
 		p.ws()
-		s, ok := p.str()
+		s, ok := p.shared()
 		if !ok {
 			return nil, false
 		}
@@ -289,11 +299,11 @@ func (p *fastParser) stringMap() (map[string]string, bool) {
 		if _, dup := out[string(key)]; dup {
 			return nil, false
 		}
-		v, ok := p.str()
+		v, ok := p.shared()
 		if !ok {
 			return nil, false
 		}
-		out[string(key)] = v
+		out[decodeStrings.str(key)] = v
 	}
 }
 
