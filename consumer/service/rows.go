@@ -101,15 +101,17 @@ type auditQueue interface {
 
 var errNoQueue = errors.New("the audit log cannot queue rows")
 
-// writeLater queues the rows of a carried-out revocation and returns a
-// kafkax.Later, so the reader's lane takes its next command while the
-// rows wait for their group commit, and the offset is committed only
-// once they are durable (store or spool). The replay index learns the
-// command at once: a replay behind it must be refused before its rows
+// writeLater queues the rows of a settled command (a carried-out
+// revocation, a notify, a dry run, a refused stale or replayed command)
+// and returns a kafkax.Later, so the reader's lane takes its next command
+// while the rows wait for their group commit, and the offset is committed
+// only once they are durable (store or spool). The replay index learns
+// the command at once: a replay behind it must be refused before its rows
 // land. A failed wait queues the same rows again (their ids are
 // deterministic) until they are durable or the reader stops; stopped, the
-// message is not committed and its redelivery runs the (idempotent)
-// revocation again. An AuditLog that cannot queue is written through.
+// message is not committed and its redelivery settles the command again
+// (a revocation is idempotent). An AuditLog that cannot queue is written
+// through.
 func (h *Handler) writeLater(ctx context.Context, rows ...schemas.AuditRow) error {
 	q, ok := h.audit.(auditQueue)
 	if !ok {
@@ -139,7 +141,7 @@ func (h *Handler) writeLater(ctx context.Context, rows ...schemas.AuditRow) erro
 				return fmt.Errorf("writing audit rows: %w", err)
 			}
 			pause := sched.Next()
-			h.log.Warn().Err(err).Dur("retry_in", pause).Msg("audit rows of a carried-out revocation not yet durable; queueing them again")
+			h.log.Warn().Err(err).Dur("retry_in", pause).Msg("audit rows of a settled command not yet durable; queueing them again")
 			if !retry.Sleep(ctx, pause) {
 				return fmt.Errorf("writing audit rows: %w", err)
 			}
